@@ -122,6 +122,7 @@ def test_active_session_sends_post_requests_on_schedule(configured):
     method, headers, body = configured.requests[0]
     assert method == "POST"
     assert body == b""
+    assert headers["Content-Length"] == "0"  # some servers refuse a POST without one (411)
     assert "Authorization" not in headers
 
 
@@ -130,6 +131,13 @@ def test_first_request_waits_for_the_delay(configured):
         time.sleep(0.1)
         assert configured.count == 0
         assert wait_for(lambda: configured.count >= 1)
+
+
+def test_later_requests_follow_the_interval_not_the_delay(configured):
+    with active_session(delay=0.05, interval=30):
+        assert wait_for(lambda: configured.count >= 1)
+        time.sleep(0.3)
+        assert configured.count == 1
 
 
 def test_method_get_is_used_when_configured(configured, monkeypatch):
