@@ -1,0 +1,607 @@
+"""Find and check the training images (notebook step "Get the data").
+
+The notebook's ``get_dataloader`` hands a folder to ``torchvision.datasets.ImageFolder``, which
+expects the layout ``root/<class>/<image>`` (for CelebA: ``processed_celeba_small/celeba/000001.jpg``).
+``find_data_dir`` picks that folder:
+
+* real images, when ``data_dir`` holds some (checked once, cached, unreadable files left out);
+* otherwise the kit's built-in generated faces, made once by ``helpers.faces.make_faces``.
+
+Command line (``python -m helpers.data --help``)::
+
+    python -m helpers.data prepare-celeba img_align_celeba.zip   # real CelebA -> processed_celeba_small/
+    python -m helpers.data check processed_celeba_small           # what ImageFolder will see
+    python -m helpers.data make-faces                             # the built-in set
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+# Defaults in one place; the notebook and the CLI use these.
+DEFAULT_DATA_DIR = 'processed_celeba_small/'  # where Udacity's zip (and prepare-celeba) put CelebA
+BUILTIN_DIR = 'data/generated_faces'          # the built-in set; data/ is git-ignored
+N_BUILTIN = 10_000                            # enough faces for a DCGAN to learn in a few epochs
+CHECK_FILE = '.kit_check.json'                # per-file check results, kept in the data folder
+CHECK_VERSION = 1                             # bump when check_image_file's verdicts change
+SKIPPED_FILE = 'skipped_files.txt'            # written into a clean view: what was left out and why
+JUNK_DIRS = {'__MACOSX'}                      # resource-fork folders macOS puts into zips
+POOL_MIN_FILES = 256                          # below this a process pool costs more than it saves
+
+# Modes whose values go past 255: ImageFolder's loader (img.convert('RGB')) clips them, so a
+# 16-bit photo would train as an almost white square. They get an 8-bit copy in the clean view.
+HIGH_BIT_MODES = {'I', 'F', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I;16S', 'I;32', 'I;32B'}
+
+
+class DataFolderError(ValueError):
+    """The data folder cannot be used as it is; the message says what is wrong and how to fix it."""
+
+
+class DataFolderNotFoundError(DataFolderError, FileNotFoundError):
+    """The data folder does not exist (catchable as DataFolderError or FileNotFoundError)."""
+
+
+def _image_extensions() -> tuple[str, ...]:
+    # Import late: torchvision pulls in torch, which the check workers and the CLI's
+    # prepare-celeba do not need.
+    from torchvision.datasets.folder import IMG_EXTENSIONS
+    return tuple(IMG_EXTENSIONS)
+
+
+def _is_junk(name: str) -> bool:
+    # Hidden files and folders (.DS_Store, ._000001.jpg, .ipynb_checkpoints) and macOS zip
+    # debris are never training images, even when their names end in .jpg.
+    return name.startswith('.') or name in JUNK_DIRS
+
+
+def _fmt_count(n: int) -> str:
+    return f'{n:,}'
+
+
+def _plural(n: int, word: str) -> str:
+    return f'{_fmt_count(n)} {word}{"" if n == 1 else "s"}'
+
+
+def _format_from_name(path: str | os.PathLike) -> str:
+    ext = os.path.splitext(str(path))[1].lower()
+    return {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG', '.bmp': 'BMP', '.webp': 'WEBP',
+            '.tif': 'TIFF', '.tiff': 'TIFF', '.ppm': 'PPM', '.pgm': 'PGM'}.get(ext, 'image')
+
+
+def describe_read_error(exc: BaseException, fmt: str = 'image') -> str:
+    """Turn a PIL/zip read error into a short reason a learner can act on.
+
+    ``fmt`` is the format PIL reported (or guessed from the name), e.g. 'JPEG'.
+    Used by ``check_image_file`` and by ``helpers.celeba.prepare_celeba``.
+    """
+    text = str(exc)
+    low = text.lower()
+    if isinstance(exc, Image.DecompressionBombError):
+        return 'too large: PIL refuses it as a possible decompression bomb'
+    if isinstance(exc, UnidentifiedImageError):
+        return 'not an image (PIL cannot read it)'
+    if 'truncated' in low or isinstance(exc, EOFError):
+        return f'truncated {fmt}'
+    if 'crc' in low:
+        return f'damaged {fmt} (checksum mismatch)'
+    short = text if len(text) <= 60 else text[:57] + '...'
+    return f'damaged {fmt} ({type(exc).__name__}: {short})'
+
+
+def check_image_file(path: str | os.PathLike) -> tuple[str, str]:
+    """Say whether ImageFolder's default loader can use one file.
+
+    Returns ``('ok', '')``, ``('convert', why)`` for an image the loader would silently spoil
+    (16-bit and other high-bit-depth modes: ``convert('RGB')`` clips them to white), or
+    ``('bad', why)`` with a short reason such as ``'empty file'`` or ``'truncated JPEG'``.
+    Opens the file with PIL twice: ``verify()`` (structure and checksums) then ``load()`` +
+    ``convert('RGB')`` (the full decode the loader will do). Images above PIL's
+    decompression-bomb limit are refused before any pixels are decoded.
+    """
+    fmt = _format_from_name(path)
+    try:
+        if os.path.getsize(path) == 0:
+            return 'bad', 'empty file'
+        with warnings.catch_warnings():
+            # Palette-transparency and large-image warnings are the loader's business; the
+            # verdict here is only whether the decode succeeds.
+            warnings.simplefilter('ignore')
+            with Image.open(path) as im:
+                fmt = im.format or fmt
+                im.verify()
+            with Image.open(path) as im:
+                im.load()
+                mode = im.mode
+                im.convert('RGB')
+    except Exception as exc:  # any failure to decode means the loader would fail too
+        return 'bad', describe_read_error(exc, fmt)
+    if mode in HIGH_BIT_MODES:
+        return 'convert', f'{mode} (high bit depth) image: an 8-bit copy is used'
+    return 'ok', ''
+
+
+def _to_8bit(path: Path, dest: Path) -> None:
+    """Write an 8-bit greyscale copy of a high-bit-depth image (scaled, not clipped)."""
+    import numpy as np
+    with Image.open(path) as im:
+        a = np.asarray(im.convert('F') if im.mode not in ('I', 'F') else im, dtype=np.float64)
+        mode = im.mode
+    if mode.startswith('I;16'):
+        top = 65535.0
+    else:
+        top = 255.0 if a.max() <= 255 else (65535.0 if a.max() <= 65535 else float(a.max()))
+    a8 = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
+    Image.fromarray(a8, mode='L').save(dest)
+
+
+@dataclass
+class FolderReport:
+    """What ImageFolder would find in ``root`` (notebook step "Get the data").
+
+    Paths are relative to ``root`` with '/' separators. ``good`` images load as they are,
+    ``converted`` ones need an 8-bit copy (see ``check_image_file``), ``bad`` ones cannot be read
+    (path -> reason). ``ignored`` are files ImageFolder skips or that are junk (hidden files,
+    ``__MACOSX``); ``stray`` are images lying directly in ``root`` where ImageFolder never looks.
+    ``checked`` counts the files opened by this call (0 when the cache was up to date).
+    """
+    root: Path
+    classes: dict[str, int] = field(default_factory=dict)
+    good: list[str] = field(default_factory=list)
+    converted: dict[str, str] = field(default_factory=dict)
+    bad: dict[str, str] = field(default_factory=dict)
+    ignored: list[str] = field(default_factory=list)
+    stray: list[str] = field(default_factory=list)
+    junk_images: list[str] = field(default_factory=list)
+    junk_dirs: list[str] = field(default_factory=list)
+    empty_classes: list[str] = field(default_factory=list)
+    checked: int = 0
+    cache_file: Path | None = None
+
+    @property
+    def n_images(self) -> int:
+        """Images a training run will use (good + converted)."""
+        return len(self.good) + len(self.converted)
+
+    @property
+    def needs_clean_view(self) -> bool:
+        """True when ImageFolder on ``root`` itself would fail or see something other than the
+        usable images: unreadable files, 16-bit images, hidden image files, or class folders
+        without a usable image (ImageFolder stops with an error on an empty class)."""
+        return bool(self.bad or self.converted or self.junk_images or self.junk_dirs
+                    or self.empty_classes)
+
+    def bad_summary(self, limit: int = 3) -> str:
+        """'a.jpg (empty file), b.jpg (truncated JPEG), ...' for the first ``limit`` bad files."""
+        items = [f'{p} ({why})' for p, why in sorted(self.bad.items())]
+        more = f', ... and {len(items) - limit} more' if len(items) > limit else ''
+        return ', '.join(items[:limit]) + more
+
+    def summary(self) -> str:
+        """A few lines for ``python -m helpers.data check``."""
+        lines = [f'{self.root}: {_plural(self.n_images, "usable image")} in '
+                 f'{_plural(len(self.classes), "class folder")}'
+                 + (f' ({", ".join(f"{c}: {_fmt_count(n)}" for c, n in self.classes.items())})'
+                    if self.classes else '')]
+        if self.converted:
+            lines.append(f'  {_plural(len(self.converted), "high-bit-depth image")} '
+                         'used through an 8-bit copy')
+        if self.bad:
+            lines.append(f'  {_plural(len(self.bad), "unreadable file")} (skipped):')
+            lines += [f'    {p}: {why}' for p, why in sorted(self.bad.items())]
+        if self.stray:
+            lines.append(f'  {_plural(len(self.stray), "image")} directly in the folder '
+                         '(ImageFolder ignores them; they belong in a class subfolder)')
+        if self.empty_classes:
+            lines.append(f'  class folders without a usable image (left out): '
+                         f'{", ".join(self.empty_classes)}')
+        if self.junk_dirs or self.junk_images:
+            lines.append(f'  hidden/junk left out: {", ".join(self.junk_dirs + self.junk_images[:3])}'
+                         + (' ...' if len(self.junk_images) > 3 else ''))
+        lines.append(f'  {_plural(len(self.ignored), "other file")} ignored (not images)')
+        lines.append(f'  checked {_plural(self.checked, "file")} this time'
+                     + (f'; results cached in {self.cache_file}' if self.cache_file else ''))
+        return '\n'.join(lines)
+
+
+def _scan(root: Path, extensions: tuple[str, ...], report: FolderReport) -> list[str]:
+    """Walk ``root`` the way ImageFolder does; fill the layout fields, return candidate images."""
+    candidates: list[str] = []
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        name = entry.name
+        if entry.is_dir():  # follows symlinks, like ImageFolder's find_classes
+            if _is_junk(name):
+                report.junk_dirs.append(name + '/')
+                continue
+            report.classes[name] = 0
+            # ImageFolder walks each class folder recursively, following links.
+            for dirpath, dirnames, filenames in os.walk(entry.path, followlinks=True):
+                rel_dir = Path(dirpath).relative_to(root).as_posix()
+                for d in sorted(dirnames):
+                    if _is_junk(d):
+                        report.junk_dirs.append(f'{rel_dir}/{d}/')
+                dirnames[:] = sorted(d for d in dirnames if not _is_junk(d))
+                for f in sorted(filenames):
+                    rel = f'{rel_dir}/{f}'
+                    if not f.lower().endswith(extensions):
+                        report.ignored.append(rel)
+                    elif _is_junk(f):
+                        report.junk_images.append(rel)
+                    else:
+                        candidates.append(rel)
+        elif name == CHECK_FILE:
+            continue
+        elif name.lower().endswith(extensions) and not _is_junk(name):
+            report.stray.append(name)
+        else:
+            report.ignored.append(name)
+    return candidates
+
+
+def _check_one(args: tuple[str, str]) -> tuple[str, str, str]:
+    rel, path = args
+    status, why = check_image_file(path)
+    return rel, status, why
+
+
+def _load_cache(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        if data.get('version') == CHECK_VERSION and isinstance(data.get('files'), dict):
+            return data['files']
+    except (OSError, ValueError):
+        pass  # missing or damaged cache: everything is checked again
+    return {}
+
+
+def _save_cache(path: Path, files: dict) -> bool:
+    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
+    try:
+        tmp.write_text(json.dumps({'version': CHECK_VERSION, 'files': files}, separators=(',', ':')))
+        os.replace(tmp, path)
+        return True
+    except OSError:  # read-only data folder: the check still works, it is just not remembered
+        tmp.unlink(missing_ok=True)
+        return False
+
+
+def _check_layout(report: FolderReport, shown: str) -> None:
+    """Raise DataFolderError for the layouts ImageFolder cannot use."""
+    root = report.root
+    n_found = len(report.good) + len(report.converted) + len(report.bad)
+    if n_found == 0 and report.stray:
+        example = report.stray[0]
+        raise DataFolderError(
+            f"{shown} holds {_plural(len(report.stray), 'image')} (e.g. {example}) directly "
+            f"inside it, but ImageFolder expects them one folder down, in a class subfolder: "
+            f"{shown}/<class>/<image>. Fix: move them into {shown}/celeba/ "
+            f"(for example: mkdir {shown}/celeba && mv {shown}/*.* {shown}/celeba/).")
+    if n_found == 0:
+        if not any(root.iterdir()):
+            raise DataFolderError(
+                f"The data folder {shown} is empty. Put the images in {shown}/celeba/ "
+                f"(ImageFolder's layout is {shown}/<class>/<image>), for example with "
+                f"python -m helpers.data prepare-celeba img_align_celeba.zip --out {shown}")
+        others = report.ignored + report.junk_images
+        seen = f" (found only: {', '.join(others[:3])}{' ...' if len(others) > 3 else ''})" \
+            if others else ''
+        raise DataFolderError(
+            f"No images in {shown}{seen}. ImageFolder reads {', '.join(_image_extensions())} "
+            f"files laid out as {shown}/<class>/<image>, e.g. {shown}/celeba/000001.jpg.")
+    if report.n_images == 0:
+        raise DataFolderError(
+            f"None of the {_plural(len(report.bad), 'image')} in {shown} can be read: "
+            f"{report.bad_summary()}. Replace them with working image files "
+            f"(python -m helpers.data check {shown} lists every problem).")
+
+
+def check_image_folder(root: str | os.PathLike, workers: int | None = None,
+                       progress: bool = True, cache_file: str | os.PathLike | None = None
+                       ) -> FolderReport:
+    """Check every image ImageFolder would load from ``root`` (layout ``root/<class>/<image>``).
+
+    Each file with an ImageFolder extension is opened with PIL (``check_image_file``). Results
+    are cached in ``root/.kit_check.json`` keyed on path, size and modification time, so a
+    second call re-opens only new or changed files. ``workers`` processes share a first scan
+    of many files (default: all cores). Raises ``DataFolderError`` (with the fix in the message)
+    when the path is missing or a file, the folder is empty, the images lie directly in
+    ``root``, or no image can be read. Serves the notebook step "Get the data".
+    """
+    root = Path(root)
+    shown = str(root).rstrip('/\\') or str(root)
+    if not root.exists():
+        raise DataFolderNotFoundError(
+            f"The data folder {shown} does not exist (looked in {root.absolute()}). Check the "
+            f"path (relative paths start from {Path.cwd()}), or make it: "
+            f"python -m helpers.data prepare-celeba img_align_celeba.zip --out {shown}")
+    if not root.is_dir():
+        hint = ''
+        if root.suffix.lower() == '.zip':
+            hint = (f" If it is Udacity's processed_celeba_small.zip, unzip it first "
+                    f"(python -m zipfile -e {shown} .); if it is the official img_align_celeba.zip, "
+                    f"run python -m helpers.data prepare-celeba {shown}.")
+        raise DataFolderError(f"{shown} is a file, not a folder. ImageFolder needs a folder laid "
+                              f"out as <folder>/<class>/<image>.{hint}")
+
+    report = FolderReport(root=root)
+    candidates = _scan(root, _image_extensions(), report)
+
+    cache_path = Path(cache_file) if cache_file is not None else root / CHECK_FILE
+    cached = _load_cache(cache_path)
+    fresh: dict[str, list] = {}
+    todo: list[tuple[str, str]] = []
+    for rel in candidates:
+        st = os.stat(root / rel)
+        key = [st.st_size, st.st_mtime_ns]
+        hit = cached.get(rel)
+        if hit is not None and hit[:2] == key:
+            fresh[rel] = hit
+        else:
+            fresh[rel] = key + ['?', '']
+            todo.append((rel, str(root / rel)))
+
+    if todo:
+        from tqdm.auto import tqdm
+        n_workers = workers or os.cpu_count() or 1
+        bar = dict(total=len(todo), desc=f'Checking {shown}', unit='img',
+                   disable=not progress or len(todo) < POOL_MIN_FILES)
+        if n_workers > 1 and len(todo) >= POOL_MIN_FILES:
+            import multiprocessing
+            with multiprocessing.Pool(n_workers) as pool:
+                results = list(tqdm(pool.imap_unordered(_check_one, todo, chunksize=64), **bar))
+        else:
+            results = list(tqdm(map(_check_one, todo), **bar))
+        for rel, status, why in results:
+            fresh[rel][2:] = [status, why]
+        report.checked = len(todo)
+
+    if fresh != cached:
+        report.cache_file = cache_path if _save_cache(cache_path, fresh) else None
+    else:
+        report.cache_file = cache_path
+
+    for rel in candidates:
+        status, why = fresh[rel][2], fresh[rel][3]
+        if status == 'bad':
+            report.bad[rel] = why
+            continue
+        if status == 'convert':
+            report.converted[rel] = why
+        else:
+            report.good.append(rel)
+        report.classes[rel.split('/', 1)[0]] += 1
+    report.empty_classes = [c for c, n in report.classes.items() if n == 0]
+    report.classes = {c: n for c, n in report.classes.items() if n}
+    _check_layout(report, shown)
+    return report
+
+
+def _place(src: Path, dest: Path, how: list[str]) -> None:
+    """Put ``src`` at ``dest`` as a symlink, else a hard link, else a copy (``how`` remembers
+    which works here, so a system without symlinks pays for the failed try once)."""
+    while True:
+        try:
+            if how[0] == 'symlink':
+                os.symlink(src, dest)
+            elif how[0] == 'hardlink':
+                os.link(src, dest)
+            else:
+                shutil.copy2(src, dest)
+            return
+        except OSError:
+            if how[0] == 'copy':
+                raise
+            how[0] = 'hardlink' if how[0] == 'symlink' else 'copy'
+
+
+def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
+    """Build (or reuse) ``view_dir``: the usable images of ``report.root``, same class layout.
+
+    Good images are symlinks to the originals (hard links or copies where symlinks are not
+    allowed), high-bit-depth ones are 8-bit copies, unreadable ones are left out and listed in
+    ``view_dir/skipped_files.txt``. The originals are never moved, changed or deleted. The view
+    is rebuilt only when the check results change. Returns ``view_dir`` for ImageFolder.
+    """
+    view = Path(view_dir)
+    root = report.root.resolve()
+    cached = _load_cache(report.cache_file) if report.cache_file else {}
+    usable = sorted(report.good) + sorted(report.converted)
+    stamp = hashlib.sha1(json.dumps(
+        [str(root), [[rel] + cached.get(rel, [])[:2] for rel in usable], sorted(report.bad)]
+    ).encode()).hexdigest()
+    marker = view / '.kit_view.json'
+    try:
+        if json.loads(marker.read_text()).get('stamp') == stamp:
+            return view
+    except (OSError, ValueError):
+        pass
+
+    tmp = view.with_name(view.name + '.building')
+    if tmp.exists():
+        shutil.rmtree(tmp)  # our own half-built view from an interrupted run
+    tmp.mkdir(parents=True)
+    how = ['symlink']
+    for rel in report.good:
+        dest = tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _place(root / rel, dest, how)
+    for rel in report.converted:
+        dest = tmp / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        _to_8bit(root / rel, dest)
+    # A file in the view's root is invisible to ImageFolder (it only lists folders there).
+    (tmp / SKIPPED_FILE).write_text(
+        f'Files in {root} left out of training, and why:\n'
+        + ''.join(f'{rel}\t{why}\n' for rel, why in sorted(report.bad.items())))
+    (tmp / '.kit_view.json').write_text(json.dumps({'stamp': stamp, 'source': str(root),
+                                                    'linked_by': how[0]}))
+    if view.exists():
+        if not (view / '.kit_view.json').exists():
+            raise DataFolderError(f'{view} exists and was not made by the kit; '
+                                  'remove it or choose another clean_dir.')
+        shutil.rmtree(view)  # links and copies only: rmtree never follows symlinks
+    os.replace(tmp, view)
+    return view
+
+
+def _view_dir_for(root: Path, clean_dir: Path) -> Path:
+    # One view per source folder: the name for a reader, the hash so two folders with the same
+    # name (say, two copies of processed_celeba_small) never share a view.
+    digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
+    return clean_dir / f'{root.resolve().name}-{digest}'
+
+
+def _count_images(root: Path) -> int:
+    ext = _image_extensions()
+    return sum(1 for d in root.iterdir() if d.is_dir() and not _is_junk(d.name)
+               for _, _, files in os.walk(d, followlinks=True)
+               for f in files if f.lower().endswith(ext) and not _is_junk(f))
+
+
+def _holds_images(root: Path) -> bool:
+    ext = _image_extensions()
+    for dirpath, dirnames, files in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not _is_junk(d)]
+        if any(f.lower().endswith(ext) and not _is_junk(f) for f in files):
+            return True
+    return False
+
+
+def find_data_dir(data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
+                  builtin_dir: str | os.PathLike = BUILTIN_DIR, n_builtin: int = N_BUILTIN,
+                  verbose: bool = True, clean_dir: str | os.PathLike | None = None) -> Path:
+    """Return the folder to give ``ImageFolder`` (notebook step "Get the data").
+
+    * ``data_dir`` exists and holds images -> that folder after ``check_image_folder``; when
+      some files are unreadable (or the folder holds junk ImageFolder would choke on), a clean
+      view of the usable ones under ``clean_dir`` (default ``<builtin_dir>/../.clean``).
+    * ``data_dir`` is the default and missing or without images -> the built-in generated
+      faces, made once into ``builtin_dir`` (``n_builtin`` 64x64 PNGs) and reused after.
+    * ``data_dir`` was given explicitly and does not exist -> ``FileNotFoundError``; other
+      unusable folders -> ``DataFolderError``. Neither falls back silently.
+
+    Prints one line saying which images are used and how many. Relative paths are taken from
+    the current working directory (the notebook's folder).
+    """
+    data_path = Path(data_dir)
+    shown = str(data_dir)
+    is_default = data_path == Path(DEFAULT_DATA_DIR)
+    say = print if verbose else (lambda *a, **k: None)
+
+    if not is_default or (data_path.exists() and _holds_images(data_path)):
+        report = check_image_folder(data_path, progress=verbose)
+        what = 'real CelebA' if is_default or 'celeba' in report.classes else 'the images'
+        if not report.needs_clean_view:
+            say(f'Using {what} from {shown} ({_plural(report.n_images, "image")})')
+            return data_path
+        clean_root = Path(clean_dir) if clean_dir is not None else Path(builtin_dir).parent / '.clean'
+        view = make_clean_view(report, _view_dir_for(data_path, clean_root))
+        say(f'Using {what} from {shown} ({_plural(report.n_images, "image")}, '
+            f'read through the clean view {view})')
+        if report.bad:
+            say(f'Skipped {_plural(len(report.bad), "unreadable file")} (listed in '
+                f'{view / SKIPPED_FILE}): {report.bad_summary()}')
+        if report.converted:
+            say(f'Using 8-bit copies of {_plural(len(report.converted), "high-bit-depth image")} '
+                '(the default loader would clip them to white)')
+        left_out = report.empty_classes + report.junk_dirs
+        if left_out:
+            say(f'Left out folders without usable images: {", ".join(left_out[:5])}')
+        return view
+
+    from helpers.faces import make_faces  # late: the built-in set is needed only as a fallback
+    made = Path(make_faces(builtin_dir, n=n_builtin, progress=verbose))
+    n = _count_images(made)
+    say(f'No images in {shown}: using the built-in generated faces in {builtin_dir} '
+        f"({_plural(n, 'image')}). To train on real faces, see README 'Real CelebA'.")
+    return Path(builtin_dir)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog='python -m helpers.data',
+        description='Prepare and check the training images for the DCGAN notebook. '
+                    'ImageFolder reads <folder>/<class>/<image> (e.g. processed_celeba_small/celeba/000001.jpg).')
+    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    prep = sub.add_parser(
+        'prepare-celeba', help='turn the official CelebA download into the training folder',
+        description='Crop the face out of each aligned 178x218 CelebA photo, resize it and save it '
+                    'as OUT/celeba/NNNNNN.jpg. Safe to rerun: finished images are skipped, so an '
+                    'interrupted run is completed by running it again.')
+    prep.add_argument('source', metavar='SOURCE',
+                      help='img_align_celeba.zip as downloaded (read directly, not extracted), or '
+                           'the folder it was extracted to (holding the JPEGs or img_align_celeba/)')
+    prep.add_argument('--out', default=DEFAULT_DATA_DIR.rstrip('/'),
+                      help='folder to write; images go to OUT/celeba/ (default: %(default)s, '
+                           'where the notebook looks)')
+    prep.add_argument('--size', type=int, default=64,
+                      help='side of the square output images in pixels (default: %(default)s, '
+                           'the DCGAN size)')
+    prep.add_argument('--limit', type=int, default=None, metavar='N',
+                      help='only the first N images in file-name order, for a quick try '
+                           '(default: all 202,599)')
+    prep.add_argument('--workers', type=int, default=None, metavar='N',
+                      help='processes working in parallel (default: one per CPU core)')
+
+    chk = sub.add_parser(
+        'check', help='list what ImageFolder will find in a folder, and every unreadable file',
+        description='Open every image under FOLDER/<class>/ with PIL and report usable, '
+                    'unreadable and ignored files. Results are cached in FOLDER/.kit_check.json, '
+                    'so a rerun only opens new or changed files.')
+    chk.add_argument('folder', metavar='FOLDER', help='the folder you would give ImageFolder')
+    chk.add_argument('--workers', type=int, default=None, metavar='N',
+                     help='processes for the first check of many files (default: one per CPU core)')
+
+    faces = sub.add_parser(
+        'make-faces', help="make the kit's built-in generated face set",
+        description='Draw simple synthetic faces into OUT/faces/*.png. Does nothing when the set '
+                    'is already there.')
+    faces.add_argument('--out', default=BUILTIN_DIR,
+                       help='folder to write (default: %(default)s, where find_data_dir looks)')
+    faces.add_argument('--n', type=int, default=N_BUILTIN,
+                       help='number of faces (default: %(default)s)')
+    faces.add_argument('--seed', type=int, default=0,
+                       help='random seed; the same seed gives the same faces (default: %(default)s)')
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m helpers.data``; returns the exit status."""
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == 'prepare-celeba':
+            from helpers.celeba import prepare_celeba
+            summary = prepare_celeba(args.source, out=args.out, size=args.size, limit=args.limit,
+                                     workers=args.workers, progress=True)
+            if summary['written'] + summary['skipped'] > 0:
+                print(f"Train on it with data_dir='{args.out}' (the notebook's default is "
+                      f"{DEFAULT_DATA_DIR!r}).")
+            return 1 if summary['failed'] and not summary['written'] + summary['skipped'] else 0
+        if args.command == 'check':
+            print(check_image_folder(args.folder, workers=args.workers).summary())
+            return 0
+        if args.command == 'make-faces':
+            from helpers.faces import make_faces
+            root = make_faces(args.out, n=args.n, seed=args.seed)
+            print(f'Built-in faces in {root} ({_plural(_count_images(Path(root)), "image")})')
+            return 0
+    except (DataFolderError, FileNotFoundError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == '__main__':
+    # Run the main of the importable module, so errors raised in helpers.celeba are the same
+    # DataFolderError class this one catches.
+    from helpers.data import main as _main
+    sys.exit(_main())

@@ -1,0 +1,322 @@
+"""Specification of helpers.data: which folder the notebook trains on, and what happens to odd,
+broken and misplaced image files on the way into ImageFolder."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torchvision import datasets, transforms
+
+from helpers import data
+from helpers.data import DataFolderError, check_image_folder, find_data_dir, main
+from tests import imagefiles
+
+
+def load_all(folder):
+    """Every image the notebook's get_dataloader would read from ``folder``, at 32x32."""
+    tf = transforms.Compose([transforms.Resize(32), transforms.CenterCrop(32),
+                             transforms.ToTensor()])
+    ds = datasets.ImageFolder(str(folder), transform=tf)
+    return [ds[i][0] for i in range(len(ds))], ds
+
+
+def assert_images_ok(tensors):
+    assert tensors, 'expected at least one image'
+    for t in tensors:
+        assert t.shape == (3, 32, 32), f'expected a (3, 32, 32) tensor, got {tuple(t.shape)}'
+        assert t.dtype == torch.float32
+        assert 0.0 <= t.min() and t.max() <= 1.0, 'ToTensor output must lie in [0, 1]'
+
+
+@pytest.fixture
+def find(tmp_path):
+    """find_data_dir with the kit's caches inside tmp_path and no printing."""
+    def _find(folder, **kw):
+        kw.setdefault('builtin_dir', tmp_path / 'kit' / 'generated_faces')
+        kw.setdefault('verbose', False)
+        return find_data_dir(folder, **kw)
+    return _find
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A data folder with one good image in the class folder 'celeba'."""
+    r = tmp_path / 'mydata'
+    imagefiles.rgb_image(r / 'celeba' / '000001.jpg', seed=1)
+    return r
+
+
+def snapshot(path):
+    st = os.stat(path)
+    return Path(path).read_bytes(), st.st_mtime_ns
+
+
+# --- odd but readable images: used as they are -------------------------------------------------
+
+READABLE = {
+    'grayscale_L': lambda p: imagefiles.grayscale_png(p.with_suffix('.png')),
+    'palette_P': lambda p: imagefiles.palette_png(p.with_suffix('.png')),
+    'rgba': lambda p: imagefiles.rgba_png(p.with_suffix('.png')),
+    'la': lambda p: imagefiles.la_png(p.with_suffix('.png')),
+    'cmyk_jpeg': lambda p: imagefiles.cmyk_jpeg(p.with_suffix('.jpg')),
+    'tiny_8x8': lambda p: imagefiles.rgb_image(p.with_suffix('.png'), size=(8, 8)),
+    'huge_4000x4000': lambda p: imagefiles.flat_jpeg(p.with_suffix('.jpg')),
+    'wide_non_square': lambda p: imagefiles.rgb_image(p.with_suffix('.jpg'), size=(90, 30)),
+    'tall_non_square': lambda p: imagefiles.rgb_image(p.with_suffix('.png'), size=(25, 70)),
+}
+
+
+@pytest.mark.parametrize('kind', READABLE)
+def test_odd_but_readable_image_is_used_as_is(kind, root, find):
+    odd = READABLE[kind](root / 'celeba' / 'odd')
+    chosen = find(root)
+    assert chosen == root, 'a folder without problems is given to ImageFolder unchanged'
+    tensors, ds = load_all(chosen)
+    assert len(ds) == 2 and str(odd) in [p for p, _ in ds.samples]
+    assert_images_ok(tensors)
+
+
+def test_sixteen_bit_image_is_read_through_an_8bit_copy_not_clipped_to_white(root, find):
+    src = imagefiles.sixteen_bit_png(root / 'celeba' / 'deep.png')
+    before = snapshot(src)
+    chosen = find(root)
+    assert chosen != root
+    tensors, ds = load_all(chosen)
+    deep = [t for t, (p, _) in zip(tensors, ds.samples) if p.endswith('deep.png')]
+    assert len(deep) == 1
+    assert_images_ok(deep)
+    # The source is a 0..65535 ramp: its 8-bit copy averages mid-grey. convert('RGB') on the
+    # original would clip almost every pixel to 255.
+    assert 0.35 < deep[0].mean() < 0.65
+    assert snapshot(src) == before
+
+
+# --- broken files: skipped, reported, never touched ----------------------------------------------
+
+BROKEN = {
+    'zero_bytes': (lambda p: imagefiles.zero_bytes(p.with_suffix('.jpg')), 'empty file'),
+    'truncated_jpeg': (lambda p: imagefiles.truncated_jpeg(p.with_suffix('.jpg')), 'truncated JPEG'),
+    'truncated_png': (lambda p: imagefiles.truncated_png(p.with_suffix('.png')), 'PNG'),
+    'text_named_jpg': (lambda p: imagefiles.text_as_jpg(p.with_suffix('.jpg')), 'not an image'),
+}
+
+
+@pytest.mark.parametrize('kind', BROKEN)
+def test_unreadable_file_is_skipped_reported_and_left_untouched(kind, root, find, capsys):
+    make, reason = BROKEN[kind]
+    bad = make(root / 'celeba' / 'broken')
+    before = snapshot(bad)
+    chosen = find(root, verbose=True)
+    out = capsys.readouterr().out
+    assert 'Skipped 1 unreadable file' in out and bad.name in out and reason in out
+    assert chosen != root and not chosen.is_relative_to(root), \
+        'the clean view lives outside the data folder, so ImageFolder never sees it as a class'
+    tensors, ds = load_all(chosen)
+    assert [Path(p).name for p, _ in ds.samples] == ['000001.jpg']
+    assert_images_ok(tensors)
+    assert snapshot(bad) == before, 'the original file must not be changed'
+    listed = (chosen / data.SKIPPED_FILE).read_text()
+    assert f'celeba/{bad.name}' in listed and reason in listed
+
+
+def test_report_names_each_unreadable_file_with_its_reason(root):
+    imagefiles.zero_bytes(root / 'celeba' / 'a.jpg')
+    imagefiles.truncated_jpeg(root / 'celeba' / 'b.jpg')
+    report = check_image_folder(root, progress=False)
+    assert report.bad == {'celeba/a.jpg': 'empty file', 'celeba/b.jpg': 'truncated JPEG'}
+    assert report.good == ['celeba/000001.jpg']
+    assert 'celeba/a.jpg (empty file), celeba/b.jpg (truncated JPEG)' in report.bad_summary()
+
+
+def test_clean_view_is_rebuilt_when_a_file_breaks_later(root, find):
+    imagefiles.rgb_image(root / 'celeba' / '000002.jpg', seed=2)
+    assert find(root) == root
+    imagefiles.truncated_jpeg(root / 'celeba' / '000002.jpg')
+    view = find(root)
+    assert [Path(p).name for p, _ in load_all(view)[1].samples] == ['000001.jpg']
+    imagefiles.rgb_image(root / 'celeba' / '000003.jpg', seed=3)
+    assert [Path(p).name for p, _ in load_all(find(root))[1].samples] == ['000001.jpg',
+                                                                          '000003.jpg']
+
+
+def test_clean_view_falls_back_to_copies_where_links_are_not_allowed(root, find, monkeypatch):
+    imagefiles.zero_bytes(root / 'celeba' / 'bad.jpg')
+
+    def refuse(*args, **kwargs):
+        raise OSError('links are not allowed here')
+    monkeypatch.setattr(os, 'symlink', refuse)
+    monkeypatch.setattr(os, 'link', refuse)
+    view = find(root)
+    copy = view / 'celeba' / '000001.jpg'
+    assert copy.is_file() and not copy.is_symlink()
+    assert copy.read_bytes() == (root / 'celeba' / '000001.jpg').read_bytes()
+
+
+# --- files ImageFolder does not read ---------------------------------------------------------------
+
+def test_non_image_files_are_ignored_not_counted_as_bad(root, find):
+    (root / 'celeba' / 'notes.txt').write_text('hello')
+    (root / 'celeba' / '.DS_Store').write_bytes(b'\x00\x00\x00\x01Bud1')
+    (root / 'README.txt').write_text('my faces')
+    report = check_image_folder(root, progress=False)
+    assert report.bad == {}
+    assert sorted(report.ignored) == ['README.txt', 'celeba/.DS_Store', 'celeba/notes.txt']
+    assert find(root) == root
+
+
+def test_hidden_image_files_and_folders_are_left_out(root, find):
+    # macOS leaves ._name.jpg resource forks; Jupyter leaves .ipynb_checkpoints/. ImageFolder
+    # would load the first (and fail) and treat the second as an empty class (and stop).
+    (root / 'celeba' / '._000001.jpg').write_bytes(b'\x00\x05\x16\x07 AppleDouble')
+    (root / '.ipynb_checkpoints').mkdir()
+    chosen = find(root)
+    tensors, ds = load_all(chosen)
+    assert ds.classes == ['celeba'] and len(ds) == 1
+    assert_images_ok(tensors)
+
+
+# --- folders ImageFolder cannot use: plain errors ------------------------------------------------
+
+def test_missing_folder_given_explicitly_is_an_error_not_a_fallback(tmp_path, find):
+    with pytest.raises(FileNotFoundError) as err:
+        find(tmp_path / 'no_such_folder')
+    msg = str(err.value)
+    assert 'no_such_folder does not exist' in msg and 'prepare-celeba' in msg
+
+
+def test_empty_folder_is_an_error_that_shows_the_layout(tmp_path, find):
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(DataFolderError, match='is empty') as err:
+        find(tmp_path / 'empty')
+    assert '<class>/<image>' in str(err.value) and 'celeba/' in str(err.value)
+
+
+def test_images_without_a_class_subfolder_are_an_error_that_says_where_to_move_them(tmp_path,
+                                                                                   find):
+    flat = tmp_path / 'flat'
+    for i in range(3):
+        imagefiles.rgb_image(flat / f'{i:06d}.jpg', seed=i)
+    with pytest.raises(DataFolderError) as err:
+        find(flat)
+    msg = str(err.value)
+    assert 'directly' in msg and 'class subfolder' in msg
+    assert f'move them into {flat}/celeba/' in msg
+
+
+def test_file_instead_of_folder_is_an_error(tmp_path, find):
+    zipped = tmp_path / 'processed_celeba_small.zip'
+    zipped.write_bytes(b'PK\x05\x06' + b'\x00' * 18)
+    with pytest.raises(DataFolderError, match='is a file, not a folder') as err:
+        find(zipped)
+    assert 'unzip' in str(err.value)
+
+
+def test_folder_with_only_unreadable_images_is_an_error(tmp_path, find):
+    bad = tmp_path / 'bad'
+    imagefiles.zero_bytes(bad / 'celeba' / 'a.jpg')
+    imagefiles.text_as_jpg(bad / 'celeba' / 'b.jpg')
+    with pytest.raises(DataFolderError, match='None of the 2 images') as err:
+        find(bad)
+    assert 'a.jpg (empty file)' in str(err.value)
+
+
+def test_folder_without_any_image_file_is_an_error(tmp_path, find):
+    (tmp_path / 'docs' / 'celeba').mkdir(parents=True)
+    (tmp_path / 'docs' / 'celeba' / 'list.txt').write_text('000001.jpg')
+    with pytest.raises(DataFolderError, match='No images in'):
+        find(tmp_path / 'docs')
+
+
+# --- the default folder: real CelebA or the built-in faces ---------------------------------------
+
+def test_default_folder_with_images_is_used_and_named_real_celeba(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # relative paths start from the notebook's folder
+    for i in range(1, 4):
+        imagefiles.rgb_image(tmp_path / 'processed_celeba_small' / 'celeba' / f'{i:06d}.jpg', seed=i)
+    chosen = find_data_dir()
+    assert chosen == Path('processed_celeba_small/')
+    assert capsys.readouterr().out.strip() == \
+        'Using real CelebA from processed_celeba_small/ (3 images)'
+
+
+def test_missing_default_folder_falls_back_to_the_builtin_faces(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / 'processed_celeba_small').mkdir()  # present but empty counts as missing
+    chosen = find_data_dir(builtin_dir='data/generated_faces', n_builtin=6)
+    out = capsys.readouterr().out
+    assert chosen == Path('data/generated_faces')
+    assert ('No images in processed_celeba_small/: using the built-in generated faces in '
+            "data/generated_faces (6 images). To train on real faces, see README 'Real CelebA'."
+            ) in out
+    tensors, ds = load_all(chosen)
+    assert len(ds) == 6
+    assert_images_ok(tensors)
+
+
+# --- the check cache ----------------------------------------------------------------------------
+
+def test_second_check_of_an_unchanged_folder_opens_nothing(root):
+    imagefiles.rgb_image(root / 'celeba' / '000002.png', seed=2)
+    first = check_image_folder(root, progress=False)
+    again = check_image_folder(root, progress=False)
+    assert first.checked == 2 and again.checked == 0
+    assert again.good == first.good
+    assert (root / data.CHECK_FILE).is_file()
+
+
+def test_modified_or_new_file_is_checked_again(root):
+    check_image_folder(root, progress=False)
+    target = root / 'celeba' / '000001.jpg'
+    imagefiles.truncated_jpeg(target)
+    os.utime(target, ns=(1, 1))  # a different mtime even on coarse-clock file systems
+    imagefiles.rgb_image(root / 'celeba' / '000009.jpg', seed=9)
+    report = check_image_folder(root, progress=False)
+    assert report.checked == 2
+    assert report.bad == {'celeba/000001.jpg': 'truncated JPEG'}
+
+
+def test_first_check_of_many_files_shares_the_work_between_processes(tmp_path):
+    many = tmp_path / 'many'
+    for i in range(data.POOL_MIN_FILES):
+        imagefiles.rgb_image(many / 'c' / f'{i:06d}.png', size=(8, 8), seed=i)
+    imagefiles.zero_bytes(many / 'c' / 'empty.png')
+    report = check_image_folder(many, workers=2, progress=False)
+    assert report.checked == data.POOL_MIN_FILES + 1
+    assert len(report.good) == data.POOL_MIN_FILES and list(report.bad) == ['c/empty.png']
+
+
+# --- command line ---------------------------------------------------------------------------------
+
+def test_check_command_prints_the_report(root, capsys):
+    imagefiles.truncated_jpeg(root / 'celeba' / 'cut.jpg')
+    assert main(['check', str(root)]) == 0
+    out = capsys.readouterr().out
+    assert '1 usable image' in out and 'celeba/cut.jpg: truncated JPEG' in out
+
+
+def test_check_command_on_a_missing_folder_explains_and_exits_nonzero(tmp_path, capsys):
+    assert main(['check', str(tmp_path / 'nope')]) == 2
+    assert 'does not exist' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('command, flags', [
+    ('prepare-celeba', ['SOURCE', '--out', '--size', '--limit', '--workers']),
+    ('check', ['FOLDER', '--workers']),
+    ('make-faces', ['--out', '--n', '--seed']),
+])
+def test_help_explains_every_flag(command, flags, capsys):
+    with pytest.raises(SystemExit):
+        main([command, '--help'])
+    out = capsys.readouterr().out
+    for flag in flags:
+        assert flag in out
+
+
+def test_module_runs_as_a_command():
+    done = subprocess.run([sys.executable, '-m', 'helpers.data', '--help'], capture_output=True,
+                          text=True, cwd=Path(__file__).resolve().parents[1], timeout=60)
+    assert done.returncode == 0
+    for command in ('prepare-celeba', 'check', 'make-faces'):
+        assert command in done.stdout
