@@ -1,0 +1,175 @@
+"""Specification of helpers.celeba.prepare_celeba: the official aligned CelebA zip (or its
+extracted folder) becomes processed_celeba_small/celeba/NNNNNN.jpg, face-cropped, resized,
+resumable, with unreadable members reported instead of crashing the run."""
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+from helpers.celeba import crop_box, format_summary, prepare_celeba
+from helpers.data import DataFolderError, find_data_dir, main
+from tests import imagefiles
+
+N_GOOD = 12
+GOOD = [f'{i:06d}.jpg' for i in range(1, N_GOOD + 1)]
+
+
+@pytest.fixture(scope='module')
+def celeba_zip(tmp_path_factory):
+    """img_align_celeba.zip in miniature: 12 good 178x218 photos, 000013.jpg cut in half."""
+    return imagefiles.fake_celeba_zip(tmp_path_factory.mktemp('download') / 'img_align_celeba.zip',
+                                      n=N_GOOD, truncated=(13,))
+
+
+def close(pixel, colour, tol=40):
+    return all(abs(int(a) - int(b)) <= tol for a, b in zip(pixel, colour))
+
+
+def test_zip_becomes_square_rgb_jpegs_named_as_the_originals(celeba_zip, tmp_path):
+    out = tmp_path / 'processed'
+    summary = prepare_celeba(celeba_zip, out=out, size=32, progress=False)
+    assert summary['written'] == N_GOOD and summary['skipped'] == 0
+    names = sorted(p.name for p in (out / 'celeba').iterdir())
+    assert names == GOOD
+    for name in names:
+        with Image.open(out / 'celeba' / name) as im:
+            assert (im.format, im.mode, im.size) == ('JPEG', 'RGB', (32, 32))
+
+
+def test_crop_is_the_centred_108_square_of_the_aligned_photo(celeba_zip, tmp_path):
+    assert crop_box(178, 218) == imagefiles.CELEBA_CROP
+    out = tmp_path / 'processed'
+    prepare_celeba(celeba_zip, out=out, size=32, limit=3, progress=False)
+    a = np.asarray(Image.open(out / 'celeba' / '000003.jpg'))
+    # The corners of the output are the crop's four quadrant colours: nothing from outside the
+    # square (black) came in, and nothing of the square was cut off.
+    q = imagefiles.QUADRANTS
+    assert close(a[1, 1], q['top_left']) and close(a[1, -2], q['top_right'])
+    assert close(a[-2, 1], q['bottom_left']) and close(a[-2, -2], q['bottom_right'])
+    # The face blob sits in the middle, and its skin tone is that of photo number 3.
+    assert close(a[16, 16], imagefiles.celeba_skin(3), tol=12)
+
+
+def test_truncated_member_is_counted_as_failed_with_its_name(celeba_zip, tmp_path, capsys):
+    summary = prepare_celeba(celeba_zip, out=tmp_path / 'p', size=16)
+    assert summary['failed'] == 1
+    assert summary['failed_files'] == [('000013.jpg', 'truncated JPEG')]
+    assert not (tmp_path / 'p' / 'celeba' / '000013.jpg').exists()
+    assert 'failed 1: 000013.jpg (truncated JPEG)' in capsys.readouterr().out
+
+
+def test_member_failing_the_zip_checksum_is_counted_as_failed(tmp_path):
+    src = imagefiles.fake_celeba_zip(tmp_path / 'img_align_celeba.zip', n=3, truncated=(),
+                                     not_image=(4,))
+    imagefiles.corrupt_member_crc(src, 'img_align_celeba/000002.jpg')
+    summary = prepare_celeba(src, out=tmp_path / 'p', size=16, progress=False)
+    assert summary['written'] == 2
+    reasons = dict(summary['failed_files'])
+    assert set(reasons) == {'000002.jpg', '000004.jpg'}
+    assert 'damaged in the zip' in reasons['000002.jpg']
+    assert reasons['000004.jpg'] == 'not an image (PIL cannot read it)'
+
+
+def test_extracted_folder_gives_the_same_images_as_the_zip(celeba_zip, tmp_path):
+    extracted = imagefiles.extract_zip(celeba_zip, tmp_path / 'extracted')
+    from_zip = prepare_celeba(celeba_zip, out=tmp_path / 'a', size=16, progress=False)
+    # Both the folder holding img_align_celeba/ and img_align_celeba/ itself are accepted.
+    for src in (extracted, extracted / 'img_align_celeba'):
+        out = tmp_path / 'b' / src.name
+        assert prepare_celeba(src, out=out, size=16, progress=False) == from_zip
+        for name in GOOD:
+            assert (out / 'celeba' / name).read_bytes() == \
+                (tmp_path / 'a' / 'celeba' / name).read_bytes()
+
+
+def test_limit_takes_the_first_images_in_name_order(celeba_zip, tmp_path):
+    out = tmp_path / 'p'
+    summary = prepare_celeba(celeba_zip, out=out, size=16, limit=5, progress=False)
+    assert summary['written'] == 5
+    assert sorted(p.name for p in (out / 'celeba').iterdir()) == GOOD[:5]
+
+
+def test_rerun_skips_finished_images_and_redoes_only_missing_ones(celeba_zip, tmp_path):
+    out = tmp_path / 'p'
+    prepare_celeba(celeba_zip, out=out, size=16, progress=False)
+    again = prepare_celeba(celeba_zip, out=out, size=16, progress=False)
+    assert again['written'] == 0 and again['skipped'] == N_GOOD
+    (out / 'celeba' / '000004.jpg').unlink()
+    (out / 'celeba' / '000009.jpg').unlink()
+    # An interrupted run leaves at most hidden temporary files, which a rerun clears away.
+    (out / 'celeba' / '.000010.jpg.999.tmp').write_bytes(b'half')
+    third = prepare_celeba(celeba_zip, out=out, size=16, progress=False)
+    assert third['written'] == 2 and third['skipped'] == N_GOOD - 2
+    assert sorted(p.name for p in (out / 'celeba').iterdir()) == GOOD
+
+
+def test_worker_processes_give_the_same_result(celeba_zip, tmp_path):
+    one = prepare_celeba(celeba_zip, out=tmp_path / 'one', size=16, workers=1, progress=False)
+    two = prepare_celeba(celeba_zip, out=tmp_path / 'two', size=16, workers=2, progress=False)
+    assert one == two
+    for name in GOOD:
+        assert (tmp_path / 'one' / 'celeba' / name).read_bytes() == \
+            (tmp_path / 'two' / 'celeba' / name).read_bytes()
+
+
+def test_missing_source_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match='does not exist') as err:
+        prepare_celeba(tmp_path / 'img_align_celeba.zip', out=tmp_path / 'p', progress=False)
+    assert 'Real CelebA' in str(err.value)
+
+
+def test_zip_without_celeba_jpegs_is_a_clear_error(tmp_path):
+    wrong = tmp_path / 'other.zip'
+    with zipfile.ZipFile(wrong, 'w') as zf:
+        zf.writestr('list_attr_celeba.txt', '202599')
+    with pytest.raises(DataFolderError, match='No JPEG images found'):
+        prepare_celeba(wrong, out=tmp_path / 'p', progress=False)
+
+
+def test_damaged_zip_file_is_a_clear_error(tmp_path):
+    broken = tmp_path / 'img_align_celeba.zip'
+    broken.write_bytes(b'PK\x03\x04 half a download')
+    with pytest.raises(DataFolderError, match='not a readable zip'):
+        prepare_celeba(broken, out=tmp_path / 'p', progress=False)
+
+
+def test_summary_line_lists_failed_files():
+    text = format_summary({'written': 1000, 'skipped': 0, 'failed': 2,
+                           'failed_files': [('000017.jpg', 'truncated JPEG'),
+                                            ('000020.jpg', 'empty file')]})
+    assert text == ('written 1,000, skipped 0 (already done), failed 2: '
+                    '000017.jpg (truncated JPEG), 000020.jpg (empty file)')
+
+
+def test_command_line_prepares_the_folder(celeba_zip, tmp_path, capsys):
+    out = tmp_path / 'processed_celeba_small'
+    assert main(['prepare-celeba', str(celeba_zip), '--out', str(out), '--size', '16',
+                 '--limit', '4', '--workers', '1']) == 0
+    assert sorted(p.name for p in (out / 'celeba').iterdir()) == GOOD[:4]
+    assert 'written 4, skipped 0' in capsys.readouterr().out
+
+
+def test_command_line_reports_a_missing_source_without_a_traceback(tmp_path, capsys):
+    assert main(['prepare-celeba', str(tmp_path / 'nope.zip'), '--out', str(tmp_path)]) == 2
+    assert 'does not exist' in capsys.readouterr().err
+
+
+def test_prepared_folder_is_found_as_real_celeba_and_loads(celeba_zip, tmp_path, monkeypatch,
+                                                          capsys):
+    monkeypatch.chdir(tmp_path)
+    prepare_celeba(celeba_zip, size=64, progress=False)  # default out: processed_celeba_small
+    capsys.readouterr()
+    data_dir = find_data_dir(builtin_dir='kit/generated_faces')
+    assert capsys.readouterr().out.strip() == \
+        f'Using real CelebA from processed_celeba_small/ ({N_GOOD} images)'
+    # The notebook's get_dataloader, verbatim.
+    tf = transforms.Compose([transforms.Resize(64), transforms.CenterCrop(64),
+                             transforms.ToTensor()])
+    loader = DataLoader(datasets.ImageFolder(data_dir, transform=tf), batch_size=5, shuffle=True)
+    batches = list(loader)
+    assert [len(x) for x, _ in batches] == [5, 5, 2]
+    x, _ = batches[0]
+    assert x.shape == (5, 3, 64, 64) and 0 <= x.min() and x.max() <= 1 and x.std() > 0.05
