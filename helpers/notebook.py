@@ -1,0 +1,79 @@
+"""Read the solution notebook: the one source of truth for the learner's code.
+
+The notebook marks its cells with tags (View > Cell Toolbar > Tags in Jupyter):
+
+- ``setup``: imports, hyperparameters and cells that build objects the graded tests need
+  (for example ``D, G = build_network(...)``); cheap, no data and no training.
+- ``solution``: a cell whose learner code sits between ``### BEGIN SOLUTION`` and
+  ``### END SOLUTION``.
+- ``graded-test``: a cell that calls one ``tests.test_*`` function.
+
+Cells without these tags (data download, training, plotting) are never run by the
+release, grading or mutation tools. ``nbval-ignore-output`` and ``nbval-skip`` are
+nbval's own tags and only matter to ``pytest --nbval``.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "dlnd_face_generation.ipynb"
+
+BEGIN = "### BEGIN SOLUTION"
+END = "### END SOLUTION"
+DEFINITION_TAGS = ("setup", "solution")
+TEST_CALL = re.compile(r"tests\.(test_\w+)\(")
+
+
+def read_notebook(path=NOTEBOOK):
+    """Load a notebook with nbformat (version 4). Used by the release, grade and mutation tools."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"No notebook at {path}.")
+    return nbformat.read(str(path), as_version=4)
+
+
+def tags(cell):
+    """The cell's tags as a tuple (empty when it has none)."""
+    return tuple(cell.get("metadata", {}).get("tags", ()))
+
+
+def code_cells(nb, *wanted):
+    """Code cells carrying at least one of the `wanted` tags, in notebook order."""
+    return [c for c in nb.cells if c.cell_type == "code" and set(tags(c)) & set(wanted)]
+
+
+def strip_magics(source):
+    """Drop IPython-only lines (``%magic``, ``!shell``) so a cell runs as plain Python."""
+    keep = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    return "\n".join(keep)
+
+
+def definition_source(nb):
+    """Plain-Python source of the setup and solution cells, in notebook order."""
+    return "\n\n".join(strip_magics(c.source) for c in code_cells(nb, *DEFINITION_TAGS))
+
+
+def graded_tests(nb):
+    """Names of the graded tests the notebook calls (``test_scale``, ...), in order."""
+    names = []
+    for cell in code_cells(nb, "graded-test"):
+        names += [n for n in TEST_CALL.findall(cell.source) if n not in names]
+    return names
+
+
+def load_solution(path=NOTEBOOK, source=None):
+    """Execute the notebook's setup and solution cells and return their namespace.
+
+    `source` replaces the definition source (the mutation suite passes an edited copy).
+    The working directory must be the repository root so ``import problem_unittests``
+    and ``import helpers`` resolve, as they do in Jupyter.
+    """
+    if source is None:
+        source = definition_source(read_notebook(path))
+    namespace = {"__name__": "__notebook__"}
+    exec(compile(source, str(path), "exec"), namespace)
+    return namespace
