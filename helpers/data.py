@@ -89,6 +89,10 @@ def describe_read_error(exc: BaseException, fmt: str = 'image') -> str:
         return 'too large: PIL refuses it as a possible decompression bomb'
     if isinstance(exc, UnidentifiedImageError):
         return 'not an image (PIL cannot read it)'
+    if isinstance(exc, PermissionError):
+        return 'cannot be opened (permission denied)'
+    if isinstance(exc, FileNotFoundError):
+        return 'missing (a broken link?)'
     if 'truncated' in low or isinstance(exc, EOFError):
         return f'truncated {fmt}'
     if 'crc' in low:
@@ -165,6 +169,7 @@ class FolderReport:
     empty_classes: list[str] = field(default_factory=list)
     checked: int = 0
     cache_file: Path | None = None
+    entries: dict = field(default_factory=dict, repr=False)  # rel -> [size, mtime_ns, status, why]
 
     @property
     def n_images(self) -> int:
@@ -206,7 +211,8 @@ class FolderReport:
         if self.junk_dirs or self.junk_images:
             lines.append(f'  hidden/junk left out: {", ".join(self.junk_dirs + self.junk_images[:3])}'
                          + (' ...' if len(self.junk_images) > 3 else ''))
-        lines.append(f'  {_plural(len(self.ignored), "other file")} ignored (not images)')
+        if self.ignored:
+            lines.append(f'  {_plural(len(self.ignored), "other file")} ignored (not images)')
         lines.append(f'  checked {_plural(self.checked, "file")} this time'
                      + (f'; results cached in {self.cache_file}' if self.cache_file else ''))
         return '\n'.join(lines)
@@ -339,8 +345,11 @@ def check_image_folder(root: str | os.PathLike, workers: int | None = None,
     fresh: dict[str, list] = {}
     todo: list[tuple[str, str]] = []
     for rel in candidates:
-        st = os.stat(root / rel)
-        key = [st.st_size, st.st_mtime_ns]
+        try:
+            st = os.stat(root / rel)
+            key = [st.st_size, st.st_mtime_ns]
+        except OSError:  # a broken symlink: ImageFolder would list it and then fail to open it
+            key = [-1, -1]
         hit = cached.get(rel)
         if hit is not None and hit[:2] == key:
             fresh[rel] = hit
@@ -368,6 +377,7 @@ def check_image_folder(root: str | os.PathLike, workers: int | None = None,
     else:
         report.cache_file = cache_path
 
+    report.entries = fresh
     for rel in candidates:
         status, why = fresh[rel][2], fresh[rel][3]
         if status == 'bad':
@@ -412,11 +422,12 @@ def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
     """
     view = Path(view_dir)
     root = report.root.resolve()
-    cached = _load_cache(report.cache_file) if report.cache_file else {}
     usable = sorted(report.good) + sorted(report.converted)
+    # Size and mtime of every usable file are in the stamp: copies (converted images, or all of
+    # them where links are not allowed) must follow changes to their originals.
     stamp = hashlib.sha1(json.dumps(
-        [str(root), [[rel] + cached.get(rel, [])[:2] for rel in usable], sorted(report.bad)]
-    ).encode()).hexdigest()
+        [str(root), [[rel] + report.entries.get(rel, [])[:2] for rel in usable],
+         sorted(report.bad)]).encode()).hexdigest()
     marker = view / '.kit_view.json'
     try:
         if json.loads(marker.read_text()).get('stamp') == stamp:
@@ -583,8 +594,9 @@ def main(argv: list[str] | None = None) -> int:
             summary = prepare_celeba(args.source, out=args.out, size=args.size, limit=args.limit,
                                      workers=args.workers, progress=True)
             if summary['written'] + summary['skipped'] > 0:
-                print(f"Train on it with data_dir='{args.out}' (the notebook's default is "
-                      f"{DEFAULT_DATA_DIR!r}).")
+                print('The notebook finds it there (its default data_dir).'
+                      if Path(args.out) == Path(DEFAULT_DATA_DIR)
+                      else f"Train on it with data_dir='{args.out}'.")
             return 1 if summary['failed'] and not summary['written'] + summary['skipped'] else 0
         if args.command == 'check':
             print(check_image_folder(args.folder, workers=args.workers).summary())

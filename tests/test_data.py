@@ -121,6 +121,25 @@ def test_unreadable_file_is_skipped_reported_and_left_untouched(kind, root, find
     assert f'celeba/{bad.name}' in listed and reason in listed
 
 
+def test_image_past_pils_decompression_bomb_limit_is_skipped(root, monkeypatch):
+    # PIL refuses images over 2 * MAX_IMAGE_PIXELS before decoding them, and so would the
+    # loader during training. A small limit stands in for a truly enormous file.
+    from PIL import Image
+    monkeypatch.setattr(Image, 'MAX_IMAGE_PIXELS', 40 * 40)
+    imagefiles.flat_jpeg(root / 'celeba' / 'enormous.jpg', size=(200, 200))
+    report = check_image_folder(root, progress=False)
+    assert report.bad == {'celeba/enormous.jpg':
+                          'too large: PIL refuses it as a possible decompression bomb'}
+    assert report.good == ['celeba/000001.jpg']
+
+
+def test_broken_symlink_is_skipped(root, find):
+    (root / 'celeba' / 'gone.jpg').symlink_to(root / 'nowhere.jpg')
+    report = check_image_folder(root, progress=False)
+    assert report.bad == {'celeba/gone.jpg': 'missing (a broken link?)'}
+    assert len(load_all(find(root))[1]) == 1
+
+
 def test_report_names_each_unreadable_file_with_its_reason(root):
     imagefiles.zero_bytes(root / 'celeba' / 'a.jpg')
     imagefiles.truncated_jpeg(root / 'celeba' / 'b.jpg')
