@@ -173,6 +173,15 @@ def test_view_samples_saved_grid_maps_minus_one_to_0_and_plus_one_to_255(tmp_pat
     assert png_size(path) == grid_size(3, 3, 16, 16)
 
 
+def test_view_samples_saved_grid_uses_the_fixed_range_not_the_batch_range(tmp_path):
+    # A dull batch must stay dull: 0 is mid-grey however small the batch's own range is.
+    samples = generated_batch(n=2) * 0.3
+    samples[0] = 0.0
+    path = tmp_path / "samples.png"
+    view_samples(samples, nrow=2, path=path)
+    assert (png_pixels(path)[PAD:PAD + 16, PAD:PAD + 16] == 128).all()
+
+
 def test_view_samples_displays_the_samples_mapped_to_zero_one():
     samples = generated_batch(n=2)
     fig = view_samples(samples, nrow=2)
