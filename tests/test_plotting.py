@@ -175,7 +175,7 @@ def test_view_samples_saved_grid_maps_minus_one_to_0_and_plus_one_to_255(tmp_pat
 
 def test_view_samples_saved_grid_uses_the_fixed_range_not_the_batch_range(tmp_path):
     # A dull batch must stay dull: 0 is mid-grey however small the batch's own range is.
-    samples = generated_batch(n=2) * 0.3
+    samples = generated_batch(n=2) * 0.3 + 0.5  # the batch spans [0, 0.8], not [-1, 1]
     samples[0] = 0.0
     path = tmp_path / "samples.png"
     view_samples(samples, nrow=2, path=path)
