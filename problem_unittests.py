@@ -41,8 +41,11 @@ def _passed():
 
 
 @contextlib.contextmanager
-def _calling(what):
-    """Turn an exception raised by the learner's code into a failure that says where it came from."""
+def _calling(what, hint=""):
+    """Turn an exception raised by the learner's code into a failure that says where it came from.
+
+    `hint` names the likely cause when the caller knows it better than the generic guesses.
+    """
     try:
         yield
     except AssertionError:
@@ -52,12 +55,14 @@ def _calling(what):
                     f"run that cell, then run this test again.") from None
     except Exception as err:  # anything else the learner's code raised
         text = f"{type(err).__name__}: {err}"
-        hint = ""
-        if "cuda" in text.lower() or "device" in text.lower():
+        lowered = text.lower()
+        if any(word in lowered for word in ("cuda", "device", "nvidia", "driver")):
             hint = (" Likely cause: a tensor made on a fixed device (for example with .cuda()). "
                     "Create tensors on the input's device, e.g. torch.ones_like(x) or "
                     "torch.zeros(n, device=x.device).")
-        elif "shape" in text.lower() or "size" in text.lower():
+        elif hint:
+            hint = " " + hint
+        elif "shape" in lowered or "size" in lowered:
             hint = " Likely cause: a layer's size or a reshape does not match the shapes described above."
         raise _Fail(f"{what} raised {text}.{hint}") from err
 
@@ -154,6 +159,25 @@ def test_get_dataloader(get_dataloader):
         _check(isinstance(loader.sampler, RandomSampler),
                "The DataLoader does not shuffle: pass shuffle=True so each epoch sees the images in a new order.")
 
+        # Non-square images: centre crop (all green) versus squash (red strips on the sides).
+        samples = getattr(loader.dataset, "samples", None)
+        _check(samples is not None, "The DataLoader's dataset should be a torchvision datasets.ImageFolder.")
+        by_name = {Path(p).stem: i for i, (p, _) in enumerate(samples)}
+        for name in ("wide", "tall"):
+            with _calling(f"Loading the non-square test image {name}.png"):
+                img, _ = loader.dataset[by_name[name]]
+            _check(isinstance(img, torch.Tensor),
+                   f"The dataset gives {type(img).__name__} objects instead of tensors: end the transform "
+                   f"with transforms.ToTensor().")
+            _check(tuple(img.shape) == (3, 32, 32),
+                   f"A non-square image should come out as (3, 32, 32), got {tuple(img.shape)}. "
+                   f"Use transforms.Resize(image_size) followed by transforms.CenterCrop(image_size).")
+            red = (img[0] > 0.5) & (img[1] < 0.4)
+            _check(red.float().mean() < 0.02,
+                   f"The non-square image {name}.png was squashed instead of centre-cropped: its red side "
+                   f"strips are still in the output. Use transforms.Resize(image_size) (one number: the "
+                   f"shorter side) followed by transforms.CenterCrop(image_size).")
+
         with _calling("Reading a batch from your DataLoader"):
             batches = list(loader)
         images, labels = batches[0]
@@ -167,22 +191,6 @@ def test_get_dataloader(get_dataloader):
                f"Pixel values should lie in [0, 1] (what ToTensor gives), got min {images.min():.3f}, "
                f"max {images.max():.3f}. Scaling to [-1, 1] comes later, in scale().")
         _check(len(labels) == 4, f"Each batch should also carry the labels, got {len(labels)} for 4 images.")
-
-        # Non-square images: centre crop (all green) versus squash (red strips on the sides).
-        samples = getattr(loader.dataset, "samples", None)
-        _check(samples is not None, "The DataLoader's dataset should be a torchvision datasets.ImageFolder.")
-        by_name = {Path(p).stem: i for i, (p, _) in enumerate(samples)}
-        for name in ("wide", "tall"):
-            with _calling(f"Loading the non-square test image {name}.png"):
-                img, _ = loader.dataset[by_name[name]]
-            _check(tuple(img.shape) == (3, 32, 32),
-                   f"A non-square image should come out as (3, 32, 32), got {tuple(img.shape)}. "
-                   f"Use transforms.Resize(image_size) followed by transforms.CenterCrop(image_size).")
-            red = (img[0] > 0.5) & (img[1] < 0.4)
-            _check(red.float().mean() < 0.02,
-                   f"The non-square image {name}.png was squashed instead of centre-cropped: its red side "
-                   f"strips are still in the output. Use transforms.Resize(image_size) (one number: the "
-                   f"shorter side) followed by transforms.CenterCrop(image_size).")
 
         with _calling("get_dataloader(batch_size=3, image_size=16, data_dir=...)"):
             small = next(iter(get_dataloader(3, 16, tmp)))[0]
@@ -401,7 +409,9 @@ def test_generator(Generator):
         return (torch.rand(b, size) * 2 - 1).to(device)
 
     for b in (1, 5, 16):
-        with _calling(f"G on a ({b}, 20) batch of z"):
+        with _calling(f"G on a ({b}, 20) batch of z",
+                      hint="Generator(z_size=20, ...) must accept z of shape (B, 20): build its first "
+                           "Linear layer from the z_size argument, and check the layer sizes above."):
             out = G(noise(b))
         _check(isinstance(out, torch.Tensor) and tuple(out.shape) == (b, 3, 32, 32),
                f"G on a ({b}, 20) batch of z should return ({b}, 3, 32, 32), got "
@@ -693,7 +703,7 @@ class _Recorder:
     def _g_step(self):
         self.steps["g_step"] += 1
         grads = self._grads(self.G)
-        _check_g_step(grads, self.window, self.g_history, self.D, self.G)
+        _check_g_step(grads, self.window, self.g_history, self.scaled_batches, self.D, self.G)
         self.last_g_grads = grads
         self.window = []
 
@@ -900,9 +910,13 @@ def _flipped_d_loss(D, labelled):
     return fn
 
 
-def _check_g_step(g_grads, window, g_history, D, G):
+def _check_g_step(g_grads, window, g_history, scaled_batches, D, G):
     d_calls = [e for e in window if e[0] == "D"]
     _check(d_calls, "The G step must score G's images with D: g_loss = real_loss(D(fake_images)).")
+    saw_real = any(_rows_match(inp, batch).any() for _, inp, _ in d_calls for batch in scaled_batches)
+    _check(not saw_real,
+           "g_optimizer.step() was called right after D scored the real images, that is, in the D step. "
+           "Call d_optimizer.step() after d_loss.backward(), and g_optimizer.step() only after g_loss.backward().")
     # The fakes D scored may come from a G call before the D step (reused, not detached for G).
     source = None
     for _, inp, _ in d_calls:

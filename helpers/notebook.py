@@ -76,6 +76,22 @@ def graded_tests(nb):
     return names
 
 
+def graded_test_calls(nb):
+    """{test name: [argument names]} as the notebook's graded-test cells call them.
+
+    For example {"test_optimizers": ["D", "G", "d_optimizer", "g_optimizer"], ...}.
+    """
+    import ast
+
+    calls = {}
+    for cell in code_cells(nb, "graded-test"):
+        for node in ast.walk(ast.parse(strip_magics(cell["source"]))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "tests"):
+                calls[node.func.attr] = [ast.unparse(arg) for arg in node.args]
+    return calls
+
+
 def load_solution(path=NOTEBOOK, source=None):
     """Execute the notebook's setup and solution cells and return their namespace.
 

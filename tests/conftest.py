@@ -1,0 +1,32 @@
+"""Shared pytest setup for the kit's own test suite."""
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("MPLBACKEND", "Agg")  # plots render headless in tests
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Print the mutation suite's catch-rate table when it ran."""
+    module = sys.modules.get("tests.test_mutants")
+    results = getattr(module, "RESULTS", None)
+    if not results:
+        return
+    from collections import defaultdict
+    table = defaultdict(lambda: [0, 0])
+    for test, _, caught in results:
+        table[test][0] += caught
+        table[test][1] += 1
+    write = terminalreporter.write_line
+    write("")
+    write("Mutation suite: realistic learner mistakes rejected by each graded test")
+    write(f"| {'graded test':<22} | mutants | caught | catch rate |")
+    write(f"|{'-' * 24}|---------|--------|------------|")
+    for test in sorted(table):
+        caught, total = table[test]
+        write(f"| {test:<22} | {total:7d} | {caught:6d} | {caught / total:10.0%} |")
+    caught = sum(c for c, _ in table.values())
+    total = sum(t for _, t in table.values())
+    write(f"| {'total':<22} | {total:7d} | {caught:6d} | {caught / total:10.0%} |")

@@ -1,0 +1,61 @@
+"""The mutation suite: every realistic mistake in tests/mutants.py must be rejected.
+
+Each mutant edits the notebook's own solution code (read from the notebook, never copied),
+runs the notebook's definition cells, and calls the one graded test it targets. The test
+must raise an AssertionError whose message names the mistake. The correct solution must
+pass every graded test (tests/test_problem_unittests.py). A catch-rate table is printed at
+the end of the pytest run (see conftest.py).
+"""
+import contextlib
+import io
+from collections import Counter
+
+import pytest
+
+import problem_unittests
+from helpers.notebook import code_cells, graded_test_calls, read_notebook, strip_magics
+from tests.mutants import MUTANTS, apply
+
+NB = read_notebook()
+CELLS = [strip_magics(c["source"]) for c in code_cells(NB, "setup", "solution")]
+CALLS = graded_test_calls(NB)
+RESULTS = []  # (test, mutant name, caught) for the catch-rate table
+
+
+def run_cells(cells):
+    """Execute definition cells one by one, as a learner would run them; keep going past errors."""
+    namespace = {"__name__": "__notebook__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for source in cells:
+            try:
+                exec(compile(source, "<cell>", "exec"), namespace)
+            except Exception:  # a broken cell leaves its names undefined, as in Jupyter
+                pass
+    return namespace
+
+
+def test_catalogue_covers_every_graded_test_with_three_mutants():
+    counts = Counter(m.test for m in MUTANTS)
+    assert len(MUTANTS) >= 40
+    assert set(counts) == set(CALLS), f"graded tests without mutants: {set(CALLS) - set(counts)}"
+    assert min(counts.values()) >= 3, counts
+
+
+@pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
+def test_mutant_is_rejected(mutant):
+    namespace = run_cells(apply(mutant, CELLS))
+    test = getattr(problem_unittests, mutant.test)
+    args = [namespace.get(name) for name in CALLS[mutant.test]]
+    caught = False
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            test(*args)
+    except AssertionError as err:
+        message = str(err).lower()
+        missing = [word for word in mutant.expect if word.lower() not in message]
+        caught = not missing
+        RESULTS.append((mutant.test, mutant.name, caught))
+        assert not missing, f"{mutant.mistake}: rejected, but the message does not mention {missing}: {err}"
+        return
+    RESULTS.append((mutant.test, mutant.name, caught))
+    pytest.fail(f"{mutant.test} accepted a mistake: {mutant.mistake} (it printed {out.getvalue().strip()!r})")
