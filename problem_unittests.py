@@ -684,14 +684,15 @@ class _Recorder:
         ]
 
     def _forward(self, kind, inputs, output):
-        event = (kind, inputs[0].detach().clone(), output.detach().clone())
+        # kept on the CPU, where the test compares them with the batches it made
+        event = (kind, inputs[0].detach().cpu().clone(), output.detach().cpu().clone())
         self.window.append(event)
         if kind == "G":
             self.g_history = (self.g_history + [event])[-4:]
 
     @staticmethod
     def _grads(net):
-        return [None if p.grad is None else p.grad.detach().clone() for p in net.parameters()]
+        return [None if p.grad is None else p.grad.detach().cpu().clone() for p in net.parameters()]
 
     def _d_step(self):
         self.steps["d_step"] += 1
@@ -739,7 +740,7 @@ def _replay_grads(nets, params_of, loss_fn):
             for net, state in zip(nets, saved):
                 for k, v in net.state_dict().items():
                     v.copy_(state[k])
-    return [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]
+    return [torch.zeros_like(p).cpu() if g is None else g.cpu() for p, g in zip(params, grads)]
 
 
 def _close(grads, expected, rtol=2e-3):
@@ -750,7 +751,7 @@ def _close(grads, expected, rtol=2e-3):
     return (got - exp).norm() <= rtol * max(exp.norm().item(), 1e-8)
 
 
-def _bce_sum(logits, labels):
+def _bce_logits(logits, labels):
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
@@ -776,7 +777,9 @@ def test_train(train):
 
     torch.manual_seed(0)
     z_size = 8
-    D, G = _TinyD(), _TinyG(z_size)
+    # the GPU when there is one, so train's own device handling is exercised too
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    D, G = _TinyD().to(device), _TinyG(z_size).to(device)
     d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
     data = torch.rand(12, 3, 16, 16)
@@ -791,7 +794,7 @@ def test_train(train):
         checkpoint = Path(tmp) / "checkpoint.pt"
         try:
             with _calling("train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs=2, ...)"), _quiet(train):
-                result = train(D, G, d_opt, g_opt, loader, 2, z_size, torch.device("cpu"),
+                result = train(D, G, d_opt, g_opt, loader, 2, z_size, device,
                                print_every=1, checkpoint_path=checkpoint, sample_size=6)
         finally:
             rec.close()
@@ -820,7 +823,7 @@ def test_train(train):
         rec2 = _Recorder(D, G, d_opt, g_opt, scaled)
         try:
             with _calling("Resuming train(...) from its checkpoint with n_epochs=3"), _quiet(train):
-                losses3, samples3 = train(D, G, d_opt, g_opt, loader, 3, z_size, torch.device("cpu"),
+                losses3, samples3 = train(D, G, d_opt, g_opt, loader, 3, z_size, device,
                                           print_every=1, checkpoint_path=checkpoint, sample_size=6)
         finally:
             rec2.close()
@@ -867,18 +870,19 @@ def _check_d_step(d_grads, g_grads, window, scaled_batches, fake_out, last_g_gra
             total = 0.0
             outs, labels = [], []
             for inp, is_real in labelled:
-                out = D(inp)
-                lab = torch.where(is_real, torch.tensor(real_label), torch.tensor(0.0)).view(-1, 1).to(out)
+                out = D(inp.to(_device_of(D)))
+                is_real = is_real.to(out.device)
+                lab = torch.where(is_real, real_label, 0.0).view(-1, 1).to(out)
                 if per_call_mean:
                     # real and fake may come in one call: mean over each kind separately
                     for mask in (is_real, ~is_real):
                         if mask.any():
-                            total = total + _bce_sum(out[mask], lab[mask])
+                            total = total + _bce_logits(out[mask], lab[mask])
                 else:
                     outs.append(out)
                     labels.append(lab)
             if not per_call_mean:
-                total = _bce_sum(torch.cat(outs), torch.cat(labels))
+                total = _bce_logits(torch.cat(outs), torch.cat(labels))
             return factor * total
         return fn
 
@@ -902,10 +906,11 @@ def _flipped_d_loss(D, labelled):
     def fn():
         total = 0.0
         for inp, is_real in labelled:
-            out = D(inp)
+            out = D(inp.to(_device_of(D)))
+            is_real = is_real.to(out.device)
             for mask, label in ((is_real, 0.0), (~is_real, 1.0)):
                 if mask.any():
-                    total = total + _bce_sum(out[mask], torch.full_like(out[mask], label))
+                    total = total + _bce_logits(out[mask], torch.full_like(out[mask], label))
         return total
     return fn
 
@@ -929,8 +934,8 @@ def _check_g_step(g_grads, window, g_history, scaled_batches, D, G):
 
     def g_loss(label):
         def fn():
-            out = D(G(z))
-            return _bce_sum(out, torch.full_like(out, label))
+            out = D(G(z.to(_device_of(G))))
+            return _bce_logits(out, torch.full_like(out, label))
         return fn
 
     for label in (1.0, 0.9):
