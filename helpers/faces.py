@@ -519,19 +519,20 @@ def make_faces(root, n=DEFAULT_N, size=DEFAULT_SIZE, seed=0, workers=None, progr
     folder.mkdir(parents=True, exist_ok=True)
     marker = folder / _MARKER
     wanted = {"n": n, "size": size, "seed": seed, "version": FACES_VERSION}
-    if _read_marker(marker) == wanted:
+    finished = _read_marker(marker) == wanted
+    if finished:  # the files present are right; redraw only any that went missing
         todo = [i for i in range(1, n + 1) if not (folder / f"{i:06d}.png").exists()]
         if not todo:
             return root
     else:
         # Remove the marker first: if this redraw is interrupted, the folder must not look
-        # finished. Files from another seed or size are overwritten, extra ones removed.
+        # finished. Files from another seed or size are overwritten, extra ones removed below.
         marker.unlink(missing_ok=True)
-        for path in folder.iterdir():
-            stale_image = _IMAGE_NAME.match(path.name) and int(path.name[:6]) > n
-            if stale_image or path.name.endswith(".tmp"):
-                path.unlink()
         todo = list(range(1, n + 1))
+    for path in folder.iterdir():
+        extra = not finished and _IMAGE_NAME.match(path.name) and int(path.name[:6]) > n
+        if extra or path.name.endswith(".tmp"):  # .tmp: left by an interrupted run
+            path.unlink()
 
     job = partial(_draw_and_save, folder=folder, seed=seed, size=size)
     bar = tqdm(total=len(todo), desc="Drawing faces", unit="img", disable=not progress)

@@ -229,3 +229,12 @@ def test_command_line_draws_the_requested_faces(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "faces").glob("*.png")) == [
         "000001.png", "000002.png", "000003.png"]
     assert "3 faces" in capsys.readouterr().out
+
+
+def test_temporary_files_left_by_an_interrupted_run_are_removed(tmp_path):
+    make_faces(tmp_path, n=4, workers=1, progress=False)
+    (tmp_path / "faces" / ".complete.json").unlink()
+    leftover = tmp_path / "faces" / ".000003.12345.tmp"
+    leftover.write_bytes(b"half a png")
+    make_faces(tmp_path, n=4, workers=1, progress=False)
+    assert not leftover.exists()
