@@ -543,7 +543,7 @@ def make_faces(root, n=DEFAULT_N, size=DEFAULT_SIZE, seed=0, workers=None, progr
                 bar.update()
         else:
             with Pool(min(workers, len(todo))) as pool:
-                for _ in pool.imap_unordered(job, todo, chunksize=64):
+                for _ in pool.imap_unordered(job, todo, chunksize=16):
                     bar.update()
 
     tmp = folder / f".{_MARKER}.{os.getpid()}.tmp"
