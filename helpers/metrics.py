@@ -237,7 +237,8 @@ def sliced_wasserstein_distance(real, fake, descriptors_per_image=DESCRIPTORS_PE
         directions: random projection directions in total (paper: 512).
         repeats: batches the directions are drawn in (authors: 4); the result is their mean.
         min_resolution: coarsest pyramid level (paper: 16).
-        seed: seeds the patch positions and directions; the same seed gives the same number.
+        seed: seeds the patch positions and directions; the same seed gives the same number
+            (on one torch version: its random streams may change between releases).
             Both sets use the same patch positions (image i of each), so
             SWD(x, x) == 0 and SWD(a, b) == SWD(b, a).
 
