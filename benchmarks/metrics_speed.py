@@ -1,7 +1,7 @@
 """How long do the kit's quality metrics take? Prints seconds; asserts nothing.
 
-    python benchmarks/metrics_speed.py                      # 1,000 vs 1,000 images at 32x32
-    python benchmarks/metrics_speed.py --size 64 --device cuda
+    python -m benchmarks.metrics_speed                      # 1,000 vs 1,000 images at 32x32
+    python -m benchmarks.metrics_speed --size 64 --device cuda
 
 The images are random smooth colour fields with a little noise: the timing depends only on
 their number and size, not on what they show.
