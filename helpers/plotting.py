@@ -1,8 +1,8 @@
 """Pictures for the notebook: a batch of training faces, the loss curves, generated samples.
 
-Serves the notebook steps "Visualise a batch" (``show_batch``), "Training losses"
-(``plot_losses``) and "Generated samples" (``view_samples``, ``view_progress``); ``imshow`` draws
-one image on an axes of your own.
+Serves the notebook steps "The data loader" (``show_batch``: look at a batch of real faces),
+"Training losses" (``plot_losses``) and "Generated samples" (``view_samples``,
+``view_progress``); ``imshow`` draws one image on an axes of your own.
 
 Every function returns the matplotlib Figure it drew and, given ``path``, also writes a PNG.
 
@@ -236,7 +236,7 @@ def imshow(img, ax=None):
 
 
 def show_batch(images, nrow=8, title=None, path=None):
-    """Show a batch of real training images as a grid ("Visualise a batch" step).
+    """Show a batch of real training images as a grid ("The data loader" step).
 
     images: tensor (B, 3, H, W), float in [0, 1], as the dataloader yields it (any device).
     nrow: images per grid row. title: optional figure title.
