@@ -1,0 +1,250 @@
+"""Make the learner's notebook from the solution notebook (instructor tool).
+
+    python -m helpers.release [--notebook dlnd_face_generation.ipynb] [--out release]
+
+The solution notebook is the one source of truth; the release is a build artefact, never
+edited by hand. In every code cell each region between a ``### BEGIN SOLUTION`` line and its
+``### END SOLUTION`` line becomes a stub at the region's indentation:
+
+- inside a function or method: ``raise NotImplementedError("Discriminator.__init__: not
+  implemented yet, see the TODO above")``, so the graded test says which piece is missing;
+- at module level (the optimizers cell): one ``name = None`` line per name the region assigns.
+
+The ``# TODO`` lines above each region stay. Outputs and execution counts are cleared; cell ids
+and tags stay (the grader finds the definition cells by their tags). The output folder also
+gets what the notebook imports (problem_unittests.py, workspace_utils.py, helpers/ without the
+instructor tools, requirements.txt), so it runs on its own. Same input, same bytes.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import hashlib
+import shutil
+import sys
+from pathlib import Path
+
+import nbformat
+
+from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT
+
+# What a learner needs beside the notebook; helpers/ is copied without the instructor tools.
+KIT_FILES = ("problem_unittests.py", "workspace_utils.py", "requirements.txt")
+INSTRUCTOR_ONLY = ("release.py", "grade.py")
+# Written with one fixed format so the release is byte-for-byte reproducible.
+NBFORMAT, NBFORMAT_MINOR = 4, 5
+DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
+STUB_MESSAGE = "{}: not implemented yet, see the TODO above"
+
+
+class ReleaseError(ValueError):
+    """The solution notebook cannot be turned into a release (the message says which cell and why)."""
+
+
+def solution_regions(source, where="the cell"):
+    """Marker lines of each solution region in `source`: a list of (begin, end) line indexes (0-based).
+
+    Raises ReleaseError naming `where` for a BEGIN without END, an END without BEGIN, or a
+    BEGIN inside another region.
+    """
+    regions, begin = [], None
+    for i, line in enumerate(source.split("\n")):
+        text = line.strip()
+        if text.startswith(BEGIN):
+            if begin is not None:
+                raise ReleaseError(f"{where}: '{BEGIN}' at line {i + 1} starts inside the region opened at "
+                                   f"line {begin + 1}; regions cannot nest. Close the first with '{END}'.")
+            begin = i
+        elif text.startswith(END):
+            if begin is None:
+                raise ReleaseError(f"{where}: '{END}' at line {i + 1} has no '{BEGIN}' above it.")
+            regions.append((begin, i))
+            begin = None
+    if begin is not None:
+        raise ReleaseError(f"{where}: '{BEGIN}' at line {begin + 1} has no matching '{END}' below it.")
+    return regions
+
+
+def _parse(source, where):
+    # Magic lines become blank lines, so ast's line numbers stay those of the cell.
+    plain = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
+    try:
+        return ast.parse(plain)
+    except SyntaxError as err:
+        raise ReleaseError(f"{where} is not valid Python (line {err.lineno}: {err.msg}); fix the solution "
+                           f"notebook first.") from None
+
+
+def _enclosing_function(tree, line, indent):
+    """Qualified name ('Discriminator.__init__') of the innermost def around 1-based `line`, or None."""
+    best = None
+
+    def visit(node, prefix):
+        nonlocal best
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = prefix + child.name
+                is_def = not isinstance(child, ast.ClassDef)
+                if is_def and child.lineno < line <= child.end_lineno and child.col_offset < indent:
+                    best = name  # deeper matches overwrite shallower ones
+                visit(child, name + ".")
+            else:
+                visit(child, prefix)
+
+    visit(tree, "")
+    return best
+
+
+def _bound_names(tree, first, last):
+    """Names bound by the statements on 1-based lines first..last, in order (not inside their defs)."""
+    names = []
+
+    def add(target):
+        for node in ast.walk(target):
+            if isinstance(node, ast.Name) and node.id not in names:
+                names.append(node.id)
+
+    def visit(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.stmt) and first <= child.lineno <= last:
+                if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                    add(ast.Name(child.name))
+                    continue  # names bound inside a def are its own
+                if isinstance(child, ast.Assign):
+                    for target in child.targets:
+                        add(target)
+                elif isinstance(child, (ast.AnnAssign, ast.AugAssign, ast.For, ast.AsyncFor)):
+                    add(child.target)
+                elif isinstance(child, (ast.With, ast.AsyncWith)):
+                    for item in child.items:
+                        if item.optional_vars is not None:
+                            add(item.optional_vars)
+                elif isinstance(child, (ast.Import, ast.ImportFrom)):
+                    for alias in child.names:
+                        add(ast.Name(alias.asname or alias.name.split(".")[0]))
+            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                visit(child)
+
+    visit(tree)
+    return names
+
+
+def stub_source(source, where="the cell"):
+    """Replace every solution region of one cell's source by its stub.
+
+    Returns (new source, number of regions). Regions inside a function become a
+    ``raise NotImplementedError("<qualified name>: not implemented yet, ...")``; regions at module
+    level become ``name = None`` for each name they assign (``pass`` when they assign none).
+    """
+    regions = solution_regions(source, where)
+    if not regions:
+        return source, 0
+    lines = source.split("\n")
+    tree = _parse(source, where)
+    # Work from the last region up, so earlier line indexes stay valid.
+    for begin, end in reversed(regions):
+        indent = lines[begin][: len(lines[begin]) - len(lines[begin].lstrip())]
+        function = _enclosing_function(tree, begin + 1, len(indent))
+        if function is not None:
+            stub = [f'{indent}raise NotImplementedError("{STUB_MESSAGE.format(function)}")']
+        else:
+            names = _bound_names(tree, begin + 1, end + 1)
+            stub = [f"{indent}{name} = None" for name in names] or [f"{indent}pass"]
+        lines[begin:end + 1] = stub
+    return "\n".join(lines), len(regions)
+
+
+def _cell_id(index, cell):
+    # A fixed id for cells from older notebooks that have none, so reruns give the same bytes.
+    return cell.get("id") or hashlib.sha1(f"{index}:{cell.source}".encode()).hexdigest()[:8]
+
+
+def release_notebook(nb):
+    """The learner version of a solution notebook (an nbformat NotebookNode; `nb` is not changed).
+
+    Returns (release, number of regions stubbed, number of cells changed).
+    """
+    cells, n_regions, n_cells = [], 0, 0
+    for index, cell in enumerate(nb.cells):
+        tags = list(cell.get("metadata", {}).get("tags", []))
+        metadata = {"tags": tags} if tags else {}
+        common = {"id": _cell_id(index, cell), "metadata": metadata}
+        if cell.cell_type == "code":
+            source, n = stub_source(cell.source, f"Cell {index + 1} (id {cell.get('id', '?')})")
+            n_regions += n
+            n_cells += n > 0
+            new = nbformat.v4.new_code_cell(source, **common)
+        elif cell.cell_type == "markdown":
+            new = nbformat.v4.new_markdown_cell(cell.source, **common)
+            if cell.get("attachments"):
+                new.attachments = cell.attachments
+        else:
+            new = nbformat.v4.new_raw_cell(cell.source, **common)
+        cells.append(new)
+    kernelspec = nb.metadata.get("kernelspec") or DEFAULT_KERNELSPEC
+    metadata = {"kernelspec": {k: kernelspec[k] for k in ("display_name", "language", "name") if k in kernelspec},
+                "language_info": {"name": "python"}}
+    release = nbformat.v4.new_notebook(cells=cells, metadata=metadata)
+    release.nbformat, release.nbformat_minor = NBFORMAT, NBFORMAT_MINOR
+    return release, n_regions, n_cells
+
+
+def make_release(notebook=NOTEBOOK, out="release"):
+    """Write the learner release of `notebook` into folder `out`, with the files it needs beside it.
+
+    Returns (path of the release notebook, regions stubbed, cells changed). Raises ReleaseError
+    for a notebook with unbalanced markers, or an `out` that would overwrite the kit itself.
+    """
+    notebook, out = Path(notebook), Path(out)
+    if not notebook.is_file():
+        raise ReleaseError(f"No notebook at {notebook}. Pass the solution notebook with --notebook.")
+    target = out.resolve()
+    if target == ROOT or target in ROOT.parents:
+        raise ReleaseError(f"--out {out} is the kit folder (or holds it): the release would overwrite the "
+                           f"solution. Choose a new folder, e.g. --out release.")
+    try:
+        source = nbformat.read(notebook, as_version=NBFORMAT)
+    except Exception as err:  # nbformat raises several types for a broken file
+        raise ReleaseError(f"{notebook} is not a readable Jupyter notebook ({err}).") from None
+    release, n_regions, n_cells = release_notebook(source)
+    nbformat.validate(release)
+
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / notebook.name
+    text = nbformat.writes(release, version=NBFORMAT)
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text if text.endswith("\n") else text + "\n")
+    for name in KIT_FILES:
+        shutil.copyfile(ROOT / name, out / name)
+    # A fresh copy, so a module removed from the kit does not linger in an old release.
+    shutil.rmtree(out / "helpers", ignore_errors=True)
+    shutil.copytree(ROOT / "helpers", out / "helpers",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *INSTRUCTOR_ONLY))
+    return path, n_regions, n_cells
+
+
+def main(argv=None):
+    """Command line: build the release and print a one-line summary; exit 1 on a problem."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.release",
+        description="Build the learner version of the solution notebook: every region between "
+                    f"'{BEGIN}' and '{END}' becomes a stub, outputs are cleared, and the files the "
+                    "notebook imports are copied beside it.")
+    parser.add_argument("--notebook", default=str(NOTEBOOK),
+                        help="the solution notebook to release (default: %(default)s)")
+    parser.add_argument("--out", default="release",
+                        help="folder to write the release into; created if missing, the notebook and "
+                             "kit files in it are replaced (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        path, n_regions, n_cells = make_release(args.notebook, args.out)
+    except ReleaseError as err:
+        print(f"release: error: {err}", file=sys.stderr)
+        return 1
+    print(f"Stubbed {n_regions} solution regions in {n_cells} cells -> {path}")
+    print(f"Copied beside it: {', '.join(KIT_FILES)}, helpers/ (without {', '.join(INSTRUCTOR_ONLY)})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

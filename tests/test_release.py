@@ -1,0 +1,230 @@
+"""Specification of helpers.release: the learner notebook built from the solution notebook.
+
+Every solution region becomes a stub, no solution line survives, the notebook stays valid
+Python, the build is reproducible, and in the release every graded test fails with
+"not implemented yet" instead of passing.
+"""
+import ast
+import contextlib
+import io
+import os
+import re
+
+import nbformat
+import pytest
+
+import problem_unittests
+from helpers import grade, release
+from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
+from helpers.release import ReleaseError, make_release, release_notebook, stub_source
+
+STUB = re.compile(r'raise NotImplementedError\("([\w.]+): not implemented yet, see the TODO above"\)')
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """(source notebook, release notebook, release folder) for the kit's solution notebook."""
+    out = tmp_path_factory.mktemp("release")
+    path, _, _ = make_release(NOTEBOOK, out)
+    return nbformat.read(NOTEBOOK, as_version=4), nbformat.read(path, as_version=4), out
+
+
+def code_pairs(source, released):
+    """(source cell, release cell) for each code cell, matched by position."""
+    assert [c.cell_type for c in source.cells] == [c.cell_type for c in released.cells]
+    return [(s, r) for s, r in zip(source.cells, released.cells) if s.cell_type == "code"]
+
+
+def region_lines(cell_source):
+    """(lines inside solution regions, lines outside them) of one cell, stripped."""
+    inside, outside, in_region = [], [], False
+    for line in cell_source.split("\n"):
+        text = line.strip()
+        if text.startswith(BEGIN):
+            in_region = True
+        elif text.startswith(END):
+            in_region = False
+        else:
+            (inside if in_region else outside).append(text)
+    return inside, outside
+
+
+def test_every_solution_region_becomes_one_stub(built):
+    source, released, _ = built
+    n_regions = 0
+    for s, r in code_pairs(source, released):
+        regions = release.solution_regions(s.source)
+        n_regions += len(regions)
+        assert BEGIN not in r.source and END not in r.source
+        in_functions = [b for b, _ in regions if s.source.split("\n")[b].startswith(" ")]
+        assert len(STUB.findall(r.source)) == len(in_functions), r.source
+    assert n_regions >= 10
+
+
+def test_stubs_name_the_function_or_method_they_replace(built):
+    _, released, _ = built
+    names = {name for c in released.cells if c.cell_type == "code" for name in STUB.findall(c.source)}
+    assert {"get_dataloader", "scale", "Discriminator.__init__", "Discriminator.forward",
+            "Generator.__init__", "train"} <= names
+
+
+def test_module_level_region_becomes_none_for_each_assigned_name(built):
+    _, released, _ = built
+    cell = next(c for c in released.cells if "d_optimizer =" in c.source)
+    assert cell.source.strip().splitlines() == [
+        "# TODO: create d_optimizer and g_optimizer.", "d_optimizer = None", "g_optimizer = None"]
+
+
+def test_no_solution_line_leaks_into_the_release(built):
+    source, released, _ = built
+    for s, r in code_pairs(source, released):
+        inside, outside = region_lines(s.source)
+        released_lines = {line.strip() for line in r.source.split("\n")}
+        leaked = [line for line in inside
+                  if line and not line.startswith("#") and line not in outside and line in released_lines]
+        assert not leaked, f"solution lines left in cell {r.id}: {leaked}"
+
+
+def test_todo_comments_above_each_region_stay(built):
+    source, released, _ = built
+    for s, r in code_pairs(source, released):
+        todos = [line for line in region_lines(s.source)[1] if line.startswith("# TODO")]
+        assert all(todo in r.source for todo in todos)
+        assert len(todos) >= len(release.solution_regions(s.source))
+
+
+def test_release_code_cells_are_valid_python(built):
+    _, released, _ = built
+    for cell in released.cells:
+        if cell.cell_type == "code":
+            ast.parse(strip_magics(cell.source))
+
+
+def test_release_is_byte_for_byte_reproducible(tmp_path):
+    first, _, _ = make_release(NOTEBOOK, tmp_path / "a")
+    second, _, _ = make_release(NOTEBOOK, tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()
+
+
+def test_outputs_and_execution_counts_are_cleared_ids_and_tags_kept(tmp_path):
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    for cell in nb.cells:  # a notebook that has been run, by a front end that adds metadata
+        if cell.cell_type == "code":
+            cell.execution_count = 7
+            cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="Tests Passed\n")]
+            cell.metadata["execution"] = {"iopub.execute_input": "2024-01-01T00:00:00Z"}
+    nb.metadata["widgets"] = {"state": {}}
+    nbformat.write(nb, tmp_path / "run.ipynb")
+    path, _, _ = make_release(tmp_path / "run.ipynb", tmp_path / "out")
+    released = nbformat.read(path, as_version=4)
+    for before, after in zip(nb.cells, released.cells):
+        assert after.id == before.id
+        assert after.metadata.get("tags", []) == before.metadata.get("tags", [])
+        assert "execution" not in after.metadata
+        if after.cell_type == "code":
+            assert after.outputs == [] and after.execution_count is None
+    assert set(released.metadata) == {"kernelspec", "language_info"}
+
+
+def test_release_folder_holds_what_the_notebook_imports(built):
+    _, _, out = built
+    for name in ("problem_unittests.py", "workspace_utils.py", "requirements.txt", "helpers/__init__.py",
+                 "helpers/notebook.py", "helpers/checkpoint.py"):
+        assert (out / name).read_bytes() == (ROOT / name).read_bytes(), name
+    assert not (out / "helpers" / "release.py").exists() and not (out / "helpers" / "grade.py").exists()
+    assert not list(out.rglob("__pycache__"))
+
+
+def run_release_definitions(released, tmp_path):
+    """Namespace and errors after running the release's setup and solution cells, as the grader does."""
+    nb = {"cells": [{"cell_type": c.cell_type, "source": c.source, "metadata": dict(c.metadata)}
+                    for c in released.cells]}
+    cells, used_tags = grade.definition_cells(nb, [n for t in grade.kit_tests() for n in t.needs])
+    assert used_tags
+    namespace = {"__name__": "__notebook__"}
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
+        mp.setenv("DCGAN_OUT", str(tmp_path))
+        mp.setenv("DCGAN_QUICK", "1")
+        errors = grade.run_definitions(cells, namespace)
+    return cells, namespace, errors
+
+
+def test_each_graded_test_raises_not_implemented_yet_on_the_release(built, tmp_path):
+    _, released, _ = built
+    _, namespace, _ = run_release_definitions(released, tmp_path)
+    callable_tests = [t for t in grade.kit_tests() if all(n in namespace for n in t.needs)]
+    assert len(callable_tests) >= 9
+    for test in callable_tests:
+        args = [eval(arg, namespace) for arg in test.args]
+        with pytest.raises(AssertionError, match="not implemented yet"), contextlib.redirect_stdout(io.StringIO()):
+            getattr(problem_unittests, test.name)(*args)
+
+
+def test_grader_fails_every_release_test_with_not_implemented_yet(built, tmp_path):
+    _, released, _ = built
+    cells, _, _ = run_release_definitions(released, tmp_path)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DCGAN_OUT", str(tmp_path))
+        results, errors = grade.run_graded_tests(cells, grade.kit_tests())
+    assert len(results) == len(grade.kit_tests())
+    for result in results:
+        assert not result["passed"] and "not implemented yet" in result["message"], result
+    optimizers = next(r for r in results if r["name"] == "test_optimizers")
+    assert optimizers["message"].startswith("`D` could not be built: Discriminator.__init__ is not implemented yet")
+    assert any(e["error"] == "NotImplementedError" for e in errors)
+
+
+def notebook_with(*sources):
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t")]
+                                    + [nbformat.v4.new_code_cell(s) for s in sources])
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "no matching"),
+    ("def f():\n    return 1\n    ### END SOLUTION\n", "has no '### BEGIN SOLUTION' above"),
+    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n", "cannot nest"),
+])
+def test_unbalanced_markers_are_an_error_naming_the_cell(source, problem):
+    with pytest.raises(ReleaseError, match=problem) as err:
+        release_notebook(notebook_with("x = 1", source))
+    assert "Cell 3" in str(err.value)
+
+
+def test_region_in_a_nested_block_keeps_its_indentation_and_the_code_after_it():
+    source = ("class Net:\n    def step(self, batch):\n        for x in batch:\n            # TODO: learn\n"
+              "            ### BEGIN SOLUTION\n            y = x * 2\n            ### END SOLUTION\n"
+              "            print(y)\n")
+    stubbed, n = stub_source(source)
+    assert n == 1
+    assert stubbed.split("\n")[4] == ('            raise NotImplementedError('
+                                      '"Net.step: not implemented yet, see the TODO above")')
+    assert "            print(y)" in stubbed and "y = x * 2" not in stubbed
+    ast.parse(stubbed)
+
+
+def test_module_level_region_without_assignments_becomes_pass():
+    stubbed, _ = stub_source("### BEGIN SOLUTION\nprint('hi')\n### END SOLUTION\n")
+    assert stubbed == "pass\n"
+
+
+def test_out_folder_must_not_be_the_kit_itself():
+    with pytest.raises(ReleaseError, match="overwrite the solution"):
+        make_release(NOTEBOOK, ROOT)
+
+
+def test_command_line_prints_the_summary(tmp_path, capsys):
+    assert release.main(["--notebook", str(NOTEBOOK), "--out", str(tmp_path / "rel")]) == 0
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    n_regions = sum(len(release.solution_regions(c.source)) for c in nb.cells if c.cell_type == "code")
+    n_cells = sum(bool(release.solution_regions(c.source)) for c in nb.cells if c.cell_type == "code")
+    out = capsys.readouterr().out
+    assert f"Stubbed {n_regions} solution regions in {n_cells} cells" in out
+    assert os.path.join(str(tmp_path / "rel"), NOTEBOOK.name) in out
+
+
+def test_command_line_reports_a_broken_notebook_without_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.ipynb"
+    nbformat.write(notebook_with("def f():\n    ### BEGIN SOLUTION\n    return 1\n"), bad)
+    assert release.main(["--notebook", str(bad), "--out", str(tmp_path / "rel")]) == 1
+    err = capsys.readouterr().err
+    assert "Cell 2" in err and "Traceback" not in err
