@@ -229,7 +229,9 @@ def main(argv=None):
         prog="python -m helpers.release",
         description="Build the learner version of the solution notebook: every region between "
                     f"'{BEGIN}' and '{END}' becomes a stub, outputs are cleared, and the files the "
-                    "notebook imports are copied beside it.")
+                    "notebook imports are copied beside it.",
+        epilog="Exit status: 0 when the release was written, 1 when the notebook cannot be released "
+               "(unbalanced markers, not valid Python, unreadable; the message names the cell).")
     parser.add_argument("--notebook", default=str(NOTEBOOK),
                         help="the solution notebook to release (default: %(default)s)")
     parser.add_argument("--out", default="release",

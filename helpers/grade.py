@@ -1,0 +1,579 @@
+"""Grade a learner's notebook with the kit's graded tests (instructor tool).
+
+    python -m helpers.grade SUBMISSION.ipynb [--json report.json] [--timeout 60] [--workers 2]
+
+What runs:
+
+- From the submission, only its definition cells: code cells tagged ``setup`` or ``solution``.
+  When a submission has lost its tags (some editors drop cell metadata), the cells are chosen by
+  what they do: import cells, and cells that define or assign the names the graded tests need.
+  In both cases a cell that defines a name the chosen cells use is added too, but never a cell
+  that loads data, trains or plots (one that calls ``train(...)``, ``get_dataloader(...)``,
+  ``helpers.plotting``, ``plt``, the graded tests, ...).
+- Which graded tests, and with which arguments, comes from the kit's own solution notebook
+  (its ``graded-test`` cells), and the tests are the kit's own ``problem_unittests.py``: nothing
+  in the submission can change them.
+
+How it runs: each graded test in its own process, with a time limit, so an endless loop or a
+crash (even a segfault) in one learner function fails that test only. A process runs every
+definition cell in order, one at a time and past failures (as a learner who runs each cell
+would), then calls its test. A test whose names exist runs even when some other cell failed;
+a test that needs a name the cells did not define fails with the reason: the cell that should
+have defined it and the error it raised, or "`Generator` is not defined in your notebook".
+The processes start from a fork server that has already imported torch and the kit (POSIX),
+so a test costs little more than its own run; each process uses cpu_count / workers threads.
+
+Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line or a
+notebook that cannot be read. Not a sandbox: run only notebooks you are willing to execute.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import builtins
+import contextlib
+import io
+import json
+import multiprocessing
+import multiprocessing.connection
+import os
+import re
+import signal
+import symtable
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from helpers.notebook import DEFINITION_TAGS, NOTEBOOK, ROOT, graded_test_calls, read_notebook, tags
+
+# A cell that calls one of these at its top level loads data, trains or plots: never graded.
+WORK_CALLS = {"train", "get_dataloader", "find_data_dir", "prepare_celeba", "ImageFolder", "DataLoader",
+              "iter", "next", "save", "savefig", "show", "imshow", "plot", "subplots", "figure",
+              "show_batch", "view_samples", "view_progress", "plot_losses"}
+WORK_PREFIXES = ("tests.", "plt.", "matplotlib.", "helpers.plotting.", "helpers.data.", "helpers.celeba.",
+                 "helpers.faces.", "helpers.fastdata.", "helpers.metrics.")
+CELL_FILE = re.compile(r"<cell (\d+)>")
+NOT_IMPLEMENTED = re.compile(r"^(.+?): not implemented yet")
+
+
+# ---------------------------------------------------------------- what to run
+
+@dataclass
+class GradedTest:
+    """One graded test as the kit's notebook calls it: ``tests.<name>(<args>)``."""
+    name: str                                   # "test_optimizers"
+    args: list                                  # argument expressions: ["D", "G", "d_optimizer", ...]
+    needs: list = field(default_factory=list)   # names the arguments read
+
+    @property
+    def call(self):
+        return f"tests.{self.name}({', '.join(self.args)})"
+
+
+@dataclass
+class Cell:
+    """A code cell of the submission: its 1-based position among all the notebook's cells."""
+    number: int
+    source: str
+
+    @property
+    def excerpt(self):
+        first = next((line.strip() for line in self.source.splitlines() if line.strip()), "")
+        return first if len(first) <= 40 else first[:37] + "..."
+
+
+def kit_tests(kit_notebook=NOTEBOOK):
+    """The graded tests, in order, from the kit's trusted notebook: a list of GradedTest."""
+    found = []
+    for name, args in graded_test_calls(read_notebook(kit_notebook)).items():
+        needs = []
+        for arg in args:
+            needs += [n.id for n in ast.walk(ast.parse(arg, mode="eval"))
+                      if isinstance(n, ast.Name) and n.id not in needs]
+        found.append(GradedTest(name, args, needs))
+    return found
+
+
+def plain_python(source):
+    """The cell's source with IPython-only lines (``%magic``, ``!shell``) blanked; line numbers kept."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
+
+
+def _callee(node):
+    """Dotted name of a call's function ('helpers.plotting.show_batch'), or '' when it has none."""
+    parts, func = [], node.func
+    while isinstance(func, ast.Attribute):
+        parts.append(func.attr)
+        func = func.value
+    if isinstance(func, ast.Name):
+        parts.append(func.id)
+    return ".".join(reversed(parts))
+
+
+def _global_reads(table):
+    names = set()
+    for sym in table.get_symbols():
+        if sym.is_referenced() and (table.get_type() == "module" or sym.is_global()):
+            names.add(sym.get_name())
+    for child in table.get_children():
+        names |= _global_reads(child)
+    return names
+
+
+def analyse_cell(cell):
+    """What a cell does, read without running it: dict with ``binds`` and ``reads`` (sets of names),
+    ``imports_only`` and ``work`` (it loads data, trains or plots at its top level)."""
+    source = plain_python(cell.source)
+    try:
+        tree = ast.parse(source)
+        table = symtable.symtable(source, f"<cell {cell.number}>", "exec")
+    except SyntaxError:
+        # Unreadable: guess the names from `def`, `class` and `name = ...` lines, so a test can
+        # still blame this cell for a name it was meant to define.
+        binds = set()
+        for match in re.finditer(r"^(?:async\s+def|def|class)\s+(\w+)|^(\w+(?:\s*,\s*\w+)*)\s*=(?!=)",
+                                 source, re.MULTILINE):
+            binds |= {n.strip() for n in (match.group(1) or match.group(2)).split(",")}
+        return {"binds": binds, "reads": set(), "imports_only": False, "work": False}
+    binds = {s.get_name() for s in table.get_symbols() if s.is_assigned() or s.is_imported() or s.is_namespace()}
+    calls = []
+
+    def top_level_calls(node):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+                continue
+            if isinstance(child, ast.Call):
+                calls.append(_callee(child))
+            top_level_calls(child)
+
+    top_level_calls(tree)
+    work = any(c.split(".")[-1] in WORK_CALLS or (c + ".").startswith(WORK_PREFIXES) for c in calls if c)
+    return {"binds": binds, "reads": _global_reads(table),
+            "imports_only": bool(tree.body) and all(isinstance(s, (ast.Import, ast.ImportFrom)) for s in tree.body),
+            "work": work}
+
+
+def definition_cells(nb, needs):
+    """The submission's cells to run before the tests, in notebook order, and whether tags chose them.
+
+    `nb` is a notebook from read_notebook; `needs` are the names the graded tests take. Returns
+    (list of Cell, used_tags). See the module docstring for the rules.
+    """
+    code = [(i + 1, c) for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code"]
+    cells = [Cell(number, c.get("source", "")) for number, c in code]
+    tagged = {number for number, c in code if set(tags(c)) & set(DEFINITION_TAGS)}
+    info = {c.number: analyse_cell(c) for c in cells}
+    if tagged:
+        chosen = set(tagged)
+    else:
+        chosen = {n for n, i in info.items() if i["imports_only"] or (i["binds"] & set(needs) and not i["work"])}
+    # Add cells that define what the chosen cells (or the tests) use and nobody chosen defines.
+    while True:
+        bound = set().union(*(info[n]["binds"] for n in chosen)) if chosen else set()
+        read = set().union(*(info[n]["reads"] for n in chosen)) if chosen else set()
+        wanted = (read | set(needs)) - bound - set(dir(builtins))
+        extra = {n for n, i in info.items() if n not in chosen and not i["work"] and i["binds"] & wanted}
+        if not extra:
+            break
+        chosen |= extra
+    return [c for c in cells if c.number in chosen], bool(tagged)
+
+
+# ---------------------------------------------------------------- running (in the test's process)
+
+def _describe(cell, err):
+    """An exception a cell raised, as a dict: cell, error, line, detail (its message) and text (one line)."""
+    name = type(err).__name__
+    if isinstance(err, SyntaxError):
+        line, detail, origin = err.lineno, err.msg or "", None
+    else:
+        frames = [(int(m.group(1)), lineno) for f, lineno in traceback.walk_tb(err.__traceback__)
+                  if (m := CELL_FILE.fullmatch(f.f_code.co_filename))]
+        line = next((ln for n, ln in frames if n == cell.number), None)
+        origin = frames[-1] if frames and frames[-1][0] != cell.number else None
+        detail = "your code called exit() or sys.exit()" if isinstance(err, SystemExit) else _first_line(err)
+    at = f" at line {line}" if line else ""
+    return {"cell": cell.number, "excerpt": cell.excerpt, "error": name, "line": line, "detail": detail,
+            "where": f"cell {cell.number} stopped{at}" + (f", from cell {origin[0]} line {origin[1]}" if origin else ""),
+            "text": f"Cell {cell.number} raised {name}{at}" + (f" (from cell {origin[0]}, line {origin[1]})" if origin else "")
+                    + (f": {detail}" if detail else "")}
+
+
+def run_definitions(cells, namespace, skip=None, progress=None):
+    """Execute `cells` one by one in `namespace`, past failures; return the failures (dicts, see _describe).
+
+    `skip` maps cell numbers to a failure to report instead of running the cell (a cell that
+    crashed or hung an earlier process); `progress(text)` is told which cell starts.
+    """
+    errors = []
+    for cell in cells:
+        if skip and cell.number in skip:
+            errors.append(skip[cell.number])
+            continue
+        if progress:
+            progress(f"cell {cell.number}")
+        try:
+            exec(compile(plain_python(cell.source), f"<cell {cell.number}>", "exec"), namespace)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:  # SystemExit too: a learner's exit() fails its cell only
+            errors.append(_describe(cell, err))
+    return errors
+
+
+def _missing_reason(name, cells, errors):
+    """Why `name` is missing: the failed cell meant to define it, or that no cell defines it."""
+    failed = {e["cell"]: e for e in errors}
+    for cell in cells:
+        if cell.number in failed and name in analyse_cell(cell)["binds"]:
+            err = failed[cell.number]
+            match = NOT_IMPLEMENTED.match(err["detail"])
+            if err["error"] == "NotImplementedError" and match:
+                return f"`{name}` could not be built: {match.group(1)} is not implemented yet ({err['where']})."
+            return f"`{name}` is not defined because {err['text'][0].lower()}{err['text'][1:]}."
+    reason = (f"`{name}` is not defined in your notebook. Define it with exactly this name, "
+              f"run its cell, then run the test again.")
+    syntax = [e for e in errors if e["error"] in ("SyntaxError", "IndentationError", "TabError")]
+    if syntax:
+        reason += f" ({syntax[0]['text']}; was it meant to define `{name}`?)"
+    return reason
+
+
+def _first_line(err):
+    text = str(err).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def run_graded_tests(cells, tests, skip=None, progress=None):
+    """Run the definition `cells`, then each of `tests` (GradedTest), in this process.
+
+    Returns (results, definition errors): results are dicts with name, passed, message. What
+    the learner's code prints is swallowed. The test functions come from the kit's
+    problem_unittests and are looked up before any learner code runs. `skip` and `progress`
+    as for run_definitions.
+    """
+    import problem_unittests
+
+    functions = {t.name: getattr(problem_unittests, t.name) for t in tests}
+    namespace = {"__name__": "__notebook__"}
+    quiet = io.StringIO()
+    with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+        errors = run_definitions(cells, namespace, skip, progress)
+    results = []
+    for test in tests:
+        missing = [n for n in test.needs if n not in namespace]
+        if missing:
+            results.append({"name": test.name, "passed": False, "message": _missing_reason(missing[0], cells, errors)})
+            continue
+        if progress:
+            progress(f"test {test.name}")
+        try:
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                functions[test.name](*[eval(arg, namespace) for arg in test.args])
+            passed, message = True, "Tests Passed"
+        except KeyboardInterrupt:
+            raise
+        except AssertionError as err:
+            passed, message = False, _first_line(err) or "The test failed (AssertionError without a message)."
+        except SystemExit:
+            passed, message = False, "Your code called exit() or sys.exit() during the test."
+        except BaseException as err:  # the test itself could not finish
+            passed, message = False, f"The test stopped with {type(err).__name__}: {_first_line(err)}"
+        results.append({"name": test.name, "passed": passed, "message": message})
+    return results, errors
+
+
+def _child(job, conn):
+    """Body of one test's process: its own output log, then run_graded_tests for one test."""
+    if hasattr(os, "setpgid"):
+        os.setpgid(0, 0)  # its own process group, so a timeout also ends workers the learner started
+    log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    import faulthandler
+    # A crash, or a hang near the time limit, leaves the Python stack (cell and line) in the log.
+    faulthandler.enable()
+    faulthandler.dump_traceback_later(job["timeout"] * 0.9)
+    os.chdir(ROOT)
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    os.environ.update(DCGAN_QUICK="1", DCGAN_OUT=job["out_dir"], MPLBACKEND="Agg")
+    import torch
+    torch.set_num_threads(job["threads"])  # more threads than cores makes every test many times slower
+
+    def progress(phase):
+        os.write(2, f"[grade] {phase}\n".encode())
+
+    test = job["test"]
+    try:
+        results, errors = run_graded_tests(job["cells"], [test], job["skip"], progress)
+        conn.send({"result": results[0], "errors": errors})
+    except Exception as err:  # a fault of the grader, not of the learner: say so
+        traceback.print_exc()
+        conn.send({"result": {"name": test.name, "passed": False,
+                              "message": f"Grader error (not your code): {type(err).__name__}: {err}"},
+                   "errors": []})
+    conn.close()
+
+
+# ---------------------------------------------------------------- scheduling the processes
+
+def _context(kit_notebook):
+    """A multiprocessing context whose new processes start with torch and the kit already imported."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    modules = ["problem_unittests", "helpers.grade"]
+    for cell in read_notebook(kit_notebook)["cells"]:
+        if cell.get("cell_type") == "code" and "setup" in tags(cell):
+            try:
+                tree = ast.parse(plain_python(cell["source"]))
+            except SyntaxError:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    modules += [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    modules.append(node.module)
+    ctx.set_forkserver_preload(list(dict.fromkeys(modules)))
+    return ctx
+
+
+def _read_log(path):
+    """From a dead or killed test process's log: (phase, where) where phase is 'cell N', 'test ...' or
+    None, and where is [(cell, line), ...] from the last Python stack dump, innermost first."""
+    try:
+        log = Path(path).read_text(errors="replace")
+    except OSError:
+        return None, []
+    phases = re.findall(r"^\[grade\] (.+)$", log, re.MULTILINE)
+    dumps = re.split(r"most recent call first\):", log)
+    frames = re.findall(r'File "<cell (\d+)>", line (\d+)', dumps[-1]) if len(dumps) > 1 else []
+    return (phases[-1] if phases else None), [(int(c), int(n)) for c, n in frames]
+
+
+def _stack_text(frames, cell=None):
+    """' at line 14 (from cell 18, line 6)' for a stack, relative to `cell` when given."""
+    if not frames:
+        return ""
+    own = [ln for c, ln in frames if c == cell]
+    text = f" at line {own[-1]}" if own else ""
+    inner = frames[0]
+    if inner[0] != cell:
+        text += f" (from cell {inner[0]}, line {inner[1]})" if own else f" in cell {inner[0]}, line {inner[1]}"
+    return text
+
+
+def _how_it_ended(exitcode):
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"crashed ({signal.Signals(-exitcode).name})"
+        except ValueError:
+            return f"crashed (signal {-exitcode})"
+    return f"ended with status {exitcode}"
+
+
+@contextlib.contextmanager
+def _starting_processes():
+    """Around Process.start(): help the fork server import the kit, and leave __main__ alone.
+
+    The fork server, started by the first start(), imports the preloaded modules with the
+    path and environment it starts with (Python 3.11 ignores our sys.path), so the kit root goes
+    on PYTHONPATH and matplotlib gets a backend that needs no display. And
+    multiprocessing re-runs this program's __main__ (pytest, say) in every new process to find
+    functions defined there; ours all live in helpers.grade, so it is hidden meanwhile.
+    """
+    main = sys.modules.get("__main__")
+    saved = {k: main.__dict__[k] for k in ("__spec__", "__file__") if main is not None and k in main.__dict__}
+    env = {k: os.environ.get(k) for k in ("PYTHONPATH", "MPLBACKEND")}
+    try:
+        os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + ([env["PYTHONPATH"]] if env["PYTHONPATH"] else []))
+        os.environ["MPLBACKEND"] = env["MPLBACKEND"] or "Agg"  # matplotlib reads it when imported
+        if main is not None:
+            main.__dict__.pop("__file__", None)
+            main.__spec__ = None
+        yield
+    finally:
+        for key, value in env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        if main is not None:
+            main.__dict__.pop("__spec__", None)
+            main.__dict__.update(saved)
+
+
+def _kill(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (AttributeError, OSError):
+        proc.kill()
+    proc.join()
+
+
+def grade(submission, timeout=60.0, workers=2, kit_notebook=NOTEBOOK):
+    """Grade notebook `submission` with the kit's graded tests; each test in its own process.
+
+    Returns a report dict: notebook, passed, total, tests (list of {name, passed, message,
+    seconds}), definition_errors (list of {cell, error, line, message, cell_starts}), cells (the
+    cell numbers run before the tests), notes. A definition cell that crashes or hangs its
+    process is reported as that cell's error and left out when the test runs again.
+    Raises FileNotFoundError or ValueError for a notebook that cannot be read.
+    """
+    tests = kit_tests(kit_notebook)
+    if not tests:
+        raise ValueError(f"The kit notebook {kit_notebook} has no graded-test cells.")
+    nb = read_notebook(submission)
+    needs = list(dict.fromkeys(n for t in tests for n in t.needs))
+    cells, used_tags = definition_cells(nb, needs)
+    by_number = {c.number: c for c in cells}
+    notes = [] if used_tags else [
+        "The notebook has no `setup`/`solution` cell tags (an editor may have dropped them); the cells "
+        "to run were chosen by what they define."]
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    ctx = _context(kit_notebook)
+    results, errors, skip = {}, {}, {}
+    with tempfile.TemporaryDirectory(prefix="dcgan-grade-") as tmp:
+        pending, running, attempt = list(tests), [], 0
+        while pending or running:
+            while pending and len(running) < workers:
+                test, attempt = pending.pop(0), attempt + 1
+                job = {"cells": cells, "test": test, "skip": dict(skip), "log": str(Path(tmp) / f"{attempt}.log"),
+                       "out_dir": str(Path(tmp) / "outputs"), "threads": threads, "timeout": timeout}
+                receive, send = ctx.Pipe(duplex=False)
+                proc = ctx.Process(target=_child, args=(job, send), daemon=True)
+                with _starting_processes():
+                    proc.start()
+                send.close()  # only the child writes; end-of-file then means it is gone
+                running.append({"job": job, "proc": proc, "conn": receive, "start": time.monotonic()})
+            deadline = min(r["start"] for r in running) + timeout
+            multiprocessing.connection.wait([r["conn"] for r in running] + [r["proc"].sentinel for r in running],
+                                            timeout=max(0.0, deadline - time.monotonic()))
+            for run in list(running):
+                job, proc, elapsed = run["job"], run["proc"], time.monotonic() - run["start"]
+                test, message, timed_out = job["test"], None, False
+                if run["conn"].poll():
+                    try:
+                        message = run["conn"].recv()
+                    except (EOFError, OSError):
+                        message = None
+                    proc.join(5)
+                    if proc.is_alive():
+                        _kill(proc)
+                elif not proc.is_alive():
+                    proc.join()
+                elif elapsed >= timeout:
+                    _kill(proc)
+                    timed_out = True
+                else:
+                    continue
+                running.remove(run)
+                run["conn"].close()
+                if message is not None:
+                    results[test.name] = {**message["result"], "seconds": round(elapsed, 2)}
+                    for err in message["errors"]:
+                        errors.setdefault(err["cell"], err)
+                    continue
+                phase, frames = _read_log(job["log"])
+                ended = f"did not finish within {timeout:g} s" if timed_out else _how_it_ended(proc.exitcode)
+                if phase and phase.startswith("cell ") and int(phase[5:]) not in job["skip"]:
+                    # A definition cell took the process down: report it as that cell's error and
+                    # run the test again without it, so only the tests that need it fail.
+                    number = int(phase[5:])
+                    skip.setdefault(number, {
+                        "cell": number, "excerpt": by_number[number].excerpt, "line": None, "detail": "",
+                        "error": "Timeout" if timed_out else "Crash",
+                        "where": f"cell {number} {ended}{_stack_text(frames, number)}",
+                        "text": f"Cell {number} {ended}{_stack_text(frames, number)}"
+                                + (" (an endless loop?)" if timed_out else "")})
+                    pending.insert(0, test)
+                    continue
+                where = _stack_text(frames)
+                if timed_out:
+                    text = (f"Timed out after {timeout:g} s: {test.call} did not finish{where and ';'}"
+                            f"{where and ' it was' + where}. Look for an endless loop (or very slow code).")
+                else:
+                    text = (f"The test's process {ended}{where} while running {test.call}"
+                            + ("." if proc.exitcode and proc.exitcode < 0 else
+                               ": does your code call os._exit() or exit()?"))
+                results[test.name] = {"name": test.name, "passed": False, "message": text,
+                                      "seconds": round(elapsed, 2)}
+    for number, err in skip.items():
+        errors.setdefault(number, err)
+    ordered = [results[t.name] for t in tests]
+    definition_errors = [{"cell": e["cell"], "error": e["error"], "line": e["line"], "message": e["text"],
+                          "cell_starts": e["excerpt"]} for _, e in sorted(errors.items())]
+    return {"notebook": str(submission), "passed": sum(r["passed"] for r in ordered), "total": len(ordered),
+            "tests": ordered, "definition_errors": definition_errors,
+            "cells": [c.number for c in cells], "notes": notes}
+
+
+# ---------------------------------------------------------------- command line
+
+def format_report(report):
+    """The rubric as text: definition problems, one row per test, and the total."""
+    lines = [f"Grading {report['notebook']}"]
+    lines += [f"Note: {note}" for note in report["notes"]]
+    if report["definition_errors"]:
+        lines.append("Problems while running the definition cells:")
+        lines += [f"  {e['message']}  [cell {e['cell']} starts: {e['cell_starts']}]" for e in report["definition_errors"]]
+    width = max(len(r["name"]) for r in report["tests"])
+    lines.append("")
+    lines.append(f"{'test':<{width}}  result  reason")
+    for r in report["tests"]:
+        lines.append(f"{r['name']:<{width}}  {'PASSED' if r['passed'] else 'FAILED'}  "
+                     f"{'' if r['passed'] else r['message']}".rstrip())
+    lines.append("")
+    lines.append(f"{report['passed']}/{report['total']} tests passed")
+    return "\n".join(lines)
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+        return value
+    return parse
+
+
+def main(argv=None):
+    """Command line: grade, print the rubric, write --json; exit 0 all passed, 1 any failed, 2 error."""
+    parser = argparse.ArgumentParser(
+        prog="python -m helpers.grade",
+        description="Grade a learner's notebook with the kit's graded tests, each in its own process "
+                    "with a time limit, and print a rubric.",
+        epilog="Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line or a "
+               "notebook that cannot be read.")
+    parser.add_argument("submission", help="the learner's notebook (.ipynb) to grade")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write the report as JSON to PATH: passed, total, and per test its name, "
+                             "passed, message and seconds")
+    parser.add_argument("--timeout", type=_positive(float), default=60.0, metavar="SECONDS",
+                        help="time limit of each test's process, start-up included; a test that runs "
+                             "longer fails as timed out (default: %(default)g)")
+    parser.add_argument("--workers", type=_positive(int), default=2, metavar="N",
+                        help="how many tests run at once, each in its own process (default: %(default)s)")
+    args = parser.parse_args(argv)
+    try:
+        report = grade(args.submission, timeout=args.timeout, workers=args.workers)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"grade: error: {err}", file=sys.stderr)
+        return 2
+    print(format_report(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return 0 if report["passed"] == report["total"] else 1
+
+
+if __name__ == "__main__":
+    # The module's importable copy, so the test processes find _child in helpers.grade by name.
+    from helpers.grade import main as _main
+    sys.exit(_main())

@@ -1,0 +1,219 @@
+"""Specification of helpers.grade: the autograder's verdicts, messages, isolation and exit codes.
+
+Each notebook is graded once (module-scoped fixtures); the tests read that one report. The
+variants are the solution notebook with cells edited here, with nbformat.
+"""
+import contextlib
+import io
+import json
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from helpers import grade
+from helpers.notebook import NOTEBOOK, ROOT, read_notebook
+from helpers.release import make_release
+
+TESTS = [t.name for t in grade.kit_tests()]
+
+
+def edited(tmp_path, name, **edits):
+    """The solution notebook with `old -> new` replaced in the cell that holds `old`; (path, cell numbers)."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    numbers = {}
+    for key, (old, new) in edits.items():
+        index = next(i for i, c in enumerate(nb.cells) if c.cell_type == "code" and old in c.source)
+        nb.cells[index].source = nb.cells[index].source.replace(old, new, 1)
+        numbers[key] = index + 1
+    path = tmp_path / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path, numbers
+
+
+def run_cli(*args):
+    """(exit status, printed rubric) of `python -m helpers.grade ARGS`, run in this process."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = grade.main([str(a) for a in args])
+    return status, out.getvalue()
+
+
+def by_name(report):
+    return {t["name"]: t for t in report["tests"]}
+
+
+@pytest.fixture(scope="module")
+def solution(tmp_path_factory):
+    """The solution notebook graded from the command line, as an instructor runs it."""
+    report = tmp_path_factory.mktemp("solution") / "report.json"
+    done = subprocess.run([sys.executable, "-m", "helpers.grade", str(NOTEBOOK), "--json", str(report)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    return done, json.loads(report.read_text())
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory):
+    """The learner release (nothing written yet), graded."""
+    path, _, _ = make_release(NOTEBOOK, tmp_path_factory.mktemp("release"))
+    report = path.parent / "report.json"
+    status, text = run_cli(path, "--json", report)
+    return status, text, json.loads(report.read_text())
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory):
+    """A syntax error in the get_dataloader cell and Generator renamed to Generatr."""
+    path, cells = edited(tmp_path_factory.mktemp("broken"), "broken",
+                         syntax=("    dataset = datasets.ImageFolder(", "    dataset = datasets.ImageFolder(("),
+                         renamed=("class Generator(", "class Generatr("))
+    report = path.parent / "report.json"
+    status, text = run_cli(path, "--json", report)
+    return status, text, json.loads(report.read_text()), cells
+
+
+@pytest.fixture(scope="module")
+def misbehaving(tmp_path_factory):
+    """scale loops forever, fake_loss calls os._exit(3), weights_init_normal segfaults (and with
+    it the setup cell that builds D and G); graded with a short time limit."""
+    path, cells = edited(tmp_path_factory.mktemp("misbehaving"), "misbehaving",
+                         loop=("    low, high = feature_range\n", "    while True:\n        pass\n"),
+                         exit=("    labels = torch.zeros_like(D_out)\n", "    os._exit(3)\n"),
+                         segfault=("    if isinstance(m, (nn.Conv2d,", "    __import__('ctypes').string_at(0)\n"
+                                                                        "    if isinstance(m, (nn.Conv2d,"),
+                         build=("D, G = build_network(", "D, G = build_network("))
+    report = path.parent / "report.json"
+    status, text = run_cli(path, "--json", report, "--timeout", 10, "--workers", 3)
+    return status, text, json.loads(report.read_text()), cells
+
+
+def test_solution_passes_every_graded_test_with_exit_status_0(solution):
+    done, report = solution
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"{len(TESTS)}/{len(TESTS)} tests passed" in done.stdout
+    assert "Traceback" not in done.stderr and "Warning" not in done.stderr, done.stderr
+
+
+def test_json_report_lists_each_test_with_verdict_message_and_seconds(solution):
+    _, report = solution
+    assert (report["passed"], report["total"]) == (len(TESTS), len(TESTS))
+    assert [t["name"] for t in report["tests"]] == TESTS
+    for t in report["tests"]:
+        assert t["passed"] is True and t["message"] == "Tests Passed"
+        assert isinstance(t["seconds"], float) and 0 < t["seconds"] < 300
+    assert report["definition_errors"] == [] and report["notes"] == []
+
+
+def test_rubric_has_one_row_per_test(solution):
+    done, _ = solution
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("test_")]
+    assert [(r[0], r[1]) for r in rows] == [(name, "PASSED") for name in TESTS]
+
+
+def test_release_fails_every_test_with_not_implemented_yet(released):
+    status, text, report = released
+    assert status == 1 and f"0/{len(TESTS)} tests passed" in text
+    for t in report["tests"]:
+        assert not t["passed"] and "not implemented yet" in t["message"], t
+    assert "Traceback" not in text
+
+
+def test_release_reports_why_D_could_not_be_built(released):
+    _, _, report = released
+    message = by_name(report)["test_optimizers"]["message"]
+    assert message.startswith("`D` could not be built: Discriminator.__init__ is not implemented yet")
+
+
+def test_syntax_error_is_reported_with_its_cell_and_line(broken):
+    status, text, report, cells = broken
+    assert status == 1
+    message = by_name(report)["test_get_dataloader"]["message"]
+    assert f"cell {cells['syntax']} raised SyntaxError at line " in message
+    assert any(e["cell"] == cells["syntax"] and e["error"] == "SyntaxError" for e in report["definition_errors"])
+    assert "Traceback" not in text
+
+
+def test_missing_function_fails_its_test_as_not_defined(broken):
+    _, _, report, _ = broken
+    assert by_name(report)["test_generator"]["message"].startswith("`Generator` is not defined in your notebook")
+
+
+def test_tests_that_do_not_need_a_broken_cell_still_pass(broken):
+    _, _, report, _ = broken
+    results = by_name(report)
+    # test_optimizers needs D and G, which the setup cell could not build without Generator.
+    failing = {"test_get_dataloader", "test_generator", "test_optimizers"}
+    assert "Generator" in results["test_optimizers"]["message"]
+    assert all(results[name]["passed"] for name in set(TESTS) - failing)
+    assert report["passed"] == len(TESTS) - len(failing)
+
+
+def test_endless_loop_fails_its_tests_as_timed_out_at_its_line(misbehaving):
+    _, _, report, cells = misbehaving
+    results = by_name(report)
+    for name in ("test_scale", "test_train"):  # the notebook's train calls scale
+        assert results[name]["message"].startswith("Timed out after 10 s"), results[name]
+        assert f"cell {cells['loop']}, line" in results[name]["message"]
+
+
+def test_os_exit_fails_only_its_test(misbehaving):
+    _, _, report, _ = misbehaving
+    assert "ended with status 3" in by_name(report)["test_fake_loss"]["message"]
+
+
+def test_segfault_fails_its_test_and_the_cell_that_called_it(misbehaving):
+    _, _, report, cells = misbehaving
+    results = by_name(report)
+    assert "crashed (SIGSEGV)" in results["test_weights_init"]["message"]
+    assert results["test_optimizers"]["message"].startswith(f"`D` is not defined because cell {cells['build']} crashed")
+
+
+def test_other_tests_pass_beside_loops_and_crashes(misbehaving):
+    status, _, report, _ = misbehaving
+    results = by_name(report)
+    broken = {"test_scale", "test_train", "test_fake_loss", "test_weights_init", "test_optimizers"}
+    assert status == 1
+    assert all(results[name]["passed"] for name in set(TESTS) - broken), results
+
+
+def test_notebook_without_tags_runs_the_same_cells():
+    nb = read_notebook(NOTEBOOK)
+    needs = [n for t in grade.kit_tests() for n in t.needs]
+    tagged, used_tags = grade.definition_cells(nb, needs)
+    for cell in nb["cells"]:
+        cell["metadata"] = {}
+    untagged, used = grade.definition_cells(nb, needs)
+    assert used_tags and not used
+    assert [c.number for c in untagged] == [c.number for c in tagged]
+
+
+def test_cells_that_train_load_data_or_plot_are_never_run():
+    nb = read_notebook(NOTEBOOK)
+    for cell in nb["cells"]:
+        cell["metadata"] = {}
+    nb["cells"].append({"cell_type": "code", "metadata": {},
+                        "source": "D = D.to(device)\nlosses, samples = train(D, G, d_optimizer, g_optimizer, "
+                                  "loader, 1, z_size, device)"})
+    cells, _ = grade.definition_cells(nb, [n for t in grade.kit_tests() for n in t.needs])
+    chosen = {c.number for c in cells}
+    assert len(nb["cells"]) not in chosen
+    for number, cell in enumerate(nb["cells"], start=1):
+        if any(call in cell["source"] for call in ("= train(", "find_data_dir(", "helpers.plotting.", "helpers.metrics.")):
+            assert number not in chosen, cell["source"]
+
+
+def test_unreadable_notebook_exits_2_with_a_message(tmp_path, capsys):
+    assert grade.main([str(tmp_path / "missing.ipynb")]) == 2
+    assert "No notebook at" in capsys.readouterr().err
+    (tmp_path / "notes.ipynb").write_text("not json")
+    assert grade.main([str(tmp_path / "notes.ipynb")]) == 2
+    err = capsys.readouterr().err
+    assert "is not a Jupyter notebook" in err and "Traceback" not in err
+
+
+def test_bad_command_line_exits_2(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        grade.main([str(NOTEBOOK), "--workers", "0"])
+    assert exit_.value.code == 2
+    assert "--workers" in capsys.readouterr().err
