@@ -233,12 +233,15 @@ def _missing_reason(name, cells, errors):
             match = NOT_IMPLEMENTED.match(err["detail"])
             if err["error"] == "NotImplementedError" and match:
                 return f"`{name}` could not be built: {match.group(1)} is not implemented yet ({err['where']})."
-            return f"`{name}` is not defined because {err['text'][0].lower()}{err['text'][1:]}."
+            text = f"`{name}` is not defined because {err['text'][0].lower()}{err['text'][1:]}"
+            return text if text.endswith((".", "?", "!")) else text + "."
     reason = (f"`{name}` is not defined in your notebook. Define it with exactly this name, "
               f"run its cell, then run the test again.")
-    syntax = [e for e in errors if e["error"] in ("SyntaxError", "IndentationError", "TabError")]
-    if syntax:
-        reason += f" ({syntax[0]['text']}; was it meant to define `{name}`?)"
+    # A cell too broken to read may be the one meant to define it.
+    unreadable = [e for e in errors if e["error"] in ("SyntaxError", "IndentationError", "TabError")
+                  and not analyse_cell(next(c for c in cells if c.number == e["cell"]))["binds"]]
+    if unreadable:
+        reason += f" ({unreadable[0]['text']}: was it meant to define `{name}`?)"
     return reason
 
 
