@@ -67,6 +67,32 @@ def run_notebook(notebook=NOTEBOOK, out_dir="outputs", quick=False, timeout=None
     return nb, time.perf_counter() - start, error
 
 
+def run_plain(notebook=NOTEBOOK, out_dir="outputs", quick=False):
+    """Execute every code cell of `notebook` as plain Python, in one namespace, without Jupyter.
+
+    For machines that have torch but no Jupyter (a rented GPU box): the same code runs top to
+    bottom, figures are only saved (Agg backend). Returns (seconds, error or None).
+    """
+    from helpers.notebook import read_notebook, strip_magics
+
+    os.environ["DCGAN_OUT"] = str(Path(out_dir).resolve())
+    if quick:
+        os.environ["DCGAN_QUICK"] = "1"
+    else:
+        os.environ.pop("DCGAN_QUICK", None)
+    os.environ["MPLBACKEND"] = "Agg"
+    namespace = {"__name__": "__main__"}
+    start = time.perf_counter()
+    for number, cell in enumerate(read_notebook(notebook)["cells"], 1):
+        if cell["cell_type"] != "code":
+            continue
+        try:
+            exec(compile(strip_magics(cell["source"]), f"<cell {number}>", "exec"), namespace)
+        except Exception as err:  # report which cell failed, like Jupyter would
+            return time.perf_counter() - start, f"cell {number}: {type(err).__name__}: {err}"
+    return time.perf_counter() - start, None
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m helpers.run",
@@ -79,6 +105,9 @@ def main(argv=None):
     parser.add_argument("--timeout", type=int, default=None,
                         help="seconds any one cell may run before the run is stopped (default: no limit)")
     parser.add_argument("--notebook", default=str(NOTEBOOK), help="the notebook to run (default: the solution notebook)")
+    parser.add_argument("--plain", action="store_true",
+                        help="run the code cells as plain Python, without Jupyter (for a machine that has "
+                             "torch but no Jupyter); saves the images and checkpoint but no executed notebook")
     parser.add_argument("--update-notebook", action="store_true",
                         help="instructors: write the run's outputs back into --notebook, cleaned for a "
                              "reviewable commit (timings and widget state dropped)")
@@ -90,26 +119,34 @@ def main(argv=None):
         parser.error(f"no notebook at {notebook}")
     print(f"Running {notebook.name} ({'quick' if args.quick else 'full'} mode); results go to {out_dir}/ ...",
           flush=True)
-    nb, seconds, error = run_notebook(notebook, out_dir, args.quick, args.timeout)
-
-    import nbformat
-    executed = out_dir / notebook.name
-    nbformat.write(nb, str(executed))
-    summary = {"mode": "quick" if args.quick else "full", "seconds": round(seconds, 1), "ok": error is None}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.plain:
+        seconds, error = run_plain(notebook, out_dir, args.quick)
+        executed = notebook
+    else:
+        nb, seconds, error = run_notebook(notebook, out_dir, args.quick, args.timeout)
+        import nbformat
+        executed = out_dir / notebook.name
+        nbformat.write(nb, str(executed))
+    summary = {"mode": "quick" if args.quick else "full", "plain": args.plain, "seconds": round(seconds, 1),
+               "ok": error is None}
     (out_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+    if error is not None and args.plain:
+        print(f"\nThe notebook's code stopped after {seconds:.0f} s in {error}", file=sys.stderr)
+        return 1
     if error is not None:
         print(f"\nThe notebook stopped with an error after {seconds:.0f} s. The executed notebook, with the "
               f"error in its cell, is {executed}.\n{str(error).strip().splitlines()[-1]}", file=sys.stderr)
         return 1
     missing = [name for name in ARTEFACTS if not (out_dir / name).is_file()]
-    print(f"Done in {seconds / 60:.1f} min. Executed notebook: {executed}")
+    print(f"Done in {seconds / 60:.1f} min." + ("" if args.plain else f" Executed notebook: {executed}"))
     for name in ARTEFACTS:
         if name not in missing:
             print(f"  {out_dir / name}")
     if missing:
         print(f"Missing results: {', '.join(missing)}", file=sys.stderr)
         return 1
-    if args.update_notebook:
+    if args.update_notebook and not args.plain:
         nbformat.write(clean_for_commit(nb), str(notebook))
         print(f"Stored this run's outputs in {notebook}.")
     return 0

@@ -40,3 +40,13 @@ def test_clean_for_commit_drops_timings_and_widget_views_but_keeps_text():
     assert "execution" not in first.metadata and "widgets" not in clean.metadata
     assert first.outputs[0]["data"] == {"text/plain": "Epoch 1/1: 100%"}
     assert "execution" in cell.metadata  # the original is left alone
+
+
+def test_plain_mode_runs_the_code_cells_without_jupyter(tmp_path):
+    out = tmp_path / "plain"
+    proc = subprocess.run([sys.executable, "-m", "helpers.run", "--quick", "--plain", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for name in ARTEFACTS:
+        assert (out / name).stat().st_size > 0, name
+    assert json.loads((out / "run.json").read_text())["plain"] is True
