@@ -309,7 +309,7 @@ def parse_args(argv=None):
                    help='ImageFolder root to train on (default: what helpers.data.find_data_dir '
                         'picks: processed_celeba_small/ if present, else the built-in faces)')
     p.add_argument('--steps', type=int, default=None,
-                   help='timed training steps per recipe (default: 300 on CUDA, 10 on the CPU, '
+                   help='timed training steps per recipe (default: 300 on CUDA, 20 on the CPU, '
                         'where one step of the full-size model takes seconds)')
     p.add_argument('--warmup', type=int, default=None,
                    help='untimed steps before the clock starts (default: 20 on CUDA, 2 on the CPU)')
@@ -343,7 +343,7 @@ def main(argv=None):
     args = parse_args(argv)
     device = pick_device(args.device)
     cuda = device.type == 'cuda'
-    steps = args.steps if args.steps is not None else (300 if cuda else 10)
+    steps = args.steps if args.steps is not None else (300 if cuda else 20)
     warmup = args.warmup if args.warmup is not None else (20 if cuda else 2)
     data = Path(args.data) if args.data else find_data_dir(verbose=False)
 
