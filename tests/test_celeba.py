@@ -1,16 +1,18 @@
 """Specification of helpers.celeba.prepare_celeba: the official aligned CelebA zip (or its
 extracted folder) becomes processed_celeba_small/celeba/NNNNNN.jpg, face-cropped, resized,
 resumable, with unreadable members reported instead of crashing the run."""
+import contextlib
+import io
 import zipfile
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
-from torch.utils.data import DataLoader
-from torchvision import datasets, transforms
 
 from helpers.celeba import crop_box, format_summary, prepare_celeba
 from helpers.data import DataFolderError, find_data_dir, main
+from helpers.notebook import load_solution
 from tests import imagefiles
 
 N_GOOD = 12
@@ -157,19 +159,36 @@ def test_command_line_reports_a_missing_source_without_a_traceback(tmp_path, cap
     assert 'does not exist' in capsys.readouterr().err
 
 
-def test_prepared_folder_is_found_as_real_celeba_and_loads(celeba_zip, tmp_path, monkeypatch,
-                                                          capsys):
+@pytest.fixture(scope='module')
+def notebook():
+    """The notebook's own definitions (get_dataloader, D, G, losses, train)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return load_solution()
+
+
+def test_prepared_folder_is_found_loaded_and_trained_on(celeba_zip, tmp_path, monkeypatch, capsys,
+                                                        notebook):
     monkeypatch.chdir(tmp_path)
     prepare_celeba(celeba_zip, size=64, progress=False)  # default out: processed_celeba_small
     capsys.readouterr()
     data_dir = find_data_dir(builtin_dir='kit/generated_faces')
     assert capsys.readouterr().out.strip() == \
         f'Using real CelebA from processed_celeba_small/ ({N_GOOD} images)'
-    # The notebook's get_dataloader, verbatim.
-    tf = transforms.Compose([transforms.Resize(64), transforms.CenterCrop(64),
-                             transforms.ToTensor()])
-    loader = DataLoader(datasets.ImageFolder(data_dir, transform=tf), batch_size=5, shuffle=True)
+    # The notebook's own get_dataloader (read from the notebook), then one training epoch with the
+    # notebook's networks, losses and train: prepare -> load -> train, end to end.
+    loader = notebook['get_dataloader'](5, 32, data_dir)
     batches = list(loader)
     assert [len(x) for x, _ in batches] == [5, 5, 2]
     x, _ = batches[0]
-    assert x.shape == (5, 3, 64, 64) and 0 <= x.min() and x.max() <= 1 and x.std() > 0.05
+    assert x.shape == (5, 3, 32, 32) and 0 <= x.min() and x.max() <= 1 and x.std() > 0.05
+    torch.manual_seed(0)
+    D, G = notebook['Discriminator'](8), notebook['Generator'](z_size=16, conv_dim=8)
+    d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
+    g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
+    g_before = [p.detach().clone() for p in G.parameters()]
+    with contextlib.redirect_stdout(io.StringIO()):
+        losses, samples = notebook['train'](D, G, d_opt, g_opt, loader, 1, 16, torch.device('cpu'),
+                                            print_every=1, checkpoint_path=None, sample_size=4)
+    assert len(losses) == 3 and all(np.isfinite(pair).all() for pair in losses)
+    assert samples[0].shape == (4, 3, 32, 32)
+    assert any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters()))
