@@ -96,6 +96,26 @@ def _n_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
+def _samples_independent(net, inputs, n=4):
+    """In eval mode, is each sample's output the same alone as inside the batch?"""
+    net.eval()
+    try:
+        with torch.no_grad():
+            together = net(inputs)
+            alone = torch.cat([net(inputs[i:i + 1]) for i in range(n)])
+    finally:
+        net.train()
+    return torch.allclose(together[:n], alone, atol=1e-4)
+
+
+def _params_without_gradient(net, inputs, who):
+    """Backpropagate net(inputs).sum(); return the names of parameters that got no gradient."""
+    with _calling(f"Backpropagating through {who}"):
+        net.zero_grad()
+        net(inputs).sum().backward()
+    return [n for n, p in net.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+
+
 def _push_output(module, make_input, direction, steps=25, lr=0.05):
     """Train `module` briefly to push its outputs up (+1) or down (-1); return the final outputs.
 
@@ -358,12 +378,7 @@ def test_discriminator(Discriminator):
            "D's activations look like ReLU (almost no negative values reach the 2nd conv layer). "
            "Use LeakyReLU(0.2) between the conv layers.")
 
-    D.eval()
-    with torch.no_grad():
-        together = D(x)
-        alone = torch.cat([D(x[i:i + 1]) for i in range(4)])
-    D.train()
-    _check(torch.allclose(together[:4], alone, atol=1e-4),
+    _check(_samples_independent(D, x),
            "In eval mode, D's score for one image changes when other images are in the batch. Each "
            "image's logit must depend only on that image: check the reshape before the Linear layer "
            "(x.flatten(1), not a view that mixes images).")
@@ -376,10 +391,7 @@ def test_discriminator(Discriminator):
            f"BCEWithLogitsLoss applies the sigmoid.")
 
     xg = images(6).requires_grad_(True)
-    with _calling("Backpropagating through D"):
-        D.zero_grad()
-        D(xg).sum().backward()
-    missing = [n for n, p in D.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    missing = _params_without_gradient(D, xg, "D")
     _check(not missing, f"No gradient reached these parameters of D: {missing}. Every layer must be used in "
                         f"forward(), without .detach() or torch.no_grad().")
     _check(xg.grad is not None and torch.any(xg.grad != 0),
@@ -441,12 +453,7 @@ def test_generator(Generator):
            f"The input of G's last layer has negative values (min {last_input.min():.3f}): G's hidden "
            f"layers should end with ReLU (the paper uses ReLU in G and LeakyReLU only in D).")
 
-    G.eval()
-    with torch.no_grad():
-        together = G(z)
-        alone = torch.cat([G(z[i:i + 1]) for i in range(4)])
-    G.train()
-    _check(torch.allclose(together[:4], alone, atol=1e-4),
+    _check(_samples_independent(G, z),
            "In eval mode, G's image for one z changes when other z are in the batch: check the reshape "
            "after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's numbers together).")
 
@@ -459,11 +466,7 @@ def test_generator(Generator):
            f"G's outputs cannot go below {down.min():.3f} even when trained to: it ends with a sigmoid "
            f"(range [0, 1]). Use torch.tanh, whose range [-1, 1] matches the scaled real images.")
 
-    zg = noise(6).requires_grad_(True)
-    with _calling("Backpropagating through G"):
-        G.zero_grad()
-        G(zg).sum().backward()
-    missing = [n for n, p in G.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+    missing = _params_without_gradient(G, noise(6), "G")
     _check(not missing, f"No gradient reached these parameters of G: {missing}. Every layer must be used in forward().")
 
     with _calling("Generator(z_size=7, conv_dim=8)"):
