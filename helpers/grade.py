@@ -47,7 +47,8 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from helpers.notebook import DEFINITION_TAGS, NOTEBOOK, ROOT, graded_test_calls, read_notebook, tags
+from helpers.notebook import (DEFINITION_TAGS, NOTEBOOK, ROOT, graded_test_calls, read_notebook,
+                              strip_magics, tags)
 
 # A cell that calls one of these at its top level loads data, trains or plots: never graded.
 WORK_CALLS = {"train", "get_dataloader", "find_data_dir", "prepare_celeba", "ImageFolder", "DataLoader",
@@ -97,11 +98,6 @@ def kit_tests(kit_notebook=NOTEBOOK):
     return found
 
 
-def plain_python(source):
-    """The cell's source with IPython-only lines (``%magic``, ``!shell``) blanked; line numbers kept."""
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
-
-
 def _callee(node):
     """Dotted name of a call's function ('helpers.plotting.show_batch'), or '' when it has none."""
     parts, func = [], node.func
@@ -126,7 +122,7 @@ def _global_reads(table):
 def analyse_cell(cell):
     """What a cell does, read without running it: dict with ``binds`` and ``reads`` (sets of names),
     ``imports_only`` and ``work`` (it loads data, trains or plots at its top level)."""
-    source = plain_python(cell.source)
+    source = strip_magics(cell.source)
     try:
         tree = ast.parse(source)
         table = symtable.symtable(source, f"<cell {cell.number}>", "exec")
@@ -216,7 +212,7 @@ def run_definitions(cells, namespace, skip=None, progress=None):
         if progress:
             progress(f"cell {cell.number}")
         try:
-            exec(compile(plain_python(cell.source), f"<cell {cell.number}>", "exec"), namespace)
+            exec(compile(strip_magics(cell.source), f"<cell {cell.number}>", "exec"), namespace)
         except KeyboardInterrupt:
             raise
         except BaseException as err:  # SystemExit too: a learner's exit() fails its cell only
@@ -333,7 +329,7 @@ def _context(kit_notebook):
     for cell in read_notebook(kit_notebook)["cells"]:
         if cell.get("cell_type") == "code" and "setup" in tags(cell):
             try:
-                tree = ast.parse(plain_python(cell["source"]))
+                tree = ast.parse(strip_magics(cell["source"]))
             except SyntaxError:
                 continue
             for node in ast.walk(tree):

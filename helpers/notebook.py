@@ -58,9 +58,9 @@ def code_cells(nb, *wanted):
 
 
 def strip_magics(source):
-    """Drop IPython-only lines (``%magic``, ``!shell``) so a cell runs as plain Python."""
-    keep = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
-    return "\n".join(keep)
+    """The cell as plain Python: IPython-only lines (``%magic``, ``!shell``) become blank lines,
+    so line numbers in errors stay those of the cell."""
+    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
 
 
 def definition_source(nb):

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT
+from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
 
 # What a learner needs beside the notebook; helpers/ is copied without the instructor tools.
 KIT_FILES = ("problem_unittests.py", "workspace_utils.py", "requirements.txt")
@@ -66,10 +66,8 @@ def solution_regions(source, where="the cell"):
 
 
 def _parse(source, where):
-    # Magic lines become blank lines, so ast's line numbers stay those of the cell.
-    plain = "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
     try:
-        return ast.parse(plain)
+        return ast.parse(strip_magics(source))
     except SyntaxError as err:
         raise ReleaseError(f"{where} is not valid Python (line {err.lineno}: {err.msg}); fix the solution "
                            f"notebook first.") from None
