@@ -9,7 +9,7 @@ most of the frame). A DCGAN learns them in minutes on a CPU.
     root = make_faces("data/faces64")      # data/faces64/faces/000001.png ... 010000.png
     # torchvision.datasets.ImageFolder(root) now reads them, like processed_celeba_small.
 
-Command line: ``python -m helpers.faces --root data/faces64 --n 10000``.
+Command line: ``python -m helpers faces --root data/faces64 --n 10000``.
 """
 import argparse
 import json
@@ -561,7 +561,7 @@ def _read_marker(marker):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.faces",
+        prog="python -m helpers faces",
         description="Draw the kit's built-in cartoon face dataset (an offline stand-in for "
                     "processed_celeba_small) into ROOT/faces/000001.png ...")
     parser.add_argument("--root", default="data/faces64",
@@ -583,7 +583,4 @@ def main(argv=None):
     except ValueError as err:
         parser.error(str(err))
     print(f"{args.n} faces of {args.size}x{args.size} in {root / 'faces'}")
-
-
-if __name__ == "__main__":
-    main()
+    return 0

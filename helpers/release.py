@@ -1,6 +1,6 @@
 """Make the learner's notebook from the solution notebook (instructor tool).
 
-    python -m helpers.release [--notebook dlnd_face_generation.ipynb] [--out release]
+    python -m helpers release [--notebook dlnd_face_generation.ipynb] [--out release]
 
 The solution notebook is the one source of truth; the release is a build artefact, never
 edited by hand. In every code cell each region between a ``### BEGIN SOLUTION`` line and its
@@ -224,7 +224,7 @@ def make_release(notebook=NOTEBOOK, out="release"):
 def main(argv=None):
     """Command line: build the release and print a one-line summary; exit 1 on a problem."""
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.release",
+        prog="python -m helpers release",
         description="Build the learner version of the solution notebook: every region between "
                     f"'{BEGIN}' and '{END}' becomes a stub, outputs are cleared, and the files the "
                     "notebook imports are copied beside it.",
@@ -244,7 +244,3 @@ def main(argv=None):
     print(f"Stubbed {n_regions} solution regions in {n_cells} cells -> {path}")
     print(f"Copied beside it: {', '.join(KIT_FILES)}, helpers/ (without {', '.join(INSTRUCTOR_ONLY)})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
