@@ -26,10 +26,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from helpers.faces import BUILTIN_DIR
+from helpers.faces import DEFAULT_N as N_BUILTIN
+
 # Defaults in one place; the notebook and the CLI use these.
 DEFAULT_DATA_DIR = 'processed_celeba_small/'  # where Udacity's zip (and prepare-celeba) put CelebA
-BUILTIN_DIR = 'data/generated_faces'          # the built-in set; data/ is git-ignored
-N_BUILTIN = 10_000                            # enough faces for a DCGAN to learn in a few epochs
 CHECK_FILE = '.kit_check.json'                # per-file check results, kept in the data folder
 CHECK_VERSION = 1                             # bump when check_image_file's verdicts change
 SKIPPED_FILE = 'skipped_files.txt'            # written into a clean view: what was left out and why
