@@ -19,7 +19,103 @@ from PIL import Image
 
 
 class GradedTestFailure(AssertionError):
-    """A graded-test failure: the message is written for the learner."""
+    """A graded test did not pass. The message is written for the learner.
+
+    In Jupyter (and under nbval) it is shown without the kit's traceback: the message
+    first, then, when the learner's own code raised, the cell and line where it did.
+    """
+
+    def __init__(self, message, learner_error=None):
+        super().__init__(message)
+        self.learner_frames = _learner_frames(learner_error)
+
+    def _render_traceback_(self):
+        """IPython calls this instead of printing a traceback (the lines it shows, in order)."""
+        try:
+            return render_failure(self)
+        except Exception:  # never hide the message behind a formatting problem
+            return [f"{type(self).__name__}: {self}"]
+
+
+KIT_FILES = (
+    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parents[1] / "problem_unittests.py"),
+)
+WIDTH = 100  # wrap long messages: error outputs do not always wrap
+
+
+def _library_dirs():
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(
+        {str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    )
+
+
+def _learner_frames(err, keep=2):
+    """(file, line number, function) of the deepest frames of `err` that are the learner's code.
+
+    The learner's code is what is neither the kit (problem_unittests.py, helpers/) nor Python's
+    or a library's (torch): in Jupyter, the notebook's cells.
+    """
+    import traceback
+
+    if err is None or err.__traceback__ is None:
+        return []
+    skip = KIT_FILES + _library_dirs()
+    frames = []
+    for frame, lineno in traceback.walk_tb(err.__traceback__):
+        name = frame.f_code.co_filename
+        if name.startswith("<frozen") or str(Path(name).resolve()).startswith(skip):
+            continue
+        frames.append((name, lineno, frame.f_code.co_name))
+    return frames[-keep:]
+
+
+def _where(filename, lineno):
+    """'Cell In[5], line 3' for a notebook cell (as IPython writes it), else 'File "...", line 3'."""
+    try:
+        shell = get_ipython()  # noqa: F821  (defined only inside IPython)
+        label = shell.compile.format_code_name(filename)
+    except Exception:
+        label = None
+    if label:
+        return f"{label[0]} {label[1]}, line {lineno}"
+    return f'File "{filename}", line {lineno}'
+
+
+def _test_name(err):
+    """The graded test the failure came from (test_scale, ...), or None."""
+    import traceback
+
+    names = [
+        f.f_code.co_name
+        for f, _ in traceback.walk_tb(err.__traceback__)
+        if f.f_code.co_name.startswith("test_")
+        and Path(f.f_code.co_filename).name == "problem_unittests.py"
+    ]
+    return names[0] if names else None
+
+
+def render_failure(err):
+    """The failure as a few short lines: what failed and why, then the learner's line if any."""
+    import linecache
+    import textwrap
+
+    test = _test_name(err)
+    head = f"{type(err).__name__}" + (f" in {test}" if test else "") + ": "
+    lines = []
+    for i, paragraph in enumerate(str(err).split("\n")):
+        lines += textwrap.wrap((head if i == 0 else "") + paragraph, WIDTH) or [""]
+    if err.learner_frames:
+        lines.append("Your code raised it here:")
+        for filename, lineno, function in err.learner_frames:
+            lines.append(f"  {_where(filename, lineno)}, in {function}")
+            source = linecache.getline(filename, lineno).strip()
+            if source:
+                lines.append(f"    {source}")
+    return lines
 
 
 def check(condition, message):
@@ -59,7 +155,7 @@ def calling(what, hint=""):
             hint = " " + hint
         elif "shape" in lowered or "size" in lowered:
             hint = " Likely cause: a layer's size or a reshape does not match the shapes described above."
-        raise GradedTestFailure(f"{what} raised {text}.{hint}") from err
+        raise GradedTestFailure(f"{what} raised {text}.{hint}", learner_error=err) from err
 
 
 def device_of(module):
