@@ -7,11 +7,10 @@ expects the layout ``root/<class>/<image>`` (for CelebA: ``processed_celeba_smal
 * real images, when ``data_dir`` holds some (checked once, cached, unreadable files left out);
 * otherwise the kit's built-in generated faces, made once by ``helpers.faces.make_faces``.
 
-Command line (``python -m helpers.data --help``)::
+Command line (``python -m helpers data --help``; the built-in set: ``python -m helpers faces``)::
 
-    python -m helpers.data prepare-celeba img_align_celeba.zip   # real CelebA -> processed_celeba_small/
-    python -m helpers.data check processed_celeba_small           # what ImageFolder will see
-    python -m helpers.data make-faces                             # the built-in set
+    python -m helpers data prepare-celeba img_align_celeba.zip   # real CelebA -> processed_celeba_small/
+    python -m helpers data check processed_celeba_small           # what ImageFolder will see
 """
 from __future__ import annotations
 
@@ -27,10 +26,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from helpers.faces import BUILTIN_DIR
+from helpers.faces import DEFAULT_N as N_BUILTIN
+
 # Defaults in one place; the notebook and the CLI use these.
 DEFAULT_DATA_DIR = 'processed_celeba_small/'  # where Udacity's zip (and prepare-celeba) put CelebA
-BUILTIN_DIR = 'data/generated_faces'          # the built-in set; data/ is git-ignored
-N_BUILTIN = 10_000                            # enough faces for a DCGAN to learn in a few epochs
 CHECK_FILE = '.kit_check.json'                # per-file check results, kept in the data folder
 CHECK_VERSION = 1                             # bump when check_image_file's verdicts change
 SKIPPED_FILE = 'skipped_files.txt'            # written into a clean view: what was left out and why
@@ -191,7 +191,7 @@ class FolderReport:
         return ', '.join(items[:limit]) + more
 
     def summary(self) -> str:
-        """A few lines for ``python -m helpers.data check``."""
+        """A few lines for ``python -m helpers data check``."""
         lines = [f'{self.root}: {_plural(self.n_images, "usable image")} in '
                  f'{_plural(len(self.classes), "class folder")}'
                  + (f' ({", ".join(f"{c}: {_fmt_count(n)}" for c, n in self.classes.items())})'
@@ -295,7 +295,7 @@ def _check_layout(report: FolderReport, shown: str) -> None:
             raise DataFolderError(
                 f"The data folder {shown} is empty. Put the images in {shown}/celeba/ "
                 f"(ImageFolder's layout is {shown}/<class>/<image>), for example with "
-                f"python -m helpers.data prepare-celeba img_align_celeba.zip --out {shown}")
+                f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}")
         others = report.ignored + report.junk_images
         seen = f" (found only: {', '.join(others[:3])}{' ...' if len(others) > 3 else ''})" \
             if others else ''
@@ -306,7 +306,7 @@ def _check_layout(report: FolderReport, shown: str) -> None:
         raise DataFolderError(
             f"None of the {_plural(len(report.bad), 'image')} in {shown} can be read: "
             f"{report.bad_summary()}. Replace them with working image files "
-            f"(python -m helpers.data check {shown} lists every problem).")
+            f"(python -m helpers data check {shown} lists every problem).")
 
 
 def check_image_folder(root: str | os.PathLike, workers: int | None = None,
@@ -327,13 +327,13 @@ def check_image_folder(root: str | os.PathLike, workers: int | None = None,
         raise DataFolderNotFoundError(
             f"The data folder {shown} does not exist (looked in {root.absolute()}). Check the "
             f"path (relative paths start from {Path.cwd()}), or make it: "
-            f"python -m helpers.data prepare-celeba img_align_celeba.zip --out {shown}")
+            f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}")
     if not root.is_dir():
         hint = ''
         if root.suffix.lower() == '.zip':
             hint = (f" If it is Udacity's processed_celeba_small.zip, unzip it first "
                     f"(python -m zipfile -e {shown} .); if it is the official img_align_celeba.zip, "
-                    f"run python -m helpers.data prepare-celeba {shown}.")
+                    f"run python -m helpers data prepare-celeba {shown}.")
         raise DataFolderError(f"{shown} is a file, not a folder. ImageFolder needs a folder laid "
                               f"out as <folder>/<class>/<image>.{hint}")
 
@@ -538,7 +538,7 @@ def find_data_dir(data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog='python -m helpers.data',
+        prog='python -m helpers data',
         description='Prepare and check the training images for the DCGAN notebook. '
                     'ImageFolder reads <folder>/<class>/<image> (e.g. processed_celeba_small/celeba/000001.jpg).')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
@@ -571,22 +571,11 @@ def _parser() -> argparse.ArgumentParser:
     chk.add_argument('folder', metavar='FOLDER', help='the folder you would give ImageFolder')
     chk.add_argument('--workers', type=int, default=None, metavar='N',
                      help='processes for the first check of many files (default: one per CPU core)')
-
-    faces = sub.add_parser(
-        'make-faces', help="make the kit's built-in generated face set",
-        description='Draw simple synthetic faces into OUT/faces/*.png. Does nothing when the set '
-                    'is already there.')
-    faces.add_argument('--out', default=BUILTIN_DIR,
-                       help='folder to write (default: %(default)s, where find_data_dir looks)')
-    faces.add_argument('--n', type=int, default=N_BUILTIN,
-                       help='number of faces (default: %(default)s)')
-    faces.add_argument('--seed', type=int, default=0,
-                       help='random seed; the same seed gives the same faces (default: %(default)s)')
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m helpers.data``; returns the exit status."""
+    """Entry point of ``python -m helpers data``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         if args.command == 'prepare-celeba':
@@ -601,19 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == 'check':
             print(check_image_folder(args.folder, workers=args.workers).summary())
             return 0
-        if args.command == 'make-faces':
-            from helpers.faces import make_faces
-            root = make_faces(args.out, n=args.n, seed=args.seed)
-            print(f'Built-in faces in {root} ({_plural(_count_images(Path(root)), "image")})')
-            return 0
     except (DataFolderError, FileNotFoundError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == '__main__':
-    # Run the main of the importable module, so errors raised in helpers.celeba are the same
-    # DataFolderError class this one catches.
-    from helpers.data import main as _main
-    sys.exit(_main())

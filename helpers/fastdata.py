@@ -57,7 +57,7 @@ def _list_images(data_dir):
     except (FileNotFoundError, OSError) as err:
         raise FileNotFoundError(
             f"ImageFolder finds no usable images in {root} ({err}). It expects "
-            f"{root}/<class>/<image>; run python -m helpers.data check {root} to see why.") from err
+            f"{root}/<class>/<image>; run python -m helpers data check {root} to see why.") from err
     return [path for path, _ in folder.samples], folder.loader
 
 

@@ -1,6 +1,6 @@
 """Grade a learner's notebook with the kit's graded tests (instructor tool).
 
-    python -m helpers.grade SUBMISSION.ipynb [--json report.json] [--timeout 60] [--workers 2]
+    python -m helpers grade SUBMISSION.ipynb [--json report.json] [--timeout 60] [--workers 2]
 
 What runs:
 
@@ -546,7 +546,7 @@ def _positive(kind):
 def main(argv=None):
     """Command line: grade, print the rubric, write --json; exit 0 all passed, 1 any failed, 2 error."""
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.grade",
+        prog="python -m helpers grade",
         description="Grade a learner's notebook with the kit's graded tests, each in its own process "
                     "with a time limit, and print a rubric.",
         epilog="Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line or a "
@@ -570,9 +570,3 @@ def main(argv=None):
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return 0 if report["passed"] == report["total"] else 1
-
-
-if __name__ == "__main__":
-    # The module's importable copy, so the test processes find _child in helpers.grade by name.
-    from helpers.grade import main as _main
-    sys.exit(_main())
