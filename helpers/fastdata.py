@@ -25,6 +25,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision import datasets, transforms
 
+from helpers.imagefile import describe_read_error
+
 CACHE_VERSION = 1          # bump when the decoding below changes: old caches are then ignored
 CACHE_PREFIX = '.kit_images_'  # a hidden *file* in the data folder, next to helpers.data's
 # .kit_check.json. Not a folder: ImageFolder would take a folder there for an empty class.
@@ -113,7 +115,6 @@ class _Decode(Dataset):
         try:
             return self.transform(self.loader(self.paths[i])), ''
         except Exception as exc:  # any decode failure: report the file, keep the batch shape
-            from helpers.data import describe_read_error
             blank = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
             return blank, f'{self.paths[i]}: {describe_read_error(exc)}'
 
