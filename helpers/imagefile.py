@@ -40,12 +40,9 @@ def is_no_space(exc: BaseException) -> bool:
 
 
 def no_space_message(where: str | os.PathLike, needed_bytes: int) -> str:
-    """'no space left on device (needs about N MB) in WHERE: free some space or ...'."""
+    """'no space left on device (needs about N MB) in WHERE'."""
     mb = max(1, round(needed_bytes / 2**20))
-    return (
-        f"no space left on device (needs about {mb:,} MB) in {where}. Free some space there, "
-        "or choose a folder on another disk, then run the same command again."
-    )
+    return f"no space left on device (needs about {mb:,} MB) in {where}"
 
 
 def format_from_name(path: str | os.PathLike) -> str:
