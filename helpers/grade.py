@@ -771,6 +771,12 @@ def learner_side():
     Nothing here is trusted by the grader: it validates every line (see _collect).
     """
     job = json.loads(sys.stdin.read(MAX_JOB))
+    try:  # not dumpable: the learner's processes (same uid) cannot open /proc/<this>/fd or ptrace it
+        import ctypes
+
+        ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
+    except (OSError, AttributeError):
+        pass
     out = os.fdopen(os.dup(1), "w", buffering=1)  # only this process writes results here
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # what anything else prints goes nowhere
@@ -893,13 +899,15 @@ def read_submission(submission):
 
 
 def grade(submission, timeout=60.0, workers=2, kit_notebook=NOTEBOOK, sandbox=True, deadline=None,
-          limits=None, slot=0):
+          limits=None, slot=0, only=None, threads=None):
     """Grade notebook `submission` with the kit's graded tests; each test in its own process.
 
     The learner's code runs on the untrusted side: a bubblewrap sandbox (helpers.sandbox), or,
     with sandbox=False, a plain child process for trusted self-checks. This process only reads
     its JSON lines, validated and capped. `deadline` (seconds, default from timeout and the
-    number of tests) bounds the whole submission.
+    number of tests) bounds the whole submission. `only` (test names) grades just those tests.
+    `threads` is torch's thread count per test process (default: the cores shared by `workers`);
+    `slot` numbers the sandboxes that run at once (helpers.classroom).
 
     Returns a report dict: notebook, passed, total, tests (list of {name, passed, message,
     seconds}), definition_errors (list of {cell, error, line, message, cell_starts}), cells (the
@@ -909,9 +917,10 @@ def grade(submission, timeout=60.0, workers=2, kit_notebook=NOTEBOOK, sandbox=Tr
     """
     from helpers import sandbox as box
 
-    tests = kit_tests(kit_notebook)
+    tests = [t for t in kit_tests(kit_notebook) if only is None or t.name in only]
     if not tests:
-        raise ValueError(f"The kit notebook {kit_notebook} has no graded-test cells.")
+        raise ValueError(f"The kit notebook {kit_notebook} has no graded-test cells"
+                         + (f" named {', '.join(only)}." if only else "."))
     nb = read_submission(submission)
     needs = list(dict.fromkeys(n for t in tests for n in t.needs))
     cells, used_tags = definition_cells(nb, needs)
@@ -922,7 +931,7 @@ def grade(submission, timeout=60.0, workers=2, kit_notebook=NOTEBOOK, sandbox=Tr
     if deadline is None:
         deadline = timeout * (2 + -(-len(tests) // workers)) + 30
     job = {"cells": [vars(c) for c in cells], "tests": [vars(t) for t in tests], "timeout": timeout,
-           "workers": workers, "threads": max(1, (os.cpu_count() or 1) // workers),
+           "workers": workers, "threads": threads or max(1, (os.cpu_count() or 1) // workers),
            "preload": preload_modules(kit_notebook)}
     inner = [sys.executable, "-c", "import helpers.grade as g; g.learner_side()"]
     if sandbox:

@@ -8,6 +8,7 @@ import ast
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -325,3 +326,75 @@ def test_graded_test_calls_are_dropped_and_line_numbers_kept():
         "    tests.test_scale(check)",
         "",
     ]
+
+
+# ---------------------------------------------------------------- trusted side: what it accepts
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("not json", "it is not valid JSON"),
+        ('{"nbformat": 3, "worksheets": []}', "version 3 notebook"),
+        ('{"nbformat": 4, "cells": {"a": 1}}', "'cells' should be a list"),
+        ('{"nbformat": 4, "cells": [{"cell_type": "code", "source": 42}]}', "the source of cell 1 is not text"),
+        ('{"nbformat": 4, "cells": [7]}', "cell 1 is not a notebook cell"),
+        ('[1, 2]', "its JSON is not an object"),
+    ],
+)
+def test_malformed_notebook_exits_2_with_the_reason(tmp_path, capsys, content, reason):
+    path = tmp_path / "bad.ipynb"
+    path.write_text(content)
+    assert grade.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert reason in err and "Traceback" not in err
+
+
+def test_learner_side_lines_are_validated_capped_and_cleaned():
+    tests = grade.kit_tests()[:2]
+    cells = [grade.Cell(3, "x = 1"), grade.Cell(5, "y = 2")]
+    lines = [
+        {"test": {"name": "test_scale", "passed": False, "message": "\x1b[31mred\r" + "m" * 5000, "seconds": 1}},
+        {"test": {"name": "test_scale", "passed": True, "message": "Tests Passed"}},  # a second verdict
+        {"test": {"name": "test_nonexistent", "passed": True, "message": "Tests Passed"}},
+        {"test": {"name": "test_get_dataloader", "passed": "yes", "message": "Tests Passed"}},
+        {"error": {"cell": 99, "error": "NameError", "line": 1, "text": "a cell that did not run"}},
+        {"error": {"cell": 5, "error": "Name Error; rm -rf", "line": 1, "text": "bad error name"}},
+        {"error": {"cell": 3, "error": "NameError", "line": 2, "text": "Cell 3 raised NameError"}},
+        {"done": True},
+    ]
+    stdout = b"\n".join(json.dumps(line).encode() for line in lines) + b"\n\x80garbage\n"
+    results, errors, done, problems = grade._collect(stdout, tests, cells)
+    assert done and problems == 6
+    assert list(results) == ["test_scale"] and results["test_scale"]["passed"] is False
+    message = results["test_scale"]["message"]
+    assert len(message.encode()) <= grade.MAX_MESSAGE and "\x1b" not in message and "\r" not in message
+    assert [e["cell"] for e in errors] == [3] and errors[0]["cell_starts"] == "x = 1"
+
+
+def test_clean_text_redacts_the_graders_environment(monkeypatch):
+    monkeypatch.setenv("SOME_TOKEN", "tok-1234567890abcdef")
+    text = grade.clean_text("found tok-1234567890abcdef here", secrets=grade._environment_secrets())
+    assert "tok-1234567890abcdef" not in text and "[redacted]" in text
+
+
+def test_sandbox_bundle_holds_no_solution_tests_or_instructor_tools(tmp_path):
+    from helpers import sandbox
+
+    bundle = sandbox.bundle(tmp_path / "kit")
+    names = {str(p.relative_to(bundle)) for p in bundle.rglob("*")}
+    assert "problem_unittests.py" in names and "helpers/grade.py" in names
+    assert not [n for n in names if n.endswith(".ipynb") or n.startswith(("tests", ".git", "benchmarks"))]
+    assert not names & {"helpers/release.py", "helpers/run.py", "helpers/sandbox.py", "helpers/classroom.py"}
+    code = "\n".join(p.read_text() for p in bundle.rglob("*.py"))
+    assert "return x * (high - low) + low" not in code and "self.conv1 = conv(3, conv_dim, 4" not in code
+
+
+def test_sandbox_is_available_in_ci():
+    from helpers import sandbox
+
+    if os.environ.get("CI") == "true":
+        assert sandbox.available() is None, sandbox.available()
+    elif sandbox.available():
+        pytest.skip(sandbox.available())
+    assert sandbox.available() is None
