@@ -62,6 +62,22 @@ def tags(cell):
     return tuple(cell.get("metadata", {}).get("tags", ()))
 
 
+def headings(markdown):
+    """The headings of a markdown cell's source, without their #s: ["5. The discriminator"]."""
+    return [line.lstrip("#").strip() for line in markdown.splitlines() if re.match(r"#+\s", line)]
+
+
+def section_names(nb):
+    """Every name a notebook section goes by: each heading as written ("5. The discriminator")
+    and without its number ("The discriminator"), as module docstrings cite them."""
+    names = set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            for title in headings(cell["source"]):
+                names |= {title, re.sub(r"^\d+\.\s+", "", title)}
+    return names
+
+
 def code_cells(nb, *wanted):
     """Code cells carrying at least one of the `wanted` tags, in notebook order."""
     return [c for c in nb["cells"] if c["cell_type"] == "code" and set(tags(c)) & set(wanted)]

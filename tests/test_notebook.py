@@ -1,11 +1,20 @@
 """helpers.notebook: the one runner of notebook cells, and the environment the notebook reads."""
 
+import re
 import traceback
 
 import nbformat
 import pytest
 
-from helpers.notebook import load_solution, run_cells, set_notebook_env
+from helpers.notebook import (
+    NOTEBOOK,
+    ROOT,
+    load_solution,
+    read_notebook,
+    run_cells,
+    section_names,
+    set_notebook_env,
+)
 
 
 def test_cells_run_in_order_past_a_failure_and_each_failure_names_its_cell_and_line():
@@ -89,3 +98,32 @@ def test_load_solution_names_the_failing_cell(tmp_path):
     nb.cells[2].source = "y = x + 1"
     nbformat.write(nb, tmp_path / "nb.ipynb")
     assert load_solution(tmp_path / "nb.ipynb")["y"] == 2
+
+
+# A module says which notebook step it serves: `notebook step "Get the data"`, `notebook steps "A"
+# (...) and "B"`, or `the notebook's "Train" step`.
+STEP_AFTER = re.compile(
+    r'\bsteps?\s+("[^"]+"(?:\s*\([^)]*\))?(?:(?:\s*,\s*|\s+and\s+)"[^"]+"(?:\s*\([^)]*\))?)*)'
+)
+STEP_BEFORE = re.compile(r'"([^"]+)"\s+step\b')
+
+
+def cited_steps(text):
+    text = " ".join(text.split())  # a name may be wrapped over two lines
+    names = [n for m in STEP_AFTER.finditer(text) for n in re.findall(r'"([^"]+)"', m.group(1))]
+    return names + STEP_BEFORE.findall(text)
+
+
+def test_cited_steps_are_read_as_modules_write_them():
+    text = 'Serves the notebook steps "A b" (``f``: x), "C"\n(``g``) and "D e". Its "F" step.'
+    assert cited_steps(text) == ["A b", "C", "D e", "F"]
+
+
+def test_every_notebook_step_a_module_cites_is_a_section_of_the_solution_notebook():
+    sections = section_names(read_notebook(NOTEBOOK))
+    files = [*(ROOT / "helpers").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
+    files += [ROOT / "problem_unittests.py", ROOT / "workspace_utils.py"]
+    cited = {(p.relative_to(ROOT).as_posix(), n) for p in files for n in cited_steps(p.read_text())}
+    assert len({path for path, _ in cited}) >= 8, "the citation pattern no longer finds the modules"
+    stale = sorted((path, name) for path, name in cited if name not in sections)
+    assert not stale, f"cited steps that are no heading of {NOTEBOOK.name}: {stale}"
