@@ -17,13 +17,22 @@ import argparse
 import copy
 import html
 import json
+import os
 import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from helpers.notebook import NOTEBOOK, numbered_cells, read_notebook, run_cells, set_notebook_env
+from helpers.notebook import (
+    NOTEBOOK,
+    ROOT,
+    headings,
+    numbered_cells,
+    read_notebook,
+    run_cells,
+    set_notebook_env,
+)
 
 ARTEFACTS = ("samples.png", "progress.png", "losses.png", "checkpoint.pt", "train_samples.pt")
 WIDGET = "application/vnd.jupyter.widget-view+json"
@@ -38,11 +47,6 @@ CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")  # IPython's traceback f
 def strip_ansi(text):
     """`text` without terminal colour codes (IPython colours its tracebacks)."""
     return ANSI.sub("", text)
-
-
-def headings(markdown):
-    """The markdown cell's headings, without the #s: ["5. The discriminator"]."""
-    return [line.lstrip("#").strip() for line in markdown.splitlines() if re.match(r"#+\s", line)]
 
 
 def _clock(seconds):
@@ -270,6 +274,10 @@ def run_notebook(notebook=NOTEBOOK, out_dir="outputs", quick=False, timeout=None
     nb = nbformat.read(str(notebook), as_version=4)
     progress = progress or Progress(batch_size=_batch_size(nb))
     set_notebook_env(out_dir, quick)  # the kernel inherits it
+    # The kernel starts in the notebook's folder (solution/); it must import this kit's helpers
+    # and problem_unittests, not another copy that happens to be installed.
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in paths if p])
     start = time.perf_counter()
     failure = None
     with tempfile.TemporaryDirectory(prefix="kit-kernel-") as sockets:

@@ -9,8 +9,8 @@ import sys
 import nbformat
 import pytest
 
-from helpers.notebook import NOTEBOOK, ROOT
-from helpers.run import ARTEFACTS, Progress, clean_for_commit, headings, strip_ansi
+from helpers.notebook import NOTEBOOK, ROOT, headings
+from helpers.run import ARTEFACTS, Progress, clean_for_commit, strip_ansi
 
 RED = "\x1b[31m"
 
