@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "dlnd_face_generation.ipynb"
+NOTEBOOK = ROOT / "solution" / "dlnd_face_generation.ipynb"
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"

@@ -1,8 +1,8 @@
 """Run the whole notebook headless: the kit's main job (README, Quick start, command 1).
 
-    python -m helpers.run                  # full run on the built-in faces (or your CelebA)
-    python -m helpers.run --quick          # a one-minute smoke run (DCGAN_QUICK=1)
-    python -m helpers.run --update-notebook   # also store the run's outputs in the notebook
+    python -m helpers run                  # full run on the built-in faces (or your CelebA)
+    python -m helpers run --quick          # a one-minute smoke run (DCGAN_QUICK=1)
+    python -m helpers run --update-notebook   # also store the run's outputs in the notebook
 
 It executes dlnd_face_generation.ipynb top to bottom in a fresh kernel of this Python
 environment and leaves in the output folder: the executed notebook, samples.png (the last
@@ -95,7 +95,7 @@ def run_plain(notebook=NOTEBOOK, out_dir="outputs", quick=False):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.run",
+        prog="python -m helpers run",
         description="Execute dlnd_face_generation.ipynb top to bottom, headless, and collect its results.")
     parser.add_argument("--out", default=None,
                         help="folder for the executed notebook, images and checkpoint "
@@ -150,8 +150,3 @@ def main(argv=None):
         nbformat.write(clean_for_commit(nb), str(notebook))
         print(f"Stored this run's outputs in {notebook}.")
     return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""README command 1: `python -m helpers.run` executes the notebook and leaves its results."""
+"""README command 1: `python -m helpers run` executes the notebook and leaves its results."""
 import json
 import subprocess
 import sys
@@ -11,7 +11,7 @@ from helpers.run import ARTEFACTS, clean_for_commit
 
 def test_quick_run_leaves_the_executed_notebook_and_every_result(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "helpers.run", "--quick", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "helpers", "run", "--quick", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ARTEFACTS + ("dlnd_face_generation.ipynb",):
@@ -23,7 +23,7 @@ def test_quick_run_leaves_the_executed_notebook_and_every_result(tmp_path):
 
 
 def test_a_missing_notebook_is_a_command_line_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "helpers.run", "--notebook", str(tmp_path / "nope.ipynb")],
+    proc = subprocess.run([sys.executable, "-m", "helpers", "run", "--notebook", str(tmp_path / "nope.ipynb")],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "no notebook at" in proc.stderr
 
@@ -44,7 +44,7 @@ def test_clean_for_commit_drops_timings_and_widget_views_but_keeps_text():
 
 def test_plain_mode_runs_the_code_cells_without_jupyter(tmp_path):
     out = tmp_path / "plain"
-    proc = subprocess.run([sys.executable, "-m", "helpers.run", "--quick", "--plain", "--out", str(out)],
+    proc = subprocess.run([sys.executable, "-m", "helpers", "run", "--quick", "--plain", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ARTEFACTS:
