@@ -168,7 +168,10 @@ def command(bundle_dir, argv, limits, env):
     """The bwrap command line that runs `argv` (inside paths) in a sandbox over `bundle_dir`."""
     cmd = [BWRAP, "--unshare-all", "--unshare-net", "--die-with-parent", "--new-session",
            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL",
-           "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", *_os_binds()]
+           "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
+           # Empty /tmp and /dev/shm first: a later mount hides what lies under it, and the
+           # Python environment or the kit may themselves live under /tmp (a CI clone).
+           "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", *_os_binds()]
     for path in _python_paths():
         cmd += ["--ro-bind", path, path]
     for device in sorted(Path("/dev").glob("nvidia*")):  # a GPU, when the machine has one
@@ -176,8 +179,7 @@ def command(bundle_dir, argv, limits, env):
     cmd += ["--ro-bind", str(bundle_dir), KIT,
             "--ro-bind", str(Path(bundle_dir) / "etc" / "passwd"), "/etc/passwd",
             "--ro-bind", str(Path(bundle_dir) / "etc" / "group"), "/etc/group",
-            "--size", str(limits.scratch_mb << 20), "--tmpfs", SCRATCH,
-            "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--remount-ro", "/",
+            "--size", str(limits.scratch_mb << 20), "--tmpfs", SCRATCH, "--remount-ro", "/",
             "--chdir", SCRATCH, "--clearenv"]
     for key, value in env.items():
         cmd += ["--setenv", key, value]
