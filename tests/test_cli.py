@@ -28,7 +28,10 @@ def test_each_command_has_its_own_help_under_its_full_name(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
     assert exit_.value.code == 0
-    assert capsys.readouterr().out.startswith(f"usage: python -m helpers {command} ")
+    usage = capsys.readouterr().out.splitlines()[0]
+    # `distributed` runs under torchrun, and its usage line says so
+    launcher = "torchrun --standalone --nproc_per_node=N" if command == "distributed" else "python"
+    assert usage.startswith(f"usage: {launcher} -m helpers {command}"), usage
 
 
 def test_the_commands_exit_status_is_passed_on(tmp_path, capsys):
