@@ -1,4 +1,4 @@
-"""Save and resume training (notebook step "Train").
+"""Save and resume training (notebook step "The training loop").
 
 A checkpoint holds everything a rerun of ``train`` needs to continue where it stopped: both
 networks, both optimizers, the fixed noise, the losses, the per-epoch samples, and a record of
