@@ -1,6 +1,6 @@
 """Sample-quality numbers for generated faces that need no pretrained network.
 
-Serves the notebook's "Evaluate the generator" step:
+Serves the notebook's "Evaluate your generator" step:
 
 - ``sliced_wasserstein_distance``: the multi-scale sliced Wasserstein distance (SWD) of
   Karras et al., 2018, "Progressive Growing of GANs" (section 5, appendix D). It compares the
@@ -124,7 +124,7 @@ def _pyramid_up(images):
 def laplacian_pyramid(images, levels):
     """Split images into `levels` frequency bands, finest first.
 
-    Serves the notebook's "Evaluate the generator" step (used by ``sliced_wasserstein_distance``).
+    Serves the notebook's "Evaluate your generator" step (used by ``sliced_wasserstein_distance``).
 
     Args:
         images: (N, C, H, W) float tensor (any range; the pyramid is linear). H and W must be
@@ -221,7 +221,7 @@ def sliced_wasserstein_distance(real, fake, descriptors_per_image=DESCRIPTORS_PE
                                 min_resolution=MIN_RESOLUTION, seed=0):
     """Multi-scale sliced Wasserstein distance (SWD x 10^3) between two sets of images.
 
-    Serves the notebook's "Evaluate the generator" step. Method of Karras et al. 2018
+    Serves the notebook's "Evaluate your generator" step. Method of Karras et al. 2018
     (section 5, appendix D): build a Laplacian pyramid from full resolution down to
     `min_resolution` (32x32 images -> levels 32 and 16; 64x64 -> 64, 32, 16), cut
     `descriptors_per_image` random 7x7 patches per image per level, normalise each level's
@@ -385,7 +385,7 @@ def _nearest(queries, training, batch_size, skip=None):
 def nearest_neighbour_distance(generated, training, batch_size=NN_BATCH_SIZE):
     """For each generated image, the distance to its closest training image.
 
-    Serves the notebook's "Is the generator copying?" step (and ``memorisation_report``).
+    Serves the notebook's "Evaluate your generator" step (and ``memorisation_report``).
 
     Args:
         generated: (N, 3, H, W) float tensor in [-1, 1] or uint8 in [0, 255].
@@ -413,7 +413,7 @@ def memorisation_report(generated, training, train_holdout=None, batch_size=NN_B
                         seed=0):
     """Does the generator copy training images? Compares nearest-neighbour distances.
 
-    Serves the notebook's "Is the generator copying?" step. For each generated image we find its
+    Serves the notebook's "Evaluate your generator" step. For each generated image we find its
     nearest training image; as a reference we do the same for real images the generator never
     saw (`train_holdout`). If no held-out set is given, a random sample of training images is
     used, each compared with the *other* training images (leave-one-out).

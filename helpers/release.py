@@ -1,7 +1,7 @@
 """Make the learner's notebook from the solution notebook (instructor tool).
 
-    python -m helpers.release                  # the learner's folder: release/
-    python -m helpers.release --update-kit     # the learner edition at the kit's top level
+    python -m helpers release                  # the learner's folder: release/
+    python -m helpers release --update-kit     # the learner edition at the kit's top level
 
 The solution lives in solution/dlnd_face_generation.ipynb. The kit's top-level
 dlnd_face_generation.ipynb, what a learner opens, is this tool's output; a test fails when it
@@ -37,7 +37,7 @@ import nbformat
 from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
 
 # What a learner opens: the learner edition at the kit's top level (`jupyter notebook
-# dlnd_face_generation.ipynb`), made by `python -m helpers.release --update-kit`.
+# dlnd_face_generation.ipynb`), made by `python -m helpers release --update-kit`.
 LEARNER_NOTEBOOK = ROOT / NOTEBOOK.name
 # What a learner needs beside the notebook; helpers/ is copied without the instructor tools.
 KIT_FILES = ("problem_unittests.py", "workspace_utils.py")
@@ -303,7 +303,7 @@ def update_kit(notebook=NOTEBOOK, learner=LEARNER_NOTEBOOK):
 def main(argv=None):
     """Command line: build the release and print a one-line summary; exit 1 on a problem."""
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.release",
+        prog="python -m helpers release",
         description="Build the learner version of the solution notebook: every region between "
                     f"'{BEGIN}' and '{END}' becomes a stub, outputs are cleared, and the learner "
                     "README and the files the notebook imports are copied beside it.",
@@ -334,7 +334,3 @@ def main(argv=None):
         print(f"Beside it: README.md (the learner README), requirements.txt, {', '.join(KIT_FILES)}, "
               f"helpers/ (without {', '.join(INSTRUCTOR_ONLY)})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

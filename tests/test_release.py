@@ -131,10 +131,23 @@ def test_outputs_and_execution_counts_are_cleared_ids_and_tags_kept(tmp_path):
 def test_release_folder_holds_what_the_notebook_imports(built):
     _, _, out = built
     for name in ("problem_unittests.py", "workspace_utils.py", "helpers/__init__.py",
-                 "helpers/notebook.py", "helpers/checkpoint.py"):
+                 "helpers/notebook.py", "helpers/checkpoint.py", "helpers/checks.py"):
         assert (out / name).read_bytes() == (ROOT / name).read_bytes(), name
     assert not (out / "helpers" / "release.py").exists() and not (out / "helpers" / "grade.py").exists()
     assert not list(out.rglob("__pycache__"))
+
+
+def test_release_folder_imports_the_graded_tests_on_its_own(built):
+    """problem_unittests.py and the machinery it imports (helpers/checks.py) ship together."""
+    import subprocess
+    import sys
+
+    _, _, out = built
+    probe = "import problem_unittests as t, helpers.checks as c; print(t.__file__, c.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=out, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert all(path.startswith(str(out)) for path in done.stdout.split()), done.stdout
 
 
 def test_release_ships_the_learner_readme_and_runtime_requirements(built):
@@ -157,7 +170,7 @@ def test_committed_learner_edition_is_what_the_release_makes_today():
     committed = release.LEARNER_NOTEBOOK.read_text(encoding="utf-8")
     assert committed == text, (
         f"{release.LEARNER_NOTEBOOK.name} differs from the learner edition of {NOTEBOOK.relative_to(ROOT)}: "
-        "run `python -m helpers.release --update-kit` and commit the result (do not edit it by hand).")
+        "run `python -m helpers release --update-kit` and commit the result (do not edit it by hand).")
 
 
 def test_learner_edition_opens_at_the_top_and_the_solution_in_its_own_folder():
