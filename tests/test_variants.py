@@ -1,0 +1,47 @@
+"""No false rejections: every correct alternative in tests/variants.py passes its graded test.
+
+Each variant edits the notebook's own solution code (as the mutants do), runs the
+definition cells, and calls the one graded test it targets, which must print
+"Tests Passed" as its last line.
+"""
+
+import contextlib
+import io
+from collections import Counter
+
+import pytest
+
+import problem_unittests
+from helpers.notebook import (
+    code_cells,
+    graded_test_calls,
+    load_solution,
+    read_notebook,
+    strip_magics,
+)
+from tests.mutants import apply
+from tests.variants import VARIANTS
+
+NB = read_notebook()
+CELLS = [strip_magics(c["source"]) for c in code_cells(NB, "setup", "solution")]
+CALLS = graded_test_calls(NB)
+
+
+def test_every_graded_test_has_correct_variants():
+    counts = Counter(v.test for v in VARIANTS)
+    assert set(counts) == set(CALLS), f"graded tests without variants: {set(CALLS) - set(counts)}"
+    assert len({(v.test, v.name) for v in VARIANTS}) == len(VARIANTS)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v.test}-{v.name}")
+def test_correct_variant_passes(variant):
+    source = "\n\n".join(apply(variant, CELLS))
+    with contextlib.redirect_stdout(io.StringIO()):
+        namespace = load_solution(source=source)
+    args = [namespace[name] for name in CALLS[variant.test]]
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            getattr(problem_unittests, variant.test)(*args)
+        except AssertionError as err:
+            pytest.fail(f"{variant.test} rejected a correct variant ({variant.style}): {err}")
+    assert out.getvalue().strip().splitlines()[-1] == "Tests Passed"
