@@ -17,7 +17,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from helpers.data import DataFolderError, describe_read_error
+from helpers.imagefile import DataFolderError, describe_read_error
 
 # The aligned images put the eyes at the same place in every photo and the face in the middle.
 # A centred 108x108 square (of 178x218) keeps brows to chin and drops most hair and background;
