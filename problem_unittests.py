@@ -676,7 +676,11 @@ def test_train(train):
         losses, samples = result
         check(
             len(losses) == 6
-            and all(len(pair) in (2, 4) and all(math.isfinite(v) for v in pair) for pair in losses),
+            # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
+            # be nan (a joint real+fake D call), so only the losses must be finite
+            and all(
+                len(rec) in (2, 4) and all(math.isfinite(v) for v in rec[:2]) for rec in losses
+            ),
             f"With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got {losses!r}.",
         )
         check(

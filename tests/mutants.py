@@ -525,6 +525,7 @@ MUTANTS = [
             )
         ],
         "batch of one",
+        "shaped like d_out",
     ),
     # ---- fake_loss
     M(
@@ -643,7 +644,7 @@ MUTANTS = [
     M(
         "test_train",
         "no-detach",
-        "does not detach the fakes in the D step",
+        "does not detach the fakes in the D step and reuses them in the G step",
         "train",
         [("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))")],
         "detach",
@@ -718,6 +719,198 @@ MUTANTS = [
         "train",
         [("g_loss = real_loss(D(fake_images))", "g_loss = real_loss(D(fake_images.detach()))")],
         "g_optimizer.step()",
+    ),
+    # ---- real mistakes from the original course's submissions (issue 9)
+    M(
+        "test_get_dataloader",
+        "grayscale",
+        "converts the faces to grey (Grayscale(3))",
+        "get_dataloader",
+        [("transforms.ToTensor(),", "transforms.Grayscale(3), transforms.ToTensor(),")],
+        "colour",
+    ),
+    M(
+        "test_scale",
+        "min-max-per-batch",
+        "min-max normalises each batch instead of the fixed map",
+        "scale",
+        [
+            (
+                "return x * (high - low) + low",
+                "return (x - x.min()) / (x.max() - x.min()) * (high - low) + low",
+            )
+        ],
+        "min-max",
+        "every batch",
+    ),
+    M(
+        "test_discriminator",
+        "dropout-logits",
+        "dropout on D's final logit (F.dropout)",
+        "Discriminator",
+        [("return self.fc(x)", "return F.dropout(self.fc(x), 0.3, self.training)")],
+        "dropout",
+        "logits",
+    ),
+    M(
+        "test_discriminator",
+        "dropout-after-fc",
+        "nn.Dropout after D's last Linear layer",
+        "Discriminator",
+        [
+            (
+                "self.fc = nn.Linear(conv_dim * 4 * 4 * 4, 1)",
+                "self.fc = nn.Sequential(nn.Linear(conv_dim * 4 * 4 * 4, 1), nn.Dropout(0.5))",
+            )
+        ],
+        "dropout",
+    ),
+    M(
+        "test_discriminator",
+        "leaky-default-slope",
+        "F.leaky_relu with its default slope 0.01",
+        "Discriminator",
+        [(LEAKY.format(n), f"F.leaky_relu(self.conv{n}(x))") for n in (1, 2, 3)],
+        "0.01",
+        "0.2",
+    ),
+    M(
+        "test_discriminator",
+        "conv-ignores-batch-norm",
+        "a conv() that ignores batch_norm, so D's first layer gets batch norm",
+        "conv",
+        [("    if batch_norm:\n", "    if True:\n")],
+        "ignores batch_norm=false",
+    ),
+    M(
+        "test_weights_init",
+        "find-truthy-or",
+        "class-name test `if classname.find('Conv') or ...` (0 is falsy)",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n"
+                "    if hasattr(m, 'weight') and (classname.find('Conv') or classname.find('Linear')):",
+            )
+        ],
+        "batch norm",
+        "!= -1",
+    ),
+    M(
+        "test_weights_init",
+        "find-truthy",
+        "class-name test `if classname.find('Conv'):` (0 is falsy)",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n"
+                "    if hasattr(m, 'weight') and classname.find('Conv'):",
+            )
+        ],
+        "left the conv2d",
+        "!= -1",
+    ),
+    M(
+        "test_weights_init",
+        "convo2d-typo",
+        "a misspelt class name ('Convo2d')",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n"
+                "    if classname.find('Convo2d') != -1 or classname.find('ConvTranspose2d') != -1 "
+                "or classname.find('Linear') != -1:",
+            )
+        ],
+        "left the conv2d",
+        "misspelt",
+    ),
+    M(
+        "test_weights_init",
+        "and-chain",
+        "class-name tests joined with `and`, never true",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n"
+                "    if classname.find('Conv') != -1 and classname.find('Linear') != -1:",
+            )
+        ],
+        "changed no layer",
+        "`or`",
+    ),
+    M(
+        "test_real_loss",
+        "sigmoid-then-bce-logits",
+        "a sigmoid output fed to BCEWithLogitsLoss",
+        "real_loss",
+        [
+            (
+                "nn.BCEWithLogitsLoss()(D_out, labels)",
+                "nn.BCEWithLogitsLoss()(torch.sigmoid(D_out), labels)",
+            )
+        ],
+        "sigmoid",
+    ),
+    M(
+        "test_train",
+        "no-detach-early-g-zero-grad",
+        "fakes not detached in the D step, and "
+        "g_optimizer.zero_grad() before the D step instead of before the G step",
+        "train",
+        [
+            ("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))"),
+            (
+                "            g_optimizer.zero_grad()\n            g_loss = real_loss(D(fake_images))",
+                "            g_loss = real_loss(D(G(z)))",
+            ),
+            (
+                "            d_optimizer.zero_grad()\n",
+                "            d_optimizer.zero_grad()\n            g_optimizer.zero_grad()\n",
+            ),
+        ],
+        "detach",
+        "g_optimizer.zero_grad() right before",
+    ),
+    M(
+        "test_train",
+        "no-d-zero-grad-no-detach",
+        "forgets d_optimizer.zero_grad(), fakes not detached",
+        "train",
+        [
+            ("            d_optimizer.zero_grad()\n", ""),
+            ("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))"),
+            ("g_loss = real_loss(D(fake_images))", "g_loss = real_loss(D(G(z)))"),
+        ],
+        "d_optimizer.zero_grad() is missing",
+    ),
+    M(
+        "test_train",
+        "g-smoothed",
+        "label smoothing on G's loss instead of D's real loss",
+        "train",
+        [("g_loss = real_loss(D(fake_images))", "g_loss = real_loss(D(fake_images), smooth=True)")],
+        "smooth",
+        "d's loss on real images",
+    ),
+    M(
+        "test_train",
+        "course-signature",
+        "the original course's signature train(D, G, n_epochs, print_every=50)",
+        "train",
+        [
+            (
+                "def train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device,\n"
+                "          print_every=50, checkpoint_path=None, sample_size=16, fresh=False):",
+                "def train(D, G, n_epochs, print_every=50):",
+            )
+        ],
+        "original course",
+        "train(d, g, d_optimizer, g_optimizer, dataloader",
     ),
 ]
 

@@ -13,17 +13,17 @@ import pytest
 
 import problem_unittests
 from helpers.notebook import (
-    code_cells,
+    DEFINITION_TAGS,
     graded_test_calls,
-    load_solution,
+    numbered_cells,
     read_notebook,
-    strip_magics,
+    run_cells,
 )
 from tests.mutants import apply
 from tests.variants import VARIANTS
 
 NB = read_notebook()
-CELLS = [strip_magics(c["source"]) for c in code_cells(NB, "setup", "solution")]
+NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
 CALLS = graded_test_calls(NB)
 
 
@@ -35,9 +35,10 @@ def test_every_graded_test_has_correct_variants():
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v.test}-{v.name}")
 def test_correct_variant_passes(variant):
-    source = "\n\n".join(apply(variant, CELLS))
+    namespace = {"__name__": "__notebook__"}
     with contextlib.redirect_stdout(io.StringIO()):
-        namespace = load_solution(source=source)
+        errors = run_cells(zip(NUMBERS, apply(variant, CELLS)), namespace)
+    assert not errors, f"the variant's cells do not run: {errors[0]}"
     args = [namespace[name] for name in CALLS[variant.test]]
     with contextlib.redirect_stdout(io.StringIO()) as out:
         try:
