@@ -651,7 +651,7 @@ class Recorder:
         fakes = self.g_history[-1][2] if self.g_history else None
         d_grads, g_grads = self._grads(self.D), self._grads(self.G)
         check_d_step(d_grads, self.window, self.scaled_batches, fakes, self.last_d_grads, self.D)
-        if not grads_equal(g_grads, self.last_g_grads):
+        if not is_zero(g_grads) and not grads_equal(g_grads, self.last_g_grads):
             self.d_step_reached_g = True
         self.g_grads_at_d_step, self.last_d_grads = g_grads, d_grads
         self.window = []

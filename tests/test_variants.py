@@ -20,7 +20,7 @@ from helpers.notebook import (
     run_cells,
 )
 from tests.mutants import apply
-from tests.variants import VARIANTS
+from tests.variants import NOTES, VARIANTS
 
 NB = read_notebook()
 NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
@@ -45,4 +45,24 @@ def test_correct_variant_passes(variant):
             getattr(problem_unittests, variant.test)(*args)
         except AssertionError as err:
             pytest.fail(f"{variant.test} rejected a correct variant ({variant.style}): {err}")
-    assert out.getvalue().strip().splitlines()[-1] == "Tests Passed"
+    printed = out.getvalue().strip()
+    assert printed.splitlines()[-1] == "Tests Passed"
+    note = NOTES.get((variant.test, variant.name))
+    if note:
+        assert "Note:" in printed and note in printed, printed
+    else:
+        assert "Note:" not in printed, printed
+
+
+def test_readme_counts_match_the_catalogues():
+    """The README's mutation table and its count of correct variants follow tests/*.py."""
+    import re
+
+    from helpers.notebook import ROOT
+    from tests.mutants import MUTANTS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(test_\w+)` \| (\d+) \|", readme, flags=re.M))
+    assert {t: int(n) for t, n in rows.items()} == dict(Counter(m.test for m in MUTANTS))
+    assert f"| **total** | **{len(MUTANTS)}** |" in readme
+    assert f"holds {len(VARIANTS)} correct" in readme.replace("\n", " ")

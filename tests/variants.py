@@ -585,3 +585,11 @@ VARIANTS = [
         ("            g_optimizer.zero_grad()\n", ""),
     ),
 ]
+
+# Variants that pass with a printed note that teaches something (words the note must contain);
+# every other variant passes without one.
+NOTES = {
+    ("test_real_loss", "course-signature"): "no smooth argument",
+    ("test_train", "no-detach"): "fakes are not detached",
+    ("test_train", "course-loop"): "fakes are not detached",
+}
