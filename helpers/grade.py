@@ -1,13 +1,15 @@
 """Grade a learner's notebook with the kit's graded tests (instructor tool).
 
     python -m helpers.grade SUBMISSION.ipynb [--json report.json] [--timeout 60] [--workers 2]
+                                             [--deadline SECONDS] [--no-sandbox]
 
 What runs:
 
 - From the submission, only its definition cells: code cells tagged ``setup`` or ``solution``.
   When a submission has lost its tags (some editors drop cell metadata), the cells are chosen by
-  what they do: import cells, and cells that define or assign the names the graded tests need.
-  In both cases a cell that defines a name the chosen cells use is added too, but never a cell
+  what they do: import cells, and cells that define or assign the names the graded tests need
+  (the original course's notebooks have no tags and call ``tests.test_discriminator(...)`` in
+  the cell that defines the class: such calls are dropped, the definitions kept). In both cases a cell that defines a name the chosen cells use is added too, but never a cell
   that loads data, trains or plots (one that calls ``train(...)``, ``get_dataloader(...)``,
   ``helpers.plotting``, ``plt``, the graded tests, ...).
 - Which graded tests, and with which arguments, comes from the kit's own solution notebook
@@ -23,8 +25,14 @@ have defined it and the error it raised, or "`Generator` is not defined in your 
 The processes start from a fork server that has already imported torch and the kit (POSIX),
 so a test costs little more than its own run; each process uses cpu_count / workers threads.
 
-Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line or a
-notebook that cannot be read. Not a sandbox: run only notebooks you are willing to execute.
+Two sides: this process (trusted) reads the notebook and the kit, and starts the learner side
+(``learner_side``: the scheduler and the test processes) in a bubblewrap sandbox
+(helpers.sandbox), or with ``--no-sandbox`` as a plain child process, for trusted notebooks.
+The learner side answers in JSON lines, which this side caps, validates and cleans; it never
+unpickles anything. The README's "threat model" says what that does and does not protect.
+
+Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line, a notebook
+that cannot be read, or no sandbox.
 """
 
 from __future__ import annotations
@@ -626,6 +634,8 @@ def _stack_text(frames, cell=None):
 
 
 def _how_it_ended(exitcode):
+    if not isinstance(exitcode, int) or not -128 < exitcode < 256:  # a status the learner forged
+        return f"ended with a status the grader cannot read ({str(exitcode)[:20]})"
     if exitcode is not None and exitcode < 0:
         try:
             return f"crashed ({signal.Signals(-exitcode).name})"
@@ -778,9 +788,9 @@ def learner_side():
     except (OSError, AttributeError):
         pass
     out = os.fdopen(os.dup(1), "w", buffering=1)  # only this process writes results here
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # what anything else prints goes nowhere
-    os.dup2(devnull, 2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # what anything else prints goes nowhere
+    # stderr stays: the grader keeps its cleaned last lines in the report's notes when the
+    # learner side stops early.
 
     def emit(kind, item):
         out.write(json.dumps({kind: item}, default=str) + "\n")

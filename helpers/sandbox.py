@@ -8,14 +8,18 @@ root, with:
 - a read-only view of the OS (``/usr`` and the loader's cache), the Python environment and a
   grading bundle: the kit's ``problem_unittests.py``, ``workspace_utils.py`` and ``helpers/``
   without the instructor tools. Not the solution notebook, the mutants, ``.git`` or the tests;
+- the learner side's first process (the grader's scheduler) as PID 1 (``--as-pid-1``): no
+  bwrap helper process inside holds the result pipe, and the scheduler makes itself
+  non-dumpable, so no learner process can open the pipe through ``/proc`` and write results;
 - a tmpfs scratch folder (``/scratch``, size-capped) as its only writable place, and a cleared
   environment;
 - limits (``prlimit``) on address space, processes, file size, open files and CPU time.
 
 Running as root (CI): bwrap is started under an unprivileged uid when the Python environment can
 be reached by one; when it lives under a folder only root may enter (``/root/.pyenv``), bwrap
-runs as root with ``--uid`` and every capability dropped, which keeps the same walls except that
-the process limit is not enforced (the kernel exempts root); the report says which one ran.
+runs as root with ``--uid`` and every capability dropped, which keeps the same walls; as the
+kernel does not apply the process limit to root, a pids cgroup caps the processes instead where
+cgroups can be written. The report says which one ran.
 """
 
 from __future__ import annotations
@@ -160,13 +164,17 @@ def mode(slot=0):
         return "bubblewrap, as this user"
     if _drop_kwargs(slot, _python_paths()):
         return f"bubblewrap, started as uid {OUTSIDE_UID + slot} (not root)"
+    cgroup = _pids_cgroup(slot, 1)
+    if cgroup:
+        _remove_cgroup(cgroup)
     return ("bubblewrap, started as root with every capability dropped (the Python environment is "
-            "under a folder only root may enter, so the process limit is not enforced)")
+            "under a folder only root may enter); processes capped by "
+            + ("a pids cgroup" if cgroup else "nothing: no writable cgroup, and root ignores the rlimit"))
 
 
 def command(bundle_dir, argv, limits, env):
     """The bwrap command line that runs `argv` (inside paths) in a sandbox over `bundle_dir`."""
-    cmd = [BWRAP, "--unshare-all", "--unshare-net", "--die-with-parent", "--new-session",
+    cmd = [BWRAP, "--unshare-all", "--unshare-net", "--die-with-parent", "--new-session", "--as-pid-1",
            "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL",
            "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", *_os_binds()]
     for path in _python_paths():
@@ -264,5 +272,41 @@ def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, s
         os.chmod(tmp, 0o755)
         bundle_dir = bundle(Path(tmp) / "kit")
         cmd = command(bundle_dir, argv, limits, env)
-        return run_capped(cmd, stdin, deadline_s, stdout_cap,
-                          **_drop_kwargs(slot, _python_paths() + [str(bundle_dir)]))
+        drop = _drop_kwargs(slot, _python_paths() + [str(bundle_dir)])
+        group = None if drop or os.geteuid() != 0 else _pids_cgroup(slot, limits.processes)
+        if group:  # join the cgroup, then become bwrap: every process inside is counted
+            cmd = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(group), *cmd]
+        try:
+            return run_capped(cmd, stdin, deadline_s, stdout_cap, **drop)
+        finally:
+            if group:
+                _remove_cgroup(group)
+
+
+def _pids_cgroup(slot, limit):
+    """A fresh pids cgroup capped at `limit` tasks (root, when bwrap cannot drop its uid and the
+    kernel's process limit does not apply to root), or None where cgroups cannot be written."""
+    for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+            continue
+        if base.name == "cgroup" and "pids" not in (base / "cgroup.subtree_control").read_text():
+            continue  # cgroup v2 without the pids controller enabled for children
+        group = base / f"dcgan-grade-{os.getpid()}-{slot}"
+        try:
+            group.mkdir(exist_ok=True)
+            (group / "pids.max").write_text(f"{limit}\n")
+            return group
+        except OSError:
+            _remove_cgroup(group)
+    return None
+
+
+def _remove_cgroup(group):
+    for _ in range(50):  # the sandbox's last processes may take a moment to be reaped
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)
