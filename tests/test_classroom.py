@@ -19,6 +19,11 @@ from tests.test_attacks import attack_notebook
 SANDBOX = sandbox.available() is None
 
 
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     if not SANDBOX and os.environ.get("CI") == "true":
@@ -31,25 +36,34 @@ def graded(tmp_path_factory):
     (folder / "bob").mkdir()
     shutil.copy(release, folder / "bob" / "dlnd_face_generation.ipynb")
     (folder / "carol.ipynb").write_text("{ not json")
-    attack_notebook(release, root, "fake-log-lines", root / "canary", 9).rename(folder / "mallory.ipynb")
+    attack_notebook(release, root, "fake-log-lines", root / "canary", 9).rename(
+        folder / "mallory.ipynb"
+    )
     out = root / "gradebook"
-    status = classroom.main([str(folder), "--out", str(out), "--parallel", "2", "--timeout", "60"]
-                            + ([] if SANDBOX else ["--no-sandbox"]))
+    status = classroom.main(
+        [str(folder), "--out", str(out), "--parallel", "2", "--timeout", "60"]
+        + ([] if SANDBOX else ["--no-sandbox"])
+    )
     return status, out
 
 
 def test_gradebook_has_one_row_per_student(graded):
     status, out = graded
     assert status == 0
-    rows = list(csv.DictReader(open(out / "gradebook.csv")))
+    rows = read_csv(out / "gradebook.csv")
     assert [r["student"] for r in rows] == ["alice", "bob", "carol", "mallory"]
     book = json.loads((out / "gradebook.json").read_text())
-    assert book["submissions"] == 4 and [s["student"] for s in book["students"]] == ["alice", "bob", "carol", "mallory"]
+    assert book["submissions"] == 4 and [s["student"] for s in book["students"]] == [
+        "alice",
+        "bob",
+        "carol",
+        "mallory",
+    ]
 
 
 def test_unreadable_and_hostile_submissions_affect_only_their_rows(graded):
     _, out = graded
-    rows = {r["student"]: r for r in csv.DictReader(open(out / "gradebook.csv"))}
+    rows = {r["student"]: r for r in read_csv(out / "gradebook.csv")}
     assert rows["carol"]["status"] == "unreadable" and "not valid JSON" in rows["carol"]["problem"]
     assert rows["mallory"]["status"] == "graded" and rows["mallory"]["passed"] == "0"
     for student in ("alice", "bob"):
