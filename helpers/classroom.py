@@ -1,6 +1,6 @@
 """Grade a whole class in one command (instructor tool).
 
-    python -m helpers.classroom SUBMISSIONS/ --out gradebook/ [--parallel 2]
+    python -m helpers classroom SUBMISSIONS/ --out gradebook/ [--parallel 2]
 
 SUBMISSIONS/ holds one notebook per student: ``alice.ipynb``, or a folder per student with one
 notebook in it (``alice/dlnd_face_generation.ipynb``). Each submission is graded by
@@ -139,7 +139,7 @@ def grade_class(folder, out, parallel=2, timeout=60.0, workers=2, deadline=None,
 def main(argv=None):
     """Command line: grade a folder of submissions into a gradebook; exit 0, or 2 on a bad call."""
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.classroom",
+        prog="python -m helpers classroom",
         description="Grade every notebook in a folder, each in its own bubblewrap sandbox, and write "
                     "a gradebook (CSV and JSON) and one feedback file per student.",
         epilog="Exit status: 0 when the gradebook is written (whatever the scores), 2 for a bad "
@@ -164,7 +164,3 @@ def main(argv=None):
     graded = sum(r["status"] == "graded" for r in rows)
     print(f"Graded {graded} of {len(rows)} submissions; gradebook in {args.out}/")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,6 +1,6 @@
 """Grade a learner's notebook with the kit's graded tests (instructor tool).
 
-    python -m helpers.grade SUBMISSION.ipynb [--json report.json] [--timeout 60] [--workers 2]
+    python -m helpers grade SUBMISSION.ipynb [--json report.json] [--timeout 60] [--workers 2]
                                              [--deadline SECONDS] [--no-sandbox]
 
 What runs:
@@ -1042,12 +1042,12 @@ def add_grading_arguments(parser):
 def main(argv=None):
     """Command line: grade, print the rubric, write --json; exit 0 all passed, 1 any failed, 2 error."""
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.grade",
+        prog="python -m helpers grade",
         description="Grade a learner's notebook with the kit's graded tests, in a bubblewrap sandbox, "
                     "each test in its own process with a time limit, and print a rubric.",
         epilog="Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line, a "
                "notebook that cannot be read, or no sandbox. Grade a whole folder with "
-               "python -m helpers.classroom.")
+               "python -m helpers classroom.")
     parser.add_argument("submission", help="the learner's notebook (.ipynb) to grade")
     parser.add_argument("--json", metavar="PATH",
                         help="also write the report as JSON to PATH: passed, total, and per test its "
@@ -1067,10 +1067,3 @@ def main(argv=None):
         with atomic_write(args.json, "w") as f:
             f.write(json.dumps(report, indent=2) + "\n")
     return 0 if report["passed"] == report["total"] else 1
-
-
-if __name__ == "__main__":
-    # The module's importable copy, so the test processes find _child in helpers.grade by name.
-    from helpers.grade import main as _main
-
-    sys.exit(_main())

@@ -37,7 +37,7 @@ def edited(tmp_path, name, **edits):
 
 
 def run_cli(*args):
-    """(exit status, printed rubric) of `python -m helpers.grade ARGS`, run in this process."""
+    """(exit status, printed rubric) of `python -m helpers grade ARGS`, run in this process."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = grade.main([str(a) for a in args])
@@ -53,7 +53,7 @@ def solution(tmp_path_factory):
     """The solution notebook graded from the command line, as an instructor runs it."""
     report = tmp_path_factory.mktemp("solution") / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "helpers.grade", str(NOTEBOOK), "--json", str(report)],
+        [sys.executable, "-m", "helpers", "grade", str(NOTEBOOK), "--json", str(report)],
         cwd=ROOT,
         capture_output=True,
         text=True,
