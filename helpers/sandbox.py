@@ -24,6 +24,7 @@ cgroups can be written. The report says which one ran.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import selectors
@@ -42,7 +43,8 @@ from helpers.notebook import ROOT
 BWRAP = "/usr/bin/bwrap"
 PRLIMIT = "/usr/bin/prlimit"
 INSTALL_HINT = (
-    "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf install "
+    "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf "
+    "install "
     "bubblewrap`), or run the grader inside a container (for example `docker run --rm -v $PWD:/kit "
     "python:3.11 ...`) and pass --no-sandbox there. --no-sandbox runs learner code with your "
     "rights: use it only for notebooks you trust (your own solution)."
@@ -110,13 +112,13 @@ def _python_paths():
 
 
 def _world_reachable(path):
-    """Whether a uid that owns nothing can reach `path`: every folder above it enterable by others."""
+    """Whether a uid that owns nothing can reach `path`: every folder above it open to others."""
     parts = Path(path).resolve().parents
     return all(os.stat(p).st_mode & stat.S_IXOTH for p in parts)
 
 
 def _os_binds():
-    """bwrap arguments for the OS: /usr read-only, /bin, /lib... as on the host, the loader cache."""
+    """bwrap arguments for the OS: /usr read-only, /bin, /lib... as on the host, ld.so's cache."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = Path("/") / name
@@ -130,7 +132,7 @@ def _os_binds():
     return args
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def available():
     """None when a sandbox can start here, else the reason (and what to do)."""
     if not os.path.exists(BWRAP):
@@ -144,8 +146,10 @@ def available():
         **_drop_kwargs(0, _python_paths()),
     )
     if probe.returncode != 0:
-        return (f"bubblewrap cannot create a sandbox here ({probe.stderr.strip()[:200]}); "
-                f"user namespaces may be disabled. {INSTALL_HINT}")
+        return (
+            f"bubblewrap cannot create a sandbox here ({probe.stderr.strip()[:200]}); "
+            f"user namespaces may be disabled. {INSTALL_HINT}"
+        )
     return None
 
 
@@ -167,31 +171,81 @@ def mode(slot=0):
     cgroup = _pids_cgroup(slot, 1)
     if cgroup:
         _remove_cgroup(cgroup)
-    return ("bubblewrap, started as root with every capability dropped (the Python environment is "
-            "under a folder only root may enter); processes capped by "
-            + ("a pids cgroup" if cgroup else "nothing: no writable cgroup, and root ignores the rlimit"))
+    return (
+        "bubblewrap, started as root with every capability dropped (the Python environment is "
+        "under a folder only root may enter); processes capped by "
+        + (
+            "a pids cgroup"
+            if cgroup
+            else "nothing: no writable cgroup, and root ignores the rlimit"
+        )
+    )
 
 
 def command(bundle_dir, argv, limits, env):
     """The bwrap command line that runs `argv` (inside paths) in a sandbox over `bundle_dir`."""
-    cmd = [BWRAP, "--unshare-all", "--unshare-net", "--die-with-parent", "--new-session", "--as-pid-1",
-           "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL",
-           "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", *_os_binds()]
+    cmd = [
+        BWRAP,
+        "--unshare-all",
+        "--unshare-net",
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        *_os_binds(),
+    ]
     for path in _python_paths():
         cmd += ["--ro-bind", path, path]
     for device in sorted(Path("/dev").glob("nvidia*")):  # a GPU, when the machine has one
         cmd += ["--dev-bind-try", str(device), str(device)]
-    cmd += ["--ro-bind", str(bundle_dir), KIT,
-            "--ro-bind", str(Path(bundle_dir) / "etc" / "passwd"), "/etc/passwd",
-            "--ro-bind", str(Path(bundle_dir) / "etc" / "group"), "/etc/group",
-            "--size", str(limits.scratch_mb << 20), "--tmpfs", SCRATCH,
-            "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--remount-ro", "/",
-            "--chdir", SCRATCH, "--clearenv"]
+    cmd += [
+        "--ro-bind",
+        str(bundle_dir),
+        KIT,
+        "--ro-bind",
+        str(Path(bundle_dir) / "etc" / "passwd"),
+        "/etc/passwd",
+        "--ro-bind",
+        str(Path(bundle_dir) / "etc" / "group"),
+        "/etc/group",
+        "--size",
+        str(limits.scratch_mb << 20),
+        "--tmpfs",
+        SCRATCH,
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/dev/shm",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        SCRATCH,
+        "--clearenv",
+    ]
     for key, value in env.items():
         cmd += ["--setenv", key, value]
-    cmd += ["--", PRLIMIT, f"--as={limits.memory_mb << 20}", f"--nproc={limits.processes}",
-            f"--fsize={limits.file_mb << 20}", f"--cpu={limits.cpu_s}",
-            f"--nofile={limits.open_files}", "--core=0", *argv]
+    cmd += [
+        "--",
+        PRLIMIT,
+        f"--as={limits.memory_mb << 20}",
+        f"--nproc={limits.processes}",
+        f"--fsize={limits.file_mb << 20}",
+        f"--cpu={limits.cpu_s}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+        *argv,
+    ]
     return cmd
 
 
@@ -214,8 +268,14 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
     keeps its last `stderr_cap` bytes. The whole process group is killed at the end.
     """
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True, **popen)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        **popen,
+    )
     try:
         proc.stdin.write(stdin)
         proc.stdin.close()
@@ -243,10 +303,8 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
         if overflow:
             break
     sel.close()
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -254,8 +312,14 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
         proc.wait()
     proc.stdout.close()
     proc.stderr.close()
-    return Outcome(bytes(out[:stdout_cap]), bytes(err), proc.returncode, timed_out, overflow,
-                   time.monotonic() - start)
+    return Outcome(
+        bytes(out[:stdout_cap]),
+        bytes(err),
+        proc.returncode,
+        timed_out,
+        overflow,
+        time.monotonic() - start,
+    )
 
 
 def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, slot=0):
@@ -265,9 +329,17 @@ def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, s
     if reason:
         raise SandboxUnavailable(reason)
     limits = limits or Limits()
-    env = {"PATH": "/usr/bin:/bin", "HOME": SCRATCH, "TMPDIR": f"{SCRATCH}", "LANG": "C.UTF-8",
-           "PYTHONPATH": KIT, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-           "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib", **(env or {})}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": SCRATCH,
+        "TMPDIR": f"{SCRATCH}",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": KIT,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib",
+        **(env or {}),
+    }
     with tempfile.TemporaryDirectory(prefix="dcgan-bundle-") as tmp:
         os.chmod(tmp, 0o755)
         bundle_dir = bundle(Path(tmp) / "kit")
