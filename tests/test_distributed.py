@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+pytestmark = pytest.mark.slow  # real torchrun launches: minutes on a busy 2-core machine
+
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 600  # seconds per launch: the shared 2-core machine can be very slow
 ENV = {
@@ -174,27 +176,18 @@ def _max_difference(a, b):
 
 
 @pytest.fixture(scope="module")
-def equivalence_runs(quick_runs, tmp_path_factory):
+def equivalence_runs(tmp_path_factory):
     """1 process with batch 16, and 2 processes with 8 each (with and without SyncBatchNorm)."""
+    from tests import imagefiles
+
     cwd = tmp_path_factory.mktemp("ddp_equivalence")
-    data = quick_runs["out"].parent / "data" / "generated_faces_quick"
-    # 192 images: 128 held out, 64 trained on in 4 steps of 16, in folder order, each logged.
-    args = [
-        "--data-dir",
-        data,
-        "--limit",
-        "192",
-        "--batch-size",
-        "16",
-        "--epochs",
-        "1",
-        "--no-shuffle",
-        "--no-eval",
-        "--print-every",
-        "1",
-    ]
+    # 192 images: --quick holds 128 out, 64 are trained on in 4 steps of 16, in folder order.
+    for i in range(192):
+        imagefiles.rgb_image(cwd / "images" / "faces" / f"{i:03d}.png", size=(32, 32), seed=i)
+    args = ["--quick", "--data-dir", cwd / "images", "--batch-size", "16", "--epochs", "1",
+            "--no-shuffle", "--no-eval", "--print-every", "1"]  # fmt: skip
     worker = Path(__file__).resolve()
-    _run([sys.executable, worker, cwd / "one", "plain", *map(str, args)], cwd)
+    _run([sys.executable, worker, cwd / "one", "plain", *args], cwd)
     torchrun(2, worker, cwd / "two", "sync,plain", *args, cwd=cwd)
     return {
         name: (checkpoint(cwd / name), metrics(cwd / name))
