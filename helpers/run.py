@@ -38,7 +38,11 @@ ARTEFACTS = ("samples.png", "progress.png", "losses.png", "checkpoint.pt", "trai
 WIDGET = "application/vnd.jupyter.widget-view+json"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colour and cursor codes in tracebacks
 # tqdm's text, as its notebook widget sends it: " 31/70 [00:02<00:03, 13.1it/s]", "Epoch 3/30:  45%"
-BAR_COUNT = re.compile(r"(\d+)/(\d+) \[[\d:]+<([\d:?]+),\s*([\d.?]+)\s*(?:(\S+)/s|s/(\S+))\]")
+BAR_COUNT = re.compile(
+    r"(?P<done>\d+)/(?P<total>\d+) \[(?P<elapsed>[\d:]+)<(?P<left>[\d:?]+),\s*(?P<rate>[\d.?]+)\s*"
+    r"(?:(?P<unit_s>[^\s/\]]+)/s|s/(?P<unit_per>[^\s\]]+))\]"
+)
+TRAIN_IMAGES = re.compile(r"([\d,]+) training images")  # the fast loader's line in the Train cell
 BAR_LEFT = re.compile(r"^\s*(.*?):?\s+\d+%\s*$")  # "Epoch 3/30:  45%", "Drawing faces:   2%"
 EPOCH = re.compile(r"\bEpoch\s+(\d+)\s*/\s*(\d+)", re.IGNORECASE)
 CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")  # IPython's traceback frame header
@@ -70,20 +74,24 @@ class Progress:
 
     `section` for each markdown heading, `output` for what a cell prints, `bar` for each update
     of a tqdm progress widget's text and `bar_closed` when it goes away. On a terminal the
-    running bar is one line redrawn in place; elsewhere (a log file, CI) one line is printed
-    when it ends. A bar whose description says "Epoch k/n" counts batches: it shows images/s
-    and the time left for all n epochs.
+    running bar is one line redrawn in place; elsewhere (a log file, CI) a bar prints one line
+    when it ends, and a bar that counts epochs one line per epoch. Training progress comes from
+    either kind of bar the training loop may have: one over the epochs (unit "epoch"), or one
+    over the batches of each epoch whose description says "Epoch k/n". Images per second come
+    from the images per epoch (the fast loader's "N training images" line) or the batch size.
     """
 
     def __init__(self, out=None, batch_size=None, live=None, clock=time.monotonic):
         self.out = out or sys.stdout
         self.batch_size = batch_size
+        self.images_per_epoch = None
         self.live = self.out.isatty() if live is None else live
         self.clock = clock
         self.start = clock()
         self.drawn = False  # a live bar line is on screen
         self.desc = None  # the running bar's description; None when no bar runs
-        self.count = None  # its last counter: (done, total, seconds left, rate, unit/s, s/unit)
+        self.count = None  # its last counter (BAR_COUNT's groups)
+        self.reported = None  # the count of an epoch bar last printed (not live)
         self.bar_started = None
         self.epoch_seconds = []  # how long each finished epoch took, sampling and saving included
 
@@ -101,9 +109,13 @@ class Progress:
 
     def output(self, text):
         """What a cell printed: each line indented, colour codes removed."""
-        if self.count and self.count[0] == self.count[1]:
+        if self.count and self.count["done"] == self.count["total"] and not self._counts_epochs():
             self.end_bar()  # a bar that reached its end is over once the cell prints on
-        for line in strip_ansi(text).rstrip("\n").split("\n"):
+        text = strip_ansi(text)
+        found = TRAIN_IMAGES.search(text)
+        if found:
+            self.images_per_epoch = int(found.group(1).replace(",", ""))
+        for line in text.rstrip("\n").split("\n"):
             line = line.rsplit("\r", 1)[-1]  # a text progress bar: only its last state
             self._print(f"    {line}".rstrip())
 
@@ -120,49 +132,68 @@ class Progress:
             return
         if self.desc is None:
             self.desc, self.bar_started = "", self.clock()
-        self.count = count.groups()
+        self.count = count.groupdict()
         if self.live:
             self.out.write(f"\r\x1b[K    {self._status()}")
             self.out.flush()
             self.drawn = True
+        elif self._counts_epochs() and self.count["done"] not in ("0", self.reported):
+            self.reported = self.count["done"]
+            self._print(f"    {self._status()}")
 
     def bar_closed(self):
         """The bar's widget was closed (tqdm with leave=False): its loop is done."""
         if self.count:
-            self.count = (self.count[1], self.count[1], "0", *self.count[3:])
+            self.count.update(done=self.count["total"], left="0")
         self.end_bar()
 
-    def _rate(self):
-        rate, unit_s = self.count[3], self.count[4]
-        if rate == "?":
+    def _counts_epochs(self):
+        return bool(self.count) and "epoch" in (self.count["unit_s"], self.count["unit_per"])
+
+    def _per_second(self):
+        rate = self.count["rate"]
+        if rate == "?" or float(rate) == 0:
             return None
-        return float(rate) if unit_s else 1 / max(float(rate), 1e-9)
+        return float(rate) if self.count["unit_s"] else 1 / float(rate)
 
     def _status(self, ended=False):
-        done, total, left, _, unit_s, unit_per = self.count
-        per_second = self._rate()
+        c = self.count
+        per_second = self._per_second()
+        left = None if ended or c["done"] == c["total"] else _seconds(c["left"])
         epoch = EPOCH.search(self.desc)
-        if not epoch:
-            words = [f"{self.desc or 'progress'}: {done}/{total}"]
-            if per_second:
-                words.append(f"{per_second:,.1f} {unit_s or unit_per}/s")
-            if not ended and _seconds(left) is not None:
-                words.append(f"about {_clock(_seconds(left))} left")
+        if self._counts_epochs():  # one bar over all epochs
+            words = [f"epoch {c['done']}/{c['total']}"]
+            if ended:
+                words = [f"{c['done']}/{c['total']} epochs in {_clock(_seconds(c['elapsed']))}"]
+            if per_second and self.images_per_epoch:
+                words.append(f"{per_second * self.images_per_epoch:,.0f} images/s")
+            if left is not None:
+                words.append(f"about {_clock(left)} left")
             return ", ".join(words)
+        if not epoch:  # any other bar: drawing the faces, decoding the images
+            words = [f"{self.desc or 'progress'}: {c['done']}/{c['total']}"]
+            if per_second:
+                words.append(f"{per_second:,.1f} {c['unit_s'] or c['unit_per']}/s")
+            if left is not None:
+                words.append(f"about {_clock(left)} left")
+            return ", ".join(words)
+        # a bar over the batches of epoch k of n
         k, n = int(epoch.group(1)), int(epoch.group(2))
-        words = [f"epoch {k}/{n}", f"{done}/{total} batches"]
+        words = [f"epoch {k}/{n}", f"{c['done']}/{c['total']} batches"]
+        if ended:
+            words[0] = f"epoch {k}/{n} done in {_clock(self.epoch_seconds[-1])}"
         if per_second:
             if self.batch_size:
                 words.append(f"{per_second * self.batch_size:,.0f} images/s")
             else:
                 words.append(f"{per_second:.1f} batches/s")
+        # the rest of this epoch, then the epochs still to come at the pace measured so far
         if ended:
-            this_epoch, words[0] = 0, f"epoch {k}/{n} done in {_clock(self.epoch_seconds[-1])}"
+            this_epoch = 0 if k < n else None
         else:
-            this_epoch = _seconds(left)
-        if this_epoch is not None and per_second and (k < n or not ended):
-            # the rest of this epoch, then the epochs still to come at the pace measured so far
-            per_epoch = self.epoch_seconds or [int(total) / per_second]
+            this_epoch = left if per_second else None
+        if this_epoch is not None:
+            per_epoch = self.epoch_seconds or [int(c["total"]) / per_second]
             rest = this_epoch + (n - k) * sum(per_epoch) / len(per_epoch)
             words.append(f"about {_clock(rest)} left")
         return ", ".join(words)
@@ -174,9 +205,11 @@ class Progress:
             return
         if EPOCH.search(self.desc) and self.bar_started is not None:
             self.epoch_seconds.append(self.clock() - self.bar_started)
-        if self.count:
+        if self.count and (
+            self.live or not self._counts_epochs() or self.reported != self.count["done"]
+        ):
             self._print(f"    {self._status(ended=True)}")
-        self.desc, self.count, self.bar_started = None, None, None
+        self.desc, self.count, self.reported, self.bar_started = None, None, None, None
 
 
 def _batch_size(nb):
@@ -222,6 +255,7 @@ def _client(nb, progress, **kwargs):
 
     sections = _sections(nb.cells)
     bars = set()  # the comm ids of progress-bar widgets
+    running = {}  # the index of the cell running now, for a failure that records no error
 
     class Client(NotebookClient):
         def process_message(self, msg, cell, cell_index):
@@ -239,23 +273,27 @@ def _client(nb, progress, **kwargs):
             return super().process_message(msg, cell, cell_index)
 
     def on_cell_start(cell, cell_index):
+        running["cell"] = cell_index
         for title in sections.get(cell_index, ()):
             progress.section(title)
 
     def on_cell_executed(cell, cell_index, execute_reply):
         progress.end_bar()
 
-    return Client(nb, on_cell_start=on_cell_start, on_cell_executed=on_cell_executed, **kwargs)
+    client = Client(nb, on_cell_start=on_cell_start, on_cell_executed=on_cell_executed, **kwargs)
+    client.running = running
+    return client
 
 
 def _kernel_manager(folder):
-    """A kernel manager; on Linux over local sockets (IPC) in `folder`, so the kernel does not
-    warn that it runs over TCP without encryption."""
-    from jupyter_client.manager import KernelManager
+    """The asynchronous kernel manager nbclient expects (a blocking one would stall its timeouts);
+    on Linux over local sockets (IPC) in `folder`, so the kernel does not warn that it runs over
+    TCP without encryption."""
+    from jupyter_client.manager import AsyncKernelManager
 
     if not sys.platform.startswith("linux"):
-        return KernelManager(kernel_name="python3")
-    km = KernelManager(kernel_name="python3", transport="ipc")
+        return AsyncKernelManager(kernel_name="python3")
+    km = AsyncKernelManager(kernel_name="python3", transport="ipc")
     km.ip = str(Path(folder) / "kernel")
     return km
 
@@ -267,7 +305,7 @@ def run_notebook(notebook=NOTEBOOK, out_dir="outputs", quick=False, timeout=None
     cell's number, source, section, ename, evalue, traceback (plain text) and line.
     """
     import nbformat
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -287,24 +325,54 @@ def run_notebook(notebook=NOTEBOOK, out_dir="outputs", quick=False, timeout=None
             km=_kernel_manager(sockets),
             timeout=timeout,
             kernel_name="python3",
+            # Stop the kernel outright at the end: a graceful shutdown of a kernel still busy
+            # with a timed-out cell prints a ZMQError traceback, and there is nothing to save.
+            shutdown_kernel="immediate",
             resources={"metadata": {"path": str(Path(notebook).resolve().parent)}},
         )
         client.owns_km = True  # shut the kernel down at the end, as when nbclient makes it
         try:
             client.execute()
-        except CellExecutionError:
-            failure = _failure(nb)
+        except CellExecutionError as err:
+            failure = _failure(nb) or _failure(
+                nb, client.running.get("cell"), type(err).__name__, strip_ansi(str(err))
+            )
+        except CellTimeoutError:
+            failure = _failure(
+                nb,
+                client.running.get("cell"),
+                "Timeout",
+                f"The cell ran for more than --timeout {timeout} s and was stopped.",
+            )
+        except DeadKernelError as err:
+            failure = _failure(
+                nb,
+                client.running.get("cell"),
+                "DeadKernelError",
+                f"The kernel died while the cell ran (out of memory?): {err}",
+            )
     progress.end_bar()
     return nb, time.perf_counter() - start, failure
 
 
-def _failure(nb):
-    """The first cell with an error output, described for `report_failure`."""
+def _failure(nb, index=None, ename=None, evalue=None):
+    """The first cell with an error output, described for `report_failure`; or, given `index`,
+    that cell, which failed with `ename`: `evalue` but recorded no error (a timeout)."""
     section = None
     for number, cell in enumerate(nb.cells, 1):
         if cell.cell_type == "markdown":
             section = (headings(cell.source) or [section])[-1]
             continue
+        if index is not None and number == index + 1:
+            return {
+                "cell": number,
+                "source": cell.source,
+                "section": section,
+                "ename": ename,
+                "evalue": evalue,
+                "traceback": "",
+                "line": None,
+            }
         for output in cell.get("outputs", []):
             if output.get("output_type") != "error":
                 continue
@@ -323,6 +391,16 @@ def _failure(nb):
                 "traceback": trace,
                 "line": lines[0] if lines else None,
             }
+    if ename:  # the cell is not known: say what happened all the same
+        return {
+            "cell": "?",
+            "source": "",
+            "section": None,
+            "ename": ename,
+            "evalue": evalue,
+            "traceback": "",
+            "line": None,
+        }
     return None
 
 
@@ -343,8 +421,10 @@ def report_failure(failure, seconds, executed=None, out=None):
         for number, text in enumerate(source, 1):
             mark = "->" if number == failure.get("line") else "  "
             lines.append(f" {mark} {number:3d}  {text}".rstrip())
-    if executed:
+    if executed and failure.get("traceback"):
         lines += ["", f"The whole traceback is in the executed notebook: {executed}"]
+    elif executed:
+        lines += ["", f"The executed notebook, up to that cell: {executed}"]
     elif failure.get("traceback"):
         lines += ["", "Traceback:", failure["traceback"].rstrip()]
     print("\n".join(lines), file=out, flush=True)

@@ -3,6 +3,7 @@ its results; a failing cell is shown with its whole error."""
 
 import io
 import json
+import re
 import subprocess
 import sys
 
@@ -80,7 +81,7 @@ def test_quick_run_leaves_the_executed_notebook_and_every_result(tmp_path):
     ]
     for title in section_titles[:-1]:  # the last one, a question, has no code cell under it
         assert f"] {title}\n" in proc.stdout, title
-    assert "epoch 1/1 done in" in proc.stdout and "images/s" in proc.stdout
+    assert re.search(r"\n    epoch 1/1, [\d,]+ images/s\n", proc.stdout)
     assert "Tests Passed" in proc.stdout
     assert "without encryption" not in proc.stderr + proc.stdout
 
@@ -104,6 +105,18 @@ def test_a_failing_cell_is_shown_with_its_whole_error_and_progress_before_it(tmp
     assert "\x1b[" not in out + err
     assert "without encryption" not in out + err
     assert json.loads((tmp_path / "out" / "run.json").read_text())["ok"] is False
+
+
+@pytest.mark.slow
+def test_a_cell_past_the_timeout_is_named_and_the_run_stops(tmp_path):
+    notebook = tiny_notebook(tmp_path / "tiny.ipynb", failing=False)
+    nb = nbformat.read(notebook, as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell("import time\ntime.sleep(600)"))
+    nbformat.write(nb, notebook)
+    proc = run_cli("--notebook", notebook, "--out", tmp_path / "out", "--timeout", 5, timeout=300)
+    assert proc.returncode == 1
+    assert "cell 6 (section '3. Resume') raised Timeout:" in proc.stderr
+    assert "more than --timeout 5 s" in proc.stderr and "  2  time.sleep(600)" in proc.stderr
 
 
 @pytest.mark.slow
@@ -151,6 +164,27 @@ def test_progress_in_a_log_prints_each_bar_once_when_it_ends():
     progress.section("2. The data loader")
     assert log.getvalue().splitlines()[0] == "    Drawing faces: 500/512, 99.0 img/s"
     assert log.getvalue().splitlines()[1].endswith("] 2. The data loader")
+
+
+def test_progress_in_a_log_prints_a_line_per_epoch_of_an_epoch_bar():
+    log = io.StringIO()
+    progress = Progress(log, live=False)
+    progress.output("Fast loader: 9,000 training images of 3x32x32 (+1000 held out)\n")
+    progress.bar("Training:   0%")
+    progress.bar("\u20070/30\u2007[00:00&lt;?,\u2007?epoch/s]")
+    progress.bar("\u20071/30\u2007[00:09&lt;04:30,\u2007\u20079.00s/epoch]")
+    progress.bar("\u20071/30\u2007[00:09&lt;04:30,\u2007\u20079.00s/epoch]")  # the same again
+    progress.output("Epoch   2/30 | d_loss 0.5\n")
+    progress.bar("\u20072/30\u2007[00:18&lt;04:12,\u2007\u20079.00s/epoch]")
+    progress.bar("\u200730/30\u2007[04:30&lt;00:00,\u2007\u20079.00s/epoch]")
+    progress.section("12. Training losses")
+    assert log.getvalue().splitlines()[1:5] == [
+        "    epoch 1/30, 1,000 images/s, about 4 min 30 s left",  # 9,000 images every 9 s
+        "    Epoch   2/30 | d_loss 0.5",
+        "    epoch 2/30, 1,000 images/s, about 4 min 12 s left",
+        "    epoch 30/30, 1,000 images/s",
+    ]
+    assert log.getvalue().splitlines()[5].endswith("] 12. Training losses")
 
 
 def test_strip_ansi_and_headings():
