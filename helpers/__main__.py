@@ -18,10 +18,7 @@ COMMANDS = {
     "data": ("helpers.data", "prepare real CelebA (prepare-celeba) or check a data folder (check)"),
     "faces": ("helpers.faces", "draw the built-in face set (or another one)"),
     "classroom": ("helpers.classroom", "grade a folder of submissions into one gradebook"),
-    "distributed": (
-        "helpers.distributed",
-        "train under torchrun with DDP, on several GPUs or machines",
-    ),
+    "distributed": ("helpers.distributed", "train with DDP on several GPUs or machines (torchrun)"),
 }
 
 PROG = "python -m helpers"  # each command's parser uses prog="python -m helpers COMMAND"
