@@ -325,7 +325,7 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
 
 
 def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, slot=0):
-    """Run `argv` (a command inside the sandbox, e.g. python -m helpers.grade --learner-side) in a
+    """Run `argv` (a command inside the sandbox, e.g. helpers.grade.learner_side()) in a
     fresh sandbox with a fresh bundle; return an Outcome. Raises SandboxUnavailable."""
     reason = available()
     if reason:

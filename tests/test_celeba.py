@@ -269,8 +269,8 @@ def test_bad_numbers_on_the_command_line_are_one_line_and_exit_2(celeba_zip, tmp
         main(['prepare-celeba', str(celeba_zip), '--out', str(tmp_path / 'o'), flag, value])
     err = capsys.readouterr().err
     assert exit_.value.code == 2
-    assert err == f'python -m helpers.data prepare-celeba: error: {why} ' \
-                  f'(see python -m helpers.data prepare-celeba --help)\n'
+    assert err == f'python -m helpers data prepare-celeba: error: {why} ' \
+                  f'(see python -m helpers data prepare-celeba --help)\n'
     assert not (tmp_path / 'o').exists()
 
 

@@ -71,13 +71,15 @@ def quick_runs(tmp_path_factory):
     out = cwd / "out"
     common = ["--quick", "--out", out, "--no-eval", "--print-every", "1"]
     results = {}
-    results["first"] = torchrun(2, "-m", "helpers.distributed", *common, cwd=cwd)
+    results["first"] = torchrun(2, "-m", "helpers", "distributed", *common, cwd=cwd)
     results["first_state"], results["first_metrics"] = checkpoint(out), metrics(out)
-    results["again"] = torchrun(2, "-m", "helpers.distributed", *common, "--epochs", "2", cwd=cwd)
+    results["again"] = torchrun(
+        2, "-m", "helpers", "distributed", *common, "--epochs", "2", cwd=cwd
+    )
     results["again_state"], results["again_metrics"] = checkpoint(out), metrics(out)
     # A checkpoint saved by 2 processes, resumed by 1 (plain python, no torchrun).
     results["single"] = _run(
-        [sys.executable, "-m", "helpers.distributed", *map(str, common), "--epochs", "3"], cwd
+        [sys.executable, "-m", "helpers", "distributed", *map(str, common), "--epochs", "3"], cwd
     )
     results["single_state"], results["single_metrics"] = checkpoint(out), metrics(out)
     results["out"] = out
