@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
@@ -63,6 +64,18 @@ def _fmt_count(n: int) -> str:
     return f'{n:,}'
 
 
+def printable(text: str) -> str:
+    """``text`` safe for any terminal: bytes of a file name that are not UTF-8 (a Latin-1
+    ``Zo\\xeb.png`` from a Windows zip) are shown as ``\\xNN`` instead of crashing the print."""
+    return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+
+
+def _loops_note(loops: list[str]) -> str:
+    return (f'followed each folder once: {", ".join(loops[:3])}{" ..." if len(loops) > 3 else ""} '
+            f'leads back to a folder already read (a symlink loop or a second link to it), so '
+            f'its images are not counted again')
+
+
 def _plural(n: int, word: str) -> str:
     return f'{_fmt_count(n)} {word}{"" if n == 1 else "s"}'
 
@@ -87,6 +100,7 @@ class FolderReport:
     junk_images: list[str] = field(default_factory=list)
     junk_dirs: list[str] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)
+    loops: list[str] = field(default_factory=list)  # folders reached a second time, not read again
     checked: int = 0
     cache_file: Path | None = None
     entries: dict = field(default_factory=dict, repr=False)  # rel -> [size, mtime_ns, status, why]
@@ -102,13 +116,13 @@ class FolderReport:
         usable images: unreadable files, 16-bit images, hidden image files, or class folders
         without a usable image (ImageFolder stops with an error on an empty class)."""
         return bool(self.bad or self.converted or self.junk_images or self.junk_dirs
-                    or self.empty_classes)
+                    or self.empty_classes or self.loops)
 
     def bad_summary(self, limit: int = 3) -> str:
         """'a.jpg (empty file), b.jpg (truncated JPEG), ...' for the first ``limit`` bad files."""
         items = [f'{p} ({why})' for p, why in sorted(self.bad.items())]
         more = f', ... and {len(items) - limit} more' if len(items) > limit else ''
-        return ', '.join(items[:limit]) + more
+        return printable(', '.join(items[:limit]) + more)
 
     def summary(self) -> str:
         """A few lines for ``python -m helpers.data check``."""
@@ -131,22 +145,37 @@ class FolderReport:
         if self.junk_dirs or self.junk_images:
             lines.append(f'  hidden/junk left out: {", ".join(self.junk_dirs + self.junk_images[:3])}'
                          + (' ...' if len(self.junk_images) > 3 else ''))
+        if self.loops:
+            lines.append(f'  {_loops_note(self.loops)}')
         if self.ignored:
             lines.append(f'  {_plural(len(self.ignored), "other file")} ignored (not images)')
         lines.append(f'  checked {_plural(self.checked, "file")} this time'
                      + (f'; results cached in {self.cache_file}' if self.cache_file else ''))
-        return '\n'.join(lines)
+        return printable('\n'.join(lines))
+
+
+def _identity(path) -> tuple[int, int]:
+    """(device, inode) of the folder a path leads to, through any symlinks."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _scan(root: Path, extensions: tuple[str, ...], report: FolderReport) -> list[str]:
     """Walk ``root`` the way ImageFolder does; fill the layout fields, return candidate images."""
     candidates: list[str] = []
+    # Each folder is read once: a symlink back up the tree (celeba/loop -> ..) or a second link
+    # to a folder already read would otherwise list the same images again and again.
+    seen = {_identity(root)}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         name = entry.name
         if entry.is_dir():  # follows symlinks, like ImageFolder's find_classes
             if _is_junk(name):
                 report.junk_dirs.append(name + '/')
                 continue
+            if _identity(entry.path) in seen:
+                report.loops.append(name + '/')
+                continue
+            seen.add(_identity(entry.path))
             report.classes[name] = 0
             # ImageFolder walks each class folder recursively, following links.
             for dirpath, dirnames, filenames in os.walk(entry.path, followlinks=True):
@@ -154,7 +183,15 @@ def _scan(root: Path, extensions: tuple[str, ...], report: FolderReport) -> list
                 for d in sorted(dirnames):
                     if _is_junk(d):
                         report.junk_dirs.append(f'{rel_dir}/{d}/')
-                dirnames[:] = sorted(d for d in dirnames if not _is_junk(d))
+                keep = []
+                for d in sorted(d for d in dirnames if not _is_junk(d)):
+                    ident = _identity(os.path.join(dirpath, d))
+                    if ident in seen:
+                        report.loops.append(f'{rel_dir}/{d}/')
+                    else:
+                        seen.add(ident)
+                        keep.append(d)
+                dirnames[:] = keep
                 for f in sorted(filenames):
                     rel = f'{rel_dir}/{f}'
                     if not f.lower().endswith(extensions):
@@ -199,8 +236,34 @@ def _save_cache(path: Path, files: dict) -> bool:
         return False
 
 
+def _flat_folder_fix(root: Path, shown: str) -> str:
+    """What to do about images lying directly in ``root``: pass the parent when ``root`` is
+    itself the class folder, else move them one folder down with a command that works for any
+    number of files (``mv DIR/*.*`` fails with "Argument list too long" on all of CelebA)."""
+    parent = root.resolve().parent
+    siblings = [d for d in parent.iterdir() if d.is_dir() and not _is_junk(d.name)]
+    if siblings == [root.resolve()] or [d.name for d in siblings] == [root.resolve().name]:
+        above = Path(shown).parent
+        return (f'{shown} looks like the class folder itself: pass the folder above it instead, '
+                f"data_dir='{above}' (ImageFolder then reads {above}/{root.resolve().name}/"
+                f'<image>).')
+    cls = 'faces' if root.resolve().name == 'celeba' else 'celeba'
+    q = shlex.quote(shown)
+    dest = shlex.quote(f'{shown}/{cls}')
+    return (f'Fix: move them into {shown}/{cls}/, for example with (any number of files): '
+            f"mkdir {dest} && find {q} -maxdepth 1 -type f -exec sh -c 'mv \"$@\" {dest}/' sh "
+            f'{{}} +')
+
+
 def _check_layout(report: FolderReport, shown: str) -> None:
     """Raise DataFolderError for the layouts ImageFolder cannot use."""
+    try:
+        _check_layout_or_raise(report, shown)
+    except DataFolderError as err:
+        raise DataFolderError(printable(str(err))) from None
+
+
+def _check_layout_or_raise(report: FolderReport, shown: str) -> None:
     root = report.root
     n_found = len(report.good) + len(report.converted) + len(report.bad)
     if n_found == 0 and report.stray:
@@ -208,8 +271,7 @@ def _check_layout(report: FolderReport, shown: str) -> None:
         raise DataFolderError(
             f"{shown} holds {_plural(len(report.stray), 'image')} (e.g. {example}) directly "
             f"inside it, but ImageFolder expects them one folder down, in a class subfolder: "
-            f"{shown}/<class>/<image>. Fix: move them into {shown}/celeba/ "
-            f"(for example: mkdir {shown}/celeba && mv {shown}/*.* {shown}/celeba/).")
+            f"{shown}/<class>/<image>. {_flat_folder_fix(root, shown)}")
     if n_found == 0:
         if not any(root.iterdir()):
             raise DataFolderError(
@@ -369,9 +431,10 @@ def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         to_8bit(root / rel, dest)
     # A file in the view's root is invisible to ImageFolder (it only lists folders there).
-    (tmp / SKIPPED_FILE).write_text(
+    (tmp / SKIPPED_FILE).write_text(printable(
         f'Files in {root} left out of training, and why:\n'
-        + ''.join(f'{rel}\t{why}\n' for rel, why in sorted(report.bad.items())))
+        + ''.join(f'{rel}\t{why}\n' for rel, why in sorted(report.bad.items()))),
+        encoding='utf-8')
     (tmp / '.kit_view.json').write_text(json.dumps({'stamp': stamp, 'source': str(root),
                                                     'linked_by': how[0]}))
     if view.exists():
@@ -425,7 +488,7 @@ def find_data_dir(data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
     data_path = Path(data_dir)
     shown = str(data_dir)
     is_default = data_path == Path(DEFAULT_DATA_DIR)
-    say = print if verbose else (lambda *a, **k: None)
+    say = (lambda text: print(printable(text))) if verbose else (lambda text: None)
 
     if not is_default or (data_path.exists() and _holds_images(data_path)):
         report = check_image_folder(data_path, progress=verbose)
@@ -446,6 +509,8 @@ def find_data_dir(data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
         left_out = report.empty_classes + report.junk_dirs
         if left_out:
             say(f'Left out folders without usable images: {", ".join(left_out[:5])}')
+        if report.loops:
+            say(_loops_note(report.loops).capitalize())
         return view
 
     from helpers.faces import make_faces  # late: the built-in set is needed only as a fallback
@@ -544,10 +609,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f'Built-in faces in {root} ({_plural(_count_images(Path(root)), "image")})')
             return 0
     except NoSpaceError as exc:
-        print(f'error: {exc}', file=sys.stderr)
+        print(printable(f'error: {exc}'), file=sys.stderr)
         return 1
     except (DataFolderError, FileNotFoundError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
+        print(printable(f'error: {exc}'), file=sys.stderr)
         return 2
     return 0
 

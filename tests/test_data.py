@@ -223,13 +223,43 @@ def test_empty_folder_is_an_error_that_shows_the_layout(tmp_path, find):
 def test_images_without_a_class_subfolder_are_an_error_that_says_where_to_move_them(tmp_path,
                                                                                    find):
     flat = tmp_path / 'flat'
+    (tmp_path / 'other').mkdir()  # the parent holds other folders too: moving is the fix
     for i in range(3):
         imagefiles.rgb_image(flat / f'{i:06d}.jpg', seed=i)
     with pytest.raises(DataFolderError) as err:
         find(flat)
     msg = str(err.value)
     assert 'directly' in msg and 'class subfolder' in msg
-    assert f'move them into {flat}/celeba/' in msg
+    # No shell glob: `mv DIR/*.* DIR/celeba/` fails with "Argument list too long" on CelebA.
+    assert msg.endswith(f"Fix: move them into {flat}/celeba/, for example with (any number of "
+                        f"files): mkdir {flat}/celeba && find {flat} -maxdepth 1 -type f -exec "
+                        f"sh -c 'mv \"$@\" {flat}/celeba/' sh {{}} +")
+
+
+def test_the_suggested_move_command_works_and_keeps_every_image(tmp_path, find):
+    flat = tmp_path / 'flat'
+    (tmp_path / 'other').mkdir()
+    for i in range(3):
+        imagefiles.rgb_image(flat / f'{i:06d}.jpg', seed=i)
+    with pytest.raises(DataFolderError) as err:
+        find(flat)
+    command = str(err.value).split('(any number of files): ')[1]
+    subprocess.run(command, shell=True, check=True, timeout=60)
+    assert sorted(p.name for p in (flat / 'celeba').iterdir()) == [f'{i:06d}.jpg' for i in range(3)]
+    assert find(flat) == flat
+
+
+def test_pointing_at_the_class_folder_itself_suggests_its_parent(tmp_path, find):
+    cls = tmp_path / 'processed_celeba_small' / 'celeba'
+    for i in range(3):
+        imagefiles.rgb_image(cls / f'{i:06d}.jpg', seed=i)
+    with pytest.raises(DataFolderError) as err:
+        find(cls)
+    msg = str(err.value)
+    assert 'celeba/celeba' not in msg
+    assert msg.endswith(f"{cls} looks like the class folder itself: pass the folder above it "
+                        f"instead, data_dir='{cls.parent}' (ImageFolder then reads "
+                        f"{cls.parent}/celeba/<image>).")
 
 
 def test_file_instead_of_folder_is_an_error(tmp_path, find):
@@ -347,3 +377,123 @@ def test_module_runs_as_a_command():
     assert done.returncode == 0
     for command in ('prepare-celeba', 'check', 'make-faces'):
         assert command in done.stdout
+
+
+# --- faults and bad input (issue 11) ------------------------------------------------------------
+
+
+@pytest.fixture
+def read_only_mount(monkeypatch):
+    """Make `folder` behave like a read-only mount (Kaggle inputs, Docker :ro, read-only NFS):
+    creating, renaming or deleting anything inside it fails with EROFS, even for files that do
+    not exist, and os.access still says yes (root ignores permission bits)."""
+    import errno
+    import tempfile
+
+    def mount(folder):
+        folder = str(folder)
+
+        def inside(path):
+            return os.path.abspath(os.fspath(path)).startswith(folder)
+
+        def refuse(path):
+            raise OSError(errno.EROFS, 'Read-only file system', os.fspath(path))
+
+        real_mkstemp, real_unlink = tempfile.mkstemp, Path.unlink
+        real_open, real_replace = os.open, os.replace
+
+        def mkstemp(*args, dir=None, **kwargs):
+            if dir is not None and inside(dir):
+                refuse(dir)
+            return real_mkstemp(*args, dir=dir, **kwargs)
+
+        def unlink(self, missing_ok=False):
+            if inside(self):
+                refuse(self)
+            return real_unlink(self, missing_ok=missing_ok)
+
+        def open_(path, flags, *args, **kwargs):
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+                refuse(path)
+            return real_open(path, flags, *args, **kwargs)
+
+        def replace(src, dst, *args, **kwargs):
+            if inside(dst):
+                refuse(dst)
+            return real_replace(src, dst, *args, **kwargs)
+
+        monkeypatch.setattr(tempfile, 'mkstemp', mkstemp)
+        monkeypatch.setattr(Path, 'unlink', unlink)
+        monkeypatch.setattr(os, 'open', open_)
+        monkeypatch.setattr(os, 'replace', replace)
+
+    return mount
+
+
+def test_read_only_mount_is_checked_and_used_without_a_cache(root, find, capsys, read_only_mount):
+    imagefiles.truncated_jpeg(root / 'celeba' / 'cut.jpg')
+    before = {p.name: snapshot(p) for p in (root / 'celeba').iterdir()}
+    read_only_mount(root)
+    chosen = find(root, verbose=True)  # unreadable file: a clean view outside the mount
+    out = capsys.readouterr().out
+    assert chosen != root and 'Using real CelebA from' in out and 'cut.jpg (truncated JPEG)' in out
+    assert main(['check', str(root)]) == 0
+    out = capsys.readouterr().out
+    assert 'checked 2 files this time\n' in out and 'results cached' not in out
+    assert {p.name: snapshot(p) for p in (root / 'celeba').iterdir()} == before
+    assert sorted(p.name for p in root.iterdir()) == ['celeba'], 'something was written there'
+
+
+def test_non_utf8_file_names_are_checked_and_printed_on_a_strict_utf8_terminal(root, find):
+    latin1 = os.fsdecode(b'Zo\xeb.png')  # as a zip made on Windows extracts on Linux
+    imagefiles.truncated_png(root / 'celeba' / latin1)
+    imagefiles.rgb_image(root / 'celeba' / os.fsdecode(b'Ren\xe9.png'), seed=3)
+    command = "import sys; from helpers.data import main; sys.exit(main(['check', sys.argv[1]]))"
+    env = {**os.environ, 'PYTHONIOENCODING': 'utf-8:strict', 'PYTHONPATH': str(data.Path(
+        data.__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, '-c', command, str(root)], capture_output=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr.decode('utf-8', 'replace')
+    out = done.stdout.decode('utf-8')  # strict: valid UTF-8
+    assert '2 usable images' in out and 'celeba/Zo\\xeb.png: truncated PNG' in out
+    view = find(root)
+    skipped = (view / data.SKIPPED_FILE).read_text(encoding='utf-8')
+    assert 'celeba/Zo\\xeb.png\ttruncated PNG' in skipped
+    assert len(load_all(view)[1]) == 2
+
+
+def test_symlink_loop_is_followed_once(tmp_path, find, capsys):
+    root = tmp_path / 'data'
+    for i in range(20):
+        imagefiles.rgb_image(root / 'celeba' / f'{i:06d}.png', size=(8, 8), seed=i)
+    os.symlink('..', root / 'celeba' / 'loop')
+    report = check_image_folder(root, progress=False)
+    assert report.n_images == 20 and report.loops == ['celeba/loop/']
+    chosen = find(root, verbose=True)
+    out = capsys.readouterr().out
+    assert len(load_all(chosen)[1]) == 20
+    assert ('Followed each folder once: celeba/loop/ leads back to a folder already read '
+            '(a symlink loop or a second link to it), so its images are not counted again') in out
+
+
+def test_float_image_in_0_1_trains_as_its_picture_not_black(root, find):
+    import numpy as np
+    from PIL import Image
+
+    ramp = np.linspace(0, 1, 40 * 40, dtype=np.float32).reshape(40, 40)
+    Image.fromarray(ramp, mode='F').save(root / 'celeba' / 'float.tif')
+    report = check_image_folder(root, progress=False)
+    assert report.converted == {
+        'celeba/float.tif': 'F (floating-point) image: an 8-bit copy scaled from its range is used'}
+    tensors, ds = load_all(find(root))
+    (image,) = [t for t, (p, _) in zip(tensors, ds.samples) if p.endswith('float.tif')]
+    assert 0.4 < image.mean() < 0.6, 'a [0, 1] float image must not train as black'
+
+
+def test_check_with_zero_workers_is_one_line_and_exit_2(root, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(['check', str(root), '--workers', '0'])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err == ('python -m helpers.data check: error: argument --workers: '
+                                       'must be at least 1, not 0 (see python -m helpers.data '
+                                       'check --help)\n')
