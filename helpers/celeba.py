@@ -5,7 +5,7 @@ CelebA's ``img_align_celeba.zip`` holds 202,599 aligned 178x218 JPEGs in ``img_a
 ``processed_celeba_small/celeba/000001.jpg ...``: the layout of Udacity's processed_celeba_small,
 which ``helpers.data.find_data_dir`` and ``ImageFolder`` read directly.
 
-    python -m helpers.data prepare-celeba img_align_celeba.zip
+    python -m helpers data prepare-celeba img_align_celeba.zip
 """
 
 from __future__ import annotations

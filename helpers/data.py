@@ -8,11 +8,10 @@ expects the layout ``root/<class>/<image>`` (for CelebA:
 * real images, when ``data_dir`` holds some (checked once, cached, unreadable files left out);
 * otherwise the kit's built-in generated faces, made once by ``helpers.faces.make_faces``.
 
-Command line (``python -m helpers.data --help``)::
+Command line (``python -m helpers data --help``; the built-in set: ``python -m helpers faces``)::
 
-    python -m helpers.data prepare-celeba img_align_celeba.zip   # -> processed_celeba_small/
-    python -m helpers.data check processed_celeba_small           # what ImageFolder will see
-    python -m helpers.data make-faces                             # the built-in set
+    python -m helpers data prepare-celeba img_align_celeba.zip   # -> processed_celeba_small/
+    python -m helpers data check processed_celeba_small           # what ImageFolder will see
 """
 
 from __future__ import annotations
@@ -27,6 +26,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.faces import BUILTIN_DIR
+from helpers.faces import DEFAULT_N as N_BUILTIN
 from helpers.files import atomic_write, positive_int
 from helpers.imagefile import (  # noqa: F401  (re-exported: helpers.data.check_image_file ...)
     HIGH_BIT_MODES,
@@ -40,8 +41,6 @@ from helpers.imagefile import (  # noqa: F401  (re-exported: helpers.data.check_
 
 # Defaults in one place; the notebook and the CLI use these.
 DEFAULT_DATA_DIR = "processed_celeba_small/"  # where Udacity's zip (and prepare-celeba) put CelebA
-BUILTIN_DIR = "data/generated_faces"  # the built-in set; data/ is git-ignored
-N_BUILTIN = 10_000  # enough faces for a DCGAN to learn in a few epochs
 CHECK_FILE = ".kit_check.json"  # per-file check results, kept in the data folder
 CHECK_VERSION = 2  # bump when check_image_file's verdicts change
 SKIPPED_FILE = "skipped_files.txt"  # written into a clean view: what was left out and why
@@ -137,7 +136,7 @@ class FolderReport:
         return printable(", ".join(items[:limit]) + more)
 
     def summary(self) -> str:
-        """A few lines for ``python -m helpers.data check``."""
+        """A few lines for ``python -m helpers data check``."""
         lines = [
             f"{self.root}: {_plural(self.n_images, 'usable image')} in "
             f"{_plural(len(self.classes), 'class folder')}"
@@ -309,7 +308,7 @@ def _check_layout_or_raise(report: FolderReport, shown: str) -> None:
             raise DataFolderError(
                 f"The data folder {shown} is empty. Put the images in {shown}/celeba/ "
                 f"(ImageFolder's layout is {shown}/<class>/<image>), for example with "
-                f"python -m helpers.data prepare-celeba img_align_celeba.zip --out {shown}"
+                f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}"
             )
         others = report.ignored + report.junk_images
         seen = (
@@ -325,7 +324,7 @@ def _check_layout_or_raise(report: FolderReport, shown: str) -> None:
         raise DataFolderError(
             f"None of the {_plural(len(report.bad), 'image')} in {shown} can be read: "
             f"{report.bad_summary()}. Replace them with working image files "
-            f"(python -m helpers.data check {shown} lists every problem)."
+            f"(python -m helpers data check {shown} lists every problem)."
         )
 
 
@@ -350,7 +349,7 @@ def check_image_folder(
         raise DataFolderNotFoundError(
             f"The data folder {shown} does not exist (looked in {root.absolute()}). Check the "
             f"path (relative paths start from {Path.cwd()}), or make it: "
-            f"python -m helpers.data prepare-celeba img_align_celeba.zip --out {shown}"
+            f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}"
         )
     if not root.is_dir():
         hint = ""
@@ -358,7 +357,7 @@ def check_image_folder(
             hint = (
                 f" If it is Udacity's processed_celeba_small.zip, unzip it first "
                 f"(python -m zipfile -e {shown} .); if it is the official img_align_celeba.zip, "
-                f"run python -m helpers.data prepare-celeba {shown}."
+                f"run python -m helpers data prepare-celeba {shown}."
             )
         raise DataFolderError(
             f"{shown} is a file, not a folder. ImageFolder needs a folder laid "
@@ -630,7 +629,7 @@ def _image_size(text: str) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog="python -m helpers.data",
+        prog="python -m helpers data",
         description="Prepare and check the training images for the DCGAN notebook. "
         "ImageFolder reads <folder>/<class>/<image> "
         "(e.g. processed_celeba_small/celeba/000001.jpg).",
@@ -692,32 +691,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="N",
         help="processes for the first check of many files (default: one per CPU core)",
     )
-
-    faces = sub.add_parser(
-        "make-faces",
-        help="make the kit's built-in generated face set",
-        description="Draw simple synthetic faces into OUT/faces/*.png. Does nothing when the set "
-        "is already there.",
-    )
-    faces.add_argument(
-        "--out",
-        default=BUILTIN_DIR,
-        help="folder to write (default: %(default)s, where find_data_dir looks)",
-    )
-    faces.add_argument(
-        "--n", type=positive_int, default=N_BUILTIN, help="number of faces (default: %(default)s)"
-    )
-    faces.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        help="random seed; the same seed gives the same faces (default: %(default)s)",
-    )
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m helpers.data``; returns the exit status."""
+    """Entry point of ``python -m helpers data``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         if args.command == "prepare-celeba":
@@ -741,12 +719,6 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "check":
             print(check_image_folder(args.folder, workers=args.workers).summary())
             return 0
-        if args.command == "make-faces":
-            from helpers.faces import make_faces
-
-            root = make_faces(args.out, n=args.n, seed=args.seed)
-            print(f"Built-in faces in {root} ({_plural(_count_images(Path(root)), 'image')})")
-            return 0
     except NoSpaceError as exc:
         print(printable(f"error: {exc}"), file=sys.stderr)
         return 1
@@ -754,11 +726,3 @@ def main(argv: list[str] | None = None) -> int:
         print(printable(f"error: {exc}"), file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == "__main__":
-    # Run the main of the importable module, so errors raised in helpers.celeba are the same
-    # DataFolderError class this one catches.
-    from helpers.data import main as _main
-
-    sys.exit(_main())

@@ -313,8 +313,8 @@ def test_bad_numbers_on_the_command_line_are_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert exit_.value.code == 2
     assert (
-        err == f"python -m helpers.data prepare-celeba: error: {why} "
-        f"(see python -m helpers.data prepare-celeba --help)\n"
+        err == f"python -m helpers data prepare-celeba: error: {why} "
+        f"(see python -m helpers data prepare-celeba --help)\n"
     )
     assert not (tmp_path / "o").exists()
 

@@ -1,0 +1,713 @@
+"""Train the notebook's DCGAN on several processes, GPUs or machines (torchrun + DDP).
+
+    torchrun --standalone --nproc_per_node=2 -m helpers distributed --quick --out outputs/ddp
+    torchrun --standalone --nproc_per_node=8 -m helpers distributed --sync-bn   # 8 GPUs
+
+Serves the notebook's "Train" step at scale. Every process runs the notebook's own setup and
+solution cells (``helpers.notebook.load_solution``: its D, G, optimizers, losses and ``train``;
+no copy of the model code), wraps D and G in ``DistributedDataParallel`` and calls the
+notebook's ``train`` unchanged with a loader that serves this process's share of the images.
+Gradients are averaged over the processes after each backward pass, so N processes with
+``batch/N`` images each take the steps one process takes with ``batch`` images.
+
+Why ``train`` itself and not a copy of its step: the D and G steps are what the learner wrote,
+and ``train`` is the only place they exist. It calls D, G and the optimizers through the names it
+is given, so DDP-wrapped networks and a sharded loader are all it needs. Three things it does are
+rank-0 jobs or need all ranks to agree, and they go through names ``train`` looks up in the
+notebook's namespace, which this module replaces there: ``save_checkpoint`` (rank 0 writes the
+unwrapped networks; losses are averaged over ranks first), ``load_checkpoint`` (rank 0 reads, the
+others receive the state: works without a shared disk) and ``tqdm`` (a bar on rank 0 only).
+
+Rank 0 writes everything: checkpoint.pt, samples.png, train_samples.pt and metrics.json
+(losses, images per second, SWD against held-out images). A checkpoint holds the plain
+networks (no DDP ``module.`` prefix) and the global batch size is the same at any world size, so
+a run saved with N processes resumes with M.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import inspect
+import io
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+from helpers.files import atomic_write, positive_int
+from helpers.notebook import NOTEBOOK
+
+# What --quick trains on, and where outputs go by default.
+OUT = Path("outputs/distributed")
+QUICK_OUT = Path("outputs/quick/distributed")
+NOTEBOOK_NAMES = (
+    "D",
+    "G",
+    "d_optimizer",
+    "g_optimizer",
+    "train",
+    "img_size",
+    "batch_size",
+    "z_size",
+    "n_epochs",
+    "n_eval",
+    "n_builtin_images",
+)
+
+
+def parse_args(argv=None):
+    """The command line of ``python -m helpers distributed`` (run under torchrun)."""
+    parser = argparse.ArgumentParser(
+        prog="torchrun --standalone --nproc_per_node=N -m helpers distributed",
+        description="Train the notebook's D and G with DistributedDataParallel on N processes "
+        "(GPUs, or CPU processes with the gloo backend). Without torchrun it runs as one process.",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="smoke run: the notebook's quick settings (DCGAN_QUICK=1: 512 "
+        "built-in faces, 128 held out, 1 epoch)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help=f"folder for checkpoint.pt, samples.png, train_samples.pt and "
+        f"metrics.json (default {OUT}, with --quick {QUICK_OUT}); rerunning with "
+        f"the same folder resumes from its checkpoint",
+    )
+    parser.add_argument(
+        "--notebook",
+        type=Path,
+        default=NOTEBOOK,
+        help="notebook whose setup and solution cells define D, G, the "
+        "optimizers and train (default: the solution notebook; pass a learner's)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="image folder (ImageFolder layout); default: processed_celeba_small/ "
+        "when it holds images, else the built-in faces, as in the notebook",
+    )
+    parser.add_argument(
+        "--epochs",
+        type=positive_int,
+        default=None,
+        help="total epochs, counting those a resumed checkpoint already did "
+        "(default: the notebook's n_epochs)",
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=None,
+        help="global batch size, split evenly over the processes, so the recipe "
+        "is the same at any process count (default: the notebook's batch_size)",
+    )
+    parser.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="batch norm statistics over the global batch instead of each "
+        "process's share (SyncBatchNorm; helps when the per-process batch is "
+        "small)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cuda", "cpu"),
+        default="auto",
+        help="auto: one GPU per process when CUDA is available (nccl), else the CPU (gloo)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seeds the shuffling and the noise (each process adds its rank); "
+        "the starting weights come from the notebook's own seed",
+    )
+    parser.add_argument(
+        "--print-every",
+        type=positive_int,
+        default=10,
+        help="log the losses every this many batches (a host sync on GPUs)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        help="use only the first LIMIT images of the folder (held-out ones included)",
+    )
+    parser.add_argument(
+        "--no-shuffle",
+        action="store_true",
+        help="serve each process's share in folder order (to check that N processes follow 1)",
+    )
+    parser.add_argument(
+        "--no-eval",
+        action="store_true",
+        help="skip the SWD evaluation against the held-out images at the end",
+    )
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------------------------------------
+# Data: each rank holds and shuffles its own share
+
+
+class ShardedLoader:
+    """This process's share of a uint8 image tensor, as shuffled batches (a distributed FastLoader).
+
+    Rank r of W holds ``images[r::W]``, cut to ``len(images) // W`` images so every rank runs
+    the same number of steps (DDP needs all ranks in every step). Each epoch reshuffles the
+    share with a seed made of (``seed``, epoch, rank): reproducible, different every epoch and
+    on every rank. Batches come from ``helpers.fastdata.FastLoader`` over the share: ``(images,
+    labels)``, images float (batch_size, 3, S, S) in [0, 1] on ``device``, as the notebook's
+    ``train`` expects. Set ``epoch`` before iterating to resume (``train`` does not say which
+    epoch it is in; each pass counts one).
+
+    Without shuffling, the union of the ranks' k-th batches is exactly batch k of one process
+    with W times the batch size: what the 1-vs-N equivalence test relies on.
+    """
+
+    def __init__(
+        self,
+        images_uint8,
+        batch_size,
+        device,
+        rank,
+        world_size,
+        seed=0,
+        shuffle=True,
+        channels_last=False,
+    ):
+        if not isinstance(images_uint8, torch.Tensor) or images_uint8.dtype != torch.uint8:
+            raise ValueError(
+                "ShardedLoader needs the uint8 (N, 3, S, S) tensor that "
+                "helpers.fastdata.load_image_tensor returns."
+            )
+        per_rank = images_uint8.shape[0] // world_size
+        if per_rank < batch_size:
+            raise ValueError(
+                f"{images_uint8.shape[0]} training images shared by {world_size} processes give "
+                f"{per_rank} each, fewer than the per-process batch of {batch_size}: no full "
+                f"batch. Use more images, a smaller --batch-size or fewer processes."
+            )
+        self.device = torch.device(device)
+        # A copy of just this share (strided slices keep the whole tensor alive), on the device.
+        share = images_uint8[rank::world_size][:per_rank]
+        self.share = share.to(self.device) if self.device.type != "cpu" else share.contiguous()
+        self.batch_size, self.rank, self.seed = batch_size, rank, seed
+        self.shuffle, self.channels_last = shuffle, channels_last
+        self.epoch = 0
+        self.batches_served = 0
+
+    def seed_for(self, epoch):
+        """The shuffling seed of `epoch` on this rank."""
+        return (self.seed << 40) + (epoch << 20) + self.rank
+
+    def __len__(self):
+        return self.share.shape[0] // self.batch_size
+
+    def __iter__(self):
+        from helpers.fastdata import FastLoader
+
+        loader = FastLoader(
+            self.share,
+            self.batch_size,
+            self.device,
+            shuffle=self.shuffle,
+            drop_last=True,
+            seed=self.seed_for(self.epoch),
+            channels_last=self.channels_last,
+        )
+        self.epoch += 1
+        for batch in loader:
+            self.batches_served += 1
+            yield batch
+
+
+# ---------------------------------------------------------------------------------------------
+# Batch norm over all ranks
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """Sum over ranks, differentiable: the gradient of a sum over ranks is the summed gradient."""
+
+    @staticmethod
+    def forward(ctx, tensor):
+        total = tensor.clone()
+        dist.all_reduce(total)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.clone()
+        dist.all_reduce(grad)
+        return grad
+
+
+class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
+    """``nn.SyncBatchNorm`` for CPU processes (PyTorch's own accepts GPU inputs only).
+
+    In training, the mean and variance are those of the global batch: per-rank sums of x and
+    x**2 (in float64) are summed over ranks with one all-reduce, in the forward and in the
+    backward pass. Eval mode, and a single process, is plain batch norm. Same parameters,
+    buffers and state_dict keys as ``nn.BatchNorm2d``.
+    """
+
+    def _check_input_dim(self, input):
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
+    def forward(self, x):
+        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
+            return super().forward(x)
+        dims = [0, *range(2, x.dim())]
+        shape = [1, -1] + [1] * (x.dim() - 2)
+        channels = x.shape[1]
+        x64 = x.double()
+        count = x64.new_tensor([x.numel() // channels])
+        total = _AllReduceSum.apply(torch.cat([x64.sum(dims), (x64 * x64).sum(dims), count]))
+        n = total[-1]
+        mean = total[:channels] / n
+        var = total[channels:-1] / n - mean * mean  # biased, as batch norm normalises with
+        y = (x - mean.to(x.dtype).view(shape)) * torch.rsqrt(var + self.eps).to(x.dtype).view(shape)
+        if self.affine:
+            y = y * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                factor = (
+                    self.momentum
+                    if self.momentum is not None
+                    else 1.0 / float(self.num_batches_tracked)
+                )
+                unbiased = var * n / (n - 1)  # running_var is unbiased, as in nn.BatchNorm2d
+                self.running_mean.mul_(1 - factor).add_(mean.to(x.dtype), alpha=factor)
+                self.running_var.mul_(1 - factor).add_(unbiased.to(x.dtype), alpha=factor)
+        return y
+
+
+def _cpu_sync_batchnorm(module):
+    """`module` with every batch norm layer replaced by CPUSyncBatchNorm sharing its tensors."""
+    out = module
+    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
+        module, (CPUSyncBatchNorm, nn.SyncBatchNorm)
+    ):
+        out = CPUSyncBatchNorm(
+            module.num_features,
+            module.eps,
+            module.momentum,
+            module.affine,
+            module.track_running_stats,
+        )
+        if module.affine:  # the same Parameter objects: the optimizers keep working
+            out.weight, out.bias = module.weight, module.bias
+        if module.track_running_stats:
+            out.running_mean, out.running_var = module.running_mean, module.running_var
+            out.num_batches_tracked = module.num_batches_tracked
+        out.train(module.training)
+    for name, child in module.named_children():
+        out.add_module(name, _cpu_sync_batchnorm(child))
+    return out
+
+
+def sync_batchnorm(module, device):
+    """`module` with batch norm over all ranks (``nn.SyncBatchNorm``; CPUSyncBatchNorm on CPU).
+
+    The parameters stay the same objects (optimizers built on them still work) and the
+    state_dict keys stay those of BatchNorm, so checkpoints load either way.
+    """
+    if torch.device(device).type == "cpu":
+        return _cpu_sync_batchnorm(module)
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module)
+
+
+def wrap(model, device, sync_bn=False):
+    """`model` in DistributedDataParallel, set up for a GAN's D and G.
+
+    ``broadcast_buffers=False``: by default DDP copies rank 0's buffers (batch norm's running
+    statistics) to every rank at each forward pass. D runs forward twice (real, then fake)
+    before one backward, and that in-place copy would change buffers the first pass saved for
+    its backward ("modified by an inplace operation"). Training uses batch statistics, so the
+    copy is not needed: with SyncBatchNorm every rank's running statistics are the same anyway;
+    without it each rank keeps its own and rank 0's are the ones saved and sampled with.
+    ``find_unused_parameters`` stays off: every parameter of D and G gets a gradient in each
+    backward pass, and the search would cost a graph traversal per step.
+    """
+    if sync_bn:
+        model = sync_batchnorm(model, device)
+    device_ids = [device.index] if device.type == "cuda" else None
+    # Newer PyTorch renames the switch; both still copy rank 0's buffers once, at the start.
+    no_buffer_copy = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in _DDP_OPTIONS
+        else {"broadcast_buffers": False}
+    )
+    return DistributedDataParallel(model, device_ids=device_ids, **no_buffer_copy)
+
+
+_DDP_OPTIONS = inspect.signature(DistributedDataParallel.__init__).parameters
+
+
+def unwrap(model):
+    """The plain network inside a DDP wrapper (state_dict keys without ``module.``)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+# ---------------------------------------------------------------------------------------------
+# Checkpoints: rank 0 writes and reads, every rank agrees
+
+
+def _to_cpu(obj):
+    """A copy of `obj` (nested dicts, lists, tuples) with every tensor moved to the CPU."""
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+class RankZeroCheckpoints:
+    """``save_checkpoint`` / ``load_checkpoint`` for the notebook's ``train`` under DDP.
+
+    ``train`` calls them on every rank, through its namespace. ``save``: the new loss entries
+    are averaged over ranks (each rank logged its own share's losses), then rank 0 writes the
+    unwrapped networks with helpers.checkpoint's own function. ``load``: rank 0 reads with
+    helpers.checkpoint's own function (its checks included) and sends the state to the other
+    ranks, so they need no access to the file. Extra arguments pass through unchanged.
+    """
+
+    def __init__(self, rank, world_size, device, loader, save, load):
+        self.rank, self.world_size, self.device, self.loader = rank, world_size, device, loader
+        self._save, self._load = save, load
+        self.averaged = 0  # loss entries already averaged over ranks
+
+    def _average_new_losses(self, losses):
+        new = losses[self.averaged :]
+        if new and self.world_size > 1:
+            values = torch.tensor(new, dtype=torch.float64, device=self.device)
+            dist.all_reduce(values)
+            losses[self.averaged :] = [tuple(row) for row in (values / self.world_size).tolist()]
+        self.averaged = len(losses)
+
+    def save(self, path, *args, D, G, losses, **kwargs):
+        self._average_new_losses(losses)
+        if self.rank == 0:
+            self._save(path, *args, D=unwrap(D), G=unwrap(G), losses=losses, **kwargs)
+        dist.barrier()  # nobody goes on (or reads the file) before it is whole
+
+    def load(self, path, D, G, d_optimizer, g_optimizer, device, *args, **kwargs):
+        D, G = unwrap(D), unwrap(G)
+        message = [None]
+        if self.rank == 0:
+            try:
+                resumed = self._load(path, D, G, d_optimizer, g_optimizer, device, *args, **kwargs)
+                message = [
+                    None
+                    if resumed is None
+                    else _to_cpu(
+                        {
+                            "resumed": resumed,
+                            "D": D.state_dict(),
+                            "G": G.state_dict(),
+                            "d_optimizer": d_optimizer.state_dict(),
+                            "g_optimizer": g_optimizer.state_dict(),
+                        }
+                    )
+                ]
+            except Exception:
+                dist.broadcast_object_list(["error"], src=0)
+                raise
+        dist.broadcast_object_list(message, src=0)
+        state = message[0]
+        if state == "error":
+            raise SystemExit(1)  # rank 0 reports why; one message, not one per rank
+        if state is None:
+            return None
+        if self.rank != 0:
+            D.load_state_dict(state["D"])
+            G.load_state_dict(state["G"])
+            d_optimizer.load_state_dict(state["d_optimizer"])
+            g_optimizer.load_state_dict(state["g_optimizer"])
+        resumed = state["resumed"] if self.rank != 0 else resumed
+        self.loader.epoch = resumed["epoch"]  # the next epoch's shuffle, as if never stopped
+        self.averaged = len(resumed["losses"])
+        if self.rank != 0:
+            resumed = dict(resumed, fixed_z=resumed["fixed_z"].to(device))
+        return resumed
+
+
+# ---------------------------------------------------------------------------------------------
+# One process of the run
+
+
+@dataclass
+class Run:
+    """Everything one process of a distributed run holds."""
+
+    args: argparse.Namespace
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    out: Path
+    ns: dict  # the notebook's namespace: its definitions, with train's helpers replaced
+    D: nn.Module  # DDP-wrapped
+    G: nn.Module
+    loader: ShardedLoader
+    heldout: torch.Tensor  # uint8 images never trained on, for the SWD at the end
+    epochs: int
+    batch_size: int  # global
+
+
+def _pick_device(name, local_rank):
+    if name == "cpu":
+        # Before anything touches CUDA: the notebook's setup cell would otherwise pick the GPU.
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        return torch.device("cpu")
+    if name == "auto" and not torch.cuda.is_available():
+        return torch.device("cpu")
+    if not torch.cuda.is_available():
+        raise SystemExit("--device cuda: PyTorch sees no CUDA GPU here. Use --device cpu.")
+    if local_rank >= torch.cuda.device_count():
+        raise SystemExit(
+            f"This machine has {torch.cuda.device_count()} GPU(s) but torchrun started process "
+            f"{local_rank + 1} on it. Use --nproc_per_node={torch.cuda.device_count()}."
+        )
+    torch.cuda.set_device(local_rank)  # so the notebook's torch.device("cuda") is this rank's GPU
+    return torch.device("cuda", local_rank)
+
+
+def _init_process_group(device):
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if dist.is_initialized():
+        return
+    if "RANK" in os.environ:  # started by torchrun: it set RANK, WORLD_SIZE and the rendezvous
+        dist.init_process_group(backend)
+    else:  # plain `python -m`: a group of one, no network needed
+        dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
+
+
+def _load_notebook(path, quick, out, quiet):
+    """The notebook's setup and solution cells, run with its quick switch and output folder."""
+    from helpers.notebook import load_solution
+
+    # The notebook's hyperparameters cell reads these, as when helpers.run executes it.
+    os.environ["DCGAN_OUT"] = str(out)
+    if quick:
+        os.environ["DCGAN_QUICK"] = "1"
+    else:
+        os.environ.pop("DCGAN_QUICK", None)
+    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+        ns = load_solution(path)
+    missing = [name for name in NOTEBOOK_NAMES if name not in ns]
+    if missing:
+        raise SystemExit(
+            f"{path} does not define {', '.join(missing)} in its setup and solution cells. "
+            f"Run the notebook's cells up to the graded test of train and fix what they report."
+        )
+    return ns
+
+
+def _load_images(args, ns, rank, local_rank):
+    """(train, heldout) uint8 images; one process per machine decodes, the others read its cache."""
+    from helpers.data import find_data_dir
+    from helpers.fastdata import load_image_tensor
+
+    leader = local_rank == 0
+    found = [None]
+    if leader:
+        if args.data_dir is not None:
+            found = [str(find_data_dir(args.data_dir))]
+        else:
+            builtin = "data/generated_faces_quick" if args.quick else "data/generated_faces"
+            found = [
+                str(
+                    find_data_dir(
+                        "processed_celeba_small/",
+                        builtin_dir=builtin,
+                        n_builtin=ns["n_builtin_images"],
+                    )
+                )
+            ]
+    # Each machine's first process checked (or drew) the images; the rest take its answer.
+    everyone = [None] * dist.get_world_size()
+    dist.all_gather_object(everyone, found[0])
+    data_dir = everyone[rank - local_rank]
+    for turn in (True, False):  # the leader decodes and caches first, then the others load
+        if leader == turn:
+            images = load_image_tensor(data_dir, ns["img_size"], limit=args.limit, progress=leader)
+        dist.barrier()
+    n_eval = ns["n_eval"]
+    if images.shape[0] <= n_eval:
+        raise SystemExit(
+            f"{data_dir} gives {images.shape[0]} images, but {n_eval} are held out "
+            f"for the evaluation: use more images (or a larger --limit)."
+        )
+    return images[:-n_eval], images[-n_eval:].clone()
+
+
+def setup(argv=None):
+    """Start this process: process group, notebook, data, DDP-wrapped models. Returns a Run."""
+    args = parse_args(argv)
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = _pick_device(args.device, local_rank)
+    _init_process_group(device)
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    out = args.out or (QUICK_OUT if args.quick else OUT)
+
+    ns = _load_notebook(args.notebook, args.quick, out, quiet=rank != 0)
+    batch_size = args.batch_size or ns["batch_size"]
+    epochs = args.epochs or ns["n_epochs"]
+    if batch_size % world_size:
+        raise SystemExit(
+            f"--batch-size {batch_size} does not split evenly over {world_size} "
+            f"processes; use a multiple of {world_size}."
+        )
+    train_images, heldout = _load_images(args, ns, rank, local_rank)
+
+    # The notebook's setup cell seeded the weights (the same on every rank). From here each rank
+    # draws its own noise: the same z on every rank would repeat the fakes in the global batch.
+    torch.manual_seed(args.seed + rank)
+    loader = ShardedLoader(
+        train_images,
+        batch_size // world_size,
+        device,
+        rank,
+        world_size,
+        seed=args.seed,
+        shuffle=not args.no_shuffle,
+        channels_last=device.type == "cuda",
+    )
+    del train_images
+
+    D, G = ns["D"], ns["G"]
+    if next(D.parameters()).device != device:  # e.g. the notebook picked MPS; DDP runs on CPU
+        D.to(device)
+        G.to(device)
+    D, G = wrap(D, device, args.sync_bn), wrap(G, device, args.sync_bn)
+
+    checkpoints = RankZeroCheckpoints(
+        rank, world_size, device, loader, ns["save_checkpoint"], ns["load_checkpoint"]
+    )
+    ns["save_checkpoint"], ns["load_checkpoint"] = checkpoints.save, checkpoints.load
+    if rank != 0:
+        ns["tqdm"] = lambda iterable, *args, **kwargs: iterable  # one progress bar, rank 0's
+    return Run(
+        args,
+        rank,
+        local_rank,
+        world_size,
+        device,
+        Path(out),
+        ns,
+        D,
+        G,
+        loader,
+        heldout,
+        epochs,
+        batch_size,
+    )
+
+
+def train(run):
+    """The notebook's train on this rank; returns (losses, samples, seconds)."""
+    ns = run.ns
+    start = time.perf_counter()
+    losses, samples = ns["train"](
+        run.D,
+        run.G,
+        ns["d_optimizer"],
+        ns["g_optimizer"],
+        run.loader,
+        run.epochs,
+        ns["z_size"],
+        run.device,
+        print_every=run.args.print_every,
+        checkpoint_path=run.out / "checkpoint.pt",
+    )
+    return losses, samples, time.perf_counter() - start
+
+
+def evaluate(run, n=None):
+    """SWD x 1e3 of G's images against the held-out real ones, and the real-vs-real floor."""
+    import helpers.metrics
+
+    G = unwrap(run.G)
+    n = n or run.heldout.shape[0]
+    G.eval()
+    with torch.no_grad():
+        z = torch.rand(n, run.ns["z_size"], device=run.device) * 2 - 1
+        generated = G(z).float().cpu()
+    heldout = run.heldout[:n].float() / 127.5 - 1  # uint8 -> [-1, 1], the range scale() gives
+    reference = run.loader.share[:n].cpu().float() / 127.5 - 1
+    swd = helpers.metrics.sliced_wasserstein_distance(heldout, generated)
+    floor = helpers.metrics.sliced_wasserstein_distance(heldout, reference)
+    return {"swd": swd["average"], "swd_levels": swd["levels"], "swd_floor": floor["average"]}
+
+
+def finish(run, losses, samples, seconds):
+    """Rank 0 writes samples.png, train_samples.pt and metrics.json; returns the metrics."""
+    from torchvision.utils import save_image
+
+    steps = run.loader.batches_served
+    metrics = {
+        "world_size": run.world_size,
+        "device": str(run.device) if run.device.type == "cpu" else torch.cuda.get_device_name(),
+        "sync_bn": run.args.sync_bn,
+        "global_batch": run.batch_size,
+        "per_process_batch": run.loader.batch_size,
+        "epochs": run.epochs,
+        "steps_this_run": steps,
+        "seconds": round(seconds, 3),
+        "images_per_second": round(steps * run.batch_size / seconds, 1) if steps else None,
+        "losses": [list(pair) for pair in losses],  # (d_loss, g_loss), mean over processes
+    }
+    if run.rank != 0:
+        return metrics
+    if not run.args.no_eval:
+        metrics.update(evaluate(run))
+    run.out.mkdir(parents=True, exist_ok=True)
+    if samples:
+        with atomic_write(run.out / "samples.png", "wb") as f:
+            save_image(samples[-1], f, format="png", nrow=8, normalize=True, value_range=(-1, 1))
+    with atomic_write(run.out / "train_samples.pt", "wb") as f:
+        torch.save(samples, f)
+    with atomic_write(run.out / "metrics.json", "w") as f:
+        json.dump(metrics, f, indent=1)
+    swd = ""
+    if "swd" in metrics:
+        swd = f", SWD {metrics['swd']:.1f} (floor {metrics['swd_floor']:.1f})"
+    rate = metrics["images_per_second"]
+    print(
+        f"{run.world_size} process(es) on {metrics['device']}: {steps} steps of "
+        f"{run.batch_size} images in {seconds:.1f} s"
+        + (f" ({rate:,.0f} img/s)" if rate else "")
+        + f"{swd}. Outputs in {run.out}"
+    )
+    return metrics
+
+
+def main(argv=None):
+    """``python -m helpers distributed``: train on every process torchrun started; 0 on success."""
+    run = setup(argv)
+    try:
+        # Other ranks stay quiet: their progress is rank 0's, their losses go into its average.
+        with (
+            open(os.devnull, "w") as devnull,
+            contextlib.redirect_stdout(devnull) if run.rank else contextlib.nullcontext(),
+        ):
+            finish(run, *train(run))
+    finally:
+        dist.destroy_process_group()
+    return 0
+
