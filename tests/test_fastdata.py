@@ -435,3 +435,23 @@ def test_on_cuda_the_images_live_on_the_gpu_and_batches_come_from_there():
     # the GPU divides by 255 through a reciprocal: equal up to one float32 rounding step
     expected = images[:4].flip(-1).float() / 255
     torch.testing.assert_close(batch.cpu(), expected, rtol=0, atol=1e-7)
+
+
+def test_full_disk_seen_by_torchs_own_writer_is_also_a_notice(
+    tmp_path, monkeypatch, user_cache, solution
+):
+    """torch.save on a full disk raises RuntimeError ("unexpected pos"), not OSError."""
+    import collections
+
+    root = make_folder(tmp_path / "data")
+
+    def save(obj, f, *args, **kwargs):
+        f.write(b"half a tensor")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(fastdata.torch, "save", save)
+    monkeypatch.setattr(fastdata.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 0))
+    train_loader, _, lines = quiet(solution["get_dataloader"](2, 32, str(root)))
+    assert lines[0].startswith("Fast loader: could not cache the images: no space left on device")
+    assert cache_files(root) == [] and leftovers(root, user_cache) == [] and len(train_loader) == 2
