@@ -455,3 +455,12 @@ def test_full_disk_seen_by_torchs_own_writer_is_also_a_notice(
     train_loader, _, lines = quiet(solution["get_dataloader"](2, 32, str(root)))
     assert lines[0].startswith("Fast loader: could not cache the images: no space left on device")
     assert cache_files(root) == [] and leftovers(root, user_cache) == [] and len(train_loader) == 2
+
+
+def test_something_other_than_a_dataloader_is_refused_plainly(tmp_path):
+    root = make_folder(tmp_path / "data", n=2)
+    dataset = datasets.ImageFolder(str(root), transform=transforms.ToTensor())
+    with pytest.raises(
+        TypeError, match="needs the DataLoader your get_dataloader returns.*got a ImageFolder"
+    ):
+        fast_loader(dataset, "cpu")
