@@ -8,6 +8,7 @@ look short. Prints images/s and total seconds, then one JSON line for scripts to
 reports the CPU seconds used by this process and its workers: on a busy shared machine the wall
 time grows, but CPU seconds / cores still tells what an idle machine would take.
 """
+
 import argparse
 import json
 import os
@@ -21,7 +22,7 @@ import time
 # Run from a checkout without installing the kit: make `helpers` importable.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from helpers.faces import DEFAULT_N, DEFAULT_SIZE, FACES_VERSION, make_faces  # noqa: E402
+from helpers.faces import DEFAULT_N, DEFAULT_SIZE, FACES_VERSION, make_faces
 
 
 def _cpu_seconds():
@@ -32,14 +33,27 @@ def _cpu_seconds():
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Time helpers.faces.make_faces.")
-    parser.add_argument("--n", type=int, default=DEFAULT_N,
-                        help=f"number of faces to draw (default: {DEFAULT_N})")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
-                        help=f"image width and height in pixels (default: {DEFAULT_SIZE})")
-    parser.add_argument("--workers", type=int, default=None,
-                        help="processes to draw with (default: one per CPU core)")
-    parser.add_argument("--out", type=pathlib.Path, default=None,
-                        help="also write the JSON result to this file (default: print only)")
+    parser.add_argument(
+        "--n", type=int, default=DEFAULT_N, help=f"number of faces to draw (default: {DEFAULT_N})"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=DEFAULT_SIZE,
+        help=f"image width and height in pixels (default: {DEFAULT_SIZE})",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        help="processes to draw with (default: one per CPU core)",
+    )
+    parser.add_argument(
+        "--out",
+        type=pathlib.Path,
+        default=None,
+        help="also write the JSON result to this file (default: print only)",
+    )
     args = parser.parse_args(argv)
 
     workers = args.workers or os.cpu_count() or 1
@@ -51,15 +65,25 @@ def main(argv=None):
     if written != args.n:
         sys.exit(f"expected {args.n} images, found {written}")
 
-    result = {"benchmark": "faces_speed", "n": args.n, "size": args.size, "workers": workers,
-              "seconds": round(seconds, 3), "images_per_s": round(args.n / seconds, 1),
-              "cpu_seconds": round(cpu, 3), "cpu_ms_per_image": round(1000 * cpu / args.n, 3),
-              "load_average_1min": round(os.getloadavg()[0], 2),
-              "faces_version": FACES_VERSION, "cpu_count": os.cpu_count(),
-              "python": platform.python_version()}
-    print(f"{args.n} faces of {args.size}x{args.size} with {workers} worker(s): "
-          f"{seconds:.2f} s total, {args.n / seconds:.0f} images/s "
-          f"({cpu:.1f} CPU s, {1000 * cpu / args.n:.2f} ms of CPU per image)")
+    result = {
+        "benchmark": "faces_speed",
+        "n": args.n,
+        "size": args.size,
+        "workers": workers,
+        "seconds": round(seconds, 3),
+        "images_per_s": round(args.n / seconds, 1),
+        "cpu_seconds": round(cpu, 3),
+        "cpu_ms_per_image": round(1000 * cpu / args.n, 3),
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "faces_version": FACES_VERSION,
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+    print(
+        f"{args.n} faces of {args.size}x{args.size} with {workers} worker(s): "
+        f"{seconds:.2f} s total, {args.n / seconds:.0f} images/s "
+        f"({cpu:.1f} CPU s, {1000 * cpu / args.n:.2f} ms of CPU per image)"
+    )
     print(json.dumps(result))
     if args.out is not None:
         args.out.write_text(json.dumps(result) + "\n")

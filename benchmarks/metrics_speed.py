@@ -34,35 +34,57 @@ def timed(label, function, device):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=1000,
-                        help="images per set for the SWD, and generated images for the "
-                             "nearest-neighbour search (default 1000)")
-    parser.add_argument("--training", type=int, default=20000,
-                        help="training images for the nearest-neighbour search (default 20000)")
-    parser.add_argument("--size", type=int, default=32,
-                        help="image height and width in pixels (default 32)")
-    parser.add_argument("--device", default="cpu",
-                        help="torch device to run on, e.g. cpu or cuda (default cpu)")
-    parser.add_argument("--repeat", type=int, default=2,
-                        help="times to run each metric; the first run includes warm-up "
-                             "(default 2)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--images",
+        type=int,
+        default=1000,
+        help="images per set for the SWD, and generated images for the "
+        "nearest-neighbour search (default 1000)",
+    )
+    parser.add_argument(
+        "--training",
+        type=int,
+        default=20000,
+        help="training images for the nearest-neighbour search (default 20000)",
+    )
+    parser.add_argument(
+        "--size", type=int, default=32, help="image height and width in pixels (default 32)"
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="torch device to run on, e.g. cpu or cuda (default cpu)"
+    )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=2,
+        help="times to run each metric; the first run includes warm-up (default 2)",
+    )
     args = parser.parse_args()
 
     device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, "
-          f"{args.images} images of {args.size}x{args.size}")
+    print(
+        f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} CPU threads, "
+        f"{args.images} images of {args.size}x{args.size}"
+    )
     real = smooth_images(args.images, args.size, seed=0).to(device)
     fake = smooth_images(args.images, args.size, seed=1).to(device)
     training = smooth_images(args.training, args.size, seed=2).to(device)
     for run in range(args.repeat):
-        result = timed(f"run {run + 1}: SWD {args.images} vs {args.images}",
-                       lambda: sliced_wasserstein_distance(real, fake), device)
+        result = timed(
+            f"run {run + 1}: SWD {args.images} vs {args.images}",
+            lambda: sliced_wasserstein_distance(real, fake),
+            device,
+        )
         levels = ", ".join(f"{res}: {value:.1f}" for res, value in result["levels"].items())
         print(f"    SWD x1e3 by level {{{levels}}}, average {result['average']:.2f}")
-        result = timed(f"run {run + 1}: nearest neighbour {args.images} vs {args.training}",
-                       lambda: nearest_neighbour_distance(fake, training), device)
+        result = timed(
+            f"run {run + 1}: nearest neighbour {args.images} vs {args.training}",
+            lambda: nearest_neighbour_distance(fake, training),
+            device,
+        )
         print(f"    mean distance {result['mean']:.3f}")
 
 

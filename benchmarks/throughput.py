@@ -22,6 +22,7 @@ Times are end to end (data loading included), after ``--warmup`` steps, with
 memory (CPU: the process's peak resident set; CUDA: ``torch.cuda.max_memory_allocated``)
 is its own. Prints a table, the kit/course ratio, and finally one JSON line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -47,7 +48,7 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the kit
 from helpers.data import find_data_dir  # noqa: E402
 from helpers.notebook import load_solution  # noqa: E402
 
-PRINT_EVERY = 50   # both recipes read the losses (a device sync) this often, as in the course
+PRINT_EVERY = 50  # both recipes read the losses (a device sync) this often, as in the course
 
 
 def load_notebook():
@@ -58,22 +59,22 @@ def load_notebook():
 
 def pick_device(name):
     """'auto' -> cuda when available, else cpu; otherwise torch.device(name)."""
-    if name == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
-    if device.type == 'cuda' and not torch.cuda.is_available():
-        raise SystemExit('--device cuda: no CUDA GPU is visible to PyTorch here; use --device cpu.')
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA GPU is visible to PyTorch here; use --device cpu.")
     return device
 
 
 def device_name(device):
     """'NVIDIA H100 80GB HBM3', or the CPU model from /proc/cpuinfo where there is one."""
-    if device.type == 'cuda':
+    if device.type == "cuda":
         return torch.cuda.get_device_name(device)
     try:
-        for line in Path('/proc/cpuinfo').read_text().splitlines():
-            if line.startswith('model name'):
-                return line.split(':', 1)[1].strip()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
     except OSError:
         pass
     return platform.processor() or platform.machine()
@@ -83,6 +84,7 @@ def sources_are_square(data_dir, sample=256):
     """True when the images (an even sample of up to `sample`, headers only) are all square."""
     from PIL import Image
     from torchvision import datasets
+
     paths = [p for p, _ in datasets.ImageFolder(str(data_dir)).samples]
     step = max(1, len(paths) // sample)
     for path in paths[::step]:
@@ -101,11 +103,13 @@ def course_loader(data_dir, image_size, batch_size, square, indices=None):
     """
     from torch.utils.data import DataLoader, Subset
     from torchvision import datasets, transforms
+
     steps = [transforms.Resize(image_size)]
     if not square:
         steps.append(transforms.CenterCrop(image_size))
-    dataset = datasets.ImageFolder(str(data_dir), transform=transforms.Compose(
-        steps + [transforms.ToTensor()]))
+    dataset = datasets.ImageFolder(
+        str(data_dir), transform=transforms.Compose(steps + [transforms.ToTensor()])
+    )
     if indices is not None:
         dataset = Subset(dataset, list(indices))
     return DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=0)
@@ -120,16 +124,16 @@ def course_step(ns, D, G, d_optimizer, g_optimizer, real_images, z_size, train_o
     draws fresh noise and runs G once more.
     """
     batch_size = real_images.size(0)
-    real_images = ns['scale'](real_images)
+    real_images = ns["scale"](real_images)
 
     d_optimizer.zero_grad()
     if train_on_gpu:
         real_images = real_images.cuda()
-    d_real_loss = ns['real_loss'](D(real_images))
+    d_real_loss = ns["real_loss"](D(real_images))
     z = torch.from_numpy(np.random.uniform(-1, 1, size=(batch_size, z_size))).float()
     if train_on_gpu:
         z = z.cuda()
-    d_fake_loss = ns['fake_loss'](D(G(z)))
+    d_fake_loss = ns["fake_loss"](D(G(z)))
     d_loss = d_real_loss + d_fake_loss
     d_loss.backward()
     d_optimizer.step()
@@ -138,7 +142,7 @@ def course_step(ns, D, G, d_optimizer, g_optimizer, real_images, z_size, train_o
     z = torch.from_numpy(np.random.uniform(-1, 1, size=(batch_size, z_size))).float()
     if train_on_gpu:
         z = z.cuda()
-    g_loss = ns['real_loss'](D(G(z)))
+    g_loss = ns["real_loss"](D(G(z)))
     g_loss.backward()
     g_optimizer.step()
     return d_loss, g_loss
@@ -146,10 +150,10 @@ def course_step(ns, D, G, d_optimizer, g_optimizer, real_images, z_size, train_o
 
 def build_models(ns, d_conv_dim, g_conv_dim, z_size):
     """The notebook's D and G, initialised with its weights_init_normal."""
-    D = ns['Discriminator'](d_conv_dim)
-    G = ns['Generator'](z_size=z_size, conv_dim=g_conv_dim)
-    D.apply(ns['weights_init_normal'])
-    G.apply(ns['weights_init_normal'])
+    D = ns["Discriminator"](d_conv_dim)
+    G = ns["Generator"](z_size=z_size, conv_dim=g_conv_dim)
+    D.apply(ns["weights_init_normal"])
+    G.apply(ns["weights_init_normal"])
     return D, G
 
 
@@ -173,7 +177,7 @@ def kit_images(ns, data, image_size, batch_size, progress=True):
 def endless(loader):
     """Batches from `loader` forever, starting a new (reshuffled) epoch whenever one ends."""
     if len(loader) == 0:
-        raise ValueError('The loader yields no batch: fewer images than one batch.')
+        raise ValueError("The loader yields no batch: fewer images than one batch.")
     while True:
         yield from loader
 
@@ -195,19 +199,19 @@ class Steps:
 
 
 def _sync(device):
-    if device.type == 'cuda':
+    if device.type == "cuda":
         torch.cuda.synchronize(device)
 
 
 def _time_course(ns, cfg, device):
-    z_size = ns['z_size']
-    D, G = build_models(ns, cfg['conv_dim'], cfg['conv_dim'], z_size)
-    train_on_gpu = device.type == 'cuda'
+    z_size = ns["z_size"]
+    D, G = build_models(ns, cfg["conv_dim"], cfg["conv_dim"], z_size)
+    train_on_gpu = device.type == "cuda"
     if train_on_gpu:
         D.cuda()
         G.cuda()
     d_optimizer, g_optimizer = adam(ns, D), adam(ns, G)
-    loader = course_loader(cfg['data'], cfg['image_size'], cfg['batch_size'], cfg['square'])
+    loader = course_loader(cfg["data"], cfg["image_size"], cfg["batch_size"], cfg["square"])
     stream = endless(loader)
     losses = []
 
@@ -216,82 +220,109 @@ def _time_course(ns, cfg, device):
         for batch_i in range(n):
             real_images, _ = next(stream)
             seen += real_images.size(0)
-            d_loss, g_loss = course_step(ns, D, G, d_optimizer, g_optimizer, real_images,
-                                         z_size, train_on_gpu)
+            d_loss, g_loss = course_step(
+                ns, D, G, d_optimizer, g_optimizer, real_images, z_size, train_on_gpu
+            )
             if batch_i % PRINT_EVERY == 0:
                 losses.append((d_loss.item(), g_loss.item()))
         return seen
 
-    run(cfg['warmup'])
+    run(cfg["warmup"])
     _sync(device)
     start = time.perf_counter()
-    seen = run(cfg['steps'])
+    seen = run(cfg["steps"])
     _sync(device)
-    return seen, time.perf_counter() - start, {'transform': describe_course_transform(cfg)}
+    return seen, time.perf_counter() - start, {"transform": describe_course_transform(cfg)}
 
 
 def _time_kit(ns, cfg, device):
     from helpers.fastdata import FastLoader
     from helpers.gpu import prepare_models
-    decoded = kit_images(ns, cfg['data'], cfg['image_size'], cfg['batch_size'], progress=False)
-    z_size = ns['z_size']
-    D, G = build_models(ns, cfg['conv_dim'], cfg['conv_dim'], z_size)
+
+    decoded = kit_images(ns, cfg["data"], cfg["image_size"], cfg["batch_size"], progress=False)
+    z_size = ns["z_size"]
+    D, G = build_models(ns, cfg["conv_dim"], cfg["conv_dim"], z_size)
     D, G = prepare_models(device, D, G)
     d_optimizer, g_optimizer = adam(ns, D), adam(ns, G)
-    loader = FastLoader(decoded.images, cfg['batch_size'], device,
-                        channels_last=device.type == 'cuda', flips=decoded.flips)
+    loader = FastLoader(
+        decoded.images,
+        cfg["batch_size"],
+        device,
+        channels_last=device.type == "cuda",
+        flips=decoded.flips,
+    )
     stream = endless(loader)
-    train = ns['train']
+    train = ns["train"]
 
     def run(n):
         steps = Steps(stream, n)
         with contextlib.redirect_stdout(io.StringIO()):  # train's per-epoch summary line
-            train(D, G, d_optimizer, g_optimizer, steps, 1, z_size, device,
-                  print_every=PRINT_EVERY, checkpoint_path=None)
+            train(
+                D,
+                G,
+                d_optimizer,
+                g_optimizer,
+                steps,
+                1,
+                z_size,
+                device,
+                print_every=PRINT_EVERY,
+                checkpoint_path=None,
+            )
         return steps.images
 
-    if cfg['warmup']:
-        run(cfg['warmup'])
+    if cfg["warmup"]:
+        run(cfg["warmup"])
     _sync(device)
     start = time.perf_counter()
-    seen = run(cfg['steps'])
+    seen = run(cfg["steps"])
     _sync(device)
-    return seen, time.perf_counter() - start, {
-        'cache': decoded.cache, 'load_seconds': round(decoded.seconds, 3),
-        'bf16': bool(device.type == 'cuda' and torch.cuda.is_bf16_supported()),
-        'channels_last': device.type == 'cuda'}
+    return (
+        seen,
+        time.perf_counter() - start,
+        {
+            "cache": decoded.cache,
+            "load_seconds": round(decoded.seconds, 3),
+            "bf16": bool(device.type == "cuda" and torch.cuda.is_bf16_supported()),
+            "channels_last": device.type == "cuda",
+        },
+    )
 
 
 def describe_course_transform(cfg):
     """'Resize(32)+ToTensor' or, for non-square sources, with CenterCrop."""
-    s = cfg['image_size']
-    return f'Resize({s})+ToTensor' if cfg['square'] else f'Resize({s})+CenterCrop({s})+ToTensor'
+    s = cfg["image_size"]
+    return f"Resize({s})+ToTensor" if cfg["square"] else f"Resize({s})+CenterCrop({s})+ToTensor"
 
 
 def peak_rss_mb():
     """This process's peak resident memory in MB (ru_maxrss is KB on Linux, bytes on macOS)."""
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return round(peak / (2 ** 20 if sys.platform == 'darwin' else 2 ** 10), 1)
+    return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
 def run_recipe(name, cfg):
     """Run one recipe ('course' or 'kit') with settings `cfg`; returns its measurements."""
-    device = torch.device(cfg['device'])
-    if cfg.get('threads'):
-        torch.set_num_threads(cfg['threads'])
-    torch.manual_seed(cfg['seed'])
-    np.random.seed(cfg['seed'])
+    device = torch.device(cfg["device"])
+    if cfg.get("threads"):
+        torch.set_num_threads(cfg["threads"])
+    torch.manual_seed(cfg["seed"])
+    np.random.seed(cfg["seed"])
     ns = load_notebook()
     baseline = peak_rss_mb()  # python + torch + the notebook's code, before any training
-    if device.type == 'cuda':
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    timer = _time_course if name == 'course' else _time_kit
+    timer = _time_course if name == "course" else _time_kit
     seen, seconds, extra = timer(ns, cfg, device)
-    result = {'images': seen, 'seconds': round(seconds, 3),
-              'img_per_s': round(seen / seconds, 1), 'peak_rss_mb': peak_rss_mb(),
-              'baseline_rss_mb': baseline}
-    if device.type == 'cuda':
-        result['peak_cuda_mb'] = round(torch.cuda.max_memory_allocated(device) / 2 ** 20, 1)
+    result = {
+        "images": seen,
+        "seconds": round(seconds, 3),
+        "img_per_s": round(seen / seconds, 1),
+        "peak_rss_mb": peak_rss_mb(),
+        "baseline_rss_mb": baseline,
+    }
+    if device.type == "cuda":
+        result["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated(device) / 2**20, 1)
     result.update(extra)
     return result
 
@@ -299,55 +330,96 @@ def run_recipe(name, cfg):
 def _in_child(name, cfg):
     """run_recipe in a fresh process, so its peak memory is its own."""
     # tqdm reads TQDM_DISABLE when it is imported: the child's train() then draws no bar.
-    saved = os.environ.get('TQDM_DISABLE')
-    os.environ['TQDM_DISABLE'] = '1'
+    saved = os.environ.get("TQDM_DISABLE")
+    os.environ["TQDM_DISABLE"] = "1"
     try:
-        with ProcessPoolExecutor(max_workers=1, mp_context=get_context('spawn')) as pool:
+        with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
             return pool.submit(run_recipe, name, cfg).result()
     finally:
         if saved is None:
-            del os.environ['TQDM_DISABLE']
+            del os.environ["TQDM_DISABLE"]
         else:
-            os.environ['TQDM_DISABLE'] = saved
+            os.environ["TQDM_DISABLE"] = saved
 
 
 def parse_args(argv=None):
     """The command line; see --help."""
     p = argparse.ArgumentParser(
-        prog='python -m benchmarks.throughput',
-        description='Train the notebook\'s DCGAN for a fixed number of steps with the original '
-                    'course recipe and with the kit\'s fast path; print images/s, seconds and '
-                    'peak memory of each, their ratio, and one JSON line.')
-    p.add_argument('--data', default=None, metavar='DIR',
-                   help='ImageFolder root to train on (default: what helpers.data.find_data_dir '
-                        'picks: processed_celeba_small/ if present, else the built-in faces)')
-    p.add_argument('--steps', type=int, default=None,
-                   help='timed training steps per recipe (default: 300 on CUDA, 20 on the CPU, '
-                        'where one step of the full-size model takes seconds)')
-    p.add_argument('--warmup', type=int, default=None,
-                   help='untimed steps before the clock starts (default: 20 on CUDA, 2 on the CPU)')
-    p.add_argument('--device', default='auto', choices=['auto', 'cpu', 'cuda'],
-                   help='where to train (default: auto = cuda when available, else cpu)')
-    p.add_argument('--batch-size', type=int, default=128,
-                   help='images per step (default: %(default)s, the paper\'s and notebook\'s)')
-    p.add_argument('--conv-dim', type=int, default=64,
-                   help='conv_dim of both D and G (default: %(default)s, the notebook\'s)')
-    p.add_argument('--image-size', type=int, default=32,
-                   help='side of the training images in pixels (default: %(default)s; the '
-                        'notebook\'s networks expect 32)')
-    p.add_argument('--repeats', type=int, default=1,
-                   help='run the pair of recipes this many times, alternating, and keep each '
-                        'recipe\'s fastest run: on a shared machine this filters out slow-downs '
-                        'caused by other work (default: %(default)s)')
-    p.add_argument('--threads', type=int, default=None,
-                   help='CPU threads for torch (default: torch\'s own choice, one per core). On a '
-                        'machine busy with other work, 1 avoids threads waiting for each other')
-    p.add_argument('--seed', type=int, default=0, help='random seed (default: %(default)s)')
-    p.add_argument('--in-process', action='store_true',
-                   help='run both recipes in this process instead of one fresh process each: '
-                        'faster to start, but the CPU peak memory is then the whole run\'s')
-    p.add_argument('--json', default=None, metavar='PATH',
-                   help='also write the JSON result to this file')
+        prog="python -m benchmarks.throughput",
+        description="Train the notebook's DCGAN for a fixed number of steps with the original "
+        "course recipe and with the kit's fast path; print images/s, seconds and "
+        "peak memory of each, their ratio, and one JSON line.",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="ImageFolder root to train on (default: what helpers.data.find_data_dir "
+        "picks: processed_celeba_small/ if present, else the built-in faces)",
+    )
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="timed training steps per recipe (default: 300 on CUDA, 20 on the CPU, "
+        "where one step of the full-size model takes seconds)",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int,
+        default=None,
+        help="untimed steps before the clock starts (default: 20 on CUDA, 2 on the CPU)",
+    )
+    p.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to train (default: auto = cuda when available, else cpu)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=128,
+        help="images per step (default: %(default)s, the paper's and notebook's)",
+    )
+    p.add_argument(
+        "--conv-dim",
+        type=int,
+        default=64,
+        help="conv_dim of both D and G (default: %(default)s, the notebook's)",
+    )
+    p.add_argument(
+        "--image-size",
+        type=int,
+        default=32,
+        help="side of the training images in pixels (default: %(default)s; the "
+        "notebook's networks expect 32)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=1,
+        help="run the pair of recipes this many times, alternating, and keep each "
+        "recipe's fastest run: on a shared machine this filters out slow-downs "
+        "caused by other work (default: %(default)s)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads for torch (default: torch's own choice, one per core). On a "
+        "machine busy with other work, 1 avoids threads waiting for each other",
+    )
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run both recipes in this process instead of one fresh process each: "
+        "faster to start, but the CPU peak memory is then the whole run's",
+    )
+    p.add_argument(
+        "--json", default=None, metavar="PATH", help="also write the JSON result to this file"
+    )
     return p.parse_args(argv)
 
 
@@ -355,7 +427,7 @@ def main(argv=None):
     """Run the benchmark; returns the result dict (also printed as the last line)."""
     args = parse_args(argv)
     device = pick_device(args.device)
-    cuda = device.type == 'cuda'
+    cuda = device.type == "cuda"
     steps = args.steps if args.steps is not None else (300 if cuda else 20)
     warmup = args.warmup if args.warmup is not None else (20 if cuda else 2)
     data = Path(args.data) if args.data else find_data_dir(verbose=False)
@@ -364,65 +436,91 @@ def main(argv=None):
     decoded = kit_images(load_notebook(), data, args.image_size, args.batch_size)
     n_images = decoded.images.shape[0]
     del decoded.images
-    cfg = {'data': str(data), 'device': str(device), 'steps': steps, 'warmup': warmup,
-           'batch_size': args.batch_size, 'conv_dim': args.conv_dim,
-           'image_size': args.image_size, 'seed': args.seed, 'threads': args.threads,
-           'square': sources_are_square(data)}
+    cfg = {
+        "data": str(data),
+        "device": str(device),
+        "steps": steps,
+        "warmup": warmup,
+        "batch_size": args.batch_size,
+        "conv_dim": args.conv_dim,
+        "image_size": args.image_size,
+        "seed": args.seed,
+        "threads": args.threads,
+        "square": sources_are_square(data),
+    }
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    print(f'torch {torch.__version__} | device {device} ({device_name(device)}) | '
-          f'{torch.get_num_threads()} threads | {os.cpu_count()} cores | '
-          f'load average {os.getloadavg()[0]:.1f}')
-    print(f'data: {data} ({n_images:,} images); kit cache {decoded.cache} in '
-          f'{decoded.seconds:.1f} s (one-off, not in the timings)')
-    print(f'DCGAN conv_dim {args.conv_dim}, {args.image_size}x{args.image_size}, batch '
-          f'{args.batch_size}: {warmup} warm-up + {steps} timed steps per recipe; course loader '
-          f'{describe_course_transform(cfg)}'
-          + ('' if cfg['square'] else ' (sources are not square, so CenterCrop is added)'))
+    print(
+        f"torch {torch.__version__} | device {device} ({device_name(device)}) | "
+        f"{torch.get_num_threads()} threads | {os.cpu_count()} cores | "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    print(
+        f"data: {data} ({n_images:,} images); kit cache {decoded.cache} in "
+        f"{decoded.seconds:.1f} s (one-off, not in the timings)"
+    )
+    print(
+        f"DCGAN conv_dim {args.conv_dim}, {args.image_size}x{args.image_size}, batch "
+        f"{args.batch_size}: {warmup} warm-up + {steps} timed steps per recipe; course loader "
+        f"{describe_course_transform(cfg)}"
+        + ("" if cfg["square"] else " (sources are not square, so CenterCrop is added)")
+    )
 
-    results, all_rates = {}, {'course': [], 'kit': []}
-    for repeat in range(args.repeats):
-        for name in ('course', 'kit'):
+    results, all_rates = {}, {"course": [], "kit": []}
+    for _ in range(args.repeats):
+        for name in ("course", "kit"):
             r = run_recipe(name, cfg) if args.in_process else _in_child(name, cfg)
-            all_rates[name].append(r['img_per_s'])
-            print(f'  {name}: {r["img_per_s"]:.1f} img/s ({r["images"]} images in '
-                  f'{r["seconds"]:.2f} s)', flush=True)
-            if name not in results or r['img_per_s'] > results[name]['img_per_s']:
+            all_rates[name].append(r["img_per_s"])
+            print(
+                f"  {name}: {r['img_per_s']:.1f} img/s ({r['images']} images in "
+                f"{r['seconds']:.2f} s)",
+                flush=True,
+            )
+            if name not in results or r["img_per_s"] > results[name]["img_per_s"]:
                 results[name] = r
     for name, r in results.items():
-        r['img_per_s_all_runs'] = all_rates[name]
-    ratio = results['kit']['img_per_s'] / results['course']['img_per_s']
+        r["img_per_s_all_runs"] = all_rates[name]
+    ratio = results["kit"]["img_per_s"] / results["course"]["img_per_s"]
 
     if cuda:
-        memory = 'peak CUDA MB'
+        memory = "peak CUDA MB"
     elif args.in_process:
-        memory = 'peak RSS MB (whole run, not per recipe)'
+        memory = "peak RSS MB (whole run, not per recipe)"
     else:
-        memory = 'peak RSS MB (process; above its start)'
-    best = ' (fastest of %d runs)' % args.repeats if args.repeats > 1 else ''
-    print(f'\n{"recipe":<8} {"img/s":>9} {"seconds":>9}   {memory}{best}')
+        memory = "peak RSS MB (process; above its start)"
+    best = f" (fastest of {args.repeats} runs)" if args.repeats > 1 else ""
+    print(f"\n{'recipe':<8} {'img/s':>9} {'seconds':>9}   {memory}{best}")
     for name, r in results.items():
         if cuda:
-            mem = f'{r["peak_cuda_mb"]:.1f}'
+            mem = f"{r['peak_cuda_mb']:.1f}"
         else:
-            mem = f'{r["peak_rss_mb"]:.1f} (+{r["peak_rss_mb"] - r["baseline_rss_mb"]:.1f})'
-        print(f'{name:<8} {r["img_per_s"]:>9.1f} {r["seconds"]:>9.2f}   {mem}')
-    print(f'kit / course: {ratio:.2f}x')
+            mem = f"{r['peak_rss_mb']:.1f} (+{r['peak_rss_mb'] - r['baseline_rss_mb']:.1f})"
+        print(f"{name:<8} {r['img_per_s']:>9.1f} {r['seconds']:>9.2f}   {mem}")
+    print(f"kit / course: {ratio:.2f}x")
 
-    result = {'benchmark': 'throughput', 'torch': torch.__version__, 'device': str(device),
-              'device_name': device_name(device), 'threads': torch.get_num_threads(),
-              'cpu_count': os.cpu_count(), 'loadavg_1min': round(os.getloadavg()[0], 2),
-              'data': str(data), 'n_images': n_images,
-              **{k: cfg[k] for k in ('steps', 'warmup', 'batch_size', 'conv_dim', 'image_size')},
-              'repeats': args.repeats, 'isolated': not args.in_process, 'recipes': results, 'ratio_kit_over_course':
-              round(ratio, 3)}
+    result = {
+        "benchmark": "throughput",
+        "torch": torch.__version__,
+        "device": str(device),
+        "device_name": device_name(device),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "loadavg_1min": round(os.getloadavg()[0], 2),
+        "data": str(data),
+        "n_images": n_images,
+        **{k: cfg[k] for k in ("steps", "warmup", "batch_size", "conv_dim", "image_size")},
+        "repeats": args.repeats,
+        "isolated": not args.in_process,
+        "recipes": results,
+        "ratio_kit_over_course": round(ratio, 3),
+    }
     line = json.dumps(result)
     if args.json:
-        Path(args.json).write_text(line + '\n')
+        Path(args.json).write_text(line + "\n")
     print(line)
     return result
 
 
-if __name__ == '__main__':
+if __name__ == "__main__":
     main()

@@ -7,6 +7,7 @@ which ``helpers.data.find_data_dir`` and ``ImageFolder`` read directly.
 
     python -m helpers data prepare-celeba img_align_celeba.zip
 """
+
 from __future__ import annotations
 
 import io
@@ -32,18 +33,19 @@ from helpers.imagefile import (
 # 138 crop would spend a third of each 64x64 image on hair and background.
 CROP = 108
 ALIGNED_SIZE = (178, 218)  # width, height of the aligned images; the crop scales with the width
-JPEG_QUALITY = 95       # high enough that JPEG blocks do not become something the GAN learns
-CLASS_NAME = 'celeba'   # the single ImageFolder class folder, as in Udacity's zip
-_JPEG = re.compile(r'.*\.jpe?g$', re.IGNORECASE)
-NO_SPACE = 'no space left on device'  # a _Job result that stops the run: not the image's fault
-_CHUNK = 64             # images per task sent to a worker: amortises the inter-process hop
+JPEG_QUALITY = 95  # high enough that JPEG blocks do not become something the GAN learns
+CLASS_NAME = "celeba"  # the single ImageFolder class folder, as in Udacity's zip
+_JPEG = re.compile(r".*\.jpe?g$", re.IGNORECASE)
+NO_SPACE = "no space left on device"  # a _Job result that stops the run: not the image's fault
+_CHUNK = 64  # images per task sent to a worker: amortises the inter-process hop
 
 
 def _is_listed_image(name: str) -> bool:
-    parts = name.replace('\\', '/').split('/')
+    parts = name.replace("\\", "/").split("/")
     # Skip macOS debris (__MACOSX/, ._000001.jpg) that zips made on a Mac carry along.
-    return bool(_JPEG.match(parts[-1])) and not any(p.startswith('.') or p == '__MACOSX'
-                                                     for p in parts)
+    return bool(_JPEG.match(parts[-1])) and not any(
+        p.startswith(".") or p == "__MACOSX" for p in parts
+    )
 
 
 def list_celeba_images(source: str | os.PathLike) -> tuple[str, list[str]]:
@@ -56,29 +58,31 @@ def list_celeba_images(source: str | os.PathLike) -> tuple[str, list[str]]:
     src = Path(source)
     if not src.exists():
         raise FileNotFoundError(
-            f'{source} does not exist (looked in {src.absolute()}). Download img_align_celeba.zip '
-            "from the CelebA page (see README 'Real CelebA') and pass its path.")
+            f"{source} does not exist (looked in {src.absolute()}). Download img_align_celeba.zip "
+            "from the CelebA page (see README 'Real CelebA') and pass its path."
+        )
     if src.is_file():
         try:
             with zipfile.ZipFile(src) as zf:
                 names = [n for n in zf.namelist() if _is_listed_image(n)]
         except zipfile.BadZipFile:
             raise DataFolderError(
-                f'{source} is not a readable zip file (damaged or incomplete download?). '
-                'Download img_align_celeba.zip again, or pass the folder it was extracted to.'
+                f"{source} is not a readable zip file (damaged or incomplete download?). "
+                "Download img_align_celeba.zip again, or pass the folder it was extracted to."
             ) from None
         # Prefer the official folder when the zip holds other JPEGs too.
-        official = [n for n in names if '/img_align_celeba/' in '/' + n]
+        official = [n for n in names if "/img_align_celeba/" in "/" + n]
         names = official or names
-        kind = 'zip'
+        kind = "zip"
     else:
-        folder = src / 'img_align_celeba' if (src / 'img_align_celeba').is_dir() else src
+        folder = src / "img_align_celeba" if (src / "img_align_celeba").is_dir() else src
         names = [str(p) for p in folder.iterdir() if p.is_file() and _is_listed_image(p.name)]
-        kind = 'folder'
+        kind = "folder"
     if not names:
         raise DataFolderError(
-            f'No JPEG images found in {source}. Expected the official img_align_celeba.zip '
-            '(img_align_celeba/000001.jpg ...) or the folder it was extracted to.')
+            f"No JPEG images found in {source}. Expected the official img_align_celeba.zip "
+            "(img_align_celeba/000001.jpg ...) or the folder it was extracted to."
+        )
     names.sort(key=lambda n: (os.path.basename(n), n))
     return kind, names
 
@@ -101,7 +105,7 @@ def is_aligned_size(width: int, height: int) -> bool:
 
 
 def _out_name(name: str) -> str:
-    return os.path.splitext(os.path.basename(name))[0] + '.jpg'
+    return os.path.splitext(os.path.basename(name))[0] + ".jpg"
 
 
 class _Job:
@@ -112,7 +116,7 @@ class _Job:
         self._zip = None
 
     def _read(self, name: str) -> bytes:
-        if self.kind == 'folder':
+        if self.kind == "folder":
             return Path(name).read_bytes()
         if self._zip is None:  # opened lazily, in the worker: zip handles must not be shared
             self._zip = zipfile.ZipFile(self.source)
@@ -125,30 +129,35 @@ class _Job:
         try:
             data = self._read(name)
         except Exception as exc:  # bad CRC, broken deflate stream, unreadable file
-            return out_name, f'damaged in the {"zip" if self.kind == "zip" else "folder"} ' \
-                             f'({describe_read_error(exc, "JPEG")})', None
+            return (
+                out_name,
+                f"damaged in the {'zip' if self.kind == 'zip' else 'folder'} "
+                f"({describe_read_error(exc, 'JPEG')})",
+                None,
+            )
         if not data:
-            return out_name, 'empty file', None
+            return out_name, "empty file", None
         try:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()  # decode fully now, so a truncated file fails here, not half-written
-                rgb = im.convert('RGB')
+                rgb = im.convert("RGB")
             # Crop and resize in one LANCZOS pass: sharp 64x64 faces without aliasing.
-            small = rgb.resize((self.size, self.size), Image.Resampling.LANCZOS,
-                               box=crop_box(*rgb.size))
+            small = rgb.resize(
+                (self.size, self.size), Image.Resampling.LANCZOS, box=crop_box(*rgb.size)
+            )
         except Exception as exc:
-            return out_name, describe_read_error(exc, 'JPEG'), None
+            return out_name, describe_read_error(exc, "JPEG"), None
         odd = None if is_aligned_size(*rgb.size) else rgb.size
         try:
             # A hidden temporary name, then a rename: an interrupted run never leaves half a
             # JPEG that a rerun would take as finished.
-            with atomic_write(self.out_dir / out_name, 'wb') as f:
-                small.save(f, format='JPEG', quality=JPEG_QUALITY)
+            with atomic_write(self.out_dir / out_name, "wb") as f:
+                small.save(f, format="JPEG", quality=JPEG_QUALITY)
         except OSError as exc:  # the output folder, not the image: a full disk stops the run
             if is_no_space(exc):
                 return out_name, NO_SPACE, odd
-            return out_name, f'cannot be written ({exc.strerror or exc})', odd
-        return out_name, '', odd
+            return out_name, f"cannot be written ({exc.strerror or exc})", odd
+        return out_name, "", odd
 
     def close(self) -> None:
         if self._zip is not None:
@@ -170,19 +179,21 @@ def _run_chunk(names: list[str]) -> list[tuple[str, str, tuple[int, int] | None]
 
 def format_summary(summary: dict) -> str:
     """'written 1,000, skipped 0 (already done), failed 2: 000017.jpg (truncated JPEG), ...'"""
-    text = (f"written {summary['written']:,}, skipped {summary['skipped']:,} (already done), "
-            f"failed {summary['failed']:,}")
-    if summary['failed_files']:
-        shown = [f'{n} ({why})' for n, why in summary['failed_files'][:5]]
-        more = ', ...' if summary['failed'] > 5 else ''
-        text += ': ' + ', '.join(shown) + more
+    text = (
+        f"written {summary['written']:,}, skipped {summary['skipped']:,} (already done), "
+        f"failed {summary['failed']:,}"
+    )
+    if summary["failed_files"]:
+        shown = [f"{n} ({why})" for n, why in summary["failed_files"][:5]]
+        more = ", ..." if summary["failed"] > 5 else ""
+        text += ": " + ", ".join(shown) + more
     return text
 
 
 def _remove_temp_files(out_dir: Path) -> None:
     """Our hidden temporary files (.NAME.XXXX.tmp) from an interrupted or failed run."""
     for p in out_dir.iterdir():
-        if p.name.startswith('.') and p.name.endswith('.tmp'):
+        if p.name.startswith(".") and p.name.endswith(".tmp"):
             p.unlink(missing_ok=True)
 
 
@@ -190,34 +201,42 @@ def _check_writable(out_dir: Path, shown: str) -> None:
     """Fail before any work when the output folder cannot be made or written."""
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out_dir / '.kit_write_test', 'wb') as f:
-            f.write(b'')
-        (out_dir / '.kit_write_test').unlink()
+        with atomic_write(out_dir / ".kit_write_test", "wb") as f:
+            f.write(b"")
+        (out_dir / ".kit_write_test").unlink()
     except OSError as exc:
         if is_no_space(exc):
             raise NoSpaceError(no_space_message(shown, 2**20)) from None
         raise DataFolderError(
-            f'cannot write to {shown} ({exc.strerror or exc}): choose a folder you can write '
-            f'to with --out.') from None
+            f"cannot write to {shown} ({exc.strerror or exc}): choose a folder you can write "
+            f"to with --out."
+        ) from None
 
 
 def _bytes_per_image(out_dir: Path, size: int) -> int:
     """Average size of the JPEGs already in out_dir (a 64x64 face is about 3 KB)."""
-    sizes = [p.stat().st_size for _, p in zip(range(200), out_dir.glob('*.jpg'))]
+    sizes = [p.stat().st_size for _, p in zip(range(200), out_dir.glob("*.jpg"))]
     return int(sum(sizes) / len(sizes)) if sizes else size * size
 
 
 def _odd_size_warning(odd: list[tuple[str, tuple[int, int]]]) -> str:
     name, (w, h) = odd[0]
-    return (f'Warning: {len(odd):,} image(s) are not in the aligned CelebA proportions '
-            f'(178x218, or a scaled copy such as 89x109), e.g. {name} is {w}x{h}. They were '
-            f'cropped the same way (a centred square 108/178 of the width): check that their '
-            f'faces are framed as you expect.')
+    return (
+        f"Warning: {len(odd):,} image(s) are not in the aligned CelebA proportions "
+        f"(178x218, or a scaled copy such as 89x109), e.g. {name} is {w}x{h}. They were "
+        f"cropped the same way (a centred square 108/178 of the width): check that their "
+        f"faces are framed as you expect."
+    )
 
 
-def prepare_celeba(source: str | os.PathLike, out: str | os.PathLike = 'processed_celeba_small',
-                   size: int = 64, limit: int | None = None, workers: int | None = None,
-                   progress: bool = True) -> dict:
+def prepare_celeba(
+    source: str | os.PathLike,
+    out: str | os.PathLike = "processed_celeba_small",
+    size: int = 64,
+    limit: int | None = None,
+    workers: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Write ``out/celeba/NNNNNN.jpg``: ``size`` x ``size`` RGB face crops of CelebA.
 
     ``source`` is the official ``img_align_celeba.zip`` (read member by member, never extracted)
@@ -234,11 +253,11 @@ def prepare_celeba(source: str | os.PathLike, out: str | os.PathLike = 'processe
     'odd_sizes': [(name, (width, height))]}`` and, with ``progress``, shows a tqdm bar and prints
     that summary. Serves the notebook step "Get the data" (README 'Real CelebA').
     """
-    check_positive_int(size, 'size (pixels; 64 is the DCGAN size)', minimum=8)
+    check_positive_int(size, "size (pixels; 64 is the DCGAN size)", minimum=8)
     if limit is not None:
-        check_positive_int(limit, 'limit (images)')
+        check_positive_int(limit, "limit (images)")
     if workers is not None:
-        check_positive_int(workers, 'workers (or None for one per CPU core)')
+        check_positive_int(workers, "workers (or None for one per CPU core)")
     kind, names = list_celeba_images(source)
     if limit is not None:
         names = names[:limit]
@@ -248,19 +267,26 @@ def prepare_celeba(source: str | os.PathLike, out: str | os.PathLike = 'processe
     _remove_temp_files(out_dir)  # our leftovers from an interrupted run
     done = {p.name for p in out_dir.iterdir()}
     todo = [n for n in names if _out_name(n) not in done]
-    summary = {'written': 0, 'skipped': len(names) - len(todo), 'failed': 0, 'failed_files': [],
-               'odd_sizes': []}
+    summary = {
+        "written": 0,
+        "skipped": len(names) - len(todo),
+        "failed": 0,
+        "failed_files": [],
+        "odd_sizes": [],
+    }
 
     from tqdm.auto import tqdm
+
     if workers is None:  # a pool pays off only once there are a few chunks to share
         workers = (os.cpu_count() or 1) if len(todo) >= 2 * _CHUNK else 1
     n_workers = max(1, min(workers, len(todo)))
     step = max(1, min(_CHUNK, len(todo) // n_workers))
-    chunks = [todo[i:i + step] for i in range(0, len(todo), step)]
+    chunks = [todo[i : i + step] for i in range(0, len(todo), step)]
     args = (kind, str(source), str(out_dir), size)
     pool = None
     if n_workers > 1:
         import multiprocessing
+
         pool = multiprocessing.Pool(n_workers, initializer=_init_worker, initargs=args)
         chunk_results = pool.imap_unordered(_run_chunk, chunks)
     else:
@@ -268,19 +294,20 @@ def prepare_celeba(source: str | os.PathLike, out: str | os.PathLike = 'processe
         chunk_results = ([job(n)] for n in todo)
     full = False
     try:
-        with tqdm(total=len(todo), desc='Preparing CelebA', unit='img',
-                  disable=not progress) as bar:
+        with tqdm(
+            total=len(todo), desc="Preparing CelebA", unit="img", disable=not progress
+        ) as bar:
             for chunk in chunk_results:
                 for out_name, why, odd in chunk:
                     if odd:
-                        summary['odd_sizes'].append((out_name, odd))
+                        summary["odd_sizes"].append((out_name, odd))
                     if why == NO_SPACE:
                         full = True
                     elif why:
-                        summary['failed'] += 1
-                        summary['failed_files'].append((out_name, why))
+                        summary["failed"] += 1
+                        summary["failed_files"].append((out_name, why))
                     else:
-                        summary['written'] += 1
+                        summary["written"] += 1
                 bar.update(len(chunk))
                 if full:
                     break
@@ -294,17 +321,18 @@ def prepare_celeba(source: str | os.PathLike, out: str | os.PathLike = 'processe
             pool.join()
         _remove_temp_files(out_dir)  # what the stopped workers were writing
     if full:
-        left = len(todo) - summary['written'] - summary['failed']
+        left = len(todo) - summary["written"] - summary["failed"]
         needed = left * _bytes_per_image(out_dir, size)
         raise NoSpaceError(
-            f'{no_space_message(out, needed)} to write the {left:,} images still to do. '
-            f'Free some space there, or use --out on another disk, then run the same command '
-            f'again: the {summary["written"] + summary["skipped"]:,} images already written are '
-            f'kept.')
-    summary['failed_files'].sort()
-    summary['odd_sizes'].sort()
+            f"{no_space_message(out, needed)} to write the {left:,} images still to do. "
+            f"Free some space there, or use --out on another disk, then run the same command "
+            f"again: the {summary['written'] + summary['skipped']:,} images already written are "
+            f"kept."
+        )
+    summary["failed_files"].sort()
+    summary["odd_sizes"].sort()
     if progress:
-        print(f'{out_dir}: {format_summary(summary)}')
-        if summary['odd_sizes']:
-            print(_odd_size_warning(summary['odd_sizes']))
+        print(f"{out_dir}: {format_summary(summary)}")
+        if summary["odd_sizes"]:
+            print(_odd_size_warning(summary["odd_sizes"]))
     return summary

@@ -1,7 +1,8 @@
 """Find and check the training images (notebook step "Get the data").
 
 The notebook's ``get_dataloader`` hands a folder to ``torchvision.datasets.ImageFolder``, which
-expects the layout ``root/<class>/<image>`` (for CelebA: ``processed_celeba_small/celeba/000001.jpg``).
+expects the layout ``root/<class>/<image>`` (for CelebA:
+``processed_celeba_small/celeba/000001.jpg``).
 ``find_data_dir`` picks that folder:
 
 * real images, when ``data_dir`` holds some (checked once, cached, unreadable files left out);
@@ -9,20 +10,24 @@ expects the layout ``root/<class>/<image>`` (for CelebA: ``processed_celeba_smal
 
 Command line (``python -m helpers data --help``; the built-in set: ``python -m helpers faces``)::
 
-    python -m helpers data prepare-celeba img_align_celeba.zip   # real CelebA -> processed_celeba_small/
+    python -m helpers data prepare-celeba img_align_celeba.zip   # -> processed_celeba_small/
     python -m helpers data check processed_celeba_small           # what ImageFolder will see
 """
+
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
 import os
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.faces import BUILTIN_DIR
+from helpers.faces import DEFAULT_N as N_BUILTIN
 from helpers.files import atomic_write, positive_int
 from helpers.imagefile import (  # noqa: F401  (re-exported: helpers.data.check_image_file ...)
     HIGH_BIT_MODES,
@@ -34,37 +39,49 @@ from helpers.imagefile import (  # noqa: F401  (re-exported: helpers.data.check_
     to_8bit,
 )
 
-from helpers.faces import BUILTIN_DIR
-from helpers.faces import DEFAULT_N as N_BUILTIN
-
 # Defaults in one place; the notebook and the CLI use these.
-DEFAULT_DATA_DIR = 'processed_celeba_small/'  # where Udacity's zip (and prepare-celeba) put CelebA
-CHECK_FILE = '.kit_check.json'                # per-file check results, kept in the data folder
-CHECK_VERSION = 2                             # bump when check_image_file's verdicts change
-SKIPPED_FILE = 'skipped_files.txt'            # written into a clean view: what was left out and why
-JUNK_DIRS = {'__MACOSX'}                      # resource-fork folders macOS puts into zips
-POOL_MIN_FILES = 256                          # below this a process pool costs more than it saves
+DEFAULT_DATA_DIR = "processed_celeba_small/"  # where Udacity's zip (and prepare-celeba) put CelebA
+CHECK_FILE = ".kit_check.json"  # per-file check results, kept in the data folder
+CHECK_VERSION = 2  # bump when check_image_file's verdicts change
+SKIPPED_FILE = "skipped_files.txt"  # written into a clean view: what was left out and why
+JUNK_DIRS = {"__MACOSX"}  # resource-fork folders macOS puts into zips
+POOL_MIN_FILES = 256  # below this a process pool costs more than it saves
 
 
 def _image_extensions() -> tuple[str, ...]:
     # Import late: torchvision pulls in torch, which the check workers and the CLI's
     # prepare-celeba do not need.
     from torchvision.datasets.folder import IMG_EXTENSIONS
+
     return tuple(IMG_EXTENSIONS)
 
 
 def _is_junk(name: str) -> bool:
     # Hidden files and folders (.DS_Store, ._000001.jpg, .ipynb_checkpoints) and macOS zip
     # debris are never training images, even when their names end in .jpg.
-    return name.startswith('.') or name in JUNK_DIRS
+    return name.startswith(".") or name in JUNK_DIRS
 
 
 def _fmt_count(n: int) -> str:
-    return f'{n:,}'
+    return f"{n:,}"
+
+
+def printable(text: str) -> str:
+    """``text`` safe for any terminal: bytes of a file name that are not UTF-8 (a Latin-1
+    ``Zo\\xeb.png`` from a Windows zip) are shown as ``\\xNN`` instead of crashing the print."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def _loops_note(loops: list[str]) -> str:
+    return (
+        f"followed each folder once: {', '.join(loops[:3])}{' ...' if len(loops) > 3 else ''} "
+        f"leads back to a folder already read (a symlink loop or a second link to it), so "
+        f"its images are not counted again"
+    )
 
 
 def _plural(n: int, word: str) -> str:
-    return f'{_fmt_count(n)} {word}{"" if n == 1 else "s"}'
+    return f"{_fmt_count(n)} {word}{'' if n == 1 else 's'}"
 
 
 @dataclass
@@ -77,6 +94,7 @@ class FolderReport:
     ``__MACOSX``); ``stray`` are images lying directly in ``root`` where ImageFolder never looks.
     ``checked`` counts the files opened by this call (0 when the cache was up to date).
     """
+
     root: Path
     classes: dict[str, int] = field(default_factory=dict)
     good: list[str] = field(default_factory=list)
@@ -87,6 +105,7 @@ class FolderReport:
     junk_images: list[str] = field(default_factory=list)
     junk_dirs: list[str] = field(default_factory=list)
     empty_classes: list[str] = field(default_factory=list)
+    loops: list[str] = field(default_factory=list)  # folders reached a second time, not read again
     checked: int = 0
     cache_file: Path | None = None
     entries: dict = field(default_factory=dict, repr=False)  # rel -> [size, mtime_ns, status, why]
@@ -101,62 +120,106 @@ class FolderReport:
         """True when ImageFolder on ``root`` itself would fail or see something other than the
         usable images: unreadable files, 16-bit images, hidden image files, or class folders
         without a usable image (ImageFolder stops with an error on an empty class)."""
-        return bool(self.bad or self.converted or self.junk_images or self.junk_dirs
-                    or self.empty_classes)
+        return bool(
+            self.bad
+            or self.converted
+            or self.junk_images
+            or self.junk_dirs
+            or self.empty_classes
+            or self.loops
+        )
 
     def bad_summary(self, limit: int = 3) -> str:
         """'a.jpg (empty file), b.jpg (truncated JPEG), ...' for the first ``limit`` bad files."""
-        items = [f'{p} ({why})' for p, why in sorted(self.bad.items())]
-        more = f', ... and {len(items) - limit} more' if len(items) > limit else ''
-        return ', '.join(items[:limit]) + more
+        items = [f"{p} ({why})" for p, why in sorted(self.bad.items())]
+        more = f", ... and {len(items) - limit} more" if len(items) > limit else ""
+        return printable(", ".join(items[:limit]) + more)
 
     def summary(self) -> str:
         """A few lines for ``python -m helpers data check``."""
-        lines = [f'{self.root}: {_plural(self.n_images, "usable image")} in '
-                 f'{_plural(len(self.classes), "class folder")}'
-                 + (f' ({", ".join(f"{c}: {_fmt_count(n)}" for c, n in self.classes.items())})'
-                    if self.classes else '')]
+        lines = [
+            f"{self.root}: {_plural(self.n_images, 'usable image')} in "
+            f"{_plural(len(self.classes), 'class folder')}"
+            + (
+                f" ({', '.join(f'{c}: {_fmt_count(n)}' for c, n in self.classes.items())})"
+                if self.classes
+                else ""
+            )
+        ]
         if self.converted:
-            lines.append(f'  {_plural(len(self.converted), "high-bit-depth image")} '
-                         'used through an 8-bit copy')
+            lines.append(
+                f"  {_plural(len(self.converted), 'high-bit-depth image')} "
+                "used through an 8-bit copy"
+            )
         if self.bad:
-            lines.append(f'  {_plural(len(self.bad), "unreadable file")} (skipped):')
-            lines += [f'    {p}: {why}' for p, why in sorted(self.bad.items())]
+            lines.append(f"  {_plural(len(self.bad), 'unreadable file')} (skipped):")
+            lines += [f"    {p}: {why}" for p, why in sorted(self.bad.items())]
         if self.stray:
-            lines.append(f'  {_plural(len(self.stray), "image")} directly in the folder '
-                         '(ImageFolder ignores them; they belong in a class subfolder)')
+            lines.append(
+                f"  {_plural(len(self.stray), 'image')} directly in the folder "
+                "(ImageFolder ignores them; they belong in a class subfolder)"
+            )
         if self.empty_classes:
-            lines.append(f'  class folders without a usable image (left out): '
-                         f'{", ".join(self.empty_classes)}')
+            lines.append(
+                f"  class folders without a usable image (left out): "
+                f"{', '.join(self.empty_classes)}"
+            )
         if self.junk_dirs or self.junk_images:
-            lines.append(f'  hidden/junk left out: {", ".join(self.junk_dirs + self.junk_images[:3])}'
-                         + (' ...' if len(self.junk_images) > 3 else ''))
+            lines.append(
+                f"  hidden/junk left out: {', '.join(self.junk_dirs + self.junk_images[:3])}"
+                + (" ..." if len(self.junk_images) > 3 else "")
+            )
+        if self.loops:
+            lines.append(f"  {_loops_note(self.loops)}")
         if self.ignored:
-            lines.append(f'  {_plural(len(self.ignored), "other file")} ignored (not images)')
-        lines.append(f'  checked {_plural(self.checked, "file")} this time'
-                     + (f'; results cached in {self.cache_file}' if self.cache_file else ''))
-        return '\n'.join(lines)
+            lines.append(f"  {_plural(len(self.ignored), 'other file')} ignored (not images)")
+        lines.append(
+            f"  checked {_plural(self.checked, 'file')} this time"
+            + (f"; results cached in {self.cache_file}" if self.cache_file else "")
+        )
+        return printable("\n".join(lines))
+
+
+def _identity(path) -> tuple[int, int]:
+    """(device, inode) of the folder a path leads to, through any symlinks."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
 
 def _scan(root: Path, extensions: tuple[str, ...], report: FolderReport) -> list[str]:
     """Walk ``root`` the way ImageFolder does; fill the layout fields, return candidate images."""
     candidates: list[str] = []
+    # Each folder is read once: a symlink back up the tree (celeba/loop -> ..) or a second link
+    # to a folder already read would otherwise list the same images again and again.
+    seen = {_identity(root)}
     for entry in sorted(os.scandir(root), key=lambda e: e.name):
         name = entry.name
         if entry.is_dir():  # follows symlinks, like ImageFolder's find_classes
             if _is_junk(name):
-                report.junk_dirs.append(name + '/')
+                report.junk_dirs.append(name + "/")
                 continue
+            if _identity(entry.path) in seen:
+                report.loops.append(name + "/")
+                continue
+            seen.add(_identity(entry.path))
             report.classes[name] = 0
             # ImageFolder walks each class folder recursively, following links.
             for dirpath, dirnames, filenames in os.walk(entry.path, followlinks=True):
                 rel_dir = Path(dirpath).relative_to(root).as_posix()
                 for d in sorted(dirnames):
                     if _is_junk(d):
-                        report.junk_dirs.append(f'{rel_dir}/{d}/')
-                dirnames[:] = sorted(d for d in dirnames if not _is_junk(d))
+                        report.junk_dirs.append(f"{rel_dir}/{d}/")
+                keep = []
+                for d in sorted(d for d in dirnames if not _is_junk(d)):
+                    ident = _identity(os.path.join(dirpath, d))
+                    if ident in seen:
+                        report.loops.append(f"{rel_dir}/{d}/")
+                    else:
+                        seen.add(ident)
+                        keep.append(d)
+                dirnames[:] = keep
                 for f in sorted(filenames):
-                    rel = f'{rel_dir}/{f}'
+                    rel = f"{rel_dir}/{f}"
                     if not f.lower().endswith(extensions):
                         report.ignored.append(rel)
                     elif _is_junk(f):
@@ -181,8 +244,8 @@ def _check_one(args: tuple[str, str]) -> tuple[str, str, str]:
 def _load_cache(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
-        if data.get('version') == CHECK_VERSION and isinstance(data.get('files'), dict):
-            return data['files']
+        if data.get("version") == CHECK_VERSION and isinstance(data.get("files"), dict):
+            return data["files"]
     except (OSError, ValueError):
         pass  # missing or damaged cache: everything is checked again
     return {}
@@ -190,8 +253,8 @@ def _load_cache(path: Path) -> dict:
 
 def _save_cache(path: Path, files: dict) -> bool:
     try:
-        with atomic_write(path, 'w') as f:
-            f.write(json.dumps({'version': CHECK_VERSION, 'files': files}, separators=(',', ':')))
+        with atomic_write(path, "w") as f:
+            f.write(json.dumps({"version": CHECK_VERSION, "files": files}, separators=(",", ":")))
         return True
     except OSError:
         # A read-only data folder (chmod, or a read-only mount such as Kaggle's inputs): the
@@ -199,8 +262,38 @@ def _save_cache(path: Path, files: dict) -> bool:
         return False
 
 
+def _flat_folder_fix(root: Path, shown: str) -> str:
+    """What to do about images lying directly in ``root``: pass the parent when ``root`` is
+    itself the class folder, else move them one folder down with a command that works for any
+    number of files (``mv DIR/*.*`` fails with "Argument list too long" on all of CelebA)."""
+    parent = root.resolve().parent
+    siblings = [d for d in parent.iterdir() if d.is_dir() and not _is_junk(d.name)]
+    if siblings == [root.resolve()] or [d.name for d in siblings] == [root.resolve().name]:
+        above = Path(shown).parent
+        return (
+            f"{shown} looks like the class folder itself: pass the folder above it instead, "
+            f"data_dir='{above}' (ImageFolder then reads {above}/{root.resolve().name}/"
+            f"<image>)."
+        )
+    cls = "faces" if root.resolve().name == "celeba" else "celeba"
+    q = shlex.quote(shown)
+    dest = shlex.quote(f"{shown}/{cls}")
+    return (
+        f"Fix: move them into {shown}/{cls}/, for example with (any number of files): "
+        f"mkdir {dest} && find {q} -maxdepth 1 -type f -exec sh -c 'mv \"$@\" {dest}/' sh "
+        f"{{}} +"
+    )
+
+
 def _check_layout(report: FolderReport, shown: str) -> None:
     """Raise DataFolderError for the layouts ImageFolder cannot use."""
+    try:
+        _check_layout_or_raise(report, shown)
+    except DataFolderError as err:
+        raise DataFolderError(printable(str(err))) from None
+
+
+def _check_layout_or_raise(report: FolderReport, shown: str) -> None:
     root = report.root
     n_found = len(report.good) + len(report.converted) + len(report.bad)
     if n_found == 0 and report.stray:
@@ -208,30 +301,39 @@ def _check_layout(report: FolderReport, shown: str) -> None:
         raise DataFolderError(
             f"{shown} holds {_plural(len(report.stray), 'image')} (e.g. {example}) directly "
             f"inside it, but ImageFolder expects them one folder down, in a class subfolder: "
-            f"{shown}/<class>/<image>. Fix: move them into {shown}/celeba/ "
-            f"(for example: mkdir {shown}/celeba && mv {shown}/*.* {shown}/celeba/).")
+            f"{shown}/<class>/<image>. {_flat_folder_fix(root, shown)}"
+        )
     if n_found == 0:
         if not any(root.iterdir()):
             raise DataFolderError(
                 f"The data folder {shown} is empty. Put the images in {shown}/celeba/ "
                 f"(ImageFolder's layout is {shown}/<class>/<image>), for example with "
-                f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}")
+                f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}"
+            )
         others = report.ignored + report.junk_images
-        seen = f" (found only: {', '.join(others[:3])}{' ...' if len(others) > 3 else ''})" \
-            if others else ''
+        seen = (
+            f" (found only: {', '.join(others[:3])}{' ...' if len(others) > 3 else ''})"
+            if others
+            else ""
+        )
         raise DataFolderError(
             f"No images in {shown}{seen}. ImageFolder reads {', '.join(_image_extensions())} "
-            f"files laid out as {shown}/<class>/<image>, e.g. {shown}/celeba/000001.jpg.")
+            f"files laid out as {shown}/<class>/<image>, e.g. {shown}/celeba/000001.jpg."
+        )
     if report.n_images == 0:
         raise DataFolderError(
             f"None of the {_plural(len(report.bad), 'image')} in {shown} can be read: "
             f"{report.bad_summary()}. Replace them with working image files "
-            f"(python -m helpers data check {shown} lists every problem).")
+            f"(python -m helpers data check {shown} lists every problem)."
+        )
 
 
-def check_image_folder(root: str | os.PathLike, workers: int | None = None,
-                       progress: bool = True, cache_file: str | os.PathLike | None = None
-                       ) -> FolderReport:
+def check_image_folder(
+    root: str | os.PathLike,
+    workers: int | None = None,
+    progress: bool = True,
+    cache_file: str | os.PathLike | None = None,
+) -> FolderReport:
     """Check every image ImageFolder would load from ``root`` (layout ``root/<class>/<image>``).
 
     Each file with an ImageFolder extension is opened with PIL (``check_image_file``). Results
@@ -242,20 +344,25 @@ def check_image_folder(root: str | os.PathLike, workers: int | None = None,
     ``root``, or no image can be read. Serves the notebook step "Get the data".
     """
     root = Path(root)
-    shown = str(root).rstrip('/\\') or str(root)
+    shown = str(root).rstrip("/\\") or str(root)
     if not root.exists():
         raise DataFolderNotFoundError(
             f"The data folder {shown} does not exist (looked in {root.absolute()}). Check the "
             f"path (relative paths start from {Path.cwd()}), or make it: "
-            f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}")
+            f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}"
+        )
     if not root.is_dir():
-        hint = ''
-        if root.suffix.lower() == '.zip':
-            hint = (f" If it is Udacity's processed_celeba_small.zip, unzip it first "
-                    f"(python -m zipfile -e {shown} .); if it is the official img_align_celeba.zip, "
-                    f"run python -m helpers data prepare-celeba {shown}.")
-        raise DataFolderError(f"{shown} is a file, not a folder. ImageFolder needs a folder laid "
-                              f"out as <folder>/<class>/<image>.{hint}")
+        hint = ""
+        if root.suffix.lower() == ".zip":
+            hint = (
+                f" If it is Udacity's processed_celeba_small.zip, unzip it first "
+                f"(python -m zipfile -e {shown} .); if it is the official img_align_celeba.zip, "
+                f"run python -m helpers data prepare-celeba {shown}."
+            )
+        raise DataFolderError(
+            f"{shown} is a file, not a folder. ImageFolder needs a folder laid "
+            f"out as <folder>/<class>/<image>.{hint}"
+        )
 
     report = FolderReport(root=root)
     candidates = _scan(root, _image_extensions(), report)
@@ -274,16 +381,22 @@ def check_image_folder(root: str | os.PathLike, workers: int | None = None,
         if hit is not None and hit[:2] == key:
             fresh[rel] = hit
         else:
-            fresh[rel] = key + ['?', '']
+            fresh[rel] = key + ["?", ""]
             todo.append((rel, str(root / rel)))
 
     if todo:
         from tqdm.auto import tqdm
+
         n_workers = workers or os.cpu_count() or 1
-        bar = dict(total=len(todo), desc=f'Checking {shown}', unit='img',
-                   disable=not progress or len(todo) < POOL_MIN_FILES)
+        bar = {
+            "total": len(todo),
+            "desc": f"Checking {shown}",
+            "unit": "img",
+            "disable": not progress or len(todo) < POOL_MIN_FILES,
+        }
         if n_workers > 1 and len(todo) >= POOL_MIN_FILES:
             import multiprocessing
+
             with multiprocessing.Pool(n_workers) as pool:
                 results = list(tqdm(pool.imap_unordered(_check_one, todo, chunksize=64), **bar))
         else:
@@ -300,14 +413,14 @@ def check_image_folder(root: str | os.PathLike, workers: int | None = None,
     report.entries = fresh
     for rel in candidates:
         status, why = fresh[rel][2], fresh[rel][3]
-        if status == 'bad':
+        if status == "bad":
             report.bad[rel] = why
             continue
-        if status == 'convert':
+        if status == "convert":
             report.converted[rel] = why
         else:
             report.good.append(rel)
-        report.classes[rel.split('/', 1)[0]] += 1
+        report.classes[rel.split("/", 1)[0]] += 1
     report.empty_classes = [c for c, n in report.classes.items() if n == 0]
     report.classes = {c: n for c, n in report.classes.items() if n}
     _check_layout(report, shown)
@@ -319,17 +432,17 @@ def _place(src: Path, dest: Path, how: list[str]) -> None:
     which works here, so a system without symlinks pays for the failed try once)."""
     while True:
         try:
-            if how[0] == 'symlink':
+            if how[0] == "symlink":
                 os.symlink(src, dest)
-            elif how[0] == 'hardlink':
+            elif how[0] == "hardlink":
                 os.link(src, dest)
             else:
                 shutil.copy2(src, dest)
             return
         except OSError:
-            if how[0] == 'copy':
+            if how[0] == "copy":
                 raise
-            how[0] = 'hardlink' if how[0] == 'symlink' else 'copy'
+            how[0] = "hardlink" if how[0] == "symlink" else "copy"
 
 
 def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
@@ -345,21 +458,27 @@ def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
     usable = sorted(report.good) + sorted(report.converted)
     # Size and mtime of every usable file are in the stamp: copies (converted images, or all of
     # them where links are not allowed) must follow changes to their originals.
-    stamp = hashlib.sha1(json.dumps(
-        [str(root), [[rel] + report.entries.get(rel, [])[:2] for rel in usable],
-         sorted(report.bad)]).encode()).hexdigest()
-    marker = view / '.kit_view.json'
+    stamp = hashlib.sha1(
+        json.dumps(
+            [
+                str(root),
+                [[rel] + report.entries.get(rel, [])[:2] for rel in usable],
+                sorted(report.bad),
+            ]
+        ).encode()
+    ).hexdigest()
+    marker = view / ".kit_view.json"
     try:
-        if json.loads(marker.read_text()).get('stamp') == stamp:
+        if json.loads(marker.read_text()).get("stamp") == stamp:
             return view
     except (OSError, ValueError):
         pass
 
-    tmp = view.with_name(view.name + '.building')
+    tmp = view.with_name(view.name + ".building")
     if tmp.exists():
         shutil.rmtree(tmp)  # our own half-built view from an interrupted run
     tmp.mkdir(parents=True)
-    how = ['symlink']
+    how = ["symlink"]
     for rel in report.good:
         dest = tmp / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -370,14 +489,20 @@ def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
         to_8bit(root / rel, dest)
     # A file in the view's root is invisible to ImageFolder (it only lists folders there).
     (tmp / SKIPPED_FILE).write_text(
-        f'Files in {root} left out of training, and why:\n'
-        + ''.join(f'{rel}\t{why}\n' for rel, why in sorted(report.bad.items())))
-    (tmp / '.kit_view.json').write_text(json.dumps({'stamp': stamp, 'source': str(root),
-                                                    'linked_by': how[0]}))
+        printable(
+            f"Files in {root} left out of training, and why:\n"
+            + "".join(f"{rel}\t{why}\n" for rel, why in sorted(report.bad.items()))
+        ),
+        encoding="utf-8",
+    )
+    (tmp / ".kit_view.json").write_text(
+        json.dumps({"stamp": stamp, "source": str(root), "linked_by": how[0]})
+    )
     if view.exists():
-        if not (view / '.kit_view.json').exists():
-            raise DataFolderError(f'{view} exists and was not made by the kit; '
-                                  'remove it or choose another clean_dir.')
+        if not (view / ".kit_view.json").exists():
+            raise DataFolderError(
+                f"{view} exists and was not made by the kit; remove it or choose another clean_dir."
+            )
         shutil.rmtree(view)  # links and copies only: rmtree never follows symlinks
     os.replace(tmp, view)
     return view
@@ -387,28 +512,43 @@ def _view_dir_for(root: Path, clean_dir: Path) -> Path:
     # One view per source folder: the name for a reader, the hash so two folders with the same
     # name (say, two copies of processed_celeba_small) never share a view.
     digest = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
-    return clean_dir / f'{root.resolve().name}-{digest}'
+    return clean_dir / f"{root.resolve().name}-{digest}"
 
 
 def _count_images(root: Path) -> int:
     ext = _image_extensions()
-    return sum(1 for d in root.iterdir() if d.is_dir() and not _is_junk(d.name)
-               for _, _, files in os.walk(d, followlinks=True)
-               for f in files if f.lower().endswith(ext) and not _is_junk(f))
+    return sum(
+        1
+        for d in root.iterdir()
+        if d.is_dir() and not _is_junk(d.name)
+        for _, _, files in os.walk(d, followlinks=True)
+        for f in files
+        if f.lower().endswith(ext) and not _is_junk(f)
+    )
 
 
 def _holds_images(root: Path) -> bool:
     ext = _image_extensions()
+    seen = set()
     for dirpath, dirnames, files in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not _is_junk(d)]
+        seen.add(_identity(dirpath))  # each folder once, even through a symlink loop
+        dirnames[:] = [
+            d
+            for d in dirnames
+            if not _is_junk(d) and _identity(os.path.join(dirpath, d)) not in seen
+        ]
         if any(f.lower().endswith(ext) and not _is_junk(f) for f in files):
             return True
     return False
 
 
-def find_data_dir(data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
-                  builtin_dir: str | os.PathLike = BUILTIN_DIR, n_builtin: int = N_BUILTIN,
-                  verbose: bool = True, clean_dir: str | os.PathLike | None = None) -> Path:
+def find_data_dir(
+    data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
+    builtin_dir: str | os.PathLike = BUILTIN_DIR,
+    n_builtin: int = N_BUILTIN,
+    verbose: bool = True,
+    clean_dir: str | os.PathLike | None = None,
+) -> Path:
     """Return the folder to give ``ImageFolder`` (notebook step "Get the data").
 
     * ``data_dir`` exists and holds images -> that folder after ``check_image_folder``; when
@@ -425,34 +565,47 @@ def find_data_dir(data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
     data_path = Path(data_dir)
     shown = str(data_dir)
     is_default = data_path == Path(DEFAULT_DATA_DIR)
-    say = print if verbose else (lambda *a, **k: None)
+    say = (lambda text: print(printable(text))) if verbose else (lambda text: None)
 
     if not is_default or (data_path.exists() and _holds_images(data_path)):
         report = check_image_folder(data_path, progress=verbose)
-        what = 'real CelebA' if is_default or 'celeba' in report.classes else 'the images'
+        what = "real CelebA" if is_default or "celeba" in report.classes else "the images"
         if not report.needs_clean_view:
-            say(f'Using {what} from {shown} ({_plural(report.n_images, "image")})')
+            say(f"Using {what} from {shown} ({_plural(report.n_images, 'image')})")
             return data_path
-        clean_root = Path(clean_dir) if clean_dir is not None else Path(builtin_dir).parent / '.clean'
+        clean_root = (
+            Path(clean_dir) if clean_dir is not None else Path(builtin_dir).parent / ".clean"
+        )
         view = make_clean_view(report, _view_dir_for(data_path, clean_root))
-        say(f'Using {what} from {shown} ({_plural(report.n_images, "image")}, '
-            f'read through the clean view {view})')
+        say(
+            f"Using {what} from {shown} ({_plural(report.n_images, 'image')}, "
+            f"read through the clean view {view})"
+        )
         if report.bad:
-            say(f'Skipped {_plural(len(report.bad), "unreadable file")} (listed in '
-                f'{view / SKIPPED_FILE}): {report.bad_summary()}')
+            say(
+                f"Skipped {_plural(len(report.bad), 'unreadable file')} (listed in "
+                f"{view / SKIPPED_FILE}): {report.bad_summary()}"
+            )
         if report.converted:
-            say(f'Using 8-bit copies of {_plural(len(report.converted), "high-bit-depth image")} '
-                '(the default loader would clip them to white)')
+            say(
+                f"Using 8-bit copies of {_plural(len(report.converted), 'high-bit-depth image')} "
+                "(the default loader would clip them to white)"
+            )
         left_out = report.empty_classes + report.junk_dirs
         if left_out:
-            say(f'Left out folders without usable images: {", ".join(left_out[:5])}')
+            say(f"Left out folders without usable images: {', '.join(left_out[:5])}")
+        if report.loops:
+            say(_loops_note(report.loops).capitalize())
         return view
 
     from helpers.faces import make_faces  # late: the built-in set is needed only as a fallback
+
     made = Path(make_faces(builtin_dir, n=n_builtin, progress=verbose))
     n = _count_images(made)
-    say(f'No images in {shown}: using the built-in generated faces in {builtin_dir} '
-        f"({_plural(n, 'image')}). To train on real faces, see README 'Real CelebA'.")
+    say(
+        f"No images in {shown}: using the built-in generated faces in {builtin_dir} "
+        f"({_plural(n, 'image')}). To train on real faces, see README 'Real CelebA'."
+    )
     return Path(builtin_dir)
 
 
@@ -461,53 +614,83 @@ class _Parser(argparse.ArgumentParser):
     with exit status 2 as argparse's own."""
 
     def error(self, message: str):
-        self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _image_size(text: str) -> int:
     """argparse ``type=`` for --size: a whole number of pixels, at least 8."""
     value = positive_int(text)
     if value < 8:
-        raise argparse.ArgumentTypeError(f'must be at least 8 pixels (64 is the DCGAN size), '
-                                         f'not {value}')
+        raise argparse.ArgumentTypeError(
+            f"must be at least 8 pixels (64 is the DCGAN size), not {value}"
+        )
     return value
 
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(
-        prog='python -m helpers data',
-        description='Prepare and check the training images for the DCGAN notebook. '
-                    'ImageFolder reads <folder>/<class>/<image> (e.g. processed_celeba_small/celeba/000001.jpg).')
-    sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
+        prog="python -m helpers data",
+        description="Prepare and check the training images for the DCGAN notebook. "
+        "ImageFolder reads <folder>/<class>/<image> "
+        "(e.g. processed_celeba_small/celeba/000001.jpg).",
+    )
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     prep = sub.add_parser(
-        'prepare-celeba', help='turn the official CelebA download into the training folder',
-        description='Crop the face out of each aligned 178x218 CelebA photo, resize it and save it '
-                    'as OUT/celeba/NNNNNN.jpg. Safe to rerun: finished images are skipped, so an '
-                    'interrupted run is completed by running it again.')
-    prep.add_argument('source', metavar='SOURCE',
-                      help='img_align_celeba.zip as downloaded (read directly, not extracted), or '
-                           'the folder it was extracted to (holding the JPEGs or img_align_celeba/)')
-    prep.add_argument('--out', default=DEFAULT_DATA_DIR.rstrip('/'),
-                      help='folder to write; images go to OUT/celeba/ (default: %(default)s, '
-                           'where the notebook looks)')
-    prep.add_argument('--size', type=_image_size, default=64,
-                      help='side of the square output images in pixels (default: %(default)s, '
-                           'the DCGAN size)')
-    prep.add_argument('--limit', type=positive_int, default=None, metavar='N',
-                      help='only the first N images in file-name order, for a quick try '
-                           '(default: all 202,599)')
-    prep.add_argument('--workers', type=positive_int, default=None, metavar='N',
-                      help='processes working in parallel (default: one per CPU core)')
+        "prepare-celeba",
+        help="turn the official CelebA download into the training folder",
+        description="Crop the face out of each aligned 178x218 CelebA photo, resize it and save it "
+        "as OUT/celeba/NNNNNN.jpg. Safe to rerun: finished images are skipped, so an "
+        "interrupted run is completed by running it again.",
+    )
+    prep.add_argument(
+        "source",
+        metavar="SOURCE",
+        help="img_align_celeba.zip as downloaded (read directly, not extracted), or "
+        "the folder it was extracted to (holding the JPEGs or img_align_celeba/)",
+    )
+    prep.add_argument(
+        "--out",
+        default=DEFAULT_DATA_DIR.rstrip("/"),
+        help="folder to write; images go to OUT/celeba/ (default: %(default)s, "
+        "where the notebook looks)",
+    )
+    prep.add_argument(
+        "--size",
+        type=_image_size,
+        default=64,
+        help="side of the square output images in pixels (default: %(default)s, the DCGAN size)",
+    )
+    prep.add_argument(
+        "--limit",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="only the first N images in file-name order, for a quick try (default: all 202,599)",
+    )
+    prep.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="processes working in parallel (default: one per CPU core)",
+    )
 
     chk = sub.add_parser(
-        'check', help='list what ImageFolder will find in a folder, and every unreadable file',
-        description='Open every image under FOLDER/<class>/ with PIL and report usable, '
-                    'unreadable and ignored files. Results are cached in FOLDER/.kit_check.json, '
-                    'so a rerun only opens new or changed files.')
-    chk.add_argument('folder', metavar='FOLDER', help='the folder you would give ImageFolder')
-    chk.add_argument('--workers', type=positive_int, default=None, metavar='N',
-                     help='processes for the first check of many files (default: one per CPU core)')
+        "check",
+        help="list what ImageFolder will find in a folder, and every unreadable file",
+        description="Open every image under FOLDER/<class>/ with PIL and report usable, "
+        "unreadable and ignored files. Results are cached in FOLDER/.kit_check.json, "
+        "so a rerun only opens new or changed files.",
+    )
+    chk.add_argument("folder", metavar="FOLDER", help="the folder you would give ImageFolder")
+    chk.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="processes for the first check of many files (default: one per CPU core)",
+    )
     return p
 
 
@@ -515,22 +698,31 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m helpers data``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
-        if args.command == 'prepare-celeba':
+        if args.command == "prepare-celeba":
             from helpers.celeba import prepare_celeba
-            summary = prepare_celeba(args.source, out=args.out, size=args.size, limit=args.limit,
-                                     workers=args.workers, progress=True)
-            if summary['written'] + summary['skipped'] > 0:
-                print('The notebook finds it there (its default data_dir).'
-                      if Path(args.out) == Path(DEFAULT_DATA_DIR)
-                      else f"Train on it with data_dir='{args.out}'.")
-            return 1 if summary['failed'] and not summary['written'] + summary['skipped'] else 0
-        if args.command == 'check':
+
+            summary = prepare_celeba(
+                args.source,
+                out=args.out,
+                size=args.size,
+                limit=args.limit,
+                workers=args.workers,
+                progress=True,
+            )
+            if summary["written"] + summary["skipped"] > 0:
+                print(
+                    "The notebook finds it there (its default data_dir)."
+                    if Path(args.out) == Path(DEFAULT_DATA_DIR)
+                    else f"Train on it with data_dir='{args.out}'."
+                )
+            return 1 if summary["failed"] and not summary["written"] + summary["skipped"] else 0
+        if args.command == "check":
             print(check_image_folder(args.folder, workers=args.workers).summary())
             return 0
     except NoSpaceError as exc:
-        print(f'error: {exc}', file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)
         return 1
     except (DataFolderError, FileNotFoundError) as exc:
-        print(f'error: {exc}', file=sys.stderr)
+        print(printable(f"error: {exc}"), file=sys.stderr)
         return 2
     return 0

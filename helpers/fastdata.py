@@ -575,6 +575,11 @@ def fast_loader(
     Prints one line: how many images, whether the cache was used, and the seconds it took;
     and one more when the learner's loader has to train or the cache could not be saved.
     """
+    if not isinstance(getattr(loader, "batch_size", None), int) or not hasattr(loader, "dataset"):
+        raise TypeError(
+            f"fast_loader needs the DataLoader your get_dataloader returns (it reads its dataset "
+            f"and batch_size); got a {type(loader).__name__}."
+        )
     dataset = loader.dataset
     batch_size = loader.batch_size
     hold_out = check_positive_int(hold_out, "hold_out (n_eval)", minimum=0)

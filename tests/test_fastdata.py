@@ -16,7 +16,7 @@ from torchvision import datasets, transforms
 
 from helpers import fastdata, files
 from helpers.fastdata import FastLoader, fast_loader, load_dataset, plan_transform
-from helpers.notebook import code_cells, load_solution, read_notebook
+from helpers.notebook import NOTEBOOK, load_solution
 from tests import imagefiles
 from tests.tiny_training import train_one_epoch
 
@@ -106,10 +106,11 @@ def test_pixels_equal_an_epoch_of_the_learner_get_dataloader(tmp_path, solution)
 
 
 def test_a_transform_the_learner_adds_changes_what_trains(tmp_path):
-    nb = read_notebook()
-    cell = next((c for c in code_cells(nb, "solution") if CROP_LINE in c["source"]), None)
-    assert cell is not None, "the notebook's get_dataloader changed; update CROP_LINE"
-    cell["source"] = cell["source"].replace(CROP_LINE, CROP_LINE + "        transforms.Grayscale(3),\n")
+    nb = json.loads(NOTEBOOK.read_text(encoding="utf-8"))
+    (cell,) = [c for c in nb["cells"] if "def get_dataloader" in "".join(c["source"])]
+    source = "".join(cell["source"])
+    assert CROP_LINE in source, "the notebook's get_dataloader changed; update CROP_LINE"
+    cell["source"] = source.replace(CROP_LINE, CROP_LINE + "        transforms.Grayscale(3),\n")
     edited = tmp_path / "edited.ipynb"
     edited.write_text(json.dumps(nb), encoding="utf-8")
     with contextlib.redirect_stdout(io.StringIO()):
@@ -434,3 +435,32 @@ def test_on_cuda_the_images_live_on_the_gpu_and_batches_come_from_there():
     # the GPU divides by 255 through a reciprocal: equal up to one float32 rounding step
     expected = images[:4].flip(-1).float() / 255
     torch.testing.assert_close(batch.cpu(), expected, rtol=0, atol=1e-7)
+
+
+def test_full_disk_seen_by_torchs_own_writer_is_also_a_notice(
+    tmp_path, monkeypatch, user_cache, solution
+):
+    """torch.save on a full disk raises RuntimeError ("unexpected pos"), not OSError."""
+    import collections
+
+    root = make_folder(tmp_path / "data")
+
+    def save(obj, f, *args, **kwargs):
+        f.write(b"half a tensor")
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 64 vs 0")
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(fastdata.torch, "save", save)
+    monkeypatch.setattr(fastdata.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 0))
+    train_loader, _, lines = quiet(solution["get_dataloader"](2, 32, str(root)))
+    assert lines[0].startswith("Fast loader: could not cache the images: no space left on device")
+    assert cache_files(root) == [] and leftovers(root, user_cache) == [] and len(train_loader) == 2
+
+
+def test_something_other_than_a_dataloader_is_refused_plainly(tmp_path):
+    root = make_folder(tmp_path / "data", n=2)
+    dataset = datasets.ImageFolder(str(root), transform=transforms.ToTensor())
+    with pytest.raises(
+        TypeError, match="needs the DataLoader your get_dataloader returns.*got a ImageFolder"
+    ):
+        fast_loader(dataset, "cpu")
