@@ -506,3 +506,11 @@ def test_the_run_record_is_the_same_in_every_new_session():
         records.append(done.stdout.strip().splitlines()[-1])
     assert records[0] == records[1]
     assert '"train"' in records[0] and '"d_optimizer lr": 0.0002' in records[0]
+
+
+def test_in_jupyter_a_checkpoint_error_shows_its_message_without_a_traceback(tmp_path):
+    folder = tmp_path / "checkpoint.pt"
+    folder.mkdir()
+    with pytest.raises(CheckpointError) as err:
+        load_tiny(folder, tiny_state())
+    assert err.value._render_traceback_() == [f"CheckpointError: {err.value}"]
