@@ -325,9 +325,16 @@ def view_progress(samples_per_epoch, max_rows=8, n_per_row=8, path=None):
     return _finish(fig, path)
 
 
+RECORDS = "(d_loss, g_loss) or (d_loss, g_loss, D(x), D(G(z))) records"
+
+
 def _loss_series(losses):
-    """{'name': [float, ...]} from a list of (d_loss, g_loss) pairs or a dict of lists."""
-    pairs_message = "plot_losses expected a list of (d_loss, g_loss) pairs"
+    """({'name': [float, ...]}, probabilities) from train's records or a dict of loss lists.
+
+    probabilities is {'D(x)': [...], 'D(G(z))': [...]} when some records carry them (nan where a
+    record does not, e.g. the pairs of an older checkpoint), else None.
+    """
+    records_message = f"plot_losses expected a list of {RECORDS}"
     if isinstance(losses, dict):
         if not losses:
             raise ValueError(
@@ -345,51 +352,74 @@ def _loss_series(losses):
                 ) from None
             if not series[str(name)]:
                 raise ValueError(f"plot_losses: the {name!r} list is empty; nothing to plot yet.")
-        return series
+        return series, None
 
     if isinstance(losses, (str, bytes)) or not hasattr(losses, "__iter__"):
-        raise ValueError(f"{pairs_message}, got {_describe(losses)}.")
+        raise ValueError(f"{records_message}, got {_describe(losses)}.")
     losses = list(losses)
     if not losses:
         raise ValueError(
-            f"{pairs_message}, got an empty list: nothing was logged. The training loop should "
-            "append (d_loss.item(), g_loss.item()) every print_every batches."
+            f"{records_message}, got an empty list: nothing was logged. The training loop should "
+            "append (d_loss.item(), g_loss.item(), ...) every print_every batches."
         )
-    d_losses, g_losses = [], []
-    for index, pair in enumerate(losses):
+    columns = [[], [], [], []]  # d_loss, g_loss, D(x), D(G(z))
+    for index, record in enumerate(losses):
         try:
-            # train logs (d_loss, g_loss) or (d_loss, g_loss, D(x), D(G(z))): the losses first
-            d_loss, g_loss = pair if len(pair) == 2 else pair[:2] if len(pair) == 4 else pair
-            d_losses.append(_number(d_loss))
-            g_losses.append(_number(g_loss))
+            values = [_number(v) for v in record]
+            if len(values) not in (2, 4):
+                raise ValueError
         except (TypeError, ValueError, RuntimeError):
             raise ValueError(
-                f"{pairs_message}, got {_describe(pair)} at index {index}."
+                f"{records_message}, got {_describe(record)} at index {index}."
             ) from None
-    return {"Discriminator": d_losses, "Generator": g_losses}
+        for column, value in zip(columns, values + [float("nan")] * (4 - len(values))):
+            column.append(value)
+    series = {"Discriminator": columns[0], "Generator": columns[1]}
+    if all(np.isnan(columns[2])) and all(np.isnan(columns[3])):
+        return series, None
+    return series, {"D(x)": columns[2], "D(G(z))": columns[3]}
 
 
 def plot_losses(losses, path=None, title="Training losses"):
-    """Plot the discriminator and generator losses ("Training losses" step).
+    """Plot the losses and, when logged, D(x) and D(G(z)) ("Training losses" step).
 
-    losses: list of (d_loss, g_loss) pairs of floats, one per logged step (what train returns),
-        or a dict of lists, e.g. {'Discriminator': [...], 'Generator': [...]}.
-    path: also save the figure as a PNG (8 x 4 inches at SAVE_DPI: 800 x 400 pixels).
+    losses: what train returns, a list of (d_loss, g_loss, D(x), D(G(z))) records of floats (or
+        (d_loss, g_loss) pairs), one per logged step; or a dict of lists, e.g.
+        {'Discriminator': [...], 'Generator': [...]}.
+    Draws the losses; with D(x) and D(G(z)), a second panel below shows these mean
+    probabilities on a 0..1 axis with the 0.5 line where D can no longer tell real from fake.
+    path: also save the figure as a PNG (800 x 400 pixels, 800 x 650 with the second panel).
     Returns the Figure; in a notebook it is shown once (see the module docstring).
     """
-    series = _loss_series(losses)
+    series, probabilities = _loss_series(losses)
     path = _png_path(path, "plot_losses")
-    fig = _new_figure(figsize=(8, 4))
-    ax = fig.add_subplot()
+    if probabilities is None:
+        fig = _new_figure(figsize=(8, 4))
+        ax = fig.add_subplot()
+    else:
+        fig = _new_figure(figsize=(8, 6.5))
+        ax, ax_p = fig.subplots(2, 1, sharex=True, height_ratios=(1.4, 1))
     for name, values in series.items():
         # Markers while there are few points (quick mode logs a handful): a line alone between
         # one or two points is invisible, and the axes would look empty.
         marker = "o" if len(values) <= FEW_POINTS else None
         ax.plot(values, label=name, alpha=0.8, marker=marker)
-    ax.set_xlabel("logged step")
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend()
+    if probabilities is None:
+        ax.set_xlabel("logged step")
+        return _finish(fig, path)
+    for name, values in probabilities.items():
+        marker = "o" if len(values) <= FEW_POINTS else None
+        ax_p.plot(values, label=name, alpha=0.8, marker=marker)
+    # Where D outputs 0.5 for everything it can no longer tell real from fake.
+    ax_p.axhline(0.5, color="grey", linestyle=":", linewidth=1)
+    ax_p.set_ylim(0, 1)
+    ax_p.set_xlabel("logged step")
+    ax_p.set_ylabel("mean probability")
+    ax_p.set_title("What D says in its step: D(x) on real images, D(G(z)) on fakes", fontsize=10)
+    ax_p.legend()
     return _finish(fig, path)
 
 

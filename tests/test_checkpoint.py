@@ -474,3 +474,43 @@ def test_two_runs_saving_in_one_folder_never_crash_and_one_is_told(tmp_path):
     assert files_in(tmp_path) == ["checkpoint.pt", "ready-1", "ready-2"]
     state = ck._read(path, nn.Linear(64, 64), nn.Linear(64, 64))  # whole, and its checksum holds
     assert state["epoch"] >= 1
+
+
+FINGERPRINTS = """
+import contextlib, io, json, torch
+from helpers.checkpoint import describe_run
+from helpers.notebook import load_solution
+with contextlib.redirect_stdout(io.StringIO()):
+    nb = load_solution()
+D, G = nb["Discriminator"](4), nb["Generator"](z_size=8, conv_dim=4)
+opts = [torch.optim.Adam(net.parameters(), lr=0.0002, betas=(0.5, 0.999)) for net in (D, G)]
+print(json.dumps(describe_run(nb, D, G, *opts, [0] * 3, 8)))
+"""
+
+
+@pytest.mark.slow  # two Python processes that import torch
+def test_the_run_record_is_the_same_in_every_new_session():
+    """What a restarted kernel computes must match, or every rerun would start afresh."""
+    records = []
+    for seed in ("1", "2"):  # string hashing (set order) differs between these two
+        env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", PYTHONHASHSEED=seed)
+        done = subprocess.run(
+            [sys.executable, "-c", FINGERPRINTS],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        records.append(done.stdout.strip().splitlines()[-1])
+    assert records[0] == records[1]
+    assert '"train"' in records[0] and '"d_optimizer lr": 0.0002' in records[0]
+
+
+def test_in_jupyter_a_checkpoint_error_shows_its_message_without_a_traceback(tmp_path):
+    folder = tmp_path / "checkpoint.pt"
+    folder.mkdir()
+    with pytest.raises(CheckpointError) as err:
+        load_tiny(folder, tiny_state())
+    assert err.value._render_traceback_() == [f"CheckpointError: {err.value}"]

@@ -319,19 +319,55 @@ def test_plot_losses_saves_an_800_by_400_png(tmp_path):
     assert png_size(path) == figure_pixels(fig) == (800, 400)
 
 
+def test_plot_losses_draws_d_x_and_d_g_z_in_a_second_panel_from_0_to_1():
+    losses = [(1.3, 0.7, 0.9, 0.2), (1.1, 0.8, 0.7, 0.35), (1.0, 0.9, 0.55, 0.45)]
+    fig = plot_losses(losses)
+    top, bottom = fig.axes
+    assert lines_by_label(fig) == {"Discriminator": [1.3, 1.1, 1.0], "Generator": [0.7, 0.8, 0.9]}
+    curves = {line.get_label(): list(line.get_ydata()) for line in bottom.get_lines()}
+    assert curves["D(x)"] == [0.9, 0.7, 0.55] and curves["D(G(z))"] == [0.2, 0.35, 0.45]
+    # the line where D cannot tell real from fake
+    assert any(list(line.get_ydata()) == [0.5, 0.5] for line in bottom.get_lines())
+    assert bottom.get_ylim() == (0, 1) and bottom.get_xlabel() == "logged step"
+    assert [t.get_text() for t in bottom.get_legend().get_texts()] == ["D(x)", "D(G(z))"]
+
+
+def test_plot_losses_reads_pairs_of_an_older_checkpoint_followed_by_records():
+    fig = plot_losses([(1.2, 0.7), (1.0, 0.9, 0.6, 0.4)])
+    curves = {line.get_label(): line.get_ydata() for line in fig.axes[1].get_lines()}
+    assert np.isnan(curves["D(x)"][0]) and curves["D(x)"][1] == 0.6
+
+
+def test_plot_losses_without_probabilities_has_one_panel():
+    assert len(plot_losses([(1.0, 0.5, float("nan"), float("nan"))]).axes) == 1
+
+
+def test_plot_losses_with_probabilities_saves_an_800_by_650_png(tmp_path):
+    path = tmp_path / "losses.png"
+    fig = plot_losses([(1.0, 0.5, 0.7, 0.3), (0.9, 0.6, 0.6, 0.4)], path=path)
+    assert png_size(path) == figure_pixels(fig) == (800, 650)
+
+
+RECORDS = (
+    r"expected a list of \(d_loss, g_loss\) or \(d_loss, g_loss, D\(x\), D\(G\(z\)\)\) records"
+)
+
+
 @pytest.mark.parametrize(
     "losses, message",
     [
-        ([], r"expected a list of \(d_loss, g_loss\) pairs, got an empty list"),
-        ([0.5, 0.6], r"expected a list of \(d_loss, g_loss\) pairs, got 0\.5 \(float\) at index 0"),
-        ([(1.0, 0.5), (1.0, 0.5, 0.1)], r"pairs, got \(1\.0, 0\.5, 0\.1\) \(tuple\) at index 1"),
-        ([("a", "b")], r"pairs, got \('a', 'b'\) \(tuple\) at index 0"),
-        (0.5, r"pairs, got 0\.5 \(float\)"),
+        ([], RECORDS + r", got an empty list"),
+        ([0.5, 0.6], RECORDS + r", got 0\.5 \(float\) at index 0"),
+        ([(1.0, 0.5), (1.0, 0.5, 0.1)], r"records, got \(1\.0, 0\.5, 0\.1\) \(tuple\) at index 1"),
+        ([(1.0, 0.5, 0.6, 0.4, 0.1)], r"records, got \(1\.0, 0\.5, 0\.6, 0\.4, 0\.1\) \(tuple\)"),
+        ([("a", "b")], r"records, got \('a', 'b'\) \(tuple\) at index 0"),
+        (0.5, r"records, got 0\.5 \(float\)"),
         ({}, r"empty dict"),
         ({"Discriminator": []}, r"'Discriminator' list is empty"),
         ({"Generator": 0.5}, r"'Generator' losses should be a list of numbers"),
     ],
-    ids=["empty", "flat-list", "triple", "strings", "number", "empty-dict", "empty-series", "dict-number"],
+    ids=["empty", "flat-list", "triple", "five", "strings", "number", "empty-dict", "empty-series",
+         "dict-number"],
 )
 def test_plot_losses_rejects_bad_input_with_a_plain_message(losses, message):
     with pytest.raises(ValueError, match=message):
