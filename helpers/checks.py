@@ -82,6 +82,8 @@ def _where(filename, lineno):
         label = None
     if label:
         return f"{label[0]} {label[1]}, line {lineno}"
+    if filename.startswith("<cell "):  # helpers.notebook.run_cells (grading, headless runs)
+        return f"Cell {filename[6:-1]}, line {lineno}"
     return f'File "{filename}", line {lineno}'
 
 
@@ -143,19 +145,31 @@ def calling(what, hint=""):
             f"run that cell, then run this test again."
         ) from None
     except Exception as err:  # anything else the learner's code raised
-        text = f"{type(err).__name__}: {err}"
+        detail = str(err).strip().split("\n")[0]
+        if len(detail) > 200:
+            detail = detail[:200] + " ..."
+        text = f"{type(err).__name__}: {detail}"
         lowered = text.lower()
         if any(word in lowered for word in ("cuda", "device", "nvidia", "driver")):
             hint = (
-                " Likely cause: a tensor made on a fixed device (for example with .cuda()). "
+                "Likely cause: a tensor made on a fixed device (for example with .cuda()). "
                 "Create tensors on the input's device, e.g. torch.ones_like(x) or "
                 "torch.zeros(n, device=x.device)."
             )
-        elif hint:
-            hint = " " + hint
-        elif "shape" in lowered or "size" in lowered:
-            hint = " Likely cause: a layer's size or a reshape does not match the shapes described above."
-        raise GradedTestFailure(f"{what} raised {text}.{hint}", learner_error=err) from err
+        elif "backward through the graph a second time" in lowered:
+            hint = (
+                "Likely cause: the D step's fakes are not detached, so d_loss.backward() goes through G "
+                "and frees its graph, and the G step then reuses the same fake_images. Detach them in "
+                "the D step: fake_loss(D(fake_images.detach()))."
+            )
+        elif not hint and ("shape" in lowered or "size" in lowered):
+            hint = "Likely cause: a layer's size or a reshape does not match the shapes described above."
+        end = "" if text.endswith(".") else "."
+        if hint:  # the likely cause first, then what Python said
+            message = f"{what} raised {type(err).__name__}. {hint} The error: {detail}{end}"
+        else:
+            message = f"{what} raised {text}{end}"
+        raise GradedTestFailure(message, learner_error=err) from err
 
 
 def device_of(module):
@@ -175,7 +189,7 @@ def trace_leaves(module, *inputs):
     for leaf in leaf_modules(module):
         handles.append(
             leaf.register_forward_hook(
-                lambda m, inp, out: calls.append((m, inp[0].detach(), out.detach()))
+                lambda m, inp, out: calls.append((m, inp[0].detach().clone(), out.detach().clone()))
             )
         )
     try:
@@ -184,6 +198,100 @@ def trace_leaves(module, *inputs):
         for h in handles:
             h.remove()
     return out, calls
+
+
+def check_no_dropout_on_output(D, images):
+    """D's logits are never exactly 0 in train mode; dropout after the last layer makes some so."""
+    with torch.no_grad():
+        out = D(images)
+    zeros = int((out == 0).sum())
+    check(
+        zeros == 0,
+        f"{zeros} of D's {out.numel()} outputs are exactly 0 in train mode: D applies dropout to its "
+        f"final output (the logits), which zeroes random scores and scales up the others. Put dropout, "
+        f"if you use it, before the last Linear layer, never after it.",
+    )
+
+
+def check_conv_honours_batch_norm(Discriminator):
+    """When D's first layer has batch norm, say so if the cause is conv() ignoring batch_norm=False."""
+    conv = getattr(Discriminator.__init__, "__globals__", {}).get("conv")
+    if not callable(conv):
+        return
+    try:
+        block = conv(3, 8, 4, batch_norm=False)
+        has_bn = any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
+    except Exception:
+        return
+    check(
+        not has_bn,
+        "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
+        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is True "
+        "(test_conv checks this), run that cell, then this test again.",
+    )
+
+
+def leaky_slope(before, after):
+    """The negative slope of the activation between two layers, from their traced tensors.
+
+    `before` is one layer's output, `after` the next layer's input; None when they are not one
+    elementwise step apart. Zeros (dropout) are left out, and dropout's rescaling cancels.
+    """
+    if before.shape != after.shape:
+        return None
+    kept = after != 0
+    neg, pos = kept & (before < -1e-3), kept & (before > 1e-3)
+    if neg.sum() < 10 or pos.sum() < 10:
+        return None
+    ratio = after / before
+    return (ratio[neg].median() / ratio[pos].median()).item()
+
+
+FIND_TRUTHINESS = (
+    "classname.find('Conv') is 0, which is falsy, when the name starts with 'Conv', and -1, which "
+    "is truthy, when 'Conv' is not in it: write classname.find('Conv') != -1, or use "
+    "isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))."
+)
+
+
+def check_init_picks_the_layers(model, before, kinds, batch_norm):
+    """weights_init_normal changed the conv/linear layers of `model` and left batch norm alone.
+
+    `before` holds each layer's weights before model.apply; `kinds` maps the index of each layer
+    it should initialise to a name; `batch_norm` is the index of the batch norm layer. The
+    message names the likely mistake from which layers changed.
+    """
+    left = [kind for i, kind in kinds.items() if torch.equal(model[i].weight.detach(), before[i])]
+    done = [kind for kind in kinds.values() if kind not in left]
+    bn = model[batch_norm].weight.detach()
+    bn_changed = not (torch.allclose(bn, before[batch_norm]) or abs(bn.mean().item() - 1) < 0.05)
+    if bn_changed and left:
+        check(
+            False,
+            f"weights_init_normal picks the wrong layers: it changed batch norm's scale (mean "
+            f"{bn.mean().item():.3f}, it should stay near 1) and left the {', '.join(left)} layers as they "
+            f"were. Likely cause: {FIND_TRUTHINESS}",
+        )
+    check(
+        not bn_changed,
+        f"weights_init_normal changed the batch norm layer's scale (mean {bn.mean().item():.3f}, it "
+        f"should stay near 1). Initialise only Conv2d, ConvTranspose2d and Linear layers. If you test "
+        f"class names: {FIND_TRUTHINESS}",
+    )
+    check(
+        done,
+        "weights_init_normal changed no layer: its test for the layer type is never true. Conditions "
+        "joined with `and` (classname.find('Conv') != -1 and classname.find('Linear') != -1) need both "
+        "names in one class name: join them with `or`, or use "
+        "isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)).",
+    )
+    check(
+        not left,
+        f"weights_init_normal left the {', '.join(left)} layers' weights as they were (it did initialise "
+        f"{', '.join(done)}). Check how you recognise the layers: the class names are exactly 'Conv2d', "
+        f"'ConvTranspose2d' and 'Linear' (a misspelt name such as 'Conv2D' or 'Convo2d' never matches), "
+        f"and isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) matches all three.",
+    )
 
 
 def n_params(module):
@@ -401,8 +509,14 @@ def check_loss(fn, name, call, target, devices):
         if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
             flipped = bce(LOGITS, 1 - target)
             cause = "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) with the mean reduction."
+            squashed = bce([[1 / (1 + math.exp(-x))] for (x,) in LOGITS], target)
             if abs(got - flipped) < 1e-3 * max(1.0, abs(flipped)):
                 cause = f"Your labels are flipped: {name} should use label {target:g}."
+            elif abs(got - squashed) < 1e-3 * max(1.0, abs(squashed)):
+                cause = (
+                    "You apply a sigmoid before BCEWithLogitsLoss, which applies its own: D_out holds "
+                    "logits; pass it to nn.BCEWithLogitsLoss() directly (and keep D free of a final sigmoid)."
+                )
             elif abs(got - expected * len(LOGITS)) < 1e-3 * max(1.0, expected * len(LOGITS)):
                 cause = "You summed over the batch: return the mean (BCEWithLogitsLoss's default)."
             elif (
@@ -431,15 +545,21 @@ def check_loss(fn, name, call, target, devices):
             f"{name}'s gradient with respect to D_out is not that of the mean BCE with logits.",
         )
     one = torch.tensor([[0.3]], device=devices[-1])
-    with calling(f"{call} on a D_out of shape (1, 1) (a batch of one image)"):
+    one_hint = (
+        f"{name} works for a batch of 6 but not for a batch of one image: squeezing D_out turns its "
+        f"shape (1, 1) into a single number, while labels such as torch.ones(batch_size) keep the shape "
+        f"(1,). Make the labels shaped like D_out (torch.ones_like(D_out), torch.full_like(D_out, ...)) "
+        f"and do not squeeze D_out."
+    )
+    with calling(f"{call} on a D_out of shape (1, 1) (a batch of one image)", hint=one_hint):
         single = fn(one)
     check(
         isinstance(single, torch.Tensor)
         and single.dim() == 0
         and abs(single.item() - bce([[0.3]], target)) < 1e-4,
         f"{name} should also work for a batch of one, D_out of shape (1, 1): expected "
-        f"{bce([[0.3]], target):.5f}, got {single}. Make labels like D_out (torch.ones_like(D_out)) "
-        f"instead of squeezing D_out.",
+        f"{bce([[0.3]], target):.5f}, got {single}. Make the labels shaped like D_out "
+        f"(torch.ones_like(D_out)) instead of squeezing D_out.",
     )
 
 
@@ -493,6 +613,7 @@ class Recorder:
 
     It records the calls of D and G since the last step; at each step (before the weights
     change) it replays the expected loss on exactly those inputs and compares gradients.
+    Calls made under torch.no_grad() (sampling, logging) are not part of a step and are ignored.
     """
 
     def __init__(self, D, G, d_opt, g_opt, scaled_batches):
@@ -501,6 +622,9 @@ class Recorder:
         self.window = []  # ("D" | "G", input, output) since the last optimizer step
         self.g_history = []  # recent G calls, to find where the fakes D scores came from
         self.last_g_grads = self._grads(G)  # G's gradients at its last step (or left from before)
+        self.last_d_grads = self._grads(D)  # D's gradients at the last step of either optimizer
+        self.g_grads_at_d_step = self.last_g_grads
+        self.d_step_reached_g = False  # the D step's backward also filled G's gradients
         self.steps = {"d_step": 0, "g_step": 0}
         self.handles = [
             D.register_forward_hook(lambda m, i, o: self._forward("D", i, o)),
@@ -510,6 +634,8 @@ class Recorder:
         ]
 
     def _forward(self, kind, inputs, output):
+        if not torch.is_grad_enabled():
+            return
         # kept on the CPU, where the test compares them with the batches it made
         event = (kind, inputs[0].detach().cpu().clone(), output.detach().cpu().clone())
         self.window.append(event)
@@ -523,22 +649,27 @@ class Recorder:
     def _d_step(self):
         self.steps["d_step"] += 1
         fakes = self.g_history[-1][2] if self.g_history else None
-        check_d_step(
-            self._grads(self.D),
-            self._grads(self.G),
-            self.window,
-            self.scaled_batches,
-            fakes,
-            self.last_g_grads,
-            self.D,
-        )
+        d_grads, g_grads = self._grads(self.D), self._grads(self.G)
+        check_d_step(d_grads, self.window, self.scaled_batches, fakes, self.last_d_grads, self.D)
+        if not is_zero(g_grads) and not grads_equal(g_grads, self.last_g_grads):
+            self.d_step_reached_g = True
+        self.g_grads_at_d_step, self.last_d_grads = g_grads, d_grads
         self.window = []
 
     def _g_step(self):
         self.steps["g_step"] += 1
         grads = self._grads(self.G)
-        check_g_step(grads, self.window, self.g_history, self.scaled_batches, self.D, self.G)
-        self.last_g_grads = grads
+        check_g_step(
+            grads,
+            self.window,
+            self.g_history,
+            self.scaled_batches,
+            self.D,
+            self.G,
+            self.last_g_grads,
+            self.g_grads_at_d_step,
+        )
+        self.last_g_grads, self.last_d_grads = grads, self._grads(self.D)
         self.window = []
 
     def close(self):
@@ -547,6 +678,26 @@ class Recorder:
 
     def count(self, kind):
         return self.steps[kind]
+
+
+def grads_equal(a, b):
+    """Whether two gradient lists hold the same values (None counts as zero)."""
+    for x, y in zip(a, b):
+        if x is None or y is None:
+            if (x is not None and x.any()) or (y is not None and y.any()):
+                return False
+        elif not torch.equal(x, y):
+            return False
+    return True
+
+
+def grads_plus(a, b):
+    """a + b for two gradient lists (None counts as zero)."""
+    return [y if x is None else x if y is None else x + y for x, y in zip(a, b)]
+
+
+def is_zero(grads):
+    return all(g is None or not g.any() for g in grads)
 
 
 def rows_match(rows, reference):
@@ -588,6 +739,38 @@ def bce_logits(logits, labels):
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
+TRAIN_SIGNATURE = (
+    "train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device, print_every=50, "
+    "checkpoint_path=None, sample_size=16, fresh=False)"
+)
+
+
+def check_train_signature(train, args, kwargs):
+    """Fail with the expected signature, not a bare TypeError, when train cannot take the call."""
+    import inspect
+
+    try:
+        signature = inspect.signature(train)
+    except (TypeError, ValueError):
+        return  # not introspectable: let the call itself report
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        names = list(signature.parameters)
+        original = names[:3] == ["D", "G", "n_epochs"]
+        check(
+            False,
+            f"train's signature is train{signature}, but the notebook calls it as {TRAIN_SIGNATURE}. "
+            + (
+                "Yours is the original course's, which took the optimizers and the data from global "
+                "variables. "
+                if original
+                else ""
+            )
+            + "Keep the def line and the code around the TODO as given, and write only the D and G steps.",
+        )
+
+
 @contextlib.contextmanager
 def quiet(train):
     """Hide train's prints and progress bars while the test runs it, so the test prints one line."""
@@ -605,7 +788,7 @@ def quiet(train):
             namespace["tqdm"] = saved
 
 
-def check_d_step(d_grads, g_grads, window, scaled_batches, fake_out, last_g_grads, D):
+def check_d_step(d_grads, window, scaled_batches, fake_out, last_d_grads, D):
     d_calls = [e for e in window if e[0] == "D"]
     check(
         d_calls, "d_optimizer.step() was called without D looking at any image since the last step."
@@ -640,19 +823,6 @@ def check_d_step(d_grads, g_grads, window, scaled_batches, fake_out, last_g_grad
         "The D step never showed D the fake images: d_loss needs fake_loss(D(fake_images.detach())).",
     )
 
-    def same(a, b):
-        if a is None or b is None:
-            return (a is None or not a.any()) and (b is None or not b.any())
-        return torch.allclose(a, b)
-
-    unchanged = last_g_grads is not None and all(same(a, b) for a, b in zip(g_grads, last_g_grads))
-    zero = all(g is None or not g.any() for g in g_grads)
-    check(
-        unchanged or zero,
-        "The D step sent gradients into G. Detach the fakes for the D step: "
-        "fake_loss(D(fake_images.detach())).",
-    )
-
     def loss(real_label, per_call_mean=True, factor=1.0):
         def fn():
             total = 0.0
@@ -677,10 +847,26 @@ def check_d_step(d_grads, g_grads, window, scaled_batches, fake_out, last_g_grad
 
     # Accepted forms, most common first: label 1 or 0.9 (smoothing), one mean per call or a
     # mean over one joint call, and (real + fake) / 2.
-    for label in (1.0, 0.9):
-        for per_call, factor in ((True, 1.0), (False, 1.0), (True, 0.5)):
-            if grads_close(d_grads, replay_grads((D,), D, loss(label, per_call, factor))):
-                return
+    forms = [
+        (label, per_call, factor)
+        for label in (1.0, 0.9)
+        for per_call, factor in ((True, 1.0), (False, 1.0), (True, 0.5))
+    ]
+    expected = []
+    for form in forms:
+        expected.append(replay_grads((D,), D, loss(*form)))
+        if grads_close(d_grads, expected[-1]):
+            return
+    # The real cause first: gradients left from the last step, then flipped labels.
+    if not is_zero(last_d_grads) and any(
+        grads_close(d_grads, grads_plus(e, last_d_grads)) for e in expected
+    ):
+        check(
+            False,
+            "d_optimizer.zero_grad() is missing: at d_optimizer.step(), D's gradients are this batch's "
+            "d_loss gradients plus those left from the step before (backward() adds to .grad). Call "
+            "d_optimizer.zero_grad() before d_loss.backward(), every batch.",
+        )
     flipped = replay_grads((D,), D, flipped_d_loss(D, labelled))
     if grads_close(d_grads, flipped):
         check(
@@ -691,9 +877,8 @@ def check_d_step(d_grads, g_grads, window, scaled_batches, fake_out, last_g_grad
     check(
         False,
         "At d_optimizer.step(), D's gradients are not those of "
-        "real_loss(D(real_images)) + fake_loss(D(fake_images.detach())) for this batch. Likely cause: "
-        "d_optimizer.zero_grad() missing before d_loss.backward() (gradients add up across steps), "
-        "or a different loss.",
+        "real_loss(D(real_images)) + fake_loss(D(fake_images.detach())) for this batch. Check d_loss: "
+        "real_loss on D's scores of the real images plus fake_loss on its scores of G's images.",
     )
 
 
@@ -711,7 +896,7 @@ def flipped_d_loss(D, labelled):
     return fn
 
 
-def check_g_step(g_grads, window, g_history, scaled_batches, D, G):
+def check_g_step(g_grads, window, g_history, scaled_batches, D, G, last_g_grads, g_grads_at_d_step):
     d_calls = [e for e in window if e[0] == "D"]
     check(d_calls, "The G step must score G's images with D: g_loss = real_loss(D(fake_images)).")
     saw_real = any(
@@ -742,9 +927,40 @@ def check_g_step(g_grads, window, g_history, scaled_batches, D, G):
 
         return fn
 
-    for label in (1.0, 0.9):
-        if grads_close(g_grads, replay_grads((D, G), G, g_loss(label))):
-            return
+    expected = replay_grads((D, G), G, g_loss(1.0))
+    if grads_close(g_grads, expected):
+        return
+    # The real cause first: what was added to the right gradients, then a different loss.
+    leaked = not grads_equal(g_grads_at_d_step, last_g_grads)
+    if not is_zero(g_grads_at_d_step) and grads_close(
+        g_grads, grads_plus(expected, g_grads_at_d_step)
+    ):
+        if leaked:
+            check(
+                False,
+                "G's update also carries the D step's gradients: the fakes are not detached in the D step, "
+                "so d_loss.backward() fills G's gradients too, and they are still there at "
+                "g_optimizer.step(). Call g_optimizer.zero_grad() right before g_loss.backward() (or "
+                "detach the fakes in the D step: fake_loss(D(fake_images.detach()))).",
+            )
+        check(
+            False,
+            "g_optimizer.zero_grad() is missing: at g_optimizer.step(), G's gradients are this batch's "
+            "g_loss gradients plus those left from the step before (backward() adds to .grad). Call "
+            "g_optimizer.zero_grad() before g_loss.backward(), every batch.",
+        )
+    check(
+        not is_zero(g_grads),
+        "At g_optimizer.step(), G has no gradient: g_loss does not reach G's weights. Do not detach "
+        "the fakes in the G step: g_loss = real_loss(D(fake_images)).",
+    )
+    if grads_close(g_grads, replay_grads((D, G), G, g_loss(0.9))):
+        check(
+            False,
+            "The G step uses smoothed labels (0.9). Label smoothing belongs to D's loss on real images "
+            "(real_loss(D(real_images), smooth=True)); G's loss uses labels 1: "
+            "g_loss = real_loss(D(fake_images)).",
+        )
     if grads_close(g_grads, replay_grads((D, G), G, g_loss(0.0))):
         check(
             False,
@@ -753,6 +969,5 @@ def check_g_step(g_grads, window, g_history, scaled_batches, D, G):
     check(
         False,
         "At g_optimizer.step(), G's gradients are not those of real_loss(D(fake_images)) for this batch. "
-        "Likely cause: g_optimizer.zero_grad() missing before g_loss.backward() (gradients add up), "
-        "or a different loss.",
+        "Check g_loss: real_loss (labels 1) on D's scores of G's fake images.",
     )

@@ -136,6 +136,8 @@ def test_transforms_without_to_tensor_are_named(tmp_path):
     root = make_folder(tmp_path / "data")
     with pytest.raises(ValueError, match=r"Image for each image.*ToTensor\(\)"):
         quiet(loader_with(root, *standard()))
+    with pytest.raises(ValueError, match=r"torch.uint8 tensor for each image.*ToTensor\(\)"):
+        quiet(loader_with(root, *standard(), transforms.PILToTensor()))
 
 
 # --- random transforms -----------------------------------------------------------------------

@@ -50,7 +50,7 @@ def test_a_crash_in_learner_code_becomes_an_assertion_naming_the_call():
         def forward(self, x):
             return self.fc(x)  # wrong: images are not flattened
 
-    with pytest.raises(AssertionError, match=r"D on a \(1, 3, 32, 32\) batch raised RuntimeError"):
+    with pytest.raises(AssertionError, match=r"D on a \(5, 3, 32, 32\) batch raised RuntimeError"):
         problem_unittests.test_discriminator(Discriminator)
 
 
@@ -121,7 +121,7 @@ def test_in_jupyter_a_failure_shows_the_message_first_in_a_few_lines():
 
     # The learner's own cell and line come after the message; the kit's frames never show.
     assert d_tb[0].startswith(
-        "GradedTestFailure in test_discriminator: D on a (1, 3, 32, 32) batch raised RuntimeError"
+        "GradedTestFailure in test_discriminator: D on a (5, 3, 32, 32) batch raised RuntimeError"
     )
     text = "\n".join(d_tb)
     assert (
@@ -171,7 +171,7 @@ def test_under_nbval_a_failure_shows_the_same_short_message(tmp_path):
     out = done.stdout
     assert done.returncode == 1, out
     assert "GradedTestFailure in test_scale: scale(x, feature_range=(-0.5, 2.0))" in out
-    assert "GradedTestFailure in test_discriminator: D on a (1, 3, 32, 32) batch raised" in out
+    assert "GradedTestFailure in test_discriminator: D on a (5, 3, 32, 32) batch raised" in out
     assert "Cell In[4], line 9, in forward" in out or "line 9, in forward" in out
     for kit_internal in ("problem_unittests.py:", "contextlib.py", "_Fail"):
         assert kit_internal not in out, kit_internal
