@@ -331,6 +331,13 @@ def test_plot_losses_marks_each_point_of_a_short_run_so_the_axes_are_not_empty(s
         assert line.get_marker() == "o" and len(line.get_xdata()) == steps
 
 
+def test_plot_losses_labels_logged_steps_with_whole_numbers():
+    fig = plot_losses([(1.0, 0.5), (0.9, 0.6), (0.8, 0.7)])
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 0 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks)
+
+
 def test_plot_losses_draws_a_long_run_as_plain_lines():
     fig = plot_losses([(1.0, 0.5)] * (plotting.FEW_POINTS + 1))
     assert {line.get_marker() for line in fig.axes[0].get_lines()} == {"None"}
