@@ -43,7 +43,7 @@ LEARNER_NOTEBOOK = ROOT / NOTEBOOK.name
 # What a learner needs beside the notebook; helpers/ is copied without the instructor tools.
 KIT_FILES = ("problem_unittests.py", "workspace_utils.py")
 LEARNER_README = ROOT / "docs" / "learner_README.md"  # shipped as the release's README.md
-INSTRUCTOR_ONLY = ("release.py", "grade.py")
+INSTRUCTOR_ONLY = ("release.py", "grade.py", "classroom.py", "sandbox.py")  # grading tools
 # Written with one fixed format so the release is byte-for-byte reproducible.
 NBFORMAT, NBFORMAT_MINOR = 4, 5
 DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}

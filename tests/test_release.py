@@ -156,10 +156,16 @@ def test_release_folder_holds_what_the_notebook_imports(built):
         "helpers/checks.py",
     ):
         assert (out / name).read_bytes() == (ROOT / name).read_bytes(), name
-    assert (
-        not (out / "helpers" / "release.py").exists()
-        and not (out / "helpers" / "grade.py").exists()
-    )
+    # the instructor's tools (release, grading, its sandbox, the classroom gradebook) stay home
+    for tool in ("release.py", "grade.py", "classroom.py", "sandbox.py"):
+        assert not (out / "helpers" / tool).exists(), tool
+    # what the learner's notebook imports is all there: nothing in it imports a tool left out
+    shipped = {p.stem for p in (out / "helpers").glob("*.py")}
+    for module in (out / "helpers").glob("*.py"):
+        imported = set(
+            re.findall(r"^\s*(?:from helpers\.|import helpers\.)(\w+)", module.read_text(), re.M)
+        )
+        assert imported <= shipped, (module.name, imported - shipped)
     assert not list(out.rglob("__pycache__"))
 
 
