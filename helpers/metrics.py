@@ -519,17 +519,18 @@ def verdict(generated, real, swd_generated, swd_floor, memorisation=None):
     problems = []
     if times > NOT_LEARNED_SWD_FACTOR:
         problems.append(f"its SWD, {swd:.1f}, is {times:.1f} times the real floor of {floor:.1f} "
-                        f"(trained runs of this notebook get within about 3 times)")
+                        f"(trained runs of this notebook get within about 3 times);")
     if spread_generated < NOT_LEARNED_SPREAD * spread_real:
         problems.append(f"its images barely differ from one another (spread "
-                        f"{spread_generated:.2f}, real faces {spread_real:.2f}), so it draws "
-                        f"nearly the same picture for every z")
+                        f"{spread_generated:.2f}, real faces {spread_real:.2f}): it draws nearly "
+                        f"the same picture for every z;")
     if problems:
-        return ("G has not learned to draw faces yet: " + "; and ".join(problems) + ". Train for "
-                "more epochs (quick mode trains one epoch on a few hundred images, only to check "
-                "that the code runs), and if that does not help, read the losses above. The "
-                "memorisation check is left out until G draws faces.")
+        return "\n".join(
+            ["G has not learned to draw faces yet:"] + [f"- {p}" for p in problems]
+            + ["Train for more epochs (quick mode's single epoch only checks that the code runs); "
+               "if that does not help, read the losses above.",
+               "The memorisation check waits until G draws faces."])
     text = f"G has learned: its SWD, {swd:.1f}, is {times:.1f} times the real floor of {floor:.1f}."
     if memorisation is not None:
-        text += " " + memorisation["explanation"]
+        text += "\n" + memorisation["explanation"]
     return text

@@ -28,6 +28,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid, save_image
 
 PADDING = 2          # pixels between images in a grid (torchvision's default)
@@ -404,6 +405,7 @@ def plot_losses(losses, path=None, title="Training losses"):
         # one or two points is invisible, and the axes would look empty.
         marker = "o" if len(values) <= FEW_POINTS else None
         ax.plot(values, label=name, alpha=0.8, marker=marker)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # no "step 0.25" in a short run
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend()

@@ -21,6 +21,7 @@ gets the learner README (docs/learner_README.md), what the notebook imports
 (problem_unittests.py, workspace_utils.py, helpers/ without the instructor tools) and a
 requirements.txt of the runtime dependencies, so it stands on its own. Same input, same bytes.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,8 @@ from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
 LEARNER_NOTEBOOK = ROOT / NOTEBOOK.name
 # What a learner needs beside the notebook; helpers/ is copied without the instructor tools.
 KIT_FILES = ("problem_unittests.py", "workspace_utils.py")
-LEARNER_README = ROOT / "docs" / "learner_README.md"   # shipped as the release's README.md
-INSTRUCTOR_ONLY = ("release.py", "grade.py")
+LEARNER_README = ROOT / "docs" / "learner_README.md"  # shipped as the release's README.md
+INSTRUCTOR_ONLY = ("release.py", "grade.py", "classroom.py", "sandbox.py")  # grading tools
 # Written with one fixed format so the release is byte-for-byte reproducible.
 NBFORMAT, NBFORMAT_MINOR = 4, 5
 DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -50,11 +51,11 @@ STUB_MESSAGE = "{}: not implemented yet, see the TODO above"
 
 
 class ReleaseError(ValueError):
-    """The solution notebook cannot be turned into a release (the message says which cell and why)."""
+    """The solution notebook cannot be made into a release (the message names the cell and why)."""
 
 
 def solution_regions(source, where="the cell"):
-    """Marker lines of each solution region in `source`: a list of (begin, end) line indexes (0-based).
+    """Marker lines of each solution region in `source`: a list of (begin, end) 0-based indexes.
 
     Raises ReleaseError naming `where` for a BEGIN without END, an END without BEGIN, or a
     BEGIN inside another region.
@@ -64,8 +65,10 @@ def solution_regions(source, where="the cell"):
         text = line.strip()
         if text.startswith(BEGIN):
             if begin is not None:
-                raise ReleaseError(f"{where}: '{BEGIN}' at line {i + 1} starts inside the region opened at "
-                                   f"line {begin + 1}; regions cannot nest. Close the first with '{END}'.")
+                raise ReleaseError(
+                    f"{where}: '{BEGIN}' at line {i + 1} starts inside the region opened at "
+                    f"line {begin + 1}; regions cannot nest. Close the first with '{END}'."
+                )
             begin = i
         elif text.startswith(END):
             if begin is None:
@@ -73,7 +76,9 @@ def solution_regions(source, where="the cell"):
             regions.append((begin, i))
             begin = None
     if begin is not None:
-        raise ReleaseError(f"{where}: '{BEGIN}' at line {begin + 1} has no matching '{END}' below it.")
+        raise ReleaseError(
+            f"{where}: '{BEGIN}' at line {begin + 1} has no matching '{END}' below it."
+        )
     return regions
 
 
@@ -81,12 +86,14 @@ def _parse(source, where):
     try:
         return ast.parse(strip_magics(source))
     except SyntaxError as err:
-        raise ReleaseError(f"{where} is not valid Python (line {err.lineno}: {err.msg}); fix the solution "
-                           f"notebook first.") from None
+        raise ReleaseError(
+            f"{where} is not valid Python (line {err.lineno}: {err.msg}); fix the solution "
+            f"notebook first."
+        ) from None
 
 
 def _enclosing_function(tree, line, indent):
-    """Qualified name ('Discriminator.__init__') of the innermost def around 1-based `line`, or None."""
+    """Qualified name ('Discriminator.__init__') of the innermost def around 1-based `line`."""
     best = None
 
     def visit(node, prefix):
@@ -106,7 +113,7 @@ def _enclosing_function(tree, line, indent):
 
 
 def _bound_names(tree, first, last):
-    """Names bound by the statements on 1-based lines first..last, in order (not inside their defs)."""
+    """Names bound by the statements on 1-based lines first..last, in order (not in their defs)."""
     names = []
 
     def add(target):
@@ -132,7 +139,9 @@ def _bound_names(tree, first, last):
                 elif isinstance(child, (ast.Import, ast.ImportFrom)):
                     for alias in child.names:
                         add(ast.Name(alias.asname or alias.name.split(".")[0]))
-            if not isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)):
+            if not isinstance(
+                child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Lambda)
+            ):
                 visit(child)
 
     visit(tree)
@@ -160,7 +169,7 @@ def stub_source(source, where="the cell"):
         else:
             names = _bound_names(tree, begin + 1, end + 1)
             stub = [f"{indent}{name} = None" for name in names] or [f"{indent}pass"]
-        lines[begin:end + 1] = stub
+        lines[begin : end + 1] = stub
     return "\n".join(lines), len(regions)
 
 
@@ -192,8 +201,12 @@ def release_notebook(nb):
             new = nbformat.v4.new_raw_cell(cell.source, **common)
         cells.append(new)
     kernelspec = nb.metadata.get("kernelspec") or DEFAULT_KERNELSPEC
-    metadata = {"kernelspec": {k: kernelspec[k] for k in ("display_name", "language", "name") if k in kernelspec},
-                "language_info": {"name": "python"}}
+    metadata = {
+        "kernelspec": {
+            k: kernelspec[k] for k in ("display_name", "language", "name") if k in kernelspec
+        },
+        "language_info": {"name": "python"},
+    }
     release = nbformat.v4.new_notebook(cells=cells, metadata=metadata)
     release.nbformat, release.nbformat_minor = NBFORMAT, NBFORMAT_MINOR
     return release, n_regions, n_cells
@@ -223,7 +236,9 @@ def learner_text(notebook=NOTEBOOK):
     """
     notebook = Path(notebook)
     if not notebook.is_file():
-        raise ReleaseError(f"No notebook at {notebook}. Pass the solution notebook with --notebook.")
+        raise ReleaseError(
+            f"No notebook at {notebook}. Pass the solution notebook with --notebook."
+        )
     try:
         source = nbformat.read(notebook, as_version=NBFORMAT)
     except Exception as err:  # nbformat raises several types for a broken file
@@ -253,8 +268,9 @@ def runtime_requirements(pyproject=ROOT / "pyproject.toml"):
     except ImportError:  # Python 3.10: read the one list we need
         block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, re.S | re.M).group(1)
         dependencies = re.findall(r'^\s*"([^"]+)"', block, re.M)
-    return ("# What the notebook needs: pip install -r requirements.txt\n"
-            + "".join(f"{d}\n" for d in dependencies))
+    return "# What the notebook needs: pip install -r requirements.txt\n" + "".join(
+        f"{d}\n" for d in dependencies
+    )
 
 
 def make_release(notebook=NOTEBOOK, out="release"):
@@ -267,8 +283,10 @@ def make_release(notebook=NOTEBOOK, out="release"):
     notebook, out = Path(notebook), Path(out)
     target = out.resolve()
     if target == ROOT or target in ROOT.parents or (target / notebook.name) == notebook.resolve():
-        raise ReleaseError(f"--out {out} is the kit folder (or holds it, or holds the solution): the "
-                           f"release would overwrite the kit. Choose a new folder, e.g. --out release.")
+        raise ReleaseError(
+            f"--out {out} is the kit folder (or holds it, or holds the solution): the "
+            f"release would overwrite the kit. Choose a new folder, e.g. --out release."
+        )
     text, n_regions, n_cells = learner_text(notebook)
     out.mkdir(parents=True, exist_ok=True)
     path = out / notebook.name
@@ -279,8 +297,11 @@ def make_release(notebook=NOTEBOOK, out="release"):
     _write_text(out / "requirements.txt", runtime_requirements())
     # A fresh copy, so a module removed from the kit does not linger in an old release.
     shutil.rmtree(out / "helpers", ignore_errors=True)
-    shutil.copytree(ROOT / "helpers", out / "helpers",
-                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *INSTRUCTOR_ONLY))
+    shutil.copytree(
+        ROOT / "helpers",
+        out / "helpers",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *INSTRUCTOR_ONLY),
+    )
     return path, n_regions, n_cells
 
 
@@ -292,8 +313,9 @@ def update_kit(notebook=NOTEBOOK, learner=LEARNER_NOTEBOOK):
     text, n_regions, n_cells = learner_text(notebook)
     learner = Path(learner)
     if learner.resolve() == Path(notebook).resolve():
-        raise ReleaseError(f"{learner} is the solution notebook itself; the learner edition must "
-                           f"be another file.")
+        raise ReleaseError(
+            f"{learner} is the solution notebook itself; the learner edition must be another file."
+        )
     changed = not learner.is_file() or learner.read_text(encoding="utf-8") != text
     if changed:
         _write_text(learner, text)
@@ -305,19 +327,29 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m helpers release",
         description="Build the learner version of the solution notebook: every region between "
-                    f"'{BEGIN}' and '{END}' becomes a stub, outputs are cleared, and the learner "
-                    "README and the files the notebook imports are copied beside it.",
-        epilog="Exit status: 0 when the release was written, 1 when the notebook cannot be released "
-               "(unbalanced markers, not valid Python, unreadable; the message names the cell).")
-    parser.add_argument("--notebook", default=str(NOTEBOOK),
-                        help="the solution notebook to release (default: %(default)s)")
-    parser.add_argument("--out", default="release",
-                        help="folder to write the learner's folder into; created if missing, the "
-                             "notebook and kit files in it are replaced (default: %(default)s)")
-    parser.add_argument("--update-kit", action="store_true",
-                        help="instead, rewrite the kit's own learner edition, "
-                             f"{LEARNER_NOTEBOOK.name} at the kit's top level (what a learner who "
-                             "clones the kit opens); run it after every change to the solution")
+        f"'{BEGIN}' and '{END}' becomes a stub, outputs are cleared, and the learner "
+        "README and the files the notebook imports are copied beside it.",
+        epilog="Exit status: 0 when the release was written, 1 when the notebook cannot be "
+        "released (unbalanced markers, not valid Python, unreadable; the message names the cell).",
+    )
+    parser.add_argument(
+        "--notebook",
+        default=str(NOTEBOOK),
+        help="the solution notebook to release (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--out",
+        default="release",
+        help="folder to write the learner's folder into; created if missing, the "
+        "notebook and kit files in it are replaced (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--update-kit",
+        action="store_true",
+        help="instead, rewrite the kit's own learner edition, "
+        f"{LEARNER_NOTEBOOK.name} at the kit's top level (what a learner who "
+        "clones the kit opens); run it after every change to the solution",
+    )
     args = parser.parse_args(argv)
     try:
         if args.update_kit:
@@ -329,8 +361,12 @@ def main(argv=None):
         return 1
     print(f"Stubbed {n_regions} solution regions in {n_cells} cells -> {path}")
     if args.update_kit:
-        print("The learner edition was up to date." if not changed else "Updated the learner edition.")
+        print(
+            "The learner edition was up to date." if not changed else "Updated the learner edition."
+        )
     else:
-        print(f"Beside it: README.md (the learner README), requirements.txt, {', '.join(KIT_FILES)}, "
-              f"helpers/ (without {', '.join(INSTRUCTOR_ONLY)})")
+        print(
+            f"Beside it: README.md (the learner README), requirements.txt, {', '.join(KIT_FILES)}, "
+            f"helpers/ (without {', '.join(INSTRUCTOR_ONLY)})"
+        )
     return 0

@@ -24,9 +24,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
-import nbformat
 import pytest
 
 from helpers.notebook import NOTEBOOK, ROOT
@@ -38,9 +36,18 @@ ARTIFACTS = ROOT / "artifacts" / "browser"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome")
 RUN_TIMEOUT = 400  # seconds for Run All in quick mode on a loaded 2-core machine
 # Flags for a closed network and a throw-away profile: nothing is fetched, nothing is kept.
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--disable-dev-shm-usage", "--window-size=1400,1000")
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1400,1000",
+)
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 FRONT_ENDS = {
     "notebook7": "notebooks/{path}",
@@ -57,8 +64,10 @@ def _find_browser():
     except ImportError:
         return None, "selenium is not installed (pip install -r requirements.txt)"
     if not chromium or not driver:
-        return None, ("no chromium and chromedriver on PATH (Debian/Ubuntu: apt-get install "
-                      "chromium chromium-driver)")
+        return None, (
+            "no chromium and chromedriver on PATH (Debian/Ubuntu: apt-get install "
+            "chromium chromium-driver)"
+        )
     return (chromium, driver), None
 
 
@@ -89,31 +98,54 @@ def server(browser_paths, tmp_path_factory):
     config = base / "config"
     config.mkdir()
     # window.jupyterapp lets the test read the notebook model; nothing else is changed.
-    (config / "jupyter_server_config.json").write_text(json.dumps({
-        "LabApp": {"expose_app_in_browser": True},
-        "JupyterNotebookApp": {"expose_app_in_browser": True},
-    }))
+    (config / "jupyter_server_config.json").write_text(
+        json.dumps(
+            {
+                "LabApp": {"expose_app_in_browser": True},
+                "JupyterNotebookApp": {"expose_app_in_browser": True},
+            }
+        )
+    )
     settings = base / "settings"
     (settings / "@jupyterlab" / "notebook-extension").mkdir(parents=True)
     # Every cell in the page, so the test sees all outputs (the default skips cells off screen).
     (settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings").write_text(
-        json.dumps({"windowingMode": "none"}))
+        json.dumps({"windowingMode": "none"})
+    )
     (settings / "@jupyterlab" / "apputils-extension").mkdir(parents=True)
-    (settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    (
+        settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    ).write_text(json.dumps({"fetchNews": "false", "checkForUpdates": False}))
     port, token = _free_port(), os.urandom(16).hex()
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(config), "JUPYTERLAB_SETTINGS_DIR": str(settings),
-           "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-           "DCGAN_QUICK": "1", "DCGAN_OUT": str(base / "outputs"),
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(config),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+        "DCGAN_QUICK": "1",
+        "DCGAN_OUT": str(base / "outputs"),
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
     env.pop("MPLBACKEND", None)  # the kernel must use Jupyter's inline backend, as for a learner
-    log = open(base / "server.log", "w")
+    log = open(base / "server.log", "w")  # noqa: SIM115 (open while the server runs)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         f"--LabApp.workspaces_dir={base / 'workspaces'}", "--LabApp.extension_manager=readonly"]
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            f"--LabApp.workspaces_dir={base / 'workspaces'}",
+            "--LabApp.extension_manager=readonly",
+        ]
         + (["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
-        env=env, stdout=log, stderr=subprocess.STDOUT)
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -123,7 +155,8 @@ def server(browser_paths, tmp_path_factory):
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
                 proc.kill()
-                pytest.fail(f"The Jupyter server did not start:\n{(base / 'server.log').read_text()[-3000:]}")
+                log_text = (base / "server.log").read_text()[-3000:]
+                pytest.fail(f"The Jupyter server did not start:\n{log_text}")
             time.sleep(0.5)
     yield {"url": url, "token": token, "root": root}
     proc.terminate()
@@ -151,7 +184,8 @@ def driver(browser_paths, tmp_path_factory):
     browser.quit()
 
 
-# --- driving the page ------------------------------------------------------------------------------
+# --- driving the page -----------------------------------------------------------------------------
+
 
 def _wait(predicate, timeout, what):
     deadline = time.monotonic() + timeout
@@ -184,8 +218,14 @@ def open_notebook(browser, server, front_end, path):
     """Open `path` (relative to the server root) in a front end; wait for an idle kernel."""
     from selenium.webdriver.common.by import By
 
-    browser.get(f"{server['url']}/{FRONT_ENDS[front_end].format(path=path)}?token={server['token']}")
-    _wait(lambda: (_state(browser) or {}).get("kernel") == "idle", 120, f"{path} to open with an idle kernel")
+    browser.get(
+        f"{server['url']}/{FRONT_ENDS[front_end].format(path=path)}?token={server['token']}"
+    )
+    _wait(
+        lambda: (_state(browser) or {}).get("kernel") == "idle",
+        120,
+        f"{path} to open with an idle kernel",
+    )
     _wait(lambda: browser.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-Cell"), 30, "the cells")
 
 
@@ -196,8 +236,13 @@ def run_all(browser):
     menus = browser.find_elements(By.CSS_SELECTOR, ".lm-MenuBar-item")
     run_menu = next(m for m in menus if m.text.strip() == "Run")
     run_menu.click()
-    item = _wait(lambda: browser.find_elements(
-        By.CSS_SELECTOR, '.lm-Menu-item[data-command="runmenu:run-all"]'), 10, "Run All Cells")
+    item = _wait(
+        lambda: browser.find_elements(
+            By.CSS_SELECTOR, '.lm-Menu-item[data-command="runmenu:run-all"]'
+        ),
+        10,
+        "Run All Cells",
+    )
     item[0].click()
 
     def finished():
@@ -207,7 +252,7 @@ def run_all(browser):
         busy = state["kernel"] != "idle" or any("*" in p for p in prompts)
         return state if started and not busy else None
 
-    state = _wait(finished, RUN_TIMEOUT, "Run All to finish")
+    _wait(finished, RUN_TIMEOUT, "Run All to finish")
     time.sleep(2)  # let the last outputs and widgets render
     return _state(browser)
 
@@ -249,6 +294,7 @@ def screenshot(browser, name, element=None):
 
 # --- the tests ------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("front_end", list(FRONT_ENDS))
 def test_solution_runs_all_cells_in_the_browser(driver, server, front_end):
     from selenium.webdriver.common.by import By
@@ -258,10 +304,16 @@ def test_solution_runs_all_cells_in_the_browser(driver, server, front_end):
     code = [c for c in state["cells"] if c["cell_type"] == "code"]
     screenshot(driver, f"{front_end}-solution")
 
-    errors = [(i, o["ename"], o["evalue"]) for i, c in enumerate(code) for o in c["outputs"]
-              if o["output_type"] == "error"]
+    errors = [
+        (i, o["ename"], o["evalue"])
+        for i, c in enumerate(code)
+        for o in c["outputs"]
+        if o["output_type"] == "error"
+    ]
     assert not errors, errors
-    not_run = [(i, "".join(c["source"])[:60]) for i, c in enumerate(code) if not c.get("execution_count")]
+    not_run = [
+        (i, "".join(c["source"])[:60]) for i, c in enumerate(code) if not c.get("execution_count")
+    ]
     assert not not_run, f"code cells that did not run: {not_run}"
     graded = [c for c in code if "graded-test" in tags(c)]
     assert len(graded) >= 10
@@ -279,10 +331,16 @@ def test_solution_runs_all_cells_in_the_browser(driver, server, front_end):
     assert bars, "no progress bar widget was rendered"
     shown = "\n".join(area.get_attribute("textContent") for area in dom_outputs(driver))
     assert "HBox(" not in shown and "Error displaying widget" not in shown
-    assert page.find_elements(By.CSS_SELECTOR, ".jp-MarkdownOutput mjx-container"), "no formula typeset"
+    assert page.find_elements(By.CSS_SELECTOR, ".jp-MarkdownOutput mjx-container"), (
+        "no formula typeset"
+    )
 
-    train = next(c for c in code if "train(D, G, d_optimizer" in "".join(c["source"])
-                 and "def train" not in "".join(c["source"]))
+    train = next(
+        c
+        for c in code
+        if "train(D, G, d_optimizer" in "".join(c["source"])
+        and "def train" not in "".join(c["source"])
+    )
     index = code.index(train)
     area = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")[index]
     screenshot(driver, f"{front_end}-solution-training", area)
@@ -295,10 +353,12 @@ def test_learner_edition_stops_at_its_first_stub_with_a_short_message(driver, se
     open_notebook(driver, server, front_end, LEARNER_NOTEBOOK.name)
     state = run_all(driver)
     code = [c for c in state["cells"] if c["cell_type"] == "code"]
-    failed = [i for i, c in enumerate(code) if any(o["output_type"] == "error" for o in c["outputs"])]
+    failed = [
+        i for i, c in enumerate(code) if any(o["output_type"] == "error" for o in c["outputs"])
+    ]
     first_graded = next(i for i, c in enumerate(code) if "graded-test" in tags(c))
     assert failed == [first_graded], f"errors in code cells {failed}, expected only {first_graded}"
-    assert not any(c.get("execution_count") for c in code[first_graded + 1:]), "Run All went on"
+    assert not any(c.get("execution_count") for c in code[first_graded + 1 :]), "Run All went on"
 
     cell = driver.find_elements(By.CSS_SELECTOR, ".jp-Notebook .jp-CodeCell")[first_graded]
     screenshot(driver, f"{front_end}-learner-first-failure", cell)

@@ -11,8 +11,14 @@ import pytest
 import torch
 import torchvision.transforms.functional as TF
 
-from helpers.metrics import (laplacian_pyramid, memorisation_report, nearest_neighbour_distance,
-                             sliced_wasserstein_distance, spread, verdict)
+from helpers.metrics import (
+    laplacian_pyramid,
+    memorisation_report,
+    nearest_neighbour_distance,
+    sliced_wasserstein_distance,
+    spread,
+    verdict,
+)
 
 # Small settings for tests that check plumbing, not the statistics (fast on a CPU).
 QUICK = {"descriptors_per_image": 16, "directions": 64}
@@ -30,7 +36,7 @@ def structured_images(n, size=32, seed=0):
         cx = torch.rand(n, 1, 1, generator=g) * 1.6 - 0.8
         cy = torch.rand(n, 1, 1, generator=g) * 1.6 - 0.8
         radius = torch.rand(n, 1, 1, generator=g) * 0.3 + 0.15
-        blob = torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius ** 2))
+        blob = torch.exp(-((xx - cx) ** 2 + (yy - cy) ** 2) / (2 * radius**2))
         images = images + 0.6 * blob[:, None] * (torch.rand(n, 3, 1, 1, generator=g) * 2 - 1)
     frequency = torch.rand(n, 1, 1, generator=g) * 6 + 3
     phase = torch.rand(n, 1, 1, generator=g) * 2 * math.pi
@@ -54,16 +60,22 @@ def known_order(images):
     first, second = images[:150], images[150:]
     blurred = TF.gaussian_blur(second, kernel_size=5, sigma=1.0)
     noise = torch.rand(second.shape, generator=torch.Generator().manual_seed(1)) * 2 - 1
-    return {name: sliced_wasserstein_distance(first, other, directions=128)["average"]
-            for name, other in (("halves", second), ("blurred", blurred), ("noise", noise))}
+    return {
+        name: sliced_wasserstein_distance(first, other, directions=128)["average"]
+        for name, other in (("halves", second), ("blurred", blurred), ("noise", noise))
+    }
 
 
 # --- Laplacian pyramid -------------------------------------------------------------------------
 
+
 def test_laplacian_pyramid_is_finest_first_and_halves_each_level(images):
     pyramid = laplacian_pyramid(images[:4], 3)
-    assert [tuple(level.shape) for level in pyramid] == [(4, 3, 32, 32), (4, 3, 16, 16),
-                                                         (4, 3, 8, 8)]
+    assert [tuple(level.shape) for level in pyramid] == [
+        (4, 3, 32, 32),
+        (4, 3, 16, 16),
+        (4, 3, 8, 8),
+    ]
 
 
 def test_laplacian_pyramid_of_a_flat_image_has_empty_detail_bands():
@@ -79,6 +91,7 @@ def test_laplacian_pyramid_rejects_sizes_it_cannot_halve():
 
 
 # --- Sliced Wasserstein distance: the known order ----------------------------------------------
+
 
 def test_swd_two_halves_of_one_set_are_closer_than_a_blurred_copy(known_order):
     assert known_order["halves"] < known_order["blurred"], known_order
@@ -140,22 +153,26 @@ def test_swd_ignores_the_value_range_of_a_set(images):
     assert rescaled["average"] == pytest.approx(as_is["average"], rel=1e-3)
 
 
-@pytest.mark.parametrize("real, fake, message", [
-    (torch.zeros(4, 3, 32, 32), torch.zeros(4, 3, 64, 64), "same size"),
-    (torch.zeros(3, 32, 32), torch.zeros(4, 3, 32, 32), "4 dimensions"),
-    (torch.zeros(4, 32, 32, 3), torch.zeros(4, 32, 32, 3), "channels-last"),
-    (torch.zeros(4, 1, 32, 32), torch.zeros(4, 1, 32, 32), "3 colour channels"),
-    (torch.zeros(1, 3, 32, 32), torch.zeros(4, 3, 32, 32), "at least 2"),
-    (torch.zeros(4, 3, 8, 8), torch.zeros(4, 3, 8, 8), "smaller than min_resolution"),
-    (torch.zeros(4, 3, 32, 32, dtype=torch.long), torch.zeros(4, 3, 32, 32), "dtype"),
-    (torch.full((4, 3, 32, 32), float("nan")), torch.zeros(4, 3, 32, 32), "NaN"),
-])
+@pytest.mark.parametrize(
+    "real, fake, message",
+    [
+        (torch.zeros(4, 3, 32, 32), torch.zeros(4, 3, 64, 64), "same size"),
+        (torch.zeros(3, 32, 32), torch.zeros(4, 3, 32, 32), "4 dimensions"),
+        (torch.zeros(4, 32, 32, 3), torch.zeros(4, 32, 32, 3), "channels-last"),
+        (torch.zeros(4, 1, 32, 32), torch.zeros(4, 1, 32, 32), "3 colour channels"),
+        (torch.zeros(1, 3, 32, 32), torch.zeros(4, 3, 32, 32), "at least 2"),
+        (torch.zeros(4, 3, 8, 8), torch.zeros(4, 3, 8, 8), "smaller than min_resolution"),
+        (torch.zeros(4, 3, 32, 32, dtype=torch.long), torch.zeros(4, 3, 32, 32), "dtype"),
+        (torch.full((4, 3, 32, 32), float("nan")), torch.zeros(4, 3, 32, 32), "NaN"),
+    ],
+)
 def test_swd_rejects_bad_inputs_with_a_plain_message(real, fake, message):
     with pytest.raises(ValueError, match=message):
         sliced_wasserstein_distance(real, fake)
 
 
 # --- Nearest neighbours and memorisation -------------------------------------------------------
+
 
 def test_nearest_neighbour_of_exact_copies_is_zero_at_the_right_index(images):
     picked = torch.randperm(300, generator=torch.Generator().manual_seed(0))[:40]
@@ -172,7 +189,8 @@ def test_nearest_neighbour_of_noise_is_far(images):
 
 def test_nearest_neighbour_reads_training_batches_from_a_dataloader(images):
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(images, torch.zeros(300)), batch_size=64)
+        torch.utils.data.TensorDataset(images, torch.zeros(300)), batch_size=64
+    )
     result = nearest_neighbour_distance(images[[5, 250]], loader)
     assert torch.equal(result["indices"], torch.tensor([5, 250]))
     assert result["mean"] == 0.0
@@ -191,8 +209,9 @@ def test_memorisation_is_flagged_for_copies_of_the_training_set(images):
 
 
 def test_memorisation_is_not_flagged_for_a_new_sample_of_the_same_kind(images):
-    report = memorisation_report(structured_images(100, seed=11), images,
-                                 train_holdout=structured_images(100, seed=12))
+    report = memorisation_report(
+        structured_images(100, seed=11), images, train_holdout=structured_images(100, seed=12)
+    )
     assert report["memorised"] is False
     assert 0.8 < report["ratio"] < 1.25, report["explanation"]
 
@@ -203,13 +222,15 @@ def test_memorisation_without_holdout_uses_leave_one_out_on_training(images):
     assert report["reference_median"] > 0, "a training image must not be matched to itself"
 
 
-
 # --- The verdict: has G learned at all? ----------------------------------------------------------
+
 
 def grey_squares(n, seed=0):
     """What one quick-mode epoch draws: nearly the same flat grey image for every z."""
     g = torch.Generator().manual_seed(seed)
-    return (torch.full((n, 3, 32, 32), -0.1) + 0.01 * torch.randn(n, 3, 32, 32, generator=g)).clamp(-1, 1)
+    return (torch.full((n, 3, 32, 32), -0.1) + 0.01 * torch.randn(n, 3, 32, 32, generator=g)).clamp(
+        -1, 1
+    )
 
 
 def test_spread_of_real_like_images_is_large_and_of_near_copies_small(images):
@@ -223,20 +244,25 @@ def test_verdict_says_g_has_not_learned_for_grey_squares_and_skips_memorisation(
     swd_floor = sliced_wasserstein_distance(real, images[100:200], **QUICK)
     report = memorisation_report(generated, images[200:], train_holdout=real)
     text = verdict(generated, real, swd_generated, swd_floor, report)
-    assert text.startswith("G has not learned to draw faces yet")
+    assert text.startswith("G has not learned to draw faces yet:\n")
     assert "barely differ" in text and "more epochs" in text
     assert "No sign of memorisation" not in text
 
 
 def test_verdict_names_an_swd_far_above_the_floor(images):
     text = verdict(images[:100], images[100:200], 215.0, 29.0)
-    assert text.startswith("G has not learned to draw faces yet: its SWD, 215.0, is 7.4 times the "
-                           "real floor of 29.0")
+    assert text.splitlines()[1].startswith("- its SWD, 215.0, is 7.4 times the real floor of 29.0")
     assert "barely differ" not in text  # these images vary as much as real ones
 
 
 def test_verdict_for_a_learned_generator_gives_the_swd_and_the_memorisation_sentence(images):
-    report = memorisation_report(structured_images(100, seed=11), images[100:], train_holdout=images[:100])
-    text = verdict(structured_images(100, seed=11), images[:100], {"average": 23.7}, {"average": 9.0}, report)
-    assert text.startswith("G has learned: its SWD, 23.7, is 2.6 times the real floor of 9.0.")
-    assert text.endswith(report["explanation"])
+    report = memorisation_report(
+        structured_images(100, seed=11), images[100:], train_holdout=images[:100]
+    )
+    text = verdict(
+        structured_images(100, seed=11), images[:100], {"average": 23.7}, {"average": 9.0}, report
+    )
+    assert text.splitlines() == [
+        "G has learned: its SWD, 23.7, is 2.6 times the real floor of 9.0.",
+        report["explanation"],
+    ]

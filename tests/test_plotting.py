@@ -12,15 +12,20 @@ import matplotlib
 
 matplotlib.use("Agg", force=True)  # headless, as in CI (MPLBACKEND=Agg)
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+import torch
+from PIL import Image
 
-from helpers import plotting  # noqa: E402
-from helpers.plotting import (  # noqa: E402
-    imshow, plot_architecture, plot_losses, show_batch, view_progress, view_samples,
+from helpers import plotting
+from helpers.plotting import (
+    imshow,
+    plot_architecture,
+    plot_losses,
+    show_batch,
+    view_progress,
+    view_samples,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,6 +75,7 @@ def no_figures_left_open():
 
 # --- show_batch ---------------------------------------------------------------------------------
 
+
 def test_show_batch_saves_the_grid_at_image_pixel_size(tmp_path):
     path = tmp_path / "batch.png"
     show_batch(real_batch(n=10), nrow=4, path=path)
@@ -80,7 +86,7 @@ def test_show_batch_saved_pixels_are_the_image_values(tmp_path):
     images = real_batch(n=2)
     path = tmp_path / "batch.png"
     show_batch(images, nrow=2, path=path)
-    first = png_pixels(path)[PAD:PAD + 16, PAD:PAD + 16]  # the first image's cell
+    first = png_pixels(path)[PAD : PAD + 16, PAD : PAD + 16]  # the first image's cell
     expected = (images[0].permute(1, 2, 0).numpy() * 255).round()
     assert np.abs(first.astype(float) - expected).max() <= 1
 
@@ -140,7 +146,9 @@ def test_show_batch_rejects_wrong_shapes_with_a_plain_message(images, message):
 
 
 def test_show_batch_rejects_a_list_with_a_type_error():
-    with pytest.raises(TypeError, match=r"expects a tensor of images shaped \(B, 3, H, W\), got list"):
+    with pytest.raises(
+        TypeError, match=r"expects a tensor of images shaped \(B, 3, H, W\), got list"
+    ):
         show_batch([real_batch(n=1)[0]])
 
 
@@ -157,6 +165,7 @@ def test_saving_creates_missing_folders(tmp_path):
 
 # --- view_samples -------------------------------------------------------------------------------
 
+
 def test_view_samples_saved_grid_maps_minus_one_to_0_and_plus_one_to_255(tmp_path):
     samples = generated_batch(n=3)
     samples[0] = -1.0
@@ -165,8 +174,8 @@ def test_view_samples_saved_grid_maps_minus_one_to_0_and_plus_one_to_255(tmp_pat
     view_samples(samples, nrow=3, path=path)
     pixels = png_pixels(path)
     cell = 16 + PAD
-    black = pixels[PAD:PAD + 16, PAD:PAD + 16]
-    white = pixels[PAD:PAD + 16, PAD + cell:PAD + cell + 16]
+    black = pixels[PAD : PAD + 16, PAD : PAD + 16]
+    white = pixels[PAD : PAD + 16, PAD + cell : PAD + cell + 16]
     assert (black == 0).all()
     assert (white == 255).all()
     assert png_size(path) == grid_size(3, 3, 16, 16)
@@ -178,7 +187,7 @@ def test_view_samples_saved_grid_uses_the_fixed_range_not_the_batch_range(tmp_pa
     samples[0] = 0.0
     path = tmp_path / "samples.png"
     view_samples(samples, nrow=2, path=path)
-    assert (png_pixels(path)[PAD:PAD + 16, PAD:PAD + 16] == 128).all()
+    assert (png_pixels(path)[PAD : PAD + 16, PAD : PAD + 16] == 128).all()
 
 
 def test_view_samples_displays_the_samples_mapped_to_zero_one():
@@ -186,7 +195,7 @@ def test_view_samples_displays_the_samples_mapped_to_zero_one():
     fig = view_samples(samples, nrow=2)
     shown = fig.axes[0].images[0].get_array()
     expected = ((samples[0] + 1) / 2).permute(1, 2, 0).numpy()
-    np.testing.assert_allclose(shown[PAD:PAD + 16, PAD:PAD + 16], expected, atol=1e-6)
+    np.testing.assert_allclose(shown[PAD : PAD + 16, PAD : PAD + 16], expected, atol=1e-6)
 
 
 def test_view_samples_says_values_far_outside_minus_one_one_need_a_tanh():
@@ -195,6 +204,7 @@ def test_view_samples_says_values_far_outside_minus_one_one_need_a_tanh():
 
 
 # --- view_progress ------------------------------------------------------------------------------
+
 
 def epoch_labels(fig):
     return [ax.get_ylabel() for ax in fig.axes]
@@ -248,6 +258,7 @@ def test_view_progress_names_the_epoch_with_bad_samples():
 
 # --- plot_architecture ----------------------------------------------------------------------------
 
+
 def test_plot_architecture_draws_every_layer_of_g_and_d_with_its_shape(tmp_path):
     from torch import nn
 
@@ -264,12 +275,24 @@ def test_plot_architecture_draws_every_layer_of_g_and_d_with_its_shape(tmp_path)
     path = tmp_path / "arch.png"
     fig = plot_architecture(D, TinyG(), z_size=10, image_size=8, path=path)
     texts = [t.get_text() for t in fig.axes[0].texts]
-    for expected in ("z", "10", "fc", "128", "deconv", "3 x 8 x 8", "image", "6 x 4 x 4", "96", "1"):
+    for expected in (
+        "z",
+        "10",
+        "fc",
+        "128",
+        "deconv",
+        "3 x 8 x 8",
+        "image",
+        "6 x 4 x 4",
+        "96",
+        "1",
+    ):
         assert expected in texts, expected
     assert png_size(path) == figure_pixels(fig)
 
 
 # --- plot_losses --------------------------------------------------------------------------------
+
 
 def lines_by_label(fig):
     return {line.get_label(): list(line.get_ydata()) for line in fig.axes[0].get_lines()}
@@ -306,6 +329,13 @@ def test_plot_losses_marks_each_point_of_a_short_run_so_the_axes_are_not_empty(s
     fig = plot_losses([(1.0 + i, 0.5) for i in range(steps)])
     for line in fig.axes[0].get_lines():
         assert line.get_marker() == "o" and len(line.get_xdata()) == steps
+
+
+def test_plot_losses_labels_logged_steps_with_whole_numbers():
+    fig = plot_losses([(1.0, 0.5), (0.9, 0.6), (0.8, 0.7)])
+    fig.canvas.draw()
+    ticks = [t for t in fig.axes[0].get_xticks() if 0 <= t <= 2]
+    assert ticks and all(float(t).is_integer() for t in ticks)
 
 
 def test_plot_losses_draws_a_long_run_as_plain_lines():
@@ -376,6 +406,7 @@ def test_plot_losses_rejects_bad_input_with_a_plain_message(losses, message):
 
 # --- imshow -------------------------------------------------------------------------------------
 
+
 def test_imshow_draws_a_tensor_image_on_the_given_axes_without_axis():
     fig, ax = plt.subplots()
     try:
@@ -403,6 +434,7 @@ def test_imshow_points_a_batch_to_show_batch():
 
 
 # --- headless behaviour -------------------------------------------------------------------------
+
 
 def draw_everything(tmp_path):
     show_batch(real_batch(n=8), title="batch", path=tmp_path / "a.png")
@@ -478,7 +510,11 @@ def test_jupyter_shows_each_figure_exactly_once():
     env.pop("MPLBACKEND", None)
     done = subprocess.run(
         [sys.executable, "-Xfrozen_modules=off", "-c", JUPYTER_SCRIPT],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     got = json.loads(done.stdout.strip().splitlines()[-1])

@@ -4,6 +4,7 @@ Every solution region becomes a stub, no solution line survives, the notebook st
 Python, the build is reproducible, and in the release every graded test fails with
 "not implemented yet" instead of passing.
 """
+
 import ast
 import contextlib
 import io
@@ -20,7 +21,9 @@ from helpers import grade, release
 from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
 from helpers.release import ReleaseError, make_release, release_notebook, stub_source
 
-STUB = re.compile(r'raise NotImplementedError\("([\w.]+): not implemented yet, see the TODO above"\)')
+STUB = re.compile(
+    r'raise NotImplementedError\("([\w.]+): not implemented yet, see the TODO above"\)'
+)
 
 
 @pytest.fixture(scope="module")
@@ -65,16 +68,27 @@ def test_every_solution_region_becomes_one_stub(built):
 
 def test_stubs_name_the_function_or_method_they_replace(built):
     _, released, _ = built
-    names = {name for c in released.cells if c.cell_type == "code" for name in STUB.findall(c.source)}
-    assert {"get_dataloader", "scale", "Discriminator.__init__", "Discriminator.forward",
-            "Generator.__init__", "train"} <= names
+    names = {
+        name for c in released.cells if c.cell_type == "code" for name in STUB.findall(c.source)
+    }
+    assert {
+        "get_dataloader",
+        "scale",
+        "Discriminator.__init__",
+        "Discriminator.forward",
+        "Generator.__init__",
+        "train",
+    } <= names
 
 
 def test_module_level_region_becomes_none_for_each_assigned_name(built):
     _, released, _ = built
     cell = next(c for c in released.cells if "d_optimizer =" in c.source)
     assert cell.source.strip().splitlines() == [
-        "# TODO: create d_optimizer and g_optimizer.", "d_optimizer = None", "g_optimizer = None"]
+        "# TODO: create d_optimizer and g_optimizer.",
+        "d_optimizer = None",
+        "g_optimizer = None",
+    ]
 
 
 def test_no_solution_line_leaks_into_the_release(built):
@@ -82,8 +96,11 @@ def test_no_solution_line_leaks_into_the_release(built):
     for s, r in code_pairs(source, released):
         inside, outside = region_lines(s.source)
         released_lines = {line.strip() for line in r.source.split("\n")}
-        leaked = [line for line in inside
-                  if line and not line.startswith("#") and line not in outside and line in released_lines]
+        leaked = [
+            line
+            for line in inside
+            if line and not line.startswith("#") and line not in outside and line in released_lines
+        ]
         assert not leaked, f"solution lines left in cell {r.id}: {leaked}"
 
 
@@ -130,10 +147,25 @@ def test_outputs_and_execution_counts_are_cleared_ids_and_tags_kept(tmp_path):
 
 def test_release_folder_holds_what_the_notebook_imports(built):
     _, _, out = built
-    for name in ("problem_unittests.py", "workspace_utils.py", "helpers/__init__.py",
-                 "helpers/notebook.py", "helpers/checkpoint.py", "helpers/checks.py"):
+    for name in (
+        "problem_unittests.py",
+        "workspace_utils.py",
+        "helpers/__init__.py",
+        "helpers/notebook.py",
+        "helpers/checkpoint.py",
+        "helpers/checks.py",
+    ):
         assert (out / name).read_bytes() == (ROOT / name).read_bytes(), name
-    assert not (out / "helpers" / "release.py").exists() and not (out / "helpers" / "grade.py").exists()
+    # the instructor's tools (release, grading, its sandbox, the classroom gradebook) stay home
+    for tool in ("release.py", "grade.py", "classroom.py", "sandbox.py"):
+        assert not (out / "helpers" / tool).exists(), tool
+    # what the learner's notebook imports is all there: nothing in it imports a tool left out
+    shipped = {p.stem for p in (out / "helpers").glob("*.py")}
+    for module in (out / "helpers").glob("*.py"):
+        imported = set(
+            re.findall(r"^\s*(?:from helpers\.|import helpers\.)(\w+)", module.read_text(), re.M)
+        )
+        assert imported <= shipped, (module.name, imported - shipped)
     assert not list(out.rglob("__pycache__"))
 
 
@@ -145,7 +177,9 @@ def test_release_folder_imports_the_graded_tests_on_its_own(built):
     _, _, out = built
     probe = "import problem_unittests as t, helpers.checks as c; print(t.__file__, c.__file__)"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    done = subprocess.run([sys.executable, "-c", probe], cwd=out, env=env, capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=out, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     assert all(path.startswith(str(out)) for path in done.stdout.split()), done.stdout
 
@@ -154,13 +188,21 @@ def test_release_ships_the_learner_readme_and_runtime_requirements(built):
     _, _, out = built
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert readme == release.LEARNER_README.read_text(encoding="utf-8")
-    for topic in ("## How to run a test", "## Real CelebA", "non-commercial", "outputs/checkpoint.pt",
-                  "DCGAN_OUT", "jupyter notebook dlnd_face_generation.ipynb"):
+    for topic in (
+        "## How to run a test",
+        "## Real CelebA",
+        "non-commercial",
+        "outputs/checkpoint.pt",
+        "DCGAN_OUT",
+        "jupyter notebook dlnd_face_generation.ipynb",
+    ):
         assert topic in readme, topic
     requirements = (out / "requirements.txt").read_text(encoding="utf-8").splitlines()
     # the kit's own requirements.txt is `-e .[dev]`, which needs the kit's pyproject.toml
     assert not any(line.startswith("-e") for line in requirements)
-    names = {re.split(r"[<>=!~ ]", line)[0] for line in requirements if line and not line.startswith("#")}
+    names = {
+        re.split(r"[<>=!~ ]", line)[0] for line in requirements if line and not line.startswith("#")
+    }
     assert {"torch", "torchvision", "jupyter", "tqdm"} <= names and "pytest" not in names
 
 
@@ -169,8 +211,10 @@ def test_committed_learner_edition_is_what_the_release_makes_today():
     text, _, _ = release.learner_text(NOTEBOOK)
     committed = release.LEARNER_NOTEBOOK.read_text(encoding="utf-8")
     assert committed == text, (
-        f"{release.LEARNER_NOTEBOOK.name} differs from the learner edition of {NOTEBOOK.relative_to(ROOT)}: "
-        "run `python -m helpers release --update-kit` and commit the result (do not edit it by hand).")
+        f"{release.LEARNER_NOTEBOOK.name} differs from the learner edition of "
+        f"{NOTEBOOK.relative_to(ROOT)}: run `python -m helpers release --update-kit` and commit "
+        "the result (do not edit it by hand)."
+    )
 
 
 def test_learner_edition_opens_at_the_top_and_the_solution_in_its_own_folder():
@@ -193,9 +237,14 @@ def test_update_kit_rewrites_a_stale_learner_edition_and_refuses_the_solution(tm
 
 
 def run_release_definitions(released, tmp_path):
-    """Namespace and errors after running the release's setup and solution cells, as the grader does."""
-    nb = {"cells": [{"cell_type": c.cell_type, "source": c.source, "metadata": dict(c.metadata)}
-                    for c in released.cells]}
+    """Namespace and errors after running the release's setup and solution cells, as the grader
+    does."""
+    nb = {
+        "cells": [
+            {"cell_type": c.cell_type, "source": c.source, "metadata": dict(c.metadata)}
+            for c in released.cells
+        ]
+    }
     cells, used_tags = grade.definition_cells(nb, [n for t in grade.kit_tests() for n in t.needs])
     assert used_tags
     namespace = {"__name__": "__notebook__"}
@@ -213,7 +262,10 @@ def test_each_graded_test_raises_not_implemented_yet_on_the_release(built, tmp_p
     assert len(callable_tests) >= 9
     for test in callable_tests:
         args = [eval(arg, namespace) for arg in test.args]
-        with pytest.raises(AssertionError, match="not implemented yet"), contextlib.redirect_stdout(io.StringIO()):
+        with (
+            pytest.raises(AssertionError, match="not implemented yet"),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
             getattr(problem_unittests, test.name)(*args)
 
 
@@ -227,20 +279,31 @@ def test_grader_fails_every_release_test_with_not_implemented_yet(built, tmp_pat
     for result in results:
         assert not result["passed"] and "not implemented yet" in result["message"], result
     optimizers = next(r for r in results if r["name"] == "test_optimizers")
-    assert optimizers["message"].startswith("`D` could not be built: Discriminator.__init__ is not implemented yet")
+    assert optimizers["message"].startswith(
+        "`D` could not be built: Discriminator.__init__ is not implemented yet"
+    )
     assert any(e["error"] == "NotImplementedError" for e in errors)
 
 
 def notebook_with(*sources):
-    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# t")]
-                                    + [nbformat.v4.new_code_cell(s) for s in sources])
+    return nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_markdown_cell("# t")]
+        + [nbformat.v4.new_code_cell(s) for s in sources]
+    )
 
 
-@pytest.mark.parametrize("source, problem", [
-    ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "no matching"),
-    ("def f():\n    return 1\n    ### END SOLUTION\n", "has no '### BEGIN SOLUTION' above"),
-    ("def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n", "cannot nest"),
-])
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("def f():\n    ### BEGIN SOLUTION\n    return 1\n", "no matching"),
+        ("def f():\n    return 1\n    ### END SOLUTION\n", "has no '### BEGIN SOLUTION' above"),
+        (
+            "def f():\n    ### BEGIN SOLUTION\n    ### BEGIN SOLUTION\n    return 1\n"
+            "    ### END SOLUTION\n",
+            "cannot nest",
+        ),
+    ],
+)
 def test_unbalanced_markers_are_an_error_naming_the_cell(source, problem):
     with pytest.raises(ReleaseError, match=problem) as err:
         release_notebook(notebook_with("x = 1", source))
@@ -248,13 +311,17 @@ def test_unbalanced_markers_are_an_error_naming_the_cell(source, problem):
 
 
 def test_region_in_a_nested_block_keeps_its_indentation_and_the_code_after_it():
-    source = ("class Net:\n    def step(self, batch):\n        for x in batch:\n            # TODO: learn\n"
-              "            ### BEGIN SOLUTION\n            y = x * 2\n            ### END SOLUTION\n"
-              "            print(y)\n")
+    source = (
+        "class Net:\n    def step(self, batch):\n        for x in batch:\n"
+        "            # TODO: learn\n"
+        "            ### BEGIN SOLUTION\n            y = x * 2\n            ### END SOLUTION\n"
+        "            print(y)\n"
+    )
     stubbed, n = stub_source(source)
     assert n == 1
-    assert stubbed.split("\n")[4] == ('            raise NotImplementedError('
-                                      '"Net.step: not implemented yet, see the TODO above")')
+    assert stubbed.split("\n")[4] == (
+        '            raise NotImplementedError("Net.step: not implemented yet, see the TODO above")'
+    )
     assert "            print(y)" in stubbed and "y = x * 2" not in stubbed
     ast.parse(stubbed)
 
@@ -273,8 +340,12 @@ def test_out_folder_must_not_be_the_kit_itself_or_the_solution_folder(folder):
 def test_command_line_prints_the_summary(tmp_path, capsys):
     assert release.main(["--notebook", str(NOTEBOOK), "--out", str(tmp_path / "rel")]) == 0
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    n_regions = sum(len(release.solution_regions(c.source)) for c in nb.cells if c.cell_type == "code")
-    n_cells = sum(bool(release.solution_regions(c.source)) for c in nb.cells if c.cell_type == "code")
+    n_regions = sum(
+        len(release.solution_regions(c.source)) for c in nb.cells if c.cell_type == "code"
+    )
+    n_cells = sum(
+        bool(release.solution_regions(c.source)) for c in nb.cells if c.cell_type == "code"
+    )
     out = capsys.readouterr().out
     assert f"Stubbed {n_regions} solution regions in {n_cells} cells" in out
     assert os.path.join(str(tmp_path / "rel"), NOTEBOOK.name) in out
@@ -290,11 +361,33 @@ def test_command_line_reports_a_broken_notebook_without_traceback(tmp_path, caps
 
 def run_nbval(notebook, tmp_path):
     """`pytest --nbval` on `notebook` in quick mode, as CI runs notebooks; the finished process."""
-    env = {**os.environ, "DCGAN_QUICK": "1", "DCGAN_OUT": str(tmp_path / "out"), "MPLBACKEND": "Agg",
-           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
-                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(notebook)],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    env = {
+        **os.environ,
+        "DCGAN_QUICK": "1",
+        "DCGAN_OUT": str(tmp_path / "out"),
+        "MPLBACKEND": "Agg",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "--nbval",
+            "--nbval-current-env",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--rootdir",
+            str(tmp_path),
+            str(notebook),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.mark.slow
@@ -302,7 +395,10 @@ def test_learner_edition_under_nbval_stops_at_its_first_graded_test(tmp_path):
     learner = nbformat.read(release.LEARNER_NOTEBOOK, as_version=4)
     check = release.first_failure_check(learner)
     first_test = check.cells[-1]
-    assert "graded-test" in first_test.metadata["tags"] and "raises-exception" in first_test.metadata["tags"]
+    assert (
+        "graded-test" in first_test.metadata["tags"]
+        and "raises-exception" in first_test.metadata["tags"]
+    )
     assert "raises-exception" not in str(learner)  # Run All in Jupyter must still stop there
     nbformat.write(check, tmp_path / "check.ipynb")
     proc = run_nbval(tmp_path / "check.ipynb", tmp_path)
@@ -311,4 +407,6 @@ def test_learner_edition_under_nbval_stops_at_its_first_graded_test(tmp_path):
     first_test.metadata["tags"].remove("raises-exception")
     nbformat.write(check, tmp_path / "check.ipynb")
     proc = run_nbval(tmp_path / "check.ipynb", tmp_path)
-    assert proc.returncode == 1 and "get_dataloader: not implemented yet" in proc.stdout, proc.stdout[-3000:]
+    assert proc.returncode == 1 and "get_dataloader: not implemented yet" in proc.stdout, (
+        proc.stdout[-3000:]
+    )
