@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -37,8 +38,10 @@ class GradedTestFailure(AssertionError):
             return [f"{type(self).__name__}: {self}"]
 
 
+# Frames from these are the kit's, not the learner's (folders end with a separator, so a
+# learner's helpers_mine.py beside the kit is not taken for the kit's helpers/).
 KIT_FILES = (
-    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parent) + os.sep,
     str(Path(__file__).resolve().parents[1] / "problem_unittests.py"),
 )
 WIDTH = 100  # wrap long messages: error outputs do not always wrap
@@ -49,7 +52,10 @@ def _library_dirs():
 
     paths = sysconfig.get_paths()
     return tuple(
-        {str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+        {
+            str(Path(paths[k]).resolve()) + os.sep
+            for k in ("stdlib", "platstdlib", "purelib", "platlib")
+        }
     )
 
 
