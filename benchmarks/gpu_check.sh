@@ -17,3 +17,8 @@ python3 -m helpers run --plain --out "$OUT/run" 2>&1 | tail -15
 cat "$OUT/run/run.json"
 echo "== throughput: course recipe vs the kit's path"
 python3 -m benchmarks.throughput --device cuda --repeats 2 --json "$OUT/throughput_cuda.json" 2>&1 | tail -15
+echo "== distributed training on every GPU of the machine (torchrun + DDP), quick then full"
+n_gpus=$(nvidia-smi -L | wc -l)
+torchrun --standalone --nproc_per_node="$n_gpus" -m helpers distributed --quick --out "$OUT/ddp_quick" 2>&1 | tail -5
+torchrun --standalone --nproc_per_node="$n_gpus" -m helpers distributed --out "$OUT/ddp" 2>&1 | tail -5
+cat "$OUT/ddp/metrics.json"

@@ -95,6 +95,10 @@ def describe_run(namespace, D, G, d_optimizer, g_optimizer, dataloader, z_size):
     settings = {"z_size": z_size}
     batch_size = getattr(dataloader, "batch_size", None)
     if isinstance(batch_size, int):
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            # each process's loader serves its share: the maths sees the global batch, so a
+            # run saved with N processes resumes with M (helpers.distributed)
+            batch_size *= torch.distributed.get_world_size()
         settings["batch_size"] = batch_size
     with contextlib.suppress(TypeError):  # a loader without a length has no such setting
         settings["batches per epoch"] = len(dataloader)
@@ -108,10 +112,22 @@ def describe_run(namespace, D, G, d_optimizer, g_optimizer, dataloader, z_size):
     code = {name: _fingerprint(namespace.get(name), namespace) for name in LEARNER_CODE}
     for name in _notebook_names_used(namespace):
         code.setdefault(name, _fingerprint(namespace[name], namespace))
-    code["D's layers"] = _digest(repr(D).encode())
-    code["G's layers"] = _digest(repr(G).encode())
+    code["D's layers"] = _digest(repr(_unwrap(D)).encode())
+    code["G's layers"] = _digest(repr(_unwrap(G)).encode())
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     return {"settings": settings, "code": code, "python": python}
+
+
+def _unwrap(net):
+    """The network inside a DistributedDataParallel / DataParallel / torch.compile wrapper."""
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    while True:
+        if isinstance(net, wrappers):
+            net = net.module
+        elif isinstance(getattr(net, "_orig_mod", None), torch.nn.Module):
+            net = net._orig_mod
+        else:
+            return net
 
 
 def _plain(value):

@@ -55,19 +55,26 @@ def find_submissions(folder):
         used.add(name)
         found.append((name, path))
     if not found:
-        raise ValueError(f"No notebooks in {folder}: put one .ipynb per student there, or one folder "
-                         f"per student holding one .ipynb.")
+        raise ValueError(
+            f"No notebooks in {folder}: put one .ipynb per student there, or one folder "
+            f"per student holding one .ipynb."
+        )
     return found
 
 
 def _row(student, path, report=None, status="graded", problem=""):
     failed = [t["name"] for t in report["tests"] if not t["passed"]] if report else []
-    return {"student": student, "notebook": str(path),
-            "passed": report["passed"] if report else 0,
-            "total": report["total"] if report else 0,
-            "score": round(100 * report["passed"] / report["total"], 1) if report else 0.0,
-            "status": status, "problem": problem, "failed_tests": " ".join(failed),
-            "seconds": report.get("seconds", 0.0) if report else 0.0}
+    return {
+        "student": student,
+        "notebook": str(path),
+        "passed": report["passed"] if report else 0,
+        "total": report["total"] if report else 0,
+        "score": round(100 * report["passed"] / report["total"], 1) if report else 0.0,
+        "status": status,
+        "problem": problem,
+        "failed_tests": " ".join(failed),
+        "seconds": report.get("seconds", 0.0) if report else 0.0,
+    }
 
 
 def _spreadsheet_safe(value):
@@ -76,8 +83,9 @@ def _spreadsheet_safe(value):
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def grade_class(folder, out, parallel=2, timeout=60.0, workers=2, deadline=None, sandbox=True,
-                progress=print):
+def grade_class(
+    folder, out, parallel=2, timeout=60.0, workers=2, deadline=None, sandbox=True, progress=print
+):
     """Grade every submission in `folder` into `out` (see the module docstring); return the rows."""
     submissions = find_submissions(folder)
     if sandbox:
@@ -96,13 +104,26 @@ def grade_class(folder, out, parallel=2, timeout=60.0, workers=2, deadline=None,
     def one(student, path):
         slot = slots.get()
         try:
-            report = grader.grade(path, timeout=timeout, workers=workers, deadline=deadline,
-                                  sandbox=sandbox, slot=slot, threads=threads)
+            report = grader.grade(
+                path,
+                timeout=timeout,
+                workers=workers,
+                deadline=deadline,
+                sandbox=sandbox,
+                slot=slot,
+                threads=threads,
+            )
             return student, path, report, "graded", ""
         except (FileNotFoundError, ValueError) as err:
             return student, path, None, "unreadable", grader.clean_text(str(err))
         except Exception as err:  # a fault of the grader on this one submission: its row only
-            return student, path, None, "grader error", grader.clean_text(f"{type(err).__name__}: {err}")
+            return (
+                student,
+                path,
+                None,
+                "grader error",
+                grader.clean_text(f"{type(err).__name__}: {err}"),
+            )
         finally:
             slots.put(slot)
 
@@ -129,8 +150,11 @@ def grade_class(folder, out, parallel=2, timeout=60.0, workers=2, deadline=None,
     writer.writerows({k: _spreadsheet_safe(v) for k, v in row.items()} for row in rows)
     with atomic_write(out / "gradebook.csv", "w") as f:
         f.write(buffer.getvalue())
-    book = {"submissions": len(rows), "seconds": round(time.monotonic() - start, 1),
-            "students": [{**row, "report": reports.get(row["student"])} for row in rows]}
+    book = {
+        "submissions": len(rows),
+        "seconds": round(time.monotonic() - start, 1),
+        "students": [{**row, "report": reports.get(row["student"])} for row in rows],
+    }
     with atomic_write(out / "gradebook.json", "w") as f:
         f.write(json.dumps(book, indent=1) + "\n")
     return rows
@@ -140,24 +164,45 @@ def main(argv=None):
     """Command line: grade a folder of submissions into a gradebook; exit 0, or 2 on a bad call."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers classroom",
-        description="Grade every notebook in a folder, each in its own bubblewrap sandbox, and write "
-                    "a gradebook (CSV and JSON) and one feedback file per student.",
+        description="Grade every notebook in a folder, each in its own bubblewrap sandbox, and "
+        "write "
+        "a gradebook (CSV and JSON) and one feedback file per student.",
         epilog="Exit status: 0 when the gradebook is written (whatever the scores), 2 for a bad "
-               "command line, a folder without notebooks, or no sandbox.")
-    parser.add_argument("folder", help="the folder of submissions: NAME.ipynb files, or one folder "
-                                       "per student holding one notebook")
-    parser.add_argument("--out", default="gradebook", metavar="FOLDER",
-                        help="where gradebook.csv, gradebook.json and feedback/ go (default: %(default)s)")
-    parser.add_argument("--parallel", type=positive_int, default=2, metavar="N",
-                        help="how many submissions are graded at once, each in its own sandbox "
-                             "(default: %(default)s)")
+        "command line, a folder without notebooks, or no sandbox.",
+    )
+    parser.add_argument(
+        "folder",
+        help="the folder of submissions: NAME.ipynb files, or one folder "
+        "per student holding one notebook",
+    )
+    parser.add_argument(
+        "--out",
+        default="gradebook",
+        metavar="FOLDER",
+        help="where gradebook.csv, gradebook.json and feedback/ go (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--parallel",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="how many submissions are graded at once, each in its own sandbox "
+        "(default: %(default)s)",
+    )
     grader.add_grading_arguments(parser)
     args = parser.parse_args(argv)
     from helpers.sandbox import SandboxUnavailable
 
     try:
-        rows = grade_class(args.folder, args.out, parallel=args.parallel, timeout=args.timeout,
-                           workers=args.workers, deadline=args.deadline, sandbox=not args.no_sandbox)
+        rows = grade_class(
+            args.folder,
+            args.out,
+            parallel=args.parallel,
+            timeout=args.timeout,
+            workers=args.workers,
+            deadline=args.deadline,
+            sandbox=not args.no_sandbox,
+        )
     except (ValueError, SandboxUnavailable) as err:
         print(f"classroom: error: {err}", file=sys.stderr)
         return 2

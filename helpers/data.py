@@ -23,10 +23,12 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.files import atomic_write, positive_int
 from helpers.imagefile import (  # noqa: F401  (re-exported: helpers.data.check_image_file ...)
     HIGH_BIT_MODES,
     DataFolderError,
     DataFolderNotFoundError,
+    NoSpaceError,
     check_image_file,
     describe_read_error,
     to_8bit,
@@ -187,13 +189,13 @@ def _load_cache(path: Path) -> dict:
 
 
 def _save_cache(path: Path, files: dict) -> bool:
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
     try:
-        tmp.write_text(json.dumps({'version': CHECK_VERSION, 'files': files}, separators=(',', ':')))
-        os.replace(tmp, path)
+        with atomic_write(path, 'w') as f:
+            f.write(json.dumps({'version': CHECK_VERSION, 'files': files}, separators=(',', ':')))
         return True
-    except OSError:  # read-only data folder: the check still works, it is just not remembered
-        tmp.unlink(missing_ok=True)
+    except OSError:
+        # A read-only data folder (chmod, or a read-only mount such as Kaggle's inputs): the
+        # check still works, it is just not remembered. atomic_write left no temporary file.
         return False
 
 
@@ -454,8 +456,25 @@ def find_data_dir(data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
     return Path(builtin_dir)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (the problem and where to read more),
+    with exit status 2 as argparse's own."""
+
+    def error(self, message: str):
+        self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+
+
+def _image_size(text: str) -> int:
+    """argparse ``type=`` for --size: a whole number of pixels, at least 8."""
+    value = positive_int(text)
+    if value < 8:
+        raise argparse.ArgumentTypeError(f'must be at least 8 pixels (64 is the DCGAN size), '
+                                         f'not {value}')
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = _Parser(
         prog='python -m helpers data',
         description='Prepare and check the training images for the DCGAN notebook. '
                     'ImageFolder reads <folder>/<class>/<image> (e.g. processed_celeba_small/celeba/000001.jpg).')
@@ -472,13 +491,13 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument('--out', default=DEFAULT_DATA_DIR.rstrip('/'),
                       help='folder to write; images go to OUT/celeba/ (default: %(default)s, '
                            'where the notebook looks)')
-    prep.add_argument('--size', type=int, default=64,
+    prep.add_argument('--size', type=_image_size, default=64,
                       help='side of the square output images in pixels (default: %(default)s, '
                            'the DCGAN size)')
-    prep.add_argument('--limit', type=int, default=None, metavar='N',
+    prep.add_argument('--limit', type=positive_int, default=None, metavar='N',
                       help='only the first N images in file-name order, for a quick try '
                            '(default: all 202,599)')
-    prep.add_argument('--workers', type=int, default=None, metavar='N',
+    prep.add_argument('--workers', type=positive_int, default=None, metavar='N',
                       help='processes working in parallel (default: one per CPU core)')
 
     chk = sub.add_parser(
@@ -487,7 +506,7 @@ def _parser() -> argparse.ArgumentParser:
                     'unreadable and ignored files. Results are cached in FOLDER/.kit_check.json, '
                     'so a rerun only opens new or changed files.')
     chk.add_argument('folder', metavar='FOLDER', help='the folder you would give ImageFolder')
-    chk.add_argument('--workers', type=int, default=None, metavar='N',
+    chk.add_argument('--workers', type=positive_int, default=None, metavar='N',
                      help='processes for the first check of many files (default: one per CPU core)')
     return p
 
@@ -508,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == 'check':
             print(check_image_folder(args.folder, workers=args.workers).summary())
             return 0
+    except NoSpaceError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
     except (DataFolderError, FileNotFoundError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2

@@ -492,7 +492,7 @@ def _init_process_group(device):
     if dist.is_initialized():
         return
     if "RANK" in os.environ:  # started by torchrun: it set RANK, WORLD_SIZE and the rendezvous
-        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        dist.init_process_group(backend)
     else:  # plain `python -m`: a group of one, no network needed
         dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
 

@@ -80,6 +80,38 @@ class TransformPlan:
     flips: tuple = ()
     random: str = ""
 
+    def decoder(self):
+        """The cached part, ending in uint8 pixels where that is exactly ToTensor's value x 255.
+
+        ``ToTensor`` turns an 8-bit image into ``uint8 / 255``; stopping at the uint8 skips a
+        float round trip per image and gives the same numbers as ``FastLoader``'s ``/ 255``.
+        """
+        steps = getattr(self.cached, "transforms", [self.cached])
+        if _name(steps[-1]) != "ToTensor":
+            return self.cached
+        from torchvision import transforms
+
+        return transforms.Compose([*steps[:-1], _EightBitToTensor(steps[-1])])
+
+
+# PIL modes that ToTensor reads as uint8 and divides by 255 (not '1', 'I', 'I;16' or 'F').
+EIGHT_BIT_MODES = {"L", "LA", "P", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
+
+
+class _EightBitToTensor:
+    """ToTensor without the division for 8-bit images: uint8 (C, H, W), exactly ToTensor x 255."""
+
+    def __init__(self, to_tensor):
+        self.to_tensor = to_tensor
+
+    def __call__(self, pic):
+        from PIL import Image
+        from torchvision.transforms.functional import pil_to_tensor
+
+        if isinstance(pic, Image.Image) and pic.mode in EIGHT_BIT_MODES:
+            return pil_to_tensor(pic)
+        return self.to_tensor(pic)  # other inputs: the float result, checked for exactness
+
 
 def plan_transform(transform) -> TransformPlan:
     """Split a transform into what can be cached and what must be drawn anew every epoch.
@@ -189,11 +221,14 @@ def _remove_stale(path: Path) -> None:
                 old.unlink()
 
 
-def _to_uint8(x):
-    """(uint8 tensor, exact): exact when ``uint8.float() / 255`` gives back x bit for bit.
+def _to_uint8(x, eight_bit_ok=False):
+    """(uint8 tensor, exact): exact when ``uint8.float() / 255`` is x (ToTensor's value).
 
-    Anything but a float (C, H, W) tensor gives (a description of it, False).
+    With ``eight_bit_ok`` a uint8 tensor comes from ``_EightBitToTensor`` and is exact by
+    construction. Anything but a float (C, H, W) tensor gives (a description of it, False).
     """
+    if eight_bit_ok and isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.dim() == 3:
+        return x, True
     if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() == 3):
         what = f"{x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
         return what, False
@@ -211,13 +246,16 @@ class _Decode(Dataset):
 
     def __init__(self, dataset):
         self.dataset = dataset
+        transform = getattr(dataset, "transform", None)
+        steps = getattr(transform, "transforms", [transform])
+        self.eight_bit_ok = isinstance(steps[-1], _EightBitToTensor)
 
     def __len__(self):
         return len(self.dataset)
 
     def __getitem__(self, i):
         try:
-            u, exact = _to_uint8(self.dataset[i][0])
+            u, exact = _to_uint8(self.dataset[i][0], self.eight_bit_ok)
             return u, exact, ""
         except Exception as exc:  # any decode failure: report the file
             samples = getattr(self.dataset, "samples", None)
@@ -230,8 +268,13 @@ def _shown(path) -> str:
     return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
 
 
-def _keep(batch):
-    return batch
+def _collate(batch):
+    """One stacked uint8 tensor per batch when the images agree in shape: a worker then sends
+    one shared-memory block back instead of one per image."""
+    us = [u for u, _, _ in batch]
+    if all(isinstance(u, torch.Tensor) for u in us) and len({u.shape for u in us}) == 1:
+        return torch.stack(us), [ok for _, ok, _ in batch], [why for _, _, why in batch]
+    return us, [ok for _, ok, _ in batch], [why for _, _, why in batch]
 
 
 def _decode_all(dataset, workers, progress, desc):
@@ -247,12 +290,12 @@ def _decode_all(dataset, workers, progress, desc):
         batch_size=DECODE_BATCH,
         shuffle=False,
         num_workers=workers,
-        collate_fn=_keep,
+        collate_fn=_collate,
     )
     images, start, failed, exact, first = None, 0, [], True, 0
     with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress) as bar:
-        for batch in batches:
-            for u, ok, why in batch:
+        for us, oks, whys in batches:
+            for u, ok, why in zip(us, oks, whys):
                 if why:
                     failed.append(why)
                 elif not isinstance(u, torch.Tensor):
@@ -275,7 +318,7 @@ def _decode_all(dataset, workers, progress, desc):
                     images[start] = u
                     exact &= ok
                 start += 1
-            bar.update(len(batch))
+            bar.update(len(oks))
     if failed:
         more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
         raise ValueError(
@@ -395,7 +438,7 @@ def load_dataset(dataset, cache=True, progress=True, cache_dir=None, workers=Non
         )
 
     view = copy.copy(dataset)  # the learner's dataset, flips left for the loader
-    view.transform = plan.cached
+    view.transform = plan.decoder()
     images, exact = _decode_all(view, workers, progress, desc)
     if not exact:
         return Decoded(

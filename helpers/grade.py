@@ -1,13 +1,16 @@
 """Grade a learner's notebook with the kit's graded tests (instructor tool).
 
     python -m helpers grade SUBMISSION.ipynb [--json report.json] [--timeout 60] [--workers 2]
+                                             [--deadline SECONDS] [--no-sandbox]
 
 What runs:
 
 - From the submission, only its definition cells: code cells tagged ``setup`` or ``solution``.
   When a submission has lost its tags (some editors drop cell metadata), the cells are chosen by
-  what they do: import cells, and cells that define or assign the names the graded tests need.
-  In both cases a cell that defines a name the chosen cells use is added too, but never a cell
+  what they do: import cells, and cells that define or assign the names the graded tests need
+  (the original course's notebooks have no tags and call ``tests.test_discriminator(...)`` in
+  the cell that defines the class: such calls are dropped, the definitions kept). In both cases
+  a cell that defines a name the chosen cells use is added too, but never a cell
   that loads data, trains or plots (one that calls ``train(...)``, ``get_dataloader(...)``,
   ``helpers.plotting``, ``plt``, the graded tests, ...).
 - Which graded tests, and with which arguments, comes from the kit's own solution notebook
@@ -23,8 +26,14 @@ have defined it and the error it raised, or "`Generator` is not defined in your 
 The processes start from a fork server that has already imported torch and the kit (POSIX),
 so a test costs little more than its own run; each process uses cpu_count / workers threads.
 
-Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line or a
-notebook that cannot be read. Not a sandbox: run only notebooks you are willing to execute.
+Two sides: this process (trusted) reads the notebook and the kit, and starts the learner side
+(``learner_side``: the scheduler and the test processes) in a bubblewrap sandbox
+(helpers.sandbox), or with ``--no-sandbox`` as a plain child process, for trusted notebooks.
+The learner side answers in JSON lines, which this side caps, validates and cleans; it never
+unpickles anything. The README's "threat model" says what that does and does not protect.
+
+Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line, a notebook
+that cannot be read, or no sandbox.
 """
 
 from __future__ import annotations
@@ -55,6 +64,7 @@ from helpers.notebook import (
     ROOT,
     graded_test_calls,
     read_notebook,
+    run_cells,
     strip_magics,
     tags,
 )
@@ -172,7 +182,7 @@ def kit_tests(kit_notebook=NOTEBOOK):
 
 
 def signature_problem(function, expected):
-    """Why `function` cannot be called as the kit's `expected` signature ("train(D, G, ...)"), or None.
+    """Why `function` cannot be called as the kit's `expected` ("train(D, G, ...)"), or None.
 
     The kit's call passes every parameter without a default by position and the others by
     keyword; a function that cannot bind those fails here, before its test runs.
@@ -187,7 +197,7 @@ def signature_problem(function, expected):
     positional = [a.arg for a in kit.posonlyargs + kit.args]
     n_required = len(positional) - len(kit.defaults)
     try:
-        own.bind(*positional[:n_required], **{name: None for name in positional[n_required:]})
+        own.bind(*positional[:n_required], **dict.fromkeys(positional[n_required:]))
         return None
     except TypeError:
         pass
@@ -261,7 +271,7 @@ def _top_level_nodes(node):
 
 
 def graded_test_aliases(nb):
-    """Names the notebook imports problem_unittests as (``tests`` in the kit and the original course)."""
+    """Names the notebook imports problem_unittests as (``tests`` in the kit and the original)."""
     aliases = {"tests"}
     for cell in nb["cells"]:
         if cell.get("cell_type") != "code" or "problem_unittests" not in cell.get("source", ""):
@@ -319,7 +329,7 @@ def analyse_cell(cell, aliases=("tests",)):
 
 
 def definition_cells(nb, needs):
-    """The submission's cells to run before the tests, in notebook order, and whether tags chose them.
+    """The submission's cells to run before the tests, in notebook order; whether tags chose them.
 
     `nb` is a notebook from read_notebook; `needs` are the names the graded tests take. Returns
     (list of Cell, used_tags). See the module docstring for the rules.
@@ -356,24 +366,16 @@ def definition_cells(nb, needs):
 # ---------------------------------------------------------------- running (in the test's process)
 
 
-def _describe(cell, err):
-    """An exception a cell raised, as a dict: cell, error, line, detail (its message) and text (one line)."""
-    name = type(err).__name__
+def _describe(cell, failure):
+    """A cell's failure (helpers.notebook.CellError) as a dict: cell, excerpt, error, line,
+    detail (its message's first line), where and text (one line each)."""
+    err, name, line, origin = failure.exception, failure.error, failure.line, failure.origin
     if isinstance(err, SyntaxError):
-        line, detail, origin = err.lineno, err.msg or "", None
+        detail = err.msg or ""
+    elif isinstance(err, SystemExit):
+        detail = "your code called exit() or sys.exit()"
     else:
-        frames = [
-            (int(m.group(1)), lineno)
-            for f, lineno in traceback.walk_tb(err.__traceback__)
-            if (m := CELL_FILE.fullmatch(f.f_code.co_filename))
-        ]
-        line = next((ln for n, ln in frames if n == cell.number), None)
-        origin = frames[-1] if frames and frames[-1][0] != cell.number else None
-        detail = (
-            "your code called exit() or sys.exit()"
-            if isinstance(err, SystemExit)
-            else _first_line(err)
-        )
+        detail = _first_line(err)
     at = f" at line {line}" if line else ""
     return {
         "cell": cell.number,
@@ -390,10 +392,12 @@ def _describe(cell, err):
 
 
 def run_definitions(cells, namespace, skip=None, progress=None):
-    """Execute `cells` one by one in `namespace`, past failures; return the failures (dicts, see _describe).
+    """Execute `cells` one by one in `namespace` (helpers.notebook.run_cells), past failures;
+    return the failures (dicts, see _describe).
 
-    `skip` maps cell numbers to a failure to report instead of running the cell (a cell that
-    crashed or hung an earlier process); `progress(text)` is told which cell starts.
+    Each cell runs as ``cell.run`` (its graded-test calls dropped). `skip` maps cell numbers to a
+    failure to report instead of running the cell (a cell that crashed or hung an earlier
+    process); `progress(text)` is told which cell starts.
     """
     errors = []
     for cell in cells:
@@ -402,15 +406,8 @@ def run_definitions(cells, namespace, skip=None, progress=None):
             continue
         if progress:
             progress(f"cell {cell.number}")
-        try:
-            exec(
-                compile(cell.run or strip_magics(cell.source), f"<cell {cell.number}>", "exec"),
-                namespace,
-            )
-        except KeyboardInterrupt:
-            raise
-        except BaseException as err:  # SystemExit too: a learner's exit() fails its cell only
-            errors.append(_describe(cell, err))
+        for failure in run_cells([(cell.number, cell.run or cell.source)], namespace):
+            errors.append(_describe(cell, failure))
     return errors
 
 
@@ -422,7 +419,10 @@ def _missing_reason(name, cells, errors):
             err = failed[cell.number]
             match = NOT_IMPLEMENTED.match(err["detail"])
             if err["error"] == "NotImplementedError" and match:
-                return f"`{name}` could not be built: {match.group(1)} is not implemented yet ({err['where']})."
+                return (
+                    f"`{name}` could not be built: {match.group(1)} is not implemented yet "
+                    f"({err['where']})."
+                )
             text = f"`{name}` is not defined because {err['text'][0].lower()}{err['text'][1:]}"
             return text if text.endswith((".", "?", "!")) else text + "."
     reason = (
@@ -520,7 +520,9 @@ def _child(job, conn):
     go to their own file, so a flood of learner output cannot hide them.
     """
     if hasattr(os, "setpgid"):
-        os.setpgid(0, 0)  # its own process group, so a timeout also ends workers the learner started
+        os.setpgid(
+            0, 0
+        )  # its own process group, so a timeout also ends workers the learner started
     log = os.open(job["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
     os.dup2(log, 1)
     os.dup2(log, 2)
@@ -537,7 +539,9 @@ def _child(job, conn):
     os.environ.update(DCGAN_QUICK="1", DCGAN_OUT=job["out_dir"], MPLBACKEND="Agg")
     import torch
 
-    torch.set_num_threads(job["threads"])  # more threads than cores makes every test many times slower
+    torch.set_num_threads(
+        job["threads"]
+    )  # more threads than cores makes every test many times slower
 
     def progress(phase):
         os.write(phases, f"{phase}\n".encode())
@@ -549,9 +553,14 @@ def _child(job, conn):
         reply = {"result": results[0], "errors": errors}
     except Exception as err:  # a fault of the grader, not of the learner: say so
         traceback.print_exc()
-        reply = {"result": {"name": test.name, "passed": False,
-                            "message": f"Grader error (not your code): {type(err).__name__}: {err}"},
-                 "errors": []}
+        reply = {
+            "result": {
+                "name": test.name,
+                "passed": False,
+                "message": f"Grader error (not your code): {type(err).__name__}: {err}",
+            },
+            "errors": [],
+        }
     conn.send_bytes(json.dumps(reply, default=str).encode()[:MAX_CHILD_REPLY])
     conn.close()
 
@@ -560,7 +569,7 @@ def _child(job, conn):
 
 
 def preload_modules(kit_notebook=NOTEBOOK):
-    """Modules the fork server imports once: the kit's, and those the notebook's setup cells import."""
+    """Modules the fork server imports once: the kit's, and those the setup cells import."""
     modules = ["problem_unittests", "helpers.grade"]
     for cell in read_notebook(kit_notebook)["cells"]:
         if cell.get("cell_type") == "code" and "setup" in tags(cell):
@@ -577,7 +586,7 @@ def preload_modules(kit_notebook=NOTEBOOK):
 
 
 def _context(preload):
-    """A multiprocessing context whose new processes start with torch and the kit already imported."""
+    """A multiprocessing context whose new processes start with torch and the kit imported."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
@@ -605,7 +614,9 @@ def _read_log(path, cells=(), tests=()):
         if match and (int(match.group(1)) in cells if match.group(1) else match.group(2) in tests):
             phase = line
     dumps = re.split(r"most recent call first\):", _tail(path))
-    frames = re.findall(r'File "<cell (\d{1,6})>", line (\d{1,7})', dumps[-1]) if len(dumps) > 1 else []
+    frames = (
+        re.findall(r'File "<cell (\d{1,6})>", line (\d{1,7})', dumps[-1]) if len(dumps) > 1 else []
+    )
     return phase, [(int(c), int(n)) for c, n in frames]
 
 
@@ -626,6 +637,8 @@ def _stack_text(frames, cell=None):
 
 
 def _how_it_ended(exitcode):
+    if not isinstance(exitcode, int) or not -128 < exitcode < 256:  # a status the learner forged
+        return f"ended with a status the grader cannot read ({str(exitcode)[:20]})"
     if exitcode is not None and exitcode < 0:
         try:
             return f"crashed ({signal.Signals(-exitcode).name})"
@@ -692,20 +705,35 @@ def _schedule(cells, tests, timeout, workers, threads, preload, workdir, emit):
         while pending or running:
             while pending and len(running) < workers:
                 test, attempt = pending.pop(0), attempt + 1
-                job = {"cells": [vars(c) for c in cells], "test": vars(test), "skip": dict(skip),
-                       "log": str(Path(tmp) / f"{attempt}.log"), "out_dir": str(Path(tmp) / "outputs"),
-                       "threads": threads, "timeout": timeout, "workdir": workdir}
+                job = {
+                    "cells": [vars(c) for c in cells],
+                    "test": vars(test),
+                    "skip": dict(skip),
+                    "log": str(Path(tmp) / f"{attempt}.log"),
+                    "out_dir": str(Path(tmp) / "outputs"),
+                    "threads": threads,
+                    "timeout": timeout,
+                    "workdir": workdir,
+                }
                 receive, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child, args=(job, send), daemon=True)
                 with _starting_processes():
                     proc.start()
                 send.close()  # only the child writes; end-of-file then means it is gone
-                running.append({"job": job, "test": test, "proc": proc, "conn": receive,
-                                "start": time.monotonic()})
+                running.append(
+                    {
+                        "job": job,
+                        "test": test,
+                        "proc": proc,
+                        "conn": receive,
+                        "start": time.monotonic(),
+                    }
+                )
             deadline = min(r["start"] for r in running) + timeout
             multiprocessing.connection.wait(
                 [r["conn"] for r in running] + [r["proc"].sentinel for r in running],
-                timeout=max(0.0, deadline - time.monotonic()))
+                timeout=max(0.0, deadline - time.monotonic()),
+            )
             for run in list(running):
                 job, test, proc = run["job"], run["test"], run["proc"]
                 elapsed, message, timed_out = time.monotonic() - run["start"], None, False
@@ -735,18 +763,26 @@ def _schedule(cells, tests, timeout, workers, threads, preload, workdir, emit):
                             emit("error", err)
                     continue
                 phase, frames = _read_log(job["log"], by_number, names)
-                ended = f"did not finish within {timeout:g} s" if timed_out else _how_it_ended(proc.exitcode)
+                ended = (
+                    f"did not finish within {timeout:g} s"
+                    if timed_out
+                    else _how_it_ended(proc.exitcode)
+                )
                 if phase and phase.startswith("cell ") and int(phase[5:]) not in job["skip"]:
                     # A definition cell took the process down: report it as that cell's error and
                     # run the test again without it, so only the tests that need it fail.
                     number = int(phase[5:])
                     if number not in skip:
                         skip[number] = {
-                            "cell": number, "excerpt": by_number[number].excerpt, "line": None,
-                            "detail": "", "error": "Timeout" if timed_out else "Crash",
+                            "cell": number,
+                            "excerpt": by_number[number].excerpt,
+                            "line": None,
+                            "detail": "",
+                            "error": "Timeout" if timed_out else "Crash",
                             "where": f"cell {number} {ended}{_stack_text(frames, number)}",
                             "text": f"Cell {number} {ended}{_stack_text(frames, number)}"
-                            + (" (an endless loop?)" if timed_out else "")}
+                            + (" (an endless loop?)" if timed_out else ""),
+                        }
                         if number not in errors:
                             errors[number] = skip[number]
                             emit("error", skip[number])
@@ -754,41 +790,63 @@ def _schedule(cells, tests, timeout, workers, threads, preload, workdir, emit):
                     continue
                 where = _stack_text(frames)
                 if timed_out:
-                    text = (f"Timed out after {timeout:g} s: {test.call} did not finish{where and ';'}"
-                            f"{where and ' it was' + where}. Look for an endless loop (or very slow code).")
+                    text = (
+                        f"Timed out after {timeout:g} s: {test.call} did not finish{where and ';'}"
+                        f"{where and ' it was' + where}. "
+                        "Look for an endless loop (or very slow code)."
+                    )
                 else:
                     text = f"The test's process {ended}{where} while running {test.call}" + (
-                        "." if proc.exitcode and proc.exitcode < 0
-                        else ": does your code call os._exit() or exit()?")
-                emit("test", {"name": test.name, "passed": False, "message": text,
-                              "seconds": round(elapsed, 2)})
+                        "."
+                        if proc.exitcode and proc.exitcode < 0
+                        else ": does your code call os._exit() or exit()?"
+                    )
+                emit(
+                    "test",
+                    {
+                        "name": test.name,
+                        "passed": False,
+                        "message": text,
+                        "seconds": round(elapsed, 2),
+                    },
+                )
 
 
 def learner_side():
     """Entry point of the untrusted side (inside the sandbox): read the job (JSON) on stdin, run
-    the tests, write one JSON object per line on stdout: {"test": ...}, {"error": ...}, {"done": true}.
+    the tests, write one JSON object per line on stdout: {"test": ...}, {"error": ...}, then
+    {"done": true}.
 
     Nothing here is trusted by the grader: it validates every line (see _collect).
     """
     job = json.loads(sys.stdin.read(MAX_JOB))
-    try:  # not dumpable: the learner's processes (same uid) cannot open /proc/<this>/fd or ptrace it
+    # Not dumpable: the learner's processes (same uid) cannot open /proc/<this>/fd or ptrace it.
+    try:
         import ctypes
 
         ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE, 0
     except (OSError, AttributeError):
         pass
     out = os.fdopen(os.dup(1), "w", buffering=1)  # only this process writes results here
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 1)  # what anything else prints goes nowhere
-    os.dup2(devnull, 2)
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)  # what anything else prints goes nowhere
+    # stderr stays: the grader keeps its cleaned last lines in the report's notes when the
+    # learner side stops early.
 
     def emit(kind, item):
         out.write(json.dumps({kind: item}, default=str) + "\n")
 
     cells = [Cell(**c) for c in job["cells"]]
     tests = [GradedTest(**t) for t in job["tests"]]
-    _schedule(cells, tests, job["timeout"], job["workers"], job["threads"], job["preload"],
-              job["workdir"], emit)
+    _schedule(
+        cells,
+        tests,
+        job["timeout"],
+        job["workers"],
+        job["threads"],
+        job["preload"],
+        job["workdir"],
+        emit,
+    )
     emit("done", True)
     out.close()
 
@@ -801,12 +859,14 @@ CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u20
 def clean_text(text, limit=MAX_MESSAGE, secrets=()):
     """Text fit for a report: a string, control characters replaced by spaces, the values of
     `secrets` (the grader's environment) redacted, and at most `limit` bytes of UTF-8."""
-    text = CONTROL.sub(" ", text if isinstance(text, str) else repr(text)).replace("\n", " ").strip()
+    text = (
+        CONTROL.sub(" ", text if isinstance(text, str) else repr(text)).replace("\n", " ").strip()
+    )
     for secret in secrets:
         text = text.replace(secret, "[redacted]")
     data = text.encode("utf-8")
     if len(data) > limit:
-        text = data[:limit - 20].decode("utf-8", "ignore") + " [... cut at 1 KB]"
+        text = data[: limit - 20].decode("utf-8", "ignore") + " [... cut at 1 KB]"
     return text
 
 
@@ -816,7 +876,7 @@ def _environment_secrets():
 
 
 def _collect(stdout, tests, cells):
-    """Validate what the learner side sent: {test name: result}, [definition errors], done, problems.
+    """Validate what the learner side sent; ({name: result}, [definition errors], done, problems).
 
     Each line must be one JSON object of a known kind; a result must name a graded test and
     carry a bool and a string; an error must name a cell that ran. Anything else is dropped
@@ -831,29 +891,51 @@ def _collect(stdout, tests, cells):
             continue
         try:
             item = json.loads(line)
-            (kind, value), = item.items()
+            ((kind, value),) = item.items()
         except (ValueError, TypeError, AttributeError):
             problems += 1
             continue
         if kind == "done" and value is True:
             done = True
-        elif (kind == "test" and isinstance(value, dict) and value.get("name") in names
-              and value["name"] not in results and isinstance(value.get("passed"), bool)
-              and isinstance(value.get("message"), str)
-              and isinstance(value.get("seconds", 0), (int, float))):
+        elif (
+            kind == "test"
+            and isinstance(value, dict)
+            and value.get("name") in names
+            and value["name"] not in results
+            and isinstance(value.get("passed"), bool)
+            and isinstance(value.get("message"), str)
+            and isinstance(value.get("seconds", 0), (int, float))
+        ):
             results[value["name"]] = {
-                "name": value["name"], "passed": value["passed"],
-                "message": "Tests Passed" if value["passed"] else clean_text(value["message"], secrets=secrets),
-                "seconds": round(min(max(float(value.get("seconds", 0)), 0.0), 1e6), 2)}
-        elif (kind == "error" and isinstance(value, dict) and value.get("cell") in numbers
-              and value["cell"] not in errors and len(errors) < MAX_ERRORS
-              and isinstance(value.get("error"), str) and re.fullmatch(r"[A-Za-z_][\w.]{0,60}", value["error"])
-              and (value.get("line") is None or (isinstance(value["line"], int) and 0 < value["line"] < 10**7))
-              and isinstance(value.get("text"), str)):
+                "name": value["name"],
+                "passed": value["passed"],
+                "message": "Tests Passed"
+                if value["passed"]
+                else clean_text(value["message"], secrets=secrets),
+                "seconds": round(min(max(float(value.get("seconds", 0)), 0.0), 1e6), 2),
+            }
+        elif (
+            kind == "error"
+            and isinstance(value, dict)
+            and value.get("cell") in numbers
+            and value["cell"] not in errors
+            and len(errors) < MAX_ERRORS
+            and isinstance(value.get("error"), str)
+            and re.fullmatch(r"[A-Za-z_][\w.]{0,60}", value["error"])
+            and (
+                value.get("line") is None
+                or (isinstance(value["line"], int) and 0 < value["line"] < 10**7)
+            )
+            and isinstance(value.get("text"), str)
+        ):
             cell = next(c for c in cells if c.number == value["cell"])
-            errors[value["cell"]] = {"cell": value["cell"], "error": value["error"], "line": value["line"],
-                                     "message": clean_text(value["text"], secrets=secrets),
-                                     "cell_starts": clean_text(cell.excerpt, 80)}
+            errors[value["cell"]] = {
+                "cell": value["cell"],
+                "error": value["error"],
+                "line": value["line"],
+                "message": clean_text(value["text"], secrets=secrets),
+                "cell_starts": clean_text(cell.excerpt, 80),
+            }
         else:
             problems += 1
     return results, [errors[n] for n in sorted(errors)], done, problems
@@ -867,21 +949,31 @@ def read_submission(submission):
         raise FileNotFoundError(f"No notebook at {path}.")
     size = path.stat().st_size
     if size > MAX_NOTEBOOK:
-        raise ValueError(f"{path} is {size / 1e6:.0f} MB; the grader reads notebooks up to "
-                         f"{MAX_NOTEBOOK / 1e6:.0f} MB. Clear its outputs (Cell > All Output > Clear) and save it.")
+        raise ValueError(
+            f"{path} is {size / 1e6:.0f} MB; the grader reads notebooks up to "
+            f"{MAX_NOTEBOOK / 1e6:.0f} MB. Clear its outputs (Cell > All Output > Clear) and save "
+            "it."
+        )
     try:
         nb = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
-        raise ValueError(f"{path} is not a Jupyter notebook: it is not valid JSON ({err}).") from None
+        raise ValueError(
+            f"{path} is not a Jupyter notebook: it is not valid JSON ({err})."
+        ) from None
     if not isinstance(nb, dict):
         raise ValueError(f"{path} is not a Jupyter notebook: its JSON is not an object.")
     if nb.get("nbformat") != 4:
-        raise ValueError(f"{path} is a version {nb.get('nbformat')!r} notebook; the grader reads version 4 "
-                         "(open and save it in Jupyter 4 or later, or run `jupyter nbconvert --to notebook "
-                         "--nbformat 4`).")
+        raise ValueError(
+            f"{path} is a version {nb.get('nbformat')!r} notebook; the grader reads version 4 "
+            "(open and save it in Jupyter 4 or later, or run `jupyter nbconvert --to notebook "
+            "--nbformat 4`)."
+        )
     cells = nb.get("cells")
     if not isinstance(cells, list):
-        raise ValueError(f"{path} is not a Jupyter notebook: 'cells' should be a list, got {type(cells).__name__}.")
+        raise ValueError(
+            f"{path} is not a Jupyter notebook: 'cells' should be a list, got "
+            f"{type(cells).__name__}."
+        )
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
             raise ValueError(f"{path}: cell {number} is not a notebook cell (no cell_type).")
@@ -889,17 +981,30 @@ def read_submission(submission):
         if isinstance(source, list) and all(isinstance(part, str) for part in source):
             source = "".join(source)
         if not isinstance(source, str):
-            raise ValueError(f"{path}: the source of cell {number} is not text "
-                             f"(got {type(source).__name__}).")
+            raise ValueError(
+                f"{path}: the source of cell {number} is not text (got {type(source).__name__})."
+            )
         metadata = cell.get("metadata", {})
         if not isinstance(metadata, dict) or not isinstance(metadata.get("tags", []), list):
-            raise ValueError(f"{path}: the metadata of cell {number} is malformed (tags should be a list).")
+            raise ValueError(
+                f"{path}: the metadata of cell {number} is malformed (tags should be a list)."
+            )
         cell["source"] = source
     return nb
 
 
-def grade(submission, timeout=60.0, workers=2, kit_notebook=NOTEBOOK, sandbox=True, deadline=None,
-          limits=None, slot=0, only=None, threads=None):
+def grade(
+    submission,
+    timeout=60.0,
+    workers=2,
+    kit_notebook=NOTEBOOK,
+    sandbox=True,
+    deadline=None,
+    limits=None,
+    slot=0,
+    only=None,
+    threads=None,
+):
     """Grade notebook `submission` with the kit's graded tests; each test in its own process.
 
     The learner's code runs on the untrusted side: a bubblewrap sandbox (helpers.sandbox), or,
@@ -919,33 +1024,54 @@ def grade(submission, timeout=60.0, workers=2, kit_notebook=NOTEBOOK, sandbox=Tr
 
     tests = [t for t in kit_tests(kit_notebook) if only is None or t.name in only]
     if not tests:
-        raise ValueError(f"The kit notebook {kit_notebook} has no graded-test cells"
-                         + (f" named {', '.join(only)}." if only else "."))
+        raise ValueError(
+            f"The kit notebook {kit_notebook} has no graded-test cells"
+            + (f" named {', '.join(only)}." if only else ".")
+        )
     nb = read_submission(submission)
     needs = list(dict.fromkeys(n for t in tests for n in t.needs))
     cells, used_tags = definition_cells(nb, needs)
-    notes = [] if used_tags else [
-        "The notebook has no `setup`/`solution` cell tags (the original course's notebooks have none, and "
-        "some editors drop them); the cells to run were chosen by what they define, without their "
-        "graded-test calls."]
+    notes = (
+        []
+        if used_tags
+        else [
+            "The notebook has no `setup`/`solution` cell tags (the original course's notebooks "
+            "have none, and some editors drop them); the cells to run were chosen by what they "
+            "define, without their "
+            "graded-test calls."
+        ]
+    )
     if deadline is None:
         deadline = timeout * (2 + -(-len(tests) // workers)) + 30
-    job = {"cells": [vars(c) for c in cells], "tests": [vars(t) for t in tests], "timeout": timeout,
-           "workers": workers, "threads": threads or max(1, (os.cpu_count() or 1) // workers),
-           "preload": preload_modules(kit_notebook)}
+    job = {
+        "cells": [vars(c) for c in cells],
+        "tests": [vars(t) for t in tests],
+        "timeout": timeout,
+        "workers": workers,
+        "threads": threads or max(1, (os.cpu_count() or 1) // workers),
+        "preload": preload_modules(kit_notebook),
+    }
     inner = [sys.executable, "-c", "import helpers.grade as g; g.learner_side()"]
     if sandbox:
         job["workdir"] = box.SCRATCH
-        outcome = box.run_in_sandbox(inner, json.dumps(job).encode(), deadline, MAX_OUTPUT,
-                                     limits=limits, slot=slot)
+        outcome = box.run_in_sandbox(
+            inner, json.dumps(job).encode(), deadline, MAX_OUTPUT, limits=limits, slot=slot
+        )
         how = box.mode(slot)
     else:
         with tempfile.TemporaryDirectory(prefix="dcgan-work-") as work:
             job["workdir"] = work
-            env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": work, "TMPDIR": work,
-                   "PYTHONPATH": str(ROOT), "MPLBACKEND": "Agg", "LANG": "C.UTF-8"}
-            outcome = box.run_capped(inner, json.dumps(job).encode(), deadline, MAX_OUTPUT,
-                                     env=env, cwd=work)
+            env = {
+                "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                "HOME": work,
+                "TMPDIR": work,
+                "PYTHONPATH": str(ROOT),
+                "MPLBACKEND": "Agg",
+                "LANG": "C.UTF-8",
+            }
+            outcome = box.run_capped(
+                inner, json.dumps(job).encode(), deadline, MAX_OUTPUT, env=env, cwd=work
+            )
         how = "none (--no-sandbox: the learner's code ran with this user's rights)"
     results, definition_errors, done, problems = _collect(outcome.stdout, tests, cells)
     if outcome.timed_out:
@@ -953,22 +1079,37 @@ def grade(submission, timeout=60.0, workers=2, kit_notebook=NOTEBOOK, sandbox=Tr
     elif outcome.overflow:
         why = "the learner side sent more output than the grader reads"
     elif not done:
-        why = f"the learner side stopped before this test finished ({_how_it_ended(-outcome.returncode if outcome.returncode and outcome.returncode > 128 else outcome.returncode)})"
+        ended = _how_it_ended(outcome.returncode)
+        why = f"the learner side stopped before this test finished ({ended})"
     else:
         why = "the learner side sent no result for this test"
     if problems:
-        notes.append(f"{problems} line(s) from the learner side were not valid results and were ignored.")
+        notes.append(
+            f"{problems} line(s) from the learner side were not valid results and were ignored."
+        )
     if not done or outcome.overflow or outcome.timed_out:
         notes.append(f"Grading did not finish normally: {why}.")
-        stderr = clean_text(outcome.stderr.decode("utf-8", "replace")[-600:], 600, _environment_secrets())
+        stderr = clean_text(
+            outcome.stderr.decode("utf-8", "replace")[-600:], 600, _environment_secrets()
+        )
         if stderr:
             notes.append(f"Last words of the learner side: {stderr}")
-    ordered = [results.get(t.name) or {"name": t.name, "passed": False,
-                                       "message": f"No result: {why}.", "seconds": 0.0} for t in tests]
-    return {"notebook": str(submission), "passed": sum(r["passed"] for r in ordered),
-            "total": len(ordered), "tests": ordered, "definition_errors": definition_errors,
-            "cells": [c.number for c in cells], "notes": notes, "sandbox": how,
-            "seconds": round(outcome.seconds, 2)}
+    ordered = [
+        results.get(t.name)
+        or {"name": t.name, "passed": False, "message": f"No result: {why}.", "seconds": 0.0}
+        for t in tests
+    ]
+    return {
+        "notebook": str(submission),
+        "passed": sum(r["passed"] for r in ordered),
+        "total": len(ordered),
+        "tests": ordered,
+        "definition_errors": definition_errors,
+        "cells": [c.number for c in cells],
+        "notes": notes,
+        "sandbox": how,
+        "seconds": round(outcome.seconds, 2),
+    }
 
 
 # ---------------------------------------------------------------- command line
@@ -1014,41 +1155,68 @@ def _positive(kind):
 
 def add_grading_arguments(parser):
     """The options grading one submission and grading a class share."""
-    parser.add_argument("--timeout", type=_positive(float), default=60.0, metavar="SECONDS",
-                        help="time limit of each test's process, start-up included; a test that runs "
-                             "longer fails as timed out (default: %(default)g)")
-    parser.add_argument("--workers", type=positive_int, default=2, metavar="N",
-                        help="how many tests of one submission run at once, each in its own process "
-                             "(default: %(default)s)")
-    parser.add_argument("--deadline", type=_positive(float), metavar="SECONDS",
-                        help="time limit of a whole submission; when it runs out the sandbox and every "
-                             "process in it are stopped, and unfinished tests fail (default: the "
-                             "timeout times the rounds of tests, plus two)")
-    parser.add_argument("--no-sandbox", action="store_true",
-                        help="run the learner's code without bubblewrap, with your own rights, for "
-                             "trusted self-checks only (your solution, a release you made)")
+    parser.add_argument(
+        "--timeout",
+        type=_positive(float),
+        default=60.0,
+        metavar="SECONDS",
+        help="time limit of each test's process, start-up included; a test that runs "
+        "longer fails as timed out (default: %(default)g)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=2,
+        metavar="N",
+        help="how many tests of one submission run at once, each in its own process "
+        "(default: %(default)s)",
+    )
+    parser.add_argument(
+        "--deadline",
+        type=_positive(float),
+        metavar="SECONDS",
+        help="time limit of a whole submission; when it runs out the sandbox and every "
+        "process in it are stopped, and unfinished tests fail (default: the "
+        "timeout times the rounds of tests, plus two)",
+    )
+    parser.add_argument(
+        "--no-sandbox",
+        action="store_true",
+        help="run the learner's code without bubblewrap, with your own rights, for "
+        "trusted self-checks only (your solution, a release you made)",
+    )
 
 
 def main(argv=None):
-    """Command line: grade, print the rubric, write --json; exit 0 all passed, 1 any failed, 2 error."""
+    """Command line: grade, print the rubric, write --json; exit 0 all passed, 1 any failed, 2."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers grade",
-        description="Grade a learner's notebook with the kit's graded tests, in a bubblewrap sandbox, "
-                    "each test in its own process with a time limit, and print a rubric.",
-        epilog="Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line, a "
-               "notebook that cannot be read, or no sandbox. Grade a whole folder with "
-               "python -m helpers classroom.")
+        description="Grade a learner's notebook with the kit's graded tests in a bubblewrap "
+        "sandbox, each test in its own process with a time limit, and print a rubric.",
+        epilog="Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line, "
+        "a "
+        "notebook that cannot be read, or no sandbox. Grade a whole folder with "
+        "python -m helpers classroom.",
+    )
     parser.add_argument("submission", help="the learner's notebook (.ipynb) to grade")
-    parser.add_argument("--json", metavar="PATH",
-                        help="also write the report as JSON to PATH: passed, total, and per test its "
-                             "name, passed, message and seconds")
+    parser.add_argument(
+        "--json",
+        metavar="PATH",
+        help="also write the report as JSON to PATH: passed, total, and per test its "
+        "name, passed, message and seconds",
+    )
     add_grading_arguments(parser)
     args = parser.parse_args(argv)
     from helpers.sandbox import SandboxUnavailable
 
     try:
-        report = grade(args.submission, timeout=args.timeout, workers=args.workers,
-                       sandbox=not args.no_sandbox, deadline=args.deadline)
+        report = grade(
+            args.submission,
+            timeout=args.timeout,
+            workers=args.workers,
+            sandbox=not args.no_sandbox,
+            deadline=args.deadline,
+        )
     except (FileNotFoundError, ValueError, SandboxUnavailable) as err:
         print(f"grade: error: {err}", file=sys.stderr)
         return 2

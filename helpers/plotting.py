@@ -358,7 +358,8 @@ def _loss_series(losses):
     d_losses, g_losses = [], []
     for index, pair in enumerate(losses):
         try:
-            d_loss, g_loss = pair
+            # train logs (d_loss, g_loss) or (d_loss, g_loss, D(x), D(G(z))): the losses first
+            d_loss, g_loss = pair if len(pair) == 2 else pair[:2] if len(pair) == 4 else pair
             d_losses.append(_number(d_loss))
             g_losses.append(_number(g_loss))
         except (TypeError, ValueError, RuntimeError):

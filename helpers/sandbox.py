@@ -8,18 +8,23 @@ root, with:
 - a read-only view of the OS (``/usr`` and the loader's cache), the Python environment and a
   grading bundle: the kit's ``problem_unittests.py``, ``workspace_utils.py`` and ``helpers/``
   without the instructor tools. Not the solution notebook, the mutants, ``.git`` or the tests;
+- the learner side's first process (the grader's scheduler) as PID 1 (``--as-pid-1``): no
+  bwrap helper process inside holds the result pipe, and the scheduler makes itself
+  non-dumpable, so no learner process can open the pipe through ``/proc`` and write results;
 - a tmpfs scratch folder (``/scratch``, size-capped) as its only writable place, and a cleared
   environment;
 - limits (``prlimit``) on address space, processes, file size, open files and CPU time.
 
 Running as root (CI): bwrap is started under an unprivileged uid when the Python environment can
 be reached by one; when it lives under a folder only root may enter (``/root/.pyenv``), bwrap
-runs as root with ``--uid`` and every capability dropped, which keeps the same walls except that
-the process limit is not enforced (the kernel exempts root); the report says which one ran.
+runs as root with ``--uid`` and every capability dropped, which keeps the same walls; as the
+kernel does not apply the process limit to root, a pids cgroup caps the processes instead where
+cgroups can be written. The report says which one ran.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import selectors
@@ -38,7 +43,8 @@ from helpers.notebook import ROOT
 BWRAP = "/usr/bin/bwrap"
 PRLIMIT = "/usr/bin/prlimit"
 INSTALL_HINT = (
-    "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf install "
+    "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf "
+    "install "
     "bubblewrap`), or run the grader inside a container (for example `docker run --rm -v $PWD:/kit "
     "python:3.11 ...`) and pass --no-sandbox there. --no-sandbox runs learner code with your "
     "rights: use it only for notebooks you trust (your own solution)."
@@ -106,13 +112,13 @@ def _python_paths():
 
 
 def _world_reachable(path):
-    """Whether a uid that owns nothing can reach `path`: every folder above it enterable by others."""
+    """Whether a uid that owns nothing can reach `path`: every folder above it open to others."""
     parts = Path(path).resolve().parents
     return all(os.stat(p).st_mode & stat.S_IXOTH for p in parts)
 
 
 def _os_binds():
-    """bwrap arguments for the OS: /usr read-only, /bin, /lib... as on the host, the loader cache."""
+    """bwrap arguments for the OS: /usr read-only, /bin, /lib... as on the host, ld.so's cache."""
     args = ["--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
         host = Path("/") / name
@@ -126,7 +132,7 @@ def _os_binds():
     return args
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def available():
     """None when a sandbox can start here, else the reason (and what to do)."""
     if not os.path.exists(BWRAP):
@@ -140,8 +146,10 @@ def available():
         **_drop_kwargs(0, _python_paths()),
     )
     if probe.returncode != 0:
-        return (f"bubblewrap cannot create a sandbox here ({probe.stderr.strip()[:200]}); "
-                f"user namespaces may be disabled. {INSTALL_HINT}")
+        return (
+            f"bubblewrap cannot create a sandbox here ({probe.stderr.strip()[:200]}); "
+            f"user namespaces may be disabled. {INSTALL_HINT}"
+        )
     return None
 
 
@@ -160,30 +168,86 @@ def mode(slot=0):
         return "bubblewrap, as this user"
     if _drop_kwargs(slot, _python_paths()):
         return f"bubblewrap, started as uid {OUTSIDE_UID + slot} (not root)"
-    return ("bubblewrap, started as root with every capability dropped (the Python environment is "
-            "under a folder only root may enter, so the process limit is not enforced)")
+    cgroup = _pids_cgroup(slot, 1)
+    if cgroup:
+        _remove_cgroup(cgroup)
+    return (
+        "bubblewrap, started as root with every capability dropped (the Python environment is "
+        "under a folder only root may enter); processes capped by "
+        + (
+            "a pids cgroup"
+            if cgroup
+            else "nothing: no writable cgroup, and root ignores the rlimit"
+        )
+    )
 
 
 def command(bundle_dir, argv, limits, env):
     """The bwrap command line that runs `argv` (inside paths) in a sandbox over `bundle_dir`."""
-    cmd = [BWRAP, "--unshare-all", "--unshare-net", "--die-with-parent", "--new-session",
-           "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID), "--cap-drop", "ALL",
-           "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev", *_os_binds()]
+    cmd = [
+        BWRAP,
+        "--unshare-all",
+        "--unshare-net",
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        # Empty /tmp and /dev/shm first: a later mount hides what lies under it, and the Python
+        # environment or the kit may themselves live under /tmp (a CI clone).
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/dev/shm",
+        *_os_binds(),
+    ]
     for path in _python_paths():
         cmd += ["--ro-bind", path, path]
     for device in sorted(Path("/dev").glob("nvidia*")):  # a GPU, when the machine has one
         cmd += ["--dev-bind-try", str(device), str(device)]
-    cmd += ["--ro-bind", str(bundle_dir), KIT,
-            "--ro-bind", str(Path(bundle_dir) / "etc" / "passwd"), "/etc/passwd",
-            "--ro-bind", str(Path(bundle_dir) / "etc" / "group"), "/etc/group",
-            "--size", str(limits.scratch_mb << 20), "--tmpfs", SCRATCH,
-            "--tmpfs", "/tmp", "--tmpfs", "/dev/shm", "--remount-ro", "/",
-            "--chdir", SCRATCH, "--clearenv"]
+    cmd += [
+        "--ro-bind",
+        str(bundle_dir),
+        KIT,
+        "--ro-bind",
+        str(Path(bundle_dir) / "etc" / "passwd"),
+        "/etc/passwd",
+        "--ro-bind",
+        str(Path(bundle_dir) / "etc" / "group"),
+        "/etc/group",
+        "--size",
+        str(limits.scratch_mb << 20),
+        "--tmpfs",
+        SCRATCH,
+        "--remount-ro",
+        "/",
+        "--chdir",
+        SCRATCH,
+        "--clearenv",
+    ]
     for key, value in env.items():
         cmd += ["--setenv", key, value]
-    cmd += ["--", PRLIMIT, f"--as={limits.memory_mb << 20}", f"--nproc={limits.processes}",
-            f"--fsize={limits.file_mb << 20}", f"--cpu={limits.cpu_s}",
-            f"--nofile={limits.open_files}", "--core=0", *argv]
+    cmd += [
+        "--",
+        PRLIMIT,
+        f"--as={limits.memory_mb << 20}",
+        f"--nproc={limits.processes}",
+        f"--fsize={limits.file_mb << 20}",
+        f"--cpu={limits.cpu_s}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+        *argv,
+    ]
     return cmd
 
 
@@ -206,8 +270,14 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
     keeps its last `stderr_cap` bytes. The whole process group is killed at the end.
     """
     start = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, start_new_session=True, **popen)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        **popen,
+    )
     try:
         proc.stdin.write(stdin)
         proc.stdin.close()
@@ -235,10 +305,8 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
         if overflow:
             break
     sel.close()
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     try:
         proc.wait(timeout=10)
     except subprocess.TimeoutExpired:
@@ -246,8 +314,14 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
         proc.wait()
     proc.stdout.close()
     proc.stderr.close()
-    return Outcome(bytes(out[:stdout_cap]), bytes(err), proc.returncode, timed_out, overflow,
-                   time.monotonic() - start)
+    return Outcome(
+        bytes(out[:stdout_cap]),
+        bytes(err),
+        proc.returncode,
+        timed_out,
+        overflow,
+        time.monotonic() - start,
+    )
 
 
 def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, slot=0):
@@ -257,12 +331,56 @@ def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, s
     if reason:
         raise SandboxUnavailable(reason)
     limits = limits or Limits()
-    env = {"PATH": "/usr/bin:/bin", "HOME": SCRATCH, "TMPDIR": f"{SCRATCH}", "LANG": "C.UTF-8",
-           "PYTHONPATH": KIT, "PYTHONDONTWRITEBYTECODE": "1", "MPLBACKEND": "Agg",
-           "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib", **(env or {})}
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": SCRATCH,
+        "TMPDIR": f"{SCRATCH}",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": KIT,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib",
+        **(env or {}),
+    }
     with tempfile.TemporaryDirectory(prefix="dcgan-bundle-") as tmp:
         os.chmod(tmp, 0o755)
         bundle_dir = bundle(Path(tmp) / "kit")
         cmd = command(bundle_dir, argv, limits, env)
-        return run_capped(cmd, stdin, deadline_s, stdout_cap,
-                          **_drop_kwargs(slot, _python_paths() + [str(bundle_dir)]))
+        drop = _drop_kwargs(slot, _python_paths() + [str(bundle_dir)])
+        group = None if drop or os.geteuid() != 0 else _pids_cgroup(slot, limits.processes)
+        if group:  # join the cgroup, then become bwrap: every process inside is counted
+            cmd = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(group), *cmd]
+        try:
+            return run_capped(cmd, stdin, deadline_s, stdout_cap, **drop)
+        finally:
+            if group:
+                _remove_cgroup(group)
+
+
+def _pids_cgroup(slot, limit):
+    """A fresh pids cgroup capped at `limit` tasks (root, when bwrap cannot drop its uid and the
+    kernel's process limit does not apply to root), or None where cgroups cannot be written."""
+    for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+            continue
+        if base.name == "cgroup" and "pids" not in (base / "cgroup.subtree_control").read_text():
+            continue  # cgroup v2 without the pids controller enabled for children
+        group = base / f"dcgan-grade-{os.getpid()}-{slot}"
+        try:
+            group.mkdir(exist_ok=True)
+            (group / "pids.max").write_text(f"{limit}\n")
+            return group
+        except OSError:
+            _remove_cgroup(group)
+    return None
+
+
+def _remove_cgroup(group):
+    for _ in range(50):  # the sandbox's last processes may take a moment to be reaped
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)

@@ -15,7 +15,7 @@ from helpers.notebook import NOTEBOOK, read_notebook, strip_magics
 
 
 def solution_code(*names):
-    """Source of the named top-level functions and classes of the solution notebook, in that order."""
+    """Source of the named top-level functions and classes of the solution notebook, in order."""
     found = {}
     for cell in read_notebook(NOTEBOOK)["cells"]:
         if cell["cell_type"] != "code":
@@ -187,8 +187,10 @@ def original_notebook(path, variant="template"):
         NN_IMPORTS,
     ]
     if variant == "helpers-apart":
-        d_cell = f"{solution_code('Discriminator')}\n\nprint('D defined'); tests.test_discriminator(\n    Discriminator)"
-        g_cell = f"{solution_code('Generator')}\n\nresult = tests.test_generator(Generator); print(result)"
+        d_call = "print('D defined'); tests.test_discriminator(\n    Discriminator)"
+        d_cell = f"{solution_code('Discriminator')}\n\n{d_call}"
+        g_call = "result = tests.test_generator(Generator); print(result)"
+        g_cell = f"{solution_code('Generator')}\n\n{g_call}"
         cells.append(solution_code("conv", "deconv"))
     cells += [
         d_cell,
@@ -202,10 +204,12 @@ def original_notebook(path, variant="template"):
     ]
     if variant == "kit-train":
         cells += [
-            "from tqdm.auto import tqdm\nfrom helpers.checkpoint import load_checkpoint, save_checkpoint\n\n"
+            "from tqdm.auto import tqdm\n"
+            "from helpers.checkpoint import load_checkpoint, save_checkpoint\n\n"
             + solution_code("train"),
             "device = torch.device('cuda' if train_on_gpu else 'cpu')\n"
-            "losses, samples = train(D, G, d_optimizer, g_optimizer, celeba_train_loader, 1, z_size, device)",
+            "losses, samples = train(D, G, d_optimizer, g_optimizer, celeba_train_loader, 1,\n"
+            "                        z_size, device)",
         ]
     else:
         cells += [ORIGINAL_TRAIN, RUN_TRAIN]

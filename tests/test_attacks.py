@@ -35,7 +35,12 @@ def needs_sandbox():
 
 def kit_fingerprint():
     """sha256 of every kit file a learner could want to change, by path."""
-    paths = [ROOT / "problem_unittests.py", ROOT / "workspace_utils.py", NOTEBOOK, ROOT / "tests" / "mutants.py"]
+    paths = [
+        ROOT / "problem_unittests.py",
+        ROOT / "workspace_utils.py",
+        NOTEBOOK,
+        ROOT / "tests" / "mutants.py",
+    ]
     paths += sorted((ROOT / "helpers").glob("*.py"))
     return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
 
@@ -92,8 +97,11 @@ def attack_notebook(release, folder, name, canary, port):
     nb = nbformat.read(release, as_version=4)
     for attack in SUBMISSIONS.get(name, [name]):  # a submission, or one attack alone
         code = ATTACKS[attack]["code"].replace("{MARK}", MARK).replace("{CANARY}", str(canary))
-        nb.cells.append(nbformat.v4.new_code_cell(code.replace("{PORT}", str(port)),
-                                                  metadata={"tags": ["solution"]}))
+        nb.cells.append(
+            nbformat.v4.new_code_cell(
+                code.replace("{PORT}", str(port)), metadata={"tags": ["solution"]}
+            )
+        )
     path = folder / f"{name}.ipynb"
     nbformat.write(nb, path)
     return path
@@ -111,17 +119,36 @@ def attacked(release, tmp_path_factory):
         listener = Listener()
         os.environ["DCGAN_GRADER_SECRET"] = "secret-value-" + MARK  # must never reach a report
         try:
-            report = grade.grade(attack_notebook(release, folder, name, canary, listener.port),
-                                 timeout=60, only=["test_scale"])
+            report = grade.grade(
+                attack_notebook(release, folder, name, canary, listener.port),
+                timeout=60,
+                only=["test_scale"],
+            )
         finally:
             os.environ.pop("DCGAN_GRADER_SECRET")
             listener.close()
-        written = [p for p in (f"{canary}.written", f"{canary}.pickled", f"/tmp/{MARK}", f"/work/{MARK}",
-                               f"/{MARK}", os.path.expanduser(f"~/{MARK}"), str(ROOT / MARK))
-                   if os.path.exists(p)]
-        results[name] = (report, {"kit_changed": kit_fingerprint() != before,
-                                  "processes": processes_with(MARK), "written": written,
-                                  "connections": listener.connections})
+        written = [
+            p
+            for p in (
+                f"{canary}.written",
+                f"{canary}.pickled",
+                f"/tmp/{MARK}",
+                f"/work/{MARK}",
+                f"/{MARK}",
+                os.path.expanduser(f"~/{MARK}"),
+                str(ROOT / MARK),
+            )
+            if os.path.exists(p)
+        ]
+        results[name] = (
+            report,
+            {
+                "kit_changed": kit_fingerprint() != before,
+                "processes": processes_with(MARK),
+                "written": written,
+                "connections": listener.connections,
+            },
+        )
     return results
 
 
@@ -135,10 +162,21 @@ def test_attack_gains_no_point(attacked, name):
     assert report["passed"] == 0, report
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(strict=True, reason="in-process forgery: the assertions run "
-                                            "in the learner's interpreter (needs issue 10, item 3)"))
-    for n in SUBMISSIONS if not stopped(n)])
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="in-process forgery: the assertions run "
+                "in the learner's interpreter (needs issue 10, item 3)",
+            ),
+        )
+        for n in SUBMISSIONS
+        if not stopped(n)
+    ],
+)
 def test_in_process_forgery_gains_no_point(attacked, name):
     report, _ = attacked[name]
     assert report["passed"] == 0, report
@@ -169,8 +207,12 @@ def test_fake_log_lines_and_floods_still_give_a_report(attacked):
 
 def test_pickle_on_the_pipe_runs_nothing_without_the_sandbox_either(release, tmp_path):
     canary = tmp_path / "canary.txt"
-    report = grade.grade(attack_notebook(release, tmp_path, "pickle-on-pipe", canary, 9),
-                         timeout=60, only=["test_scale"], sandbox=False)
+    report = grade.grade(
+        attack_notebook(release, tmp_path, "pickle-on-pipe", canary, 9),
+        timeout=60,
+        only=["test_scale"],
+        sandbox=False,
+    )
     assert report["passed"] == 0 and not os.path.exists(f"{canary}.pickled")
 
 
@@ -178,8 +220,12 @@ def test_without_the_sandbox_learner_code_reads_host_files(release, tmp_path):
     """What --no-sandbox does not protect, stated as a test: the same attack gains its point."""
     canary = tmp_path / "canary.txt"
     canary.write_text("secret")
-    report = grade.grade(attack_notebook(release, tmp_path, "read-host-files", canary, 9),
-                         timeout=60, only=["test_scale"], sandbox=False)
+    report = grade.grade(
+        attack_notebook(release, tmp_path, "read-host-files", canary, 9),
+        timeout=60,
+        only=["test_scale"],
+        sandbox=False,
+    )
     assert report["passed"] == 1
 
 

@@ -421,18 +421,26 @@ def test_a_fresh_start_with_networks_already_trained_in_this_session_is_refused(
 # ---------------------------------------------------------------- two runs in one folder (case 7)
 
 SAVER = """
-import sys, torch
+import sys, time
+from pathlib import Path
+import torch
 from torch import nn
 from helpers.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-path = sys.argv[1]
-torch.manual_seed(int(sys.argv[2]))
+path, me, other = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
+torch.manual_seed(int(me))
 D, G = nn.Linear(64, 64), nn.Linear(64, 64)
 d_opt, g_opt = torch.optim.Adam(D.parameters()), torch.optim.Adam(G.parameters())
 args = dict(D=D, G=G, d_optimizer=d_opt, g_optimizer=g_opt)
+# Start together (importing torch takes each process its own time), then save for a while.
+(path.parent / f"ready-{me}").touch()
+end = time.monotonic() + 60
+while not (path.parent / f"ready-{other}").exists() and time.monotonic() < end:
+    time.sleep(0.01)
 try:
     load_checkpoint(path, device=torch.device("cpu"), **args)
     for epoch in range(1, 41):
         save_checkpoint(path, epoch=epoch, fixed_z=torch.rand(2, 2), losses=[], samples=[], **args)
+        time.sleep(0.02)
 except CheckpointError as err:
     print("REFUSED", err)
     sys.exit(3)
@@ -440,27 +448,29 @@ print("SAVED 40")
 """
 
 
+@pytest.mark.slow  # two Python processes that import torch
 def test_two_runs_saving_in_one_folder_never_crash_and_one_is_told(tmp_path):
     path = tmp_path / "checkpoint.pt"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     runs = [
         subprocess.Popen(
-            [sys.executable, "-c", SAVER, str(path), str(seed)],
+            [sys.executable, "-c", SAVER, str(path), me, other],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for seed in (1, 2)
+        for me, other in (("1", "2"), ("2", "1"))
     ]
-    outcomes = [run.communicate(timeout=120) + (run.returncode,) for run in runs]
+    outcomes = [run.communicate(timeout=180) + (run.returncode,) for run in runs]
     for _, err, code in outcomes:
         assert code in (0, 3), f"a run crashed instead of being told: {err[-2000:]}"
     refused = [out for out, _, code in outcomes if code == 3]
     assert refused, "both runs saved 40 times over each other without a word"
     assert "Another training run is using" in refused[0]
     assert "Give each run a folder of its own" in refused[0]
-    assert files_in(tmp_path) == ["checkpoint.pt"]  # no temp file of either run is left
+    # no temporary file of either run is left
+    assert files_in(tmp_path) == ["checkpoint.pt", "ready-1", "ready-2"]
     state = ck._read(path, nn.Linear(64, 64), nn.Linear(64, 64))  # whole, and its checksum holds
     assert state["epoch"] >= 1

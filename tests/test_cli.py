@@ -28,7 +28,8 @@ def test_each_command_has_its_own_help_under_its_full_name(command, capsys):
     with pytest.raises(SystemExit) as exit_:
         cli.main([command, "--help"])
     assert exit_.value.code == 0
-    assert capsys.readouterr().out.startswith(f"usage: python -m helpers {command} ")
+    # "python -m helpers CMD", or a launcher in front of it ("torchrun ... -m helpers distributed")
+    assert re.match(rf"usage: (python|.+) -m helpers {command}\s", capsys.readouterr().out)
 
 
 def test_the_commands_exit_status_is_passed_on(tmp_path, capsys):

@@ -5,6 +5,7 @@ accepts; random transforms are flipped per batch or handed back to the learner's
 import contextlib
 import errno
 import io
+import json
 import os
 import re
 
@@ -15,7 +16,7 @@ from torchvision import datasets, transforms
 
 from helpers import fastdata, files
 from helpers.fastdata import FastLoader, fast_loader, load_dataset, plan_transform
-from helpers.notebook import definition_source, load_solution, read_notebook
+from helpers.notebook import code_cells, load_solution, read_notebook
 from tests import imagefiles
 from tests.tiny_training import train_one_epoch
 
@@ -105,11 +106,14 @@ def test_pixels_equal_an_epoch_of_the_learner_get_dataloader(tmp_path, solution)
 
 
 def test_a_transform_the_learner_adds_changes_what_trains(tmp_path):
-    source = definition_source(read_notebook())
-    assert CROP_LINE in source, "the notebook's get_dataloader changed; update CROP_LINE"
-    edited = source.replace(CROP_LINE, CROP_LINE + "        transforms.Grayscale(3),\n")
+    nb = read_notebook()
+    cell = next((c for c in code_cells(nb, "solution") if CROP_LINE in c["source"]), None)
+    assert cell is not None, "the notebook's get_dataloader changed; update CROP_LINE"
+    cell["source"] = cell["source"].replace(CROP_LINE, CROP_LINE + "        transforms.Grayscale(3),\n")
+    edited = tmp_path / "edited.ipynb"
+    edited.write_text(json.dumps(nb), encoding="utf-8")
     with contextlib.redirect_stdout(io.StringIO()):
-        grey = load_solution(source=edited)
+        grey = load_solution(edited)
     root = make_folder(tmp_path / "data")
     train_loader, images, _ = quiet(grey["get_dataloader"](5, 32, str(root)))
     batch, _ = next(iter(train_loader))
@@ -136,6 +140,8 @@ def test_transforms_without_to_tensor_are_named(tmp_path):
     root = make_folder(tmp_path / "data")
     with pytest.raises(ValueError, match=r"Image for each image.*ToTensor\(\)"):
         quiet(loader_with(root, *standard()))
+    with pytest.raises(ValueError, match=r"torch.uint8 tensor for each image.*ToTensor\(\)"):
+        quiet(loader_with(root, *standard(), transforms.PILToTensor()))
 
 
 # --- random transforms -----------------------------------------------------------------------

@@ -24,7 +24,7 @@ TESTS = [t.name for t in grade.kit_tests()]
 
 
 def edited(tmp_path, name, **edits):
-    """The solution notebook with `old -> new` replaced in the cell that holds `old`; (path, cell numbers)."""
+    """The solution notebook with `old -> new` replaced in the cell holding `old`; (path, cells)."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     numbers = {}
     for key, (old, new) in edits.items():
@@ -337,9 +337,12 @@ def test_graded_test_calls_are_dropped_and_line_numbers_kept():
         ("not json", "it is not valid JSON"),
         ('{"nbformat": 3, "worksheets": []}', "version 3 notebook"),
         ('{"nbformat": 4, "cells": {"a": 1}}', "'cells' should be a list"),
-        ('{"nbformat": 4, "cells": [{"cell_type": "code", "source": 42}]}', "the source of cell 1 is not text"),
+        (
+            '{"nbformat": 4, "cells": [{"cell_type": "code", "source": 42}]}',
+            "the source of cell 1 is not text",
+        ),
         ('{"nbformat": 4, "cells": [7]}', "cell 1 is not a notebook cell"),
-        ('[1, 2]', "its JSON is not an object"),
+        ("[1, 2]", "its JSON is not an object"),
     ],
 )
 def test_malformed_notebook_exits_2_with_the_reason(tmp_path, capsys, content, reason):
@@ -354,8 +357,17 @@ def test_learner_side_lines_are_validated_capped_and_cleaned():
     tests = grade.kit_tests()[:2]
     cells = [grade.Cell(3, "x = 1"), grade.Cell(5, "y = 2")]
     lines = [
-        {"test": {"name": "test_scale", "passed": False, "message": "\x1b[31mred\r" + "m" * 5000, "seconds": 1}},
-        {"test": {"name": "test_scale", "passed": True, "message": "Tests Passed"}},  # a second verdict
+        {
+            "test": {
+                "name": "test_scale",
+                "passed": False,
+                "message": "\x1b[31mred\r" + "m" * 5000,
+                "seconds": 1,
+            }
+        },
+        {
+            "test": {"name": "test_scale", "passed": True, "message": "Tests Passed"}
+        },  # a second verdict
         {"test": {"name": "test_nonexistent", "passed": True, "message": "Tests Passed"}},
         {"test": {"name": "test_get_dataloader", "passed": "yes", "message": "Tests Passed"}},
         {"error": {"cell": 99, "error": "NameError", "line": 1, "text": "a cell that did not run"}},
@@ -368,7 +380,9 @@ def test_learner_side_lines_are_validated_capped_and_cleaned():
     assert done and problems == 6
     assert list(results) == ["test_scale"] and results["test_scale"]["passed"] is False
     message = results["test_scale"]["message"]
-    assert len(message.encode()) <= grade.MAX_MESSAGE and "\x1b" not in message and "\r" not in message
+    assert (
+        len(message.encode()) <= grade.MAX_MESSAGE and "\x1b" not in message and "\r" not in message
+    )
     assert [e["cell"] for e in errors] == [3] and errors[0]["cell_starts"] == "x = 1"
 
 
@@ -384,10 +398,20 @@ def test_sandbox_bundle_holds_no_solution_tests_or_instructor_tools(tmp_path):
     bundle = sandbox.bundle(tmp_path / "kit")
     names = {str(p.relative_to(bundle)) for p in bundle.rglob("*")}
     assert "problem_unittests.py" in names and "helpers/grade.py" in names
-    assert not [n for n in names if n.endswith(".ipynb") or n.startswith(("tests", ".git", "benchmarks"))]
-    assert not names & {"helpers/release.py", "helpers/run.py", "helpers/sandbox.py", "helpers/classroom.py"}
+    assert not [
+        n for n in names if n.endswith(".ipynb") or n.startswith(("tests", ".git", "benchmarks"))
+    ]
+    assert not names & {
+        "helpers/release.py",
+        "helpers/run.py",
+        "helpers/sandbox.py",
+        "helpers/classroom.py",
+    }
     code = "\n".join(p.read_text() for p in bundle.rglob("*.py"))
-    assert "return x * (high - low) + low" not in code and "self.conv1 = conv(3, conv_dim, 4" not in code
+    assert (
+        "return x * (high - low) + low" not in code
+        and "self.conv1 = conv(3, conv_dim, 4" not in code
+    )
 
 
 def test_sandbox_is_available_in_ci():

@@ -13,7 +13,13 @@ from collections import Counter
 import pytest
 
 import problem_unittests
-from helpers.notebook import DEFINITION_TAGS, graded_test_calls, numbered_cells, read_notebook, run_cells
+from helpers.notebook import (
+    DEFINITION_TAGS,
+    graded_test_calls,
+    numbered_cells,
+    read_notebook,
+    run_cells,
+)
 from tests.mutants import MUTANTS, apply
 
 NB = read_notebook()

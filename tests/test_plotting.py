@@ -284,6 +284,12 @@ def test_plot_losses_draws_a_list_of_pairs_as_two_labelled_lines():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Discriminator", "Generator"]
 
 
+def test_plot_losses_takes_the_losses_from_records_with_d_of_x_and_d_of_g_of_z():
+    fig = plot_losses([(1.2, 0.7, 0.6, 0.4), (1.0, 0.9, 0.55, 0.45)])
+    assert lines_by_label(fig)["Discriminator"] == [1.2, 1.0]
+    assert lines_by_label(fig)["Generator"] == [0.7, 0.9]
+
+
 def test_plot_losses_draws_a_dict_of_lists():
     fig = plot_losses({"Discriminator": [1.3, 1.1], "Generator": [0.6, 0.8]})
     assert lines_by_label(fig) == {"Discriminator": [1.3, 1.1], "Generator": [0.6, 0.8]}
