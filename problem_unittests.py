@@ -1,9 +1,9 @@
 """Graded tests for dlnd_face_generation.ipynb.
 
 Each ``test_*`` function checks one piece you write in the notebook. It prints
-``Tests Passed`` when the piece behaves as asked, and otherwise raises an
-AssertionError that says what was expected, what your code gave, and the most
-likely cause. The tests feed varied inputs (never all-equal ones), run on the
+``Tests Passed`` when the piece behaves as asked, and otherwise raises a
+GradedTestFailure (an AssertionError) that says what was expected, what your code
+gave, and the most likely cause. The tests feed varied inputs (never all-equal ones), run on the
 device your model is on, and each takes a few seconds on a CPU. Their machinery
 (tracing layers, replaying gradients) lives in helpers/checks.py.
 """
@@ -45,6 +45,7 @@ from helpers.checks import (
     passed,
     quiet,
     samples_independent,
+    takes_argument,
     trace_leaves,
     write_test_images,
 )
@@ -358,11 +359,9 @@ def test_weights_init(weights_init_normal):
 
 def test_real_loss(real_loss):
     """real_loss(D_out, smooth=False): mean BCE with logits against labels 1 (0.9 when smooth)."""
-    import inspect
-
     devices = loss_devices()
     check_loss(real_loss, "real_loss", "real_loss(D_out)", 1.0, devices)
-    if "smooth" not in inspect.signature(real_loss).parameters:
+    if not takes_argument(real_loss, "smooth"):
         # The original course's real_loss(D_out): correct, and train does not need smoothing.
         print(
             "Note: your real_loss has no smooth argument (the original course's signature). The "

@@ -980,6 +980,17 @@ def bce_logits(logits, labels):
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
+def takes_argument(fn, name):
+    """Whether fn accepts the keyword argument `name` (True when its signature cannot be read)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 TRAIN_SIGNATURE = (
     "train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device, print_every=50, "
     "checkpoint_path=None, sample_size=16, fresh=False)"
