@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from pathlib import Path
 
 import torch
@@ -37,8 +38,10 @@ class GradedTestFailure(AssertionError):
             return [f"{type(self).__name__}: {self}"]
 
 
+# Frames from these are the kit's, not the learner's (folders end with a separator, so a
+# learner's helpers_mine.py beside the kit is not taken for the kit's helpers/).
 KIT_FILES = (
-    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parent) + os.sep,
     str(Path(__file__).resolve().parents[1] / "problem_unittests.py"),
 )
 WIDTH = 100  # wrap long messages: error outputs do not always wrap
@@ -49,7 +52,10 @@ def _library_dirs():
 
     paths = sysconfig.get_paths()
     return tuple(
-        {str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+        {
+            str(Path(paths[k]).resolve()) + os.sep
+            for k in ("stdlib", "platstdlib", "purelib", "platlib")
+        }
     )
 
 
@@ -74,7 +80,8 @@ def _learner_frames(err, keep=2):
 
 
 def _where(filename, lineno):
-    """'Cell In[5], line 3' for a notebook cell (as IPython writes it), else 'File "...", line 3'."""
+    """'Cell In[5], line 3' for a Jupyter cell (as IPython writes it), 'Cell 5, line 3' for a
+    cell run by helpers.notebook.run_cells, else 'File "...", line 3'."""
     try:
         shell = get_ipython()  # noqa: F821  (defined only inside IPython)
         label = shell.compile.format_code_name(filename)
@@ -141,8 +148,8 @@ def calling(what, hint=""):
         raise
     except NotImplementedError as err:
         raise GradedTestFailure(
-            f"{what} is not implemented yet ({err}). Write it in the cell above, "
-            f"run that cell, then run this test again."
+            f"{what} is not implemented yet ({err}). Write it in the cell above, run that cell, "
+            "then run this test again."
         ) from None
     except Exception as err:  # anything else the learner's code raised
         detail = str(err).strip().split("\n")[0]
@@ -152,18 +159,20 @@ def calling(what, hint=""):
         lowered = text.lower()
         if any(word in lowered for word in ("cuda", "device", "nvidia", "driver")):
             hint = (
-                "Likely cause: a tensor made on a fixed device (for example with .cuda()). "
-                "Create tensors on the input's device, e.g. torch.ones_like(x) or "
-                "torch.zeros(n, device=x.device)."
+                "Likely cause: a tensor made on a fixed device (for example with .cuda()). Create "
+                "tensors on the input's device, e.g. torch.ones_like(x) or torch.zeros(n, "
+                "device=x.device)."
             )
         elif "backward through the graph a second time" in lowered:
             hint = (
-                "Likely cause: the D step's fakes are not detached, so d_loss.backward() goes through G "
-                "and frees its graph, and the G step then reuses the same fake_images. Detach them in "
-                "the D step: fake_loss(D(fake_images.detach()))."
+                "Likely cause: the D step's fakes are not detached, so d_loss.backward() goes "
+                "through G and frees its graph, and the G step then reuses the same fake_images. "
+                "Detach them in the D step: fake_loss(D(fake_images.detach()))."
             )
         elif not hint and ("shape" in lowered or "size" in lowered):
-            hint = "Likely cause: a layer's size or a reshape does not match the shapes described above."
+            hint = (
+                "Likely cause: a layer's size or a reshape does not match the shapes given above."
+            )
         end = "" if text.endswith(".") else "."
         if hint:  # the likely cause first, then what Python said
             message = f"{what} raised {type(err).__name__}. {hint} The error: {detail}{end}"
@@ -207,14 +216,14 @@ def check_no_dropout_on_output(D, images):
     zeros = int((out == 0).sum())
     check(
         zeros == 0,
-        f"{zeros} of D's {out.numel()} outputs are exactly 0 in train mode: D applies dropout to its "
-        f"final output (the logits), which zeroes random scores and scales up the others. Put dropout, "
-        f"if you use it, before the last Linear layer, never after it.",
+        f"{zeros} of D's {out.numel()} outputs are exactly 0 in train mode: D applies dropout to "
+        "its final output (the logits), which zeroes random scores and scales up the others. Put "
+        "dropout, if you use it, before the last Linear layer, never after it.",
     )
 
 
 def check_conv_honours_batch_norm(Discriminator):
-    """When D's first layer has batch norm, say so if the cause is conv() ignoring batch_norm=False."""
+    """When D's first layer has batch norm, say so if the cause is conv() ignoring batch_norm."""
     conv = getattr(Discriminator.__init__, "__globals__", {}).get("conv")
     if not callable(conv):
         return
@@ -226,8 +235,8 @@ def check_conv_honours_batch_norm(Discriminator):
     check(
         not has_bn,
         "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
-        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is True "
-        "(test_conv checks this), run that cell, then this test again.",
+        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is "
+        "True (test_conv checks this), run that cell, then this test again.",
     )
 
 
@@ -268,29 +277,212 @@ def check_init_picks_the_layers(model, before, kinds, batch_norm):
     if bn_changed and left:
         check(
             False,
-            f"weights_init_normal picks the wrong layers: it changed batch norm's scale (mean "
-            f"{bn.mean().item():.3f}, it should stay near 1) and left the {', '.join(left)} layers as they "
-            f"were. Likely cause: {FIND_TRUTHINESS}",
+            "weights_init_normal picks the wrong layers: it changed batch norm's scale (mean "
+            f"{bn.mean().item():.3f}, it should stay near 1) and left the {', '.join(left)} layers "
+            f"as they were. Likely cause: {FIND_TRUTHINESS}",
         )
     check(
         not bn_changed,
-        f"weights_init_normal changed the batch norm layer's scale (mean {bn.mean().item():.3f}, it "
-        f"should stay near 1). Initialise only Conv2d, ConvTranspose2d and Linear layers. If you test "
-        f"class names: {FIND_TRUTHINESS}",
+        f"weights_init_normal changed the batch norm layer's scale (mean {bn.mean().item():.3f}, "
+        "it should stay near 1). Initialise only Conv2d, ConvTranspose2d and Linear layers. If "
+        f"you test class names: {FIND_TRUTHINESS}",
     )
     check(
         done,
-        "weights_init_normal changed no layer: its test for the layer type is never true. Conditions "
-        "joined with `and` (classname.find('Conv') != -1 and classname.find('Linear') != -1) need both "
-        "names in one class name: join them with `or`, or use "
-        "isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)).",
+        "weights_init_normal changed no layer: its test for the layer type is never true. "
+        "Conditions joined with `and` (classname.find('Conv') != -1 and classname.find('Linear') "
+        "!= -1) need both names in one class name: join them with `or`, or use isinstance(m, "
+        "(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)).",
     )
     check(
         not left,
-        f"weights_init_normal left the {', '.join(left)} layers' weights as they were (it did initialise "
-        f"{', '.join(done)}). Check how you recognise the layers: the class names are exactly 'Conv2d', "
-        f"'ConvTranspose2d' and 'Linear' (a misspelt name such as 'Conv2D' or 'Convo2d' never matches), "
-        f"and isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) matches all three.",
+        f"weights_init_normal left the {', '.join(left)} layers' weights as they were (it did "
+        f"initialise {', '.join(done)}). Check how you recognise the layers: the class names are "
+        "exactly 'Conv2d', 'ConvTranspose2d' and 'Linear' (a misspelt name such as 'Conv2D' or "
+        "'Convo2d' never matches), and isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) "
+        "matches all three.",
+    )
+
+
+# ---------------------------------------------------------------- D and G
+
+
+def check_batch_sizes(net, make_input, who, in_shape, out_shape, hint=""):
+    """net on batches of 5, 16 and then 1 returns (B, *out_shape); a batch of one last, so its
+    failure can say that only the batch of one breaks."""
+    for b in (5, 16, 1):
+        one = (
+            f"{who} works on batches of 5 and 16 but not on a batch of one. Likely cause: "
+            "squeeze() drops the batch dimension when it is 1, or a reshape assumes a batch size; "
+            "keep the batch dimension (x.flatten(1), x.view(x.size(0), -1))."
+        )
+        with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
+            out = net(make_input(b))
+        check(
+            isinstance(out, torch.Tensor) and tuple(out.shape) == (b, *out_shape),
+            f"{who} on a ({b}, {in_shape}) batch should return shape {(b, *out_shape)}, got "
+            f"{tuple(getattr(out, 'shape', ()))}."
+            + (
+                " Flatten with x.flatten(1) (or x.view(x.size(0), -1)) before the final "
+                "nn.Linear(..., 1)."
+                if out_shape == (1,)
+                else ""
+            ),
+        )
+
+
+def check_d_convs(D, calls, conv_dim):
+    """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels."""
+    convs = [(m, i, o) for m, i, o in calls if isinstance(m, nn.Conv2d)]
+    check(
+        len(convs) >= 3, f"D should use (at least) three strided conv layers, found {len(convs)}."
+    )
+    pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+    pools = [type(m).__name__ for m in leaf_modules(D) if isinstance(m, pooling)]
+    check(
+        not pools,
+        f"D should downsample with strided convolutions, not pooling; found {pools[:1]}.",
+    )
+    first = convs[0][0]
+    check(
+        first.in_channels == 3 and first.out_channels == conv_dim,
+        f"D's first conv layer should take the 3 colour channels to conv_dim={conv_dim} channels, "
+        f"got {first.in_channels} -> {first.out_channels}.",
+    )
+    sizes = [o.shape[-1] for _, _, o in convs[:3]]
+    check(
+        sizes == [16, 8, 4],
+        "D's conv layers should halve the image each time (32 -> 16 -> 8 -> 4), got sizes "
+        f"{sizes}. Use stride 2 (the conv helper's default).",
+    )
+    depths = [m.out_channels for m, _, _ in convs[:3]]
+    want = [conv_dim, 2 * conv_dim, 4 * conv_dim]
+    check(
+        depths == want,
+        f"With conv_dim={conv_dim}, D's conv layers should have {want} output channels (conv_dim, "
+        f"2x, 4x), got {depths}.",
+    )
+    return convs
+
+
+def check_d_batch_norm(Discriminator, calls, first):
+    """No batch norm right after D's first conv (the paper), batch norm after the next two."""
+    order = [m for m, _, _ in calls]
+    after = order[order.index(first) + 1] if order.index(first) + 1 < len(order) else None
+    if isinstance(after, nn.BatchNorm2d):
+        check_conv_honours_batch_norm(Discriminator)
+    check(
+        not isinstance(after, nn.BatchNorm2d),
+        "D's first conv layer should have no batch norm (the paper leaves it out at D's input): "
+        "use conv(..., batch_norm=False) there.",
+    )
+    bn_count = sum(isinstance(m, nn.BatchNorm2d) for m in order)
+    check(
+        bn_count >= 2,
+        f"D should use batch norm after its 2nd and 3rd conv layers, found {bn_count} batch norm "
+        "layer(s).",
+    )
+
+
+def check_d_activations(convs):
+    """LeakyReLU with slope 0.2 between D's conv layers, read from what reaches the next conv."""
+    for _, inp, _ in convs[1:3]:
+        check(
+            inp.min() < 0,
+            "The input of D's second and third conv layers has no negative values, so D uses ReLU "
+            "(or no activation before a ReLU-like step). Use LeakyReLU with negative slope 0.2: "
+            "F.leaky_relu(x, 0.2) or nn.LeakyReLU(0.2).",
+        )
+    check(
+        (convs[1][1] < 0).float().mean() > 0.05,
+        "D's activations look like ReLU (almost no negative values reach the 2nd conv layer). Use "
+        "LeakyReLU(0.2) between the conv layers.",
+    )
+    slope = leaky_slope(convs[0][2], convs[1][1])
+    if slope is not None:
+        default = " (F.leaky_relu's default)" if abs(slope - 0.01) < 0.005 else ""
+        check(
+            abs(slope - 0.2) < 0.03,
+            f"D's LeakyReLU has negative slope {slope:.2f}{default}. The notebook asks for 0.2, "
+            "the slope of every model in the DCGAN paper; a much smaller one passes almost no "
+            "gradient for negative inputs, close to a ReLU. Use F.leaky_relu(x, 0.2) or "
+            "nn.LeakyReLU(0.2).",
+        )
+
+
+def check_d_gives_logits(D, make_images):
+    """Trained to grow, D's outputs pass 1 and, trained to shrink, go below 0: no final sigmoid."""
+    up = push_output(D, make_images, +1)
+    down = push_output(D, make_images, -1)
+    check(
+        up.max() > 1.0 and down.min() < 0.0,
+        f"D's outputs stay inside [0, 1] even when trained to grow (max {up.max():.3f}, min "
+        f"{down.min():.3f}): D ends with a sigmoid. Return the raw Linear output (logits); "
+        "BCEWithLogitsLoss applies the sigmoid.",
+    )
+
+
+def check_d_gradients(D, images):
+    """Every parameter of D gets a gradient, and so does D's input image (G learns through it)."""
+    xg = images.requires_grad_(True)
+    missing = params_without_gradient(D, xg, "D")
+    check(
+        not missing,
+        f"No gradient reached these parameters of D: {missing}. Every layer must be used in "
+        "forward(), without .detach() or torch.no_grad().",
+    )
+    check(
+        xg.grad is not None and torch.any(xg.grad != 0),
+        "No gradient flows from D's output back to its input image, so G could not learn from D. "
+        "Do not detach x inside forward().",
+    )
+
+
+def check_g_layers(calls, conv_dim):
+    """Transposed convs up to 3 channels, batch norm in hidden layers only, ReLU before the last."""
+    deconvs = [(m, i, o) for m, i, o in calls if isinstance(m, nn.ConvTranspose2d)]
+    check(
+        len(deconvs) >= 2,
+        f"G should upsample with transposed convolutions (deconv), found {len(deconvs)}.",
+    )
+    last, last_input, _ = deconvs[-1]
+    check(
+        last.out_channels == 3 and last.in_channels == conv_dim,
+        f"G's last transposed conv should go from conv_dim={conv_dim} channels to 3 (RGB), got "
+        f"{last.in_channels} -> {last.out_channels}.",
+    )
+    order = [m for m, _, _ in calls]
+    check(
+        not any(isinstance(m, nn.BatchNorm2d) for m in order[order.index(last) + 1 :]),
+        "G's output layer should have no batch norm: use deconv(..., batch_norm=False) for the "
+        "last layer.",
+    )
+    bn_count = sum(isinstance(m, nn.BatchNorm2d) for m in order)
+    check(
+        bn_count >= 2,
+        f"G should use batch norm in its hidden layers, found {bn_count} batch norm layer(s).",
+    )
+    check(
+        last_input.min() >= 0,
+        f"The input of G's last layer has negative values (min {last_input.min():.3f}): G's hidden "
+        "layers should end with ReLU (the paper uses ReLU in G and LeakyReLU only in D).",
+    )
+
+
+def check_g_ends_with_tanh(G, make_noise):
+    """Trained to grow or shrink, G's outputs stay in [-1, 1] and reach below -0.5: tanh."""
+    up = push_output(G, make_noise, +1)
+    down = push_output(G, make_noise, -1)
+    check(
+        up.max() <= 1.0 + 1e-6 and down.min() >= -1.0 - 1e-6,
+        f"G's outputs leave [-1, 1] when trained to grow or shrink (max {up.max():.3f}, min "
+        f"{down.min():.3f}): end G with torch.tanh.",
+    )
+    check(
+        down.min() < -0.5,
+        f"G's outputs cannot go below {down.min():.3f} even when trained to: it ends with a "
+        "sigmoid (range [0, 1]). Use torch.tanh, whose range [-1, 1] matches the scaled real "
+        "images.",
     )
 
 
@@ -319,12 +511,12 @@ def params_without_gradient(net, inputs, who):
 
 
 def check_size_follows_conv_dim(small, big, who, low, layers):
-    """Doubling conv_dim (small -> big) should roughly quadruple the parameters (convs are k x k x in x out)."""
+    """Doubling conv_dim (small -> big) should about quadruple the parameters (k x k x in x out)."""
     ratio = n_params(big) / n_params(small)
     check(
         low < ratio < 4.5,
-        f"{who}'s size should follow conv_dim: doubling conv_dim should roughly quadruple the parameters, "
-        f"got {ratio:.2f}x. Build every layer from conv_dim ({layers}).",
+        f"{who}'s size should follow conv_dim: doubling conv_dim should roughly quadruple the "
+        f"parameters, got {ratio:.2f}x. Build every layer from conv_dim ({layers}).",
     )
 
 
@@ -378,6 +570,46 @@ def write_test_images(root):
 # ---------------------------------------------------------------- conv / deconv
 
 
+def check_non_square_images(dataset, size):
+    """The wide and tall test images come out (3, size, size), in colour, centre-cropped: the
+    crop keeps only their green centre, squashing would keep their red side strips."""
+    samples = getattr(dataset, "samples", None)
+    check(
+        samples is not None,
+        "The DataLoader's dataset should be a torchvision datasets.ImageFolder.",
+    )
+    by_name = {Path(p).stem: i for i, (p, _) in enumerate(samples)}
+    for name in ("wide", "tall"):
+        with calling(f"Loading the non-square test image {name}.png"):
+            img, _ = dataset[by_name[name]]
+        check(
+            isinstance(img, torch.Tensor),
+            f"The dataset gives {type(img).__name__} objects instead of tensors: end the transform "
+            "with transforms.ToTensor().",
+        )
+        check(
+            tuple(img.shape) == (3, size, size),
+            f"A non-square image should come out as (3, {size}, {size}), got {tuple(img.shape)}. "
+            "The notebook asks for transforms.Resize(image_size) followed by "
+            "transforms.CenterCrop(image_size), because Resize with one number keeps a face's "
+            "proportions and CenterCrop then cuts the square that D and G work on.",
+        )
+        check(
+            (img.amax(0) - img.amin(0)).mean() > 0.2,
+            "The images have lost their colour: the three channels of the green test image "
+            f"{name}.png are (almost) equal. The faces are RGB: leave out transforms such as "
+            "Grayscale, and keep the 3 colour channels ImageFolder loads.",
+        )
+        red = (img[0] > 0.5) & (img[1] < 0.4)
+        check(
+            red.float().mean() < 0.02,
+            f"The non-square image {name}.png was squashed instead of centre-cropped: its red side "
+            "strips are still in the output. The notebook asks for transforms.Resize(image_size) "
+            "(one number: the shorter side) followed by transforms.CenterCrop(image_size), "
+            "because squashing a photo to a square distorts the faces G learns to draw.",
+        )
+
+
 def check_block(fn, name, layer_type, in_size, out_size):
     torch.manual_seed(0)
     for batch_norm in (True, False):
@@ -407,8 +639,8 @@ def check_block(fn, name, layer_type, in_size, out_size):
         layer = convs[0]
         check(
             (layer.in_channels, layer.out_channels) == (3, 8),
-            f"{name}(3, 8, 4) should have in_channels=3, out_channels=8, got "
-            f"{layer.in_channels} and {layer.out_channels}.",
+            f"{name}(3, 8, 4) should have in_channels=3, out_channels=8, got {layer.in_channels} "
+            f"and {layer.out_channels}.",
         )
         check(
             layer.kernel_size == (4, 4),
@@ -416,15 +648,15 @@ def check_block(fn, name, layer_type, in_size, out_size):
         )
         check(
             layer.stride == (2, 2) and layer.padding == (1, 1),
-            f"{name}'s defaults should be stride=2 and padding=1, got stride {layer.stride} and padding "
-            f"{layer.padding}. Pass the stride and padding arguments on to the layer.",
+            f"{name}'s defaults should be stride=2 and padding=1, got stride {layer.stride} and "
+            f"padding {layer.padding}. Pass the stride and padding arguments on to the layer.",
         )
         others = [m for m in leaves if m is not layer and not isinstance(m, nn.BatchNorm2d)]
         check(
             not others,
             f"{name} should hold only the {layer_type.__name__} and an optional BatchNorm2d; it "
             f"also has {type(others[0]).__name__ if others else ''}. The networks add their own "
-            f"activations.",
+            "activations.",
         )
         if batch_norm:
             check(
@@ -433,30 +665,32 @@ def check_block(fn, name, layer_type, in_size, out_size):
             )
             check(
                 bns[0].num_features == 8,
-                f"The BatchNorm2d should normalise the {name}'s 8 output channels, got num_features="
-                f"{bns[0].num_features}. Use BatchNorm2d(out_channels).",
+                f"The BatchNorm2d should normalise the {name}'s 8 output channels, got "
+                f"num_features={bns[0].num_features}. Use BatchNorm2d(out_channels).",
             )
         else:
             check(
                 not bns,
-                f"{name}(..., batch_norm=False) should have no BatchNorm2d, found {len(bns)}. "
-                f"Add batch norm only when batch_norm is True.",
+                f"{name}(..., batch_norm=False) should have no BatchNorm2d, found {len(bns)}. Add "
+                "batch norm only when batch_norm is True.",
             )
         x = torch.rand(2, 3, in_size, in_size) * 2 - 1
         with calling(
-            f"Running {name}(3, 8, 4, batch_norm={batch_norm}) on a (2, 3, {in_size}, {in_size}) batch"
+            f"Running {name}(3, 8, 4, batch_norm={batch_norm}) on a (2, 3, {in_size}, {in_size}) "
+            "batch"
         ):
             out, calls = trace_leaves(block, x)
         check(
             tuple(out.shape) == (2, 8, out_size, out_size),
-            f"{name}(3, 8, 4) on a (2, 3, {in_size}, {in_size}) batch should give (2, 8, {out_size}, "
-            f"{out_size}), got {tuple(out.shape)}.",
+            f"{name}(3, 8, 4) on a (2, 3, {in_size}, {in_size}) batch should give (2, 8, "
+            f"{out_size}, {out_size}), got {tuple(out.shape)}.",
         )
         if batch_norm:
             order = [type(m) for m, _, _ in calls]
             check(
                 order.index(layer_type) < order.index(nn.BatchNorm2d),
-                f"In {name}, batch norm should come after the {layer_type.__name__}, not before it.",
+                f"In {name}, batch norm should come after the {layer_type.__name__}, not before "
+                "it.",
             )
 
     with calling(f"{name}(4, 6, 3, stride=1, padding=1)"):
@@ -465,8 +699,9 @@ def check_block(fn, name, layer_type, in_size, out_size):
         out = block(torch.rand(2, 4, 10, 10) * 2 - 1)
     check(
         tuple(out.shape) == (2, 6, 10, 10),
-        f"{name}(4, 6, 3, stride=1, padding=1) should keep a 10x10 input at 10x10, got {tuple(out.shape)}. "
-        f"Use the kernel_size, stride and padding arguments, not fixed numbers.",
+        f"{name}(4, 6, 3, stride=1, padding=1) should keep a 10x10 input at 10x10, got "
+        f"{tuple(out.shape)}. Use the kernel_size, stride and padding arguments, not fixed "
+        "numbers.",
     )
 
 
@@ -501,21 +736,25 @@ def check_loss(fn, name, call, target, devices):
         )
         check(
             torch.isfinite(loss),
-            f"{name} gave {loss.item()} for logits of +-40. Use nn.BCEWithLogitsLoss, which stays finite, "
-            f"instead of a sigmoid followed by a log.",
+            f"{name} gave {loss.item()} for logits of +-40. Use nn.BCEWithLogitsLoss, which stays "
+            "finite, instead of a sigmoid followed by a log.",
         )
         expected = bce(LOGITS, target)
         got = loss.item()
         if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
             flipped = bce(LOGITS, 1 - target)
-            cause = "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) with the mean reduction."
+            cause = (
+                "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) "
+                "with the mean reduction."
+            )
             squashed = bce([[1 / (1 + math.exp(-x))] for (x,) in LOGITS], target)
             if abs(got - flipped) < 1e-3 * max(1.0, abs(flipped)):
                 cause = f"Your labels are flipped: {name} should use label {target:g}."
             elif abs(got - squashed) < 1e-3 * max(1.0, abs(squashed)):
                 cause = (
-                    "You apply a sigmoid before BCEWithLogitsLoss, which applies its own: D_out holds "
-                    "logits; pass it to nn.BCEWithLogitsLoss() directly (and keep D free of a final sigmoid)."
+                    "You apply a sigmoid before BCEWithLogitsLoss, which applies its own: D_out "
+                    "holds logits; pass it to nn.BCEWithLogitsLoss() directly (and keep D free of "
+                    "a final sigmoid)."
                 )
             elif abs(got - expected * len(LOGITS)) < 1e-3 * max(1.0, expected * len(LOGITS)):
                 cause = "You summed over the batch: return the mean (BCEWithLogitsLoss's default)."
@@ -530,11 +769,13 @@ def check_loss(fn, name, call, target, devices):
                 )
             check(
                 False,
-                f"{call} should be {expected:.5f} for the logits {[x for (x,) in LOGITS]}, got {got:.5f}. {cause}",
+                f"{call} should be {expected:.5f} for the logits {[x for (x,) in LOGITS]}, got "
+                f"{got:.5f}. {cause}",
             )
         check(
             loss.requires_grad,
-            f"{name}'s result carries no gradient: do not detach D_out or use .item() inside the loss.",
+            f"{name}'s result carries no gradient: do not detach D_out or use .item() inside the "
+            "loss.",
         )
         loss.backward()
         expected_grad = torch.tensor(
@@ -546,10 +787,10 @@ def check_loss(fn, name, call, target, devices):
         )
     one = torch.tensor([[0.3]], device=devices[-1])
     one_hint = (
-        f"{name} works for a batch of 6 but not for a batch of one image: squeezing D_out turns its "
-        f"shape (1, 1) into a single number, while labels such as torch.ones(batch_size) keep the shape "
-        f"(1,). Make the labels shaped like D_out (torch.ones_like(D_out), torch.full_like(D_out, ...)) "
-        f"and do not squeeze D_out."
+        f"{name} works for a batch of 6 but not for a batch of one image: squeezing D_out turns "
+        "its shape (1, 1) into a single number, while labels such as torch.ones(batch_size) keep "
+        "the shape (1,). Make the labels shaped like D_out (torch.ones_like(D_out), "
+        "torch.full_like(D_out, ...)) and do not squeeze D_out."
     )
     with calling(f"{call} on a D_out of shape (1, 1) (a batch of one image)", hint=one_hint):
         single = fn(one)
@@ -559,7 +800,7 @@ def check_loss(fn, name, call, target, devices):
         and abs(single.item() - bce([[0.3]], target)) < 1e-4,
         f"{name} should also work for a batch of one, D_out of shape (1, 1): expected "
         f"{bce([[0.3]], target):.5f}, got {single}. Make the labels shaped like D_out "
-        f"(torch.ones_like(D_out)) instead of squeezing D_out.",
+        "(torch.ones_like(D_out)) instead of squeezing D_out.",
     )
 
 
@@ -739,6 +980,17 @@ def bce_logits(logits, labels):
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
+def takes_argument(fn, name):
+    """Whether fn accepts the keyword argument `name` (True when its signature cannot be read)."""
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return True
+    return name in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
+
 TRAIN_SIGNATURE = (
     "train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device, print_every=50, "
     "checkpoint_path=None, sample_size=16, fresh=False)"
@@ -760,14 +1012,16 @@ def check_train_signature(train, args, kwargs):
         original = names[:3] == ["D", "G", "n_epochs"]
         check(
             False,
-            f"train's signature is train{signature}, but the notebook calls it as {TRAIN_SIGNATURE}. "
+            f"train's signature is train{signature}, but the notebook calls it as "
+            f"{TRAIN_SIGNATURE}. "
             + (
-                "Yours is the original course's, which took the optimizers and the data from global "
-                "variables. "
+                "Yours is the original course's, which took the optimizers and the data from "
+                "global variables. "
                 if original
                 else ""
             )
-            + "Keep the def line and the code around the TODO as given, and write only the D and G steps.",
+            + "Keep the def line and the code around the TODO as given, and write only the D and "
+            "G steps.",
         )
 
 
@@ -809,7 +1063,8 @@ def check_d_step(d_grads, window, scaled_batches, fake_out, last_d_grads, D):
             )
             check(
                 False,
-                "In the D step, D saw images that are neither the scaled real batch nor G's output.",
+                "In the D step, D saw images that are neither the scaled real batch nor G's "
+                "output.",
             )
         real_rows += int(is_real.sum())
         fake_rows += int(is_fake.sum())
@@ -820,7 +1075,8 @@ def check_d_step(d_grads, window, scaled_batches, fake_out, last_d_grads, D):
     )
     check(
         fake_rows > 0,
-        "The D step never showed D the fake images: d_loss needs fake_loss(D(fake_images.detach())).",
+        "The D step never showed D the fake images: d_loss needs "
+        "fake_loss(D(fake_images.detach())).",
     )
 
     def loss(real_label, per_call_mean=True, factor=1.0):
@@ -863,9 +1119,9 @@ def check_d_step(d_grads, window, scaled_batches, fake_out, last_d_grads, D):
     ):
         check(
             False,
-            "d_optimizer.zero_grad() is missing: at d_optimizer.step(), D's gradients are this batch's "
-            "d_loss gradients plus those left from the step before (backward() adds to .grad). Call "
-            "d_optimizer.zero_grad() before d_loss.backward(), every batch.",
+            "d_optimizer.zero_grad() is missing: at d_optimizer.step(), D's gradients are this "
+            "batch's d_loss gradients plus those left from the step before (backward() adds to "
+            ".grad). Call d_optimizer.zero_grad() before d_loss.backward(), every batch.",
         )
     flipped = replay_grads((D,), D, flipped_d_loss(D, labelled))
     if grads_close(d_grads, flipped):
@@ -876,9 +1132,9 @@ def check_d_step(d_grads, window, scaled_batches, fake_out, last_d_grads, D):
         )
     check(
         False,
-        "At d_optimizer.step(), D's gradients are not those of "
-        "real_loss(D(real_images)) + fake_loss(D(fake_images.detach())) for this batch. Check d_loss: "
-        "real_loss on D's scores of the real images plus fake_loss on its scores of G's images.",
+        "At d_optimizer.step(), D's gradients are not those of real_loss(D(real_images)) + "
+        "fake_loss(D(fake_images.detach())) for this batch. Check d_loss: real_loss on D's scores "
+        "of the real images plus fake_loss on its scores of G's images.",
     )
 
 
@@ -904,8 +1160,9 @@ def check_g_step(g_grads, window, g_history, scaled_batches, D, G, last_g_grads,
     )
     check(
         not saw_real,
-        "g_optimizer.step() was called right after D scored the real images, that is, in the D step. "
-        "Call d_optimizer.step() after d_loss.backward(), and g_optimizer.step() only after g_loss.backward().",
+        "g_optimizer.step() was called right after D scored the real images, that is, in the D "
+        "step. Call d_optimizer.step() after d_loss.backward(), and g_optimizer.step() only after "
+        "g_loss.backward().",
     )
     # The fakes D scored may come from a G call before the D step (reused, not detached for G).
     source = None
@@ -938,36 +1195,38 @@ def check_g_step(g_grads, window, g_history, scaled_batches, D, G, last_g_grads,
         if leaked:
             check(
                 False,
-                "G's update also carries the D step's gradients: the fakes are not detached in the D step, "
-                "so d_loss.backward() fills G's gradients too, and they are still there at "
-                "g_optimizer.step(). Call g_optimizer.zero_grad() right before g_loss.backward() (or "
-                "detach the fakes in the D step: fake_loss(D(fake_images.detach()))).",
+                "G's update also carries the D step's gradients: the fakes are not detached in "
+                "the D step, so d_loss.backward() fills G's gradients too, and they are still "
+                "there at g_optimizer.step(). Call g_optimizer.zero_grad() right before "
+                "g_loss.backward() (or detach the fakes in the D step: "
+                "fake_loss(D(fake_images.detach()))).",
             )
         check(
             False,
-            "g_optimizer.zero_grad() is missing: at g_optimizer.step(), G's gradients are this batch's "
-            "g_loss gradients plus those left from the step before (backward() adds to .grad). Call "
-            "g_optimizer.zero_grad() before g_loss.backward(), every batch.",
+            "g_optimizer.zero_grad() is missing: at g_optimizer.step(), G's gradients are this "
+            "batch's g_loss gradients plus those left from the step before (backward() adds to "
+            ".grad). Call g_optimizer.zero_grad() before g_loss.backward(), every batch.",
         )
     check(
         not is_zero(g_grads),
-        "At g_optimizer.step(), G has no gradient: g_loss does not reach G's weights. Do not detach "
-        "the fakes in the G step: g_loss = real_loss(D(fake_images)).",
+        "At g_optimizer.step(), G has no gradient: g_loss does not reach G's weights. Do not "
+        "detach the fakes in the G step: g_loss = real_loss(D(fake_images)).",
     )
     if grads_close(g_grads, replay_grads((D, G), G, g_loss(0.9))):
         check(
             False,
-            "The G step uses smoothed labels (0.9). Label smoothing belongs to D's loss on real images "
-            "(real_loss(D(real_images), smooth=True)); G's loss uses labels 1: "
-            "g_loss = real_loss(D(fake_images)).",
+            "The G step uses smoothed labels (0.9). Label smoothing belongs to D's loss on real "
+            "images (real_loss(D(real_images), smooth=True)); G's loss uses labels 1: g_loss = "
+            "real_loss(D(fake_images)).",
         )
     if grads_close(g_grads, replay_grads((D, G), G, g_loss(0.0))):
         check(
             False,
-            "The G step uses fake labels. G wants D to call its images real: g_loss = real_loss(D(fake_images)).",
+            "The G step uses fake labels. G wants D to call its images real: g_loss = "
+            "real_loss(D(fake_images)).",
         )
     check(
         False,
-        "At g_optimizer.step(), G's gradients are not those of real_loss(D(fake_images)) for this batch. "
-        "Check g_loss: real_loss (labels 1) on D's scores of G's fake images.",
+        "At g_optimizer.step(), G's gradients are not those of real_loss(D(fake_images)) for this "
+        "batch. Check g_loss: real_loss (labels 1) on D's scores of G's fake images.",
     )

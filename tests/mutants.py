@@ -369,7 +369,8 @@ MUTANTS = [
         [
             (
                 "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
-                "    classname = m.__class__.__name__\n    if classname.find('Conv2D') != -1 or classname.find('Linear') != -1:",
+                "    classname = m.__class__.__name__\n    if classname.find('Conv2D') != -1 or "
+                "classname.find('Linear') != -1:",
             )
         ],
         "left the conv2d",
@@ -519,8 +520,10 @@ MUTANTS = [
         "real_loss",
         [
             (
-                "    labels = torch.full_like(D_out, 0.9 if smooth else 1.0)\n    return nn.BCEWithLogitsLoss()(D_out, labels)",
-                "    labels = torch.ones(D_out.size(0), device=D_out.device) * (0.9 if smooth else 1.0)\n"
+                "    labels = torch.full_like(D_out, 0.9 if smooth else 1.0)\n    return "
+                "nn.BCEWithLogitsLoss()(D_out, labels)",
+                "    labels = torch.ones(D_out.size(0), device=D_out.device) * (0.9 if smooth "
+                "else 1.0)\n"
                 "    return nn.BCEWithLogitsLoss()(D_out.squeeze(), labels)",
             )
         ],
@@ -551,7 +554,8 @@ MUTANTS = [
         "fake_loss",
         [
             (
-                "    labels = torch.zeros_like(D_out)\n    return nn.BCEWithLogitsLoss()(D_out, labels)",
+                "    labels = torch.zeros_like(D_out)\n    return nn.BCEWithLogitsLoss()(D_out, "
+                "labels)",
                 "    return -real_loss(D_out)",
             )
         ],
@@ -791,7 +795,8 @@ MUTANTS = [
             (
                 "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
                 "    classname = m.__class__.__name__\n"
-                "    if hasattr(m, 'weight') and (classname.find('Conv') or classname.find('Linear')):",
+                "    if hasattr(m, 'weight') and (classname.find('Conv') or "
+                "classname.find('Linear')):",
             )
         ],
         "batch norm",
@@ -865,7 +870,8 @@ MUTANTS = [
         [
             ("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))"),
             (
-                "            g_optimizer.zero_grad()\n            g_loss = real_loss(D(fake_images))",
+                "            g_optimizer.zero_grad()\n            g_loss = "
+                "real_loss(D(fake_images))",
                 "            g_loss = real_loss(D(G(z)))",
             ),
             (
@@ -916,7 +922,7 @@ MUTANTS = [
 
 
 def _scope_span(source, scope):
-    """(start, end) character offsets of top-level `scope` in source; whole source for '<module>'."""
+    """(start, end) offsets of top-level `scope` in source; the whole source for '<module>'."""
     if scope == "<module>":
         return 0, len(source)
     lines = source.splitlines(keepends=True)

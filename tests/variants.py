@@ -179,7 +179,8 @@ VARIANTS = [
             nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
             nn.Conv2d(conv_dim, conv_dim * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(conv_dim * 2),
             nn.LeakyReLU(0.2, inplace=True),
-            nn.Conv2d(conv_dim * 2, conv_dim * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(conv_dim * 4),
+            nn.Conv2d(conv_dim * 2, conv_dim * 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(conv_dim * 4),
             nn.LeakyReLU(0.2, inplace=True),
             nn.Flatten(),
             nn.Linear(conv_dim * 4 * 4 * 4, 1),
@@ -341,7 +342,8 @@ VARIANTS = [
             code(
                 """
         classname = m.__class__.__name__
-        if hasattr(m, 'weight') and (classname.find('Conv') != -1 or classname.find('Linear') != -1):
+        is_layer = classname.find('Conv') != -1 or classname.find('Linear') != -1
+        if hasattr(m, 'weight') and is_layer:
             nn.init.normal_(m.weight.data, 0.0, 0.02)
             if hasattr(m, 'bias') and m.bias is not None:
                 nn.init.constant_(m.bias.data, 0.0)
@@ -570,7 +572,8 @@ VARIANTS = [
         TRAIN,
         (
             "d_loss = real_loss(D(real_images)) + fake_loss(D(fake_images.detach()))",
-            "d_loss = (real_loss(D(real_images), smooth=True) + fake_loss(D(fake_images.detach()))) / 2",
+            "d_loss = (real_loss(D(real_images), smooth=True) + "
+            "fake_loss(D(fake_images.detach()))) / 2",
         ),
     ),
     V(
