@@ -434,3 +434,14 @@ def test_sandbox_is_available_in_ci():
     elif sandbox.available():
         pytest.skip(sandbox.available())
     assert sandbox.available() is None
+
+
+def test_cells_the_parser_cannot_read_do_not_crash_the_grader():
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": source}
+            for source in ("a = 1\x00", "-" * 100000 + "1", "def scale(x): return x")
+        ]
+    }
+    cells, _ = grade.definition_cells(nb, ["scale"])
+    assert [c.number for c in cells] == [3]
