@@ -103,6 +103,8 @@ WORK_PREFIXES = (
     "helpers.metrics.",
 )
 CELL_FILE = re.compile(r"<cell (\d+)>")
+# What reading a hostile cell may raise in the grader (null bytes, the parser's stack overflowing).
+UNPARSABLE = (SyntaxError, ValueError, MemoryError, RecursionError)
 # Caps on what crosses from the learner side to the grader (bytes, or items).
 MAX_MESSAGE = 1024  # one test message or definition error
 MAX_ERRORS = 50  # definition errors kept in a report
@@ -278,7 +280,7 @@ def graded_test_aliases(nb):
             continue
         try:
             tree = ast.parse(strip_magics(cell["source"]))
-        except SyntaxError:
+        except UNPARSABLE:
             continue
         for node in ast.walk(tree):
             if isinstance(node, ast.Import):
@@ -297,7 +299,7 @@ def analyse_cell(cell, aliases=("tests",)):
         if dropped:
             tree = ast.parse(run)
         table = symtable.symtable(run, f"<cell {cell.number}>", "exec")
-    except SyntaxError:
+    except UNPARSABLE:
         # Unreadable: guess the names from `def`, `class` and `name = ...` lines, so a test can
         # still blame this cell for a name it was meant to define.
         binds = set()

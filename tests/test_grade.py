@@ -15,7 +15,7 @@ import sys
 import nbformat
 import pytest
 
-from helpers import grade
+from helpers import grade, sandbox
 from helpers.notebook import NOTEBOOK, ROOT, read_notebook
 from helpers.release import make_release
 from tests.original_format import original_notebook
@@ -36,11 +36,18 @@ def edited(tmp_path, name, **edits):
     return path, numbers
 
 
+# These tests are about verdicts and messages; the sandbox's own guarantees are in
+# test_attacks.py. Without bubblewrap they run unsandboxed, except in CI, where it must be there.
+NO_SANDBOX = (
+    [] if sandbox.available() is None or os.environ.get("CI") == "true" else ["--no-sandbox"]
+)
+
+
 def run_cli(*args):
     """(exit status, printed rubric) of `python -m helpers grade ARGS`, run in this process."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
-        status = grade.main([str(a) for a in args])
+        status = grade.main([str(a) for a in args] + NO_SANDBOX)
     return status, out.getvalue()
 
 
@@ -53,7 +60,16 @@ def solution(tmp_path_factory):
     """The solution notebook graded from the command line, as an instructor runs it."""
     report = tmp_path_factory.mktemp("solution") / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "helpers", "grade", str(NOTEBOOK), "--json", str(report)],
+        [
+            sys.executable,
+            "-m",
+            "helpers",
+            "grade",
+            str(NOTEBOOK),
+            "--json",
+            str(report),
+            *NO_SANDBOX,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -393,8 +409,6 @@ def test_clean_text_redacts_the_graders_environment(monkeypatch):
 
 
 def test_sandbox_bundle_holds_no_solution_tests_or_instructor_tools(tmp_path):
-    from helpers import sandbox
-
     bundle = sandbox.bundle(tmp_path / "kit")
     names = {str(p.relative_to(bundle)) for p in bundle.rglob("*")}
     assert "problem_unittests.py" in names and "helpers/grade.py" in names
@@ -415,10 +429,19 @@ def test_sandbox_bundle_holds_no_solution_tests_or_instructor_tools(tmp_path):
 
 
 def test_sandbox_is_available_in_ci():
-    from helpers import sandbox
-
     if os.environ.get("CI") == "true":
         assert sandbox.available() is None, sandbox.available()
     elif sandbox.available():
         pytest.skip(sandbox.available())
     assert sandbox.available() is None
+
+
+def test_cells_the_parser_cannot_read_do_not_crash_the_grader():
+    nb = {
+        "cells": [
+            {"cell_type": "code", "metadata": {}, "source": source}
+            for source in ("a = 1\x00", "-" * 100000 + "1", "def scale(x): return x")
+        ]
+    }
+    cells, _ = grade.definition_cells(nb, ["scale"])
+    assert [c.number for c in cells] == [3]
