@@ -28,9 +28,11 @@ Same API as the original course's ``workspace_utils``, with three differences by
   from any thread, never slows your loop, and stops within a fraction of a second when the
   ``with`` block or the loop ends, breaks or raises.
 
-* A keep-alive that fails (no network, wrong URL, an error status, a timeout) never stops or
-  slows training: the error is reported once per session as a ``KeepAliveWarning`` naming the
-  URL, so you know the workspace may still go idle.
+* A keep-alive that fails (no network, a malformed URL, an error status, a timeout, a server
+  that answers too slowly) never stops or slows training: the error is reported once per
+  session as a ``KeepAliveWarning`` naming the URL, so you know the workspace may still go idle.
+  Each request has a total deadline (``REQUEST_DEADLINE``), so a server that trickles its answer
+  cannot hold the keep-alive on one request forever.
 
 Note for ``keep_awake``: the pings stop when the loop finishes, breaks or raises. If you keep a
 reference to the generator and stop iterating early, call its ``.close()`` (or use
@@ -38,9 +40,11 @@ reference to the generator and stop iterating early, call its ``.close()`` (or u
 """
 
 import contextlib
+import http.client
 import math
 import numbers
 import os
+import socket
 import threading
 import urllib.error
 import urllib.parse
@@ -55,8 +59,11 @@ METHOD_VARIABLE = "WORKSPACE_KEEPALIVE_METHOD"
 TOKEN_VARIABLE = "WORKSPACE_KEEPALIVE_TOKEN"
 HEADER_VARIABLE = "WORKSPACE_KEEPALIVE_HEADER"
 
-# A keep-alive that takes longer than this is abandoned; the next one is tried on schedule.
-REQUEST_TIMEOUT = 5  # seconds
+# A keep-alive whose server stays silent this long is abandoned; the next one is tried on schedule.
+REQUEST_TIMEOUT = 5  # seconds, for each connect or read
+# REQUEST_TIMEOUT restarts with every byte received, so a server that sends one byte every few
+# seconds would hold a request forever: this bounds the whole request.
+REQUEST_DEADLINE = 15  # seconds
 # Leaving the `with` block waits at most this long for the thread; it only matters when a
 # request is hanging, and the daemon thread exits by itself once that request gives up.
 STOP_WAIT = 0.5  # seconds
@@ -99,9 +106,14 @@ def _request_from_environment():
             f"{METHOD_VARIABLE} must be POST or GET, got {method!r}. "
             "Unset it to use POST, the default."
         )
-    parts = urllib.parse.urlsplit(url)
+    # Found before training starts, so say it now rather than after the first delay.
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises ValueError for a port that is not a number
+    except ValueError as error:  # e.g. "http://[::1": an unclosed IPv6 bracket
+        _warn(url, f"not a valid URL ({error})")
+        return None
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        # Found before training starts, so say it now rather than after the first delay.
         _warn(url, "not an http:// or https:// URL")
         return None
     headers = {"User-Agent": "workspace_utils keep-alive"}
@@ -113,7 +125,70 @@ def _request_from_environment():
         else:
             headers["Authorization"] = f"Bearer {token}"
     data = b"" if method == "POST" else None
-    return urllib.request.Request(url, data=data, headers=headers, method=method)
+    try:
+        return urllib.request.Request(url, data=data, headers=headers, method=method)
+    except ValueError as error:
+        _warn(url, f"not a valid URL ({error})")
+        return None
+
+
+def _urlopen_with_deadline(request, deadline):
+    """``urllib.request.urlopen(request)`` that gives up after ``deadline`` seconds in all.
+
+    Returns the first bytes of the answer (up to 1 KiB). A timer shuts the request's sockets
+    down when the deadline passes, which wakes a read blocked on a slow server; the request
+    then fails with TimeoutError. Proxies, https and redirects work as with ``urlopen``.
+    """
+    sockets, lock, expired = [], threading.Lock(), threading.Event()
+
+    def create_connection(*args, **kwargs):
+        sock = socket.create_connection(*args, **kwargs)
+        with lock:
+            if expired.is_set():
+                sock.close()
+                raise TimeoutError(f"no answer within {deadline:g} s")
+            sockets.append(sock)
+        return sock
+
+    def expire():
+        with lock:
+            expired.set()
+            for sock in sockets:
+                with contextlib.suppress(OSError):  # already closed: nothing to wake
+                    sock.shutdown(socket.SHUT_RDWR)
+
+    def watched(connection_class):
+        def connect(host, **kwargs):
+            connection = connection_class(host, **kwargs)
+            connection._create_connection = create_connection  # how http.client opens sockets
+            return connection
+
+        return connect
+
+    class HTTPHandler(urllib.request.HTTPHandler):
+        def do_open(self, http_class, req, **kwargs):
+            return super().do_open(watched(http_class), req, **kwargs)
+
+    class HTTPSHandler(urllib.request.HTTPSHandler):
+        def do_open(self, http_class, req, **kwargs):
+            return super().do_open(watched(http_class), req, **kwargs)
+
+    opener = urllib.request.build_opener(HTTPHandler, HTTPSHandler)
+    timer = threading.Timer(deadline, expire)
+    timer.name, timer.daemon = "workspace-keepalive-deadline", True
+    timer.start()
+    try:
+        with opener.open(request, timeout=REQUEST_TIMEOUT) as response:
+            body = response.read(1024)  # let the server finish its reply before we hang up
+    except (OSError, http.client.HTTPException) as error:
+        if expired.is_set():
+            raise TimeoutError(f"no complete answer within {deadline:g} s") from error
+        raise
+    finally:
+        timer.cancel()
+    if expired.is_set():  # a shut-down socket reads as a short, complete-looking answer
+        raise TimeoutError(f"no complete answer within {deadline:g} s")
+    return body
 
 
 class _Pinger:
@@ -142,8 +217,7 @@ class _Pinger:
 
     def _ping(self):
         try:
-            with urllib.request.urlopen(self.request, timeout=REQUEST_TIMEOUT) as response:
-                response.read(1024)  # let the server finish its reply before we hang up
+            _urlopen_with_deadline(self.request, REQUEST_DEADLINE)
         except Exception as error:  # any failure here must not reach the training loop
             if not self.warned:
                 self.warned = True

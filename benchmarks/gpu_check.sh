@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The kit's GPU check, for a lent CUDA machine that has torch but no Jupyter (see README, Speed).
 # Runs the CUDA paths for real: graded tests and mutants on the GPU, the GPU helper tests, the
-# notebook's code top to bottom (helpers.run --plain), and the throughput benchmark.
+# notebook's code top to bottom (python -m helpers run --plain), and the throughput benchmark.
 # Usage: OUT=some/folder bash benchmarks/gpu_check.sh
 set -uo pipefail
 OUT=${OUT:-gpu_out}
@@ -13,7 +13,7 @@ echo "== graded tests, mutants and GPU helpers on CUDA"
 python3 -m pytest -q -p no:cacheprovider tests/test_problem_unittests.py tests/test_mutants.py \
     tests/test_gpu.py tests/test_fastdata.py 2>&1 | tail -25
 echo "== the notebook's code, full run, on CUDA"
-python3 -m helpers.run --plain --out "$OUT/run" 2>&1 | tail -15
+python3 -m helpers run --plain --out "$OUT/run" 2>&1 | tail -15
 cat "$OUT/run/run.json"
 echo "== throughput: course recipe vs the kit's path"
 python3 -m benchmarks.throughput --device cuda --repeats 2 --json "$OUT/throughput_cuda.json" 2>&1 | tail -15

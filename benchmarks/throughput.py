@@ -12,7 +12,8 @@ learning rate, for the same number of steps on the same image folder:
   ``DataLoader(batch_size, shuffle=True)`` (``num_workers=0``), float32, ``.cuda()`` when
   ``train_on_gpu``, noise from ``np.random.uniform``, and the course's step: the fakes for D's
   loss are not detached, and G's step draws new noise and runs G again.
-* **kit**: ``helpers.fastdata`` (decoded once, cached, batches indexed on the device),
+* **kit**: the notebook's ``get_dataloader`` through ``helpers.fastdata`` (its dataset decoded
+  once, cached, batches indexed on the device),
   ``helpers.gpu.prepare_models`` (channels_last + bf16 autocast on CUDA; nothing on the CPU) and
   the notebook's ``train``.
 
@@ -46,9 +47,6 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the kit
 from helpers.data import find_data_dir  # noqa: E402
 from helpers.notebook import load_solution  # noqa: E402
 
-# The shared settings of both recipes: the DCGAN paper's (and the notebook's) values.
-Z_SIZE = 100
-LR, BETAS = 0.0002, (0.5, 0.999)
 PRINT_EVERY = 50   # both recipes read the losses (a device sync) this often, as in the course
 
 
@@ -155,9 +153,21 @@ def build_models(ns, d_conv_dim, g_conv_dim, z_size):
     return D, G
 
 
-def adam(model, lr=LR, betas=BETAS):
-    """Adam as both recipes (and the DCGAN paper) configure it."""
-    return torch.optim.Adam(model.parameters(), lr=lr, betas=betas)
+def adam(ns, model):
+    """Adam as the notebook's hyperparameters cell (and the DCGAN paper) configure it; both
+    recipes use it."""
+    return torch.optim.Adam(model.parameters(), lr=ns["lr"], betas=(ns["beta1"], ns["beta2"]))
+
+
+def kit_images(ns, data, image_size, batch_size, progress=True):
+    """The notebook's own get_dataloader's dataset, decoded once by helpers.fastdata."""
+    from helpers.fastdata import load_dataset
+
+    dataset = ns["get_dataloader"](batch_size, image_size, str(data)).dataset
+    decoded = load_dataset(dataset, progress=progress)
+    if decoded.random:
+        raise SystemExit(f"The notebook's get_dataloader cannot be cached: {decoded.random}.")
+    return decoded
 
 
 def endless(loader):
@@ -190,12 +200,13 @@ def _sync(device):
 
 
 def _time_course(ns, cfg, device):
-    D, G = build_models(ns, cfg['conv_dim'], cfg['conv_dim'], Z_SIZE)
+    z_size = ns['z_size']
+    D, G = build_models(ns, cfg['conv_dim'], cfg['conv_dim'], z_size)
     train_on_gpu = device.type == 'cuda'
     if train_on_gpu:
         D.cuda()
         G.cuda()
-    d_optimizer, g_optimizer = adam(D), adam(G)
+    d_optimizer, g_optimizer = adam(ns, D), adam(ns, G)
     loader = course_loader(cfg['data'], cfg['image_size'], cfg['batch_size'], cfg['square'])
     stream = endless(loader)
     losses = []
@@ -206,7 +217,7 @@ def _time_course(ns, cfg, device):
             real_images, _ = next(stream)
             seen += real_images.size(0)
             d_loss, g_loss = course_step(ns, D, G, d_optimizer, g_optimizer, real_images,
-                                         Z_SIZE, train_on_gpu)
+                                         z_size, train_on_gpu)
             if batch_i % PRINT_EVERY == 0:
                 losses.append((d_loss.item(), g_loss.item()))
         return seen
@@ -220,20 +231,22 @@ def _time_course(ns, cfg, device):
 
 
 def _time_kit(ns, cfg, device):
-    from helpers.fastdata import FastLoader, _load
+    from helpers.fastdata import FastLoader
     from helpers.gpu import prepare_models
-    images, info = _load(cfg['data'], cfg['image_size'], progress=False)
-    D, G = build_models(ns, cfg['conv_dim'], cfg['conv_dim'], Z_SIZE)
+    decoded = kit_images(ns, cfg['data'], cfg['image_size'], cfg['batch_size'], progress=False)
+    z_size = ns['z_size']
+    D, G = build_models(ns, cfg['conv_dim'], cfg['conv_dim'], z_size)
     D, G = prepare_models(device, D, G)
-    d_optimizer, g_optimizer = adam(D), adam(G)
-    loader = FastLoader(images, cfg['batch_size'], device, channels_last=device.type == 'cuda')
+    d_optimizer, g_optimizer = adam(ns, D), adam(ns, G)
+    loader = FastLoader(decoded.images, cfg['batch_size'], device,
+                        channels_last=device.type == 'cuda', flips=decoded.flips)
     stream = endless(loader)
     train = ns['train']
 
     def run(n):
         steps = Steps(stream, n)
         with contextlib.redirect_stdout(io.StringIO()):  # train's per-epoch summary line
-            train(D, G, d_optimizer, g_optimizer, steps, 1, Z_SIZE, device,
+            train(D, G, d_optimizer, g_optimizer, steps, 1, z_size, device,
                   print_every=PRINT_EVERY, checkpoint_path=None)
         return steps.images
 
@@ -244,7 +257,7 @@ def _time_kit(ns, cfg, device):
     seen = run(cfg['steps'])
     _sync(device)
     return seen, time.perf_counter() - start, {
-        'cache': info['cache'], 'load_seconds': round(info['seconds'], 3),
+        'cache': decoded.cache, 'load_seconds': round(decoded.seconds, 3),
         'bf16': bool(device.type == 'cuda' and torch.cuda.is_bf16_supported()),
         'channels_last': device.type == 'cuda'}
 
@@ -348,10 +361,9 @@ def main(argv=None):
     data = Path(args.data) if args.data else find_data_dir(verbose=False)
 
     # Decode once (or find the cache) before timing: a one-off cost, reported on its own line.
-    from helpers.fastdata import _load
-    images, info = _load(data, args.image_size)
-    n_images = images.shape[0]
-    del images
+    decoded = kit_images(load_notebook(), data, args.image_size, args.batch_size)
+    n_images = decoded.images.shape[0]
+    del decoded.images
     cfg = {'data': str(data), 'device': str(device), 'steps': steps, 'warmup': warmup,
            'batch_size': args.batch_size, 'conv_dim': args.conv_dim,
            'image_size': args.image_size, 'seed': args.seed, 'threads': args.threads,
@@ -362,8 +374,8 @@ def main(argv=None):
     print(f'torch {torch.__version__} | device {device} ({device_name(device)}) | '
           f'{torch.get_num_threads()} threads | {os.cpu_count()} cores | '
           f'load average {os.getloadavg()[0]:.1f}')
-    print(f'data: {data} ({n_images:,} images); kit cache {info["cache"]} in '
-          f'{info["seconds"]:.1f} s (one-off, not in the timings)')
+    print(f'data: {data} ({n_images:,} images); kit cache {decoded.cache} in '
+          f'{decoded.seconds:.1f} s (one-off, not in the timings)')
     print(f'DCGAN conv_dim {args.conv_dim}, {args.image_size}x{args.image_size}, batch '
           f'{args.batch_size}: {warmup} warm-up + {steps} timed steps per recipe; course loader '
           f'{describe_course_transform(cfg)}'

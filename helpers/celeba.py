@@ -5,7 +5,7 @@ CelebA's ``img_align_celeba.zip`` holds 202,599 aligned 178x218 JPEGs in ``img_a
 ``processed_celeba_small/celeba/000001.jpg ...``: the layout of Udacity's processed_celeba_small,
 which ``helpers.data.find_data_dir`` and ``ImageFolder`` read directly.
 
-    python -m helpers.data prepare-celeba img_align_celeba.zip
+    python -m helpers data prepare-celeba img_align_celeba.zip
 """
 from __future__ import annotations
 
@@ -17,16 +17,25 @@ from pathlib import Path
 
 from PIL import Image
 
-from helpers.data import DataFolderError, describe_read_error
+from helpers.files import atomic_write, check_positive_int
+from helpers.imagefile import (
+    DataFolderError,
+    NoSpaceError,
+    describe_read_error,
+    is_no_space,
+    no_space_message,
+)
 
 # The aligned images put the eyes at the same place in every photo and the face in the middle.
 # A centred 108x108 square (of 178x218) keeps brows to chin and drops most hair and background;
 # it is the crop most DCGAN-on-CelebA code uses (e.g. the well-known DCGAN-tensorflow), and a
 # 138 crop would spend a third of each 64x64 image on hair and background.
 CROP = 108
+ALIGNED_SIZE = (178, 218)  # width, height of the aligned images; the crop scales with the width
 JPEG_QUALITY = 95       # high enough that JPEG blocks do not become something the GAN learns
 CLASS_NAME = 'celeba'   # the single ImageFolder class folder, as in Udacity's zip
 _JPEG = re.compile(r'.*\.jpe?g$', re.IGNORECASE)
+NO_SPACE = 'no space left on device'  # a _Job result that stops the run: not the image's fault
 _CHUNK = 64             # images per task sent to a worker: amortises the inter-process hop
 
 
@@ -74,14 +83,21 @@ def list_celeba_images(source: str | os.PathLike) -> tuple[str, list[str]]:
     return kind, names
 
 
-def crop_box(width: int, height: int, crop: int = CROP) -> tuple[int, int, int, int]:
+def crop_box(width: int, height: int) -> tuple[float, float, float, float]:
     """The centred square (left, top, right, bottom) kept from a ``width`` x ``height`` photo.
 
-    178x218 (aligned CelebA) -> (35, 55, 143, 163). Smaller photos keep their largest centred square.
+    The square's side is 108/178 of the width, as on the full-size aligned images, so any copy of
+    a photo at another scale gives the same picture: 178x218 -> (35, 55, 143, 163), the half-size
+    89x109 -> (17.5, 27.5, 71.5, 81.5). Never larger than the photo's shorter side.
     """
-    side = min(crop, width, height)
-    left, top = (width - side) // 2, (height - side) // 2
+    side = min(width * CROP / ALIGNED_SIZE[0], width, height)
+    left, top = (width - side) / 2, (height - side) / 2
     return left, top, left + side, top + side
+
+
+def is_aligned_size(width: int, height: int) -> bool:
+    """True for the aligned CelebA proportions (178x218, or a scaled copy such as 89x109)."""
+    return abs(height * ALIGNED_SIZE[0] - width * ALIGNED_SIZE[1]) <= ALIGNED_SIZE[0]
 
 
 def _out_name(name: str) -> str:
@@ -102,16 +118,17 @@ class _Job:
             self._zip = zipfile.ZipFile(self.source)
         return self._zip.read(name)
 
-    def __call__(self, name: str) -> tuple[str, str]:
-        """Write one output image; returns (output name, '' or the reason it failed)."""
+    def __call__(self, name: str) -> tuple[str, str, tuple[int, int] | None]:
+        """Write one output image; returns (output name, '' or the reason it failed, the source
+        size when it is not the aligned CelebA proportions, else None)."""
         out_name = _out_name(name)
         try:
             data = self._read(name)
         except Exception as exc:  # bad CRC, broken deflate stream, unreadable file
             return out_name, f'damaged in the {"zip" if self.kind == "zip" else "folder"} ' \
-                             f'({describe_read_error(exc, "JPEG")})'
+                             f'({describe_read_error(exc, "JPEG")})', None
         if not data:
-            return out_name, 'empty file'
+            return out_name, 'empty file', None
         try:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()  # decode fully now, so a truncated file fails here, not half-written
@@ -119,15 +136,19 @@ class _Job:
             # Crop and resize in one LANCZOS pass: sharp 64x64 faces without aliasing.
             small = rgb.resize((self.size, self.size), Image.Resampling.LANCZOS,
                                box=crop_box(*rgb.size))
-            dest = self.out_dir / out_name
-            # Write under a hidden temporary name, then rename: an interrupted run never leaves
-            # half a JPEG that a rerun would take as finished.
-            tmp = self.out_dir / f'.{out_name}.{os.getpid()}.tmp'
-            small.save(tmp, format='JPEG', quality=JPEG_QUALITY)
-            os.replace(tmp, dest)
         except Exception as exc:
-            return out_name, describe_read_error(exc, 'JPEG')
-        return out_name, ''
+            return out_name, describe_read_error(exc, 'JPEG'), None
+        odd = None if is_aligned_size(*rgb.size) else rgb.size
+        try:
+            # A hidden temporary name, then a rename: an interrupted run never leaves half a
+            # JPEG that a rerun would take as finished.
+            with atomic_write(self.out_dir / out_name, 'wb') as f:
+                small.save(f, format='JPEG', quality=JPEG_QUALITY)
+        except OSError as exc:  # the output folder, not the image: a full disk stops the run
+            if is_no_space(exc):
+                return out_name, NO_SPACE, odd
+            return out_name, f'cannot be written ({exc.strerror or exc})', odd
+        return out_name, '', odd
 
     def close(self) -> None:
         if self._zip is not None:
@@ -143,7 +164,7 @@ def _init_worker(kind: str, source: str, out_dir: str, size: int) -> None:
     _WORKER_JOB = _Job(kind, source, out_dir, size)
 
 
-def _run_chunk(names: list[str]) -> list[tuple[str, str]]:
+def _run_chunk(names: list[str]) -> list[tuple[str, str, tuple[int, int] | None]]:
     return [_WORKER_JOB(n) for n in names]
 
 
@@ -158,45 +179,77 @@ def format_summary(summary: dict) -> str:
     return text
 
 
+def _remove_temp_files(out_dir: Path) -> None:
+    """Our hidden temporary files (.NAME.XXXX.tmp) from an interrupted or failed run."""
+    for p in out_dir.iterdir():
+        if p.name.startswith('.') and p.name.endswith('.tmp'):
+            p.unlink(missing_ok=True)
+
+
+def _check_writable(out_dir: Path, shown: str) -> None:
+    """Fail before any work when the output folder cannot be made or written."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with atomic_write(out_dir / '.kit_write_test', 'wb') as f:
+            f.write(b'')
+        (out_dir / '.kit_write_test').unlink()
+    except OSError as exc:
+        if is_no_space(exc):
+            raise NoSpaceError(no_space_message(shown, 2**20)) from None
+        raise DataFolderError(
+            f'cannot write to {shown} ({exc.strerror or exc}): choose a folder you can write '
+            f'to with --out.') from None
+
+
+def _bytes_per_image(out_dir: Path, size: int) -> int:
+    """Average size of the JPEGs already in out_dir (a 64x64 face is about 3 KB)."""
+    sizes = [p.stat().st_size for _, p in zip(range(200), out_dir.glob('*.jpg'))]
+    return int(sum(sizes) / len(sizes)) if sizes else size * size
+
+
+def _odd_size_warning(odd: list[tuple[str, tuple[int, int]]]) -> str:
+    name, (w, h) = odd[0]
+    return (f'Warning: {len(odd):,} image(s) are not in the aligned CelebA proportions '
+            f'(178x218, or a scaled copy such as 89x109), e.g. {name} is {w}x{h}. They were '
+            f'cropped the same way (a centred square 108/178 of the width): check that their '
+            f'faces are framed as you expect.')
+
+
 def prepare_celeba(source: str | os.PathLike, out: str | os.PathLike = 'processed_celeba_small',
                    size: int = 64, limit: int | None = None, workers: int | None = None,
                    progress: bool = True) -> dict:
     """Write ``out/celeba/NNNNNN.jpg``: ``size`` x ``size`` RGB face crops of CelebA.
 
     ``source`` is the official ``img_align_celeba.zip`` (read member by member, never extracted)
-    or the folder it was extracted to. Each image is centre-cropped to 108x108 (``crop_box``),
-    resized with LANCZOS and saved as JPEG quality 95 under its original number. ``limit``
-    keeps the first N in name order; ``workers`` processes share the work (default: all cores).
-    Images already in ``out/celeba`` are skipped, so a rerun finishes an interrupted run.
-    Unreadable images are counted, never fatal.
+    or the folder it was extracted to. Each image is centre-cropped to a square 108/178 of its
+    width (108x108 of the 178x218 originals, 54x54 of a half-size copy; ``crop_box``), resized
+    with LANCZOS and saved as JPEG quality 95 under its original number. ``limit`` keeps the
+    first N in name order; ``workers`` processes share the work (default: all cores). Images
+    already in ``out/celeba`` are skipped, so a rerun finishes an interrupted run. Unreadable
+    images are counted, never fatal; images of other proportions get one warning. A full disk
+    stops the run with ``NoSpaceError`` ("no space left on device (needs about N MB)"); the
+    images written so far are kept and no temporary file is left.
 
-    Returns ``{'written': int, 'skipped': int, 'failed': int, 'failed_files': [(name, reason)]}``
-    and, with ``progress``, shows a tqdm bar and prints that summary.
-    Serves the notebook step "Get the data" (README 'Real CelebA').
+    Returns ``{'written': int, 'skipped': int, 'failed': int, 'failed_files': [(name, reason)],
+    'odd_sizes': [(name, (width, height))]}`` and, with ``progress``, shows a tqdm bar and prints
+    that summary. Serves the notebook step "Get the data" (README 'Real CelebA').
     """
-    if isinstance(size, bool) or not isinstance(size, int) or size < 8:
-        raise ValueError(f'size must be a whole number of pixels, at least 8 (64 is the DCGAN '
-                         f'size); got {size!r}.')
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
-        raise ValueError(f'limit must be a whole number of images, at least 1; got {limit!r}.')
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
-                                or workers < 1):
-        raise ValueError(f'workers must be at least 1 (or None for one per CPU core); '
-                         f'got {workers!r}.')
+    check_positive_int(size, 'size (pixels; 64 is the DCGAN size)', minimum=8)
+    if limit is not None:
+        check_positive_int(limit, 'limit (images)')
+    if workers is not None:
+        check_positive_int(workers, 'workers (or None for one per CPU core)')
     kind, names = list_celeba_images(source)
     if limit is not None:
         names = names[:limit]
 
     out_dir = Path(out) / CLASS_NAME
-    out_dir.mkdir(parents=True, exist_ok=True)
-    done = set()
-    for p in out_dir.iterdir():
-        if p.name.startswith('.') and p.name.endswith('.tmp'):
-            p.unlink(missing_ok=True)  # our leftovers from an interrupted run
-        else:
-            done.add(p.name)
+    _check_writable(out_dir, str(out))
+    _remove_temp_files(out_dir)  # our leftovers from an interrupted run
+    done = {p.name for p in out_dir.iterdir()}
     todo = [n for n in names if _out_name(n) not in done]
-    summary = {'written': 0, 'skipped': len(names) - len(todo), 'failed': 0, 'failed_files': []}
+    summary = {'written': 0, 'skipped': len(names) - len(todo), 'failed': 0, 'failed_files': [],
+               'odd_sizes': []}
 
     from tqdm.auto import tqdm
     if workers is None:  # a pool pays off only once there are a few chunks to share
@@ -213,26 +266,45 @@ def prepare_celeba(source: str | os.PathLike, out: str | os.PathLike = 'processe
     else:
         job = _Job(*args)
         chunk_results = ([job(n)] for n in todo)
+    full = False
     try:
         with tqdm(total=len(todo), desc='Preparing CelebA', unit='img',
                   disable=not progress) as bar:
             for chunk in chunk_results:
-                for out_name, why in chunk:
-                    if why:
+                for out_name, why, odd in chunk:
+                    if odd:
+                        summary['odd_sizes'].append((out_name, odd))
+                    if why == NO_SPACE:
+                        full = True
+                    elif why:
                         summary['failed'] += 1
                         summary['failed_files'].append((out_name, why))
                     else:
                         summary['written'] += 1
                 bar.update(len(chunk))
+                if full:
+                    break
     finally:
         if pool is None:
             job.close()
         else:
-            # On Ctrl-C stop the workers at once; finished images are kept (each was renamed
-            # into place whole), so a rerun carries on from there.
+            # On Ctrl-C (or a full disk) stop the workers at once; finished images are kept
+            # (each was renamed into place whole), so a rerun carries on from there.
             pool.terminate()
             pool.join()
+        _remove_temp_files(out_dir)  # what the stopped workers were writing
+    if full:
+        left = len(todo) - summary['written'] - summary['failed']
+        needed = left * _bytes_per_image(out_dir, size)
+        raise NoSpaceError(
+            f'{no_space_message(out, needed)} to write the {left:,} images still to do. '
+            f'Free some space there, or use --out on another disk, then run the same command '
+            f'again: the {summary["written"] + summary["skipped"]:,} images already written are '
+            f'kept.')
     summary['failed_files'].sort()
+    summary['odd_sizes'].sort()
     if progress:
         print(f'{out_dir}: {format_summary(summary)}')
+        if summary['odd_sizes']:
+            print(_odd_size_warning(summary['odd_sizes']))
     return summary

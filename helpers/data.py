@@ -7,11 +7,10 @@ expects the layout ``root/<class>/<image>`` (for CelebA: ``processed_celeba_smal
 * real images, when ``data_dir`` holds some (checked once, cached, unreadable files left out);
 * otherwise the kit's built-in generated faces, made once by ``helpers.faces.make_faces``.
 
-Command line (``python -m helpers.data --help``)::
+Command line (``python -m helpers data --help``; the built-in set: ``python -m helpers faces``)::
 
-    python -m helpers.data prepare-celeba img_align_celeba.zip   # real CelebA -> processed_celeba_small/
-    python -m helpers.data check processed_celeba_small           # what ImageFolder will see
-    python -m helpers.data make-faces                             # the built-in set
+    python -m helpers data prepare-celeba img_align_celeba.zip   # real CelebA -> processed_celeba_small/
+    python -m helpers data check processed_celeba_small           # what ImageFolder will see
 """
 from __future__ import annotations
 
@@ -21,33 +20,30 @@ import json
 import os
 import shutil
 import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from helpers.files import atomic_write, positive_int
+from helpers.imagefile import (  # noqa: F401  (re-exported: helpers.data.check_image_file ...)
+    HIGH_BIT_MODES,
+    DataFolderError,
+    DataFolderNotFoundError,
+    NoSpaceError,
+    check_image_file,
+    describe_read_error,
+    to_8bit,
+)
+
+from helpers.faces import BUILTIN_DIR
+from helpers.faces import DEFAULT_N as N_BUILTIN
 
 # Defaults in one place; the notebook and the CLI use these.
 DEFAULT_DATA_DIR = 'processed_celeba_small/'  # where Udacity's zip (and prepare-celeba) put CelebA
-BUILTIN_DIR = 'data/generated_faces'          # the built-in set; data/ is git-ignored
-N_BUILTIN = 10_000                            # enough faces for a DCGAN to learn in a few epochs
 CHECK_FILE = '.kit_check.json'                # per-file check results, kept in the data folder
-CHECK_VERSION = 1                             # bump when check_image_file's verdicts change
+CHECK_VERSION = 2                             # bump when check_image_file's verdicts change
 SKIPPED_FILE = 'skipped_files.txt'            # written into a clean view: what was left out and why
 JUNK_DIRS = {'__MACOSX'}                      # resource-fork folders macOS puts into zips
 POOL_MIN_FILES = 256                          # below this a process pool costs more than it saves
-
-# Modes whose values go past 255: ImageFolder's loader (img.convert('RGB')) clips them, so a
-# 16-bit photo would train as an almost white square. They get an 8-bit copy in the clean view.
-HIGH_BIT_MODES = {'I', 'F', 'I;16', 'I;16B', 'I;16L', 'I;16N', 'I;16S', 'I;32', 'I;32B'}
-
-
-class DataFolderError(ValueError):
-    """The data folder cannot be used as it is; the message says what is wrong and how to fix it."""
-
-
-class DataFolderNotFoundError(DataFolderError, FileNotFoundError):
-    """The data folder does not exist (catchable as DataFolderError or FileNotFoundError)."""
 
 
 def _image_extensions() -> tuple[str, ...]:
@@ -69,82 +65,6 @@ def _fmt_count(n: int) -> str:
 
 def _plural(n: int, word: str) -> str:
     return f'{_fmt_count(n)} {word}{"" if n == 1 else "s"}'
-
-
-def _format_from_name(path: str | os.PathLike) -> str:
-    ext = os.path.splitext(str(path))[1].lower()
-    return {'.jpg': 'JPEG', '.jpeg': 'JPEG', '.png': 'PNG', '.bmp': 'BMP', '.webp': 'WEBP',
-            '.tif': 'TIFF', '.tiff': 'TIFF', '.ppm': 'PPM', '.pgm': 'PGM'}.get(ext, 'image')
-
-
-def describe_read_error(exc: BaseException, fmt: str = 'image') -> str:
-    """Turn a PIL/zip read error into a short reason a learner can act on.
-
-    ``fmt`` is the format PIL reported (or guessed from the name), e.g. 'JPEG'.
-    Used by ``check_image_file`` and by ``helpers.celeba.prepare_celeba``.
-    """
-    text = str(exc)
-    low = text.lower()
-    if isinstance(exc, Image.DecompressionBombError):
-        return 'too large: PIL refuses it as a possible decompression bomb'
-    if isinstance(exc, UnidentifiedImageError):
-        return 'not an image (PIL cannot read it)'
-    if isinstance(exc, PermissionError):
-        return 'cannot be opened (permission denied)'
-    if isinstance(exc, FileNotFoundError):
-        return 'missing (a broken link?)'
-    if 'truncated' in low or isinstance(exc, EOFError):
-        return f'truncated {fmt}'
-    if 'crc' in low:
-        return f'damaged {fmt} (checksum mismatch)'
-    short = text if len(text) <= 60 else text[:57] + '...'
-    return f'damaged {fmt} ({type(exc).__name__}: {short})'
-
-
-def check_image_file(path: str | os.PathLike) -> tuple[str, str]:
-    """Say whether ImageFolder's default loader can use one file.
-
-    Returns ``('ok', '')``, ``('convert', why)`` for an image the loader would silently spoil
-    (16-bit and other high-bit-depth modes: ``convert('RGB')`` clips them to white), or
-    ``('bad', why)`` with a short reason such as ``'empty file'`` or ``'truncated JPEG'``.
-    Opens the file with PIL twice: ``verify()`` (structure and checksums) then ``load()`` +
-    ``convert('RGB')`` (the full decode the loader will do). Images above PIL's
-    decompression-bomb limit are refused before any pixels are decoded.
-    """
-    fmt = _format_from_name(path)
-    try:
-        if os.path.getsize(path) == 0:
-            return 'bad', 'empty file'
-        with warnings.catch_warnings():
-            # Palette-transparency and large-image warnings are the loader's business; the
-            # verdict here is only whether the decode succeeds.
-            warnings.simplefilter('ignore')
-            with Image.open(path) as im:
-                fmt = im.format or fmt
-                im.verify()
-            with Image.open(path) as im:
-                im.load()
-                mode = im.mode
-                im.convert('RGB')
-    except Exception as exc:  # any failure to decode means the loader would fail too
-        return 'bad', describe_read_error(exc, fmt)
-    if mode in HIGH_BIT_MODES:
-        return 'convert', f'{mode} (high bit depth) image: an 8-bit copy is used'
-    return 'ok', ''
-
-
-def _to_8bit(path: Path, dest: Path) -> None:
-    """Write an 8-bit greyscale copy of a high-bit-depth image (scaled, not clipped)."""
-    import numpy as np
-    with Image.open(path) as im:
-        a = np.asarray(im.convert('F') if im.mode not in ('I', 'F') else im, dtype=np.float64)
-        mode = im.mode
-    if mode.startswith('I;16'):
-        top = 65535.0
-    else:
-        top = 255.0 if a.max() <= 255 else (65535.0 if a.max() <= 65535 else float(a.max()))
-    a8 = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
-    Image.fromarray(a8, mode='L').save(dest)
 
 
 @dataclass
@@ -191,7 +111,7 @@ class FolderReport:
         return ', '.join(items[:limit]) + more
 
     def summary(self) -> str:
-        """A few lines for ``python -m helpers.data check``."""
+        """A few lines for ``python -m helpers data check``."""
         lines = [f'{self.root}: {_plural(self.n_images, "usable image")} in '
                  f'{_plural(len(self.classes), "class folder")}'
                  + (f' ({", ".join(f"{c}: {_fmt_count(n)}" for c, n in self.classes.items())})'
@@ -269,13 +189,13 @@ def _load_cache(path: Path) -> dict:
 
 
 def _save_cache(path: Path, files: dict) -> bool:
-    tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
     try:
-        tmp.write_text(json.dumps({'version': CHECK_VERSION, 'files': files}, separators=(',', ':')))
-        os.replace(tmp, path)
+        with atomic_write(path, 'w') as f:
+            f.write(json.dumps({'version': CHECK_VERSION, 'files': files}, separators=(',', ':')))
         return True
-    except OSError:  # read-only data folder: the check still works, it is just not remembered
-        tmp.unlink(missing_ok=True)
+    except OSError:
+        # A read-only data folder (chmod, or a read-only mount such as Kaggle's inputs): the
+        # check still works, it is just not remembered. atomic_write left no temporary file.
         return False
 
 
@@ -295,7 +215,7 @@ def _check_layout(report: FolderReport, shown: str) -> None:
             raise DataFolderError(
                 f"The data folder {shown} is empty. Put the images in {shown}/celeba/ "
                 f"(ImageFolder's layout is {shown}/<class>/<image>), for example with "
-                f"python -m helpers.data prepare-celeba img_align_celeba.zip --out {shown}")
+                f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}")
         others = report.ignored + report.junk_images
         seen = f" (found only: {', '.join(others[:3])}{' ...' if len(others) > 3 else ''})" \
             if others else ''
@@ -306,7 +226,7 @@ def _check_layout(report: FolderReport, shown: str) -> None:
         raise DataFolderError(
             f"None of the {_plural(len(report.bad), 'image')} in {shown} can be read: "
             f"{report.bad_summary()}. Replace them with working image files "
-            f"(python -m helpers.data check {shown} lists every problem).")
+            f"(python -m helpers data check {shown} lists every problem).")
 
 
 def check_image_folder(root: str | os.PathLike, workers: int | None = None,
@@ -327,13 +247,13 @@ def check_image_folder(root: str | os.PathLike, workers: int | None = None,
         raise DataFolderNotFoundError(
             f"The data folder {shown} does not exist (looked in {root.absolute()}). Check the "
             f"path (relative paths start from {Path.cwd()}), or make it: "
-            f"python -m helpers.data prepare-celeba img_align_celeba.zip --out {shown}")
+            f"python -m helpers data prepare-celeba img_align_celeba.zip --out {shown}")
     if not root.is_dir():
         hint = ''
         if root.suffix.lower() == '.zip':
             hint = (f" If it is Udacity's processed_celeba_small.zip, unzip it first "
                     f"(python -m zipfile -e {shown} .); if it is the official img_align_celeba.zip, "
-                    f"run python -m helpers.data prepare-celeba {shown}.")
+                    f"run python -m helpers data prepare-celeba {shown}.")
         raise DataFolderError(f"{shown} is a file, not a folder. ImageFolder needs a folder laid "
                               f"out as <folder>/<class>/<image>.{hint}")
 
@@ -447,7 +367,7 @@ def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
     for rel in report.converted:
         dest = tmp / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        _to_8bit(root / rel, dest)
+        to_8bit(root / rel, dest)
     # A file in the view's root is invisible to ImageFolder (it only lists folders there).
     (tmp / SKIPPED_FILE).write_text(
         f'Files in {root} left out of training, and why:\n'
@@ -536,9 +456,26 @@ def find_data_dir(data_dir: str | os.PathLike = DEFAULT_DATA_DIR,
     return Path(builtin_dir)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line (the problem and where to read more),
+    with exit status 2 as argparse's own."""
+
+    def error(self, message: str):
+        self.exit(2, f'{self.prog}: error: {message} (see {self.prog} --help)\n')
+
+
+def _image_size(text: str) -> int:
+    """argparse ``type=`` for --size: a whole number of pixels, at least 8."""
+    value = positive_int(text)
+    if value < 8:
+        raise argparse.ArgumentTypeError(f'must be at least 8 pixels (64 is the DCGAN size), '
+                                         f'not {value}')
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog='python -m helpers.data',
+    p = _Parser(
+        prog='python -m helpers data',
         description='Prepare and check the training images for the DCGAN notebook. '
                     'ImageFolder reads <folder>/<class>/<image> (e.g. processed_celeba_small/celeba/000001.jpg).')
     sub = p.add_subparsers(dest='command', required=True, metavar='COMMAND')
@@ -554,13 +491,13 @@ def _parser() -> argparse.ArgumentParser:
     prep.add_argument('--out', default=DEFAULT_DATA_DIR.rstrip('/'),
                       help='folder to write; images go to OUT/celeba/ (default: %(default)s, '
                            'where the notebook looks)')
-    prep.add_argument('--size', type=int, default=64,
+    prep.add_argument('--size', type=_image_size, default=64,
                       help='side of the square output images in pixels (default: %(default)s, '
                            'the DCGAN size)')
-    prep.add_argument('--limit', type=int, default=None, metavar='N',
+    prep.add_argument('--limit', type=positive_int, default=None, metavar='N',
                       help='only the first N images in file-name order, for a quick try '
                            '(default: all 202,599)')
-    prep.add_argument('--workers', type=int, default=None, metavar='N',
+    prep.add_argument('--workers', type=positive_int, default=None, metavar='N',
                       help='processes working in parallel (default: one per CPU core)')
 
     chk = sub.add_parser(
@@ -569,24 +506,13 @@ def _parser() -> argparse.ArgumentParser:
                     'unreadable and ignored files. Results are cached in FOLDER/.kit_check.json, '
                     'so a rerun only opens new or changed files.')
     chk.add_argument('folder', metavar='FOLDER', help='the folder you would give ImageFolder')
-    chk.add_argument('--workers', type=int, default=None, metavar='N',
+    chk.add_argument('--workers', type=positive_int, default=None, metavar='N',
                      help='processes for the first check of many files (default: one per CPU core)')
-
-    faces = sub.add_parser(
-        'make-faces', help="make the kit's built-in generated face set",
-        description='Draw simple synthetic faces into OUT/faces/*.png. Does nothing when the set '
-                    'is already there.')
-    faces.add_argument('--out', default=BUILTIN_DIR,
-                       help='folder to write (default: %(default)s, where find_data_dir looks)')
-    faces.add_argument('--n', type=int, default=N_BUILTIN,
-                       help='number of faces (default: %(default)s)')
-    faces.add_argument('--seed', type=int, default=0,
-                       help='random seed; the same seed gives the same faces (default: %(default)s)')
     return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m helpers.data``; returns the exit status."""
+    """Entry point of ``python -m helpers data``; returns the exit status."""
     args = _parser().parse_args(argv)
     try:
         if args.command == 'prepare-celeba':
@@ -601,19 +527,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == 'check':
             print(check_image_folder(args.folder, workers=args.workers).summary())
             return 0
-        if args.command == 'make-faces':
-            from helpers.faces import make_faces
-            root = make_faces(args.out, n=args.n, seed=args.seed)
-            print(f'Built-in faces in {root} ({_plural(_count_images(Path(root)), "image")})')
-            return 0
+    except NoSpaceError as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
     except (DataFolderError, FileNotFoundError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 2
     return 0
-
-
-if __name__ == '__main__':
-    # Run the main of the importable module, so errors raised in helpers.celeba are the same
-    # DataFolderError class this one catches.
-    from helpers.data import main as _main
-    sys.exit(_main())

@@ -711,6 +711,3 @@ def main(argv=None):
         dist.destroy_process_group()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -1,223 +1,473 @@
-"""The fast data path for the notebook's "Train" step.
+"""The fast data path for the notebook's "Train" step: your get_dataloader, decoded once.
 
 The learner's ``get_dataloader`` decodes, resizes and crops every image again in every epoch,
 one batch at a time in the training process. For a 32x32 DCGAN that decoding costs about as
-much as the training itself. Here the same transforms run **once**, on every core, and the
-result is kept as one uint8 tensor (200,000 CelebA faces at 32x32 are 600 MB), cached on disk
-and reused while the image folder is unchanged. ``FastLoader`` then serves shuffled batches
-by indexing that tensor, on the GPU when there is one.
+much as the training itself. Here the learner's own dataset, with its own transforms, runs
+**once** over every image, on every core; the result is kept as one uint8 tensor (200,000
+CelebA faces at 32x32 are 600 MB), cached on disk while the folder and the transforms are
+unchanged, and ``FastLoader`` serves shuffled batches by indexing it, on the GPU when there is
+one.
 
-    loader = fast_dataloader(data_dir, img_size, batch_size, device)
-    losses, samples = train(D, G, d_optimizer, g_optimizer, loader, n_epochs, z_size, device)
+    train_loader, images = fast_loader(get_dataloader(batch_size, img_size, data_dir), device,
+                                       hold_out=n_eval)
 
 Batches are what ``get_dataloader`` gives: ``(images, labels)``, images float in [0, 1] of
-shape (B, 3, S, S), so the learner's ``train`` runs unchanged on either loader.
+shape (B, 3, S, S), pixel for pixel, so the learner's ``train`` runs unchanged on either loader.
+
+Random transforms cannot be cached as fixed pixels. ``RandomHorizontalFlip`` (and
+``RandomVerticalFlip``) placed after the resizing and cropping are applied per batch, on the
+device, to the cached images. Any other random step, or a transform the kit cannot prove
+deterministic (``Lambda``, your own class), makes ``fast_loader`` train with the learner's own
+loader instead and say so in one line.
 """
+
 from __future__ import annotations
 
+import contextlib
+import copy
 import hashlib
 import json
 import os
+import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torchvision import datasets, transforms
+from torch.utils.data import DataLoader, Dataset, Subset
 
-CACHE_VERSION = 1          # bump when the decoding below changes: old caches are then ignored
-CACHE_PREFIX = '.kit_images_'  # a hidden *file* in the data folder, next to helpers.data's
+from helpers.files import atomic_write, check_positive_int
+from helpers.imagefile import describe_read_error, is_no_space, no_space_message
+
+CACHE_VERSION = 2  # bump when the decoding below changes: old caches are then ignored
+CACHE_PREFIX = ".kit_images_"  # a hidden *file* in the data folder, next to helpers.data's
 # .kit_check.json. Not a folder: ImageFolder would take a folder there for an empty class.
-DECODE_BATCH = 256         # images per worker task while decoding
-POOL_MIN_IMAGES = 512      # below this, starting worker processes costs more than it saves
+DECODE_BATCH = 256  # images per worker task while decoding
+POOL_MIN_IMAGES = 512  # below this, starting worker processes costs more than it saves
+
+# torchvision transforms whose output depends only on their input: safe to run once and cache.
+DETERMINISTIC = {
+    "Resize", "CenterCrop", "ToTensor", "PILToTensor", "ConvertImageDtype", "ToDtype",
+    "ToImage", "ToPureTensor", "Normalize", "Grayscale", "Pad", "ToPILImage", "Identity",
+}  # fmt: skip
+# Steps that change pixel values but never move them: a flip before them equals a flip after.
+POINTWISE = {
+    "ToTensor", "PILToTensor", "ConvertImageDtype", "ToDtype", "ToImage", "ToPureTensor",
+    "Normalize", "Grayscale", "ToPILImage", "Identity",
+}  # fmt: skip
+# Random torchvision steps besides the Random* ones, named as such in the notice.
+RANDOM = {"ColorJitter", "GaussianBlur", "AutoAugment", "RandAugment", "TrivialAugmentWide",
+          "AugMix", "ElasticTransform"}  # fmt: skip
+FLIPS = {"RandomHorizontalFlip": -1, "RandomVerticalFlip": -2}  # class -> image dim it flips
 
 
-def learner_transform(image_size):
-    """The notebook's get_dataloader transform without ToTensor: PIL image -> uint8 (3, S, S).
+def _name(step) -> str:
+    """The class name of a torchvision transform, '' for anything else (Lambda counts as else)."""
+    cls = type(step)
+    return cls.__name__ if cls.__module__.startswith("torchvision.transforms") else ""
 
-    ``transforms.PILToTensor`` keeps the 0..255 values that ``ToTensor`` divides by 255, so
-    ``FastLoader``'s ``x.float() / 255`` gives exactly the learner's pixels.
+
+@dataclass
+class TransformPlan:
+    """How the fast path treats a dataset's transform (see ``plan_transform``).
+
+    ``cached``: the deterministic part, run once per image. ``flips``: ``(dim, p)`` pairs the
+    loader applies per batch. ``random``: why the learner's own loader must train instead
+    ('' when the fast path can serve the batches).
     """
-    return transforms.Compose([
-        transforms.Resize(image_size),      # shorter side -> image_size, keeps the aspect ratio
-        transforms.CenterCrop(image_size),  # then the central square
-        transforms.PILToTensor(),           # (3, S, S) uint8
-    ])
+
+    cached: object
+    flips: tuple = ()
+    random: str = ""
+
+    def decoder(self):
+        """The cached part, ending in uint8 pixels where that is exactly ToTensor's value x 255.
+
+        ``ToTensor`` turns an 8-bit image into ``uint8 / 255``; stopping at the uint8 skips a
+        float round trip per image and gives the same numbers as ``FastLoader``'s ``/ 255``.
+        """
+        steps = getattr(self.cached, "transforms", [self.cached])
+        if _name(steps[-1]) != "ToTensor":
+            return self.cached
+        from torchvision import transforms
+
+        return transforms.Compose([*steps[:-1], _EightBitToTensor(steps[-1])])
 
 
-def _list_images(data_dir):
-    """ImageFolder's own file listing of data_dir, as a list of paths (class order, sorted)."""
-    root = Path(data_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"The data folder {root} does not exist or is not a folder. Pass the folder that "
-            f"helpers.data.find_data_dir returned (the one get_dataloader reads).")
-    try:
-        folder = datasets.ImageFolder(str(root))
-    except (FileNotFoundError, OSError) as err:
-        raise FileNotFoundError(
-            f"ImageFolder finds no usable images in {root} ({err}). It expects "
-            f"{root}/<class>/<image>; run python -m helpers.data check {root} to see why.") from err
-    return [path for path, _ in folder.samples], folder.loader
+# PIL modes that ToTensor reads as uint8 and divides by 255 (not '1', 'I', 'I;16' or 'F').
+EIGHT_BIT_MODES = {"L", "LA", "P", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "LAB", "HSV"}
 
 
-def _fingerprint(paths, root, image_size):
-    """A short hash of what the cache depends on: file names, sizes, modification times, size."""
-    digest = hashlib.sha1(json.dumps([CACHE_VERSION, image_size]).encode())
-    for path in paths:
-        st = os.stat(path)  # follows the clean view's symlinks to the original files
-        rel = os.path.relpath(path, root)
-        digest.update(f'{rel}\0{st.st_size}\0{st.st_mtime_ns}\n'.encode())
+class _EightBitToTensor:
+    """ToTensor without the division for 8-bit images: uint8 (C, H, W), exactly ToTensor x 255."""
+
+    def __init__(self, to_tensor):
+        self.to_tensor = to_tensor
+
+    def __call__(self, pic):
+        from PIL import Image
+        from torchvision.transforms.functional import pil_to_tensor
+
+        if isinstance(pic, Image.Image) and pic.mode in EIGHT_BIT_MODES:
+            return pil_to_tensor(pic)
+        return self.to_tensor(pic)  # other inputs: the float result, checked for exactness
+
+
+def plan_transform(transform) -> TransformPlan:
+    """Split a transform into what can be cached and what must be drawn anew every epoch.
+
+    ``Compose([Resize(s), CenterCrop(s), RandomHorizontalFlip(), ToTensor()])`` ->
+    cached ``Compose([Resize(s), CenterCrop(s), ToTensor()])``, flips ``((-1, 0.5),)``.
+    """
+    steps = []
+
+    def flatten(t):
+        if _name(t) == "Compose":
+            for s in t.transforms:
+                flatten(s)
+        else:
+            steps.append(t)
+
+    if transform is not None:
+        flatten(transform)
+    kept, flips, moved_after_flip = [], [], []
+    for step in steps:
+        name = _name(step)
+        if name in FLIPS:
+            p = float(step.p)
+            if p in (0.0, 1.0):  # never or always: a fixed step, cached as it is
+                if p == 1.0:
+                    kept.append(step)
+                continue
+            if any(dim == FLIPS[name] for dim, _ in flips):
+                return TransformPlan(transform, random=f"two {name}s")
+            flips.append((FLIPS[name], p))
+            continue
+        if name not in DETERMINISTIC:
+            what = repr(step).replace("\n", " ")
+            random = name.startswith("Random") or name in RANDOM
+            why = "draws new pixels every epoch" if random else "cannot be proved deterministic"
+            return TransformPlan(transform, random=f"{what} {why}")
+        if flips and name not in POINTWISE:
+            moved_after_flip.append(name)
+        kept.append(step)
+    if moved_after_flip:
+        return TransformPlan(
+            transform,
+            random=f"a random flip comes before {moved_after_flip[0]}, which moves pixels",
+        )
+    if not kept:
+        return TransformPlan(transform, random="no transform turns the images into tensors")
+    from torchvision import transforms
+
+    cached = kept[0] if len(kept) == 1 else transforms.Compose(kept)
+    return TransformPlan(cached, tuple(flips))
+
+
+def _describe(exc_or_text) -> str:
+    return exc_or_text if isinstance(exc_or_text, str) else describe_read_error(exc_or_text)
+
+
+def _fingerprint(dataset, transform) -> str:
+    """A short hash of what the cache depends on: the transform, and every file's path, size and
+    modification time (file names are bytes on disk: Latin-1 names hash like any other)."""
+    loader = getattr(dataset, "loader", None)
+    digest = hashlib.sha1(
+        json.dumps(
+            [
+                CACHE_VERSION,
+                type(dataset).__name__,
+                getattr(loader, "__qualname__", ""),
+                repr(transform),
+            ]
+        ).encode()
+    )
+    root = str(dataset.root)
+    for path, _ in dataset.samples:
+        try:
+            st = os.stat(path)  # follows the clean view's symlinks to the original files
+            stamp = f"\0{st.st_size}\0{st.st_mtime_ns}\n"
+        except OSError:
+            stamp = "\0missing\n"
+        digest.update(os.fsencode(os.path.relpath(path, root)) + stamp.encode())
     return digest.hexdigest()[:16]
 
 
-def _default_cache_dir():
-    base = os.environ.get('XDG_CACHE_HOME') or Path.home() / '.cache'
-    return Path(base) / 'dcgan-face-kit'
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "dcgan-face-kit"
 
 
-def _cache_path(root, image_size, fingerprint, cache_dir):
-    """Where the cache goes: the data folder itself, or cache_dir for a read-only folder."""
-    name = f'{CACHE_PREFIX}{image_size}px_{fingerprint}.pt'
-    if cache_dir is None and os.access(root, os.W_OK):
-        return root / name
-    folder = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+def _cache_paths(root: Path, transform, fingerprint: str, cache_dir) -> list[Path]:
+    """Where the cache may be, in the order tried: the data folder, then the user cache folder
+    (for a read-only data folder). ``cache_dir`` given: only there."""
+    tag = hashlib.sha1(repr(transform).encode()).hexdigest()[:8]
+    name = f"{CACHE_PREFIX}{tag}_{fingerprint}.pt"
     # One name per source folder, so two data folders never share (or delete) a cache.
-    tag = hashlib.sha1(str(root.resolve()).encode()).hexdigest()[:8]
-    return folder / f'{root.resolve().name}-{tag}{name}'
+    where = hashlib.sha1(os.fsencode(root.resolve())).hexdigest()[:8]
+    elsewhere = f"{os.fsencode(root.resolve().name).decode('ascii', 'replace')}-{where}{name}"
+    if cache_dir is not None:
+        return [Path(cache_dir) / elsewhere]
+    return [root / name, _default_cache_dir() / elsewhere]
 
 
-def _remove_stale(path, image_size):
-    """Delete this folder's caches for the same image size that no longer match the files."""
-    stem = path.name.rsplit(f'{CACHE_PREFIX}{image_size}px_', 1)[0]
-    for old in path.parent.glob(f'{stem}{CACHE_PREFIX}{image_size}px_*.pt'):
+def _remove_stale(path: Path) -> None:
+    """Delete this folder's caches for the same transform that no longer match the files."""
+    stem = path.name.rsplit("_", 1)[0]
+    for old in path.parent.glob(f"{stem}_*.pt"):
         if old != path:
-            old.unlink(missing_ok=True)
+            # someone else's file, or a read-only folder: harmless to leave
+            with contextlib.suppress(OSError):
+                old.unlink()
+
+
+def _to_uint8(x, eight_bit_ok=False):
+    """(uint8 tensor, exact): exact when ``uint8.float() / 255`` is x (ToTensor's value).
+
+    With ``eight_bit_ok`` a uint8 tensor comes from ``_EightBitToTensor`` and is exact by
+    construction. Anything but a float (C, H, W) tensor gives (a description of it, False).
+    """
+    if eight_bit_ok and isinstance(x, torch.Tensor) and x.dtype == torch.uint8 and x.dim() == 3:
+        return x, True
+    if not (isinstance(x, torch.Tensor) and x.is_floating_point() and x.dim() == 3):
+        what = f"{x.dtype} tensor" if isinstance(x, torch.Tensor) else type(x).__name__
+        return what, False
+    u = (x * 255).round_().clamp_(0, 255).to(torch.uint8)
+    return u, bool(torch.equal(u.float().div_(255), x.float()))
 
 
 class _Decode(Dataset):
-    """Decode + transform one image; returns (uint8 tensor, '' or why it failed).
+    """Item i of the learner's dataset (with the cached part of its transform) as uint8.
 
-    A failure is returned, not raised, so the learner sees one plain message naming the file
-    instead of a traceback re-raised from a worker process.
+    Returns (uint8 tensor or None, exact, '' or why it failed). A failure is returned, not
+    raised, so the learner sees one plain message naming the file instead of a traceback
+    re-raised from a worker process.
     """
 
-    def __init__(self, paths, loader, image_size):
-        self.paths, self.loader, self.image_size = paths, loader, image_size
-        self.transform = learner_transform(image_size)
+    def __init__(self, dataset):
+        self.dataset = dataset
+        transform = getattr(dataset, "transform", None)
+        steps = getattr(transform, "transforms", [transform])
+        self.eight_bit_ok = isinstance(steps[-1], _EightBitToTensor)
 
     def __len__(self):
-        return len(self.paths)
+        return len(self.dataset)
 
     def __getitem__(self, i):
         try:
-            return self.transform(self.loader(self.paths[i])), ''
-        except Exception as exc:  # any decode failure: report the file, keep the batch shape
-            from helpers.data import describe_read_error
-            blank = torch.zeros(3, self.image_size, self.image_size, dtype=torch.uint8)
-            return blank, f'{self.paths[i]}: {describe_read_error(exc)}'
+            u, exact = _to_uint8(self.dataset[i][0], self.eight_bit_ok)
+            return u, exact, ""
+        except Exception as exc:  # any decode failure: report the file
+            samples = getattr(self.dataset, "samples", None)
+            where = samples[i][0] if samples else f"item {i}"
+            return None, False, f"{_shown(where)}: {describe_read_error(exc)}"
 
 
-def _decode_all(paths, loader, image_size, workers, progress, desc):
-    """(N, 3, S, S) uint8 from the image files, decoded with `workers` processes."""
+def _shown(path) -> str:
+    """A path printable on any terminal: undecodable bytes shown as \\xNN."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def _collate(batch):
+    """One stacked uint8 tensor per batch when the images agree in shape: a worker then sends
+    one shared-memory block back instead of one per image."""
+    us = [u for u, _, _ in batch]
+    if all(isinstance(u, torch.Tensor) for u in us) and len({u.shape for u in us}) == 1:
+        return torch.stack(us), [ok for _, ok, _ in batch], [why for _, _, why in batch]
+    return us, [ok for _, ok, _ in batch], [why for _, _, why in batch]
+
+
+def _decode_all(dataset, workers, progress, desc):
+    """((N, C, H, W) uint8, all exact) from the dataset, decoded with `workers` processes."""
     from tqdm.auto import tqdm
-    images = torch.empty(len(paths), 3, image_size, image_size, dtype=torch.uint8)
+
     if workers is None:
         workers = os.cpu_count() or 1
-    if len(paths) < POOL_MIN_IMAGES:
+    if len(dataset) < POOL_MIN_IMAGES:
         workers = 0
-    batches = DataLoader(_Decode(paths, loader, image_size), batch_size=DECODE_BATCH,
-                         shuffle=False, num_workers=workers)
-    start, failed = 0, []
-    with tqdm(total=len(paths), desc=desc, unit='img', disable=not progress) as bar:
-        for batch, errors in batches:
-            images[start:start + len(batch)] = batch
-            failed += [e for e in errors if e]
-            start += len(batch)
-            bar.update(len(batch))
+    batches = DataLoader(
+        _Decode(dataset),
+        batch_size=DECODE_BATCH,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_collate,
+    )
+    images, start, failed, exact, first = None, 0, [], True, 0
+    with tqdm(total=len(dataset), desc=desc, unit="img", disable=not progress) as bar:
+        for us, oks, whys in batches:
+            for u, ok, why in zip(us, oks, whys):
+                if why:
+                    failed.append(why)
+                elif not isinstance(u, torch.Tensor):
+                    raise ValueError(
+                        f"The transforms give a {u} for each image, not a float tensor "
+                        f"(C, H, W) in [0, 1]: end them with transforms.ToTensor()."
+                    )
+                else:
+                    if images is None:
+                        images = torch.empty((len(dataset), *u.shape), dtype=torch.uint8)
+                        first = start
+                    if u.shape != images.shape[1:]:
+                        raise ValueError(
+                            f"The transforms give images of different sizes: "
+                            f"{tuple(images.shape[1:])} for image {first} but {tuple(u.shape)} "
+                            f"for image {start}, so they cannot be stacked into a batch. End "
+                            f"the transform with CenterCrop(image_size) to make every image "
+                            f"square."
+                        )
+                    images[start] = u
+                    exact &= ok
+                start += 1
+            bar.update(len(oks))
     if failed:
-        more = f' (and {len(failed) - 3} more)' if len(failed) > 3 else ''
+        more = f" (and {len(failed) - 3} more)" if len(failed) > 3 else ""
         raise ValueError(
             f"Could not read {len(failed)} image file(s): {'; '.join(failed[:3])}{more}. "
-            f"Use the folder helpers.data.find_data_dir returns: it leaves unreadable files out.")
-    return images
+            f"Use the folder helpers.data.find_data_dir returns: it leaves unreadable files out."
+        )
+    if images is None:
+        images = torch.empty(0, 3, 0, 0, dtype=torch.uint8)
+    return images, exact
 
 
-def _load(data_dir, image_size, limit=None, cache=True, progress=True, cache_dir=None,
-          workers=None):
-    """load_image_tensor, also returning {'n', 'cache', 'path', 'seconds'} for the summary line."""
-    start = time.perf_counter()
-    if not isinstance(image_size, int) or image_size < 1:
-        raise ValueError(f"image_size must be a whole number of pixels, e.g. 32; got {image_size!r}.")
-    root = Path(data_dir)
-    paths, loader = _list_images(root)
-    if limit is not None:
-        if limit < 1:
-            raise ValueError(f"limit must be at least 1 (or None for all images); got {limit!r}.")
-        paths = paths[:limit]
-    info = {'n': len(paths), 'cache': 'off', 'path': None}
+@dataclass
+class Decoded:
+    """What ``load_dataset`` made: the images and how ``fast_loader`` may serve them."""
 
-    path = None
-    if cache:
-        path = _cache_path(root, image_size, _fingerprint(paths, root, image_size), cache_dir)
-        info['path'] = path
-        if path.is_file():
-            try:
-                images = torch.load(path, map_location='cpu', weights_only=True)
-                if (isinstance(images, torch.Tensor) and images.dtype == torch.uint8
-                        and tuple(images.shape) == (len(paths), 3, image_size, image_size)):
-                    info.update(cache='hit', seconds=time.perf_counter() - start)
-                    return images, info
-            except Exception:  # a cache cut short or damaged: decode again and rewrite it
-                pass
-        info['cache'] = 'miss'
+    images: torch.Tensor  # uint8 (N, C, H, W); float value = images / 255
+    flips: tuple = ()  # (dim, p): random flips to apply per batch
+    random: str = ""  # why the learner's own loader must train ('' = the fast path can)
+    cache: str = "off"  # 'hit', 'miss', 'off', or 'not saved'
+    path: Path | None = None
+    seconds: float = 0.0
+    notes: list = field(default_factory=list)  # one-line notices for the learner
 
-    images = _decode_all(paths, loader, image_size, workers, progress,
-                         desc=f'Decoding {root} once at {image_size}x{image_size}')
-    if path is not None:
+
+def _write_cache(images, paths, notes) -> Path | None:
+    """Save to the first writable place; on a full disk say so once and keep going without."""
+    needed = images.numel() + 4096
+    for path in paths:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + f'.tmp{os.getpid()}')
-            torch.save(images, tmp)
-            os.replace(tmp, path)  # never leave half a cache under the real name
-            _remove_stale(path, image_size)
-        except OSError:  # nowhere writable: still works, just decodes again next time
-            info['cache'] = 'miss (not saved)'
-    info['seconds'] = time.perf_counter() - start
-    return images, info
+            with atomic_write(path, "wb") as f:
+                torch.save(images, f)
+        except Exception as exc:  # a full disk shows up as RuntimeError from torch's writer
+            try:
+                full = is_no_space(exc) or shutil.disk_usage(path.parent).free < needed
+            except OSError:
+                full = False
+            if full:
+                full_disk = no_space_message(path.parent, needed)
+                notes.append(
+                    f"Fast loader: could not cache the images: {full_disk}. "
+                    "Training goes on without the cache (the images are decoded again next time)."
+                )
+                return None
+            continue  # read-only or not ours: try the user cache folder
+        _remove_stale(path)
+        return path
+    notes.append(
+        f"Fast loader: no writable place for the image cache ({paths[-1].parent}); training "
+        "goes on without it (the images are decoded again next time)."
+    )
+    return None
 
 
-def load_image_tensor(data_dir, image_size, limit=None, cache=True, progress=True):
-    """Every image of data_dir, decoded once, as a uint8 tensor (N, 3, S, S) in [0, 255].
+def _read_cache(paths, n):
+    for path in paths:
+        if path.is_file():
+            try:
+                images = torch.load(path, map_location="cpu", weights_only=True)
+            except Exception:  # a cache cut short or damaged: decode again and rewrite it
+                continue
+            if (
+                isinstance(images, torch.Tensor)
+                and images.dtype == torch.uint8
+                and images.dim() == 4
+                and images.shape[0] == n
+            ):
+                return path, images
+    return None, None
 
-    Serves the notebook's "Train" step (through ``fast_dataloader``). Each image gets exactly
-    the transforms of the notebook's ``get_dataloader`` (``Resize(S)``, ``CenterCrop(S)``), so
-    ``images.float() / 255`` equals its ``ToTensor`` output. The files are those
-    ``torchvision.datasets.ImageFolder(data_dir)`` lists, in its order; pass the folder
-    ``helpers.data.find_data_dir`` returned, so unreadable files are already left out.
-    Decoding uses one worker process per core and shows a tqdm bar (``progress``).
+
+def load_dataset(dataset, cache=True, progress=True, cache_dir=None, workers=None) -> Decoded:
+    """Every image of the learner's dataset through its own transform, once, as uint8.
+
+    Serves the notebook's "Train" step (through ``fast_loader``). ``dataset`` is
+    ``get_dataloader(...).dataset``: an ``ImageFolder`` with the learner's transform. Item i of
+    the result, ``images[i].float() / 255``, equals ``dataset[i][0]`` bit for bit. Random flips
+    are left out and listed in ``flips`` (``FastLoader`` draws them per batch); any other random
+    step sets ``random`` (the images are then one draw of it, for evaluation only).
 
     Args:
-        data_dir: the ImageFolder root (``<data_dir>/<class>/<image>``).
-        image_size: side S of the square output, e.g. 32.
-        limit: use only the first ``limit`` images (None: all).
-        cache: keep the result in ``<data_dir>/.kit_images_<S>px_<fingerprint>.pt`` (or under
-            ``~/.cache/dcgan-face-kit`` when the folder is read-only) and load it from there
-            while the files are unchanged: the fingerprint covers every file's path, size and
-            modification time, so editing, adding or removing an image means decoding again.
-        progress: show the progress bar while decoding.
+        dataset: the learner's dataset (``ImageFolder(data_dir, transform=...)``).
+        cache: keep the images in ``<data_dir>/.kit_images_<transform>_<files>.pt`` (or under
+            ``~/.cache/dcgan-face-kit`` when the folder is read-only) and load them from there
+            while the files and the transform are unchanged: the key covers the transform's
+            description and every file's path, size and modification time.
+        progress: show a tqdm bar while decoding.
+        cache_dir: keep the cache there instead.
+        workers: decoding processes (default: one per core).
     """
-    return _load(data_dir, image_size, limit=limit, cache=cache, progress=progress)[0]
+    start = time.perf_counter()
+    if workers is not None:
+        check_positive_int(workers, "workers", minimum=0)
+    plan = plan_transform(getattr(dataset, "transform", None))
+    folder = hasattr(dataset, "samples") and hasattr(dataset, "root")
+    if not folder and not plan.random:
+        plan.random = (
+            f"a {type(dataset).__name__} is not an ImageFolder, so its files cannot be checked "
+            "for changes"
+        )
+    notes = []
+    root = Path(dataset.root) if folder else None
+    desc = f"Decoding {root or type(dataset).__name__} once"
+    if plan.random:  # one draw of the full transform, for evaluation; never cached
+        images, _ = _decode_all(dataset, workers, progress, desc)
+        return Decoded(images, random=plan.random, seconds=time.perf_counter() - start)
+
+    paths = (
+        _cache_paths(root, plan.cached, _fingerprint(dataset, plan.cached), cache_dir)
+        if cache
+        else []
+    )
+    where, images = _read_cache(paths, len(dataset))
+    if images is not None:
+        return Decoded(
+            images, plan.flips, cache="hit", path=where, seconds=time.perf_counter() - start
+        )
+
+    view = copy.copy(dataset)  # the learner's dataset, flips left for the loader
+    view.transform = plan.decoder()
+    images, exact = _decode_all(view, workers, progress, desc)
+    if not exact:
+        return Decoded(
+            images,
+            random="the transforms give values that are not 8-bit pixels in [0, 1] "
+            "(ToTensor's output), so they cannot be stored as images",
+            seconds=time.perf_counter() - start,
+        )
+    where = _write_cache(images, paths, notes) if cache else None
+    state = "off" if not cache else ("miss" if where else "not saved")
+    return Decoded(
+        images,
+        plan.flips,
+        cache=state,
+        path=where,
+        seconds=time.perf_counter() - start,
+        notes=notes,
+    )
 
 
 class FastLoader:
     """Shuffled batches from an in-memory uint8 image tensor; a drop-in for a DataLoader.
 
-    Iterating yields ``(images, labels)``: images float32 in [0, 1], shape (B, 3, S, S), on
+    Iterating yields ``(images, labels)``: images float32 in [0, 1], shape (B, C, S, S), on
     ``device``; labels ``zeros(B)`` long (ImageFolder's class 0), so the notebook's ``train``
     works unchanged. ``len(loader)`` is the number of batches per epoch. Each pass draws a
     fresh permutation (from ``seed`` when given, else from torch's global generator, so
-    ``torch.manual_seed`` makes runs repeatable).
+    ``torch.manual_seed`` makes runs repeatable). ``flips``: ``(dim, p)`` pairs from
+    ``load_dataset``; each image of each batch is flipped along ``dim`` with probability p.
 
     On a GPU the whole uint8 set is copied to the device once, and each batch is an index into
     it plus a uint8 -> float conversion there: no host-to-device copy per step. On the CPU it
@@ -225,26 +475,44 @@ class FastLoader:
     (pair it with ``helpers.gpu.prepare_models`` on CUDA).
     """
 
-    def __init__(self, images_uint8, batch_size, device, shuffle=True, drop_last=True, seed=None,
-                 channels_last=False):
-        if not isinstance(images_uint8, torch.Tensor) or images_uint8.dtype != torch.uint8 \
-                or images_uint8.dim() != 4 or images_uint8.shape[1] != 3:
-            got = (f'{images_uint8.dtype} tensor of shape {tuple(images_uint8.shape)}'
-                   if isinstance(images_uint8, torch.Tensor) else type(images_uint8).__name__)
-            raise ValueError(f"FastLoader needs the uint8 (N, 3, S, S) tensor that "
-                             f"load_image_tensor returns; got a {got}.")
-        if not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+    def __init__(
+        self,
+        images_uint8,
+        batch_size,
+        device,
+        shuffle=True,
+        drop_last=True,
+        seed=None,
+        channels_last=False,
+        flips=(),
+    ):
+        if (
+            not isinstance(images_uint8, torch.Tensor)
+            or images_uint8.dtype != torch.uint8
+            or images_uint8.dim() != 4
+        ):
+            got = (
+                f"{images_uint8.dtype} tensor of shape {tuple(images_uint8.shape)}"
+                if isinstance(images_uint8, torch.Tensor)
+                else type(images_uint8).__name__
+            )
+            raise ValueError(
+                f"FastLoader needs the uint8 (N, C, S, S) tensor that "
+                f"load_dataset returns; got a {got}."
+            )
+        check_positive_int(batch_size, "batch_size")
         n = images_uint8.shape[0]
         if drop_last and batch_size > n:
-            raise ValueError(f"batch_size {batch_size} is larger than the {n} images, so with "
-                             f"drop_last=True there would be no batch at all. Use a smaller "
-                             f"batch_size or more images.")
+            raise ValueError(
+                f"batch_size {batch_size} is larger than the {n} training images, so with "
+                f"drop_last=True there would be no batch at all. Use a smaller batch_size or "
+                f"more images."
+            )
         self.device = torch.device(device)
         # One copy to the accelerator now instead of one per batch later.
-        self.images = images_uint8 if self.device.type == 'cpu' else images_uint8.to(self.device)
+        self.images = images_uint8 if self.device.type == "cpu" else images_uint8.to(self.device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
-        self.channels_last = channels_last
+        self.channels_last, self.flips = channels_last, tuple(flips)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     @property
@@ -265,26 +533,96 @@ class FastLoader:
         else:
             order = torch.arange(n, device=self.device)
         for i in range(len(self)):
-            index = order[i * self.batch_size:(i + 1) * self.batch_size]
-            batch = self.images[index].float().div_(255)  # the same division ToTensor does
+            index = order[i * self.batch_size : (i + 1) * self.batch_size]
+            batch = self.images[index]
+            for dim, p in self.flips:  # the learner's random flips, drawn per image
+                flip = torch.rand(len(index), generator=self.generator) < p
+                flip = flip.to(self.device).view(-1, 1, 1, 1)
+                batch = torch.where(flip, batch.flip(dim), batch)
+            batch = batch.float().div_(255)  # the same division ToTensor does
             if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             yield batch, torch.zeros(len(index), dtype=torch.long, device=self.device)
 
 
-def fast_dataloader(data_dir, image_size, batch_size, device, limit=None, progress=True,
-                    **loader_options):
-    """``load_image_tensor`` + ``FastLoader`` in one call, for the notebook's "Train" step.
+def _too_few(n, hold_out, batch_size, where) -> str:
+    left = max(n - hold_out, 0)
+    return (
+        f"Found {n:,} images in {where}; {hold_out:,} of them are held out to evaluate G "
+        f"(n_eval), which leaves {left:,} to train on: fewer than one batch of {batch_size}. "
+        f"Use at least {hold_out + batch_size:,} images (a prepare-celeba --limit run makes only "
+        f"that many), or lower n_eval or batch_size in the hyperparameters cell."
+    )
 
-    Prints one line: how many images, whether the cache was used, and the seconds it took.
-    ``loader_options`` go to ``FastLoader`` (``shuffle``, ``drop_last``, ``seed``,
-    ``channels_last``). Returns the FastLoader: batches (B, 3, S, S) float in [0, 1] on device.
+
+def fast_loader(
+    loader,
+    device,
+    hold_out=0,
+    channels_last=None,
+    seed=None,
+    progress=True,
+    cache=True,
+    workers=None,
+):
+    """The learner's DataLoader, made fast: ``(train_loader, images)``.
+
+    Serves the notebook's "Train" step. ``loader`` is ``get_dataloader(batch_size, img_size,
+    data_dir)``; its dataset and transforms are decoded once (``load_dataset``). The last
+    ``hold_out`` images are kept out of ``train_loader``, which yields ``(B, 3, S, S)`` float
+    batches in [0, 1] on ``device`` (a ``FastLoader``; the learner's own loader over the
+    other images when a transform is random). ``images`` is all N images, uint8 on the CPU.
+    Prints one line: how many images, whether the cache was used, and the seconds it took;
+    and one more when the learner's loader has to train or the cache could not be saved.
     """
-    images, info = _load(data_dir, image_size, limit=limit, progress=progress)
-    loader = FastLoader(images, batch_size, device, **loader_options)
-    cache = {'hit': 'loaded from the cache', 'miss': 'decoded once and cached'}.get(
-        info['cache'], f"decoded (cache {info['cache']})")
-    print(f"Fast loader: {info['n']:,} images of {image_size}x{image_size} from {data_dir}, "
-          f"{cache} in {info['seconds']:.1f} s; {len(loader):,} batches of {batch_size} per "
-          f"epoch on {loader.device}")
-    return loader
+    dataset = loader.dataset
+    batch_size = loader.batch_size
+    hold_out = check_positive_int(hold_out, "hold_out (n_eval)", minimum=0)
+    device = torch.device(device)
+    decoded = load_dataset(dataset, cache=cache, progress=progress, workers=workers)
+    images = decoded.images
+    n = images.shape[0]
+    where = getattr(dataset, "root", type(dataset).__name__)
+    if n - hold_out < batch_size:
+        raise ValueError(_too_few(n, hold_out, batch_size, where))
+    if channels_last is None:
+        channels_last = device.type == "cuda"
+    for note in decoded.notes:
+        print(note)
+    if decoded.random:
+        train_loader = DataLoader(
+            Subset(dataset, range(n - hold_out)),
+            batch_size=batch_size,
+            shuffle=True,
+            num_workers=loader.num_workers,
+            drop_last=True,
+        )
+        print(
+            f"Fast loader: off, because {decoded.random}. Training uses your get_dataloader's "
+            f"own loader, which decodes every image again in every epoch (slower)."
+        )
+        return train_loader, images
+    train_loader = FastLoader(
+        images[: n - hold_out],
+        batch_size,
+        device,
+        seed=seed,
+        channels_last=channels_last,
+        flips=decoded.flips,
+    )
+    how = {
+        "hit": "loaded from the cache",
+        "miss": "decoded once and cached",
+        "off": "decoded once",
+    }.get(decoded.cache, "decoded once (not cached)")
+    flips = "".join(
+        f", random {'horizontal' if d == -1 else 'vertical'} flips (p={p:g}) per batch"
+        for d, p in decoded.flips
+    )
+    shape = "x".join(str(s) for s in images.shape[1:])
+    print(
+        f"Fast loader: {n - hold_out:,} training images of {shape} (+{hold_out:,} held out) "
+        f"from {_shown(where)}, {how} in {decoded.seconds:.1f} s; {len(train_loader):,} "
+        f"batches of {batch_size} per epoch on {train_loader.device}{flips}"
+    )
+    return train_loader, images

@@ -1,4 +1,5 @@
-"""GPU speed-ups that leave the learner's code as it is (notebook steps "Train on a GPU" and "Train").
+"""GPU speed-ups that leave the learner's code as it is (notebook steps "Train on a GPU
+when there is one" and "Train").
 
     D, G = helpers.gpu.prepare_models(device, D, G)
 
@@ -60,7 +61,8 @@ def _has_autocast_forward(model):
 def prepare_models(device, *models, mixed_precision=True):
     """Make models train faster on CUDA without changing their code; returns them as a tuple.
 
-    Serves the notebook's "Train on a GPU" step: ``D, G = prepare_models(device, D, G)``.
+    Serves the notebook's "Train on a GPU when there is one" step:
+    ``D, G = prepare_models(device, D, G)``.
     Each model is moved to ``device``. On CUDA: weights in ``torch.channels_last``, each
     ``forward`` run under bf16 autocast with float32 outputs (``mixed_precision``, where the GPU
     supports bfloat16), and ``cudnn.benchmark`` on. Elsewhere the models are returned as they

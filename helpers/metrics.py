@@ -1,6 +1,6 @@
 """Sample-quality numbers for generated faces that need no pretrained network.
 
-Serves the notebook's "Evaluate the generator" step:
+Serves the notebook's "Evaluate your generator" step:
 
 - ``sliced_wasserstein_distance``: the multi-scale sliced Wasserstein distance (SWD) of
   Karras et al., 2018, "Progressive Growing of GANs" (section 5, appendix D). It compares the
@@ -9,6 +9,8 @@ Serves the notebook's "Evaluate the generator" step:
   cover?). Lower is better; read it against the real-vs-real floor (two halves of the real data).
 - ``nearest_neighbour_distance`` and ``memorisation_report``: is the generator copying its
   training images instead of making new faces?
+- ``verdict``: what the numbers say, in a few sentences, starting with whether G has learned to
+  draw faces at all (a verdict on memorisation means nothing before that).
 
 Everything is plain torch, vectorised, on the device of the images you pass, and
 deterministic for a given ``seed``.
@@ -36,6 +38,13 @@ MIN_IMAGES_FOR_SWD = 2         # needed for a per-channel std; use hundreds for 
 NEAR_COPY_FACTOR = 0.5
 NEAR_COPY_EXCESS = 0.05
 NN_BATCH_SIZE = 1024           # training images compared at once (bounds memory)
+
+# Has G learned at all? Trained runs of the notebook score 2 to 3.6 times the real floor (README,
+# 'Speed and quality'); one quick-mode epoch scores about 7 times it, with grey, nearly equal
+# images. Beyond NOT_LEARNED_SWD_FACTOR x the floor, or with images that vary less than
+# NOT_LEARNED_SPREAD x as much as real ones, the verdict says G has not learned yet.
+NOT_LEARNED_SWD_FACTOR = 5.0
+NOT_LEARNED_SPREAD = 0.25
 
 # 5x5 binomial kernel, the classic Burt-Adelson pyramid filter (same as OpenCV's pyrDown/pyrUp).
 _BINOMIAL_1D = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
@@ -115,7 +124,7 @@ def _pyramid_up(images):
 def laplacian_pyramid(images, levels):
     """Split images into `levels` frequency bands, finest first.
 
-    Serves the notebook's "Evaluate the generator" step (used by ``sliced_wasserstein_distance``).
+    Serves the notebook's "Evaluate your generator" step (used by ``sliced_wasserstein_distance``).
 
     Args:
         images: (N, C, H, W) float tensor (any range; the pyramid is linear). H and W must be
@@ -212,7 +221,7 @@ def sliced_wasserstein_distance(real, fake, descriptors_per_image=DESCRIPTORS_PE
                                 min_resolution=MIN_RESOLUTION, seed=0):
     """Multi-scale sliced Wasserstein distance (SWD x 10^3) between two sets of images.
 
-    Serves the notebook's "Evaluate the generator" step. Method of Karras et al. 2018
+    Serves the notebook's "Evaluate your generator" step. Method of Karras et al. 2018
     (section 5, appendix D): build a Laplacian pyramid from full resolution down to
     `min_resolution` (32x32 images -> levels 32 and 16; 64x64 -> 64, 32, 16), cut
     `descriptors_per_image` random 7x7 patches per image per level, normalise each level's
@@ -376,7 +385,7 @@ def _nearest(queries, training, batch_size, skip=None):
 def nearest_neighbour_distance(generated, training, batch_size=NN_BATCH_SIZE):
     """For each generated image, the distance to its closest training image.
 
-    Serves the notebook's "Is the generator copying?" step (and ``memorisation_report``).
+    Serves the notebook's "Evaluate your generator" step (and ``memorisation_report``).
 
     Args:
         generated: (N, 3, H, W) float tensor in [-1, 1] or uint8 in [0, 255].
@@ -404,7 +413,7 @@ def memorisation_report(generated, training, train_holdout=None, batch_size=NN_B
                         seed=0):
     """Does the generator copy training images? Compares nearest-neighbour distances.
 
-    Serves the notebook's "Is the generator copying?" step. For each generated image we find its
+    Serves the notebook's "Evaluate your generator" step. For each generated image we find its
     nearest training image; as a reference we do the same for real images the generator never
     saw (`train_holdout`). If no held-out set is given, a random sample of training images is
     used, each compared with the *other* training images (leave-one-out).
@@ -470,3 +479,57 @@ def memorisation_report(generated, training, train_holdout=None, batch_size=NN_B
             "near_copy_fraction": near, "reference_near_copy_fraction": ref_near,
             "memorised": memorised, "explanation": explanation,
             "per_image": gen["per_image"], "indices": gen["indices"]}
+
+
+# ---------------------------------------------------------------------------------------------
+# What the numbers say
+
+def spread(images):
+    """How much a set of images varies: the per-pixel standard deviation across the set, averaged.
+
+    (N, 3, H, W) float in [-1, 1] or uint8. Real faces give about 0.4 to 0.5; a generator that
+    draws nearly the same image for every z gives close to 0.
+    """
+    images = _as_float_images(images, "images")
+    if images.shape[0] < 2:
+        raise ValueError(f"spread needs at least 2 images; got {images.shape[0]}.")
+    return images.std(dim=0).mean().item()
+
+
+def verdict(generated, real, swd_generated, swd_floor, memorisation=None):
+    """What the evaluation says about G, as text to print (notebook step "Evaluate your generator").
+
+    Args:
+        generated: G's images (N, 3, H, W) in [-1, 1]; real: held-out real images, the same kind.
+        swd_generated, swd_floor: ``sliced_wasserstein_distance`` results (or their 'average') for
+            real vs generated and for real vs real.
+        memorisation: optional ``memorisation_report`` result, quoted once G has learned.
+
+    G "has not learned yet" when its SWD is more than NOT_LEARNED_SWD_FACTOR (5) times the floor,
+    or its images vary less than NOT_LEARNED_SPREAD (a quarter) as much as the real ones; then the
+    text says so and how to go on, and leaves out the memorisation verdict, which would only
+    reassure falsely. Otherwise it gives the SWD against the floor and the memorisation sentence.
+    """
+    swd = swd_generated["average"] if isinstance(swd_generated, dict) else float(swd_generated)
+    floor = swd_floor["average"] if isinstance(swd_floor, dict) else float(swd_floor)
+    if not floor > 0:
+        raise ValueError(f"swd_floor must be positive (real against real); got {floor!r}.")
+    times = swd / floor
+    spread_generated, spread_real = spread(generated), spread(real)
+    problems = []
+    if times > NOT_LEARNED_SWD_FACTOR:
+        problems.append(f"its SWD, {swd:.1f}, is {times:.1f} times the real floor of {floor:.1f} "
+                        f"(trained runs of this notebook get within about 3 times)")
+    if spread_generated < NOT_LEARNED_SPREAD * spread_real:
+        problems.append(f"its images barely differ from one another (spread "
+                        f"{spread_generated:.2f}, real faces {spread_real:.2f}), so it draws "
+                        f"nearly the same picture for every z")
+    if problems:
+        return ("G has not learned to draw faces yet: " + "; and ".join(problems) + ". Train for "
+                "more epochs (quick mode trains one epoch on a few hundred images, only to check "
+                "that the code runs), and if that does not help, read the losses above. The "
+                "memorisation check is left out until G draws faces.")
+    text = f"G has learned: its SWD, {swd:.1f}, is {times:.1f} times the real floor of {floor:.1f}."
+    if memorisation is not None:
+        text += " " + memorisation["explanation"]
+    return text

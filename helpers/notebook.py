@@ -11,15 +11,25 @@ The notebook marks its cells with tags (View > Cell Toolbar > Tags in Jupyter):
 Cells without these tags (data download, training, plotting) are never run by the
 release, grading or mutation tools. ``nbval-ignore-output`` and ``nbval-skip`` are
 nbval's own tags and only matter to ``pytest --nbval``.
+
+Running cells, for every tool: ``run_cells`` executes code cells in order, past errors, as a
+learner who runs each cell does, and records each failure with its cell number and line;
+``set_notebook_env`` sets the environment the notebook's hyperparameters cell reads.
 """
+
 from __future__ import annotations
 
 import json
+import linecache
+import os
 import re
+import traceback
+from collections.abc import Callable, Iterable, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NOTEBOOK = ROOT / "dlnd_face_generation.ipynb"
+NOTEBOOK = ROOT / "solution" / "dlnd_face_generation.ipynb"
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -52,6 +62,22 @@ def tags(cell):
     return tuple(cell.get("metadata", {}).get("tags", ()))
 
 
+def headings(markdown):
+    """The headings of a markdown cell's source, without their #s: ["5. The discriminator"]."""
+    return [line.lstrip("#").strip() for line in markdown.splitlines() if re.match(r"#+\s", line)]
+
+
+def section_names(nb):
+    """Every name a notebook section goes by: each heading as written ("5. The discriminator")
+    and without its number ("The discriminator"), as module docstrings cite them."""
+    names = set()
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "markdown":
+            for title in headings(cell["source"]):
+                names |= {title, re.sub(r"^\d+\.\s+", "", title)}
+    return names
+
+
 def code_cells(nb, *wanted):
     """Code cells carrying at least one of the `wanted` tags, in notebook order."""
     return [c for c in nb["cells"] if c["cell_type"] == "code" and set(tags(c)) & set(wanted)]
@@ -60,12 +86,9 @@ def code_cells(nb, *wanted):
 def strip_magics(source):
     """The cell as plain Python: IPython-only lines (``%magic``, ``!shell``) become blank lines,
     so line numbers in errors stay those of the cell."""
-    return "\n".join("" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n"))
-
-
-def definition_source(nb):
-    """Plain-Python source of the setup and solution cells, in notebook order."""
-    return "\n\n".join(strip_magics(c["source"]) for c in code_cells(nb, *DEFINITION_TAGS))
+    return "\n".join(
+        "" if line.lstrip().startswith(("%", "!")) else line for line in source.split("\n")
+    )
 
 
 def graded_tests(nb):
@@ -86,21 +109,121 @@ def graded_test_calls(nb):
     calls = {}
     for cell in code_cells(nb, "graded-test"):
         for node in ast.walk(ast.parse(strip_magics(cell["source"]))):
-            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "tests"):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and isinstance(node.func.value, ast.Name)
+                and node.func.value.id == "tests"
+            ):
                 calls[node.func.attr] = [ast.unparse(arg) for arg in node.args]
     return calls
 
 
-def load_solution(path=NOTEBOOK, source=None):
-    """Execute the notebook's setup and solution cells and return their namespace.
+def numbered_cells(nb, *wanted):
+    """[(number, source)] of the code cells carrying one of the `wanted` tags (all code cells
+    when none is given). A cell's number is its position in the notebook, from 1, markdown
+    cells included: the number ``run_cells`` reports."""
+    return [
+        (number, cell["source"])
+        for number, cell in enumerate(nb["cells"], 1)
+        if cell["cell_type"] == "code" and (not wanted or set(tags(cell)) & set(wanted))
+    ]
 
-    `source` replaces the definition source (the mutation suite passes an edited copy).
-    The working directory must be the repository root so ``import problem_unittests``
-    and ``import helpers`` resolve, as they do in Jupyter.
+
+@dataclass
+class CellError:
+    """A cell that raised, as ``run_cells`` records it."""
+
+    cell: int  # the cell's number (see numbered_cells)
+    error: str  # the exception's class name: "NameError"
+    message: str  # str() of the exception, in full
+    line: int | None  # the line of the cell that was running (None when not known)
+    origin: tuple[int, int] | None  # (cell, line) deepest in another cell, when it came from there
+    exception: BaseException
+
+    def __str__(self):
+        at = f", line {self.line}" if self.line else ""
+        came = f" (from cell {self.origin[0]}, line {self.origin[1]})" if self.origin else ""
+        return f"cell {self.cell}{at}{came}: {self.error}: {self.message}".rstrip(": ")
+
+
+CELL_FILE = re.compile(r"<cell (\d+)>")
+
+
+def _cell_error(number: int, err: BaseException) -> CellError:
+    frames = [
+        (int(m.group(1)), line)
+        for frame, line in traceback.walk_tb(err.__traceback__)
+        if (m := CELL_FILE.fullmatch(frame.f_code.co_filename))
+    ]
+    if isinstance(err, SyntaxError) and err.filename == f"<cell {number}>":
+        line, origin = err.lineno, None
+    else:
+        line = next((ln for n, ln in frames if n == number), None)  # the statement the cell ran
+        origin = frames[-1] if frames and frames[-1][0] != number else None
+    message = "exit() or sys.exit() was called" if isinstance(err, SystemExit) else str(err)
+    return CellError(number, type(err).__name__, message, line, origin, err)
+
+
+def run_cells(
+    cells: Iterable[tuple[int, str]],
+    namespace: MutableMapping | None = None,
+    on_cell: Callable[[int], None] | None = None,
+) -> list[CellError]:
+    """Execute `cells`, (number, source) pairs, in order in one `namespace`, past failures.
+
+    As in Jupyter, a cell that raises leaves the names it did not reach undefined and the next
+    cell runs. IPython-only lines are blanked (strip_magics), each cell is compiled as
+    ``<cell N>`` with its source registered in linecache, so tracebacks show the learner's own
+    lines. SystemExit fails its cell only; KeyboardInterrupt stops everything. `on_cell(number)`
+    is called before each cell. Output is not captured (use contextlib.redirect_stdout).
+    Returns the failures, in order. `namespace` defaults to a fresh one named ``__notebook__``.
     """
-    if source is None:
-        source = definition_source(read_notebook(path))
+    namespace = {"__name__": "__notebook__"} if namespace is None else namespace
+    errors = []
+    for number, source in cells:
+        if on_cell:
+            on_cell(number)
+        filename = f"<cell {number}>"
+        source = strip_magics(source)
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        try:
+            exec(compile(source, filename, "exec"), namespace)
+        except KeyboardInterrupt:
+            raise
+        except BaseException as err:  # SystemExit too: a learner's exit() fails its cell only
+            errors.append(_cell_error(number, err))
+    return errors
+
+
+def set_notebook_env(
+    out_dir, quick: bool, headless: bool = False, environ: MutableMapping | None = None
+):
+    """Set what the notebook's hyperparameters cell reads: ``DCGAN_OUT=out_dir`` (absolute) and
+    ``DCGAN_QUICK=1`` or unset. `headless` also sets ``MPLBACKEND=Agg`` (figures only saved).
+
+    `environ` defaults to ``os.environ``, which kernels and child processes inherit; returns it.
+    """
+    environ = os.environ if environ is None else environ
+    environ["DCGAN_OUT"] = str(Path(out_dir).resolve())
+    if quick:
+        environ["DCGAN_QUICK"] = "1"
+    else:
+        environ.pop("DCGAN_QUICK", None)
+    if headless:
+        environ["MPLBACKEND"] = "Agg"
+    return environ
+
+
+def load_solution(path=NOTEBOOK):
+    """Run the notebook's setup and solution cells (run_cells) and return their namespace.
+
+    Raises RuntimeError naming the cell when one fails. The working directory must be the
+    repository root so ``import problem_unittests`` and ``import helpers`` resolve, as they do
+    in Jupyter.
+    """
     namespace = {"__name__": "__notebook__"}
-    exec(compile(source, str(path), "exec"), namespace)
+    errors = run_cells(numbered_cells(read_notebook(path), *DEFINITION_TAGS), namespace)
+    if errors:
+        raise RuntimeError(f"{path}: {errors[0]}") from errors[0].exception
     return namespace

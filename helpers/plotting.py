@@ -1,8 +1,9 @@
 """Pictures for the notebook: a batch of training faces, the loss curves, generated samples.
 
 Serves the notebook steps "The data loader" (``show_batch``: look at a batch of real faces),
-"Training losses" (``plot_losses``) and "Generated samples" (``view_samples``,
-``view_progress``); ``imshow`` draws one image on an axes of your own.
+"Build the networks" (``plot_architecture``: D and G layer by layer, with shapes), "Training
+losses" (``plot_losses``) and "Generated samples" (``view_samples``, ``view_progress``);
+``imshow`` draws one image on an axes of your own.
 
 Every function returns the matplotlib Figure it drew and, given ``path``, also writes a PNG.
 
@@ -35,6 +36,7 @@ SAVE_DPI = 100       # saved figure PNGs are (figure inches x 100) pixels
 TOLERANCE = 0.01     # values this far outside the expected range are rounding, not a mistake
 MAX_FIGURE_INCHES = 12
 INCHES_PER_PIXEL = 1 / 50  # a 32x32 face is drawn about 0.6 inch wide
+FEW_POINTS = 50      # plot_losses marks each point when a curve has at most this many
 
 # Backends that draw to files only; figures made under them are closed after use.
 _FILE_ONLY_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -356,7 +358,8 @@ def _loss_series(losses):
     d_losses, g_losses = [], []
     for index, pair in enumerate(losses):
         try:
-            d_loss, g_loss = pair
+            # train logs (d_loss, g_loss) or (d_loss, g_loss, D(x), D(G(z))): the losses first
+            d_loss, g_loss = pair if len(pair) == 2 else pair[:2] if len(pair) == 4 else pair
             d_losses.append(_number(d_loss))
             g_losses.append(_number(g_loss))
         except (TypeError, ValueError, RuntimeError):
@@ -379,9 +382,68 @@ def plot_losses(losses, path=None, title="Training losses"):
     fig = _new_figure(figsize=(8, 4))
     ax = fig.add_subplot()
     for name, values in series.items():
-        ax.plot(values, label=name, alpha=0.8)
+        # Markers while there are few points (quick mode logs a handful): a line alone between
+        # one or two points is invisible, and the axes would look empty.
+        marker = "o" if len(values) <= FEW_POINTS else None
+        ax.plot(values, label=name, alpha=0.8, marker=marker)
     ax.set_xlabel("logged step")
     ax.set_ylabel("loss")
     ax.set_title(title)
     ax.legend()
+    return _finish(fig, path)
+
+
+def _shape_text(shape):
+    """'128 x 4 x 4' for (B, 128, 4, 4), '100' for (B, 100): the batch dimension left out."""
+    return " x ".join(str(n) for n in shape[1:]) if shape else "?"
+
+
+def plot_architecture(D, G, z_size, image_size=32, path=None):
+    """Draw G and D as rows of layers, each with its output shape ("Build the networks" step).
+
+    D, G: the networks (any device); they run once on a batch of 2 in eval mode, so the figure
+    shows the layers and shapes of the actual modules (helpers.summary.layer_shapes).
+    z_size: length of G's input noise; image_size: side of D's input images.
+    path: also save the figure as a PNG. Returns the Figure.
+    """
+    from matplotlib.patches import FancyBboxPatch
+
+    from helpers.summary import layer_shapes
+
+    _check_positive_int(z_size, "z_size", "plot_architecture")
+    _check_positive_int(image_size, "image_size", "plot_architecture")
+    path = _png_path(path, "plot_architecture")
+    g_rows, g_out = layer_shapes(G, torch.rand(2, z_size) * 2 - 1)
+    d_rows, d_out = layer_shapes(D, torch.rand(2, 3, image_size, image_size) * 2 - 1)
+    networks = [
+        ("Generator G: noise z -> image", [("z", "noise", (2, z_size))]
+         + [(name, kind, shape) for name, kind, shape, _ in g_rows]),
+        ("Discriminator D: image -> logit (real or fake?)",
+         [("image", "real or G(z)", (2, 3, image_size, image_size))]
+         + [(name, kind, shape) for name, kind, shape, _ in d_rows]),
+    ]
+    width = max(len(layers) for _, layers in networks)
+    fig = _new_figure(figsize=(max(2.1 * width, 8), 5.6))
+    ax = fig.add_subplot()
+    ax.set_xlim(-0.6, width - 0.4)
+    ax.set_ylim(-0.2, 5.6)
+    ax.set_axis_off()
+    for row, (title, layers) in enumerate(networks):
+        base = 3.0 - 2.9 * row  # G on top, D below
+        ax.text(-0.55, base + 2.25, title, fontsize=11, fontweight="bold", va="bottom")
+        for i, (name, kind, shape) in enumerate(layers):
+            # Taller boxes for larger pictures: the funnel of the DCGAN at a glance.
+            side = shape[-1] if shape and len(shape) == 4 else 1
+            height = 0.5 + 1.1 * np.log2(max(side, 1)) / np.log2(max(image_size, 2))
+            y = base + (1.7 - height) / 2
+            colour = "#dbe9f6" if shape and len(shape) == 4 else "#f3e3c7"
+            ax.add_patch(FancyBboxPatch((i - 0.42, y), 0.84, height, boxstyle="round,pad=0.02",
+                                        facecolor=colour, edgecolor="#333333"))
+            ax.text(i, base + 1.88, name, ha="center", va="bottom", fontsize=9, fontweight="bold")
+            ax.text(i, y + height / 2, _shape_text(shape), ha="center", va="center", fontsize=9)
+            ax.text(i, y - 0.08, kind.replace(" + ", "\n+ "), ha="center", va="top", fontsize=7,
+                    color="#555555")
+            if i:
+                ax.annotate("", xy=(i - 0.44, base + 0.85), xytext=(i - 0.56, base + 0.85),
+                            arrowprops={"arrowstyle": "->", "color": "#333333"})
     return _finish(fig, path)

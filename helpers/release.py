@@ -1,6 +1,11 @@
 """Make the learner's notebook from the solution notebook (instructor tool).
 
-    python -m helpers.release [--notebook dlnd_face_generation.ipynb] [--out release]
+    python -m helpers release                  # the learner's folder: release/
+    python -m helpers release --update-kit     # the learner edition at the kit's top level
+
+The solution lives in solution/dlnd_face_generation.ipynb. The kit's top-level
+dlnd_face_generation.ipynb, what a learner opens, is this tool's output; a test fails when it
+differs from what the tool makes from the solution today.
 
 The solution notebook is the one source of truth; the release is a build artefact, never
 edited by hand. In every code cell each region between a ``### BEGIN SOLUTION`` line and its
@@ -12,14 +17,17 @@ edited by hand. In every code cell each region between a ``### BEGIN SOLUTION`` 
 
 The ``# TODO`` lines above each region stay. Outputs and execution counts are cleared; cell ids
 and tags stay (the grader finds the definition cells by their tags). The output folder also
-gets what the notebook imports (problem_unittests.py, workspace_utils.py, helpers/ without the
-instructor tools, requirements.txt), so it runs on its own. Same input, same bytes.
+gets the learner README (docs/learner_README.md), what the notebook imports
+(problem_unittests.py, workspace_utils.py, helpers/ without the instructor tools) and a
+requirements.txt of the runtime dependencies, so it stands on its own. Same input, same bytes.
 """
 from __future__ import annotations
 
 import argparse
 import ast
+import copy
 import hashlib
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -28,8 +36,12 @@ import nbformat
 
 from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
 
+# What a learner opens: the learner edition at the kit's top level (`jupyter notebook
+# dlnd_face_generation.ipynb`), made by `python -m helpers release --update-kit`.
+LEARNER_NOTEBOOK = ROOT / NOTEBOOK.name
 # What a learner needs beside the notebook; helpers/ is copied without the instructor tools.
-KIT_FILES = ("problem_unittests.py", "workspace_utils.py", "requirements.txt")
+KIT_FILES = ("problem_unittests.py", "workspace_utils.py")
+LEARNER_README = ROOT / "docs" / "learner_README.md"   # shipped as the release's README.md
 INSTRUCTOR_ONLY = ("release.py", "grade.py")
 # Written with one fixed format so the release is byte-for-byte reproducible.
 NBFORMAT, NBFORMAT_MINOR = 4, 5
@@ -187,33 +199,84 @@ def release_notebook(nb):
     return release, n_regions, n_cells
 
 
-def make_release(notebook=NOTEBOOK, out="release"):
-    """Write the learner release of `notebook` into folder `out`, with the files it needs beside it.
+def first_failure_check(learner):
+    """The learner edition cut for nbval: its cells up to its first graded test, which carries
+    nbval's ``raises-exception`` tag (a learner who runs it unchanged meets that failure first).
 
-    Returns (path of the release notebook, regions stubbed, cells changed). Raises ReleaseError
-    for a notebook with unbalanced markers, or an `out` that would overwrite the kit itself.
+    The committed learner edition does not carry the tag: Jupyter honours it too, and "Run All"
+    would then go on past the failing test instead of stopping there.
     """
-    notebook, out = Path(notebook), Path(out)
+    check = copy.deepcopy(learner)
+    for index, cell in enumerate(check.cells):
+        if "graded-test" in cell.get("metadata", {}).get("tags", []):
+            cell.metadata["tags"] = [*cell.metadata["tags"], "raises-exception"]
+            check.cells = check.cells[: index + 1]
+            return check
+    raise ReleaseError("The notebook has no cell tagged 'graded-test'.")
+
+
+def learner_text(notebook=NOTEBOOK):
+    """The learner edition of `notebook` as the exact text the release writes.
+
+    Returns (text, regions stubbed, cells changed). Raises ReleaseError for a missing or
+    unreadable notebook, or one with unbalanced markers.
+    """
+    notebook = Path(notebook)
     if not notebook.is_file():
         raise ReleaseError(f"No notebook at {notebook}. Pass the solution notebook with --notebook.")
-    target = out.resolve()
-    if target == ROOT or target in ROOT.parents:
-        raise ReleaseError(f"--out {out} is the kit folder (or holds it): the release would overwrite the "
-                           f"solution. Choose a new folder, e.g. --out release.")
     try:
         source = nbformat.read(notebook, as_version=NBFORMAT)
     except Exception as err:  # nbformat raises several types for a broken file
         raise ReleaseError(f"{notebook} is not a readable Jupyter notebook ({err}).") from None
     release, n_regions, n_cells = release_notebook(source)
     nbformat.validate(release)
+    text = nbformat.writes(release, version=NBFORMAT)
+    return (text if text.endswith("\n") else text + "\n"), n_regions, n_cells
 
+
+def _write_text(path, text):
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.write(text)
+
+
+def runtime_requirements(pyproject=ROOT / "pyproject.toml"):
+    """requirements.txt for a learner: pyproject.toml's runtime dependencies, one a line.
+
+    The kit's own requirements.txt installs the kit with its test tools (``-e .[dev]``); a
+    release folder has no pyproject.toml and needs only what the notebook imports.
+    """
+    text = Path(pyproject).read_text(encoding="utf-8")
+    try:
+        import tomllib
+
+        dependencies = tomllib.loads(text)["project"]["dependencies"]
+    except ImportError:  # Python 3.10: read the one list we need
+        block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, re.S | re.M).group(1)
+        dependencies = re.findall(r'^\s*"([^"]+)"', block, re.M)
+    return ("# What the notebook needs: pip install -r requirements.txt\n"
+            + "".join(f"{d}\n" for d in dependencies))
+
+
+def make_release(notebook=NOTEBOOK, out="release"):
+    """Write the learner's folder: the learner edition of `notebook` in `out`, with its README and
+    the files it needs beside it.
+
+    Returns (path of the release notebook, regions stubbed, cells changed). Raises ReleaseError
+    for a notebook with unbalanced markers, or an `out` that would overwrite the kit itself.
+    """
+    notebook, out = Path(notebook), Path(out)
+    target = out.resolve()
+    if target == ROOT or target in ROOT.parents or (target / notebook.name) == notebook.resolve():
+        raise ReleaseError(f"--out {out} is the kit folder (or holds it, or holds the solution): the "
+                           f"release would overwrite the kit. Choose a new folder, e.g. --out release.")
+    text, n_regions, n_cells = learner_text(notebook)
     out.mkdir(parents=True, exist_ok=True)
     path = out / notebook.name
-    text = nbformat.writes(release, version=NBFORMAT)
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text if text.endswith("\n") else text + "\n")
+    _write_text(path, text)
     for name in KIT_FILES:
         shutil.copyfile(ROOT / name, out / name)
+    shutil.copyfile(LEARNER_README, out / "README.md")
+    _write_text(out / "requirements.txt", runtime_requirements())
     # A fresh copy, so a module removed from the kit does not linger in an old release.
     shutil.rmtree(out / "helpers", ignore_errors=True)
     shutil.copytree(ROOT / "helpers", out / "helpers",
@@ -221,30 +284,53 @@ def make_release(notebook=NOTEBOOK, out="release"):
     return path, n_regions, n_cells
 
 
+def update_kit(notebook=NOTEBOOK, learner=LEARNER_NOTEBOOK):
+    """Rewrite the kit's top-level learner edition from the solution notebook.
+
+    Returns (path, regions stubbed, cells changed, whether the file changed).
+    """
+    text, n_regions, n_cells = learner_text(notebook)
+    learner = Path(learner)
+    if learner.resolve() == Path(notebook).resolve():
+        raise ReleaseError(f"{learner} is the solution notebook itself; the learner edition must "
+                           f"be another file.")
+    changed = not learner.is_file() or learner.read_text(encoding="utf-8") != text
+    if changed:
+        _write_text(learner, text)
+    return learner, n_regions, n_cells, changed
+
+
 def main(argv=None):
     """Command line: build the release and print a one-line summary; exit 1 on a problem."""
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.release",
+        prog="python -m helpers release",
         description="Build the learner version of the solution notebook: every region between "
-                    f"'{BEGIN}' and '{END}' becomes a stub, outputs are cleared, and the files the "
-                    "notebook imports are copied beside it.",
+                    f"'{BEGIN}' and '{END}' becomes a stub, outputs are cleared, and the learner "
+                    "README and the files the notebook imports are copied beside it.",
         epilog="Exit status: 0 when the release was written, 1 when the notebook cannot be released "
                "(unbalanced markers, not valid Python, unreadable; the message names the cell).")
     parser.add_argument("--notebook", default=str(NOTEBOOK),
                         help="the solution notebook to release (default: %(default)s)")
     parser.add_argument("--out", default="release",
-                        help="folder to write the release into; created if missing, the notebook and "
-                             "kit files in it are replaced (default: %(default)s)")
+                        help="folder to write the learner's folder into; created if missing, the "
+                             "notebook and kit files in it are replaced (default: %(default)s)")
+    parser.add_argument("--update-kit", action="store_true",
+                        help="instead, rewrite the kit's own learner edition, "
+                             f"{LEARNER_NOTEBOOK.name} at the kit's top level (what a learner who "
+                             "clones the kit opens); run it after every change to the solution")
     args = parser.parse_args(argv)
     try:
-        path, n_regions, n_cells = make_release(args.notebook, args.out)
+        if args.update_kit:
+            path, n_regions, n_cells, changed = update_kit(args.notebook)
+        else:
+            path, n_regions, n_cells = make_release(args.notebook, args.out)
     except ReleaseError as err:
         print(f"release: error: {err}", file=sys.stderr)
         return 1
     print(f"Stubbed {n_regions} solution regions in {n_cells} cells -> {path}")
-    print(f"Copied beside it: {', '.join(KIT_FILES)}, helpers/ (without {', '.join(INSTRUCTOR_ONLY)})")
+    if args.update_kit:
+        print("The learner edition was up to date." if not changed else "Updated the learner edition.")
+    else:
+        print(f"Beside it: README.md (the learner README), requirements.txt, {', '.join(KIT_FILES)}, "
+              f"helpers/ (without {', '.join(INSTRUCTOR_ONLY)})")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

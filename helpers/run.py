@@ -1,27 +1,202 @@
 """Run the whole notebook headless: the kit's main job (README, Quick start, command 1).
 
-    python -m helpers.run                  # full run on the built-in faces (or your CelebA)
-    python -m helpers.run --quick          # a one-minute smoke run (DCGAN_QUICK=1)
-    python -m helpers.run --update-notebook   # also store the run's outputs in the notebook
+    python -m helpers run                     # full run on the built-in faces (or your CelebA)
+    python -m helpers run --quick             # a one-minute smoke run (DCGAN_QUICK=1)
+    python -m helpers run --update-notebook   # also store the run's outputs in the notebook
 
-It executes dlnd_face_generation.ipynb top to bottom in a fresh kernel of this Python
-environment and leaves in the output folder: the executed notebook, samples.png (the last
-epoch's faces), progress.png, losses.png, checkpoint.pt and train_samples.pt.
+It executes the solution notebook top to bottom in a fresh kernel of this Python environment and
+leaves in the output folder: the executed notebook, samples.png (the last epoch's faces),
+progress.png, losses.png, checkpoint.pt and train_samples.pt. While it runs it prints the
+section being run, what the cells print, and training progress (epoch k/n, images/s, time
+left); when a cell fails, that cell and its whole error message.
 """
+
 from __future__ import annotations
 
 import argparse
 import copy
+import html
 import json
 import os
+import re
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-from helpers.notebook import NOTEBOOK, ROOT
+from helpers.notebook import (
+    NOTEBOOK,
+    ROOT,
+    headings,
+    numbered_cells,
+    read_notebook,
+    run_cells,
+    set_notebook_env,
+)
 
 ARTEFACTS = ("samples.png", "progress.png", "losses.png", "checkpoint.pt", "train_samples.pt")
 WIDGET = "application/vnd.jupyter.widget-view+json"
+ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colour and cursor codes in tracebacks
+# tqdm's text, as its notebook widget sends it: " 31/70 [00:02<00:03, 13.1it/s]", "Epoch 3/30:  45%"
+BAR_COUNT = re.compile(r"(\d+)/(\d+) \[[\d:]+<([\d:?]+),\s*([\d.?]+)\s*(?:(\S+)/s|s/(\S+))\]")
+BAR_LEFT = re.compile(r"^\s*(.*?):?\s+\d+%\s*$")  # "Epoch 3/30:  45%", "Drawing faces:   2%"
+EPOCH = re.compile(r"\bEpoch\s+(\d+)\s*/\s*(\d+)", re.IGNORECASE)
+CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")  # IPython's traceback frame header
+
+
+def strip_ansi(text):
+    """`text` without terminal colour codes (IPython colours its tracebacks)."""
+    return ANSI.sub("", text)
+
+
+def _clock(seconds):
+    seconds = max(0, int(seconds + 0.5))
+    return f"{seconds // 60} min {seconds % 60:02d} s" if seconds >= 60 else f"{seconds} s"
+
+
+def _seconds(text):
+    """'01:23' or '1:02:03' as seconds; None for '?'."""
+    try:
+        value = 0
+        for part in text.split(":"):
+            value = value * 60 + int(part)
+        return value
+    except ValueError:
+        return None
+
+
+class Progress:
+    """What `python -m helpers run` prints while the notebook runs.
+
+    `section` for each markdown heading, `output` for what a cell prints, `bar` for each update
+    of a tqdm progress widget's text and `bar_closed` when it goes away. On a terminal the
+    running bar is one line redrawn in place; elsewhere (a log file, CI) one line is printed
+    when it ends. A bar whose description says "Epoch k/n" counts batches: it shows images/s
+    and the time left for all n epochs.
+    """
+
+    def __init__(self, out=None, batch_size=None, live=None, clock=time.monotonic):
+        self.out = out or sys.stdout
+        self.batch_size = batch_size
+        self.live = self.out.isatty() if live is None else live
+        self.clock = clock
+        self.start = clock()
+        self.drawn = False  # a live bar line is on screen
+        self.desc = None  # the running bar's description; None when no bar runs
+        self.count = None  # its last counter: (done, total, seconds left, rate, unit/s, s/unit)
+        self.bar_started = None
+        self.epoch_seconds = []  # how long each finished epoch took, sampling and saving included
+
+    def _print(self, text):
+        if self.drawn:
+            self.out.write("\r\x1b[K")
+            self.drawn = False
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def section(self, title):
+        self.end_bar()
+        elapsed = int(self.clock() - self.start)
+        self._print(f"[{elapsed // 60}:{elapsed % 60:02d}] {title}")
+
+    def output(self, text):
+        """What a cell printed: each line indented, colour codes removed."""
+        if self.count and self.count[0] == self.count[1]:
+            self.end_bar()  # a bar that reached its end is over once the cell prints on
+        for line in strip_ansi(text).rstrip("\n").split("\n"):
+            line = line.rsplit("\r", 1)[-1]  # a text progress bar: only its last state
+            self._print(f"    {line}".rstrip())
+
+    def bar(self, text):
+        """One update of a progress widget's text: its description or its counter."""
+        text = html.unescape(text).replace("\u2007", " ").replace("\xa0", " ")
+        count = BAR_COUNT.search(text)
+        if count is None:
+            left = BAR_LEFT.match(text)
+            desc = left.group(1) if left else text.strip() if EPOCH.search(text) else None
+            if desc is not None and desc != self.desc:
+                self.end_bar()
+                self.desc, self.bar_started = desc, self.clock()
+            return
+        if self.desc is None:
+            self.desc, self.bar_started = "", self.clock()
+        self.count = count.groups()
+        if self.live:
+            self.out.write(f"\r\x1b[K    {self._status()}")
+            self.out.flush()
+            self.drawn = True
+
+    def bar_closed(self):
+        """The bar's widget was closed (tqdm with leave=False): its loop is done."""
+        if self.count:
+            self.count = (self.count[1], self.count[1], "0", *self.count[3:])
+        self.end_bar()
+
+    def _rate(self):
+        rate, unit_s = self.count[3], self.count[4]
+        if rate == "?":
+            return None
+        return float(rate) if unit_s else 1 / max(float(rate), 1e-9)
+
+    def _status(self, ended=False):
+        done, total, left, _, unit_s, unit_per = self.count
+        per_second = self._rate()
+        epoch = EPOCH.search(self.desc)
+        if not epoch:
+            words = [f"{self.desc or 'progress'}: {done}/{total}"]
+            if per_second:
+                words.append(f"{per_second:,.1f} {unit_s or unit_per}/s")
+            if not ended and _seconds(left) is not None:
+                words.append(f"about {_clock(_seconds(left))} left")
+            return ", ".join(words)
+        k, n = int(epoch.group(1)), int(epoch.group(2))
+        words = [f"epoch {k}/{n}", f"{done}/{total} batches"]
+        if per_second:
+            if self.batch_size:
+                words.append(f"{per_second * self.batch_size:,.0f} images/s")
+            else:
+                words.append(f"{per_second:.1f} batches/s")
+        if ended:
+            this_epoch, words[0] = 0, f"epoch {k}/{n} done in {_clock(self.epoch_seconds[-1])}"
+        else:
+            this_epoch = _seconds(left)
+        if this_epoch is not None and per_second and (k < n or not ended):
+            # the rest of this epoch, then the epochs still to come at the pace measured so far
+            per_epoch = self.epoch_seconds or [int(total) / per_second]
+            rest = this_epoch + (n - k) * sum(per_epoch) / len(per_epoch)
+            words.append(f"about {_clock(rest)} left")
+        return ", ".join(words)
+
+    def end_bar(self):
+        """The running bar ended (it closed, a new one started, or the cell ended): print its
+        last state once."""
+        if self.desc is None:
+            return
+        if EPOCH.search(self.desc) and self.bar_started is not None:
+            self.epoch_seconds.append(self.clock() - self.bar_started)
+        if self.count:
+            self._print(f"    {self._status(ended=True)}")
+        self.desc, self.count, self.bar_started = None, None, None
+
+
+def _batch_size(nb):
+    """The notebook's `batch_size = N` (its hyperparameters cell), for images per second."""
+    for _, source in numbered_cells(nb):
+        found = re.search(r"^batch_size\s*=\s*(\d+)", source, re.MULTILINE)
+        if found:
+            return int(found.group(1))
+    return None
+
+
+def _sections(cells):
+    """{index of a code cell: the headings of the markdown cells just above it}."""
+    found, pending = {}, []
+    for index, cell in enumerate(cells):
+        if cell["cell_type"] == "markdown":
+            pending += headings("".join(cell["source"]))
+        elif cell["cell_type"] == "code" and pending:
+            found[index], pending = pending, []
+    return found
 
 
 def clean_for_commit(nb):
@@ -41,105 +216,245 @@ def clean_for_commit(nb):
     return nb
 
 
-def run_notebook(notebook=NOTEBOOK, out_dir="outputs", quick=False, timeout=None):
-    """Execute `notebook` with DCGAN_OUT=out_dir; return (executed notebook, seconds, error or None)."""
-    import nbformat
+def _client(nb, progress, **kwargs):
+    """An nbclient NotebookClient that tells `progress` about sections, prints and bars."""
     from nbclient import NotebookClient
+
+    sections = _sections(nb.cells)
+    bars = set()  # the comm ids of progress-bar widgets
+
+    class Client(NotebookClient):
+        def process_message(self, msg, cell, cell_index):
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                progress.output(content.get("text", ""))
+            elif kind.startswith("comm"):
+                state = content.get("data", {}).get("state", {})
+                if isinstance(state.get("value"), str):
+                    progress.bar(state["value"])
+                if state.get("_model_name") == "HBoxModel":  # tqdm's widget: text, bar, text
+                    bars.add(content["comm_id"])
+                if kind == "comm_close" and content.get("comm_id") in bars:
+                    progress.bar_closed()
+            return super().process_message(msg, cell, cell_index)
+
+    def on_cell_start(cell, cell_index):
+        for title in sections.get(cell_index, ()):
+            progress.section(title)
+
+    def on_cell_executed(cell, cell_index, execute_reply):
+        progress.end_bar()
+
+    return Client(nb, on_cell_start=on_cell_start, on_cell_executed=on_cell_executed, **kwargs)
+
+
+def _kernel_manager(folder):
+    """A kernel manager; on Linux over local sockets (IPC) in `folder`, so the kernel does not
+    warn that it runs over TCP without encryption."""
+    from jupyter_client.manager import KernelManager
+
+    if not sys.platform.startswith("linux"):
+        return KernelManager(kernel_name="python3")
+    km = KernelManager(kernel_name="python3", transport="ipc")
+    km.ip = str(Path(folder) / "kernel")
+    return km
+
+
+def run_notebook(notebook=NOTEBOOK, out_dir="outputs", quick=False, timeout=None, progress=None):
+    """Execute `notebook` in a fresh kernel with DCGAN_OUT=out_dir.
+
+    Returns (executed notebook, seconds, failure): failure is None, or a dict with the failed
+    cell's number, source, section, ename, evalue, traceback (plain text) and line.
+    """
+    import nbformat
     from nbclient.exceptions import CellExecutionError
 
     out_dir = Path(out_dir).resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     nb = nbformat.read(str(notebook), as_version=4)
-    # the kernel inherits these: the notebook reads them in its hyperparameters cell
-    os.environ["DCGAN_OUT"] = str(out_dir)
-    if quick:
-        os.environ["DCGAN_QUICK"] = "1"
-    else:
-        os.environ.pop("DCGAN_QUICK", None)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(Path(notebook).resolve().parent)}})
+    progress = progress or Progress(batch_size=_batch_size(nb))
+    set_notebook_env(out_dir, quick)  # the kernel inherits it
+    # The kernel starts in the notebook's folder (solution/); it must import this kit's helpers
+    # and problem_unittests, not another copy that happens to be installed.
+    paths = os.environ.get("PYTHONPATH", "").split(os.pathsep)
+    os.environ["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in paths if p])
     start = time.perf_counter()
-    error = None
-    try:
-        client.execute()
-    except CellExecutionError as err:
-        error = err
-    return nb, time.perf_counter() - start, error
+    failure = None
+    with tempfile.TemporaryDirectory(prefix="kit-kernel-") as sockets:
+        client = _client(
+            nb,
+            progress,
+            km=_kernel_manager(sockets),
+            timeout=timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(Path(notebook).resolve().parent)}},
+        )
+        client.owns_km = True  # shut the kernel down at the end, as when nbclient makes it
+        try:
+            client.execute()
+        except CellExecutionError:
+            failure = _failure(nb)
+    progress.end_bar()
+    return nb, time.perf_counter() - start, failure
 
 
-def run_plain(notebook=NOTEBOOK, out_dir="outputs", quick=False):
+def _failure(nb):
+    """The first cell with an error output, described for `report_failure`."""
+    section = None
+    for number, cell in enumerate(nb.cells, 1):
+        if cell.cell_type == "markdown":
+            section = (headings(cell.source) or [section])[-1]
+            continue
+        for output in cell.get("outputs", []):
+            if output.get("output_type") != "error":
+                continue
+            trace = strip_ansi("\n".join(output.get("traceback", [])))
+            lines = [
+                int(line)
+                for count, line in CELL_LINE.findall(trace)
+                if int(count) == cell.get("execution_count")
+            ]
+            return {
+                "cell": number,
+                "source": cell.source,
+                "section": section,
+                "ename": output.get("ename", "Error"),
+                "evalue": strip_ansi(output.get("evalue", "")),
+                "traceback": trace,
+                "line": lines[0] if lines else None,
+            }
+    return None
+
+
+def report_failure(failure, seconds, executed=None, out=None):
+    """Print a failed cell: the error first, in full, then the cell with its failing line marked."""
+    out = out or sys.stderr
+    where = f" (section '{failure['section']}')" if failure.get("section") else ""
+    lines = [
+        "",
+        f"The notebook stopped after {_clock(seconds)}: cell {failure['cell']}{where} raised "
+        f"{failure['ename']}:",
+        "",
+    ]
+    lines += [f"    {line}" for line in (failure["evalue"] or "(no message)").splitlines()]
+    source = failure["source"].splitlines()
+    if source:
+        lines += ["", f"Cell {failure['cell']}:"]
+        for number, text in enumerate(source, 1):
+            mark = "->" if number == failure.get("line") else "  "
+            lines.append(f" {mark} {number:3d}  {text}".rstrip())
+    if executed:
+        lines += ["", f"The whole traceback is in the executed notebook: {executed}"]
+    elif failure.get("traceback"):
+        lines += ["", "Traceback:", failure["traceback"].rstrip()]
+    print("\n".join(lines), file=out, flush=True)
+
+
+def run_plain(notebook=NOTEBOOK, out_dir="outputs", quick=False, progress=None):
     """Execute every code cell of `notebook` as plain Python, in one namespace, without Jupyter.
 
     For machines that have torch but no Jupyter (a rented GPU box): the same code runs top to
-    bottom, figures are only saved (Agg backend). Returns (seconds, error or None).
+    bottom, stopping at the first failing cell; figures are only saved (Agg backend).
+    Returns (seconds, failure or None), failure as for run_notebook.
     """
-    from helpers.notebook import read_notebook, strip_magics
+    import traceback
 
-    os.environ["DCGAN_OUT"] = str(Path(out_dir).resolve())
-    if quick:
-        os.environ["DCGAN_QUICK"] = "1"
-    else:
-        os.environ.pop("DCGAN_QUICK", None)
-    os.environ["MPLBACKEND"] = "Agg"
+    set_notebook_env(out_dir, quick, headless=True)
+    progress = progress or Progress()
+    nb = read_notebook(notebook)
     namespace = {"__name__": "__main__"}
     start = time.perf_counter()
-    for number, cell in enumerate(read_notebook(notebook)["cells"], 1):
+    section = None
+    for number, cell in enumerate(nb["cells"], 1):
+        if cell["cell_type"] == "markdown":
+            for section in headings(cell["source"]):
+                progress.section(section)
+            continue
         if cell["cell_type"] != "code":
             continue
-        try:
-            exec(compile(strip_magics(cell["source"]), f"<cell {number}>", "exec"), namespace)
-        except Exception as err:  # report which cell failed, like Jupyter would
-            return time.perf_counter() - start, f"cell {number}: {type(err).__name__}: {err}"
+        errors = run_cells([(number, cell["source"])], namespace)
+        if errors:
+            error = errors[0]
+            return time.perf_counter() - start, {
+                "cell": number,
+                "source": cell["source"],
+                "section": section,
+                "ename": error.error,
+                "evalue": error.message,
+                "traceback": "".join(traceback.format_exception(error.exception)),
+                "line": error.line,
+            }
     return time.perf_counter() - start, None
 
 
 def main(argv=None):
+    """Command line: run the notebook, show its progress, list its results; 0 when all went well."""
     parser = argparse.ArgumentParser(
-        prog="python -m helpers.run",
-        description="Execute dlnd_face_generation.ipynb top to bottom, headless, and collect its results.")
-    parser.add_argument("--out", default=None,
-                        help="folder for the executed notebook, images and checkpoint "
-                             "(default: outputs/, or outputs/quick/ with --quick)")
-    parser.add_argument("--quick", action="store_true",
-                        help="quick mode (DCGAN_QUICK=1): 512 built-in images and one epoch, about a minute")
-    parser.add_argument("--timeout", type=int, default=None,
-                        help="seconds any one cell may run before the run is stopped (default: no limit)")
-    parser.add_argument("--notebook", default=str(NOTEBOOK), help="the notebook to run (default: the solution notebook)")
-    parser.add_argument("--plain", action="store_true",
-                        help="run the code cells as plain Python, without Jupyter (for a machine that has "
-                             "torch but no Jupyter); saves the images and checkpoint but no executed notebook")
-    parser.add_argument("--update-notebook", action="store_true",
-                        help="instructors: write the run's outputs back into --notebook, cleaned for a "
-                             "reviewable commit (timings and widget state dropped)")
+        prog="python -m helpers run",
+        description="Execute the solution notebook top to bottom, headless, and collect its "
+        "results. Prints each section as it starts, what the cells print, and training progress.",
+        epilog="Exit status: 0 when every cell ran and every result was written, 1 when a cell "
+        "failed or a result is missing, 2 for a bad command line.",
+    )
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for the executed notebook, images and checkpoint "
+        "(default: outputs/, or outputs/quick/ with --quick)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="quick mode (DCGAN_QUICK=1): 512 built-in images and one epoch, about a minute",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=None,
+        help="seconds any one cell may run before the run is stopped (default: no limit)",
+    )
+    parser.add_argument(
+        "--notebook",
+        default=str(NOTEBOOK),
+        help="the notebook to run (default: the solution notebook)",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="run the code cells as plain Python, without Jupyter (for a machine that has torch "
+        "but no Jupyter); saves the images and checkpoint but no executed notebook",
+    )
+    parser.add_argument(
+        "--update-notebook",
+        action="store_true",
+        help="instructors: write the run's outputs back into --notebook, cleaned for a "
+        "reviewable commit (timings and widget state dropped)",
+    )
     args = parser.parse_args(argv)
 
     out_dir = Path(args.out or ("outputs/quick" if args.quick else "outputs"))
     notebook = Path(args.notebook)
     if not notebook.is_file():
         parser.error(f"no notebook at {notebook}")
-    print(f"Running {notebook.name} ({'quick' if args.quick else 'full'} mode); results go to {out_dir}/ ...",
-          flush=True)
+    mode = "quick" if args.quick else "full"
+    print(f"Running {notebook.name} ({mode} mode); results go to {out_dir}/ ...", flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     if args.plain:
-        seconds, error = run_plain(notebook, out_dir, args.quick)
-        executed = notebook
+        seconds, failure = run_plain(notebook, out_dir, args.quick)
+        executed = None
     else:
-        nb, seconds, error = run_notebook(notebook, out_dir, args.quick, args.timeout)
+        nb, seconds, failure = run_notebook(notebook, out_dir, args.quick, args.timeout)
         import nbformat
+
         executed = out_dir / notebook.name
         nbformat.write(nb, str(executed))
-    summary = {"mode": "quick" if args.quick else "full", "plain": args.plain, "seconds": round(seconds, 1),
-               "ok": error is None}
+    summary = {"mode": mode, "plain": args.plain, "seconds": round(seconds, 1), "ok": not failure}
     (out_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
-    if error is not None and args.plain:
-        print(f"\nThe notebook's code stopped after {seconds:.0f} s in {error}", file=sys.stderr)
-        return 1
-    if error is not None:
-        print(f"\nThe notebook stopped with an error after {seconds:.0f} s. The executed notebook, with the "
-              f"error in its cell, is {executed}.\n{str(error).strip().splitlines()[-1]}", file=sys.stderr)
+    if failure:
+        report_failure(failure, seconds, executed)
         return 1
     missing = [name for name in ARTEFACTS if not (out_dir / name).is_file()]
-    print(f"Done in {seconds / 60:.1f} min." + ("" if args.plain else f" Executed notebook: {executed}"))
+    print(f"Done in {_clock(seconds)}." + (f" Executed notebook: {executed}" if executed else ""))
     for name in ARTEFACTS:
         if name not in missing:
             print(f"  {out_dir / name}")
@@ -150,8 +465,3 @@ def main(argv=None):
         nbformat.write(clean_for_commit(nb), str(notebook))
         print(f"Stored this run's outputs in {notebook}.")
     return 0
-
-
-if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
-    sys.exit(main())

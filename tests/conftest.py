@@ -5,6 +5,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+# Kernels and subprocesses the tests start import this checkout too, not another installed copy
+# (the solution notebook's kernel runs in solution/, where only an install would find the kit).
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots render headless in tests
 
 

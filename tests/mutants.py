@@ -5,6 +5,7 @@ it edits, the edit itself (old text -> new text, which must occur exactly once i
 function), and words the AssertionError message must contain, so that the test not only
 fails but points at the mistake. tests/test_mutants.py runs them all.
 """
+
 from __future__ import annotations
 
 import ast
@@ -13,12 +14,20 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Mutant:
-    test: str          # graded test that must reject it, e.g. "test_scale"
-    name: str          # short id
-    mistake: str       # what the learner got wrong, in words
-    scope: str         # top-level function/class whose code is edited ("<module>" for module code)
-    edits: tuple       # ((old, new), ...) applied inside `scope`
-    expect: tuple      # words the failure message must contain (case-insensitive)
+    test: str  # graded test that must reject it, e.g. "test_scale"
+    name: str  # short id
+    mistake: str  # what the learner got wrong, in words
+    scope: str  # top-level function/class whose code is edited ("<module>" for module code)
+    edits: tuple  # ((old, new), ...) applied inside `scope`
+    expect: tuple  # words the failure message must contain (case-insensitive)
+
+
+@dataclass(frozen=True)
+class Region:
+    """Stands for the text of the scope's n-th solution region (between the BEGIN and END
+    SOLUTION lines) in an edit: (Region(0), new_code) rewrites the whole region."""
+
+    index: int = 0
 
 
 def M(test, name, mistake, scope, edits, *expect):
@@ -29,193 +38,880 @@ LEAKY = "F.leaky_relu(self.conv{0}(x), 0.2)"
 
 MUTANTS = [
     # ---- get_dataloader
-    M("test_get_dataloader", "fixed-size", "ignores image_size (always 32)", "get_dataloader",
-      [("transforms.Resize(image_size)", "transforms.Resize(32)"),
-       ("transforms.CenterCrop(image_size)", "transforms.CenterCrop(32)")], "image_size"),
-    M("test_get_dataloader", "no-center-crop", "Resize without CenterCrop on non-square images", "get_dataloader",
-      [("        transforms.CenterCrop(image_size),   # then the central square\n", "")], "centercrop"),
-    M("test_get_dataloader", "squash", "Resize((s, s)) squashes instead of cropping", "get_dataloader",
-      [("transforms.Resize(image_size)", "transforms.Resize((image_size, image_size))"),
-       ("        transforms.CenterCrop(image_size),   # then the central square\n", "")], "squashed"),
-    M("test_get_dataloader", "no-shuffle", "forgets to shuffle", "get_dataloader",
-      [("shuffle=True", "shuffle=False")], "shuffle"),
-    M("test_get_dataloader", "fixed-batch", "ignores batch_size", "get_dataloader",
-      [("batch_size=batch_size", "batch_size=64")], "batch_size"),
-    M("test_get_dataloader", "no-to-tensor", "forgets ToTensor, so batches hold PIL images", "get_dataloader",
-      [("        transforms.ToTensor(),               # (3, H, W), float in [0, 1]\n", "")], "totensor"),
-    M("test_get_dataloader", "normalised", "normalises to [-1, 1] already in the loader", "get_dataloader",
-      [("transforms.ToTensor(),", "transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),")],
-      "[0, 1]"),
-    M("test_get_dataloader", "ignores-data-dir", "hard-codes the data folder", "get_dataloader",
-      [("datasets.ImageFolder(data_dir,", "datasets.ImageFolder('processed_celeba_small/',")], "data_dir"),
-
+    M(
+        "test_get_dataloader",
+        "fixed-size",
+        "ignores image_size (always 32)",
+        "get_dataloader",
+        [
+            ("transforms.Resize(image_size)", "transforms.Resize(32)"),
+            ("transforms.CenterCrop(image_size)", "transforms.CenterCrop(32)"),
+        ],
+        "image_size",
+    ),
+    M(
+        "test_get_dataloader",
+        "no-center-crop",
+        "Resize without CenterCrop on non-square images",
+        "get_dataloader",
+        [("        transforms.CenterCrop(image_size),   # then the central square\n", "")],
+        "centercrop",
+    ),
+    M(
+        "test_get_dataloader",
+        "squash",
+        "Resize((s, s)) squashes instead of cropping",
+        "get_dataloader",
+        [
+            ("transforms.Resize(image_size)", "transforms.Resize((image_size, image_size))"),
+            ("        transforms.CenterCrop(image_size),   # then the central square\n", ""),
+        ],
+        "squashed",
+    ),
+    M(
+        "test_get_dataloader",
+        "no-shuffle",
+        "forgets to shuffle",
+        "get_dataloader",
+        [("shuffle=True", "shuffle=False")],
+        "shuffle",
+    ),
+    M(
+        "test_get_dataloader",
+        "fixed-batch",
+        "ignores batch_size",
+        "get_dataloader",
+        [("batch_size=batch_size", "batch_size=64")],
+        "batch_size",
+    ),
+    M(
+        "test_get_dataloader",
+        "no-to-tensor",
+        "forgets ToTensor, so batches hold PIL images",
+        "get_dataloader",
+        [("        transforms.ToTensor(),               # (3, H, W), float in [0, 1]\n", "")],
+        "totensor",
+    ),
+    M(
+        "test_get_dataloader",
+        "normalised",
+        "normalises to [-1, 1] already in the loader",
+        "get_dataloader",
+        [
+            (
+                "transforms.ToTensor(),",
+                "transforms.ToTensor(), transforms.Normalize((0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),",
+            )
+        ],
+        "[0, 1]",
+    ),
+    M(
+        "test_get_dataloader",
+        "ignores-data-dir",
+        "hard-codes the data folder",
+        "get_dataloader",
+        [("datasets.ImageFolder(data_dir,", "datasets.ImageFolder('processed_celeba_small/',")],
+        "data_dir",
+    ),
     # ---- scale
-    M("test_scale", "hard-coded", "ignores feature_range (always x * 2 - 1)", "scale",
-      [("return x * (high - low) + low", "return x * 2 - 1")], "feature_range"),
-    M("test_scale", "minus-low", "subtracts min instead of adding it", "scale",
-      [("return x * (high - low) + low", "return x * (high - low) - low")], "should map to -1"),
-    M("test_scale", "in-place", "scales the input tensor in place", "scale",
-      [("return x * (high - low) + low", "return x.mul_(high - low).add_(low)")], "in place"),
-    M("test_scale", "times-max", "multiplies by max instead of the range", "scale",
-      [("return x * (high - low) + low", "return x * high + low")], "should map to -1"),
-    M("test_scale", "inverse", "applies the inverse map", "scale",
-      [("return x * (high - low) + low", "return (x - low) / (high - low)")], "should map"),
-
+    M(
+        "test_scale",
+        "hard-coded",
+        "ignores feature_range (always x * 2 - 1)",
+        "scale",
+        [("return x * (high - low) + low", "return x * 2 - 1")],
+        "feature_range",
+    ),
+    M(
+        "test_scale",
+        "minus-low",
+        "subtracts min instead of adding it",
+        "scale",
+        [("return x * (high - low) + low", "return x * (high - low) - low")],
+        "should map to -1",
+    ),
+    M(
+        "test_scale",
+        "in-place",
+        "scales the input tensor in place",
+        "scale",
+        [("return x * (high - low) + low", "return x.mul_(high - low).add_(low)")],
+        "in place",
+    ),
+    M(
+        "test_scale",
+        "times-max",
+        "multiplies by max instead of the range",
+        "scale",
+        [("return x * (high - low) + low", "return x * high + low")],
+        "should map to -1",
+    ),
+    M(
+        "test_scale",
+        "inverse",
+        "applies the inverse map",
+        "scale",
+        [("return x * (high - low) + low", "return (x - low) / (high - low)")],
+        "should map",
+    ),
     # ---- conv
-    M("test_conv", "bn-always", "adds batch norm even when batch_norm=False", "conv",
-      [("    if batch_norm:\n", "    if True:\n")], "batch_norm=false"),
-    M("test_conv", "bn-never", "never adds batch norm", "conv",
-      [("    if batch_norm:\n", "    if False:\n")], "batch_norm=true"),
-    M("test_conv", "stride-1", "passes stride 1 instead of the stride argument", "conv",
-      [("kernel_size, stride, padding, bias", "kernel_size, 1, padding, bias")], "stride"),
-    M("test_conv", "padding-0", "forgets the padding", "conv",
-      [("kernel_size, stride, padding, bias", "kernel_size, stride, 0, bias")], "padding"),
-    M("test_conv", "bn-in-channels", "batch norm over the input channels", "conv",
-      [("nn.BatchNorm2d(out_channels)", "nn.BatchNorm2d(in_channels)")], "num_features"),
-    M("test_conv", "relu-inside", "puts an activation inside the block", "conv",
-      [("    return nn.Sequential(*layers)", "    layers.append(nn.ReLU())\n    return nn.Sequential(*layers)")],
-      "activations"),
-
+    M(
+        "test_conv",
+        "bn-always",
+        "adds batch norm even when batch_norm=False",
+        "conv",
+        [("    if batch_norm:\n", "    if True:\n")],
+        "batch_norm=false",
+    ),
+    M(
+        "test_conv",
+        "bn-never",
+        "never adds batch norm",
+        "conv",
+        [("    if batch_norm:\n", "    if False:\n")],
+        "batch_norm=true",
+    ),
+    M(
+        "test_conv",
+        "stride-1",
+        "passes stride 1 instead of the stride argument",
+        "conv",
+        [("kernel_size, stride, padding, bias", "kernel_size, 1, padding, bias")],
+        "stride",
+    ),
+    M(
+        "test_conv",
+        "padding-0",
+        "forgets the padding",
+        "conv",
+        [("kernel_size, stride, padding, bias", "kernel_size, stride, 0, bias")],
+        "padding",
+    ),
+    M(
+        "test_conv",
+        "bn-in-channels",
+        "batch norm over the input channels",
+        "conv",
+        [("nn.BatchNorm2d(out_channels)", "nn.BatchNorm2d(in_channels)")],
+        "num_features",
+    ),
+    M(
+        "test_conv",
+        "relu-inside",
+        "puts an activation inside the block",
+        "conv",
+        [
+            (
+                "    return nn.Sequential(*layers)",
+                "    layers.append(nn.ReLU())\n    return nn.Sequential(*layers)",
+            )
+        ],
+        "activations",
+    ),
     # ---- deconv
-    M("test_deconv", "conv2d", "uses Conv2d instead of ConvTranspose2d", "deconv",
-      [("nn.ConvTranspose2d(", "nn.Conv2d(")], "convtranspose2d"),
-    M("test_deconv", "bn-always", "adds batch norm even when batch_norm=False", "deconv",
-      [("    if batch_norm:\n", "    if True:\n")], "batch_norm=false"),
-    M("test_deconv", "bn-never", "never adds batch norm", "deconv",
-      [("    if batch_norm:\n", "    if False:\n")], "batch_norm=true"),
-    M("test_deconv", "kernel-4", "hard-codes kernel size 4", "deconv",
-      [("out_channels, kernel_size, stride, padding,\n", "out_channels, 4, stride, padding,\n")], "kernel_size"),
-
+    M(
+        "test_deconv",
+        "conv2d",
+        "uses Conv2d instead of ConvTranspose2d",
+        "deconv",
+        [("nn.ConvTranspose2d(", "nn.Conv2d(")],
+        "convtranspose2d",
+    ),
+    M(
+        "test_deconv",
+        "bn-always",
+        "adds batch norm even when batch_norm=False",
+        "deconv",
+        [("    if batch_norm:\n", "    if True:\n")],
+        "batch_norm=false",
+    ),
+    M(
+        "test_deconv",
+        "bn-never",
+        "never adds batch norm",
+        "deconv",
+        [("    if batch_norm:\n", "    if False:\n")],
+        "batch_norm=true",
+    ),
+    M(
+        "test_deconv",
+        "kernel-4",
+        "hard-codes kernel size 4",
+        "deconv",
+        [("out_channels, kernel_size, stride, padding,\n", "out_channels, 4, stride, padding,\n")],
+        "kernel_size",
+    ),
     # ---- Discriminator
-    M("test_discriminator", "sigmoid", "ends D with a sigmoid", "Discriminator",
-      [("return self.fc(x)", "return torch.sigmoid(self.fc(x))")], "sigmoid"),
-    M("test_discriminator", "bn-first", "batch norm on D's first layer", "Discriminator",
-      [("conv(3, conv_dim, 4, batch_norm=False)", "conv(3, conv_dim, 4)")], "first conv layer"),
-    M("test_discriminator", "relu", "ReLU instead of LeakyReLU", "Discriminator",
-      [(LEAKY.format(n), f"F.relu(self.conv{n}(x))") for n in (1, 2, 3)], "leakyrelu"),
-    M("test_discriminator", "fixed-depth", "ignores conv_dim (hard-coded 32)", "Discriminator",
-      [("conv(3, conv_dim, 4", "conv(3, 32, 4"), ("conv(conv_dim, conv_dim * 2, 4)", "conv(32, 64, 4)"),
-       ("conv(conv_dim * 2, conv_dim * 4, 4)", "conv(64, 128, 4)"), ("nn.Linear(conv_dim * 4 * 4 * 4, 1)", "nn.Linear(128 * 4 * 4, 1)")],
-      "conv_dim"),
-    M("test_discriminator", "detached", "detaches the features before the Linear layer", "Discriminator",
-      [("x = x.flatten(start_dim=1)", "x = x.flatten(start_dim=1).detach()")], "no gradient"),
-    M("test_discriminator", "two-layers", "only two conv layers", "Discriminator",
-      [("        x = F.leaky_relu(self.conv3(x), 0.2)", "        pass"),
-       ("nn.Linear(conv_dim * 4 * 4 * 4, 1)", "nn.Linear(conv_dim * 2 * 8 * 8, 1)")], "three"),
-    M("test_discriminator", "batch-mixing", "a reshape that mixes the images of a batch", "Discriminator",
-      [("x = x.flatten(start_dim=1)", "x = x.transpose(0, 1).reshape(x.size(0), -1)")], "other images"),
-
+    M(
+        "test_discriminator",
+        "sigmoid",
+        "ends D with a sigmoid",
+        "Discriminator",
+        [("return self.fc(x)", "return torch.sigmoid(self.fc(x))")],
+        "sigmoid",
+    ),
+    M(
+        "test_discriminator",
+        "bn-first",
+        "batch norm on D's first layer",
+        "Discriminator",
+        [("conv(3, conv_dim, 4, batch_norm=False)", "conv(3, conv_dim, 4)")],
+        "first conv layer",
+    ),
+    M(
+        "test_discriminator",
+        "relu",
+        "ReLU instead of LeakyReLU",
+        "Discriminator",
+        [(LEAKY.format(n), f"F.relu(self.conv{n}(x))") for n in (1, 2, 3)],
+        "leakyrelu",
+    ),
+    M(
+        "test_discriminator",
+        "fixed-depth",
+        "ignores conv_dim (hard-coded 32)",
+        "Discriminator",
+        [
+            ("conv(3, conv_dim, 4", "conv(3, 32, 4"),
+            ("conv(conv_dim, conv_dim * 2, 4)", "conv(32, 64, 4)"),
+            ("conv(conv_dim * 2, conv_dim * 4, 4)", "conv(64, 128, 4)"),
+            ("nn.Linear(conv_dim * 4 * 4 * 4, 1)", "nn.Linear(128 * 4 * 4, 1)"),
+        ],
+        "conv_dim",
+    ),
+    M(
+        "test_discriminator",
+        "detached",
+        "detaches the features before the Linear layer",
+        "Discriminator",
+        [("x = x.flatten(start_dim=1)", "x = x.flatten(start_dim=1).detach()")],
+        "no gradient",
+    ),
+    M(
+        "test_discriminator",
+        "two-layers",
+        "only two conv layers",
+        "Discriminator",
+        [
+            ("        x = F.leaky_relu(self.conv3(x), 0.2)", "        pass"),
+            ("nn.Linear(conv_dim * 4 * 4 * 4, 1)", "nn.Linear(conv_dim * 2 * 8 * 8, 1)"),
+        ],
+        "three",
+    ),
+    M(
+        "test_discriminator",
+        "batch-mixing",
+        "a reshape that mixes the images of a batch",
+        "Discriminator",
+        [("x = x.flatten(start_dim=1)", "x = x.transpose(0, 1).reshape(x.size(0), -1)")],
+        "other images",
+    ),
     # ---- Generator
-    M("test_generator", "no-tanh", "forgets tanh at the end of G", "Generator",
-      [("return torch.tanh(self.deconv3(x))", "return self.deconv3(x)")], "tanh"),
-    M("test_generator", "sigmoid", "ends G with a sigmoid", "Generator",
-      [("return torch.tanh(self.deconv3(x))", "return torch.sigmoid(self.deconv3(x))")], "sigmoid"),
-    M("test_generator", "bn-output", "batch norm on G's output layer", "Generator",
-      [("deconv(conv_dim, 3, 4, batch_norm=False)", "deconv(conv_dim, 3, 4)")], "output layer"),
-    M("test_generator", "leaky", "LeakyReLU in G", "Generator",
-      [("x = F.relu(self.deconv2(x))", "x = F.leaky_relu(self.deconv2(x), 0.2)")], "relu"),
-    M("test_generator", "16px", "the last layer does not upsample, so images are 16x16", "Generator",
-      [("deconv(conv_dim, 3, 4, batch_norm=False)", "deconv(conv_dim, 3, 3, stride=1, batch_norm=False)")],
-      "3, 32, 32"),
-    M("test_generator", "fixed-z", "ignores z_size (always 100)", "Generator",
-      [("nn.Linear(z_size,", "nn.Linear(100,")], "z_size"),
-
+    M(
+        "test_generator",
+        "no-tanh",
+        "forgets tanh at the end of G",
+        "Generator",
+        [("return torch.tanh(self.deconv3(x))", "return self.deconv3(x)")],
+        "tanh",
+    ),
+    M(
+        "test_generator",
+        "sigmoid",
+        "ends G with a sigmoid",
+        "Generator",
+        [("return torch.tanh(self.deconv3(x))", "return torch.sigmoid(self.deconv3(x))")],
+        "sigmoid",
+    ),
+    M(
+        "test_generator",
+        "bn-output",
+        "batch norm on G's output layer",
+        "Generator",
+        [("deconv(conv_dim, 3, 4, batch_norm=False)", "deconv(conv_dim, 3, 4)")],
+        "output layer",
+    ),
+    M(
+        "test_generator",
+        "leaky",
+        "LeakyReLU in G",
+        "Generator",
+        [("x = F.relu(self.deconv2(x))", "x = F.leaky_relu(self.deconv2(x), 0.2)")],
+        "relu",
+    ),
+    M(
+        "test_generator",
+        "16px",
+        "the last layer does not upsample, so images are 16x16",
+        "Generator",
+        [
+            (
+                "deconv(conv_dim, 3, 4, batch_norm=False)",
+                "deconv(conv_dim, 3, 3, stride=1, batch_norm=False)",
+            )
+        ],
+        "3, 32, 32",
+    ),
+    M(
+        "test_generator",
+        "fixed-z",
+        "ignores z_size (always 100)",
+        "Generator",
+        [("nn.Linear(z_size,", "nn.Linear(100,")],
+        "z_size",
+    ),
     # ---- weights_init_normal
-    M("test_weights_init", "classname-typo", "class-name test that never matches ('Conv2D')", "weights_init_normal",
-      [("    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
-        "    classname = m.__class__.__name__\n    if classname.find('Conv2D') != -1 or classname.find('Linear') != -1:")],
-      "left the conv2d"),
-    M("test_weights_init", "conv2d-only", "isinstance(m, nn.Conv2d) misses transposed convs and Linear", "weights_init_normal",
-      [("isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))", "isinstance(m, nn.Conv2d)")], "convtranspose2d"),
-    M("test_weights_init", "uniform", "uniform instead of normal", "weights_init_normal",
-      [("nn.init.normal_(m.weight, mean=0.0, std=0.02)", "nn.init.uniform_(m.weight, -0.02, 0.02)")],
-      "standard deviation"),
-    M("test_weights_init", "uniform-same-std", "uniform with the right standard deviation", "weights_init_normal",
-      [("nn.init.normal_(m.weight, mean=0.0, std=0.02)", "nn.init.uniform_(m.weight, -0.0346, 0.0346)")],
-      "normally distributed"),
-    M("test_weights_init", "std-0.2", "standard deviation 0.2", "weights_init_normal",
-      [("std=0.02", "std=0.2")], "0.02"),
-    M("test_weights_init", "bias-left", "leaves the biases", "weights_init_normal",
-      [("            nn.init.zeros_(m.bias)", "            pass")], "bias"),
-    M("test_weights_init", "bias-none", "sets a bias that does not exist (bias=False)", "weights_init_normal",
-      [("        if m.bias is not None:\n            nn.init.zeros_(m.bias)", "        m.bias.data.fill_(0)")],
-      "raised"),
-    M("test_weights_init", "mean-0.02", "passes 0.02 as the mean", "weights_init_normal",
-      [("nn.init.normal_(m.weight, mean=0.0, std=0.02)", "nn.init.normal_(m.weight, 0.02)")], "standard deviation"),
-    M("test_weights_init", "batchnorm-too", "initialises batch norm like a conv layer", "weights_init_normal",
-      [("(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)", "(nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d)")],
-      "batch norm"),
-
+    M(
+        "test_weights_init",
+        "classname-typo",
+        "class-name test that never matches ('Conv2D')",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n    if classname.find('Conv2D') != -1 or classname.find('Linear') != -1:",
+            )
+        ],
+        "left the conv2d",
+    ),
+    M(
+        "test_weights_init",
+        "conv2d-only",
+        "isinstance(m, nn.Conv2d) misses transposed convs and Linear",
+        "weights_init_normal",
+        [("isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))", "isinstance(m, nn.Conv2d)")],
+        "convtranspose2d",
+    ),
+    M(
+        "test_weights_init",
+        "uniform",
+        "uniform instead of normal",
+        "weights_init_normal",
+        [
+            (
+                "nn.init.normal_(m.weight, mean=0.0, std=0.02)",
+                "nn.init.uniform_(m.weight, -0.02, 0.02)",
+            )
+        ],
+        "standard deviation",
+    ),
+    M(
+        "test_weights_init",
+        "uniform-same-std",
+        "uniform with the right standard deviation",
+        "weights_init_normal",
+        [
+            (
+                "nn.init.normal_(m.weight, mean=0.0, std=0.02)",
+                "nn.init.uniform_(m.weight, -0.0346, 0.0346)",
+            )
+        ],
+        "normally distributed",
+    ),
+    M(
+        "test_weights_init",
+        "std-0.2",
+        "standard deviation 0.2",
+        "weights_init_normal",
+        [("std=0.02", "std=0.2")],
+        "0.02",
+    ),
+    M(
+        "test_weights_init",
+        "bias-left",
+        "leaves the biases",
+        "weights_init_normal",
+        [("            nn.init.zeros_(m.bias)", "            pass")],
+        "bias",
+    ),
+    M(
+        "test_weights_init",
+        "bias-none",
+        "sets a bias that does not exist (bias=False)",
+        "weights_init_normal",
+        [
+            (
+                "        if m.bias is not None:\n            nn.init.zeros_(m.bias)",
+                "        m.bias.data.fill_(0)",
+            )
+        ],
+        "raised",
+    ),
+    M(
+        "test_weights_init",
+        "mean-0.02",
+        "passes 0.02 as the mean",
+        "weights_init_normal",
+        [("nn.init.normal_(m.weight, mean=0.0, std=0.02)", "nn.init.normal_(m.weight, 0.02)")],
+        "standard deviation",
+    ),
+    M(
+        "test_weights_init",
+        "batchnorm-too",
+        "initialises batch norm like a conv layer",
+        "weights_init_normal",
+        [
+            (
+                "(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)",
+                "(nn.Conv2d, nn.ConvTranspose2d, nn.Linear, nn.BatchNorm2d)",
+            )
+        ],
+        "batch norm",
+    ),
     # ---- real_loss
-    M("test_real_loss", "flipped", "real labels 0", "real_loss",
-      [("0.9 if smooth else 1.0", "0.1 if smooth else 0.0")], "flipped"),
-    M("test_real_loss", "smooth-ignored", "ignores smooth", "real_loss",
-      [("0.9 if smooth else 1.0", "1.0")], "smooth"),
-    M("test_real_loss", "always-smooth", "always smooths", "real_loss",
-      [("0.9 if smooth else 1.0", "0.9")], "exactly 1"),
-    M("test_real_loss", "sum", "sums over the batch", "real_loss",
-      [("nn.BCEWithLogitsLoss()", "nn.BCEWithLogitsLoss(reduction='sum')")], "mean"),
-    M("test_real_loss", "bce-on-logits", "BCELoss on raw logits", "real_loss",
-      [("nn.BCEWithLogitsLoss()", "nn.BCELoss()")], "raised"),
-    M("test_real_loss", "cuda-labels", "labels made with .cuda()", "real_loss",
-      [("labels = torch.full_like(D_out, 0.9 if smooth else 1.0)",
-        "labels = (torch.ones(D_out.size(0), 1) * (0.9 if smooth else 1.0)).cuda()")], "device"),
-    M("test_real_loss", "squeezed", "squeezes D_out, which breaks a batch of one", "real_loss",
-      [("    labels = torch.full_like(D_out, 0.9 if smooth else 1.0)\n    return nn.BCEWithLogitsLoss()(D_out, labels)",
-        "    labels = torch.ones(D_out.size(0), device=D_out.device) * (0.9 if smooth else 1.0)\n"
-        "    return nn.BCEWithLogitsLoss()(D_out.squeeze(), labels)")], "batch of one"),
-
+    M(
+        "test_real_loss",
+        "flipped",
+        "real labels 0",
+        "real_loss",
+        [("0.9 if smooth else 1.0", "0.1 if smooth else 0.0")],
+        "flipped",
+    ),
+    M(
+        "test_real_loss",
+        "smooth-ignored",
+        "ignores smooth",
+        "real_loss",
+        [("0.9 if smooth else 1.0", "1.0")],
+        "smooth",
+    ),
+    M(
+        "test_real_loss",
+        "always-smooth",
+        "always smooths",
+        "real_loss",
+        [("0.9 if smooth else 1.0", "0.9")],
+        "exactly 1",
+    ),
+    M(
+        "test_real_loss",
+        "sum",
+        "sums over the batch",
+        "real_loss",
+        [("nn.BCEWithLogitsLoss()", "nn.BCEWithLogitsLoss(reduction='sum')")],
+        "mean",
+    ),
+    M(
+        "test_real_loss",
+        "bce-on-logits",
+        "BCELoss on raw logits",
+        "real_loss",
+        [("nn.BCEWithLogitsLoss()", "nn.BCELoss()")],
+        "raised",
+    ),
+    M(
+        "test_real_loss",
+        "cuda-labels",
+        "labels made with .cuda()",
+        "real_loss",
+        [
+            (
+                "labels = torch.full_like(D_out, 0.9 if smooth else 1.0)",
+                "labels = (torch.ones(D_out.size(0), 1) * (0.9 if smooth else 1.0)).cuda()",
+            )
+        ],
+        "device",
+    ),
+    M(
+        "test_real_loss",
+        "squeezed",
+        "squeezes D_out, which breaks a batch of one",
+        "real_loss",
+        [
+            (
+                "    labels = torch.full_like(D_out, 0.9 if smooth else 1.0)\n    return nn.BCEWithLogitsLoss()(D_out, labels)",
+                "    labels = torch.ones(D_out.size(0), device=D_out.device) * (0.9 if smooth else 1.0)\n"
+                "    return nn.BCEWithLogitsLoss()(D_out.squeeze(), labels)",
+            )
+        ],
+        "batch of one",
+        "shaped like d_out",
+    ),
     # ---- fake_loss
-    M("test_fake_loss", "flipped", "fake labels 1", "fake_loss",
-      [("torch.zeros_like(D_out)", "torch.ones_like(D_out)")], "flipped"),
-    M("test_fake_loss", "sum", "sums over the batch", "fake_loss",
-      [("nn.BCEWithLogitsLoss()", "nn.BCEWithLogitsLoss(reduction='sum')")], "mean"),
-    M("test_fake_loss", "negated", "negates the real loss", "fake_loss",
-      [("    labels = torch.zeros_like(D_out)\n    return nn.BCEWithLogitsLoss()(D_out, labels)",
-        "    return -real_loss(D_out)")], "should be"),
-    M("test_fake_loss", "smoothed", "smooths the fake labels to 0.1", "fake_loss",
-      [("torch.zeros_like(D_out)", "torch.full_like(D_out, 0.1)")], "should be"),
-
+    M(
+        "test_fake_loss",
+        "flipped",
+        "fake labels 1",
+        "fake_loss",
+        [("torch.zeros_like(D_out)", "torch.ones_like(D_out)")],
+        "flipped",
+    ),
+    M(
+        "test_fake_loss",
+        "sum",
+        "sums over the batch",
+        "fake_loss",
+        [("nn.BCEWithLogitsLoss()", "nn.BCEWithLogitsLoss(reduction='sum')")],
+        "mean",
+    ),
+    M(
+        "test_fake_loss",
+        "negated",
+        "negates the real loss",
+        "fake_loss",
+        [
+            (
+                "    labels = torch.zeros_like(D_out)\n    return nn.BCEWithLogitsLoss()(D_out, labels)",
+                "    return -real_loss(D_out)",
+            )
+        ],
+        "should be",
+    ),
+    M(
+        "test_fake_loss",
+        "smoothed",
+        "smooths the fake labels to 0.1",
+        "fake_loss",
+        [("torch.zeros_like(D_out)", "torch.full_like(D_out, 0.1)")],
+        "should be",
+    ),
     # ---- optimizers
-    M("test_optimizers", "swapped", "each optimizer over the other network", "<module>",
-      [("optim.Adam(D.parameters(), lr=lr", "optim.Adam(G.parameters(), lr=lr"),
-       ("g_optimizer = optim.Adam(G.parameters()", "g_optimizer = optim.Adam(D.parameters()")], "updates"),
-    M("test_optimizers", "both-d", "both optimizers over D", "<module>",
-      [("g_optimizer = optim.Adam(G.parameters()", "g_optimizer = optim.Adam(D.parameters()")], "updates d's"),
-    M("test_optimizers", "lr-1e-3", "learning rate 0.001", "<module>",
-      [("d_optimizer = optim.Adam(D.parameters(), lr=lr,", "d_optimizer = optim.Adam(D.parameters(), lr=0.001,")],
-      "learning rate"),
-    M("test_optimizers", "default-betas", "Adam's default betas (0.9, 0.999)", "<module>",
-      [("g_optimizer = optim.Adam(G.parameters(), lr=lr, betas=(beta1, beta2))",
-        "g_optimizer = optim.Adam(G.parameters(), lr=lr)")], "betas"),
-    M("test_optimizers", "sgd", "SGD instead of Adam", "<module>",
-      [("d_optimizer = optim.Adam(D.parameters(), lr=lr, betas=(beta1, beta2))",
-        "d_optimizer = optim.SGD(D.parameters(), lr=lr, momentum=beta1)")], "adam"),
-    M("test_optimizers", "fc-only", "only the last layer's parameters", "<module>",
-      [("d_optimizer = optim.Adam(D.parameters()", "d_optimizer = optim.Adam(D.fc.parameters()")], "cover all"),
-
+    M(
+        "test_optimizers",
+        "swapped",
+        "each optimizer over the other network",
+        "<module>",
+        [
+            ("optim.Adam(D.parameters(), lr=lr", "optim.Adam(G.parameters(), lr=lr"),
+            ("g_optimizer = optim.Adam(G.parameters()", "g_optimizer = optim.Adam(D.parameters()"),
+        ],
+        "updates",
+    ),
+    M(
+        "test_optimizers",
+        "both-d",
+        "both optimizers over D",
+        "<module>",
+        [("g_optimizer = optim.Adam(G.parameters()", "g_optimizer = optim.Adam(D.parameters()")],
+        "updates d's",
+    ),
+    M(
+        "test_optimizers",
+        "lr-1e-3",
+        "learning rate 0.001",
+        "<module>",
+        [
+            (
+                "d_optimizer = optim.Adam(D.parameters(), lr=lr,",
+                "d_optimizer = optim.Adam(D.parameters(), lr=0.001,",
+            )
+        ],
+        "learning rate",
+    ),
+    M(
+        "test_optimizers",
+        "default-betas",
+        "Adam's default betas (0.9, 0.999)",
+        "<module>",
+        [
+            (
+                "g_optimizer = optim.Adam(G.parameters(), lr=lr, betas=(beta1, beta2))",
+                "g_optimizer = optim.Adam(G.parameters(), lr=lr)",
+            )
+        ],
+        "betas",
+    ),
+    M(
+        "test_optimizers",
+        "sgd",
+        "SGD instead of Adam",
+        "<module>",
+        [
+            (
+                "d_optimizer = optim.Adam(D.parameters(), lr=lr, betas=(beta1, beta2))",
+                "d_optimizer = optim.SGD(D.parameters(), lr=lr, momentum=beta1)",
+            )
+        ],
+        "adam",
+    ),
+    M(
+        "test_optimizers",
+        "fc-only",
+        "only the last layer's parameters",
+        "<module>",
+        [("d_optimizer = optim.Adam(D.parameters()", "d_optimizer = optim.Adam(D.fc.parameters()")],
+        "cover all",
+    ),
     # ---- train
-    M("test_train", "no-d-zero-grad", "forgets d_optimizer.zero_grad()", "train",
-      [("            d_optimizer.zero_grad()\n", "")], "zero_grad"),
-    M("test_train", "no-detach", "does not detach the fakes in the D step", "train",
-      [("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))")], "detach"),
-    M("test_train", "g-fake-labels", "trains G with fake labels", "train",
-      [("g_loss = real_loss(D(fake_images))", "g_loss = fake_loss(D(fake_images))")], "fake labels"),
-    M("test_train", "no-scale", "forgets to scale the real images", "train",
-      [("            real_images = scale(real_images)\n", "")], "scale"),
-    M("test_train", "d-flipped", "swaps the labels in the D step", "train",
-      [("d_loss = real_loss(D(real_images)) + fake_loss(D(fake_images.detach()))",
-        "d_loss = fake_loss(D(real_images)) + real_loss(D(fake_images.detach()))")], "flipped"),
-    M("test_train", "no-g-zero-grad", "forgets g_optimizer.zero_grad()", "train",
-      [("            g_optimizer.zero_grad()\n", "")], "zero_grad"),
-    M("test_train", "wrong-optimizer-step", "steps g_optimizer after the D loss", "train",
-      [("            d_loss.backward()\n            d_optimizer.step()",
-        "            d_loss.backward()\n            g_optimizer.step()")], "d step"),
-    M("test_train", "d-real-only", "trains D on real images only", "train",
-      [("d_loss = real_loss(D(real_images)) + fake_loss(D(fake_images.detach()))",
-        "d_loss = real_loss(D(real_images))")], "fake images"),
-    M("test_train", "g-detached", "detaches the fakes in the G step too", "train",
-      [("g_loss = real_loss(D(fake_images))", "g_loss = real_loss(D(fake_images.detach()))")], "g_optimizer.step()"),
+    M(
+        "test_train",
+        "no-d-zero-grad",
+        "forgets d_optimizer.zero_grad()",
+        "train",
+        [("            d_optimizer.zero_grad()\n", "")],
+        "zero_grad",
+    ),
+    M(
+        "test_train",
+        "no-detach",
+        "does not detach the fakes in the D step and reuses them in the G step",
+        "train",
+        [("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))")],
+        "detach",
+    ),
+    M(
+        "test_train",
+        "g-fake-labels",
+        "trains G with fake labels",
+        "train",
+        [("g_loss = real_loss(D(fake_images))", "g_loss = fake_loss(D(fake_images))")],
+        "fake labels",
+    ),
+    M(
+        "test_train",
+        "no-scale",
+        "forgets to scale the real images",
+        "train",
+        [("            real_images = scale(real_images)\n", "")],
+        "scale",
+    ),
+    M(
+        "test_train",
+        "d-flipped",
+        "swaps the labels in the D step",
+        "train",
+        [
+            (
+                "d_loss = real_loss(D(real_images)) + fake_loss(D(fake_images.detach()))",
+                "d_loss = fake_loss(D(real_images)) + real_loss(D(fake_images.detach()))",
+            )
+        ],
+        "flipped",
+    ),
+    M(
+        "test_train",
+        "no-g-zero-grad",
+        "forgets g_optimizer.zero_grad()",
+        "train",
+        [("            g_optimizer.zero_grad()\n", "")],
+        "zero_grad",
+    ),
+    M(
+        "test_train",
+        "wrong-optimizer-step",
+        "steps g_optimizer after the D loss",
+        "train",
+        [
+            (
+                "            d_loss.backward()\n            d_optimizer.step()",
+                "            d_loss.backward()\n            g_optimizer.step()",
+            )
+        ],
+        "d step",
+    ),
+    M(
+        "test_train",
+        "d-real-only",
+        "trains D on real images only",
+        "train",
+        [
+            (
+                "d_loss = real_loss(D(real_images)) + fake_loss(D(fake_images.detach()))",
+                "d_loss = real_loss(D(real_images))",
+            )
+        ],
+        "fake images",
+    ),
+    M(
+        "test_train",
+        "g-detached",
+        "detaches the fakes in the G step too",
+        "train",
+        [("g_loss = real_loss(D(fake_images))", "g_loss = real_loss(D(fake_images.detach()))")],
+        "g_optimizer.step()",
+    ),
+    # ---- real mistakes from the original course's submissions (issue 9)
+    M(
+        "test_get_dataloader",
+        "grayscale",
+        "converts the faces to grey (Grayscale(3))",
+        "get_dataloader",
+        [("transforms.ToTensor(),", "transforms.Grayscale(3), transforms.ToTensor(),")],
+        "colour",
+    ),
+    M(
+        "test_scale",
+        "min-max-per-batch",
+        "min-max normalises each batch instead of the fixed map",
+        "scale",
+        [
+            (
+                "return x * (high - low) + low",
+                "return (x - x.min()) / (x.max() - x.min()) * (high - low) + low",
+            )
+        ],
+        "min-max",
+        "every batch",
+    ),
+    M(
+        "test_discriminator",
+        "dropout-logits",
+        "dropout on D's final logit (F.dropout)",
+        "Discriminator",
+        [("return self.fc(x)", "return F.dropout(self.fc(x), 0.3, self.training)")],
+        "dropout",
+        "logits",
+    ),
+    M(
+        "test_discriminator",
+        "dropout-after-fc",
+        "nn.Dropout after D's last Linear layer",
+        "Discriminator",
+        [
+            (
+                "self.fc = nn.Linear(conv_dim * 4 * 4 * 4, 1)",
+                "self.fc = nn.Sequential(nn.Linear(conv_dim * 4 * 4 * 4, 1), nn.Dropout(0.5))",
+            )
+        ],
+        "dropout",
+    ),
+    M(
+        "test_discriminator",
+        "leaky-default-slope",
+        "F.leaky_relu with its default slope 0.01",
+        "Discriminator",
+        [(LEAKY.format(n), f"F.leaky_relu(self.conv{n}(x))") for n in (1, 2, 3)],
+        "0.01",
+        "0.2",
+    ),
+    M(
+        "test_discriminator",
+        "conv-ignores-batch-norm",
+        "a conv() that ignores batch_norm, so D's first layer gets batch norm",
+        "conv",
+        [("    if batch_norm:\n", "    if True:\n")],
+        "ignores batch_norm=false",
+    ),
+    M(
+        "test_weights_init",
+        "find-truthy-or",
+        "class-name test `if classname.find('Conv') or ...` (0 is falsy)",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n"
+                "    if hasattr(m, 'weight') and (classname.find('Conv') or classname.find('Linear')):",
+            )
+        ],
+        "batch norm",
+        "!= -1",
+    ),
+    M(
+        "test_weights_init",
+        "find-truthy",
+        "class-name test `if classname.find('Conv'):` (0 is falsy)",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n"
+                "    if hasattr(m, 'weight') and classname.find('Conv'):",
+            )
+        ],
+        "left the conv2d",
+        "!= -1",
+    ),
+    M(
+        "test_weights_init",
+        "convo2d-typo",
+        "a misspelt class name ('Convo2d')",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n"
+                "    if classname.find('Convo2d') != -1 or classname.find('ConvTranspose2d') != -1 "
+                "or classname.find('Linear') != -1:",
+            )
+        ],
+        "left the conv2d",
+        "misspelt",
+    ),
+    M(
+        "test_weights_init",
+        "and-chain",
+        "class-name tests joined with `and`, never true",
+        "weights_init_normal",
+        [
+            (
+                "    if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):",
+                "    classname = m.__class__.__name__\n"
+                "    if classname.find('Conv') != -1 and classname.find('Linear') != -1:",
+            )
+        ],
+        "changed no layer",
+        "`or`",
+    ),
+    M(
+        "test_real_loss",
+        "sigmoid-then-bce-logits",
+        "a sigmoid output fed to BCEWithLogitsLoss",
+        "real_loss",
+        [
+            (
+                "nn.BCEWithLogitsLoss()(D_out, labels)",
+                "nn.BCEWithLogitsLoss()(torch.sigmoid(D_out), labels)",
+            )
+        ],
+        "sigmoid",
+    ),
+    M(
+        "test_train",
+        "no-detach-early-g-zero-grad",
+        "fakes not detached in the D step, and "
+        "g_optimizer.zero_grad() before the D step instead of before the G step",
+        "train",
+        [
+            ("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))"),
+            (
+                "            g_optimizer.zero_grad()\n            g_loss = real_loss(D(fake_images))",
+                "            g_loss = real_loss(D(G(z)))",
+            ),
+            (
+                "            d_optimizer.zero_grad()\n",
+                "            d_optimizer.zero_grad()\n            g_optimizer.zero_grad()\n",
+            ),
+        ],
+        "detach",
+        "g_optimizer.zero_grad() right before",
+    ),
+    M(
+        "test_train",
+        "no-d-zero-grad-no-detach",
+        "forgets d_optimizer.zero_grad(), fakes not detached",
+        "train",
+        [
+            ("            d_optimizer.zero_grad()\n", ""),
+            ("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))"),
+            ("g_loss = real_loss(D(fake_images))", "g_loss = real_loss(D(G(z)))"),
+        ],
+        "d_optimizer.zero_grad() is missing",
+    ),
+    M(
+        "test_train",
+        "g-smoothed",
+        "label smoothing on G's loss instead of D's real loss",
+        "train",
+        [("g_loss = real_loss(D(fake_images))", "g_loss = real_loss(D(fake_images), smooth=True)")],
+        "smooth",
+        "d's loss on real images",
+    ),
+    M(
+        "test_train",
+        "course-signature",
+        "the original course's signature train(D, G, n_epochs, print_every=50)",
+        "train",
+        [
+            (
+                "def train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device,\n"
+                "          print_every=50, checkpoint_path=None, sample_size=16, fresh=False):",
+                "def train(D, G, n_epochs, print_every=50):",
+            )
+        ],
+        "original course",
+        "train(d, g, d_optimizer, g_optimizer, dataloader",
+    ),
 ]
 
 
@@ -226,8 +922,8 @@ def _scope_span(source, scope):
     lines = source.splitlines(keepends=True)
     for node in ast.parse(source).body:
         if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and node.name == scope:
-            start = sum(len(line) for line in lines[:node.lineno - 1])
-            end = sum(len(line) for line in lines[:node.end_lineno])
+            start = sum(len(line) for line in lines[: node.lineno - 1])
+            end = sum(len(line) for line in lines[: node.end_lineno])
             return start, end
     raise LookupError(f"no top-level function or class named {scope!r} in the solution")
 
@@ -240,6 +936,8 @@ def apply(mutant, cells):
     """
     cells = list(cells)
     for old, new in mutant.edits:
+        if isinstance(old, Region):
+            old = _region_text(cells, mutant.scope, old.index)
         hits = []
         for i, source in enumerate(cells):
             if mutant.scope != "<module>":
@@ -252,8 +950,39 @@ def apply(mutant, cells):
             count = source.count(old, start, end)
             hits += [(i, start, end)] * count
         if len(hits) != 1:
-            raise ValueError(f"mutant {mutant.test}/{mutant.name}: {old!r} occurs {len(hits)} times in "
-                             f"{mutant.scope}, expected exactly once")
+            raise ValueError(
+                f"mutant {mutant.test}/{mutant.name}: {old!r} occurs {len(hits)} times in "
+                f"{mutant.scope}, expected exactly once"
+            )
         i, start, end = hits[0]
         cells[i] = cells[i][:start] + cells[i][start:end].replace(old, new) + cells[i][end:]
     return cells
+
+
+def _region_text(cells, scope, index):
+    """The lines between the index-th BEGIN/END SOLUTION pair inside `scope` (markers excluded).
+
+    A function's AST span ends at its last statement, before the END line, so the END line is
+    looked for after the BEGIN line in the whole cell.
+    """
+    for source in cells:
+        try:
+            start, end = _scope_span(source, scope)
+        except LookupError:
+            continue
+        lines = source[start:].splitlines(keepends=True)
+        in_scope = len(source[start:end].splitlines())
+        begins = [
+            i
+            for i, line in enumerate(lines[:in_scope])
+            if line.strip().startswith("### BEGIN SOLUTION")
+        ]
+        if index < len(begins):
+            first = begins[index] + 1
+            last = next(
+                i
+                for i in range(first, len(lines))
+                if lines[i].strip().startswith("### END SOLUTION")
+            )
+            return "".join(lines[first:last])
+    raise LookupError(f"no solution region {index} in {scope!r}")

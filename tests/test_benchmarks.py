@@ -2,7 +2,9 @@
 
 They check that the scripts run and what they print, never how fast anything was.
 """
+import ast
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -60,7 +62,7 @@ def test_throughput_course_loader_adds_center_crop_only_for_non_square_sources(t
 def test_course_step_updates_both_networks(faces):
     ns = throughput.load_notebook()
     D, G = throughput.build_models(ns, 4, 4, 8)
-    d_opt, g_opt = throughput.adam(D), throughput.adam(G)
+    d_opt, g_opt = throughput.adam(ns, D), throughput.adam(ns, G)
     before = [p.detach().clone() for p in list(D.parameters()) + list(G.parameters())]
     real = torch.rand(4, 3, 32, 32)
     d_loss, g_loss = throughput.course_step(ns, D, G, d_opt, g_opt, real, 8, train_on_gpu=False)
@@ -97,3 +99,16 @@ def test_every_flag_is_explained_in_help(module, capsys):
     text = capsys.readouterr().out
     for flag in ('--data', '--device', '--json', '--threads'):
         assert flag in text
+
+
+@pytest.mark.parametrize('module', [throughput, quality])
+def test_benchmarks_use_public_helpers_and_the_notebook_settings(module):
+    tree = ast.parse(Path(module.__file__).read_text(encoding='utf-8'))
+    private = [f'{node.module}.{a.name}' for node in ast.walk(tree)
+               if isinstance(node, ast.ImportFrom) and (node.module or '').startswith('helpers')
+               for a in node.names if a.name.startswith('_')]
+    assert private == [], f'{module.__name__} imports private helpers: {private}'
+    copied = [t.id for node in ast.walk(tree) if isinstance(node, ast.Assign)
+              for t in node.targets if isinstance(t, ast.Name)
+              and t.id in {'Z_SIZE', 'LR', 'BETAS'}]
+    assert copied == [], f'{module.__name__} copies settings the notebook defines: {copied}'

@@ -184,3 +184,113 @@ def test_prepared_folder_is_found_loaded_and_trained_on(celeba_zip, tmp_path, mo
     losses, samples, g_changed = train_one_epoch(notebook, loader, z_size=16, conv_dim=8, sample_size=4)
     assert len(losses) == 3 and all(np.isfinite(pair).all() for pair in losses)
     assert samples[0].shape == (4, 3, 32, 32) and g_changed
+
+
+# --- faults and bad input (issue 11) ------------------------------------------------------------
+
+
+def test_half_size_celeba_gives_the_same_picture_as_full_size(tmp_path, capsys):
+    full = tmp_path / 'full' / 'img_align_celeba'
+    half = tmp_path / 'half' / 'img_align_celeba'
+    for i in (1, 2):
+        photo = imagefiles.celeba_photo(i)
+        full.mkdir(parents=True, exist_ok=True)
+        half.mkdir(parents=True, exist_ok=True)
+        photo.save(full / f'{i:06d}.jpg', quality=98)
+        photo.resize((89, 109), Image.Resampling.LANCZOS).save(half / f'{i:06d}.jpg', quality=98)
+    assert crop_box(89, 109) == (17.5, 27.5, 71.5, 81.5)
+    prepare_celeba(full.parent, out=tmp_path / 'out_full', size=32, progress=False)
+    prepare_celeba(half.parent, out=tmp_path / 'out_half', size=32, progress=True)
+    assert 'Warning' not in capsys.readouterr().out, '89x109 is a known CelebA size'
+    for i in (1, 2):
+        a = np.asarray(Image.open(tmp_path / 'out_full' / 'celeba' / f'{i:06d}.jpg'), np.int16)
+        b = np.asarray(Image.open(tmp_path / 'out_half' / 'celeba' / f'{i:06d}.jpg'), np.int16)
+        q = imagefiles.QUADRANTS  # the half-size crop ends at the same quadrant corners
+        assert close(b[1, 1], q['top_left']) and close(b[-2, -2], q['bottom_right'])
+        assert np.abs(a - b).mean() < 8, 'the half-size copy is framed differently'
+
+
+def test_unrecognised_image_size_is_cropped_the_same_way_with_one_warning(tmp_path, capsys):
+    src = tmp_path / 'download'
+    imagefiles.rgb_image(src / '000001.jpg', size=(200, 200))
+    imagefiles.rgb_image(src / '000002.jpg', size=(178, 218))
+    summary = prepare_celeba(src, out=tmp_path / 'out', size=16)
+    out = capsys.readouterr().out
+    assert summary['written'] == 2 and summary['odd_sizes'] == [('000001.jpg', (200, 200))]
+    assert ('Warning: 1 image(s) are not in the aligned CelebA proportions (178x218, or a scaled '
+            'copy such as 89x109), e.g. 000001.jpg is 200x200.') in out
+
+
+@pytest.fixture
+def disk_fills_after(monkeypatch):
+    """PIL's JPEG writer fills the disk after `n` images: it writes half, then ENOSPC."""
+    import errno
+
+    def fill(n):
+        real = Image.Image.save
+        calls = []
+
+        def save(self, fp, *args, **kwargs):
+            calls.append(1)
+            if len(calls) <= n:
+                return real(self, fp, *args, **kwargs)
+            fp.write(b'\xff\xd8 half a JPEG')
+            raise OSError(errno.ENOSPC, 'No space left on device')
+
+        monkeypatch.setattr(Image.Image, 'save', save)
+    return fill
+
+
+def test_full_disk_stops_with_no_space_cleans_up_and_exits_nonzero(celeba_zip, tmp_path, capsys,
+                                                                   disk_fills_after):
+    out = tmp_path / 'processed'
+    disk_fills_after(3)
+    status = main(['prepare-celeba', str(celeba_zip), '--out', str(out), '--size', '16',
+                   '--workers', '1'])
+    err = capsys.readouterr().err.splitlines()[-1]  # after the progress bar
+    assert status == 1
+    assert err.startswith(f'error: no space left on device (needs about 1 MB) in {out} to write '
+                          f'the 10 images still to do.')
+    assert 'damaged' not in err and 'the 3 images already written are kept' in err
+    assert sorted(p.name for p in (out / 'celeba').iterdir()) == GOOD[:3], 'temp files left'
+    assert celeba_zip.is_file()
+
+
+@pytest.mark.parametrize('flag, value, why', [
+    ('--size', '0', 'argument --size: must be at least 1, not 0'),
+    ('--size', '4', 'argument --size: must be at least 8 pixels (64 is the DCGAN size), not 4'),
+    ('--limit', '0', 'argument --limit: must be at least 1, not 0'),
+    ('--workers', '0', 'argument --workers: must be at least 1, not 0'),
+    ('--workers', 'two', "argument --workers: expected a whole number, not 'two'"),
+])
+def test_bad_numbers_on_the_command_line_are_one_line_and_exit_2(celeba_zip, tmp_path, capsys,
+                                                                 flag, value, why):
+    with pytest.raises(SystemExit) as exit_:
+        main(['prepare-celeba', str(celeba_zip), '--out', str(tmp_path / 'o'), flag, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert err == f'python -m helpers.data prepare-celeba: error: {why} ' \
+                  f'(see python -m helpers.data prepare-celeba --help)\n'
+    assert not (tmp_path / 'o').exists()
+
+
+def test_read_only_out_folder_is_one_line_and_exit_2(celeba_zip, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from helpers import files
+
+    out = tmp_path / 'readonly'
+    out.mkdir()
+    real = files.tempfile.mkstemp
+
+    def read_only(*args, dir=None, **kwargs):
+        if str(dir).startswith(str(out)):
+            raise OSError(errno.EROFS, 'Read-only file system')
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(files.tempfile, 'mkstemp', read_only)
+    assert main(['prepare-celeba', str(celeba_zip), '--out', str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f'error: cannot write to {out} (Read-only file system): choose a folder you '
+                   f'can write to with --out.\n')
+    assert [p.name for p in out.rglob('*') if p.is_file()] == []

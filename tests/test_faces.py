@@ -3,6 +3,7 @@ processed_celeba_small in the notebook's "Get the data" step."""
 import hashlib
 import json
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +239,25 @@ def test_temporary_files_left_by_an_interrupted_run_are_removed(tmp_path):
     leftover.write_bytes(b"half a png")
     make_faces(tmp_path, n=4, workers=1, progress=False)
     assert not leftover.exists()
+
+
+def test_command_line_defaults_draw_the_set_the_notebook_trains_on(tmp_path, monkeypatch):
+    # `python -m helpers faces` with no options must fill the folder find_data_dir falls back to,
+    # with as many faces, so the notebook reuses the set instead of drawing another.
+    from helpers.data import find_data_dir
+
+    calls = []
+
+    class Drawn(Exception):
+        pass
+
+    def record(root, n=faces.DEFAULT_N, **kwargs):
+        calls.append((Path(root), n))
+        raise Drawn
+
+    monkeypatch.setattr(faces, "make_faces", record)
+    monkeypatch.chdir(tmp_path)  # no processed_celeba_small/ here: the built-in set is used
+    for draw in (lambda: faces.main(["--quiet"]), lambda: find_data_dir(verbose=False)):
+        with pytest.raises(Drawn):
+            draw()
+    assert calls[0] == calls[1] == (Path(faces.BUILTIN_DIR), faces.DEFAULT_N)

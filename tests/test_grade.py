@@ -3,9 +3,12 @@
 Each notebook is graded once (module-scoped fixtures); the tests read that one report. The
 variants are the solution notebook with cells edited here, with nbformat.
 """
+
+import ast
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 
@@ -15,12 +18,13 @@ import pytest
 from helpers import grade
 from helpers.notebook import NOTEBOOK, ROOT, read_notebook
 from helpers.release import make_release
+from tests.original_format import original_notebook
 
 TESTS = [t.name for t in grade.kit_tests()]
 
 
 def edited(tmp_path, name, **edits):
-    """The solution notebook with `old -> new` replaced in the cell that holds `old`; (path, cell numbers)."""
+    """The solution notebook with `old -> new` replaced in the cell holding `old`; (path, cells)."""
     nb = nbformat.read(NOTEBOOK, as_version=4)
     numbers = {}
     for key, (old, new) in edits.items():
@@ -33,7 +37,7 @@ def edited(tmp_path, name, **edits):
 
 
 def run_cli(*args):
-    """(exit status, printed rubric) of `python -m helpers.grade ARGS`, run in this process."""
+    """(exit status, printed rubric) of `python -m helpers grade ARGS`, run in this process."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = grade.main([str(a) for a in args])
@@ -48,8 +52,13 @@ def by_name(report):
 def solution(tmp_path_factory):
     """The solution notebook graded from the command line, as an instructor runs it."""
     report = tmp_path_factory.mktemp("solution") / "report.json"
-    done = subprocess.run([sys.executable, "-m", "helpers.grade", str(NOTEBOOK), "--json", str(report)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers", "grade", str(NOTEBOOK), "--json", str(report)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     return done, json.loads(report.read_text())
 
 
@@ -65,9 +74,12 @@ def released(tmp_path_factory):
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory):
     """A syntax error in the get_dataloader cell and Generator renamed to Generatr."""
-    path, cells = edited(tmp_path_factory.mktemp("broken"), "broken",
-                         syntax=("    dataset = datasets.ImageFolder(", "    dataset = datasets.ImageFolder(("),
-                         renamed=("class Generator(", "class Generatr("))
+    path, cells = edited(
+        tmp_path_factory.mktemp("broken"),
+        "broken",
+        syntax=("    dataset = datasets.ImageFolder(", "    dataset = datasets.ImageFolder(("),
+        renamed=("class Generator(", "class Generatr("),
+    )
     report = path.parent / "report.json"
     status, text = run_cli(path, "--json", report)
     return status, text, json.loads(report.read_text()), cells
@@ -77,12 +89,17 @@ def broken(tmp_path_factory):
 def misbehaving(tmp_path_factory):
     """scale loops forever, fake_loss calls os._exit(3), weights_init_normal segfaults (and with
     it the setup cell that builds D and G); graded with a short time limit."""
-    path, cells = edited(tmp_path_factory.mktemp("misbehaving"), "misbehaving",
-                         loop=("    low, high = feature_range\n", "    while True:\n        pass\n"),
-                         exit=("    labels = torch.zeros_like(D_out)\n", "    os._exit(3)\n"),
-                         segfault=("    if isinstance(m, (nn.Conv2d,", "    __import__('ctypes').string_at(0)\n"
-                                                                        "    if isinstance(m, (nn.Conv2d,"),
-                         build=("D, G = build_network(", "D, G = build_network("))
+    path, cells = edited(
+        tmp_path_factory.mktemp("misbehaving"),
+        "misbehaving",
+        loop=("    low, high = feature_range\n", "    while True:\n        pass\n"),
+        exit=("    labels = torch.zeros_like(D_out)\n", "    os._exit(3)\n"),
+        segfault=(
+            "    if isinstance(m, (nn.Conv2d,",
+            "    __import__('ctypes').string_at(0)\n    if isinstance(m, (nn.Conv2d,",
+        ),
+        build=("D, G = build_network(", "D, G = build_network("),
+    )
     report = path.parent / "report.json"
     status, text = run_cli(path, "--json", report, "--timeout", 10, "--workers", 3)
     return status, text, json.loads(report.read_text()), cells
@@ -122,7 +139,9 @@ def test_release_fails_every_test_with_not_implemented_yet(released):
 def test_release_reports_why_D_could_not_be_built(released):
     _, _, report = released
     message = by_name(report)["test_optimizers"]["message"]
-    assert message.startswith("`D` could not be built: Discriminator.__init__ is not implemented yet")
+    assert message.startswith(
+        "`D` could not be built: Discriminator.__init__ is not implemented yet"
+    )
 
 
 def test_syntax_error_is_reported_with_its_cell_and_line(broken):
@@ -130,13 +149,18 @@ def test_syntax_error_is_reported_with_its_cell_and_line(broken):
     assert status == 1
     message = by_name(report)["test_get_dataloader"]["message"]
     assert f"cell {cells['syntax']} raised SyntaxError at line " in message
-    assert any(e["cell"] == cells["syntax"] and e["error"] == "SyntaxError" for e in report["definition_errors"])
+    assert any(
+        e["cell"] == cells["syntax"] and e["error"] == "SyntaxError"
+        for e in report["definition_errors"]
+    )
     assert "Traceback" not in text
 
 
 def test_missing_function_fails_its_test_as_not_defined(broken):
     _, _, report, _ = broken
-    assert by_name(report)["test_generator"]["message"].startswith("`Generator` is not defined in your notebook")
+    assert by_name(report)["test_generator"]["message"].startswith(
+        "`Generator` is not defined in your notebook"
+    )
 
 
 def test_tests_that_do_not_need_a_broken_cell_still_pass(broken):
@@ -166,7 +190,9 @@ def test_segfault_fails_its_test_and_the_cell_that_called_it(misbehaving):
     _, _, report, cells = misbehaving
     results = by_name(report)
     assert "crashed (SIGSEGV)" in results["test_weights_init"]["message"]
-    assert results["test_optimizers"]["message"].startswith(f"`D` is not defined because cell {cells['build']} crashed")
+    assert results["test_optimizers"]["message"].startswith(
+        f"`D` is not defined because cell {cells['build']} crashed"
+    )
 
 
 def test_other_tests_pass_beside_loops_and_crashes(misbehaving):
@@ -192,14 +218,22 @@ def test_cells_that_train_load_data_or_plot_are_never_run():
     nb = read_notebook(NOTEBOOK)
     for cell in nb["cells"]:
         cell["metadata"] = {}
-    nb["cells"].append({"cell_type": "code", "metadata": {},
-                        "source": "D = D.to(device)\nlosses, samples = train(D, G, d_optimizer, g_optimizer, "
-                                  "loader, 1, z_size, device)"})
+    nb["cells"].append(
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "source": "D = D.to(device)\nlosses, samples = train(D, G, d_optimizer, g_optimizer, "
+            "loader, 1, z_size, device)",
+        }
+    )
     cells, _ = grade.definition_cells(nb, [n for t in grade.kit_tests() for n in t.needs])
     chosen = {c.number for c in cells}
     assert len(nb["cells"]) not in chosen
     for number, cell in enumerate(nb["cells"], start=1):
-        if any(call in cell["source"] for call in ("= train(", "find_data_dir(", "helpers.plotting.", "helpers.metrics.")):
+        if any(
+            call in cell["source"]
+            for call in ("= train(", "find_data_dir(", "helpers.plotting.", "helpers.metrics.")
+        ):
             assert number not in chosen, cell["source"]
 
 
@@ -217,3 +251,174 @@ def test_bad_command_line_exits_2(capsys):
         grade.main([str(NOTEBOOK), "--workers", "0"])
     assert exit_.value.code == 2
     assert "--workers" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- the original course's format
+
+
+@pytest.fixture(scope="module")
+def original(tmp_path_factory):
+    """A notebook in the original course's format (untagged; test calls in the class cells;
+    the original train signature), graded."""
+    path = original_notebook(tmp_path_factory.mktemp("original") / "original.ipynb")
+    report = path.parent / "report.json"
+    status, text = run_cli(path, "--json", report)
+    return status, text, json.loads(report.read_text())
+
+
+def test_original_format_passes_every_test_but_train(original):
+    status, text, report = original
+    results = by_name(report)
+    assert status == 1 and report["definition_errors"] == [], text
+    assert all(results[name]["passed"] for name in set(TESTS) - {"test_train"}), text
+    assert "is not defined" not in text
+
+
+def test_original_train_signature_is_reported_once_with_the_signature_the_kit_needs(original):
+    _, text, report = original
+    message = by_name(report)["test_train"]["message"]
+    assert message.startswith(
+        "This notebook uses the original course's `train` signature: "
+        "train(D, G, n_epochs, print_every=50)"
+    )
+    assert "train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device" in message
+    assert text.count("original course's `train` signature") == 1
+
+
+def test_original_format_with_the_kit_train_gets_full_marks(tmp_path):
+    path = original_notebook(tmp_path / "kit_train.ipynb", "kit-train")
+    status, text = run_cli(path)
+    assert status == 0 and f"{len(TESTS)}/{len(TESTS)} tests passed" in text, text
+
+
+@pytest.mark.parametrize("variant", ["template", "helpers-apart", "alias", "kit-train"])
+def test_original_format_cells_define_every_name_the_tests_need(tmp_path, variant, capsys):
+    nb = read_notebook(original_notebook(tmp_path / f"{variant}.ipynb", variant))
+    needs = [n for t in grade.kit_tests() for n in t.needs]
+    cells, used_tags = grade.definition_cells(nb, needs)
+    namespace = {"__name__": "__notebook__"}
+    errors = grade.run_definitions(cells, namespace)
+    assert not used_tags and errors == []
+    assert [n for n in needs if n not in namespace] == []
+    assert "Tests Passed" not in capsys.readouterr().out  # the graded-test calls were dropped
+    for cell in cells:  # never the cells that load data or train
+        assert "celeba_train_loader =" not in cell.source and "= train(" not in cell.source
+
+
+def test_graded_test_calls_are_dropped_and_line_numbers_kept():
+    source = (
+        "class D:\n    pass\ntests.test_discriminator(D)\ny = 1; t.test_x(\n    D); z = 2\n"
+        "r = tests.test_generator(G)\nfor f in (a, b):\n    tests.test_conv(f)\n"
+        "def check():\n    tests.test_scale(check)\n"
+    )
+    run, dropped = grade._without_test_calls(source, ast.parse(source), {"tests", "t"})
+    assert dropped == 4
+    assert run.split("\n") == [
+        "class D:",
+        "    pass",
+        "pass",
+        "y = 1; pass; z = 2",
+        "",
+        "r = None",
+        "pass",
+        "",
+        "def check():",
+        "    tests.test_scale(check)",
+        "",
+    ]
+
+
+# ---------------------------------------------------------------- trusted side: what it accepts
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        ("not json", "it is not valid JSON"),
+        ('{"nbformat": 3, "worksheets": []}', "version 3 notebook"),
+        ('{"nbformat": 4, "cells": {"a": 1}}', "'cells' should be a list"),
+        (
+            '{"nbformat": 4, "cells": [{"cell_type": "code", "source": 42}]}',
+            "the source of cell 1 is not text",
+        ),
+        ('{"nbformat": 4, "cells": [7]}', "cell 1 is not a notebook cell"),
+        ("[1, 2]", "its JSON is not an object"),
+    ],
+)
+def test_malformed_notebook_exits_2_with_the_reason(tmp_path, capsys, content, reason):
+    path = tmp_path / "bad.ipynb"
+    path.write_text(content)
+    assert grade.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert reason in err and "Traceback" not in err
+
+
+def test_learner_side_lines_are_validated_capped_and_cleaned():
+    tests = grade.kit_tests()[:2]
+    cells = [grade.Cell(3, "x = 1"), grade.Cell(5, "y = 2")]
+    lines = [
+        {
+            "test": {
+                "name": "test_scale",
+                "passed": False,
+                "message": "\x1b[31mred\r" + "m" * 5000,
+                "seconds": 1,
+            }
+        },
+        {
+            "test": {"name": "test_scale", "passed": True, "message": "Tests Passed"}
+        },  # a second verdict
+        {"test": {"name": "test_nonexistent", "passed": True, "message": "Tests Passed"}},
+        {"test": {"name": "test_get_dataloader", "passed": "yes", "message": "Tests Passed"}},
+        {"error": {"cell": 99, "error": "NameError", "line": 1, "text": "a cell that did not run"}},
+        {"error": {"cell": 5, "error": "Name Error; rm -rf", "line": 1, "text": "bad error name"}},
+        {"error": {"cell": 3, "error": "NameError", "line": 2, "text": "Cell 3 raised NameError"}},
+        {"done": True},
+    ]
+    stdout = b"\n".join(json.dumps(line).encode() for line in lines) + b"\n\x80garbage\n"
+    results, errors, done, problems = grade._collect(stdout, tests, cells)
+    assert done and problems == 6
+    assert list(results) == ["test_scale"] and results["test_scale"]["passed"] is False
+    message = results["test_scale"]["message"]
+    assert (
+        len(message.encode()) <= grade.MAX_MESSAGE and "\x1b" not in message and "\r" not in message
+    )
+    assert [e["cell"] for e in errors] == [3] and errors[0]["cell_starts"] == "x = 1"
+
+
+def test_clean_text_redacts_the_graders_environment(monkeypatch):
+    monkeypatch.setenv("SOME_TOKEN", "tok-1234567890abcdef")
+    text = grade.clean_text("found tok-1234567890abcdef here", secrets=grade._environment_secrets())
+    assert "tok-1234567890abcdef" not in text and "[redacted]" in text
+
+
+def test_sandbox_bundle_holds_no_solution_tests_or_instructor_tools(tmp_path):
+    from helpers import sandbox
+
+    bundle = sandbox.bundle(tmp_path / "kit")
+    names = {str(p.relative_to(bundle)) for p in bundle.rglob("*")}
+    assert "problem_unittests.py" in names and "helpers/grade.py" in names
+    assert not [
+        n for n in names if n.endswith(".ipynb") or n.startswith(("tests", ".git", "benchmarks"))
+    ]
+    assert not names & {
+        "helpers/release.py",
+        "helpers/run.py",
+        "helpers/sandbox.py",
+        "helpers/classroom.py",
+    }
+    code = "\n".join(p.read_text() for p in bundle.rglob("*.py"))
+    assert (
+        "return x * (high - low) + low" not in code
+        and "self.conv1 = conv(3, conv_dim, 4" not in code
+    )
+
+
+def test_sandbox_is_available_in_ci():
+    from helpers import sandbox
+
+    if os.environ.get("CI") == "true":
+        assert sandbox.available() is None, sandbox.available()
+    elif sandbox.available():
+        pytest.skip(sandbox.available())
+    assert sandbox.available() is None

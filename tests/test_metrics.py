@@ -12,7 +12,7 @@ import torch
 import torchvision.transforms.functional as TF
 
 from helpers.metrics import (laplacian_pyramid, memorisation_report, nearest_neighbour_distance,
-                             sliced_wasserstein_distance)
+                             sliced_wasserstein_distance, spread, verdict)
 
 # Small settings for tests that check plumbing, not the statistics (fast on a CPU).
 QUICK = {"descriptors_per_image": 16, "directions": 64}
@@ -202,3 +202,41 @@ def test_memorisation_without_holdout_uses_leave_one_out_on_training(images):
     assert report["memorised"] is False
     assert report["reference_median"] > 0, "a training image must not be matched to itself"
 
+
+
+# --- The verdict: has G learned at all? ----------------------------------------------------------
+
+def grey_squares(n, seed=0):
+    """What one quick-mode epoch draws: nearly the same flat grey image for every z."""
+    g = torch.Generator().manual_seed(seed)
+    return (torch.full((n, 3, 32, 32), -0.1) + 0.01 * torch.randn(n, 3, 32, 32, generator=g)).clamp(-1, 1)
+
+
+def test_spread_of_real_like_images_is_large_and_of_near_copies_small(images):
+    assert spread(images) > 0.2
+    assert spread(grey_squares(50)) < 0.02
+
+
+def test_verdict_says_g_has_not_learned_for_grey_squares_and_skips_memorisation(images):
+    real, generated = images[:100], grey_squares(100)
+    swd_generated = sliced_wasserstein_distance(real, generated, **QUICK)
+    swd_floor = sliced_wasserstein_distance(real, images[100:200], **QUICK)
+    report = memorisation_report(generated, images[200:], train_holdout=real)
+    text = verdict(generated, real, swd_generated, swd_floor, report)
+    assert text.startswith("G has not learned to draw faces yet")
+    assert "barely differ" in text and "more epochs" in text
+    assert "No sign of memorisation" not in text
+
+
+def test_verdict_names_an_swd_far_above_the_floor(images):
+    text = verdict(images[:100], images[100:200], 215.0, 29.0)
+    assert text.startswith("G has not learned to draw faces yet: its SWD, 215.0, is 7.4 times the "
+                           "real floor of 29.0")
+    assert "barely differ" not in text  # these images vary as much as real ones
+
+
+def test_verdict_for_a_learned_generator_gives_the_swd_and_the_memorisation_sentence(images):
+    report = memorisation_report(structured_images(100, seed=11), images[100:], train_holdout=images[:100])
+    text = verdict(structured_images(100, seed=11), images[:100], {"average": 23.7}, {"average": 9.0}, report)
+    assert text.startswith("G has learned: its SWD, 23.7, is 2.6 times the real floor of 9.0.")
+    assert text.endswith(report["explanation"])

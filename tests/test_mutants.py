@@ -13,24 +13,27 @@ from collections import Counter
 import pytest
 
 import problem_unittests
-from helpers.notebook import code_cells, graded_test_calls, read_notebook, strip_magics
+from helpers.notebook import (
+    DEFINITION_TAGS,
+    graded_test_calls,
+    numbered_cells,
+    read_notebook,
+    run_cells,
+)
 from tests.mutants import MUTANTS, apply
 
 NB = read_notebook()
-CELLS = [strip_magics(c["source"]) for c in code_cells(NB, "setup", "solution")]
+NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
 CALLS = graded_test_calls(NB)
 RESULTS = []  # (test, mutant name, caught) for the catch-rate table
 
 
-def run_cells(cells):
-    """Execute definition cells one by one, as a learner would run them; keep going past errors."""
+def run_mutated(cells):
+    """The namespace after running the (mutated) definition cells as a learner would: one by one,
+    past errors; a broken cell leaves its names undefined, as in Jupyter."""
     namespace = {"__name__": "__notebook__"}
     with contextlib.redirect_stdout(io.StringIO()):
-        for source in cells:
-            try:
-                exec(compile(source, "<cell>", "exec"), namespace)
-            except Exception:  # a broken cell leaves its names undefined, as in Jupyter
-                pass
+        run_cells(zip(NUMBERS, cells), namespace)
     return namespace
 
 
@@ -43,7 +46,7 @@ def test_catalogue_covers_every_graded_test_with_three_mutants():
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
 def test_mutant_is_rejected(mutant):
-    namespace = run_cells(apply(mutant, CELLS))
+    namespace = run_mutated(apply(mutant, CELLS))
     test = getattr(problem_unittests, mutant.test)
     args = [namespace.get(name) for name in CALLS[mutant.test]]
     caught = False

@@ -20,7 +20,7 @@ from PIL import Image  # noqa: E402
 
 from helpers import plotting  # noqa: E402
 from helpers.plotting import (  # noqa: E402
-    imshow, plot_losses, show_batch, view_progress, view_samples,
+    imshow, plot_architecture, plot_losses, show_batch, view_progress, view_samples,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -246,6 +246,29 @@ def test_view_progress_names_the_epoch_with_bad_samples():
         view_progress(epochs)
 
 
+# --- plot_architecture ----------------------------------------------------------------------------
+
+def test_plot_architecture_draws_every_layer_of_g_and_d_with_its_shape(tmp_path):
+    from torch import nn
+
+    class TinyG(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(10, 8 * 4 * 4)
+            self.deconv = nn.ConvTranspose2d(8, 3, 4, 2, 1)
+
+        def forward(self, z):
+            return torch.tanh(self.deconv(self.fc(z).view(-1, 8, 4, 4)))
+
+    D = nn.Sequential(nn.Conv2d(3, 6, 4, 2, 1), nn.Flatten(), nn.Linear(6 * 4 * 4, 1))
+    path = tmp_path / "arch.png"
+    fig = plot_architecture(D, TinyG(), z_size=10, image_size=8, path=path)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    for expected in ("z", "10", "fc", "128", "deconv", "3 x 8 x 8", "image", "6 x 4 x 4", "96", "1"):
+        assert expected in texts, expected
+    assert png_size(path) == figure_pixels(fig)
+
+
 # --- plot_losses --------------------------------------------------------------------------------
 
 def lines_by_label(fig):
@@ -261,6 +284,12 @@ def test_plot_losses_draws_a_list_of_pairs_as_two_labelled_lines():
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["Discriminator", "Generator"]
 
 
+def test_plot_losses_takes_the_losses_from_records_with_d_of_x_and_d_of_g_of_z():
+    fig = plot_losses([(1.2, 0.7, 0.6, 0.4), (1.0, 0.9, 0.55, 0.45)])
+    assert lines_by_label(fig)["Discriminator"] == [1.2, 1.0]
+    assert lines_by_label(fig)["Generator"] == [0.7, 0.9]
+
+
 def test_plot_losses_draws_a_dict_of_lists():
     fig = plot_losses({"Discriminator": [1.3, 1.1], "Generator": [0.6, 0.8]})
     assert lines_by_label(fig) == {"Discriminator": [1.3, 1.1], "Generator": [0.6, 0.8]}
@@ -270,6 +299,18 @@ def test_plot_losses_accepts_loss_tensors_appended_without_item():
     d_loss = torch.tensor(1.5, requires_grad=True) * 1
     fig = plot_losses([(d_loss, torch.tensor(0.5))])
     assert lines_by_label(fig)["Discriminator"] == [pytest.approx(1.5)]
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_plot_losses_marks_each_point_of_a_short_run_so_the_axes_are_not_empty(steps):
+    fig = plot_losses([(1.0 + i, 0.5) for i in range(steps)])
+    for line in fig.axes[0].get_lines():
+        assert line.get_marker() == "o" and len(line.get_xdata()) == steps
+
+
+def test_plot_losses_draws_a_long_run_as_plain_lines():
+    fig = plot_losses([(1.0, 0.5)] * (plotting.FEW_POINTS + 1))
+    assert {line.get_marker() for line in fig.axes[0].get_lines()} == {"None"}
 
 
 def test_plot_losses_saves_an_800_by_400_png(tmp_path):

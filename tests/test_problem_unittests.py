@@ -2,6 +2,7 @@
 
 Their ability to reject mistakes is tested by the mutation suite (test_mutants.py).
 """
+
 import contextlib
 import io
 
@@ -49,7 +50,7 @@ def test_a_crash_in_learner_code_becomes_an_assertion_naming_the_call():
         def forward(self, x):
             return self.fc(x)  # wrong: images are not flattened
 
-    with pytest.raises(AssertionError, match=r"D on a \(1, 3, 32, 32\) batch raised RuntimeError"):
+    with pytest.raises(AssertionError, match=r"D on a \(5, 3, 32, 32\) batch raised RuntimeError"):
         problem_unittests.test_discriminator(Discriminator)
 
 
@@ -64,3 +65,125 @@ def test_graded_tests_leave_the_learners_models_in_train_mode(solution):
     with contextlib.redirect_stdout(io.StringIO()):
         problem_unittests.test_generator(RecordingGenerator)
     assert created and all(G.training for G in created)
+
+
+# ---------------------------------------------------------------- how a failure reads in Jupyter
+
+BROKEN_SCALE = (
+    "def scale(x, feature_range=(-1, 1)):\n    return x * 2 - 1   # ignores feature_range"
+)
+CRASHING_D = (
+    "import torch.nn as nn\n"
+    "\n"
+    "class Discriminator(nn.Module):\n"
+    "    def __init__(self, conv_dim):\n"
+    "        super().__init__()\n"
+    "        self.fc = nn.Linear(10, 1)\n"
+    "\n"
+    "    def forward(self, x):\n"
+    "        return self.fc(x)   # images are not flattened\n"
+)
+
+
+def learner_notebook():
+    import nbformat
+
+    cells = [
+        "import problem_unittests as tests",
+        BROKEN_SCALE,
+        "tests.test_scale(scale)",
+        CRASHING_D,
+        "tests.test_discriminator(Discriminator)",
+    ]
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(c) for c in cells])
+
+
+@pytest.mark.slow
+def test_in_jupyter_a_failure_shows_the_message_first_in_a_few_lines():
+    import nbclient
+
+    from helpers.notebook import ROOT
+
+    nb = learner_notebook()
+    client = nbclient.NotebookClient(
+        nb, timeout=300, allow_errors=True, resources={"metadata": {"path": str(ROOT)}}
+    )
+    client.execute()
+    errors = [o for c in nb.cells for o in c.outputs if o.output_type == "error"]
+    assert [e.ename for e in errors] == ["GradedTestFailure", "GradedTestFailure"]
+
+    scale_tb, d_tb = (e.traceback for e in errors)
+    assert scale_tb[0].startswith(
+        "GradedTestFailure in test_scale: scale(x, feature_range=(-0.5, 2.0))"
+    )
+    assert "feature_range: x * (max - min) + min." in " ".join(scale_tb)
+    assert len(scale_tb) <= 4
+
+    # The learner's own cell and line come after the message; the kit's frames never show.
+    assert d_tb[0].startswith(
+        "GradedTestFailure in test_discriminator: D on a (5, 3, 32, 32) batch raised RuntimeError"
+    )
+    text = "\n".join(d_tb)
+    assert (
+        "  Cell In[4], line 9, in forward\n    return self.fc(x)   # images are not flattened"
+        in text
+    )
+    assert len(d_tb) <= 10
+    for kit_internal in (
+        "problem_unittests.py",
+        "checks.py",
+        "contextlib",
+        "torch/nn",
+        "Traceback",
+    ):
+        assert kit_internal not in text, kit_internal
+
+
+@pytest.mark.slow
+def test_under_nbval_a_failure_shows_the_same_short_message(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    import nbformat
+
+    from helpers.notebook import ROOT
+
+    nbformat.write(learner_notebook(), tmp_path / "learner.ipynb")
+    env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "--nbval-current-env",
+            "learner.ipynb",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    out = done.stdout
+    assert done.returncode == 1, out
+    assert "GradedTestFailure in test_scale: scale(x, feature_range=(-0.5, 2.0))" in out
+    assert "GradedTestFailure in test_discriminator: D on a (5, 3, 32, 32) batch raised" in out
+    assert "Cell In[4], line 9, in forward" in out or "line 9, in forward" in out
+    for kit_internal in ("problem_unittests.py:", "contextlib.py", "_Fail"):
+        assert kit_internal not in out, kit_internal
+
+
+def test_failures_are_assertion_errors_under_a_public_name():
+    assert issubclass(problem_unittests.GradedTestFailure, AssertionError)
+
+    def scale(x, feature_range=(-1, 1)):
+        return x * 2 - 1
+
+    with pytest.raises(problem_unittests.GradedTestFailure) as info:
+        problem_unittests.test_scale(scale)
+    lines = info.value._render_traceback_()
+    assert lines[0].startswith("GradedTestFailure in test_scale: ") and len(lines) <= 4

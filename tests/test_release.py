@@ -9,6 +9,8 @@ import contextlib
 import io
 import os
 import re
+import subprocess
+import sys
 
 import nbformat
 import pytest
@@ -128,11 +130,66 @@ def test_outputs_and_execution_counts_are_cleared_ids_and_tags_kept(tmp_path):
 
 def test_release_folder_holds_what_the_notebook_imports(built):
     _, _, out = built
-    for name in ("problem_unittests.py", "workspace_utils.py", "requirements.txt", "helpers/__init__.py",
-                 "helpers/notebook.py", "helpers/checkpoint.py"):
+    for name in ("problem_unittests.py", "workspace_utils.py", "helpers/__init__.py",
+                 "helpers/notebook.py", "helpers/checkpoint.py", "helpers/checks.py"):
         assert (out / name).read_bytes() == (ROOT / name).read_bytes(), name
     assert not (out / "helpers" / "release.py").exists() and not (out / "helpers" / "grade.py").exists()
     assert not list(out.rglob("__pycache__"))
+
+
+def test_release_folder_imports_the_graded_tests_on_its_own(built):
+    """problem_unittests.py and the machinery it imports (helpers/checks.py) ship together."""
+    import subprocess
+    import sys
+
+    _, _, out = built
+    probe = "import problem_unittests as t, helpers.checks as c; print(t.__file__, c.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run([sys.executable, "-c", probe], cwd=out, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert all(path.startswith(str(out)) for path in done.stdout.split()), done.stdout
+
+
+def test_release_ships_the_learner_readme_and_runtime_requirements(built):
+    _, _, out = built
+    readme = (out / "README.md").read_text(encoding="utf-8")
+    assert readme == release.LEARNER_README.read_text(encoding="utf-8")
+    for topic in ("## How to run a test", "## Real CelebA", "non-commercial", "outputs/checkpoint.pt",
+                  "DCGAN_OUT", "jupyter notebook dlnd_face_generation.ipynb"):
+        assert topic in readme, topic
+    requirements = (out / "requirements.txt").read_text(encoding="utf-8").splitlines()
+    # the kit's own requirements.txt is `-e .[dev]`, which needs the kit's pyproject.toml
+    assert not any(line.startswith("-e") for line in requirements)
+    names = {re.split(r"[<>=!~ ]", line)[0] for line in requirements if line and not line.startswith("#")}
+    assert {"torch", "torchvision", "jupyter", "tqdm"} <= names and "pytest" not in names
+
+
+def test_committed_learner_edition_is_what_the_release_makes_today():
+    """The learner edition is a build artefact: never edited by hand, never behind the solution."""
+    text, _, _ = release.learner_text(NOTEBOOK)
+    committed = release.LEARNER_NOTEBOOK.read_text(encoding="utf-8")
+    assert committed == text, (
+        f"{release.LEARNER_NOTEBOOK.name} differs from the learner edition of {NOTEBOOK.relative_to(ROOT)}: "
+        "run `python -m helpers release --update-kit` and commit the result (do not edit it by hand).")
+
+
+def test_learner_edition_opens_at_the_top_and_the_solution_in_its_own_folder():
+    assert release.LEARNER_NOTEBOOK == ROOT / "dlnd_face_generation.ipynb"
+    assert NOTEBOOK.parent != ROOT and NOTEBOOK.is_file()
+    learner = nbformat.read(release.LEARNER_NOTEBOOK, as_version=4)
+    sources = "\n".join(c.source for c in learner.cells if c.cell_type == "code")
+    assert BEGIN not in sources and STUB.search(sources)
+
+
+def test_update_kit_rewrites_a_stale_learner_edition_and_refuses_the_solution(tmp_path, capsys):
+    stale = tmp_path / "learner.ipynb"
+    stale.write_text("{}", encoding="utf-8")
+    path, n_regions, _, changed = release.update_kit(NOTEBOOK, stale)
+    assert changed and n_regions >= 10
+    assert stale.read_text(encoding="utf-8") == release.learner_text(NOTEBOOK)[0]
+    assert release.update_kit(NOTEBOOK, stale)[3] is False  # a second run changes nothing
+    with pytest.raises(ReleaseError, match="solution notebook itself"):
+        release.update_kit(NOTEBOOK, NOTEBOOK)
 
 
 def run_release_definitions(released, tmp_path):
@@ -207,9 +264,10 @@ def test_module_level_region_without_assignments_becomes_pass():
     assert stubbed == "pass\n"
 
 
-def test_out_folder_must_not_be_the_kit_itself():
-    with pytest.raises(ReleaseError, match="overwrite the solution"):
-        make_release(NOTEBOOK, ROOT)
+@pytest.mark.parametrize("folder", [ROOT, NOTEBOOK.parent])
+def test_out_folder_must_not_be_the_kit_itself_or_the_solution_folder(folder):
+    with pytest.raises(ReleaseError, match="overwrite the kit"):
+        make_release(NOTEBOOK, folder)
 
 
 def test_command_line_prints_the_summary(tmp_path, capsys):
@@ -228,3 +286,29 @@ def test_command_line_reports_a_broken_notebook_without_traceback(tmp_path, caps
     assert release.main(["--notebook", str(bad), "--out", str(tmp_path / "rel")]) == 1
     err = capsys.readouterr().err
     assert "Cell 2" in err and "Traceback" not in err
+
+
+def run_nbval(notebook, tmp_path):
+    """`pytest --nbval` on `notebook` in quick mode, as CI runs notebooks; the finished process."""
+    env = {**os.environ, "DCGAN_QUICK": "1", "DCGAN_OUT": str(tmp_path / "out"), "MPLBACKEND": "Agg",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-q",
+                           "-p", "no:cacheprovider", "--rootdir", str(tmp_path), str(notebook)],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.slow
+def test_learner_edition_under_nbval_stops_at_its_first_graded_test(tmp_path):
+    learner = nbformat.read(release.LEARNER_NOTEBOOK, as_version=4)
+    check = release.first_failure_check(learner)
+    first_test = check.cells[-1]
+    assert "graded-test" in first_test.metadata["tags"] and "raises-exception" in first_test.metadata["tags"]
+    assert "raises-exception" not in str(learner)  # Run All in Jupyter must still stop there
+    nbformat.write(check, tmp_path / "check.ipynb")
+    proc = run_nbval(tmp_path / "check.ipynb", tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    # Without the tag the same cell fails, with the stub's message: the check above is not empty.
+    first_test.metadata["tags"].remove("raises-exception")
+    nbformat.write(check, tmp_path / "check.ipynb")
+    proc = run_nbval(tmp_path / "check.ipynb", tmp_path)
+    assert proc.returncode == 1 and "get_dataloader: not implemented yet" in proc.stdout, proc.stdout[-3000:]

@@ -1,39 +1,179 @@
-"""README command 1: `python -m helpers.run` executes the notebook and leaves its results."""
+"""README command 1: `python -m helpers run` executes the notebook, shows its progress and leaves
+its results; a failing cell is shown with its whole error."""
+
+import io
 import json
 import subprocess
 import sys
 
 import nbformat
+import pytest
 
-from helpers.notebook import NOTEBOOK, ROOT
-from helpers.run import ARTEFACTS, clean_for_commit
+from helpers.notebook import NOTEBOOK, ROOT, headings
+from helpers.run import ARTEFACTS, Progress, clean_for_commit, strip_ansi
+
+RED = "\x1b[31m"
 
 
+def run_cli(*args, timeout=900):
+    return subprocess.run(
+        [sys.executable, "-m", "helpers", "run", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def tiny_notebook(path, failing=True):
+    """A notebook in the kit's shape: headed sections, a training loop with tqdm, a failing cell."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# A tiny notebook\n\n## 1. Hyperparameters"),
+        nbformat.v4.new_code_cell(f"batch_size = 4\nprint('{RED}set up\\x1b[0m')"),
+        nbformat.v4.new_markdown_cell("## 2. Train"),
+        nbformat.v4.new_code_cell(
+            "import time\nfrom tqdm.auto import tqdm\n"
+            "for epoch in range(2):\n"
+            "    for batch in tqdm(range(5), desc=f'Epoch {epoch + 1}/2', leave=False):\n"
+            "        time.sleep(0.02)\n"
+            "    print(f'Epoch {epoch + 1}/2 | d_loss 0.5')"
+        ),
+        nbformat.v4.new_markdown_cell("## 3. Resume"),
+    ]
+    if failing:
+        nb.cells.append(
+            nbformat.v4.new_code_cell(
+                "def load():\n"
+                "    raise RuntimeError('Saved from networks of another shape.\\n'\n"
+                "                       'Delete outputs/checkpoint.pt to start afresh.')\n"
+                "\n"
+                "load()\n"
+            )
+        )
+        nb.cells.append(nbformat.v4.new_code_cell("print('after the failure')"))
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
 def test_quick_run_leaves_the_executed_notebook_and_every_result(tmp_path):
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "helpers.run", "--quick", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = run_cli("--quick", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for name in ARTEFACTS + ("dlnd_face_generation.ipynb",):
+    for name in ARTEFACTS + (NOTEBOOK.name,):
         assert (out / name).stat().st_size > 0, name
-    executed = nbformat.read(str(out / "dlnd_face_generation.ipynb"), as_version=4)
-    errors = [o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    executed = nbformat.read(str(out / NOTEBOOK.name), as_version=4)
+    errors = [
+        o for c in executed.cells for o in c.get("outputs", []) if o.get("output_type") == "error"
+    ]
     assert not errors
     assert json.loads((out / "run.json").read_text())["ok"] is True
+    # it told us where it was: the notebook's own sections and the epochs of training
+    section_titles = [
+        t for c in executed.cells if c.cell_type == "markdown" for t in headings(c.source)
+    ]
+    for title in section_titles[:-1]:  # the last one, a question, has no code cell under it
+        assert f"] {title}\n" in proc.stdout, title
+    assert "epoch 1/1 done in" in proc.stdout and "images/s" in proc.stdout
+    assert "Tests Passed" in proc.stdout
+    assert "without encryption" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_a_failing_cell_is_shown_with_its_whole_error_and_progress_before_it(tmp_path):
+    notebook = tiny_notebook(tmp_path / "tiny.ipynb")
+    proc = run_cli("--notebook", notebook, "--out", tmp_path / "out", timeout=300)
+    assert proc.returncode == 1
+    out, err = proc.stdout, proc.stderr
+    assert "] 1. Hyperparameters\n    set up\n" in out  # what cells print, without colour codes
+    assert "] 2. Train\n" in out
+    assert "epoch 1/2 done in" in out and "5/5 batches" in out and "images/s" in out
+    assert "Epoch 2/2 | d_loss 0.5" in out
+    assert "cell 6 (section '3. Resume') raised RuntimeError:" in err
+    # the kit's advice survives in full, before the cell, and the failing line is marked
+    assert "another shape.\n    Delete outputs/checkpoint.pt to start afresh." in err
+    assert err.index("Delete outputs") < err.index("Cell 6:")
+    assert " ->   5  load()" in err
+    assert "after the failure" not in out
+    assert "\x1b[" not in out + err
+    assert "without encryption" not in out + err
+    assert json.loads((tmp_path / "out" / "run.json").read_text())["ok"] is False
+
+
+@pytest.mark.slow
+def test_plain_mode_shows_a_failing_cell_with_its_traceback(tmp_path):
+    notebook = tiny_notebook(tmp_path / "tiny.ipynb")
+    proc = run_cli("--plain", "--notebook", notebook, "--out", tmp_path / "out", timeout=300)
+    assert proc.returncode == 1
+    assert "] 2. Train\n" in proc.stdout and "Epoch 2/2 | d_loss 0.5" in proc.stdout
+    err = proc.stderr
+    assert "cell 6 (section '3. Resume') raised RuntimeError:" in err
+    assert "Delete outputs/checkpoint.pt to start afresh." in err and " ->   5  load()" in err
+    assert 'File "<cell 6>", line 2, in load' in err  # the learner's own lines in the traceback
+    assert "after the failure" not in proc.stdout
 
 
 def test_a_missing_notebook_is_a_command_line_error(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "helpers.run", "--notebook", str(tmp_path / "nope.ipynb")],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    proc = run_cli("--notebook", tmp_path / "nope.ipynb", timeout=120)
     assert proc.returncode == 2 and "no notebook at" in proc.stderr
+
+
+def test_progress_on_a_terminal_redraws_one_line_and_estimates_the_time_left():
+    screen, now = io.StringIO(), [0.0]
+    progress = Progress(screen, batch_size=128, live=True, clock=lambda: now[0])
+    progress.bar("Epoch 1/3")
+    progress.bar("\u200720/70\u2007[00:02&lt;00:05,\u200710.00it/s]")
+    progress.bar("\u200740/70\u2007[00:04&lt;00:03,\u200710.00it/s]")
+    lines = screen.getvalue().split("\r\x1b[K")
+    # 1,280 images/s; 3 s left in this epoch, then two epochs of 70 batches at 10 batches/s
+    assert lines[-1] == "    epoch 1/3, 40/70 batches, 1,280 images/s, about 17 s left"
+    assert "\n" not in screen.getvalue()
+    now[0] = 9.0
+    progress.bar_closed()  # the epoch took 9 s in all: two more take 18 s
+    assert screen.getvalue().endswith(
+        "\r\x1b[K    epoch 1/3 done in 9 s, 70/70 batches, 1,280 images/s, about 18 s left\n"
+    )
+
+
+def test_progress_in_a_log_prints_each_bar_once_when_it_ends():
+    log = io.StringIO()
+    progress = Progress(log, live=False)
+    progress.bar("Drawing faces:   0%")
+    progress.bar("\u2007100/512\u2007[00:01&lt;00:04,\u200795.5img/s]")
+    progress.bar("\u2007500/512\u2007[00:05&lt;00:00,\u200799.0img/s]")
+    assert log.getvalue() == ""
+    progress.section("2. The data loader")
+    assert log.getvalue().splitlines()[0] == "    Drawing faces: 500/512, 99.0 img/s"
+    assert log.getvalue().splitlines()[1].endswith("] 2. The data loader")
+
+
+def test_strip_ansi_and_headings():
+    assert strip_ansi(f"{RED}RuntimeError\x1b[0m: \x1b[1;32mboom\x1b[0m") == "RuntimeError: boom"
+    assert headings("# Title\ntext\n## 5. The discriminator\n#no heading") == [
+        "Title",
+        "5. The discriminator",
+    ]
 
 
 def test_clean_for_commit_drops_timings_and_widget_views_but_keeps_text():
     nb = nbformat.read(str(NOTEBOOK), as_version=4)
     cell = next(c for c in nb.cells if c.cell_type == "code")
     cell.metadata["execution"] = {"iopub.execute_input": "2026-01-01T00:00:00Z"}
-    cell.outputs = [nbformat.v4.new_output("display_data", data={
-        "application/vnd.jupyter.widget-view+json": {"model_id": "abc"}, "text/plain": "Epoch 1/1: 100%"})]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={
+                "application/vnd.jupyter.widget-view+json": {"model_id": "abc"},
+                "text/plain": "Epoch 1/1: 100%",
+            },
+        )
+    ]
     nb.metadata["widgets"] = {"state": {}}
     clean = clean_for_commit(nb)
     first = next(c for c in clean.cells if c.cell_type == "code")
@@ -42,10 +182,10 @@ def test_clean_for_commit_drops_timings_and_widget_views_but_keeps_text():
     assert "execution" in cell.metadata  # the original is left alone
 
 
+@pytest.mark.slow
 def test_plain_mode_runs_the_code_cells_without_jupyter(tmp_path):
     out = tmp_path / "plain"
-    proc = subprocess.run([sys.executable, "-m", "helpers.run", "--quick", "--plain", "--out", str(out)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    proc = run_cli("--quick", "--plain", "--out", out)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for name in ARTEFACTS:
         assert (out / name).stat().st_size > 0, name

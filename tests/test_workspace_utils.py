@@ -12,7 +12,7 @@ import pytest
 import workspace_utils
 from workspace_utils import KeepAliveWarning, active_session, keep_awake
 
-FAST = dict(delay=0.05, interval=0.05)  # small for testing speed; the defaults are 4 minutes
+FAST = {"delay": 0.05, "interval": 0.05}  # small for testing speed; the defaults are 4 minutes
 
 
 class _Server(http.server.ThreadingHTTPServer):
@@ -78,7 +78,14 @@ def clean_environment(monkeypatch):
     ):
         monkeypatch.delenv(name, raising=False)
     # A proxy set on the machine must not intercept requests to the local test server.
-    for name in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+    for name in (
+        "http_proxy",
+        "HTTP_PROXY",
+        "https_proxy",
+        "HTTPS_PROXY",
+        "all_proxy",
+        "ALL_PROXY",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
@@ -179,10 +186,9 @@ def test_requests_stop_when_the_session_ends(configured):
 
 
 def test_requests_stop_when_the_body_raises(configured):
-    with pytest.raises(KeyError):
-        with active_session(**FAST):
-            assert wait_for(lambda: configured.count >= 1)
-            raise KeyError("learner bug")
+    with pytest.raises(KeyError), active_session(**FAST):
+        assert wait_for(lambda: configured.count >= 1)
+        raise KeyError("learner bug")
     assert_no_more_requests(configured)
 
 
@@ -269,10 +275,9 @@ def test_refused_connection_does_not_raise_and_warns_once(monkeypatch):
 
 def test_url_that_is_not_http_warns_at_once_and_runs_the_body(monkeypatch):
     monkeypatch.setenv(workspace_utils.URL_VARIABLE, "localhost:8000/keepalive")
-    with pytest.warns(KeepAliveWarning, match="not an http"):
-        with active_session(**FAST):
-            assert keepalive_threads() == []
-            result = "trained"
+    with pytest.warns(KeepAliveWarning, match="not an http"), active_session(**FAST):
+        assert keepalive_threads() == []
+        result = "trained"
     assert result == "trained"
 
 
@@ -306,15 +311,112 @@ def test_works_from_a_non_main_thread(configured):
 @pytest.mark.parametrize("bad", [0, -1, float("nan"), float("inf"), "240", None, True])
 @pytest.mark.parametrize("argument", ["delay", "interval"])
 def test_bad_delay_or_interval_is_a_clear_value_error(argument, bad):
-    with pytest.raises(ValueError, match=f"{argument} must be a positive number of seconds"):
-        with active_session(**{argument: bad}):
-            pass
+    message = f"{argument} must be a positive number of seconds"
+    with pytest.raises(ValueError, match=message), active_session(**{argument: bad}):
+        pass
     with pytest.raises(ValueError, match=f"{argument} must be a positive number of seconds"):
         keep_awake(range(3), **{argument: bad})  # fails on the call, before iterating
 
 
 def test_unknown_method_is_a_clear_value_error(configured, monkeypatch):
     monkeypatch.setenv(workspace_utils.METHOD_VARIABLE, "PUT")
-    with pytest.raises(ValueError, match="must be POST or GET"):
+    with pytest.raises(ValueError, match="must be POST or GET"), active_session(**FAST):
+        pass
+
+
+class DrippingServer:
+    """A loopback server that answers one byte at a time, every `every` seconds (issue 11, case 10).
+
+    Each byte restarts a per-read timeout, so only a total deadline ends such a request. The
+    server counts connections, and every connection stops by itself after `lifetime` seconds.
+    """
+
+    def __init__(self, every=0.1, lifetime=10.0):
+        self.every, self.lifetime = every, lifetime
+        self.connections = 0
+        self.stopped = threading.Event()
+        self.listener = socket.socket()
+        self.listener.bind(("127.0.0.1", 0))
+        self.listener.listen()
+        self.listener.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}/keepalive"
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self):
+        while not self.stopped.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:  # the 0.05 s accept timeout: look at `stopped` again
+                continue
+            self.connections += 1
+            threading.Thread(target=self._drip, args=(conn,), daemon=True).start()
+
+    def _drip(self, conn):
+        answer = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 100000
+        end = time.monotonic() + self.lifetime
+        with conn:
+            conn.settimeout(1.0)
+            try:
+                conn.recv(4096)  # the request
+                for byte in answer:
+                    if self.stopped.wait(self.every) or time.monotonic() > end:
+                        return
+                    conn.sendall(bytes([byte]))
+            except OSError:  # the client hung up: this connection is done
+                return
+
+    def close(self):
+        self.stopped.set()
+        self.thread.join(timeout=2)
+        self.listener.close()
+
+
+def test_a_server_that_drips_its_answer_is_cut_off_by_the_deadline(monkeypatch):
+    monkeypatch.setattr(workspace_utils, "REQUEST_TIMEOUT", 0.5)  # > the drip, so it never fires
+    monkeypatch.setattr(workspace_utils, "REQUEST_DEADLINE", 0.3, raising=False)
+    dripping = DrippingServer(every=0.1)
+    monkeypatch.setenv(workspace_utils.URL_VARIABLE, dripping.url)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with active_session(**FAST):
+                # Each request lasts about 0.3 s, so 4 pings fit in 2 s; without a deadline the
+                # first request never ends and there is only 1.
+                assert wait_for(lambda: dripping.connections >= 4, timeout=5)
+    finally:
+        dripping.close()
+    keepalive = [w for w in caught if issubclass(w.category, KeepAliveWarning)]
+    assert len(keepalive) == 1
+    message = str(keepalive[0].message)
+    assert dripping.url in message
+    assert "no complete answer within 0.3 s" in message
+    assert_no_more_threads()
+
+
+def assert_no_more_threads():
+    assert wait_for(lambda: keepalive_threads() == [], timeout=2)
+
+
+def test_a_complete_answer_within_the_deadline_is_not_a_warning(configured, monkeypatch):
+    monkeypatch.setattr(workspace_utils, "REQUEST_DEADLINE", 2.0, raising=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         with active_session(**FAST):
-            pass
+            assert wait_for(lambda: configured.count >= 3)
+    assert [w for w in caught if issubclass(w.category, KeepAliveWarning)] == []
+
+
+@pytest.mark.parametrize("url", ["http://[::1", "http://[::1/keepalive", "http://localhost:80a/"])
+def test_a_malformed_url_is_one_warning_and_the_body_runs(monkeypatch, url):
+    monkeypatch.setenv(workspace_utils.URL_VARIABLE, url)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with active_session(**FAST):
+            assert keepalive_threads() == []
+            result = "trained"
+        assert list(keep_awake(range(2), **FAST)) == [0, 1]
+    assert result == "trained"
+    keepalive = [w for w in caught if issubclass(w.category, KeepAliveWarning)]
+    assert len(keepalive) == 2  # one per session: this one and keep_awake's
+    assert all(url in str(w.message) and "not a valid URL" in str(w.message) for w in keepalive)

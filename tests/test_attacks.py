@@ -1,0 +1,234 @@
+"""The grader against hostile submissions (tests/attacks): no point gained, no harm done.
+
+Each attack is graded in its own bubblewrap sandbox on test_scale (fast; the attacks target it).
+After each: the kit's files are unchanged, no process of the attack is left, nothing was written
+on the host, and no connection reached the host. At the end the solution still gets full marks.
+Attacks the kit cannot stop yet (in-process forgeries) are strict xfails: they gain their point,
+and the day they stop gaining it the xfail fails and must be turned into a plain assertion.
+"""
+
+import hashlib
+import os
+import socket
+import threading
+import uuid
+
+import nbformat
+import pytest
+
+from helpers import grade, sandbox
+from helpers.notebook import NOTEBOOK, ROOT
+from helpers.release import make_release
+from tests.attacks import ATTACKS, SUBMISSIONS
+
+MARK = f"dcgan-attack-{uuid.uuid4().hex[:12]}"
+UNAVAILABLE = sandbox.available()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def needs_sandbox():
+    if UNAVAILABLE:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the attack suite in the sandbox: {UNAVAILABLE}")
+        pytest.skip(f"no sandbox here: {UNAVAILABLE}")
+
+
+def kit_fingerprint():
+    """sha256 of every kit file a learner could want to change, by path."""
+    paths = [
+        ROOT / "problem_unittests.py",
+        ROOT / "workspace_utils.py",
+        NOTEBOOK,
+        ROOT / "tests" / "mutants.py",
+    ]
+    paths += sorted((ROOT / "helpers").glob("*.py"))
+    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def processes_with(mark):
+    """Pids of live processes whose command line contains `mark`."""
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if mark.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+class Listener:
+    """A TCP server on the host's loopback that records whether anyone connected."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.sock.settimeout(0.5)
+        self.stop = False
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+                self.connections += 1
+                conn.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop = True
+        self.thread.join()
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    path, _, _ = make_release(NOTEBOOK, tmp_path_factory.mktemp("release"))
+    return path
+
+
+def attack_notebook(release, folder, name, canary, port):
+    """The release with the submission's attack cells appended (tagged solution, so the grader
+    runs them, each on its own, after the stubs)."""
+    nb = nbformat.read(release, as_version=4)
+    for attack in SUBMISSIONS.get(name, [name]):  # a submission, or one attack alone
+        code = ATTACKS[attack]["code"].replace("{MARK}", MARK).replace("{CANARY}", str(canary))
+        nb.cells.append(
+            nbformat.v4.new_code_cell(
+                code.replace("{PORT}", str(port)), metadata={"tags": ["solution"]}
+            )
+        )
+    path = folder / f"{name}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def attacked(release, tmp_path_factory):
+    """Grade each attack once (sandbox on, test_scale only); {name: (report, harm)}."""
+    results = {}
+    for name in SUBMISSIONS:
+        folder = tmp_path_factory.mktemp(name)
+        canary = folder / "canary.txt"
+        canary.write_text("secret-" + MARK)
+        before = kit_fingerprint()
+        listener = Listener()
+        os.environ["DCGAN_GRADER_SECRET"] = "secret-value-" + MARK  # must never reach a report
+        try:
+            report = grade.grade(
+                attack_notebook(release, folder, name, canary, listener.port),
+                timeout=60,
+                only=["test_scale"],
+            )
+        finally:
+            os.environ.pop("DCGAN_GRADER_SECRET")
+            listener.close()
+        written = [
+            p
+            for p in (
+                f"{canary}.written",
+                f"{canary}.pickled",
+                f"/tmp/{MARK}",
+                f"/work/{MARK}",
+                f"/{MARK}",
+                os.path.expanduser(f"~/{MARK}"),
+                str(ROOT / MARK),
+            )
+            if os.path.exists(p)
+        ]
+        results[name] = (
+            report,
+            {
+                "kit_changed": kit_fingerprint() != before,
+                "processes": processes_with(MARK),
+                "written": written,
+                "connections": listener.connections,
+            },
+        )
+    return results
+
+
+def stopped(name):
+    return all(ATTACKS[a]["stopped"] for a in SUBMISSIONS[name])
+
+
+@pytest.mark.parametrize("name", [n for n in SUBMISSIONS if stopped(n)])
+def test_attack_gains_no_point(attacked, name):
+    report, _ = attacked[name]
+    assert report["passed"] == 0, report
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(
+            n,
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="in-process forgery: the assertions run "
+                "in the learner's interpreter (needs issue 10, item 3)",
+            ),
+        )
+        for n in SUBMISSIONS
+        if not stopped(n)
+    ],
+)
+def test_in_process_forgery_gains_no_point(attacked, name):
+    report, _ = attacked[name]
+    assert report["passed"] == 0, report
+
+
+@pytest.mark.parametrize("name", list(SUBMISSIONS))
+def test_attack_does_no_harm(attacked, name):
+    _, harm = attacked[name]
+    assert harm == {"kit_changed": False, "processes": [], "written": [], "connections": 0}
+
+
+@pytest.mark.parametrize("name", list(SUBMISSIONS))
+def test_report_stays_small_clean_and_free_of_secrets(attacked, name):
+    report, _ = attacked[name]
+    text = grade.format_report(report)
+    assert MARK not in text and "secret" not in text
+    assert all(len(t["message"].encode()) <= grade.MAX_MESSAGE for t in report["tests"])
+    assert not any(ch in text for ch in "\x1b\r\x07\x00\u202e")
+    assert len(text.encode()) < 16 * 1024
+
+
+def test_fake_log_lines_and_floods_still_give_a_report(attacked):
+    for name in ("fake-log-lines", "floods"):
+        report, _ = attacked[name]
+        assert [t["name"] for t in report["tests"]] == ["test_scale"]
+        assert not report["tests"][0]["passed"]
+
+
+def test_pickle_on_the_pipe_runs_nothing_without_the_sandbox_either(release, tmp_path):
+    canary = tmp_path / "canary.txt"
+    report = grade.grade(
+        attack_notebook(release, tmp_path, "pickle-on-pipe", canary, 9),
+        timeout=60,
+        only=["test_scale"],
+        sandbox=False,
+    )
+    assert report["passed"] == 0 and not os.path.exists(f"{canary}.pickled")
+
+
+def test_without_the_sandbox_learner_code_reads_host_files(release, tmp_path):
+    """What --no-sandbox does not protect, stated as a test: the same attack gains its point."""
+    canary = tmp_path / "canary.txt"
+    canary.write_text("secret")
+    report = grade.grade(
+        attack_notebook(release, tmp_path, "read-host-files", canary, 9),
+        timeout=60,
+        only=["test_scale"],
+        sandbox=False,
+    )
+    assert report["passed"] == 1
+
+
+def test_the_solution_still_gets_full_marks_after_the_attacks(attacked):
+    report = grade.grade(NOTEBOOK)
+    assert report["passed"] == report["total"], grade.format_report(report)

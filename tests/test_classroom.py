@@ -1,0 +1,89 @@
+"""Specification of helpers.classroom: a folder of submissions graded into one gradebook.
+
+The class: the learner release twice (a file, and a folder per student), a notebook that is not
+JSON, a hostile submission (fake log lines, then os._exit).
+"""
+
+import csv
+import json
+import os
+import shutil
+
+import pytest
+
+from helpers import classroom, sandbox
+from helpers.notebook import NOTEBOOK
+from helpers.release import make_release
+from tests.test_attacks import attack_notebook
+
+SANDBOX = sandbox.available() is None
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    if not SANDBOX and os.environ.get("CI") == "true":
+        pytest.fail(f"CI must grade in the sandbox: {sandbox.available()}")
+    root = tmp_path_factory.mktemp("class")
+    release, _, _ = make_release(NOTEBOOK, root / "release")
+    folder = root / "submissions"
+    folder.mkdir()
+    shutil.copy(release, folder / "alice.ipynb")
+    (folder / "bob").mkdir()
+    shutil.copy(release, folder / "bob" / "dlnd_face_generation.ipynb")
+    (folder / "carol.ipynb").write_text("{ not json")
+    attack_notebook(release, root, "fake-log-lines", root / "canary", 9).rename(
+        folder / "mallory.ipynb"
+    )
+    out = root / "gradebook"
+    status = classroom.main(
+        [str(folder), "--out", str(out), "--parallel", "2", "--timeout", "60"]
+        + ([] if SANDBOX else ["--no-sandbox"])
+    )
+    return status, out
+
+
+def test_gradebook_has_one_row_per_student(graded):
+    status, out = graded
+    assert status == 0
+    rows = read_csv(out / "gradebook.csv")
+    assert [r["student"] for r in rows] == ["alice", "bob", "carol", "mallory"]
+    book = json.loads((out / "gradebook.json").read_text())
+    assert book["submissions"] == 4 and [s["student"] for s in book["students"]] == [
+        "alice",
+        "bob",
+        "carol",
+        "mallory",
+    ]
+
+
+def test_unreadable_and_hostile_submissions_affect_only_their_rows(graded):
+    _, out = graded
+    rows = {r["student"]: r for r in read_csv(out / "gradebook.csv")}
+    assert rows["carol"]["status"] == "unreadable" and "not valid JSON" in rows["carol"]["problem"]
+    assert rows["mallory"]["status"] == "graded" and rows["mallory"]["passed"] == "0"
+    for student in ("alice", "bob"):
+        assert rows[student]["status"] == "graded" and rows[student]["total"] == "11"
+        assert rows[student]["passed"] == "0"  # the bare release earns nothing
+
+
+def test_each_student_gets_a_feedback_file(graded):
+    _, out = graded
+    files = sorted(p.name for p in (out / "feedback").iterdir())
+    assert files == ["alice.txt", "bob.txt", "carol.txt", "mallory.txt"]
+    assert "not implemented yet" in (out / "feedback" / "alice.txt").read_text()
+    assert "could not be graded" in (out / "feedback" / "carol.txt").read_text()
+
+
+def test_empty_folder_exits_2(tmp_path, capsys):
+    assert classroom.main([str(tmp_path), "--out", str(tmp_path / "out")]) == 2
+    assert "No notebooks in" in capsys.readouterr().err
+
+
+def test_csv_cells_never_start_a_formula():
+    assert classroom._spreadsheet_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
+    assert classroom._spreadsheet_safe("alice") == "alice"

@@ -1,0 +1,68 @@
+"""No false rejections: every correct alternative in tests/variants.py passes its graded test.
+
+Each variant edits the notebook's own solution code (as the mutants do), runs the
+definition cells, and calls the one graded test it targets, which must print
+"Tests Passed" as its last line.
+"""
+
+import contextlib
+import io
+from collections import Counter
+
+import pytest
+
+import problem_unittests
+from helpers.notebook import (
+    DEFINITION_TAGS,
+    graded_test_calls,
+    numbered_cells,
+    read_notebook,
+    run_cells,
+)
+from tests.mutants import apply
+from tests.variants import NOTES, VARIANTS
+
+NB = read_notebook()
+NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
+CALLS = graded_test_calls(NB)
+
+
+def test_every_graded_test_has_correct_variants():
+    counts = Counter(v.test for v in VARIANTS)
+    assert set(counts) == set(CALLS), f"graded tests without variants: {set(CALLS) - set(counts)}"
+    assert len({(v.test, v.name) for v in VARIANTS}) == len(VARIANTS)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v.test}-{v.name}")
+def test_correct_variant_passes(variant):
+    namespace = {"__name__": "__notebook__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        errors = run_cells(zip(NUMBERS, apply(variant, CELLS)), namespace)
+    assert not errors, f"the variant's cells do not run: {errors[0]}"
+    args = [namespace[name] for name in CALLS[variant.test]]
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            getattr(problem_unittests, variant.test)(*args)
+        except AssertionError as err:
+            pytest.fail(f"{variant.test} rejected a correct variant ({variant.style}): {err}")
+    printed = out.getvalue().strip()
+    assert printed.splitlines()[-1] == "Tests Passed"
+    note = NOTES.get((variant.test, variant.name))
+    if note:
+        assert "Note:" in printed and note in printed, printed
+    else:
+        assert "Note:" not in printed, printed
+
+
+def test_readme_counts_match_the_catalogues():
+    """The README's mutation table and its count of correct variants follow tests/*.py."""
+    import re
+
+    from helpers.notebook import ROOT
+    from tests.mutants import MUTANTS
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(test_\w+)` \| (\d+) \|", readme, flags=re.M))
+    assert {t: int(n) for t, n in rows.items()} == dict(Counter(m.test for m in MUTANTS))
+    assert f"| **total** | **{len(MUTANTS)}** |" in readme
+    assert f"holds {len(VARIANTS)} correct" in readme.replace("\n", " ")

@@ -1,0 +1,595 @@
+"""Correct alternatives to the notebook's solution, each applied to the solution code.
+
+The mirror image of mutants.py: every variant is a way a learner may rightly write a
+piece (a different style, an order or extra layer the spec allows, the original course's
+habits), and the graded test for that piece must pass it. tests/test_variants.py runs
+them all. Edits use the same mechanism as the mutants (mutants.apply); Region(n) stands for
+the whole n-th solution region of the scope.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+
+from tests.mutants import Region
+
+
+@dataclass(frozen=True)
+class Variant:
+    test: str  # graded test that must pass it
+    name: str  # short id
+    style: str  # what is different, in words
+    scope: str  # top-level function/class whose code is edited ("<module>" for module code)
+    edits: tuple  # ((old, new), ...) as in mutants.py
+
+
+def code(text, indent):
+    """Dedented `text` re-indented by `indent` spaces, ending with a newline (a region's body)."""
+    return textwrap.indent(textwrap.dedent(text).strip("\n") + "\n", " " * indent)
+
+
+def V(test, name, style, scope, *edits):
+    return Variant(test, name, style, scope, tuple(edits))
+
+
+TRAIN = "train"
+
+VARIANTS = [
+    # ---- get_dataloader
+    V(
+        "test_get_dataloader",
+        "course-style",
+        "positional arguments, torch.utils.data.DataLoader",
+        "get_dataloader",
+        (
+            Region(0),
+            code(
+                """
+        transform = transforms.Compose([transforms.Resize(image_size),
+                                        transforms.CenterCrop(image_size),
+                                        transforms.ToTensor()])
+        dataset = datasets.ImageFolder(data_dir, transform)
+        data_loader = torch.utils.data.DataLoader(dataset, batch_size, shuffle=True)
+        return data_loader
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_get_dataloader",
+        "keywords-drop-last",
+        "keyword arguments, num_workers=0, drop_last=True",
+        "get_dataloader",
+        (
+            Region(0),
+            code(
+                """
+        transform = transforms.Compose([
+            transforms.Resize(size=image_size),
+            transforms.CenterCrop(size=image_size),
+            transforms.ToTensor(),
+        ])
+        dataset = datasets.ImageFolder(root=data_dir, transform=transform)
+        return DataLoader(dataset=dataset, batch_size=batch_size, shuffle=True, num_workers=0,
+                          drop_last=True)
+        """,
+                4,
+            ),
+        ),
+    ),
+    # ---- scale
+    V(
+        "test_scale",
+        "course-names",
+        "min, max = feature_range (the original course's names)",
+        "scale",
+        (
+            Region(0),
+            code(
+                """
+        min, max = feature_range
+        x = x * (max - min) + min
+        return x
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_scale",
+        "indexing",
+        "indexes feature_range",
+        "scale",
+        (Region(0), code("return feature_range[0] + x * (feature_range[1] - feature_range[0])", 4)),
+    ),
+    # ---- conv / deconv
+    V(
+        "test_conv",
+        "course-append",
+        "the original course's layers.append form, bias=False always",
+        "conv",
+        (
+            Region(0),
+            code(
+                """
+        layers = []
+        conv_layer = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding, bias=False)
+        layers.append(conv_layer)
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        return nn.Sequential(*layers)
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_conv",
+        "ordered-dict",
+        "named layers in an OrderedDict, bias kept",
+        "conv",
+        (
+            Region(0),
+            code(
+                """
+        from collections import OrderedDict
+        layers = OrderedDict(conv=nn.Conv2d(in_channels, out_channels, kernel_size,
+                                            stride=stride, padding=padding))
+        if batch_norm:
+            layers["bn"] = nn.BatchNorm2d(out_channels)
+        return nn.Sequential(layers)
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_deconv",
+        "course-append",
+        "the original course's layers.append form",
+        "deconv",
+        (
+            Region(0),
+            code(
+                """
+        layers = []
+        layers.append(nn.ConvTranspose2d(in_channels, out_channels, kernel_size, stride, padding,
+                                         bias=False))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out_channels))
+        return nn.Sequential(*layers)
+        """,
+                4,
+            ),
+        ),
+    ),
+    # ---- Discriminator
+    V(
+        "test_discriminator",
+        "one-sequential",
+        "one nn.Sequential, nn.LeakyReLU(0.2, inplace=True), nn.Flatten",
+        "Discriminator",
+        (
+            Region(0),
+            code(
+                """
+        self.model = nn.Sequential(
+            nn.Conv2d(3, conv_dim, 4, 2, 1), nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(conv_dim, conv_dim * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(conv_dim * 2),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Conv2d(conv_dim * 2, conv_dim * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(conv_dim * 4),
+            nn.LeakyReLU(0.2, inplace=True),
+            nn.Flatten(),
+            nn.Linear(conv_dim * 4 * 4 * 4, 1),
+        )
+        """,
+                8,
+            ),
+        ),
+        (Region(1), code("return self.model(x)", 8)),
+    ),
+    V(
+        "test_discriminator",
+        "course-view",
+        "x.view(-1, ...) and nn.functional.leaky_relu(..., negative_slope=0.2)",
+        "Discriminator",
+        (
+            Region(1),
+            code(
+                """
+        out = nn.functional.leaky_relu(self.conv1(x), negative_slope=0.2)
+        out = nn.functional.leaky_relu(self.conv2(out), negative_slope=0.2)
+        out = nn.functional.leaky_relu(self.conv3(out), negative_slope=0.2)
+        out = out.view(-1, self.conv_dim * 4 * 4 * 4)
+        out = self.fc(out)
+        return out
+        """,
+                8,
+            ),
+        ),
+    ),
+    V(
+        "test_discriminator",
+        "conv-head",
+        "a 4x4 conv to one channel instead of the Linear layer",
+        "Discriminator",
+        (
+            Region(0),
+            code(
+                """
+        self.conv1 = conv(3, conv_dim, 4, batch_norm=False)
+        self.conv2 = conv(conv_dim, conv_dim * 2, 4)
+        self.conv3 = conv(conv_dim * 2, conv_dim * 4, 4)
+        self.head = nn.Conv2d(conv_dim * 4, 1, 4, 1, 0)   # (B, 1, 1, 1)
+        """,
+                8,
+            ),
+        ),
+        (
+            Region(1),
+            code(
+                """
+        x = F.leaky_relu(self.conv1(x), 0.2)
+        x = F.leaky_relu(self.conv2(x), 0.2)
+        x = F.leaky_relu(self.conv3(x), 0.2)
+        return self.head(x).view(-1, 1)
+        """,
+                8,
+            ),
+        ),
+    ),
+    V(
+        "test_discriminator",
+        "extra-stride-1",
+        "an extra stride-1 conv layer before the Linear layer",
+        "Discriminator",
+        (
+            "        self.fc = nn.Linear(",
+            "        self.conv4 = conv(conv_dim * 4, conv_dim * 4, 3, stride=1, padding=1)\n"
+            "        self.fc = nn.Linear(",
+        ),
+        (
+            "        x = x.flatten(start_dim=1)",
+            "        x = F.leaky_relu(self.conv4(x), 0.2)\n        x = x.flatten(start_dim=1)",
+        ),
+    ),
+    V(
+        "test_discriminator",
+        "dropout-hidden",
+        "dropout before the Linear layer (not on the logits)",
+        "Discriminator",
+        (
+            "        x = x.flatten(start_dim=1)",
+            "        x = F.dropout(x.flatten(start_dim=1), 0.3, self.training)",
+        ),
+    ),
+    # ---- Generator
+    V(
+        "test_generator",
+        "one-sequential",
+        "one nn.Sequential with nn.Unflatten and nn.Tanh",
+        "Generator",
+        (
+            Region(0),
+            code(
+                """
+        self.model = nn.Sequential(
+            nn.Linear(z_size, conv_dim * 4 * 4 * 4),
+            nn.Unflatten(1, (conv_dim * 4, 4, 4)),
+            nn.BatchNorm2d(conv_dim * 4), nn.ReLU(True),
+            nn.ConvTranspose2d(conv_dim * 4, conv_dim * 2, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(conv_dim * 2), nn.ReLU(True),
+            nn.ConvTranspose2d(conv_dim * 2, conv_dim, 4, 2, 1, bias=False),
+            nn.BatchNorm2d(conv_dim), nn.ReLU(True),
+            nn.ConvTranspose2d(conv_dim, 3, 4, 2, 1),
+            nn.Tanh(),
+        )
+        """,
+                8,
+            ),
+        ),
+        (Region(1), code("return self.model(x)", 8)),
+    ),
+    V(
+        "test_generator",
+        "course-no-bn0",
+        "the original course's form: fc, view, ReLU (no batch norm on the fc)",
+        "Generator",
+        ("        self.bn0 = nn.BatchNorm2d(conv_dim * 4)\n", ""),
+        (
+            Region(1),
+            code(
+                """
+        out = self.fc(x)
+        out = out.view(-1, self.conv_dim * 4, 4, 4)
+        out = F.relu(out)
+        out = F.relu(self.deconv1(out))
+        out = F.relu(self.deconv2(out))
+        out = self.deconv3(out)
+        out = torch.tanh(out)
+        return out
+        """,
+                8,
+            ),
+        ),
+    ),
+    V(
+        "test_generator",
+        "extra-stride-1",
+        "an extra stride-1 deconv before the output layer",
+        "Generator",
+        (
+            "        self.deconv3 = deconv(conv_dim, 3, 4, batch_norm=False)",
+            "        self.extra = deconv(conv_dim, conv_dim, 3, stride=1, padding=1)\n"
+            "        self.deconv3 = deconv(conv_dim, 3, 4, batch_norm=False)",
+        ),
+        (
+            "        return torch.tanh(self.deconv3(x))",
+            "        x = F.relu(self.extra(x))\n        return torch.tanh(self.deconv3(x))",
+        ),
+    ),
+    # ---- weights_init_normal
+    V(
+        "test_weights_init",
+        "classname-find",
+        "class-name test with find(...) != -1 (the original course)",
+        "weights_init_normal",
+        (
+            Region(0),
+            code(
+                """
+        classname = m.__class__.__name__
+        if hasattr(m, 'weight') and (classname.find('Conv') != -1 or classname.find('Linear') != -1):
+            nn.init.normal_(m.weight.data, 0.0, 0.02)
+            if hasattr(m, 'bias') and m.bias is not None:
+                nn.init.constant_(m.bias.data, 0.0)
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_weights_init",
+        "dcgan-example",
+        "pytorch/examples dcgan: .data.normal_, and batch norm N(1, 0.02)",
+        "weights_init_normal",
+        (
+            Region(0),
+            code(
+                """
+        classname = m.__class__.__name__
+        if 'Conv' in classname or 'Linear' in classname:
+            m.weight.data.normal_(0.0, 0.02)
+            if m.bias is not None:
+                m.bias.data.fill_(0)
+        elif classname.find('BatchNorm') != -1:
+            m.weight.data.normal_(1.0, 0.02)
+            m.bias.data.fill_(0)
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_weights_init",
+        "type-in-tuple",
+        "type(m) in (...) and .zero_()",
+        "weights_init_normal",
+        (
+            Region(0),
+            code(
+                """
+        if type(m) in (nn.Conv2d, nn.ConvTranspose2d, nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.02)
+            if m.bias is not None:
+                m.bias.data.zero_()
+        """,
+                4,
+            ),
+        ),
+    ),
+    # ---- real_loss / fake_loss
+    V(
+        "test_real_loss",
+        "functional-bce",
+        "F.binary_cross_entropy_with_logits, ones_like * 0.9",
+        "real_loss",
+        (
+            Region(0),
+            code(
+                """
+        labels = torch.ones_like(D_out)
+        if smooth:
+            labels = labels * 0.9
+        return F.binary_cross_entropy_with_logits(D_out, labels)
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_real_loss",
+        "flat-labels",
+        "labels of shape (B,) against D_out.view(-1)",
+        "real_loss",
+        (
+            Region(0),
+            code(
+                """
+        batch_size = D_out.size(0)
+        labels = torch.ones(batch_size, device=D_out.device) * (0.9 if smooth else 1.0)
+        criterion = nn.BCEWithLogitsLoss()
+        return criterion(D_out.view(-1), labels)
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_real_loss",
+        "squeeze-1",
+        "labels of shape (B,) against D_out.squeeze(1)",
+        "real_loss",
+        (
+            Region(0),
+            code(
+                """
+        labels = torch.full((D_out.size(0),), 0.9 if smooth else 1.0, device=D_out.device)
+        return nn.BCEWithLogitsLoss()(D_out.squeeze(1), labels)
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_real_loss",
+        "course-signature",
+        "the original course's real_loss(D_out), without smooth",
+        "real_loss",
+        ("def real_loss(D_out, smooth=False):", "def real_loss(D_out):"),
+        (
+            Region(0),
+            code(
+                """
+        labels = torch.ones(D_out.size(0), 1).to(D_out.device)
+        return nn.BCEWithLogitsLoss()(D_out, labels)
+        """,
+                4,
+            ),
+        ),
+    ),
+    V(
+        "test_fake_loss",
+        "functional-bce",
+        "F.binary_cross_entropy_with_logits with torch.full_like",
+        "fake_loss",
+        (
+            Region(0),
+            code(
+                "return F.binary_cross_entropy_with_logits(D_out, torch.full_like(D_out, 0.0))", 4
+            ),
+        ),
+    ),
+    V(
+        "test_fake_loss",
+        "course-style",
+        "torch.zeros(batch_size) against D_out.squeeze(1)",
+        "fake_loss",
+        (
+            Region(0),
+            code(
+                """
+        batch_size = D_out.size(0)
+        labels = torch.zeros(batch_size).to(D_out.device)
+        criterion = nn.BCEWithLogitsLoss()
+        loss = criterion(D_out.squeeze(1), labels)
+        return loss
+        """,
+                4,
+            ),
+        ),
+    ),
+    # ---- optimizers
+    V(
+        "test_optimizers",
+        "positional-list",
+        "lr and betas positional, betas as a list",
+        "<module>",
+        (
+            "d_optimizer = optim.Adam(D.parameters(), lr=lr, betas=(beta1, beta2))",
+            "d_optimizer = optim.Adam(D.parameters(), 0.0002, [0.5, 0.999])",
+        ),
+        (
+            "g_optimizer = optim.Adam(G.parameters(), lr=lr, betas=(beta1, beta2))",
+            "g_optimizer = torch.optim.Adam(G.parameters(), lr=0.0002, betas=[beta1, 0.999])",
+        ),
+    ),
+    # ---- train
+    V(
+        "test_train",
+        "no-detach",
+        "fakes not detached in the D step (retain_graph); g_optimizer.zero_grad() "
+        "before the G step",
+        TRAIN,
+        ("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))"),
+        ("d_loss.backward()", "d_loss.backward(retain_graph=True)"),
+    ),
+    V(
+        "test_train",
+        "course-loop",
+        "the original course's loop: numpy z, separate losses, new fakes for G",
+        TRAIN,
+        (
+            Region(0),
+            code(
+                """
+        real_images = scale(real_images)
+
+        d_optimizer.zero_grad()
+        D_real = D(real_images)
+        d_real_loss = real_loss(D_real)
+        z = np.random.uniform(-1, 1, size=(batch_size, z_size))
+        z = torch.from_numpy(z).float().to(device)
+        fake_images = G(z)
+        D_fake = D(fake_images)
+        d_fake_loss = fake_loss(D_fake)
+        d_loss = d_real_loss + d_fake_loss
+        d_loss.backward()
+        d_optimizer.step()
+
+        g_optimizer.zero_grad()
+        z = np.random.uniform(-1, 1, size=(batch_size, z_size))
+        z = torch.from_numpy(z).float().to(device)
+        fake_images = G(z)
+        D_fake = D(fake_images)
+        g_loss = real_loss(D_fake)
+        g_loss.backward()
+        g_optimizer.step()
+        """,
+                12,
+            ),
+        ),
+    ),
+    V(
+        "test_train",
+        "joint-batch",
+        "D scores real and fake images in one call",
+        TRAIN,
+        (
+            "d_loss = real_loss(D(real_images)) + fake_loss(D(fake_images.detach()))",
+            "d_out = D(torch.cat([real_images, fake_images.detach()]))\n"
+            "            d_loss = real_loss(d_out[:batch_size]) + fake_loss(d_out[batch_size:])",
+        ),
+    ),
+    V(
+        "test_train",
+        "smoothed-half",
+        "label smoothing on D's real loss, d_loss halved",
+        TRAIN,
+        (
+            "d_loss = real_loss(D(real_images)) + fake_loss(D(fake_images.detach()))",
+            "d_loss = (real_loss(D(real_images), smooth=True) + fake_loss(D(fake_images.detach()))) / 2",
+        ),
+    ),
+    V(
+        "test_train",
+        "zero-grad-on-modules",
+        "D.zero_grad() and G.zero_grad(), both at the top of the step",
+        TRAIN,
+        (
+            "            d_optimizer.zero_grad()\n",
+            "            D.zero_grad()\n            G.zero_grad()\n",
+        ),
+        ("            g_optimizer.zero_grad()\n", ""),
+    ),
+]
+
+# Variants that pass with a printed note that teaches something (words the note must contain);
+# every other variant passes without one.
+NOTES = {
+    ("test_real_loss", "course-signature"): "no smooth argument",
+    ("test_train", "no-detach"): "fakes are not detached",
+    ("test_train", "course-loop"): "fakes are not detached",
+}
