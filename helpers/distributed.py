@@ -538,8 +538,16 @@ def _load_notebook(path, quick, out, quiet):
     from helpers.notebook import load_solution, set_notebook_env
 
     set_notebook_env(out, quick)  # what its hyperparameters cell reads, as under helpers.run
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        ns = load_solution(path)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            ns = load_solution(path)
+    except RuntimeError as err:  # a cell failed, e.g. a learner's piece not written yet
+        raise SystemExit(
+            1
+            if quiet
+            else f"Cannot train from {err}. Fix that cell (its graded test says what "
+            f"is missing) and run again."
+        ) from None
     missing = [name for name in NOTEBOOK_NAMES if name not in ns]
     if missing:
         raise SystemExit(

@@ -121,6 +121,20 @@ def test_a_two_process_checkpoint_resumes_in_one_process(quick_runs):
     assert state["losses"][:6] == quick_runs["again_state"]["losses"]
 
 
+@slow
+def test_a_learner_notebook_with_unwritten_pieces_gets_a_plain_message(tmp_path):
+    learner = ROOT / "dlnd_face_generation.ipynb"  # the learner edition: stubs only
+    cmd = [sys.executable, "-m", "helpers", "distributed", "--quick", "--notebook", learner,
+           "--out", tmp_path / "out"]  # fmt: skip
+    done = subprocess.run(
+        list(map(str, cmd)), cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 1
+    assert "Cannot train from" in done.stderr and "not implemented yet" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # Each process's share of the images (no processes needed: rank and world size are arguments)
 
