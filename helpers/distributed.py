@@ -32,7 +32,6 @@ import inspect
 import io
 import json
 import os
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +48,8 @@ from helpers.notebook import NOTEBOOK
 OUT = Path("outputs/distributed")
 QUICK_OUT = Path("outputs/quick/distributed")
 NOTEBOOK_NAMES = (
+    "get_dataloader",
+    "print_every",
     "D",
     "G",
     "d_optimizer",
@@ -134,14 +135,15 @@ def parse_args(argv=None):
     parser.add_argument(
         "--print-every",
         type=positive_int,
-        default=10,
-        help="log the losses every this many batches (a host sync on GPUs)",
+        default=None,
+        help="log the losses every this many batches, a host sync on GPUs (default: the "
+        "notebook's print_every)",
     )
     parser.add_argument(
-        "--limit",
-        type=positive_int,
-        default=None,
-        help="use only the first LIMIT images of the folder (held-out ones included)",
+        "--fresh",
+        action="store_true",
+        help="start afresh even when --out holds a checkpoint of this run (it is kept under "
+        "another name), as train(..., fresh=True) does",
     )
     parser.add_argument(
         "--no-shuffle",
@@ -168,8 +170,9 @@ class ShardedLoader:
     share with a seed made of (``seed``, epoch, rank): reproducible, different every epoch and
     on every rank. Batches come from ``helpers.fastdata.FastLoader`` over the share: ``(images,
     labels)``, images float (batch_size, 3, S, S) in [0, 1] on ``device``, as the notebook's
-    ``train`` expects. Set ``epoch`` before iterating to resume (``train`` does not say which
-    epoch it is in; each pass counts one).
+    ``train`` expects, with the learner's random ``flips`` (from ``load_dataset``) drawn per
+    batch. Set ``epoch`` before iterating to resume (``train`` does not say which epoch it is
+    in; each pass counts one).
 
     Without shuffling, the union of the ranks' k-th batches is exactly batch k of one process
     with W times the batch size: what the 1-vs-N equivalence test relies on.
@@ -185,11 +188,12 @@ class ShardedLoader:
         seed=0,
         shuffle=True,
         channels_last=False,
+        flips=(),
     ):
         if not isinstance(images_uint8, torch.Tensor) or images_uint8.dtype != torch.uint8:
             raise ValueError(
                 "ShardedLoader needs the uint8 (N, 3, S, S) tensor that "
-                "helpers.fastdata.load_image_tensor returns."
+                "helpers.fastdata.load_dataset returns."
             )
         per_rank = images_uint8.shape[0] // world_size
         if per_rank < batch_size:
@@ -203,7 +207,7 @@ class ShardedLoader:
         share = images_uint8[rank::world_size][:per_rank]
         self.share = share.to(self.device) if self.device.type != "cpu" else share.contiguous()
         self.batch_size, self.rank, self.seed = batch_size, rank, seed
-        self.shuffle, self.channels_last = shuffle, channels_last
+        self.shuffle, self.channels_last, self.flips = shuffle, channels_last, tuple(flips)
         self.epoch = 0
         self.batches_served = 0
 
@@ -225,9 +229,40 @@ class ShardedLoader:
             drop_last=True,
             seed=self.seed_for(self.epoch),
             channels_last=self.channels_last,
+            flips=self.flips,
         )
         self.epoch += 1
         for batch in loader:
+            self.batches_served += 1
+            yield batch
+
+
+class SampledLoader:
+    """This process's share of the learner's dataset through a DataLoader: the fallback for a
+    ``get_dataloader`` whose transforms draw new pixels every epoch (no fast path then).
+
+    ``DistributedSampler`` gives each rank every W-th index of one permutation per epoch
+    (seeded by ``seed`` and the epoch), dropping the tail so every rank has as many batches.
+    """
+
+    def __init__(self, dataset, batch_size, rank, world_size, seed=0, shuffle=True, workers=0):
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        self.sampler = DistributedSampler(
+            dataset, world_size, rank, shuffle=shuffle, seed=seed, drop_last=True
+        )
+        self.loader = DataLoader(
+            dataset, batch_size, sampler=self.sampler, num_workers=workers, drop_last=True
+        )
+        self.batch_size, self.epoch, self.batches_served = batch_size, 0, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.sampler.set_epoch(self.epoch)
+        self.epoch += 1
+        for batch in self.loader:
             self.batches_served += 1
             yield batch
 
@@ -463,8 +498,9 @@ class Run:
     ns: dict  # the notebook's namespace: its definitions, with train's helpers replaced
     D: nn.Module  # DDP-wrapped
     G: nn.Module
-    loader: ShardedLoader
+    loader: ShardedLoader | SampledLoader
     heldout: torch.Tensor  # uint8 images never trained on, for the SWD at the end
+    reference: torch.Tensor  # as many training images, for the real-vs-real SWD floor
     epochs: int
     batch_size: int  # global
 
@@ -499,16 +535,19 @@ def _init_process_group(device):
 
 def _load_notebook(path, quick, out, quiet):
     """The notebook's setup and solution cells, run with its quick switch and output folder."""
-    from helpers.notebook import load_solution
+    from helpers.notebook import load_solution, set_notebook_env
 
-    # The notebook's hyperparameters cell reads these, as when helpers.run executes it.
-    os.environ["DCGAN_OUT"] = str(out)
-    if quick:
-        os.environ["DCGAN_QUICK"] = "1"
-    else:
-        os.environ.pop("DCGAN_QUICK", None)
-    with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
-        ns = load_solution(path)
+    set_notebook_env(out, quick)  # what its hyperparameters cell reads, as under helpers.run
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) if quiet else contextlib.nullcontext():
+            ns = load_solution(path)
+    except RuntimeError as err:  # a cell failed, e.g. a learner's piece not written yet
+        raise SystemExit(
+            1
+            if quiet
+            else f"Cannot train from {err}. Fix that cell (its graded test says what "
+            f"is missing) and run again."
+        ) from None
     missing = [name for name in NOTEBOOK_NAMES if name not in ns]
     if missing:
         raise SystemExit(
@@ -518,42 +557,79 @@ def _load_notebook(path, quick, out, quiet):
     return ns
 
 
-def _load_images(args, ns, rank, local_rank):
-    """(train, heldout) uint8 images; one process per machine decodes, the others read its cache."""
+def _load_data(args, ns, rank, local_rank, world_size, batch_size, device):
+    """(loader, heldout, reference): this rank's share of the training images, and the
+    held-out images (the last n_eval, as in the notebook) with as many training images.
+
+    The images go through the learner's own get_dataloader dataset and transforms, decoded once
+    by helpers.fastdata: each machine's first process decodes and caches, the others then read
+    the cache.
+    """
     from helpers.data import find_data_dir
-    from helpers.fastdata import load_image_tensor
+    from helpers.fastdata import load_dataset
 
     leader = local_rank == 0
-    found = [None]
+    found = None
     if leader:
         if args.data_dir is not None:
-            found = [str(find_data_dir(args.data_dir))]
-        else:
+            found = str(find_data_dir(args.data_dir))
+        else:  # as the notebook's data cell does
             builtin = "data/generated_faces_quick" if args.quick else "data/generated_faces"
-            found = [
-                str(
-                    find_data_dir(
-                        "processed_celeba_small/",
-                        builtin_dir=builtin,
-                        n_builtin=ns["n_builtin_images"],
-                    )
-                )
-            ]
+            default = "processed_celeba_small/"
+            found = str(find_data_dir(default, builtin, n_builtin=ns["n_builtin_images"]))
     # Each machine's first process checked (or drew) the images; the rest take its answer.
-    everyone = [None] * dist.get_world_size()
-    dist.all_gather_object(everyone, found[0])
+    everyone = [None] * world_size
+    dist.all_gather_object(everyone, found)
     data_dir = everyone[rank - local_rank]
-    for turn in (True, False):  # the leader decodes and caches first, then the others load
+    learner_loader = ns["get_dataloader"](batch_size, ns["img_size"], data_dir)
+    dataset = learner_loader.dataset
+    for turn in (True, False):
         if leader == turn:
-            images = load_image_tensor(data_dir, ns["img_size"], limit=args.limit, progress=leader)
+            decoded = load_dataset(dataset, progress=leader)
         dist.barrier()
-    n_eval = ns["n_eval"]
-    if images.shape[0] <= n_eval:
+    for note in decoded.notes if rank == 0 else ():
+        print(note)
+
+    images, n_eval = decoded.images, ns["n_eval"]
+    n_train = images.shape[0] - n_eval
+    if n_train < batch_size:
         raise SystemExit(
-            f"{data_dir} gives {images.shape[0]} images, but {n_eval} are held out "
-            f"for the evaluation: use more images (or a larger --limit)."
+            f"{data_dir} has {images.shape[0]} images; {n_eval} are held out to evaluate G "
+            f"(the notebook's n_eval), which leaves {max(n_train, 0)}: fewer than one global "
+            f"batch of {batch_size}. Use more images or a smaller --batch-size."
         )
-    return images[:-n_eval], images[-n_eval:].clone()
+    per_rank = batch_size // world_size
+    if decoded.random:
+        from torch.utils.data import Subset
+
+        if rank == 0:
+            print(
+                f"Fast loader: off, because {decoded.random}. Each process reads its share "
+                f"through your get_dataloader's dataset, decoding every image every epoch."
+            )
+        loader = SampledLoader(
+            Subset(dataset, range(n_train)),
+            per_rank,
+            rank,
+            world_size,
+            seed=args.seed,
+            shuffle=not args.no_shuffle,
+            workers=learner_loader.num_workers,
+        )
+    else:
+        loader = ShardedLoader(
+            images[:n_train],
+            per_rank,
+            device,
+            rank,
+            world_size,
+            seed=args.seed,
+            shuffle=not args.no_shuffle,
+            channels_last=device.type == "cuda",
+            flips=decoded.flips,
+        )
+    reference = images[: min(n_eval, n_train)].clone()
+    return loader, images[n_train:].clone(), reference
 
 
 def setup(argv=None):
@@ -563,7 +639,11 @@ def setup(argv=None):
     device = _pick_device(args.device, local_rank)
     _init_process_group(device)
     rank, world_size = dist.get_rank(), dist.get_world_size()
-    out = args.out or (QUICK_OUT if args.quick else OUT)
+    # The notebook's setup cell moves to the kit's folder: the user's paths are from here.
+    out = Path(args.out or (QUICK_OUT if args.quick else OUT)).resolve()
+    args.notebook = Path(args.notebook).resolve()
+    if args.data_dir is not None:
+        args.data_dir = str(Path(args.data_dir).resolve())
 
     ns = _load_notebook(args.notebook, args.quick, out, quiet=rank != 0)
     batch_size = args.batch_size or ns["batch_size"]
@@ -573,22 +653,12 @@ def setup(argv=None):
             f"--batch-size {batch_size} does not split evenly over {world_size} "
             f"processes; use a multiple of {world_size}."
         )
-    train_images, heldout = _load_images(args, ns, rank, local_rank)
-
+    loader, heldout, reference = _load_data(
+        args, ns, rank, local_rank, world_size, batch_size, device
+    )
     # The notebook's setup cell seeded the weights (the same on every rank). From here each rank
     # draws its own noise: the same z on every rank would repeat the fakes in the global batch.
     torch.manual_seed(args.seed + rank)
-    loader = ShardedLoader(
-        train_images,
-        batch_size // world_size,
-        device,
-        rank,
-        world_size,
-        seed=args.seed,
-        shuffle=not args.no_shuffle,
-        channels_last=device.type == "cuda",
-    )
-    del train_images
 
     D, G = ns["D"], ns["G"]
     if next(D.parameters()).device != device:  # e.g. the notebook picked MPS; DDP runs on CPU
@@ -614,6 +684,7 @@ def setup(argv=None):
         G,
         loader,
         heldout,
+        reference,
         epochs,
         batch_size,
     )
@@ -632,8 +703,9 @@ def train(run):
         run.epochs,
         ns["z_size"],
         run.device,
-        print_every=run.args.print_every,
+        print_every=run.args.print_every or ns["print_every"],
         checkpoint_path=run.out / "checkpoint.pt",
+        fresh=run.args.fresh,
     )
     return losses, samples, time.perf_counter() - start
 
@@ -649,7 +721,7 @@ def evaluate(run, n=None):
         z = torch.rand(n, run.ns["z_size"], device=run.device) * 2 - 1
         generated = G(z).float().cpu()
     heldout = run.heldout[:n].float() / 127.5 - 1  # uint8 -> [-1, 1], the range scale() gives
-    reference = run.loader.share[:n].cpu().float() / 127.5 - 1
+    reference = run.reference[:n].float() / 127.5 - 1
     swd = helpers.metrics.sliced_wasserstein_distance(heldout, generated)
     floor = helpers.metrics.sliced_wasserstein_distance(heldout, reference)
     return {"swd": swd["average"], "swd_levels": swd["levels"], "swd_floor": floor["average"]}
@@ -710,4 +782,3 @@ def main(argv=None):
     finally:
         dist.destroy_process_group()
     return 0
-

@@ -1,4 +1,4 @@
-"""The distributed training command (helpers.distributed) on CPU processes with gloo.
+"""The distributed training command (``python -m helpers distributed``) on CPU processes.
 
 Real torchrun launches on loopback, as the README shows them: 2 processes train, checkpoint and
 resume; a checkpoint from 2 processes resumes in 1; and 2 processes with half the batch each
@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
-pytestmark = pytest.mark.slow  # real torchrun launches: minutes on a busy 2-core machine
-
 ROOT = Path(__file__).resolve().parents[1]
+slow = pytest.mark.slow  # real torchrun launches: minutes on a busy 2-core machine
 TIMEOUT = 600  # seconds per launch: the shared 2-core machine can be very slow
 ENV = {
     **os.environ,
@@ -73,19 +72,18 @@ def quick_runs(tmp_path_factory):
     results = {}
     results["first"] = torchrun(2, "-m", "helpers", "distributed", *common, cwd=cwd)
     results["first_state"], results["first_metrics"] = checkpoint(out), metrics(out)
-    results["again"] = torchrun(
-        2, "-m", "helpers", "distributed", *common, "--epochs", "2", cwd=cwd
-    )
+    results["again"] = torchrun(2, "-m", "helpers", "distributed", *common, "--epochs", 2, cwd=cwd)
     results["again_state"], results["again_metrics"] = checkpoint(out), metrics(out)
     # A checkpoint saved by 2 processes, resumed by 1 (plain python, no torchrun).
     results["single"] = _run(
-        [sys.executable, "-m", "helpers", "distributed", *map(str, common), "--epochs", "3"], cwd
+        [sys.executable, "-m", "helpers", "distributed", *common, "--epochs", 3], cwd
     )
     results["single_state"], results["single_metrics"] = checkpoint(out), metrics(out)
     results["out"] = out
     return results
 
 
+@slow
 def test_two_processes_train_and_write_outputs_from_rank_0(quick_runs):
     out, state, m = quick_runs["out"], quick_runs["first_state"], quick_runs["first_metrics"]
     for name in ("checkpoint.pt", "samples.png", "train_samples.pt", "metrics.json"):
@@ -101,6 +99,7 @@ def test_two_processes_train_and_write_outputs_from_rank_0(quick_runs):
     assert quick_runs["first"].count("2 process(es) on cpu") == 1
 
 
+@slow
 def test_rerun_resumes_from_the_checkpoint(quick_runs):
     first, again = quick_runs["first_state"], quick_runs["again_state"]
     assert "Resuming from" in quick_runs["again"]
@@ -112,6 +111,7 @@ def test_rerun_resumes_from_the_checkpoint(quick_runs):
     assert torch.equal(first["fixed_z"], again["fixed_z"])  # the same noise for the samples
 
 
+@slow
 def test_a_two_process_checkpoint_resumes_in_one_process(quick_runs):
     state, m = quick_runs["single_state"], quick_runs["single_metrics"]
     assert "Resuming from" in quick_runs["single"]
@@ -119,6 +119,71 @@ def test_a_two_process_checkpoint_resumes_in_one_process(quick_runs):
     # The same global batch of 128 at any process count: still 3 steps per epoch.
     assert m["steps_this_run"] == 3 and m["per_process_batch"] == 128
     assert state["losses"][:6] == quick_runs["again_state"]["losses"]
+
+
+@slow
+def test_a_learner_notebook_with_unwritten_pieces_gets_a_plain_message(tmp_path):
+    learner = ROOT / "dlnd_face_generation.ipynb"  # the learner edition: stubs only
+    cmd = [sys.executable, "-m", "helpers", "distributed", "--quick", "--notebook", learner,
+           "--out", tmp_path / "out"]  # fmt: skip
+    done = subprocess.run(
+        list(map(str, cmd)), cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 1
+    assert "Cannot train from" in done.stderr and "not implemented yet" in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "out" / "checkpoint.pt").exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# Each process's share of the images (no processes needed: rank and world size are arguments)
+
+
+def test_each_rank_holds_its_own_share_and_reshuffles_it_every_epoch():
+    from helpers.distributed import ShardedLoader
+
+    images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2).clone()
+    ranks = [ShardedLoader(images, 2, "cpu", rank, 3, seed=7) for rank in range(3)]
+
+    def epoch(loader):  # the image numbers of one pass, batch by batch
+        return [(x[:, 0, 0, 0] * 255).round().long().tolist() for x, _ in loader]
+
+    first = [epoch(loader) for loader in ranks]
+    # 10 images over 3 ranks: 3 each (one left out), so every rank takes the same 1 step of 2.
+    assert [len(loader) for loader in ranks] == [1, 1, 1]
+    assert [sorted(loader.share[:, 0, 0, 0].tolist()) for loader in ranks] == [
+        [0, 3, 6], [1, 4, 7], [2, 5, 8]
+    ]  # fmt: skip
+    assert all(len(batch) == 2 for batches in first for batch in batches)
+    # A new order every epoch, and the same orders again from the same seed and epoch.
+    loader = ShardedLoader(images, 1, "cpu", 0, 1, seed=7)
+    orders = [sum(epoch(loader), []) for _ in range(4)]
+    assert len({tuple(order) for order in orders}) > 1
+    assert all(sorted(order) == list(range(10)) for order in orders)
+    again = ShardedLoader(images, 1, "cpu", 0, 1, seed=7)
+    again.epoch = 2  # as a resumed run sets it
+    assert sum(epoch(again), []) == orders[2]
+
+
+def test_too_few_images_for_the_processes_is_a_clear_error():
+    from helpers.distributed import ShardedLoader
+
+    images = torch.zeros(6, 3, 2, 2, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="6 training images shared by 4 processes give 1 each"):
+        ShardedLoader(images, 2, "cpu", 0, 4)
+
+
+def test_the_fallback_loader_splits_one_permutation_between_ranks():
+    from torch.utils.data import TensorDataset
+
+    from helpers.distributed import SampledLoader
+
+    data = TensorDataset(torch.arange(12.0), torch.zeros(12))
+    ranks = [SampledLoader(data, 3, rank, 2, seed=1) for rank in range(2)]
+    for _ in range(2):  # two epochs
+        seen = [torch.cat([x for x, _ in loader]).tolist() for loader in ranks]
+        assert sorted(seen[0] + seen[1]) == list(range(12))  # disjoint, together all of them
+    assert [loader.epoch for loader in ranks] == [2, 2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -197,14 +262,17 @@ def equivalence_runs(tmp_path_factory):
     }
 
 
+@slow
 def test_two_processes_with_half_batches_follow_one_process(equivalence_runs):
     (one, one_m), (two, two_m) = equivalence_runs["one/plain"], equivalence_runs["two/sync"]
     assert one_m["per_process_batch"] == 16 and two_m["per_process_batch"] == 8
     assert one_m["steps_this_run"] == two_m["steps_this_run"] == 4
     # The same losses at every step (averaged over the 2 processes) and, after 4 steps, the
     # same weights and batch-norm statistics, up to float64 rounding (seen: 2e-13).
-    losses_one, losses_two = torch.tensor(one_m["losses"]), torch.tensor(two_m["losses"])
-    assert torch.allclose(losses_two, losses_one, rtol=1e-9, atol=0), (losses_one, losses_two)
+    # (d_loss, g_loss, D(x), D(G(z))): the probe of D(x) and D(G(z)) sums in float32.
+    logs_one, logs_two = torch.tensor(one_m["losses"]), torch.tensor(two_m["losses"])
+    assert torch.allclose(logs_two[:, :2], logs_one[:, :2], rtol=1e-9, atol=0), (logs_one, logs_two)
+    assert torch.allclose(logs_two[:, 2:], logs_one[:, 2:], rtol=1e-5, atol=0), (logs_one, logs_two)
     for net in ("D", "G"):
         assert one[net]["fc.weight"].dtype == torch.float64
         assert _max_difference(one[net], two[net]) < 1e-9, net
@@ -213,6 +281,7 @@ def test_two_processes_with_half_batches_follow_one_process(equivalence_runs):
             assert _max_difference(moments, two[opt]["state"][i]) < 1e-9, (opt, i)
 
 
+@slow
 def test_without_sync_batchnorm_the_half_batches_drift(equivalence_runs):
     """The control: batch norm over 8 images per process is not batch norm over 16 (seen: 1e-2)."""
     (one, _), (two, _) = equivalence_runs["one/plain"], equivalence_runs["two/plain"]
