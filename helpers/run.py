@@ -239,14 +239,38 @@ def clean_for_commit(nb):
     metadata, progress-bar widget views (their text version stays) and stored widget state.
     """
     nb = copy.deepcopy(nb)
-    nb.metadata.pop("widgets", None)
+    widgets = nb.metadata.pop("widgets", None) or {}
+    state = widgets.get("application/vnd.jupyter.widget-state+json", {}).get("state", {})
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         for output in cell.get("outputs", []):
             data = output.get("data")
             if data and WIDGET in data:
-                del data[WIDGET]
+                view = data.pop(WIDGET)
+                # The text version is the bar as it was first drawn ("0%| | 0/30"): redraw it
+                # from the widget's final state, so the record shows where training ended.
+                text = _final_bar_text(view.get("model_id"), state)
+                if text:
+                    data["text/plain"] = text
     return nb
+
+
+def _final_bar_text(model_id, state):
+    """tqdm's notebook bar (an HBox of text, progress, text) as text, from its saved state;
+    None when `model_id` is not such a bar."""
+    box = state.get(model_id, {}).get("state", {})
+    children = [
+        state.get(str(c).removeprefix("IPY_MODEL_"), {}).get("state", {})
+        for c in box.get("children", ())
+    ]
+    if box.get("_model_name") != "HBoxModel" or len(children) != 3:
+        return None
+    left, progress, right = children
+    value, total = progress.get("value"), progress.get("max")
+    if not isinstance(value, (int, float)) or not isinstance(total, (int, float)) or total <= 0:
+        return None
+    filled = max(0, min(10, round(10 * value / total)))
+    return f"{left.get('value', '')}|{'█' * filled}{' ' * (10 - filled)}|{right.get('value', '')}"
 
 
 def _client(nb, progress, **kwargs):

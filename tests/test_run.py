@@ -216,6 +216,34 @@ def test_clean_for_commit_drops_timings_and_widget_views_but_keeps_text():
     assert "execution" in cell.metadata  # the original is left alone
 
 
+def test_clean_for_commit_redraws_a_progress_bar_as_it_ended():
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("train(...)")
+    view = {"application/vnd.jupyter.widget-view+json": {"model_id": "box"}}
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data", data={**view, "text/plain": "Training:   0%| | 0/30"}
+        )
+    ]
+    nb.cells = [cell]
+
+    def model(name, **state):
+        return {"model_name": name, "state": {"_model_name": name, **state}}
+
+    nb.metadata["widgets"] = {
+        "application/vnd.jupyter.widget-state+json": {
+            "state": {
+                "box": model("HBoxModel", children=["IPY_MODEL_l", "IPY_MODEL_p", "IPY_MODEL_r"]),
+                "l": model("HTMLModel", value="Training: 100%"),
+                "p": model("FloatProgressModel", value=30, max=30),
+                "r": model("HTMLModel", value=" 30/30 [04:12<00:00, 8.40s/epoch]"),
+            }
+        }
+    }
+    text = clean_for_commit(nb).cells[0].outputs[0]["data"]["text/plain"]
+    assert text == "Training: 100%|██████████| 30/30 [04:12<00:00, 8.40s/epoch]"
+
+
 @pytest.mark.slow
 def test_plain_mode_runs_the_code_cells_without_jupyter(tmp_path):
     out = tmp_path / "plain"
