@@ -543,6 +543,9 @@ def push_output(module, make_input, direction, steps=25, lr=0.05):
 # ---------------------------------------------------------------- data loader
 
 
+FRAME_BLUE = (20, 40, 220)
+
+
 def write_test_images(root):
     """A small ImageFolder tree: square and non-square images, RGB, grayscale and RGBA.
 
@@ -564,29 +567,71 @@ def write_test_images(root):
         img.save(folder / f"{name}.png")
     Image.new("L", (50, 50), 128).save(folder / "gray.png")
     Image.new("RGBA", (64, 64), (10, 20, 200, 255)).save(folder / "rgba.png")
-    return 10
+    # Square and larger than the loaders' image sizes: a blue frame around an orange centre
+    # whose shade changes from row to row. Resize-then-crop keeps the frame; a crop first keeps
+    # only the centre. Left-right symmetric, so a random flip gives the same tensor; any random
+    # crop does not.
+    framed = Image.new("RGB", (64, 64), FRAME_BLUE)
+    for y in range(8, 56):
+        framed.paste(Image.new("RGB", (48, 1), (220, 40 + 3 * y, 20)), (8, y))
+    framed.save(folder / "framed.png")
+    return 11
 
 
 # ---------------------------------------------------------------- conv / deconv
 
 
+def check_frame_kept(dataset, size):
+    """framed.png (64x64, blue frame) shrunk to size keeps its frame in the outer pixels."""
+    by_name = {Path(p).stem: i for i, (p, _) in enumerate(dataset.samples)}
+    with calling("Loading the test image framed.png"):
+        img, _ = dataset[by_name["framed"]]
+    check(
+        tuple(img.shape) == (3, size, size),
+        f"The square test image framed.png (64x64) should come out as (3, {size}, {size}), got "
+        f"{tuple(img.shape)}. Use the image_size argument in Resize and CenterCrop.",
+    )
+    ring = torch.cat([img[:, 0], img[:, -1], img[:, :, 0], img[:, :, -1]], dim=1)
+    blue = torch.tensor(FRAME_BLUE, dtype=img.dtype).unsqueeze(1) / 255
+    check(
+        (ring - blue).abs().amax(0).mean() < 0.15,
+        f"The square test image framed.png (64x64, with a blue frame) lost its frame when loaded "
+        f"at image_size={size}: only its central patch is left. CenterCrop(image_size) comes "
+        "before Resize(image_size), so a picture larger than image_size is cut down to its "
+        "centre (on the faces: a zoomed-in nose and eyes) instead of shrunk. Put "
+        "transforms.Resize(image_size) first, then transforms.CenterCrop(image_size).",
+    )
+
+
 def check_non_square_images(dataset, size):
-    """The wide and tall test images come out (3, size, size), in colour, centre-cropped: the
-    crop keeps only their green centre, squashing would keep their red side strips."""
+    """The same image always gives the same tensor (no random crop), and the wide and tall test
+    images come out (3, size, size), in colour, centre-cropped: the crop keeps only their green
+    centre, squashing would keep their red side strips."""
     samples = getattr(dataset, "samples", None)
     check(
         samples is not None,
         "The DataLoader's dataset should be a torchvision datasets.ImageFolder.",
     )
     by_name = {Path(p).stem: i for i, (p, _) in enumerate(samples)}
-    for name in ("wide", "tall"):
-        with calling(f"Loading the non-square test image {name}.png"):
+    for name in ("framed", "wide", "tall"):
+        with calling(f"Loading the test image {name}.png"):
             img, _ = dataset[by_name[name]]
         check(
             isinstance(img, torch.Tensor),
             f"The dataset gives {type(img).__name__} objects instead of tensors: end the transform "
             "with transforms.ToTensor().",
         )
+        with calling(f"Loading the test image {name}.png again"):
+            again = [dataset[by_name[name]][0] for _ in range(2)]
+        check(
+            all(torch.equal(img, other) for other in again),
+            f"Loading the same image ({name}.png) three times gave different tensors: the "
+            "transform is random (for example RandomResizedCrop or RandomCrop), so D trains on "
+            "random pieces of faces. The notebook asks for transforms.Resize(image_size) followed "
+            "by transforms.CenterCrop(image_size), which always give the whole face.",
+        )
+        if name == "framed":
+            continue  # its frame is checked by check_frame_kept, after the colour and range
         check(
             tuple(img.shape) == (3, size, size),
             f"A non-square image should come out as (3, {size}, {size}), got {tuple(img.shape)}. "

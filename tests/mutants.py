@@ -918,6 +918,38 @@ MUTANTS = [
         "original course",
         "train(d, g, d_optimizer, g_optimizer, dataloader",
     ),
+    M(
+        "test_get_dataloader",
+        "crop-before-resize",
+        "CenterCrop before Resize, so a large image keeps only its central patch",
+        "get_dataloader",
+        [
+            (
+                "        transforms.Resize(image_size),       # shorter side -> image_size, keeps "
+                "the aspect ratio\n        transforms.CenterCrop(image_size),   # then the central "
+                "square\n",
+                "        transforms.CenterCrop(image_size),\n"
+                "        transforms.Resize(image_size),\n",
+            )
+        ],
+        "centercrop",
+        "before",
+    ),
+    M(
+        "test_get_dataloader",
+        "random-resized-crop",
+        "RandomResizedCrop instead of Resize + CenterCrop (random face fragments)",
+        "get_dataloader",
+        [
+            (
+                "        transforms.Resize(image_size),       # shorter side -> image_size, keeps "
+                "the aspect ratio\n        transforms.CenterCrop(image_size),   # then the central "
+                "square\n",
+                "        transforms.RandomResizedCrop(image_size),\n",
+            )
+        ],
+        "random",
+    ),
 ]
 
 
