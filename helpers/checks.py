@@ -137,10 +137,11 @@ def passed():
 
 
 @contextlib.contextmanager
-def calling(what, hint=""):
+def calling(what, hint="", shape_hint=""):
     """Turn an exception raised by the learner's code into a failure that says where it came from.
 
-    `hint` names the likely cause when the caller knows it better than the generic guesses.
+    `hint` names the likely cause when the caller knows it better than the generic guesses;
+    `shape_hint` does so only for errors about sizes or shapes.
     """
     try:
         yield
@@ -170,7 +171,7 @@ def calling(what, hint=""):
                 "Detach them in the D step: fake_loss(D(fake_images.detach()))."
             )
         elif not hint and ("shape" in lowered or "size" in lowered):
-            hint = (
+            hint = shape_hint or (
                 "Likely cause: a layer's size or a reshape does not match the shapes given above."
             )
         end = "" if text.endswith(".") else "."
@@ -755,6 +756,46 @@ def check_block(fn, name, layer_type, in_size, out_size):
 LOGITS = [[2.0], [-1.0], [0.5], [-3.0], [40.0], [-40.0]]
 
 
+def labels_used(loss, d_out):
+    """The labels of a mean BCE-with-logits loss, read back from its gradient
+    ((sigmoid(x) - label) / n per logit); None when the loss is not of that form."""
+    if not loss.requires_grad:
+        return None
+    (grad,) = torch.autograd.grad(loss, d_out, retain_graph=True)
+    x = d_out.detach().double().flatten()
+    labels = torch.sigmoid(x) - grad.double().flatten() * len(x)
+    same = F.binary_cross_entropy_with_logits(x, labels).item()
+    if abs(same - loss.item()) > 1e-3 * max(1.0, abs(same)) or not (labels.abs() < 10).all():
+        return None
+    return labels.cpu()
+
+
+def labels_cause(labels, target):
+    """What is wrong with labels that are not all `target`, in words."""
+    kind = "fake" if target == 0 else "real"
+    asked = (
+        "The notebook asks for fake labels of exactly 0."
+        if target == 0
+        else "The notebook asks for real labels of exactly 1 (or 0.9 with smooth=True), never "
+        "above 1: BCE's labels are probabilities, and a label above 1 lets the loss go below "
+        "zero and keeps pushing D's logits up without end."
+    )
+    low, high = labels.min().item(), labels.max().item()
+    if high > 1 + 1e-3:
+        return f"Some of your {kind} labels are above 1 (up to {high:.2f}). {asked}"
+    if high - low > 1e-3:
+        return (
+            f"Your {kind} labels vary from image to image ({low:.2f} to {high:.2f}), so the loss "
+            f"is random. {asked}"
+        )
+    return (
+        f"Your {kind} labels are {low:.3g}, not {target:g}. {asked}"
+        if abs(low - target) > 1e-3
+        else "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) "
+        "with the mean reduction."
+    )
+
+
 def bce(logits, target):
     """Hand-computed mean binary cross-entropy with logits, in float64."""
     total = 0.0
@@ -772,7 +813,13 @@ def bce(logits, target):
 def check_loss(fn, name, call, target, devices):
     for device in devices:
         d_out = torch.tensor(LOGITS, device=device, requires_grad=True)
-        with calling(f"{call} on a D_out of shape (6, 1) on {device}"):
+        sized_hint = (
+            "Likely cause: the labels are not sized from D_out, for example torch.ones(batch_size) "
+            "with the notebook's global batch_size, which is not the size of this D_out (nor of "
+            "a last, smaller batch). Make the labels from D_out itself: torch.ones_like(D_out) or "
+            "torch.full_like(D_out, ...)."
+        )
+        with calling(f"{call} on a D_out of shape (6, 1) on {device}", shape_hint=sized_hint):
             loss = fn(d_out)
         check(
             isinstance(loss, torch.Tensor) and loss.dim() == 0,
@@ -803,6 +850,8 @@ def check_loss(fn, name, call, target, devices):
                 )
             elif abs(got - expected * len(LOGITS)) < 1e-3 * max(1.0, expected * len(LOGITS)):
                 cause = "You summed over the batch: return the mean (BCEWithLogitsLoss's default)."
+            elif (labels := labels_used(loss, d_out)) is not None:
+                cause = labels_cause(labels, target)
             elif (
                 target in (1.0, 0.9)
                 and abs(got - bce(LOGITS, 1.0 if target == 0.9 else 0.9)) < 1e-4

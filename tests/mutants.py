@@ -950,6 +950,34 @@ MUTANTS = [
         ],
         "random",
     ),
+    M(
+        "test_real_loss",
+        "noisy-labels-above-1",
+        "real labels drawn from uniform(0.7, 1.2), some above 1",
+        "real_loss",
+        [
+            (
+                "labels = torch.full_like(D_out, 0.9 if smooth else 1.0)",
+                "labels = torch.ones_like(D_out) * torch.empty_like(D_out).uniform_(0.7, 1.2)",
+            )
+        ],
+        "above 1",
+    ),
+    M(
+        "test_real_loss",
+        "labels-global-batch-size",
+        "labels sized by the notebook's global batch_size, not by D_out",
+        "real_loss",
+        [
+            (
+                "labels = torch.full_like(D_out, 0.9 if smooth else 1.0)",
+                "labels = torch.ones(batch_size, 1, device=D_out.device) * "
+                "(0.9 if smooth else 1.0)",
+            )
+        ],
+        "batch_size",
+        "d_out",
+    ),
 ]
 
 
