@@ -32,6 +32,7 @@ from helpers.checks import (
     check_d_gives_logits,
     check_d_gradients,
     check_frame_kept,
+    check_fresh_noise,
     check_g_ends_with_tanh,
     check_g_layers,
     check_init_picks_the_layers,
@@ -492,6 +493,7 @@ def test_train(train):
             "train should take one G step per batch: 3 batches x 2 epochs = 6 calls of "
             f"g_optimizer.step(), got {n_g}.",
         )
+        check_fresh_noise(rec.g_inputs, rec.sample_inputs)
 
         check(
             any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())),

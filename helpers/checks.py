@@ -961,6 +961,8 @@ class Recorder:
         self.g_grads_at_d_step = self.last_g_grads
         self.d_step_reached_g = False  # the D step's backward also filled G's gradients
         self.steps = {"d_step": 0, "g_step": 0}
+        self.g_inputs = []  # G's input in every call that is part of a step
+        self.sample_inputs = []  # G's input in calls under torch.no_grad() (the samples)
         self.handles = [
             D.register_forward_hook(lambda m, i, o: self._forward("D", i, o)),
             G.register_forward_hook(lambda m, i, o: self._forward("G", i, o)),
@@ -970,12 +972,15 @@ class Recorder:
 
     def _forward(self, kind, inputs, output):
         if not torch.is_grad_enabled():
+            if kind == "G":
+                self.sample_inputs.append(inputs[0].detach().cpu().clone())
             return
         # kept on the CPU, where the test compares them with the batches it made
         event = (kind, inputs[0].detach().cpu().clone(), output.detach().cpu().clone())
         self.window.append(event)
         if kind == "G":
             self.g_history = (self.g_history + [event])[-4:]
+            self.g_inputs.append(event[1])
 
     @staticmethod
     def _grads(net):
@@ -1013,6 +1018,34 @@ class Recorder:
 
     def count(self, kind):
         return self.steps[kind]
+
+
+FRESH_Z = (
+    "Draw fresh noise for every batch, z = torch.rand(batch_size, z_size, device=device) * 2 - 1, "
+    "and keep fixed_z for the sample images only."
+)
+
+
+def check_fresh_noise(g_inputs, sample_inputs):
+    """Every batch's fakes come from new noise: no z row of the steps is one of the sample noise
+    (fixed_z), and none feeds G in more than two calls (a D and a G step of one batch)."""
+    rows = [z.flatten(1) for z in g_inputs if z.dim() >= 2 and z.is_floating_point()]
+    if not rows or len({r.shape[1] for r in rows}) != 1:
+        return
+    fixed = [z.flatten(1) for z in sample_inputs if z.dim() >= 2 and z.is_floating_point()]
+    if fixed and fixed[0].shape[1] == rows[0].shape[1]:
+        check(
+            not any(rows_match(r, fixed[0]).any() for r in rows),
+            "The D and G steps make their fakes from fixed_z, the noise kept for the sample "
+            "images, so G only ever learns to draw those few images. " + FRESH_Z,
+        )
+    all_rows = torch.cat(rows)
+    uses = sum(rows_match(all_rows, r).int() for r in rows)  # per row: G calls that used it
+    check(
+        uses.max() <= 2,
+        f"The same noise z fed G in {uses.max()} training calls, across batches, so G keeps "
+        "training on the same few fakes. " + FRESH_Z,
+    )
 
 
 def grads_equal(a, b):
