@@ -11,7 +11,7 @@ import ast
 
 import nbformat
 
-from helpers.notebook import NOTEBOOK, read_notebook, strip_magics
+from helpers.notebook import NOTEBOOK, read_notebook, strip_magics, tags
 
 
 def solution_code(*names):
@@ -25,6 +25,18 @@ def solution_code(*names):
             if getattr(node, "name", None) in names:
                 found[node.name] = ast.get_source_segment(source, node)
     return "\n\n\n".join(found[n] for n in names)
+
+
+def solution_imports():
+    """The import statements of the solution notebook's setup cells (what its train relies on)."""
+    lines = []
+    for cell in read_notebook(NOTEBOOK)["cells"]:
+        if cell["cell_type"] == "code" and "setup" in tags(cell):
+            tree = ast.parse(strip_magics(cell["source"]))
+            lines += [
+                ast.unparse(n) for n in tree.body if isinstance(n, (ast.Import, ast.ImportFrom))
+            ]
+    return "\n".join(lines)
 
 
 IMPORTS = """data_dir = 'processed_celeba_small/'
@@ -204,9 +216,7 @@ def original_notebook(path, variant="template"):
     ]
     if variant == "kit-train":
         cells += [
-            "from tqdm.auto import tqdm\n"
-            "from helpers.checkpoint import load_checkpoint, save_checkpoint\n\n"
-            + solution_code("train"),
+            solution_imports() + "\n\n\n" + solution_code("train"),
             "device = torch.device('cuda' if train_on_gpu else 'cpu')\n"
             "losses, samples = train(D, G, d_optimizer, g_optimizer, celeba_train_loader, 1,\n"
             "                        z_size, device)",

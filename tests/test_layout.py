@@ -7,7 +7,9 @@ from helpers.notebook import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 # Made by the kit or brought by the user, never committed (.gitignore)
-NOT_COMMITTED = {"data", "outputs", "release", "processed_celeba_small", "artifacts", "build"}
+NOT_COMMITTED = {
+    "data", "outputs", "release", "processed_celeba_small", "artifacts", "build", "__pycache__",
+}
 
 
 def layout_rows():
