@@ -31,6 +31,8 @@ from helpers.checks import (
     check_d_convs,
     check_d_gives_logits,
     check_d_gradients,
+    check_frame_kept,
+    check_fresh_noise,
     check_g_ends_with_tanh,
     check_g_layers,
     check_init_picks_the_layers,
@@ -97,7 +99,8 @@ def test_get_dataloader(get_dataloader):
             "a new order.",
         )
 
-        # Non-square images: centre crop (all green) versus squash (red strips on the sides).
+        # A deterministic transform; non-square images centre-cropped (all green), not squashed
+        # (red strips on the sides).
         check_non_square_images(loader.dataset, 32)
 
         with calling("Reading a batch from your DataLoader"):
@@ -118,6 +121,8 @@ def test_get_dataloader(get_dataloader):
             f"Pixel values should lie in [0, 1] (what ToTensor gives), got min {images.min():.3f}, "
             f"max {images.max():.3f}. Scaling to [-1, 1] comes later, in scale().",
         )
+        # A square image larger than image_size is resized before the crop: its frame stays.
+        check_frame_kept(loader.dataset, 32)
         check(
             len(labels) == 4,
             f"Each batch should also carry the labels, got {len(labels)} for 4 images.",
@@ -488,6 +493,7 @@ def test_train(train):
             "train should take one G step per batch: 3 batches x 2 epochs = 6 calls of "
             f"g_optimizer.step(), got {n_g}.",
         )
+        check_fresh_noise(rec.g_inputs, rec.sample_inputs)
 
         check(
             any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())),

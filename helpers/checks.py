@@ -137,10 +137,11 @@ def passed():
 
 
 @contextlib.contextmanager
-def calling(what, hint=""):
+def calling(what, hint="", shape_hint=""):
     """Turn an exception raised by the learner's code into a failure that says where it came from.
 
-    `hint` names the likely cause when the caller knows it better than the generic guesses.
+    `hint` names the likely cause when the caller knows it better than the generic guesses;
+    `shape_hint` does so only for errors about sizes or shapes.
     """
     try:
         yield
@@ -170,7 +171,7 @@ def calling(what, hint=""):
                 "Detach them in the D step: fake_loss(D(fake_images.detach()))."
             )
         elif not hint and ("shape" in lowered or "size" in lowered):
-            hint = (
+            hint = shape_hint or (
                 "Likely cause: a layer's size or a reshape does not match the shapes given above."
             )
         end = "" if text.endswith(".") else "."
@@ -543,6 +544,9 @@ def push_output(module, make_input, direction, steps=25, lr=0.05):
 # ---------------------------------------------------------------- data loader
 
 
+FRAME_BLUE = (20, 40, 220)
+
+
 def write_test_images(root):
     """A small ImageFolder tree: square and non-square images, RGB, grayscale and RGBA.
 
@@ -564,29 +568,71 @@ def write_test_images(root):
         img.save(folder / f"{name}.png")
     Image.new("L", (50, 50), 128).save(folder / "gray.png")
     Image.new("RGBA", (64, 64), (10, 20, 200, 255)).save(folder / "rgba.png")
-    return 10
+    # Square and larger than the loaders' image sizes: a blue frame around an orange centre
+    # whose shade changes from row to row. Resize-then-crop keeps the frame; a crop first keeps
+    # only the centre. Left-right symmetric, so a random flip gives the same tensor; any random
+    # crop does not.
+    framed = Image.new("RGB", (64, 64), FRAME_BLUE)
+    for y in range(8, 56):
+        framed.paste(Image.new("RGB", (48, 1), (220, 40 + 3 * y, 20)), (8, y))
+    framed.save(folder / "framed.png")
+    return 11
 
 
 # ---------------------------------------------------------------- conv / deconv
 
 
+def check_frame_kept(dataset, size):
+    """framed.png (64x64, blue frame) shrunk to size keeps its frame in the outer pixels."""
+    by_name = {Path(p).stem: i for i, (p, _) in enumerate(dataset.samples)}
+    with calling("Loading the test image framed.png"):
+        img, _ = dataset[by_name["framed"]]
+    check(
+        tuple(img.shape) == (3, size, size),
+        f"The square test image framed.png (64x64) should come out as (3, {size}, {size}), got "
+        f"{tuple(img.shape)}. Use the image_size argument in Resize and CenterCrop.",
+    )
+    ring = torch.cat([img[:, 0], img[:, -1], img[:, :, 0], img[:, :, -1]], dim=1)
+    blue = torch.tensor(FRAME_BLUE, dtype=img.dtype).unsqueeze(1) / 255
+    check(
+        (ring - blue).abs().amax(0).mean() < 0.15,
+        f"The square test image framed.png (64x64, with a blue frame) lost its frame when loaded "
+        f"at image_size={size}: only its central patch is left. CenterCrop(image_size) comes "
+        "before Resize(image_size), so a picture larger than image_size is cut down to its "
+        "centre (on the faces: a zoomed-in nose and eyes) instead of shrunk. Put "
+        "transforms.Resize(image_size) first, then transforms.CenterCrop(image_size).",
+    )
+
+
 def check_non_square_images(dataset, size):
-    """The wide and tall test images come out (3, size, size), in colour, centre-cropped: the
-    crop keeps only their green centre, squashing would keep their red side strips."""
+    """The same image always gives the same tensor (no random crop), and the wide and tall test
+    images come out (3, size, size), in colour, centre-cropped: the crop keeps only their green
+    centre, squashing would keep their red side strips."""
     samples = getattr(dataset, "samples", None)
     check(
         samples is not None,
         "The DataLoader's dataset should be a torchvision datasets.ImageFolder.",
     )
     by_name = {Path(p).stem: i for i, (p, _) in enumerate(samples)}
-    for name in ("wide", "tall"):
-        with calling(f"Loading the non-square test image {name}.png"):
+    for name in ("framed", "wide", "tall"):
+        with calling(f"Loading the test image {name}.png"):
             img, _ = dataset[by_name[name]]
         check(
             isinstance(img, torch.Tensor),
             f"The dataset gives {type(img).__name__} objects instead of tensors: end the transform "
             "with transforms.ToTensor().",
         )
+        with calling(f"Loading the test image {name}.png again"):
+            again = [dataset[by_name[name]][0] for _ in range(2)]
+        check(
+            all(torch.equal(img, other) for other in again),
+            f"Loading the same image ({name}.png) three times gave different tensors: the "
+            "transform is random (for example RandomResizedCrop or RandomCrop), so D trains on "
+            "random pieces of faces. The notebook asks for transforms.Resize(image_size) followed "
+            "by transforms.CenterCrop(image_size), which always give the whole face.",
+        )
+        if name == "framed":
+            continue  # its frame is checked by check_frame_kept, after the colour and range
         check(
             tuple(img.shape) == (3, size, size),
             f"A non-square image should come out as (3, {size}, {size}), got {tuple(img.shape)}. "
@@ -710,6 +756,46 @@ def check_block(fn, name, layer_type, in_size, out_size):
 LOGITS = [[2.0], [-1.0], [0.5], [-3.0], [40.0], [-40.0]]
 
 
+def labels_used(loss, d_out):
+    """The labels of a mean BCE-with-logits loss, read back from its gradient
+    ((sigmoid(x) - label) / n per logit); None when the loss is not of that form."""
+    if not loss.requires_grad:
+        return None
+    (grad,) = torch.autograd.grad(loss, d_out, retain_graph=True)
+    x = d_out.detach().double().flatten()
+    labels = torch.sigmoid(x) - grad.double().flatten() * len(x)
+    same = F.binary_cross_entropy_with_logits(x, labels).item()
+    if abs(same - loss.item()) > 1e-3 * max(1.0, abs(same)) or not (labels.abs() < 10).all():
+        return None
+    return labels.cpu()
+
+
+def labels_cause(labels, target):
+    """What is wrong with labels that are not all `target`, in words."""
+    kind = "fake" if target == 0 else "real"
+    asked = (
+        "The notebook asks for fake labels of exactly 0."
+        if target == 0
+        else "The notebook asks for real labels of exactly 1 (or 0.9 with smooth=True), never "
+        "above 1: BCE's labels are probabilities, and a label above 1 lets the loss go below "
+        "zero and keeps pushing D's logits up without end."
+    )
+    low, high = labels.min().item(), labels.max().item()
+    if high > 1 + 1e-3:
+        return f"Some of your {kind} labels are above 1 (up to {high:.2f}). {asked}"
+    if high - low > 1e-3:
+        return (
+            f"Your {kind} labels vary from image to image ({low:.2f} to {high:.2f}), so the loss "
+            f"is random. {asked}"
+        )
+    return (
+        f"Your {kind} labels are {low:.3g}, not {target:g}. {asked}"
+        if abs(low - target) > 1e-3
+        else "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) "
+        "with the mean reduction."
+    )
+
+
 def bce(logits, target):
     """Hand-computed mean binary cross-entropy with logits, in float64."""
     total = 0.0
@@ -727,7 +813,13 @@ def bce(logits, target):
 def check_loss(fn, name, call, target, devices):
     for device in devices:
         d_out = torch.tensor(LOGITS, device=device, requires_grad=True)
-        with calling(f"{call} on a D_out of shape (6, 1) on {device}"):
+        sized_hint = (
+            "Likely cause: the labels are not sized from D_out, for example torch.ones(batch_size) "
+            "with the notebook's global batch_size, which is not the size of this D_out (nor of "
+            "a last, smaller batch). Make the labels from D_out itself: torch.ones_like(D_out) or "
+            "torch.full_like(D_out, ...)."
+        )
+        with calling(f"{call} on a D_out of shape (6, 1) on {device}", shape_hint=sized_hint):
             loss = fn(d_out)
         check(
             isinstance(loss, torch.Tensor) and loss.dim() == 0,
@@ -758,6 +850,8 @@ def check_loss(fn, name, call, target, devices):
                 )
             elif abs(got - expected * len(LOGITS)) < 1e-3 * max(1.0, expected * len(LOGITS)):
                 cause = "You summed over the batch: return the mean (BCEWithLogitsLoss's default)."
+            elif (labels := labels_used(loss, d_out)) is not None:
+                cause = labels_cause(labels, target)
             elif (
                 target in (1.0, 0.9)
                 and abs(got - bce(LOGITS, 1.0 if target == 0.9 else 0.9)) < 1e-4
@@ -867,6 +961,8 @@ class Recorder:
         self.g_grads_at_d_step = self.last_g_grads
         self.d_step_reached_g = False  # the D step's backward also filled G's gradients
         self.steps = {"d_step": 0, "g_step": 0}
+        self.g_inputs = []  # G's input in every call that is part of a step
+        self.sample_inputs = []  # G's input in calls under torch.no_grad() (the samples)
         self.handles = [
             D.register_forward_hook(lambda m, i, o: self._forward("D", i, o)),
             G.register_forward_hook(lambda m, i, o: self._forward("G", i, o)),
@@ -876,12 +972,15 @@ class Recorder:
 
     def _forward(self, kind, inputs, output):
         if not torch.is_grad_enabled():
+            if kind == "G":
+                self.sample_inputs.append(inputs[0].detach().cpu().clone())
             return
         # kept on the CPU, where the test compares them with the batches it made
         event = (kind, inputs[0].detach().cpu().clone(), output.detach().cpu().clone())
         self.window.append(event)
         if kind == "G":
             self.g_history = (self.g_history + [event])[-4:]
+            self.g_inputs.append(event[1])
 
     @staticmethod
     def _grads(net):
@@ -919,6 +1018,34 @@ class Recorder:
 
     def count(self, kind):
         return self.steps[kind]
+
+
+FRESH_Z = (
+    "Draw fresh noise for every batch, z = torch.rand(batch_size, z_size, device=device) * 2 - 1, "
+    "and keep fixed_z for the sample images only."
+)
+
+
+def check_fresh_noise(g_inputs, sample_inputs):
+    """Every batch's fakes come from new noise: no z row of the steps is one of the sample noise
+    (fixed_z), and none feeds G in more than two calls (a D and a G step of one batch)."""
+    rows = [z.flatten(1) for z in g_inputs if z.dim() >= 2 and z.is_floating_point()]
+    if not rows or len({r.shape[1] for r in rows}) != 1:
+        return
+    fixed = [z.flatten(1) for z in sample_inputs if z.dim() >= 2 and z.is_floating_point()]
+    if fixed and fixed[0].shape[1] == rows[0].shape[1]:
+        check(
+            not any(rows_match(r, fixed[0]).any() for r in rows),
+            "The D and G steps make their fakes from fixed_z, the noise kept for the sample "
+            "images, so G only ever learns to draw those few images. " + FRESH_Z,
+        )
+    all_rows = torch.cat(rows)
+    uses = sum(rows_match(all_rows, r).int() for r in rows)  # per row: G calls that used it
+    check(
+        uses.max() <= 2,
+        f"The same noise z fed G in {uses.max()} training calls, across batches, so G keeps "
+        "training on the same few fakes. " + FRESH_Z,
+    )
 
 
 def grads_equal(a, b):

@@ -918,6 +918,84 @@ MUTANTS = [
         "original course",
         "train(d, g, d_optimizer, g_optimizer, dataloader",
     ),
+    M(
+        "test_get_dataloader",
+        "crop-before-resize",
+        "CenterCrop before Resize, so a large image keeps only its central patch",
+        "get_dataloader",
+        [
+            (
+                "        transforms.Resize(image_size),       # shorter side -> image_size, keeps "
+                "the aspect ratio\n        transforms.CenterCrop(image_size),   # then the central "
+                "square\n",
+                "        transforms.CenterCrop(image_size),\n"
+                "        transforms.Resize(image_size),\n",
+            )
+        ],
+        "centercrop",
+        "before",
+    ),
+    M(
+        "test_get_dataloader",
+        "random-resized-crop",
+        "RandomResizedCrop instead of Resize + CenterCrop (random face fragments)",
+        "get_dataloader",
+        [
+            (
+                "        transforms.Resize(image_size),       # shorter side -> image_size, keeps "
+                "the aspect ratio\n        transforms.CenterCrop(image_size),   # then the central "
+                "square\n",
+                "        transforms.RandomResizedCrop(image_size),\n",
+            )
+        ],
+        "random",
+    ),
+    M(
+        "test_train",
+        "fakes-from-fixed-z",
+        "the D and G steps use the fixed sample noise instead of fresh z",
+        "train",
+        [("z = torch.rand(batch_size, z_size, device=device) * 2 - 1", "z = fixed_z")],
+        "fresh",
+        "fixed",
+    ),
+    M(
+        "test_train",
+        "d-fakes-from-fixed-z",
+        "the D step scores G(fixed_z), the sample noise, instead of the batch's fakes",
+        "train",
+        [("fake_loss(D(fake_images.detach()))", "fake_loss(D(G(fixed_z).detach()))")],
+        "fresh",
+        "fixed",
+    ),
+    M(
+        "test_real_loss",
+        "noisy-labels-above-1",
+        "real labels drawn from uniform(0.7, 1.2), some above 1",
+        "real_loss",
+        [
+            (
+                "labels = torch.full_like(D_out, 0.9 if smooth else 1.0)",
+                "labels = torch.ones_like(D_out) * torch.empty_like(D_out).uniform_(0.7, 1.2)",
+            )
+        ],
+        "above 1",
+    ),
+    M(
+        "test_real_loss",
+        "labels-global-batch-size",
+        "labels sized by the notebook's global batch_size, not by D_out",
+        "real_loss",
+        [
+            (
+                "labels = torch.full_like(D_out, 0.9 if smooth else 1.0)",
+                "labels = torch.ones(batch_size, 1, device=D_out.device) * "
+                "(0.9 if smooth else 1.0)",
+            )
+        ],
+        "batch_size",
+        "d_out",
+    ),
 ]
 
 

@@ -79,6 +79,16 @@ VARIANTS = [
             ),
         ),
     ),
+    V(
+        "test_get_dataloader",
+        "horizontal-flip",
+        "adds RandomHorizontalFlip (a mirrored face is still a face)",
+        "get_dataloader",
+        (
+            "        transforms.ToTensor(),",
+            "        transforms.RandomHorizontalFlip(),\n        transforms.ToTensor(),",
+        ),
+    ),
     # ---- scale
     V(
         "test_scale",
