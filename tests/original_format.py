@@ -205,7 +205,8 @@ def original_notebook(path, variant="template"):
     if variant == "kit-train":
         cells += [
             "from tqdm.auto import tqdm\n"
-            "from helpers.checkpoint import load_checkpoint, save_checkpoint\n\n"
+            "from helpers.checkpoint import describe_run, load_checkpoint, save_checkpoint\n"
+            "from helpers.monitor import DiscriminatorProbe\n\n"
             + solution_code("train"),
             "device = torch.device('cuda' if train_on_gpu else 'cpu')\n"
             "losses, samples = train(D, G, d_optimizer, g_optimizer, celeba_train_loader, 1,\n"
