@@ -54,7 +54,7 @@ MUTANTS = [
         "no-center-crop",
         "Resize without CenterCrop on non-square images",
         "get_dataloader",
-        [("        transforms.CenterCrop(image_size),   # then the central square\n", "")],
+        [("            transforms.CenterCrop(image_size),  # then the central square\n", "")],
         "centercrop",
     ),
     M(
@@ -64,7 +64,7 @@ MUTANTS = [
         "get_dataloader",
         [
             ("transforms.Resize(image_size)", "transforms.Resize((image_size, image_size))"),
-            ("        transforms.CenterCrop(image_size),   # then the central square\n", ""),
+            ("            transforms.CenterCrop(image_size),  # then the central square\n", ""),
         ],
         "squashed",
     ),
@@ -89,7 +89,7 @@ MUTANTS = [
         "no-to-tensor",
         "forgets ToTensor, so batches hold PIL images",
         "get_dataloader",
-        [("        transforms.ToTensor(),               # (3, H, W), float in [0, 1]\n", "")],
+        [("            transforms.ToTensor(),  # (3, H, W), float in [0, 1]\n", "")],
         "totensor",
     ),
     M(
@@ -238,7 +238,7 @@ MUTANTS = [
         "kernel-4",
         "hard-codes kernel size 4",
         "deconv",
-        [("out_channels, kernel_size, stride, padding,\n", "out_channels, 4, stride, padding,\n")],
+        [("out_channels, kernel_size, stride, padding, bias", "out_channels, 4, stride, padding, bias")],
         "kernel_size",
     ),
     # ---- Discriminator
@@ -910,8 +910,9 @@ MUTANTS = [
         "train",
         [
             (
-                "def train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device,\n"
-                "          print_every=50, checkpoint_path=None, sample_size=16, fresh=False):",
+                "def train(\n    D,\n    G,\n    d_optimizer,\n    g_optimizer,\n    dataloader,\n"
+                "    n_epochs,\n    z_size,\n    device,\n    print_every=50,\n"
+                "    checkpoint_path=None,\n    sample_size=16,\n    fresh=False,\n):",
                 "def train(D, G, n_epochs, print_every=50):",
             )
         ],
@@ -925,11 +926,11 @@ MUTANTS = [
         "get_dataloader",
         [
             (
-                "        transforms.Resize(image_size),       # shorter side -> image_size, keeps "
-                "the aspect ratio\n        transforms.CenterCrop(image_size),   # then the central "
+                "            transforms.Resize(image_size),  # shorter side -> image_size, keeps "
+                "the aspect ratio\n            transforms.CenterCrop(image_size),  # then the central "
                 "square\n",
-                "        transforms.CenterCrop(image_size),\n"
-                "        transforms.Resize(image_size),\n",
+                "            transforms.CenterCrop(image_size),\n"
+                "            transforms.Resize(image_size),\n",
             )
         ],
         "centercrop",
@@ -942,10 +943,10 @@ MUTANTS = [
         "get_dataloader",
         [
             (
-                "        transforms.Resize(image_size),       # shorter side -> image_size, keeps "
-                "the aspect ratio\n        transforms.CenterCrop(image_size),   # then the central "
+                "            transforms.Resize(image_size),  # shorter side -> image_size, keeps "
+                "the aspect ratio\n            transforms.CenterCrop(image_size),  # then the central "
                 "square\n",
-                "        transforms.RandomResizedCrop(image_size),\n",
+                "            transforms.RandomResizedCrop(image_size),\n",
             )
         ],
         "random",

@@ -20,7 +20,7 @@ from helpers.notebook import NOTEBOOK, load_solution
 from tests import imagefiles
 from tests.tiny_training import train_one_epoch
 
-CROP_LINE = "        transforms.CenterCrop(image_size),   # then the central square\n"
+CROP_LINE = "            transforms.CenterCrop(image_size),  # then the central square\n"
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +110,7 @@ def test_a_transform_the_learner_adds_changes_what_trains(tmp_path):
     (cell,) = [c for c in nb["cells"] if "def get_dataloader" in "".join(c["source"])]
     source = "".join(cell["source"])
     assert CROP_LINE in source, "the notebook's get_dataloader changed; update CROP_LINE"
-    cell["source"] = source.replace(CROP_LINE, CROP_LINE + "        transforms.Grayscale(3),\n")
+    cell["source"] = source.replace(CROP_LINE, CROP_LINE + "            transforms.Grayscale(3),\n")
     edited = tmp_path / "edited.ipynb"
     edited.write_text(json.dumps(nb), encoding="utf-8")
     with contextlib.redirect_stdout(io.StringIO()):
