@@ -11,6 +11,7 @@ most of the frame). A DCGAN learns them in minutes on a CPU.
 
 Command line: ``python -m helpers faces --help``.
 """
+
 import argparse
 import json
 import numbers
@@ -45,20 +46,43 @@ _MARKER = ".complete.json"
 _IMAGE_NAME = re.compile(r"^\d{6}\.png$")
 
 # Skin tones from very light to very deep; a face picks a random point between two neighbours.
-_SKIN_TONES = np.array([
-    (255, 228, 208), (247, 211, 180), (237, 192, 152), (224, 172, 128), (203, 146, 100),
-    (176, 118, 78), (141, 90, 58), (105, 66, 44), (78, 50, 36),
-], dtype=float)
+_SKIN_TONES = np.array(
+    [
+        (255, 228, 208),
+        (247, 211, 180),
+        (237, 192, 152),
+        (224, 172, 128),
+        (203, 146, 100),
+        (176, 118, 78),
+        (141, 90, 58),
+        (105, 66, 44),
+        (78, 50, 36),
+    ],
+    dtype=float,
+)
 # (colour, weight): natural hair colours, with a few dyed ones drawn separately.
 _HAIR_COLOURS = [
-    ((28, 24, 24), 0.26), ((62, 42, 30), 0.2), ((104, 68, 42), 0.14), ((150, 108, 68), 0.08),
-    ((215, 180, 110), 0.09), ((236, 222, 180), 0.03), ((150, 62, 30), 0.05), ((196, 98, 44), 0.03),
-    ((140, 138, 136), 0.05), ((214, 212, 208), 0.03),
+    ((28, 24, 24), 0.26),
+    ((62, 42, 30), 0.2),
+    ((104, 68, 42), 0.14),
+    ((150, 108, 68), 0.08),
+    ((215, 180, 110), 0.09),
+    ((236, 222, 180), 0.03),
+    ((150, 62, 30), 0.05),
+    ((196, 98, 44), 0.03),
+    ((140, 138, 136), 0.05),
+    ((214, 212, 208), 0.03),
 ]
 _HAIR_WEIGHTS = np.array([w for _, w in _HAIR_COLOURS]) / sum(w for _, w in _HAIR_COLOURS)
 _DYED_HAIR = [(220, 80, 150), (70, 110, 210), (130, 70, 190), (50, 160, 120), (230, 120, 40)]
-_IRIS_COLOURS = [(62, 36, 20), (98, 62, 30), (120, 96, 48), (70, 112, 64), (64, 104, 170),
-                 (110, 124, 138)]
+_IRIS_COLOURS = [
+    (62, 36, 20),
+    (98, 62, 30),
+    (120, 96, 48),
+    (70, 112, 64),
+    (64, 104, 170),
+    (110, 124, 138),
+]
 _GLASSES_FRAMES = [(20, 20, 22), (70, 40, 25), (150, 120, 60), (120, 120, 128), (140, 30, 40)]
 
 
@@ -109,7 +133,7 @@ class _Head:
         self.ry = self.rx * rng.uniform(*ratio)
         self.cx = S * (0.5 + rng.uniform(-0.035, 0.035))
         self.cy = S * (0.47 + rng.uniform(-0.025, 0.025))
-        self.jaw = rng.uniform(0.72, 0.92)        # chin width relative to the cheeks
+        self.jaw = rng.uniform(0.72, 0.92)  # chin width relative to the cheeks
         self.chin = self.cy + self.ry * 1.04
         # Eyes sit about halfway down the whole head, nose and mouth in the lower third.
         self.eye_y = self.cy + self.ry * rng.uniform(-0.06, 0.06)
@@ -125,8 +149,9 @@ class _Head:
     def face(self, draw, fill):
         # Union of the skull ellipse and a narrower, lower one gives cheeks and a chin.
         _ellipse(draw, self.cx, self.cy, self.rx, self.ry, fill=fill)
-        _ellipse(draw, self.cx, self.cy + self.ry * 0.1, self.rx * self.jaw, self.ry * 0.94,
-                 fill=fill)
+        _ellipse(
+            draw, self.cx, self.cy + self.ry * 0.1, self.rx * self.jaw, self.ry * 0.94, fill=fill
+        )
 
 
 def _skin_and_hair_colours(rng):
@@ -172,8 +197,10 @@ def _draw_body(draw, rng, h, S, skin):
     if neckline == "round":
         _ellipse(draw, h.cx, top, neck * 1.1, S * 0.05, fill=shadow)
     elif neckline == "v":
-        draw.polygon([(h.cx - neck * 1.1, top - 2), (h.cx + neck * 1.1, top - 2),
-                      (h.cx, top + S * 0.09)], fill=shadow)
+        draw.polygon(
+            [(h.cx - neck * 1.1, top - 2), (h.cx + neck * 1.1, top - 2), (h.cx, top + S * 0.09)],
+            fill=shadow,
+        )
 
 
 def _hair_style(rng, masculine):
@@ -223,8 +250,10 @@ def _draw_hair(head_img, rng, h, S, colour, length, top):
     elif length == "long":  # two curtains that widen a little toward the ends
         bottom = rng.uniform(h.chin + S * 0.04, S * 1.05)
         brx = hrx * rng.uniform(1.0, 1.2)
-        d.polygon([(h.cx - hrx, hcy), (h.cx + hrx, hcy), (h.cx + brx, bottom),
-                   (h.cx - brx, bottom)], fill=back)
+        d.polygon(
+            [(h.cx - hrx, hcy), (h.cx + hrx, hcy), (h.cx + brx, bottom), (h.cx - brx, bottom)],
+            fill=back,
+        )
         outline(d, bottom, back)
         # Leave the neck free below the chin, or the hair reads as a hood.
         gap = h.neck * rng.uniform(1.0, 1.3)
@@ -238,8 +267,9 @@ def _draw_hair(head_img, rng, h, S, colour, length, top):
     d = ImageDraw.Draw(front)
     outline(d, h.cy + h.ry * 0.4, 255)
     reach = bump if curly else 0
-    box = _clip_box((h.cx - hrx - reach, hcy - hry - reach, h.cx + hrx + reach,
-                     hcy + hry + reach), W, H)
+    box = _clip_box(
+        (h.cx - hrx - reach, hcy - hry - reach, h.cx + hrx + reach, hcy + hry + reach), W, H
+    )
     # Cut out the face below the hairline; its shape decides the style.
     if top == "bangs":
         fringe = h.brow_y - h.ry * rng.uniform(0.04, 0.1)
@@ -268,8 +298,7 @@ def _draw_ears(draw, h, skin):
     for side in (-1, 1):
         x, y = h.cx + side * h.rx * 0.96, (h.eye_y + h.nose_y) / 2
         _ellipse(draw, x, y, h.rx * 0.16, h.ry * 0.2, fill=_scale(skin, 0.95))
-        _ellipse(draw, x + side * h.rx * 0.03, y, h.rx * 0.08, h.ry * 0.12,
-                 fill=_scale(skin, 0.78))
+        _ellipse(draw, x + side * h.rx * 0.03, y, h.rx * 0.08, h.ry * 0.12, fill=_scale(skin, 0.78))
 
 
 def _draw_eyes(draw, rng, h, lash):
@@ -290,7 +319,7 @@ def _draw_eyes(draw, rng, h, lash):
 
 def _draw_brows(draw, rng, h, colour):
     width = max(2, int(h.ry * rng.uniform(0.035, 0.075)))
-    tilt = h.ry * rng.uniform(-0.05, 0.05)   # inner end raised (worried) or lowered (cross)
+    tilt = h.ry * rng.uniform(-0.05, 0.05)  # inner end raised (worried) or lowered (cross)
     arch = h.ry * rng.uniform(0.0, 0.05)
     for side in (-1, 1):
         x = h.cx + side * h.eye_dx
@@ -310,28 +339,36 @@ def _draw_nose(draw, rng, h, skin):
         draw.polygon([(h.cx, top), (h.cx - w, h.nose_y), (h.cx + w, h.nose_y)], fill=shade)
     elif style == "line":
         side = rng.choice([-1, 1])
-        draw.line([(h.cx + side * w * 0.3, top), (h.cx + side * w * 0.6, h.nose_y),
-                   (h.cx - side * w * 0.4, h.nose_y + w * 0.2)], fill=shade, width=line,
-                  joint="curve")
+        draw.line(
+            [
+                (h.cx + side * w * 0.3, top),
+                (h.cx + side * w * 0.6, h.nose_y),
+                (h.cx - side * w * 0.4, h.nose_y + w * 0.2),
+            ],
+            fill=shade,
+            width=line,
+            joint="curve",
+        )
     else:
         _ellipse(draw, h.cx, h.nose_y - w * 0.3, w * 0.8, w * 0.9, fill=_scale(skin, 0.9))
         for side in (-1, 1):
-            _ellipse(draw, h.cx + side * w * 0.45, h.nose_y, w * 0.28, w * 0.2,
-                     fill=_scale(skin, 0.55))
+            _ellipse(
+                draw, h.cx + side * w * 0.45, h.nose_y, w * 0.28, w * 0.2, fill=_scale(skin, 0.55)
+            )
 
 
 def _draw_mouth(draw, rng, h, skin, lips):
     x, y, w = h.cx, h.mouth_y, h.mouth_rx
     dark = (70, 22, 28)
     line = max(2, int(h.rx * rng.uniform(0.03, 0.05)))
-    mood = rng.choice(["grin", "smile", "neutral", "open", "frown"],
-                      p=[0.3, 0.25, 0.25, 0.1, 0.1])
+    mood = rng.choice(["grin", "smile", "neutral", "open", "frown"], p=[0.3, 0.25, 0.25, 0.1, 0.1])
     if mood == "grin":  # an open smile showing teeth
         hgt = w * rng.uniform(0.45, 0.7)
         box = (x - w, y - hgt, x + w, y + hgt)
         draw.chord(box, 0, 180, fill=dark)
-        draw.chord((x - w * 0.9, y - hgt * 0.4, x + w * 0.9, y + hgt * 0.55), 0, 180,
-                   fill=(246, 244, 236))
+        draw.chord(
+            (x - w * 0.9, y - hgt * 0.4, x + w * 0.9, y + hgt * 0.55), 0, 180, fill=(246, 244, 236)
+        )
         draw.line([(x - w, y), (x + w, y)], fill=lips, width=line)
         draw.arc(box, 0, 180, fill=lips, width=line)
     elif mood == "smile":
@@ -344,8 +381,7 @@ def _draw_mouth(draw, rng, h, skin, lips):
         _ellipse(draw, x, y, w * 0.55, w * 0.45, fill=dark, outline=lips, width=line * 2)
     else:
         hgt = w * rng.uniform(0.25, 0.45)
-        draw.arc((x - w * 0.85, y, x + w * 0.85, y + 2 * hgt), 200, 340, fill=lips,
-                 width=line * 2)
+        draw.arc((x - w * 0.85, y, x + w * 0.85, y + 2 * hgt), 200, 340, fill=lips, width=line * 2)
 
 
 def _draw_beard(head_img, rng, h, colour):
@@ -354,8 +390,9 @@ def _draw_beard(head_img, rng, h, colour):
     d = ImageDraw.Draw(mask)
     if rng.uniform() < 0.65:  # a full beard along the jaw
         _ellipse(d, h.cx, h.cy + h.ry * 0.1, h.rx * h.jaw * 1.05, h.ry * 1.0, fill=255)
-        _ellipse(d, h.cx, h.eye_y, h.rx * 0.86, (h.mouth_y - h.eye_y) * rng.uniform(0.85, 1.0),
-                 fill=0)
+        _ellipse(
+            d, h.cx, h.eye_y, h.rx * 0.86, (h.mouth_y - h.eye_y) * rng.uniform(0.85, 1.0), fill=0
+        )
         d.rectangle((0, 0, W, h.eye_y + h.ry * 0.1), fill=0)
     else:  # a goatee
         _ellipse(d, h.cx, h.chin - h.ry * 0.2, h.mouth_rx * 0.9, h.ry * 0.28, fill=255)
@@ -367,8 +404,9 @@ def _draw_beard(head_img, rng, h, colour):
 def _draw_moustache(draw, h, colour):
     top = h.nose_y + (h.mouth_y - h.nose_y) * 0.25
     w = h.mouth_rx * 1.05
-    draw.chord((h.cx - w, top, h.cx + w, h.mouth_y + (h.mouth_y - top) * 0.6), 180, 360,
-               fill=colour)
+    draw.chord(
+        (h.cx - w, top, h.cx + w, h.mouth_y + (h.mouth_y - top) * 0.6), 180, 360, fill=colour
+    )
 
 
 def _draw_glasses(draw, rng, h):
@@ -386,11 +424,17 @@ def _draw_glasses(draw, rng, h):
         else:
             draw.ellipse(box, fill=fill, outline=frame, width=width)
         # The arm runs from the lens to the ear.
-        draw.line([(x + side * rx, h.eye_y - ry * 0.5), (h.cx + side * h.rx, h.eye_y - ry * 0.3)],
-                  fill=frame, width=width)
+        draw.line(
+            [(x + side * rx, h.eye_y - ry * 0.5), (h.cx + side * h.rx, h.eye_y - ry * 0.3)],
+            fill=frame,
+            width=width,
+        )
     bridge_y = h.eye_y - ry * 0.3
-    draw.line([(h.cx - h.eye_dx + rx, bridge_y), (h.cx + h.eye_dx - rx, bridge_y)],
-              fill=frame, width=width)
+    draw.line(
+        [(h.cx - h.eye_dx + rx, bridge_y), (h.cx + h.eye_dx - rx, bridge_y)],
+        fill=frame,
+        width=width,
+    )
 
 
 def draw_face(rng, size=DEFAULT_SIZE):
@@ -408,8 +452,10 @@ def draw_face(rng, size=DEFAULT_SIZE):
         A ``size`` x ``size`` RGB ``PIL.Image.Image`` (values 0..255).
     """
     if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"draw_face needs a numpy Generator such as numpy.random.default_rng(0), "
-                        f"got {type(rng).__name__}.")
+        raise TypeError(
+            f"draw_face needs a numpy Generator such as numpy.random.default_rng(0), "
+            f"got {type(rng).__name__}."
+        )
     _check_size(size, "draw_face")
     S = size * _SUPERSAMPLE
     h = _Head(rng, S)
@@ -432,8 +478,9 @@ def draw_face(rng, size=DEFAULT_SIZE):
     if rng.uniform() < 0.3:  # rosy cheeks
         blush = _mix(skin, (225, 110, 110), rng.uniform(0.12, 0.25))
         for side in (-1, 1):
-            _ellipse(d, h.cx + side * h.eye_dx * 1.1, h.nose_y, h.rx * 0.16, h.ry * 0.09,
-                     fill=blush)
+            _ellipse(
+                d, h.cx + side * h.eye_dx * 1.1, h.nose_y, h.rx * 0.16, h.ry * 0.09, fill=blush
+            )
     _draw_nose(d, rng, h, skin)
     lash = _mix(hair, (20, 14, 12), 0.7)
     _draw_eyes(d, rng, h, lash)
@@ -471,8 +518,10 @@ def draw_face(rng, size=DEFAULT_SIZE):
 
 def _check_size(size, who):
     if isinstance(size, bool) or not isinstance(size, numbers.Integral) or size < 16:
-        raise ValueError(f"{who}: size must be a whole number of pixels, at least 16 "
-                         f"(64 matches processed_celeba_small); got {size!r}.")
+        raise ValueError(
+            f"{who}: size must be a whole number of pixels, at least 16 "
+            f"(64 matches processed_celeba_small); got {size!r}."
+        )
 
 
 def _draw_and_save(index, folder, seed, size):
@@ -506,16 +555,20 @@ def make_faces(root, n=DEFAULT_N, size=DEFAULT_SIZE, seed=0, workers=None, progr
         ``root`` as a ``pathlib.Path``.
     """
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
-        raise ValueError(f"make_faces: n is the number of images to draw and must be a whole "
-                         f"number of at least 1; got {n!r}.")
+        raise ValueError(
+            f"make_faces: n is the number of images to draw and must be a whole "
+            f"number of at least 1; got {n!r}."
+        )
     _check_size(size, "make_faces")
     if not isinstance(seed, numbers.Integral) or seed < 0:
         raise ValueError(f"make_faces: seed must be a whole number >= 0; got {seed!r}.")
     if workers is None:
         workers = os.cpu_count() or 1
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
-        raise ValueError(f"make_faces: workers must be at least 1 (or None for one per CPU "
-                         f"core); got {workers!r}.")
+        raise ValueError(
+            f"make_faces: workers must be at least 1 (or None for one per CPU "
+            f"core); got {workers!r}."
+        )
     n, size, seed, workers = int(n), int(size), int(seed), int(workers)
 
     root = pathlib.Path(root)
@@ -566,23 +619,49 @@ def main(argv=None):
     parser = argparse.ArgumentParser(
         prog="python -m helpers faces",
         description="Draw the kit's built-in cartoon face dataset (an offline stand-in for "
-                    "processed_celeba_small) into ROOT/faces/000001.png ...")
-    parser.add_argument("--root", default=BUILTIN_DIR,
-                        help="folder to fill; torchvision's ImageFolder(ROOT) reads it (default: "
-                             "%(default)s, the built-in set the notebook trains on without CelebA)")
-    parser.add_argument("--n", type=positive_int, default=DEFAULT_N,
-                        help="number of images to draw (default: %(default)s)")
-    parser.add_argument("--size", type=int, default=DEFAULT_SIZE,
-                        help=f"width and height in pixels, at least 16 (default: {DEFAULT_SIZE})")
-    parser.add_argument("--seed", type=int, default=0,
-                        help="base seed; the same seed always gives the same images (default: 0)")
-    parser.add_argument("--workers", type=positive_int, default=None,
-                        help="processes to draw with (default: one per CPU core)")
+        "processed_celeba_small) into ROOT/faces/000001.png ...",
+    )
+    parser.add_argument(
+        "--root",
+        default=BUILTIN_DIR,
+        help="folder to fill; torchvision's ImageFolder(ROOT) reads it (default: "
+        "%(default)s, the built-in set the notebook trains on without CelebA)",
+    )
+    parser.add_argument(
+        "--n",
+        type=positive_int,
+        default=DEFAULT_N,
+        help="number of images to draw (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=DEFAULT_SIZE,
+        help=f"width and height in pixels, at least 16 (default: {DEFAULT_SIZE})",
+    )
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="base seed; the same seed always gives the same images (default: 0)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="processes to draw with (default: one per CPU core)",
+    )
     parser.add_argument("--quiet", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
     try:
-        root = make_faces(args.root, n=args.n, size=args.size, seed=args.seed,
-                          workers=args.workers, progress=not args.quiet)
+        root = make_faces(
+            args.root,
+            n=args.n,
+            size=args.size,
+            seed=args.seed,
+            workers=args.workers,
+            progress=not args.quiet,
+        )
     except ValueError as err:
         parser.error(str(err))
     print(f"{args.n} faces of {args.size}x{args.size} in {root / 'faces'}")

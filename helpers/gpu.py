@@ -19,6 +19,7 @@ Nothing to do for the optimizers: on CUDA ``torch.optim.Adam`` already uses its 
 implementation (a few fused kernels for all parameters instead of several per tensor), and the
 notebook's ``train`` reads ``.item()`` (a host-device sync) only on logging steps.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -30,7 +31,7 @@ import torch
 def bf16_supported(device):
     """True when ``device`` is a CUDA GPU that computes in bfloat16 (Ampere or newer)."""
     device = torch.device(device)
-    return device.type == 'cuda' and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return device.type == "cuda" and torch.cuda.is_available() and torch.cuda.is_bf16_supported()
 
 
 def autocast(device):
@@ -40,13 +41,13 @@ def autocast(device):
     these small convolutions and would change the CPU numbers), and so does MPS.
     """
     if bf16_supported(device):
-        return torch.autocast(device_type='cuda', dtype=torch.bfloat16)
+        return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
 def _autocast_forward(self, *args, **kwargs):
     """A model's own forward under bf16 autocast, with float outputs cast back to float32."""
-    with torch.autocast(device_type='cuda', dtype=torch.bfloat16):
+    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
         out = type(self).forward(self, *args, **kwargs)
     if isinstance(out, torch.Tensor) and out.is_floating_point():
         return out.float()
@@ -54,7 +55,7 @@ def _autocast_forward(self, *args, **kwargs):
 
 
 def _has_autocast_forward(model):
-    forward = model.__dict__.get('forward')
+    forward = model.__dict__.get("forward")
     return isinstance(forward, types.MethodType) and forward.__func__ is _autocast_forward
 
 
@@ -70,7 +71,7 @@ def prepare_models(device, *models, mixed_precision=True):
     """
     device = torch.device(device)
     models = tuple(m.to(device) for m in models)
-    if device.type != 'cuda':
+    if device.type != "cuda":
         return models
     torch.backends.cudnn.benchmark = True  # fixed input shapes: pick the fastest kernels once
     for model in models:

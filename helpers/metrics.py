@@ -23,13 +23,13 @@ import torch.nn.functional as F
 # ---------------------------------------------------------------------------------------------
 # Defaults, with where they come from (Karras et al. 2018, section 5 / appendix D, and the
 # authors' metrics/sliced_wasserstein.py in tkarras/progressive_growing_of_gans).
-PATCH_SIZE = 7                 # 7x7 pixel neighbourhoods
-DESCRIPTORS_PER_IMAGE = 128    # patches drawn per image per pyramid level
-DIRECTIONS = 512               # random projection directions in total (paper: 512 projections)
-REPEATS = 4                    # the directions are drawn in 4 batches (authors' code: 4 x 128)
-MIN_RESOLUTION = 16            # the pyramid stops at 16x16
-SWD_SCALE = 1e3                # the paper reports SWD x 10^3
-MIN_IMAGES_FOR_SWD = 2         # needed for a per-channel std; use hundreds for a stable number
+PATCH_SIZE = 7  # 7x7 pixel neighbourhoods
+DESCRIPTORS_PER_IMAGE = 128  # patches drawn per image per pyramid level
+DIRECTIONS = 512  # random projection directions in total (paper: 512 projections)
+REPEATS = 4  # the directions are drawn in 4 batches (authors' code: 4 x 128)
+MIN_RESOLUTION = 16  # the pyramid stops at 16x16
+SWD_SCALE = 1e3  # the paper reports SWD x 10^3
+MIN_IMAGES_FOR_SWD = 2  # needed for a per-channel std; use hundreds for a stable number
 
 # Memorisation: a generated image is a "near copy" when it is closer to its nearest training
 # image than NEAR_COPY_FACTOR x the median distance from a real held-out image to its nearest
@@ -37,7 +37,7 @@ MIN_IMAGES_FOR_SWD = 2         # needed for a per-channel std; use hundreds for 
 # images exceeds the share among real held-out images by more than NEAR_COPY_EXCESS.
 NEAR_COPY_FACTOR = 0.5
 NEAR_COPY_EXCESS = 0.05
-NN_BATCH_SIZE = 1024           # training images compared at once (bounds memory)
+NN_BATCH_SIZE = 1024  # training images compared at once (bounds memory)
 
 # Has G learned at all? Trained runs of the notebook score 2 to 3.6 times the real floor (README,
 # 'Speed and quality'); one quick-mode epoch scores about 7 times it, with grey, nearly equal
@@ -53,36 +53,46 @@ _BINOMIAL_1D = torch.tensor([1.0, 4.0, 6.0, 4.0, 1.0]) / 16.0
 # ---------------------------------------------------------------------------------------------
 # Input checks shared by the public functions
 
+
 def _as_float_images(images, name):
     """Check a batch of RGB images and return it as float32; uint8 becomes [-1, 1]."""
     if not isinstance(images, torch.Tensor):
         try:
             images = torch.as_tensor(images)
         except Exception:
-            raise ValueError(f"{name} must be a torch tensor of images shaped (N, 3, H, W); "
-                             f"got {type(images).__name__}.") from None
+            raise ValueError(
+                f"{name} must be a torch tensor of images shaped (N, 3, H, W); "
+                f"got {type(images).__name__}."
+            ) from None
     if images.dim() != 4:
         hint = " For a single image use images.unsqueeze(0)." if images.dim() == 3 else ""
-        raise ValueError(f"{name} must have 4 dimensions (N, 3, H, W); got shape "
-                         f"{tuple(images.shape)}.{hint}")
+        raise ValueError(
+            f"{name} must have 4 dimensions (N, 3, H, W); got shape {tuple(images.shape)}.{hint}"
+        )
     if images.shape[1] != 3:
         hint = ""
         if images.shape[-1] == 3:
             hint = " It looks channels-last; use images.permute(0, 3, 1, 2)."
         elif images.shape[1] == 1:
             hint = " For greyscale images use images.expand(-1, 3, -1, -1)."
-        raise ValueError(f"{name} must have 3 colour channels in dimension 1 (N, 3, H, W); got "
-                         f"shape {tuple(images.shape)}.{hint}")
+        raise ValueError(
+            f"{name} must have 3 colour channels in dimension 1 (N, 3, H, W); got "
+            f"shape {tuple(images.shape)}.{hint}"
+        )
     if images.dtype == torch.uint8:
         # uint8 pictures are [0, 255]; bring them to the generator's range [-1, 1].
         return images.float() / 127.5 - 1.0
     if not images.is_floating_point():
-        raise ValueError(f"{name} must be float images in [-1, 1] or uint8 images in [0, 255]; "
-                         f"got dtype {images.dtype}.")
+        raise ValueError(
+            f"{name} must be float images in [-1, 1] or uint8 images in [0, 255]; "
+            f"got dtype {images.dtype}."
+        )
     images = images.detach().float()
     if not torch.isfinite(images).all():
-        raise ValueError(f"{name} contains NaN or infinite values; check the generator's output "
-                         f"(a diverged training run produces NaNs).")
+        raise ValueError(
+            f"{name} contains NaN or infinite values; check the generator's output "
+            f"(a diverged training run produces NaNs)."
+        )
     return images
 
 
@@ -90,13 +100,16 @@ def _check_range(images, name):
     """Distances in pixel space only make sense when both sets share the range [-1, 1]."""
     low, high = images.min().item(), images.max().item()
     if low < -1.01 or high > 1.01:
-        raise ValueError(f"{name} should be in [-1, 1] (the generator's tanh range); found values "
-                         f"from {low:.3g} to {high:.3g}. Images in [0, 1] become [-1, 1] with "
-                         f"x * 2 - 1; uint8 images can be passed as they are.")
+        raise ValueError(
+            f"{name} should be in [-1, 1] (the generator's tanh range); found values "
+            f"from {low:.3g} to {high:.3g}. Images in [0, 1] become [-1, 1] with "
+            f"x * 2 - 1; uint8 images can be passed as they are."
+        )
 
 
 # ---------------------------------------------------------------------------------------------
 # Laplacian pyramid
+
 
 def _blur(images, kernel_scale=1.0):
     """Depthwise 5x5 binomial blur with mirror borders; (N, C, H, W) -> same shape."""
@@ -114,7 +127,10 @@ def _pyramid_down(images):
 
 
 def _pyramid_up(images):
-    """Insert zeros between pixels, then blur (x4 to keep brightness): (N, C, h, w) -> (N, C, 2h, 2w)."""
+    """Insert zeros between pixels, then blur (x4 to keep brightness).
+
+    (N, C, h, w) -> (N, C, 2h, 2w).
+    """
     n, c, h, w = images.shape
     upsampled = images.new_zeros(n, c, 2 * h, 2 * w)
     upsampled[:, :, ::2, ::2] = images
@@ -145,8 +161,10 @@ def laplacian_pyramid(images, levels):
     height, width = images.shape[-2:]
     factor = 2 ** (levels - 1)
     if height % factor or width % factor:
-        raise ValueError(f"A {levels}-level pyramid halves the image {levels - 1} times, so height "
-                         f"and width must be divisible by {factor}; got {height}x{width}.")
+        raise ValueError(
+            f"A {levels}-level pyramid halves the image {levels - 1} times, so height "
+            f"and width must be divisible by {factor}; got {height}x{width}."
+        )
     if levels > 1 and min(height, width) // (factor // 2) < 3:
         raise ValueError(f"{height}x{width} images are too small for a {levels}-level pyramid.")
     images = images.float() if not images.is_floating_point() else images
@@ -160,6 +178,7 @@ def laplacian_pyramid(images, levels):
 
 # ---------------------------------------------------------------------------------------------
 # Sliced Wasserstein distance
+
 
 def _patch_positions(num_images, per_image, size, patch_size, generator):
     """Random top-left corners, (num_images, per_image) each for y and x, on the CPU."""
@@ -177,10 +196,10 @@ def _descriptors(level, ys, xs, patch_size):
     n = level.shape[0]
     ys, xs = ys[:n].to(level.device), xs[:n].to(level.device)
     offsets = torch.arange(patch_size, device=level.device)
-    rows = (ys[:, :, None] + offsets)[:, :, :, None]                 # (N, D, p, 1)
-    cols = (xs[:, :, None] + offsets)[:, :, None, :]                 # (N, D, 1, p)
+    rows = (ys[:, :, None] + offsets)[:, :, :, None]  # (N, D, p, 1)
+    cols = (xs[:, :, None] + offsets)[:, :, None, :]  # (N, D, 1, p)
     image_index = torch.arange(n, device=level.device)[:, None, None, None]
-    patches = level.permute(0, 2, 3, 1)[image_index, rows, cols]     # (N, D, p, p, 3)
+    patches = level.permute(0, 2, 3, 1)[image_index, rows, cols]  # (N, D, p, p, 3)
     patches = patches.reshape(-1, patch_size, patch_size, 3)
     # Each set is normalised with its own per-channel statistics, as in the authors' code:
     # the SWD compares the *shape* of the patch distributions at each scale.
@@ -216,9 +235,16 @@ def _sliced_wasserstein(a, b, directions, repeats, generator):
     return torch.stack(results).mean().item()
 
 
-def sliced_wasserstein_distance(real, fake, descriptors_per_image=DESCRIPTORS_PER_IMAGE,
-                                patch_size=PATCH_SIZE, directions=DIRECTIONS, repeats=REPEATS,
-                                min_resolution=MIN_RESOLUTION, seed=0):
+def sliced_wasserstein_distance(
+    real,
+    fake,
+    descriptors_per_image=DESCRIPTORS_PER_IMAGE,
+    patch_size=PATCH_SIZE,
+    directions=DIRECTIONS,
+    repeats=REPEATS,
+    min_resolution=MIN_RESOLUTION,
+    seed=0,
+):
     """Multi-scale sliced Wasserstein distance (SWD x 10^3) between two sets of images.
 
     Serves the notebook's "Evaluate your generator" step. Method of Karras et al. 2018
@@ -259,32 +285,48 @@ def sliced_wasserstein_distance(real, fake, descriptors_per_image=DESCRIPTORS_PE
     real = _as_float_images(real, "real")
     fake = _as_float_images(fake, "fake").to(real.device)
     if real.shape[1:] != fake.shape[1:]:
-        raise ValueError(f"real and fake images must have the same size; got real "
-                         f"{tuple(real.shape[1:])} and fake {tuple(fake.shape[1:])}. Resize one "
-                         f"set (e.g. torchvision.transforms.Resize) before comparing.")
+        raise ValueError(
+            f"real and fake images must have the same size; got real "
+            f"{tuple(real.shape[1:])} and fake {tuple(fake.shape[1:])}. Resize one "
+            f"set (e.g. torchvision.transforms.Resize) before comparing."
+        )
     for name, images in (("real", real), ("fake", fake)):
         if images.shape[0] < MIN_IMAGES_FOR_SWD:
-            raise ValueError(f"{name} has {images.shape[0]} image(s); the SWD needs at least "
-                             f"{MIN_IMAGES_FOR_SWD} per set (hundreds for a stable number).")
-    for name, value, lowest in (("descriptors_per_image", descriptors_per_image, 1),
-                                ("patch_size", patch_size, 1), ("directions", directions, 1),
-                                ("repeats", repeats, 1), ("min_resolution", min_resolution, 1)):
+            raise ValueError(
+                f"{name} has {images.shape[0]} image(s); the SWD needs at least "
+                f"{MIN_IMAGES_FOR_SWD} per set (hundreds for a stable number)."
+            )
+    for name, value, lowest in (
+        ("descriptors_per_image", descriptors_per_image, 1),
+        ("patch_size", patch_size, 1),
+        ("directions", directions, 1),
+        ("repeats", repeats, 1),
+        ("min_resolution", min_resolution, 1),
+    ):
         if not isinstance(value, int) or value < lowest:
             raise ValueError(f"{name} must be a whole number >= {lowest}; got {value!r}.")
     if repeats > directions:
-        raise ValueError(f"repeats ({repeats}) cannot exceed directions ({directions}); each "
-                         f"repeat needs at least one direction.")
+        raise ValueError(
+            f"repeats ({repeats}) cannot exceed directions ({directions}); each "
+            f"repeat needs at least one direction."
+        )
     height, width = real.shape[-2:]
     if height != width:
-        raise ValueError(f"The SWD expects square images; got {height}x{width}. Crop or resize "
-                         f"them to a square first.")
+        raise ValueError(
+            f"The SWD expects square images; got {height}x{width}. Crop or resize "
+            f"them to a square first."
+        )
     if height < min_resolution:
-        raise ValueError(f"The images are {height}x{width}, smaller than min_resolution="
-                         f"{min_resolution}; the SWD pyramid starts at {min_resolution}x"
-                         f"{min_resolution}. Use larger images or a smaller min_resolution.")
+        raise ValueError(
+            f"The images are {height}x{width}, smaller than min_resolution="
+            f"{min_resolution}; the SWD pyramid starts at {min_resolution}x"
+            f"{min_resolution}. Use larger images or a smaller min_resolution."
+        )
     if min_resolution < patch_size:
-        raise ValueError(f"min_resolution ({min_resolution}) must be at least patch_size "
-                         f"({patch_size}) so that a patch fits in the coarsest level.")
+        raise ValueError(
+            f"min_resolution ({min_resolution}) must be at least patch_size "
+            f"({patch_size}) so that a patch fits in the coarsest level."
+        )
 
     resolutions = []
     size = height
@@ -294,15 +336,22 @@ def sliced_wasserstein_distance(real, fake, descriptors_per_image=DESCRIPTORS_PE
             break  # an odd size cannot be halved exactly; stop the pyramid here
         size //= 2
     generator = torch.Generator().manual_seed(seed)
-    pyramids = [laplacian_pyramid(real, len(resolutions)),
-                laplacian_pyramid(fake, len(resolutions))]
+    pyramids = [
+        laplacian_pyramid(real, len(resolutions)),
+        laplacian_pyramid(fake, len(resolutions)),
+    ]
 
     distances = {}
     for level, resolution in enumerate(resolutions):
         # Common random numbers: both sets get the same patch positions, which makes the
         # result symmetric and exactly 0 for identical sets.
-        ys, xs = _patch_positions(max(real.shape[0], fake.shape[0]), descriptors_per_image,
-                                  resolution, patch_size, generator)
+        ys, xs = _patch_positions(
+            max(real.shape[0], fake.shape[0]),
+            descriptors_per_image,
+            resolution,
+            patch_size,
+            generator,
+        )
         desc_real = _descriptors(pyramids[0][level], ys, xs, patch_size)
         desc_fake = _descriptors(pyramids[1][level], ys, xs, patch_size)
         # Sliced Wasserstein on sorted projections needs equal counts: subsample the larger
@@ -323,19 +372,22 @@ def sliced_wasserstein_distance(real, fake, descriptors_per_image=DESCRIPTORS_PE
 # ---------------------------------------------------------------------------------------------
 # Nearest neighbours and memorisation
 
+
 def _training_batches(training, batch_size):
     """Yield float training batches in [-1, 1] from a tensor or an iterable of batches."""
     if isinstance(training, torch.Tensor):
         training = _as_float_images(training, "training")
         _check_range(training, "training")
         for start in range(0, training.shape[0], batch_size):
-            yield training[start:start + batch_size]
+            yield training[start : start + batch_size]
         return
     try:
         iterator = iter(training)
     except TypeError:
-        raise ValueError(f"training must be a tensor (N, 3, H, W) or an iterable of such batches "
-                         f"(e.g. a DataLoader); got {type(training).__name__}.") from None
+        raise ValueError(
+            f"training must be a tensor (N, 3, H, W) or an iterable of such batches "
+            f"(e.g. a DataLoader); got {type(training).__name__}."
+        ) from None
     for batch in iterator:
         if isinstance(batch, (list, tuple)):
             batch = batch[0]  # (images, labels) from an ImageFolder DataLoader
@@ -351,18 +403,20 @@ def _nearest(queries, training, batch_size, skip=None):
     (leave-one-out). Returns (distances (N,), indices (N,)), both on the CPU.
     """
     flat_q = queries.reshape(queries.shape[0], -1)
-    q_norms = (flat_q ** 2).sum(dim=1, keepdim=True)
+    q_norms = (flat_q**2).sum(dim=1, keepdim=True)
     best = torch.full((flat_q.shape[0],), float("inf"), device=flat_q.device)
     best_index = torch.zeros(flat_q.shape[0], dtype=torch.long, device=flat_q.device)
     best_image = torch.zeros_like(flat_q)
     seen = 0
     for batch in _training_batches(training, batch_size):
         if batch.shape[1:] != queries.shape[1:]:
-            raise ValueError(f"generated and training images must have the same size; got "
-                             f"{tuple(queries.shape[1:])} and {tuple(batch.shape[1:])}.")
+            raise ValueError(
+                f"generated and training images must have the same size; got "
+                f"{tuple(queries.shape[1:])} and {tuple(batch.shape[1:])}."
+            )
         flat_t = batch.to(flat_q.device).reshape(batch.shape[0], -1)
         # |q - t|^2 = |q|^2 + |t|^2 - 2 q.t : one matrix product per chunk instead of a loop.
-        sq = q_norms + (flat_t ** 2).sum(dim=1)[None, :] - 2.0 * flat_q @ flat_t.T
+        sq = q_norms + (flat_t**2).sum(dim=1)[None, :] - 2.0 * flat_q @ flat_t.T
         if skip is not None:
             # leave-one-out: a training image must not find itself
             local = skip.to(flat_q.device) - seen
@@ -405,12 +459,15 @@ def nearest_neighbour_distance(generated, training, batch_size=NN_BATCH_SIZE):
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
     per_image, indices = _nearest(generated, training, batch_size)
-    return {"mean": per_image.mean().item(), "min": per_image.min().item(),
-            "per_image": per_image, "indices": indices}
+    return {
+        "mean": per_image.mean().item(),
+        "min": per_image.min().item(),
+        "per_image": per_image,
+        "indices": indices,
+    }
 
 
-def memorisation_report(generated, training, train_holdout=None, batch_size=NN_BATCH_SIZE,
-                        seed=0):
+def memorisation_report(generated, training, train_holdout=None, batch_size=NN_BATCH_SIZE, seed=0):
     """Does the generator copy training images? Compares nearest-neighbour distances.
 
     Serves the notebook's "Evaluate your generator" step. For each generated image we find its
@@ -446,17 +503,22 @@ def memorisation_report(generated, training, train_holdout=None, batch_size=NN_B
         reference_name = "real held-out images"
     else:
         if not isinstance(training, torch.Tensor):
-            raise ValueError("training is not a tensor, so no leave-one-out reference can be "
-                             "drawn from it; pass train_holdout (real images not used for "
-                             "training).")
+            raise ValueError(
+                "training is not a tensor, so no leave-one-out reference can be "
+                "drawn from it; pass train_holdout (real images not used for "
+                "training)."
+            )
         if training.shape[0] < 2:
-            raise ValueError("training needs at least 2 images for a leave-one-out reference; "
-                             "pass train_holdout instead.")
+            raise ValueError(
+                "training needs at least 2 images for a leave-one-out reference; "
+                "pass train_holdout instead."
+            )
         count = min(training.shape[0], max(len(gen["per_image"]), 2))
         generator = torch.Generator().manual_seed(seed)
         sample = torch.randperm(training.shape[0], generator=generator)[:count]
-        per_image, _ = _nearest(training[sample.to(training.device)], training, batch_size,
-                                skip=sample)
+        per_image, _ = _nearest(
+            training[sample.to(training.device)], training, batch_size, skip=sample
+        )
         ref = {"per_image": per_image}
         reference_name = "real training images (to their nearest other training image)"
 
@@ -468,21 +530,33 @@ def memorisation_report(generated, training, train_holdout=None, batch_size=NN_B
     memorised = near - ref_near > NEAR_COPY_EXCESS
     ratio = gen_median / ref_median if ref_median > 0 else float("inf")
     if memorised:
-        explanation = (f"Possible memorisation: {near:.0%} of generated images are near copies of "
-                       f"a training image (closer than {threshold:.3f}), against {ref_near:.0%} "
-                       f"of {reference_name}; show them next to their nearest training images.")
+        explanation = (
+            f"Possible memorisation: {near:.0%} of generated images are near copies of "
+            f"a training image (closer than {threshold:.3f}), against {ref_near:.0%} "
+            f"of {reference_name}; show them next to their nearest training images."
+        )
     else:
-        explanation = (f"No sign of memorisation: generated images lie {gen_median:.3f} from their "
-                       f"nearest training image (median), {reference_name} {ref_median:.3f}, "
-                       f"and {near:.0%} are near copies.")
-    return {"generated_median": gen_median, "reference_median": ref_median, "ratio": ratio,
-            "near_copy_fraction": near, "reference_near_copy_fraction": ref_near,
-            "memorised": memorised, "explanation": explanation,
-            "per_image": gen["per_image"], "indices": gen["indices"]}
+        explanation = (
+            f"No sign of memorisation: generated images lie {gen_median:.3f} from their "
+            f"nearest training image (median), {reference_name} {ref_median:.3f}, "
+            f"and {near:.0%} are near copies."
+        )
+    return {
+        "generated_median": gen_median,
+        "reference_median": ref_median,
+        "ratio": ratio,
+        "near_copy_fraction": near,
+        "reference_near_copy_fraction": ref_near,
+        "memorised": memorised,
+        "explanation": explanation,
+        "per_image": gen["per_image"],
+        "indices": gen["indices"],
+    }
 
 
 # ---------------------------------------------------------------------------------------------
 # What the numbers say
+
 
 def spread(images):
     """How much a set of images varies: the per-pixel standard deviation across the set, averaged.
@@ -518,18 +592,26 @@ def verdict(generated, real, swd_generated, swd_floor, memorisation=None):
     spread_generated, spread_real = spread(generated), spread(real)
     problems = []
     if times > NOT_LEARNED_SWD_FACTOR:
-        problems.append(f"its SWD, {swd:.1f}, is {times:.1f} times the real floor of {floor:.1f} "
-                        f"(trained runs of this notebook get within about 3 times);")
+        problems.append(
+            f"its SWD, {swd:.1f}, is {times:.1f} times the real floor of {floor:.1f} "
+            f"(trained runs of this notebook get within about 3 times);"
+        )
     if spread_generated < NOT_LEARNED_SPREAD * spread_real:
-        problems.append(f"its images barely differ from one another (spread "
-                        f"{spread_generated:.2f}, real faces {spread_real:.2f}): it draws nearly "
-                        f"the same picture for every z;")
+        problems.append(
+            f"its images barely differ from one another (spread "
+            f"{spread_generated:.2f}, real faces {spread_real:.2f}): it draws nearly "
+            f"the same picture for every z;"
+        )
     if problems:
         return "\n".join(
-            ["G has not learned to draw faces yet:"] + [f"- {p}" for p in problems]
-            + ["Train for more epochs (quick mode's single epoch only checks that the code runs); "
-               "if that does not help, read the losses above.",
-               "The memorisation check waits until G draws faces."])
+            ["G has not learned to draw faces yet:"]
+            + [f"- {p}" for p in problems]
+            + [
+                "Train for more epochs (quick mode's single epoch only checks that the code runs); "
+                "if that does not help, read the losses above.",
+                "The memorisation check waits until G draws faces.",
+            ]
+        )
     text = f"G has learned: its SWD, {swd:.1f}, is {times:.1f} times the real floor of {floor:.1f}."
     if memorisation is not None:
         text += "\n" + memorisation["explanation"]

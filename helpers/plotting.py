@@ -31,13 +31,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid, save_image
 
-PADDING = 2          # pixels between images in a grid (torchvision's default)
-PAD_VALUE = 1.0      # white gaps: the grid reads as separate faces on a white page
-SAVE_DPI = 100       # saved figure PNGs are (figure inches x 100) pixels
-TOLERANCE = 0.01     # values this far outside the expected range are rounding, not a mistake
+PADDING = 2  # pixels between images in a grid (torchvision's default)
+PAD_VALUE = 1.0  # white gaps: the grid reads as separate faces on a white page
+SAVE_DPI = 100  # saved figure PNGs are (figure inches x 100) pixels
+TOLERANCE = 0.01  # values this far outside the expected range are rounding, not a mistake
 MAX_FIGURE_INCHES = 12
 INCHES_PER_PIXEL = 1 / 50  # a 32x32 face is drawn about 0.6 inch wide
-FEW_POINTS = 50      # plot_losses marks each point when a curve has at most this many
+FEW_POINTS = 50  # plot_losses marks each point when a curve has at most this many
 
 # Backends that draw to files only; figures made under them are closed after use.
 _FILE_ONLY_BACKENDS = {"agg", "cairo", "pdf", "pgf", "ps", "svg", "template"}
@@ -98,8 +98,7 @@ def _as_cpu_float(images, function, expected):
         images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
         raise TypeError(
-            f"{function} expects a tensor of images shaped {expected}, "
-            f"got {type(images).__name__}."
+            f"{function} expects a tensor of images shaped {expected}, got {type(images).__name__}."
         )
     # Quietly bring GPU tensors (and ones that need grad) over for drawing.
     return images.detach().to("cpu", torch.float32)
@@ -116,7 +115,8 @@ def _check_batch(images, function):
         )
     if images.dim() != 4:
         raise ValueError(
-            f"{function} expects a batch of images shaped (B, 3, H, W), got a tensor shaped {shape}."
+            f"{function} expects a batch of images shaped (B, 3, H, W), "
+            f"got a tensor shaped {shape}."
         )
     if shape[1] != 3:
         hint = (
@@ -267,8 +267,13 @@ def view_samples(samples, nrow=8, title=None, path=None):
     path = _png_path(path, "view_samples")
     if path is not None:
         save_image(
-            samples, path, nrow=nrow, padding=PADDING, pad_value=PAD_VALUE,
-            normalize=True, value_range=(-1, 1),
+            samples,
+            path,
+            nrow=nrow,
+            padding=PADDING,
+            pad_value=PAD_VALUE,
+            normalize=True,
+            value_range=(-1, 1),
         )
     images = ((samples + 1) / 2).clamp(0, 1)
     return _finish(_grid_figure(_grid(images, nrow), title))
@@ -448,11 +453,16 @@ def plot_architecture(D, G, z_size, image_size=32, path=None):
     g_rows, g_out = layer_shapes(G, torch.rand(2, z_size) * 2 - 1)
     d_rows, d_out = layer_shapes(D, torch.rand(2, 3, image_size, image_size) * 2 - 1)
     networks = [
-        ("Generator G: noise z -> image", [("z", "noise", (2, z_size))]
-         + [(name, kind, shape) for name, kind, shape, _ in g_rows]),
-        ("Discriminator D: image -> logit (real or fake?)",
-         [("image", "real or G(z)", (2, 3, image_size, image_size))]
-         + [(name, kind, shape) for name, kind, shape, _ in d_rows]),
+        (
+            "Generator G: noise z -> image",
+            [("z", "noise", (2, z_size))]
+            + [(name, kind, shape) for name, kind, shape, _ in g_rows],
+        ),
+        (
+            "Discriminator D: image -> logit (real or fake?)",
+            [("image", "real or G(z)", (2, 3, image_size, image_size))]
+            + [(name, kind, shape) for name, kind, shape, _ in d_rows],
+        ),
     ]
     width = max(len(layers) for _, layers in networks)
     fig = _new_figure(figsize=(max(2.1 * width, 8), 5.6))
@@ -469,13 +479,32 @@ def plot_architecture(D, G, z_size, image_size=32, path=None):
             height = 0.5 + 1.1 * np.log2(max(side, 1)) / np.log2(max(image_size, 2))
             y = base + (1.7 - height) / 2
             colour = "#dbe9f6" if shape and len(shape) == 4 else "#f3e3c7"
-            ax.add_patch(FancyBboxPatch((i - 0.42, y), 0.84, height, boxstyle="round,pad=0.02",
-                                        facecolor=colour, edgecolor="#333333"))
+            ax.add_patch(
+                FancyBboxPatch(
+                    (i - 0.42, y),
+                    0.84,
+                    height,
+                    boxstyle="round,pad=0.02",
+                    facecolor=colour,
+                    edgecolor="#333333",
+                )
+            )
             ax.text(i, base + 1.88, name, ha="center", va="bottom", fontsize=9, fontweight="bold")
             ax.text(i, y + height / 2, _shape_text(shape), ha="center", va="center", fontsize=9)
-            ax.text(i, y - 0.08, kind.replace(" + ", "\n+ "), ha="center", va="top", fontsize=7,
-                    color="#555555")
+            ax.text(
+                i,
+                y - 0.08,
+                kind.replace(" + ", "\n+ "),
+                ha="center",
+                va="top",
+                fontsize=7,
+                color="#555555",
+            )
             if i:
-                ax.annotate("", xy=(i - 0.44, base + 0.85), xytext=(i - 0.56, base + 0.85),
-                            arrowprops={"arrowstyle": "->", "color": "#333333"})
+                ax.annotate(
+                    "",
+                    xy=(i - 0.44, base + 0.85),
+                    xytext=(i - 0.56, base + 0.85),
+                    arrowprops={"arrowstyle": "->", "color": "#333333"},
+                )
     return _finish(fig, path)

@@ -1,4 +1,5 @@
 """Shared pytest setup for the kit's own test suite."""
+
 import os
 import sys
 from pathlib import Path
@@ -7,7 +8,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Kernels and subprocesses the tests start import this checkout too, not another installed copy
 # (the solution notebook's kernel runs in solution/, where only an install would find the kit).
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
+)
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots render headless in tests
 
 
@@ -18,6 +21,7 @@ def pytest_terminal_summary(terminalreporter):
     if not results:
         return
     from collections import defaultdict
+
     table = defaultdict(lambda: [0, 0])
     for test, _, caught in results:
         table[test][0] += caught

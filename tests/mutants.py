@@ -238,7 +238,12 @@ MUTANTS = [
         "kernel-4",
         "hard-codes kernel size 4",
         "deconv",
-        [("out_channels, kernel_size, stride, padding, bias", "out_channels, 4, stride, padding, bias")],
+        [
+            (
+                "out_channels, kernel_size, stride, padding, bias",
+                "out_channels, 4, stride, padding, bias",
+            )
+        ],
         "kernel_size",
     ),
     # ---- Discriminator
@@ -926,9 +931,9 @@ MUTANTS = [
         "get_dataloader",
         [
             (
-                "            transforms.Resize(image_size),  # shorter side -> image_size, keeps "
-                "the aspect ratio\n            transforms.CenterCrop(image_size),  # then the central "
-                "square\n",
+                "            transforms.Resize(image_size),  # shorter side -> image_size, "
+                "keeps the aspect ratio\n"
+                "            transforms.CenterCrop(image_size),  # then the central square\n",
                 "            transforms.CenterCrop(image_size),\n"
                 "            transforms.Resize(image_size),\n",
             )
@@ -943,9 +948,9 @@ MUTANTS = [
         "get_dataloader",
         [
             (
-                "            transforms.Resize(image_size),  # shorter side -> image_size, keeps "
-                "the aspect ratio\n            transforms.CenterCrop(image_size),  # then the central "
-                "square\n",
+                "            transforms.Resize(image_size),  # shorter side -> image_size, "
+                "keeps the aspect ratio\n"
+                "            transforms.CenterCrop(image_size),  # then the central square\n",
                 "            transforms.RandomResizedCrop(image_size),\n",
             )
         ],

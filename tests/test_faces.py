@@ -1,5 +1,6 @@
 """Specification of the built-in face dataset (helpers/faces.py), the offline stand-in for
 processed_celeba_small in the notebook's "Get the data" step."""
+
 import hashlib
 import json
 import os
@@ -18,14 +19,17 @@ N = 16  # small for speed; still enough for two workers to share the work
 
 def _digests(root):
     """{file name: sha256 of its bytes} for every image in root/faces."""
-    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((root / "faces").glob("*.png"))}
+    return {
+        p.name: hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((root / "faces").glob("*.png"))
+    }
 
 
 def _pixels(root):
     """(n, H, W, 3) float array of the images in root/faces, in file order."""
-    return np.stack([np.asarray(Image.open(p), dtype=float)
-                     for p in sorted((root / "faces").glob("*.png"))])
+    return np.stack(
+        [np.asarray(Image.open(p), dtype=float) for p in sorted((root / "faces").glob("*.png"))]
+    )
 
 
 def _age_files(root):
@@ -57,8 +61,11 @@ def test_make_faces_writes_numbered_pngs_in_imagefolder_layout(tmp_path):
 
 def test_no_temporary_files_are_left_behind(tmp_path):
     make_faces(tmp_path, n=N, workers=2, progress=False)
-    leftovers = [p.name for p in (tmp_path / "faces").iterdir()
-                 if not p.name.endswith(".png") and p.name != ".complete.json"]
+    leftovers = [
+        p.name
+        for p in (tmp_path / "faces").iterdir()
+        if not p.name.endswith(".png") and p.name != ".complete.json"
+    ]
     assert leftovers == []
 
 
@@ -108,8 +115,9 @@ def test_different_seeds_give_different_images(tmp_path):
 
 def test_faces_are_pairwise_distinct(grid):
     flat = grid.reshape(len(grid), -1)
-    closest = min(np.abs(flat[i] - flat[j]).mean()
-                  for i in range(len(flat)) for j in range(i + 1, len(flat)))
+    closest = min(
+        np.abs(flat[i] - flat[j]).mean() for i in range(len(flat)) for j in range(i + 1, len(flat))
+    )
     assert closest > 10, "two faces are (nearly) identical; the drawing lacks variety"
 
 
@@ -122,7 +130,7 @@ def test_every_pixel_varies_across_faces(grid):
 
 def test_skin_and_background_colours_vary(grid):
     centre = grid[:, 26:38, 26:38].mean(axis=(1, 2))  # (64, 3): mostly skin
-    corner = grid[:, :6, :6].mean(axis=(1, 2))        # (64, 3): background
+    corner = grid[:, :6, :6].mean(axis=(1, 2))  # (64, 3): background
     assert centre.std(axis=0).min() > 20, "skin colours should span light to deep tones"
     assert corner.std(axis=0).min() > 30, "background colours should vary"
 
@@ -202,13 +210,16 @@ def test_interrupted_redraw_does_not_leave_a_matching_marker(tmp_path, monkeypat
     assert not (tmp_path / "faces" / ".complete.json").exists()
 
 
-@pytest.mark.parametrize("kwargs, words", [
-    ({"n": 0}, "n is the number of images"),
-    ({"n": 2.5}, "n is the number of images"),
-    ({"size": 8}, "size must be"),
-    ({"workers": 0}, "workers must be at least 1"),
-    ({"seed": -1}, "seed must be"),
-])
+@pytest.mark.parametrize(
+    "kwargs, words",
+    [
+        ({"n": 0}, "n is the number of images"),
+        ({"n": 2.5}, "n is the number of images"),
+        ({"size": 8}, "size must be"),
+        ({"workers": 0}, "workers must be at least 1"),
+        ({"seed": -1}, "seed must be"),
+    ],
+)
 def test_bad_arguments_raise_a_clear_value_error(tmp_path, kwargs, words):
     with pytest.raises(ValueError, match=words):
         make_faces(tmp_path, **{"n": 4, "progress": False, **kwargs})
@@ -228,7 +239,10 @@ def test_draw_face_explains_that_it_needs_a_generator():
 def test_command_line_draws_the_requested_faces(tmp_path, capsys):
     faces.main(["--root", str(tmp_path), "--n", "3", "--size", "32", "--workers", "1", "--quiet"])
     assert sorted(p.name for p in (tmp_path / "faces").glob("*.png")) == [
-        "000001.png", "000002.png", "000003.png"]
+        "000001.png",
+        "000002.png",
+        "000003.png",
+    ]
     assert "3 faces" in capsys.readouterr().out
 
 

@@ -55,7 +55,9 @@ def test_only_binary_or_text_write_modes(tmp_path):
 
 @pytest.mark.parametrize("bad", [0, -3, True, 2.5, "4"])
 def test_check_positive_int_names_the_argument_and_the_value(bad):
-    with pytest.raises(ValueError, match=rf"n_epochs must be a whole number of at least 1, not {bad!r}"):
+    with pytest.raises(
+        ValueError, match=rf"n_epochs must be a whole number of at least 1, not {bad!r}"
+    ):
         check_positive_int(bad, "n_epochs")
 
 

@@ -8,7 +8,13 @@ from helpers.notebook import ROOT
 README = (ROOT / "README.md").read_text(encoding="utf-8")
 # Made by the kit or brought by the user, never committed (.gitignore)
 NOT_COMMITTED = {
-    "data", "outputs", "release", "processed_celeba_small", "artifacts", "build", "__pycache__",
+    "data",
+    "outputs",
+    "release",
+    "processed_celeba_small",
+    "artifacts",
+    "build",
+    "__pycache__",
 }
 
 

@@ -6,6 +6,7 @@ must raise an AssertionError whose message names the mistake. The correct soluti
 pass every graded test (tests/test_problem_unittests.py). A catch-rate table is printed at
 the end of the pytest run (see conftest.py).
 """
+
 import contextlib
 import io
 from collections import Counter
@@ -58,7 +59,12 @@ def test_mutant_is_rejected(mutant):
         missing = [word for word in mutant.expect if word.lower() not in message]
         caught = not missing
         RESULTS.append((mutant.test, mutant.name, caught))
-        assert not missing, f"{mutant.mistake}: rejected, but the message does not mention {missing}: {err}"
+        assert not missing, (
+            f"{mutant.mistake}: rejected, but the message does not mention {missing}: {err}"
+        )
         return
     RESULTS.append((mutant.test, mutant.name, caught))
-    pytest.fail(f"{mutant.test} accepted a mistake: {mutant.mistake} (it printed {out.getvalue().strip()!r})")
+    pytest.fail(
+        f"{mutant.test} accepted a mistake: {mutant.mistake} "
+        f"(it printed {out.getvalue().strip()!r})"
+    )

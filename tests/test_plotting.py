@@ -396,8 +396,17 @@ RECORDS = (
         ({"Discriminator": []}, r"'Discriminator' list is empty"),
         ({"Generator": 0.5}, r"'Generator' losses should be a list of numbers"),
     ],
-    ids=["empty", "flat-list", "triple", "five", "strings", "number", "empty-dict", "empty-series",
-         "dict-number"],
+    ids=[
+        "empty",
+        "flat-list",
+        "triple",
+        "five",
+        "strings",
+        "number",
+        "empty-dict",
+        "empty-series",
+        "dict-number",
+    ],
 )
 def test_plot_losses_rejects_bad_input_with_a_plain_message(losses, message):
     with pytest.raises(ValueError, match=message):
