@@ -48,9 +48,11 @@ from helpers.checks import (
     quiet,
     samples_independent,
     takes_argument,
+    tensor_like,
     trace_leaves,
     write_test_images,
 )
+from helpers.verdicts import NOTEBOOK_SEED, Observation, observing, plain, type_name
 
 __all__ = [
     "test_get_dataloader",
@@ -141,17 +143,34 @@ def test_get_dataloader(get_dataloader):
 # ---------------------------------------------------------------- scale
 
 
-def test_scale(scale):
-    """scale(x, feature_range) maps [0, 1] linearly onto feature_range and leaves x unchanged."""
-    torch.manual_seed(0)
-    x = torch.rand(4, 3, 8, 8)
+def _scale_inputs(seed):
+    """A batch in [0, 1] holding an exact 0 and 1, and one with values in [0.25, 0.75] only."""
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
     x[0, 0, 0, 0], x[0, 0, 0, 1] = 0.0, 1.0
-    original = x.clone()
-    with calling("scale(x)"):
-        out = scale(x)
-    check(isinstance(out, torch.Tensor), f"scale should return a tensor, got {type(out).__name__}.")
+    return x, x[1:] * 0.5 + 0.25
+
+
+def observe_scale(scale, seed):
+    x, middle = _scale_inputs(seed)
+    obs = Observation()
+    with observing(obs):
+        given = x.clone()
+        with calling("scale(x)"):
+            obs["out"] = plain(scale(given))
+        obs["x_after"] = plain(given)
+        with calling("scale(x) on a batch with values in [0.25, 0.75]"):
+            obs["middle"] = plain(scale(middle.clone()))
+        with calling("scale(x, feature_range=(-0.5, 2.0))"):
+            obs["other"] = plain(scale(x.clone(), feature_range=(-0.5, 2.0)))
+    return obs
+
+
+def judge_scale(obs, seed):
+    x, middle = _scale_inputs(seed)
+    out = obs.need("out")
+    check(isinstance(out, torch.Tensor), f"scale should return a tensor, got {type_name(out)}.")
     check(
-        torch.equal(x, original),
+        torch.equal(obs.need("x_after"), x),
         "scale changed its input x in place. Return a new tensor instead (e.g. x * a + b, not "
         "x.mul_()).",
     )
@@ -170,9 +189,7 @@ def test_scale(scale):
         "give 0.5.",
     )
     # A linear map is the same for every batch: one without an exact 0 and 1 must map the same way.
-    middle = x[1:] * 0.5 + 0.25
-    with calling("scale(x) on a batch with values in [0.25, 0.75]"):
-        out_middle = scale(middle)
+    out_middle = tensor_like(obs.need("middle"), middle, "scale(x)")
     check(
         torch.allclose(out_middle, middle * 2 - 1, atol=1e-5),
         "scale depends on the batch it is given: on values in [0.25, 0.75] it gave "
@@ -180,9 +197,7 @@ def test_scale(scale):
         "Do not use x.min() or x.max() (min-max normalisation): scale is the fixed linear map x * "
         "(max - min) + min of feature_range, the same for every batch.",
     )
-
-    with calling("scale(x, feature_range=(-0.5, 2.0))"):
-        other = scale(x, feature_range=(-0.5, 2.0))
+    other = tensor_like(obs.need("other"), x, "scale(x, feature_range=(-0.5, 2.0))")
     expected = x * 2.5 - 0.5
     check(
         torch.allclose(other, expected, atol=1e-5),
@@ -190,6 +205,11 @@ def test_scale(scale):
         f"{other[0, 0, 0, 0].item():.3f} and {other[0, 0, 0, 1].item():.3f}. Use both ends of "
         "feature_range: x * (max - min) + min.",
     )
+
+
+def test_scale(scale):
+    """scale(x, feature_range) maps [0, 1] linearly onto feature_range and leaves x unchanged."""
+    judge_scale(observe_scale(scale, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
@@ -548,3 +568,10 @@ def test_train(train):
             "fake_loss(D(fake_images.detach())) would save that backward pass through G."
         )
     passed()
+
+
+# The tests the grader judges in its own process (helpers.verdicts): OBSERVE runs in the sandbox,
+# JUDGE in the grader. The others are still decided in the sandbox.
+VERDICTS = {
+    "test_scale": (observe_scale, judge_scale),
+}

@@ -1357,3 +1357,17 @@ def check_g_step(g_grads, window, g_history, scaled_batches, D, G, last_g_grads,
         "At g_optimizer.step(), G's gradients are not those of real_loss(D(fake_images)) for this "
         "batch. Check g_loss: real_loss (labels 1) on D's scores of G's fake images.",
     )
+
+
+def tensor_like(value, reference, what):
+    """`value` (observed) when it is a tensor shaped like `reference`, else a failure naming it."""
+    check(
+        isinstance(value, torch.Tensor) and value.shape == reference.shape,
+        f"{what} should return a tensor of shape {tuple(reference.shape)}, got "
+        + (
+            f"shape {tuple(value.shape)}."
+            if isinstance(value, torch.Tensor)
+            else f"a {type(value).__name__}."
+        ),
+    )
+    return value

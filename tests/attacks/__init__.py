@@ -6,9 +6,9 @@ the grader runs it after the stubs. ``{MARK}`` in its code becomes a token uniqu
 secret the sandbox must not let the learner read, ``{PORT}`` a TCP port the test listens on.
 
 ``stopped`` says whether the kit stops the attack from gaining a point. The in-process forgeries
-are not stopped: the assertions run in the same interpreter as the learner's code, and only
-verdicts decided outside that process (issue 10, item 3) can stop them. They must still do no
-harm, and their tests say so honestly (a strict xfail for the point they gain).
+(a fake "passed" on the result pipe, test functions replaced, the checks or torch.allclose
+patched) are stopped because test_scale is judged in the grader's own process from what the
+sandbox observed (helpers.verdicts): nothing they change in the learner's interpreter reaches it.
 """
 
 
@@ -35,7 +35,7 @@ ATTACKS = {
     # ------------------------------------------------------------ forging the verdict
     "forge-result-pipe": _attack(
         category="forging the verdict",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import json, os, sys
@@ -51,7 +51,7 @@ if frame is not None:  # the test process's channel to the scheduler: say "passe
     ),
     "forge-test-code": _attack(
         category="forging the verdict",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import problem_unittests
@@ -62,7 +62,7 @@ problem_unittests.test_scale.__code__ = _nothing.__code__
     ),
     "forge-test-dict": _attack(
         category="forging the verdict",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import sys
@@ -115,7 +115,7 @@ for pid in os.listdir("/proc"):  # every pipe of every other process: the schedu
     # ------------------------------------------------------------ patching what the tests use
     "patch-check": _attack(
         category="patching what tests use",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import problem_unittests
@@ -124,7 +124,7 @@ problem_unittests._check = lambda condition, message: None
     ),
     "patch-allclose": _attack(
         category="patching what tests use",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import torch
