@@ -36,13 +36,14 @@ from helpers.checks import (
     check_g_ends_with_tanh,
     check_g_layers,
     check_init_picks_the_layers,
-    check_loss,
     check_no_dropout_on_output,
     check_non_square_images,
     check_size_follows_conv_dim,
     check_train_signature,
     device_of,
+    judge_loss,
     loss_devices,
+    observe_loss,
     params_without_gradient,
     passed,
     quiet,
@@ -335,23 +336,53 @@ def test_generator(Generator):
 # ---------------------------------------------------------------- weights
 
 
-def test_weights_init(weights_init_normal):
-    """weights_init_normal(m): Conv2d, ConvTranspose2d, Linear weights ~ N(0, 0.02), biases 0."""
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 64, 4, bias=True),
-        nn.BatchNorm2d(64),
-        nn.ConvTranspose2d(64, 64, 4, bias=True),
-        nn.Conv2d(64, 32, 4, bias=False),
-        nn.Linear(1024, 64, bias=True),
-    )
+def _init_model(seed):
+    """The network test_weights_init initialises: every layer kind, biases set to 0.5."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = nn.Sequential(
+            nn.Conv2d(3, 64, 4, bias=True),
+            nn.BatchNorm2d(64),
+            nn.ConvTranspose2d(64, 64, 4, bias=True),
+            nn.Conv2d(64, 32, 4, bias=False),
+            nn.Linear(1024, 64, bias=True),
+        )
     with torch.no_grad():
         for m in model:
             if getattr(m, "bias", None) is not None:
                 m.bias.fill_(0.5)
+    return model
+
+
+def observe_weights_init(weights_init_normal, seed):
+    obs = Observation()
+    with observing(obs):
+        model = _init_model(seed)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed + 1)
+            with calling("model.apply(weights_init_normal)"):
+                model.apply(weights_init_normal)
+        obs["state"] = {k: plain(v) for k, v in model.state_dict().items()}
+    return obs
+
+
+def judge_weights_init(obs, seed):
+    model = _init_model(seed)
     before = [m.weight.detach().clone() for m in model]
-    with calling("model.apply(weights_init_normal)"):
-        model.apply(weights_init_normal)
+    state = obs.need("state")
+    check(
+        isinstance(state, dict) and set(state) == set(model.state_dict()),
+        "The test's network came back with different layers: weights_init_normal should only "
+        "change the values of the weights and biases.",
+    )
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            check(
+                isinstance(state[k], torch.Tensor) and state[k].shape == v.shape,
+                f"weights_init_normal changed the shape of {k}: set values in place "
+                "(nn.init.normal_), never replace a layer's tensors.",
+            )
+            v.copy_(state[k])
 
     kinds = {0: "Conv2d", 2: "ConvTranspose2d", 3: "Conv2d (bias=False)", 4: "Linear"}
     check_init_picks_the_layers(model, before, kinds, batch_norm=1)
@@ -379,55 +410,116 @@ def test_weights_init(weights_init_normal):
                 f"The {kind} layer's bias should be set to 0, but it still holds "
                 f"{layer.bias.detach().flatten()[0].item():.3f}. Use nn.init.zeros_(m.bias).",
             )
+
+
+def test_weights_init(weights_init_normal):
+    """weights_init_normal(m): Conv2d, ConvTranspose2d, Linear weights ~ N(0, 0.02), biases 0."""
+    judge_weights_init(observe_weights_init(weights_init_normal, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
-def test_real_loss(real_loss):
-    """real_loss(D_out, smooth=False): mean BCE with logits against labels 1 (0.9 when smooth)."""
-    devices = loss_devices()
-    check_loss(real_loss, "real_loss", "real_loss(D_out)", 1.0, devices)
-    if not takes_argument(real_loss, "smooth"):
+def observe_real_loss(real_loss, seed):
+    obs, devices = Observation(), loss_devices()
+    with observing(obs):
+        observe_loss(obs, "loss", real_loss, "real_loss", "real_loss(D_out)", devices, seed)
+        obs["takes_smooth"] = takes_argument(real_loss, "smooth")
+        if obs["takes_smooth"]:
+            observe_loss(
+                obs,
+                "smooth",
+                lambda d: real_loss(d, smooth=True),
+                "real_loss with smooth=True",
+                "real_loss(D_out, smooth=True)",
+                devices,
+                seed,
+            )
+    return obs
+
+
+def judge_real_loss(obs, seed):
+    judge_loss(obs, "loss", "real_loss", "real_loss(D_out)", 1.0, seed)
+    if not obs.need("takes_smooth"):
         # The original course's real_loss(D_out): correct, and train does not need smoothing.
         print(
             "Note: your real_loss has no smooth argument (the original course's signature). The "
             "notebook's is real_loss(D_out, smooth=False), for the optional label smoothing."
         )
-        passed()
         return
-    check_loss(
-        lambda d: real_loss(d, smooth=True),
-        "real_loss with smooth=True",
-        "real_loss(D_out, smooth=True)",
-        0.9,
-        devices,
+    judge_loss(
+        obs, "smooth", "real_loss with smooth=True", "real_loss(D_out, smooth=True)", 0.9, seed
     )
+
+
+def test_real_loss(real_loss):
+    """real_loss(D_out, smooth=False): mean BCE with logits against labels 1 (0.9 when smooth)."""
+    judge_real_loss(observe_real_loss(real_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
+
+
+def observe_fake_loss(fake_loss, seed):
+    obs = Observation()
+    with observing(obs):
+        observe_loss(obs, "loss", fake_loss, "fake_loss", "fake_loss(D_out)", loss_devices(), seed)
+    return obs
+
+
+def judge_fake_loss(obs, seed):
+    judge_loss(obs, "loss", "fake_loss", "fake_loss(D_out)", 0.0, seed)
 
 
 def test_fake_loss(fake_loss):
     """fake_loss(D_out): mean BCE with logits against labels 0."""
-    check_loss(fake_loss, "fake_loss", "fake_loss(D_out)", 0.0, loss_devices())
+    judge_fake_loss(observe_fake_loss(fake_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- optimizers
 
 
-def test_optimizers(D, G, d_optimizer, g_optimizer):
-    """d_optimizer: Adam over exactly D's parameters, g_optimizer over G's, the paper's settings."""
-    for name, opt, net, net_name in (
-        ("d_optimizer", d_optimizer, D, "D"),
-        ("g_optimizer", g_optimizer, G, "G"),
-    ):
+def _optimizer_facts(opt, D, G):
+    """An optimizer as data: its class, and per parameter group the learning rate, the betas and
+    which parameters it holds (["D", i] for D's i-th parameter, ["G", i], or ["other", -1])."""
+    if opt is None:
+        return None
+    which = {id(p): ["G", i] for i, p in enumerate(G.parameters())}
+    which.update({id(p): ["D", i] for i, p in enumerate(D.parameters())})
+    groups = []
+    for group in getattr(opt, "param_groups", []):
+        groups.append(
+            {
+                "lr": plain(group.get("lr")),
+                "betas": plain(group.get("betas")),
+                "params": [which.get(id(p), ["other", -1]) for p in group.get("params", [])],
+            }
+        )
+    return {
+        "adam": isinstance(opt, torch.optim.Adam),
+        "type": type(opt).__name__,
+        "groups": groups,
+    }
+
+
+def observe_optimizers(D, G, d_optimizer, g_optimizer, seed):
+    obs = Observation()
+    obs["sizes"] = {"D": len(list(D.parameters())), "G": len(list(G.parameters()))}
+    obs["d_optimizer"] = _optimizer_facts(d_optimizer, D, G)
+    obs["g_optimizer"] = _optimizer_facts(g_optimizer, D, G)
+    obs["same"] = d_optimizer is g_optimizer
+    return obs
+
+
+def judge_optimizers(obs, seed):
+    sizes = obs.need("sizes")
+    for name, net_name, other_name in (("d_optimizer", "D", "G"), ("g_optimizer", "G", "D")):
+        opt = obs.need(name)
         check(opt is not None, f"{name} is None: create it in the cell above.")
         check(
-            isinstance(opt, torch.optim.Adam),
-            f"{name} should be a torch.optim.Adam, got {type(opt).__name__}.",
+            opt["adam"] is True,
+            f"{name} should be a torch.optim.Adam, got {opt['type']}.",
         )
-        covered = {id(p) for group in opt.param_groups for p in group["params"]}
-        own = {id(p) for p in net.parameters()}
-        other_net, other_name = (G, "G") if net is D else (D, "D")
-        other = {id(p) for p in other_net.parameters()}
+        covered = {tuple(p) for group in opt["groups"] for p in group["params"]}
+        own = {(net_name, i) for i in range(sizes[net_name])}
+        other = {(other_name, i) for i in range(sizes[other_name])}
         check(
             not covered & other,
             f"{name} updates {other_name}'s parameters. Give it {net_name}.parameters() only.",
@@ -437,14 +529,15 @@ def test_optimizers(D, G, d_optimizer, g_optimizer):
             f"{name} should cover all of {net_name}'s parameters and nothing else: it covers "
             f"{len(covered & own)} of {len(own)}. Pass {net_name}.parameters().",
         )
-        for group in opt.param_groups:
+        for group in opt["groups"]:
+            lr = float(group["lr"])
             check(
-                abs(group["lr"] - 0.0002) < 1e-9,
+                abs(lr - 0.0002) < 1e-9,
                 f"{name}'s learning rate is {group['lr']}; the notebook asks for 0.0002 (lr in the "
                 "hyperparameters cell), the DCGAN paper's value, because the paper found Adam's "
                 "usual 0.001 too high for GANs.",
             )
-            b1, b2 = group["betas"]
+            b1, b2 = (float(b) for b in group["betas"])
             check(
                 abs(b1 - 0.5) < 1e-9 and abs(b2 - 0.999) < 1e-9,
                 f"{name}'s betas are {tuple(group['betas'])}; the notebook asks for (0.5, 0.999) "
@@ -452,8 +545,15 @@ def test_optimizers(D, G, d_optimizer, g_optimizer):
                 "Adam's usual beta1 = 0.9 made training oscillate and 0.5 steadied it.",
             )
     check(
-        d_optimizer is not g_optimizer,
+        obs.need("same") is False,
         "d_optimizer and g_optimizer must be two different optimizers.",
+    )
+
+
+def test_optimizers(D, G, d_optimizer, g_optimizer):
+    """d_optimizer: Adam over exactly D's parameters, g_optimizer over G's, the paper's settings."""
+    judge_optimizers(
+        observe_optimizers(D, G, d_optimizer, g_optimizer, NOTEBOOK_SEED), NOTEBOOK_SEED
     )
     passed()
 
@@ -574,4 +674,8 @@ def test_train(train):
 # JUDGE in the grader. The others are still decided in the sandbox.
 VERDICTS = {
     "test_scale": (observe_scale, judge_scale),
+    "test_real_loss": (observe_real_loss, judge_real_loss),
+    "test_fake_loss": (observe_fake_loss, judge_fake_loss),
+    "test_weights_init": (observe_weights_init, judge_weights_init),
+    "test_optimizers": (observe_optimizers, judge_optimizers),
 }
