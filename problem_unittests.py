@@ -25,7 +25,6 @@ from helpers.checks import (
     calling,
     check,
     check_batch_sizes,
-    check_block,
     check_d_activations,
     check_d_batch_norm,
     check_d_convs,
@@ -41,8 +40,10 @@ from helpers.checks import (
     check_size_follows_conv_dim,
     check_train_signature,
     device_of,
+    judge_block,
     judge_loss,
     loss_devices,
+    observe_block,
     observe_loss,
     params_without_gradient,
     passed,
@@ -214,15 +215,37 @@ def test_scale(scale):
     passed()
 
 
+def observe_conv(conv, seed):
+    obs = Observation()
+    with observing(obs):
+        observe_block(obs, conv, "conv", 32, seed)
+    return obs
+
+
+def judge_conv(obs, seed):
+    judge_block(obs, "conv", "Conv2d", 32, 16, seed)
+
+
 def test_conv(conv):
     """conv(...) -> nn.Sequential(Conv2d[, BatchNorm2d]) that halves H and W by default."""
-    check_block(conv, "conv", nn.Conv2d, 32, 16)
+    judge_conv(observe_conv(conv, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
+
+
+def observe_deconv(deconv, seed):
+    obs = Observation()
+    with observing(obs):
+        observe_block(obs, deconv, "deconv", 8, seed)
+    return obs
+
+
+def judge_deconv(obs, seed):
+    judge_block(obs, "deconv", "ConvTranspose2d", 8, 16, seed)
 
 
 def test_deconv(deconv):
     """deconv(...) -> nn.Sequential(ConvTranspose2d[, BatchNorm2d]), doubling H and W by default."""
-    check_block(deconv, "deconv", nn.ConvTranspose2d, 8, 16)
+    judge_deconv(observe_deconv(deconv, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
@@ -678,4 +701,6 @@ VERDICTS = {
     "test_fake_loss": (observe_fake_loss, judge_fake_loss),
     "test_weights_init": (observe_weights_init, judge_weights_init),
     "test_optimizers": (observe_optimizers, judge_optimizers),
+    "test_conv": (observe_conv, judge_conv),
+    "test_deconv": (observe_deconv, judge_deconv),
 }

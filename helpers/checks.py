@@ -659,31 +659,56 @@ def check_non_square_images(dataset, size):
         )
 
 
-def check_block(fn, name, layer_type, in_size, out_size):
-    torch.manual_seed(0)
+def block_input(seed, batch_norm, in_size):
+    """The batch test_conv/test_deconv run a block on, drawn from `seed`."""
+    gen = torch.Generator().manual_seed(seed + (1 if batch_norm else 2))
+    return torch.rand(2, 3, in_size, in_size, generator=gen) * 2 - 1
+
+
+def observe_block(obs, fn, name, in_size, seed):
+    """conv or deconv built with and without batch norm, traced on a batch from `seed`, and
+    built with stride=1, padding=1: stored in `obs` (see judge_block)."""
+    torch.manual_seed(seed)
     for batch_norm in (True, False):
         with calling(f"{name}(3, 8, 4, batch_norm={batch_norm})"):
             block = fn(3, 8, 4, batch_norm=batch_norm)
+        obs[f"module {batch_norm}"] = isinstance(block, nn.Module) or type(block).__name__
+        if not isinstance(block, nn.Module):
+            return
+        obs[f"leaves {batch_norm}"] = [leaf_record(m) for m in leaf_modules(block)]
+        x = block_input(seed, batch_norm, in_size)
+        with calling(
+            f"Running {name}(3, 8, 4, batch_norm={batch_norm}) on a (2, 3, {in_size}, {in_size}) "
+            "batch"
+        ):
+            obs[f"out {batch_norm}"], obs[f"trace {batch_norm}"] = trace_record(block, x)
+    with calling(f"{name}(4, 6, 3, stride=1, padding=1)"):
+        block = fn(4, 6, 3, stride=1, padding=1)
+    with calling(f"Running {name}(4, 6, 3, stride=1, padding=1)"):
+        obs["out stride 1"] = plain_value(block(torch.rand(2, 4, 10, 10) * 2 - 1))
+
+
+def judge_block(obs, name, kind, in_size, out_size, seed):
+    """The checks of test_conv (kind "Conv2d") and test_deconv ("ConvTranspose2d") on what
+    observe_block saw."""
+    wrong_kind = "Conv2d" if kind == "ConvTranspose2d" else "ConvTranspose2d"
+    for batch_norm in (True, False):
         check(
-            isinstance(block, nn.Module),
-            f"{name} should return an nn.Sequential (an nn.Module), got {type(block).__name__}.",
+            obs.need(f"module {batch_norm}") is True,
+            f"{name} should return an nn.Sequential (an nn.Module), got "
+            f"{obs.need(f'module {batch_norm}')}.",
         )
-        leaves = leaf_modules(block)
-        convs = [m for m in leaves if type(m) is layer_type]
-        bns = [m for m in leaves if isinstance(m, nn.BatchNorm2d)]
-        wrong = [
-            m
-            for m in leaves
-            if type(m) is (nn.Conv2d if layer_type is nn.ConvTranspose2d else nn.ConvTranspose2d)
-        ]
+        leaves = [Leaf(r) for r in obs.need(f"leaves {batch_norm}")]
+        convs = [m for m in leaves if m.kind == kind]
+        bns = [m for m in leaves if m.kind == "BatchNorm2d"]
+        wrong = [m for m in leaves if m.kind == wrong_kind]
         check(
             not wrong,
-            f"{name} should use nn.{layer_type.__name__}, but it contains "
-            f"nn.{type(wrong[0]).__name__ if wrong else ''}.",
+            f"{name} should use nn.{kind}, but it contains nn.{wrong[0].kind if wrong else ''}.",
         )
         check(
             len(convs) == 1,
-            f"{name} should contain exactly one nn.{layer_type.__name__}, found {len(convs)}.",
+            f"{name} should contain exactly one nn.{kind}, found {len(convs)}.",
         )
         layer = convs[0]
         check(
@@ -700,11 +725,11 @@ def check_block(fn, name, layer_type, in_size, out_size):
             f"{name}'s defaults should be stride=2 and padding=1, got stride {layer.stride} and "
             f"padding {layer.padding}. Pass the stride and padding arguments on to the layer.",
         )
-        others = [m for m in leaves if m is not layer and not isinstance(m, nn.BatchNorm2d)]
+        others = [m for m in leaves if m is not layer and m.kind != "BatchNorm2d"]
         check(
             not others,
-            f"{name} should hold only the {layer_type.__name__} and an optional BatchNorm2d; it "
-            f"also has {type(others[0]).__name__ if others else ''}. The networks add their own "
+            f"{name} should hold only the {kind} and an optional BatchNorm2d; it "
+            f"also has {others[0].kind if others else ''}. The networks add their own "
             "activations.",
         )
         if batch_norm:
@@ -723,34 +748,36 @@ def check_block(fn, name, layer_type, in_size, out_size):
                 f"{name}(..., batch_norm=False) should have no BatchNorm2d, found {len(bns)}. Add "
                 "batch norm only when batch_norm is True.",
             )
-        x = torch.rand(2, 3, in_size, in_size) * 2 - 1
-        with calling(
-            f"Running {name}(3, 8, 4, batch_norm={batch_norm}) on a (2, 3, {in_size}, {in_size}) "
-            "batch"
-        ):
-            out, calls = trace_leaves(block, x)
+        out = obs.need(f"out {batch_norm}")
+        x = block_input(seed, batch_norm, in_size)
+        _, calls = rebuild_trace(obs.need(f"trace {batch_norm}"), name, first_input=x)
         check(
-            tuple(out.shape) == (2, 8, out_size, out_size),
+            isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 8, out_size, out_size),
             f"{name}(3, 8, 4) on a (2, 3, {in_size}, {in_size}) batch should give (2, 8, "
-            f"{out_size}, {out_size}), got {tuple(out.shape)}.",
+            f"{out_size}, {out_size}), got {tuple(getattr(out, 'shape', ()))}.",
+        )
+        check(
+            bool(calls) and torch.equal(calls[-1][2], out),
+            f"{name}'s output is not what its last layer gave: the record of this block cannot be "
+            "trusted.",
         )
         if batch_norm:
-            order = [type(m) for m, _, _ in calls]
+            order = [m.kind for m, _, _ in calls]
             check(
-                order.index(layer_type) < order.index(nn.BatchNorm2d),
-                f"In {name}, batch norm should come after the {layer_type.__name__}, not before "
-                "it.",
+                kind in order and "BatchNorm2d" in order,
+                f"{name}(3, 8, 4, batch_norm=True) should use its {kind} and its BatchNorm2d "
+                "in forward.",
             )
-
-    with calling(f"{name}(4, 6, 3, stride=1, padding=1)"):
-        block = fn(4, 6, 3, stride=1, padding=1)
-    with calling(f"Running {name}(4, 6, 3, stride=1, padding=1)"):
-        out = block(torch.rand(2, 4, 10, 10) * 2 - 1)
+            check(
+                order.index(kind) < order.index("BatchNorm2d"),
+                f"In {name}, batch norm should come after the {kind}, not before it.",
+            )
+    out = obs.need("out stride 1")
     check(
-        tuple(out.shape) == (2, 6, 10, 10),
+        isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 6, 10, 10),
         f"{name}(4, 6, 3, stride=1, padding=1) should keep a 10x10 input at 10x10, got "
-        f"{tuple(out.shape)}. Use the kernel_size, stride and padding arguments, not fixed "
-        "numbers.",
+        f"{tuple(getattr(out, 'shape', ()))}. Use the kernel_size, stride and padding arguments, "
+        "not fixed numbers.",
     )
 
 
@@ -1419,3 +1446,213 @@ def tensor_like(value, reference, what):
         ),
     )
     return value
+
+
+# ---------------------------------------------------------------- networks as data
+
+# Layers the judge knows: their hyperparameters, read into a record and replayed from it.
+KNOWN_LEAVES = {
+    "Conv2d": (
+        nn.Conv2d,
+        ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
+        + ("padding_mode",),
+    ),
+    "ConvTranspose2d": (
+        nn.ConvTranspose2d,
+        ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
+        + ("padding_mode", "output_padding"),
+    ),
+    "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps", "affine", "track_running_stats")),
+    "Linear": (nn.Linear, ("in_features", "out_features")),
+    "LeakyReLU": (nn.LeakyReLU, ("negative_slope",)),
+    "ReLU": (nn.ReLU, ()),
+    "Tanh": (nn.Tanh, ()),
+    "Sigmoid": (nn.Sigmoid, ()),
+    "Identity": (nn.Identity, ()),
+    "Flatten": (nn.Flatten, ("start_dim", "end_dim")),
+    "Dropout": (nn.Dropout, ("p",)),
+    "Dropout2d": (nn.Dropout2d, ("p",)),
+    "MaxPool2d": (nn.MaxPool2d, ()),
+    "AvgPool2d": (nn.AvgPool2d, ()),
+    "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, ()),
+    "AdaptiveMaxPool2d": (nn.AdaptiveMaxPool2d, ()),
+}
+POOLING = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
+
+
+def _attr(value):
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (int, float)) for v in value):
+        return list(value)
+    return None
+
+
+def leaf_record(m):
+    """A leaf module as data: its kind (the torch.nn class it is or extends, else its own class
+    name), hyperparameters, train/eval mode and its parameters and buffers (CPU copies)."""
+    kind = next(
+        (
+            name
+            for cls in type(m).__mro__
+            for name, (known, _) in KNOWN_LEAVES.items()
+            if cls is known
+        ),
+        None,
+    )
+    attrs = {a: _attr(getattr(m, a, None)) for a in KNOWN_LEAVES[kind][1]} if kind else {}
+    return {
+        "kind": kind or type(m).__name__,
+        "known": kind is not None,
+        "attrs": attrs,
+        "training": bool(m.training),
+        "state": {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()},
+        "params": [name for name, _ in m.named_parameters()],
+    }
+
+
+def trace_record(module, *inputs):
+    """Run module(*inputs) as trace_leaves does; return (output as data, the trace as data:
+    {"leaves": [leaf_record], "calls": [{"leaf": index, "input", "output"}]})."""
+    leaves = leaf_modules(module)
+    index = {id(m): i for i, m in enumerate(leaves)}
+    out, calls = trace_leaves(module, *inputs)
+    record = {
+        "leaves": [leaf_record(m) for m in leaves],
+        "calls": [
+            {"leaf": index[id(m)], "input": i.cpu(), "output": o.cpu()}
+            for m, i, o in calls
+            if id(m) in index
+        ],
+    }
+    return plain_value(out), record
+
+
+class Leaf:
+    """A leaf module rebuilt from its record (judge side): .kind, its hyperparameters as
+    attributes (tuples where the module has tuples), .state and .training."""
+
+    def __init__(self, record):
+        self.kind = str(record["kind"])
+        self.known = record["known"] is True
+        self.training = record["training"] is True
+        self.state = dict(record["state"])
+        self.params = list(record["params"])
+        check(
+            all(isinstance(v, torch.Tensor) for v in self.state.values()),
+            "The record of a layer came back malformed.",
+        )
+        self.attrs = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in dict(record["attrs"]).items()
+        }
+
+    def __getattr__(self, name):
+        attrs = self.__dict__.get("attrs", {})
+        if name in attrs:
+            return attrs[name]
+        raise AttributeError(name)
+
+    def n_params(self):
+        return sum(self.state[k].numel() for k in self.params if k in self.state)
+
+
+def rebuild_trace(record, who, first_input=None):
+    """(leaves, calls) from trace_record's data, checked: every call of a layer the judge knows
+    gives what that layer computes from its recorded weights and input, and the first call
+    takes `first_input` (the test's own input, when given). calls are (Leaf, input, output)."""
+    leaves = [Leaf(r) for r in record["leaves"]]
+    calls = []
+    for call in record["calls"]:
+        i, inp, out = call["leaf"], call["input"], call["output"]
+        check(
+            isinstance(i, int)
+            and 0 <= i < len(leaves)
+            and isinstance(inp, torch.Tensor)
+            and isinstance(out, torch.Tensor),
+            f"The record of {who}'s layers came back malformed.",
+        )
+        calls.append((leaves[i], inp, out))
+    for leaf, inp, out in calls:
+        expected = replay(leaf, inp)
+        if expected is None:
+            continue
+        check(
+            expected.shape == out.shape
+            and (expected - out).abs().max() <= 1e-4 * (1 + expected.abs().max()),
+            f"{who}'s {leaf.kind} layer gave outputs that its own weights do not give for its "
+            "input: the record of this network cannot be trusted.",
+        )
+    if first_input is not None and calls:
+        inp = calls[0][1]
+        check(
+            inp.numel() == first_input.numel()
+            and torch.allclose(inp.flatten().double(), first_input.flatten().double(), atol=1e-6),
+            f"{who}'s first layer did not receive the test's input: the record of this network "
+            "cannot be trusted (pass the input straight to the first layer).",
+        )
+    return leaves, calls
+
+
+def replay(leaf, x):
+    """What `leaf` computes from input x with its recorded weights; None for layers that are
+    random (dropout) or unknown to the judge."""
+    a, st = leaf.attrs, leaf.state
+    if not leaf.known or not x.is_floating_point():
+        return None
+    x = x.float()
+    kind = leaf.kind
+    if kind in ("Conv2d", "ConvTranspose2d"):
+        if a.get("padding_mode") != "zeros":
+            return None
+        small = all(
+            isinstance(a.get(k), tuple) and all(isinstance(n, int) and 0 <= n <= 16 for n in a[k])
+            for k in ("stride", "dilation") + (("output_padding",) if "output_padding" in a else ())
+        ) and (
+            a.get("padding") in ("same", "valid")
+            or (
+                isinstance(a.get("padding"), tuple)
+                and all(isinstance(n, int) and 0 <= n <= 16 for n in a["padding"])
+            )
+        )
+        check(
+            small and isinstance(a.get("groups"), int) and 1 <= a["groups"] <= 4096,
+            f"A {kind} layer's stride, padding or dilation is outside what the test accepts "
+            "(0 to 16).",
+        )
+    if kind == "Conv2d":
+        return F.conv2d(
+            x, st["weight"], st.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"]
+        )
+    if kind == "ConvTranspose2d":
+        return F.conv_transpose2d(
+            x,
+            st["weight"],
+            st.get("bias"),
+            a["stride"],
+            a["padding"],
+            a["output_padding"],
+            a["groups"],
+            a["dilation"],
+        )
+    if kind == "BatchNorm2d":
+        batch_stats = leaf.training or not a["track_running_stats"]
+        return F.batch_norm(
+            x,
+            None if batch_stats else st["running_mean"],
+            None if batch_stats else st["running_var"],
+            st.get("weight"),
+            st.get("bias"),
+            batch_stats,
+            0.0,
+            a["eps"],
+        )
+    if kind == "Linear":
+        return F.linear(x, st["weight"], st.get("bias"))
+    if kind == "LeakyReLU":
+        return F.leaky_relu(x, a["negative_slope"])
+    simple = {"ReLU": F.relu, "Tanh": torch.tanh, "Sigmoid": torch.sigmoid, "Identity": lambda t: t}
+    if kind in simple:
+        return simple[kind](x)
+    if kind == "Flatten":
+        return x.flatten(a["start_dim"], a["end_dim"])
+    return None
