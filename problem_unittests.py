@@ -39,19 +39,26 @@ from helpers.checks import (
     check_non_square_images,
     check_size_follows_conv_dim,
     check_train_signature,
+    conv_ignores_batch_norm,
     device_of,
+    follows,
     judge_block,
     judge_loss,
     loss_devices,
+    n_params,
+    observe_batch_sizes,
     observe_block,
+    observe_gradients,
+    observe_independence,
     observe_loss,
-    params_without_gradient,
     passed,
+    push_output,
     quiet,
+    rebuild_trace,
     samples_independent,
     takes_argument,
     tensor_like,
-    trace_leaves,
+    trace_record,
     write_test_images,
 )
 from helpers.verdicts import NOTEBOOK_SEED, Observation, observing, plain, type_name
@@ -252,70 +259,123 @@ def test_deconv(deconv):
 # ---------------------------------------------------------------- discriminator
 
 
-def test_discriminator(Discriminator):
-    """Discriminator(conv_dim): (B, 3, 32, 32) in [-1, 1] -> logits (B, 1)."""
-    torch.manual_seed(0)
-    with calling("Discriminator(conv_dim=8)"):
-        D = Discriminator(8)
-    check(isinstance(D, nn.Module), "Discriminator should be an nn.Module subclass.")
-    device = device_of(D)
+def _trace_input(seed, *shape):
+    """The batch a network is traced on, drawn from `seed`: the judge draws it again."""
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed + 3)) * 2 - 1
 
-    def images(b):
-        return (torch.rand(b, 3, 32, 32) * 2 - 1).to(device)
 
-    check_batch_sizes(D, images, "D", "3, 32, 32", (1,))
-    check_no_dropout_on_output(D, images(64))
-    x = images(16)
-    with calling("D on a (16, 3, 32, 32) batch"):
-        out, calls = trace_leaves(D, x)
+def observe_discriminator(Discriminator, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        with calling("Discriminator(conv_dim=8)"):
+            D = Discriminator(8)
+        obs["module"] = isinstance(D, nn.Module)
+        if not obs["module"]:
+            return obs
+        device = device_of(D)
+        gen = torch.Generator().manual_seed(seed)
+
+        def images(b):
+            return (torch.rand(b, 3, 32, 32, generator=gen) * 2 - 1).to(device)
+
+        observe_batch_sizes(obs, D, images, "D", "3, 32, 32")
+        with torch.no_grad():
+            obs["logits on 64"] = plain(D(images(64)))
+        x = _trace_input(seed, 16, 3, 32, 32).to(device)
+        with calling("D on a (16, 3, 32, 32) batch"):
+            obs["out"], obs["trace"] = trace_record(D, x)
+        obs["conv ignores batch_norm"] = conv_ignores_batch_norm(Discriminator)
+        obs["independence"] = observe_independence(D, x)
+        obs["pushed"] = [plain(push_output(D, lambda: images(8), d)) for d in (+1, -1)]
+        obs["gradients"] = observe_gradients(D, images(6), "D")
+        with calling("Discriminator(conv_dim=16)"):
+            obs["sizes"] = [n_params(D), n_params(Discriminator(16))]
+    return obs
+
+
+def judge_discriminator(obs, seed):
+    check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
+    check_batch_sizes(obs, "D", "3, 32, 32", (1,))
+    check_no_dropout_on_output(obs.need("logits on 64"))
+    out = obs.need("out")
+    leaves, calls = rebuild_trace(obs.need("trace"), "D", _trace_input(seed, 16, 3, 32, 32))
     check(
         out.std() > 1e-6,
         "D gives the same output for every image: its output must depend on the input.",
     )
-    convs = check_d_convs(D, calls, conv_dim=8)
-    check_d_batch_norm(Discriminator, calls, first=convs[0][0])
+    convs = check_d_convs(leaves, calls, conv_dim=8)
+    check_d_batch_norm(obs.need("conv ignores batch_norm"), calls, first=convs[0][0])
     check_d_activations(convs)
     check(
-        samples_independent(D, x),
+        follows(calls[-1][2], out),
+        "D's output is not what its last layer gave: the record of D cannot be trusted.",
+    )
+    check(
+        samples_independent(obs.need("independence")),
         "In eval mode, D's score for one image changes when other images are in the batch. Each "
         "image's logit must depend only on that image: check the reshape before the Linear layer "
         "(x.flatten(1), not a view that mixes images).",
     )
-    check_d_gives_logits(D, lambda: images(8))
-    check_d_gradients(D, images(6))
+    check_d_gives_logits(*obs.need("pushed"))
+    check_d_gradients(obs.need("gradients"))
+    small, big = obs.need("sizes")
+    check_size_follows_conv_dim(small, big, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
 
-    with calling("Discriminator(conv_dim=16)"):
-        D16 = Discriminator(16)
-    check_size_follows_conv_dim(D, D16, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
+
+def test_discriminator(Discriminator):
+    """Discriminator(conv_dim): (B, 3, 32, 32) in [-1, 1] -> logits (B, 1)."""
+    judge_discriminator(observe_discriminator(Discriminator, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- generator
 
 
-def test_generator(Generator):
-    """Generator(z_size, conv_dim): z (B, z_size) -> images (B, 3, 32, 32) in [-1, 1]."""
-    torch.manual_seed(0)
-    with calling("Generator(z_size=20, conv_dim=8)"):
-        G = Generator(z_size=20, conv_dim=8)
-    check(isinstance(G, nn.Module), "Generator should be an nn.Module subclass.")
-    device = device_of(G)
+def observe_generator(Generator, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        with calling("Generator(z_size=20, conv_dim=8)"):
+            G = Generator(z_size=20, conv_dim=8)
+        obs["module"] = isinstance(G, nn.Module)
+        if not obs["module"]:
+            return obs
+        device = device_of(G)
+        gen = torch.Generator().manual_seed(seed)
 
-    def noise(b, size=20):
-        return (torch.rand(b, size) * 2 - 1).to(device)
+        def noise(b, size=20):
+            return (torch.rand(b, size, generator=gen) * 2 - 1).to(device)
 
-    check_batch_sizes(
-        G,
-        noise,
-        "G",
-        "20",
-        (3, 32, 32),
-        hint="Generator(z_size=20, ...) must accept z of shape (B, 20): build its first Linear "
-        "layer from the z_size argument, and check the layer sizes above.",
-    )
-    z = noise(16)
-    with calling("G on a (16, 20) batch of z"):
-        out, calls = trace_leaves(G, z)
+        observe_batch_sizes(
+            obs,
+            G,
+            noise,
+            "G",
+            "20",
+            hint="Generator(z_size=20, ...) must accept z of shape (B, 20): build its first Linear "
+            "layer from the z_size argument, and check the layer sizes above.",
+        )
+        z = _trace_input(seed, 16, 20).to(device)
+        with calling("G on a (16, 20) batch of z"):
+            obs["out"], obs["trace"] = trace_record(G, z)
+        obs["independence"] = observe_independence(G, z)
+        obs["pushed"] = [plain(push_output(G, lambda: noise(8), d)) for d in (+1, -1)]
+        obs["gradients"] = observe_gradients(G, noise(6), "G")
+        with calling("Generator(z_size=7, conv_dim=8)"):
+            G7 = Generator(z_size=7, conv_dim=8)
+        with calling("Generator(z_size=7, conv_dim=8) on a (3, 7) batch of z"):
+            obs["out z_size 7"] = plain(G7(noise(3, 7)))
+        with calling("Generator(z_size=20, conv_dim=16)"):
+            obs["sizes"] = [n_params(G), n_params(Generator(z_size=20, conv_dim=16))]
+    return obs
+
+
+def judge_generator(obs, seed):
+    check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
+    check_batch_sizes(obs, "G", "20", (3, 32, 32))
+    out = obs.need("out")
+    _, calls = rebuild_trace(obs.need("trace"), "G", _trace_input(seed, 16, 20))
     check(
         out.min() >= -1 and out.max() <= 1,
         f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. End with "
@@ -327,32 +387,36 @@ def test_generator(Generator):
     )
     check_g_layers(calls, conv_dim=8)
     check(
-        samples_independent(G, z),
+        follows(calls[-1][2], out),
+        "G's output is not what its last layer gave: the record of G cannot be trusted.",
+    )
+    check(
+        samples_independent(obs.need("independence")),
         "In eval mode, G's image for one z changes when other z are in the batch: check the "
         "reshape after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's numbers "
         "together).",
     )
-    check_g_ends_with_tanh(G, lambda: noise(8))
-    missing = params_without_gradient(G, noise(6), "G")
+    check_g_ends_with_tanh(*obs.need("pushed"))
+    missing = obs.need("gradients")["missing"]
     check(
         not missing,
         f"No gradient reached these parameters of G: {missing}. Every layer must be used in "
         "forward().",
     )
-
-    with calling("Generator(z_size=7, conv_dim=8)"):
-        G7 = Generator(z_size=7, conv_dim=8)
-    with calling("Generator(z_size=7, conv_dim=8) on a (3, 7) batch of z"):
-        out7 = G7(noise(3, 7))
+    out7 = obs.need("out z_size 7")
     check(
-        tuple(out7.shape) == (3, 3, 32, 32),
+        tuple(getattr(out7, "shape", ())) == (3, 3, 32, 32),
         "Generator(z_size=7) should accept z of shape (3, 7) and return (3, 3, 32, 32), got "
-        f"{tuple(out7.shape)}. Use the z_size argument for the first Linear layer.",
+        f"{tuple(getattr(out7, 'shape', ()))}. Use the z_size argument for the first Linear layer.",
     )
-    with calling("Generator(z_size=20, conv_dim=16)"):
-        G16 = Generator(z_size=20, conv_dim=16)
+    small, big = obs.need("sizes")
     # G's first Linear grows only linearly with conv_dim, hence the lower bound
-    check_size_follows_conv_dim(G, G16, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+    check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+
+
+def test_generator(Generator):
+    """Generator(z_size, conv_dim): z (B, z_size) -> images (B, 3, 32, 32) in [-1, 1]."""
+    judge_generator(observe_generator(Generator, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
@@ -703,4 +767,6 @@ VERDICTS = {
     "test_optimizers": (observe_optimizers, judge_optimizers),
     "test_conv": (observe_conv, judge_conv),
     "test_deconv": (observe_deconv, judge_deconv),
+    "test_discriminator": (observe_discriminator, judge_discriminator),
+    "test_generator": (observe_generator, judge_generator),
 }

@@ -213,10 +213,9 @@ def trace_leaves(module, *inputs):
     return out, calls
 
 
-def check_no_dropout_on_output(D, images):
-    """D's logits are never exactly 0 in train mode; dropout after the last layer makes some so."""
-    with torch.no_grad():
-        out = D(images)
+def check_no_dropout_on_output(out):
+    """D's logits (`out`, on 64 images in train mode) are never exactly 0; dropout after the last
+    layer makes some so."""
     zeros = int((out == 0).sum())
     check(
         zeros == 0,
@@ -226,22 +225,17 @@ def check_no_dropout_on_output(D, images):
     )
 
 
-def check_conv_honours_batch_norm(Discriminator):
-    """When D's first layer has batch norm, say so if the cause is conv() ignoring batch_norm."""
+def conv_ignores_batch_norm(Discriminator):
+    """Whether the notebook's conv() (the one Discriminator uses) adds batch norm even when
+    called with batch_norm=False; False when it cannot tell."""
     conv = getattr(Discriminator.__init__, "__globals__", {}).get("conv")
     if not callable(conv):
-        return
+        return False
     try:
         block = conv(3, 8, 4, batch_norm=False)
-        has_bn = any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
+        return any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
     except Exception:
-        return
-    check(
-        not has_bn,
-        "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
-        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is "
-        "True (test_conv checks this), run that cell, then this test again.",
-    )
+        return False
 
 
 def leaky_slope(before, after):
@@ -311,10 +305,12 @@ def check_init_picks_the_layers(model, before, kinds, batch_norm):
 # ---------------------------------------------------------------- D and G
 
 
-def check_batch_sizes(net, make_input, who, in_shape, out_shape, hint=""):
-    """net on batches of 5, 16 and then 1 returns (B, *out_shape); a batch of one last, so its
-    failure can say that only the batch of one breaks."""
-    for b in (5, 16, 1):
+BATCHES = (5, 16, 1)  # a batch of one last, so its failure can say only that one breaks
+
+
+def observe_batch_sizes(obs, net, make_input, who, in_shape, hint=""):
+    """The shape of net's output on batches of 5, 16 and then 1: obs["batch B"]."""
+    for b in BATCHES:
         one = (
             f"{who} works on batches of 5 and 16 but not on a batch of one. Likely cause: "
             "squeeze() drops the batch dimension when it is 1, or a reshape assumes a batch size; "
@@ -322,10 +318,17 @@ def check_batch_sizes(net, make_input, who, in_shape, out_shape, hint=""):
         )
         with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
             out = net(make_input(b))
+        obs[f"batch {b}"] = list(out.shape) if isinstance(out, torch.Tensor) else []
+
+
+def check_batch_sizes(obs, who, in_shape, out_shape):
+    """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes)."""
+    for b in BATCHES:
+        shape = tuple(obs.need(f"batch {b}"))
         check(
-            isinstance(out, torch.Tensor) and tuple(out.shape) == (b, *out_shape),
+            shape == (b, *out_shape),
             f"{who} on a ({b}, {in_shape}) batch should return shape {(b, *out_shape)}, got "
-            f"{tuple(getattr(out, 'shape', ()))}."
+            f"{shape}."
             + (
                 " Flatten with x.flatten(1) (or x.view(x.size(0), -1)) before the final "
                 "nn.Linear(..., 1)."
@@ -335,14 +338,15 @@ def check_batch_sizes(net, make_input, who, in_shape, out_shape, hint=""):
         )
 
 
-def check_d_convs(D, calls, conv_dim):
-    """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels."""
-    convs = [(m, i, o) for m, i, o in calls if isinstance(m, nn.Conv2d)]
+def check_d_convs(leaves, calls, conv_dim):
+    """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels.
+
+    `leaves` are D's layers and `calls` their calls, from rebuild_trace."""
+    convs = [(m, i, o) for m, i, o in calls if m.kind == "Conv2d"]
     check(
         len(convs) >= 3, f"D should use (at least) three strided conv layers, found {len(convs)}."
     )
-    pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-    pools = [type(m).__name__ for m in leaf_modules(D) if isinstance(m, pooling)]
+    pools = [m.kind for m in leaves if m.kind in POOLING]
     check(
         not pools,
         f"D should downsample with strided convolutions, not pooling; found {pools[:1]}.",
@@ -369,18 +373,25 @@ def check_d_convs(D, calls, conv_dim):
     return convs
 
 
-def check_d_batch_norm(Discriminator, calls, first):
-    """No batch norm right after D's first conv (the paper), batch norm after the next two."""
+def check_d_batch_norm(conv_ignores_bn, calls, first):
+    """No batch norm right after D's first conv (the paper), batch norm after the next two.
+
+    `conv_ignores_bn`: the notebook's conv() adds batch norm even with batch_norm=False."""
     order = [m for m, _, _ in calls]
     after = order[order.index(first) + 1] if order.index(first) + 1 < len(order) else None
-    if isinstance(after, nn.BatchNorm2d):
-        check_conv_honours_batch_norm(Discriminator)
+    after_bn = after is not None and after.kind == "BatchNorm2d"
     check(
-        not isinstance(after, nn.BatchNorm2d),
+        not (after_bn and conv_ignores_bn),
+        "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
+        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is "
+        "True (test_conv checks this), run that cell, then this test again.",
+    )
+    check(
+        not after_bn,
         "D's first conv layer should have no batch norm (the paper leaves it out at D's input): "
         "use conv(..., batch_norm=False) there.",
     )
-    bn_count = sum(isinstance(m, nn.BatchNorm2d) for m in order)
+    bn_count = sum(m.kind == "BatchNorm2d" for m in order)
     check(
         bn_count >= 2,
         f"D should use batch norm after its 2nd and 3rd conv layers, found {bn_count} batch norm "
@@ -414,10 +425,9 @@ def check_d_activations(convs):
         )
 
 
-def check_d_gives_logits(D, make_images):
-    """Trained to grow, D's outputs pass 1 and, trained to shrink, go below 0: no final sigmoid."""
-    up = push_output(D, make_images, +1)
-    down = push_output(D, make_images, -1)
+def check_d_gives_logits(up, down):
+    """Trained to grow (push_output), D's outputs `up` pass 1 and, trained to shrink, `down` go
+    below 0: no final sigmoid."""
     check(
         up.max() > 1.0 and down.min() < 0.0,
         f"D's outputs stay inside [0, 1] even when trained to grow (max {up.max():.3f}, min "
@@ -426,17 +436,24 @@ def check_d_gives_logits(D, make_images):
     )
 
 
-def check_d_gradients(D, images):
-    """Every parameter of D gets a gradient, and so does D's input image (G learns through it)."""
+def observe_gradients(net, images, who):
+    """Backpropagate net(images).sum(): {"missing": names of parameters without a gradient,
+    "input": whether the input got a nonzero gradient}."""
     xg = images.requires_grad_(True)
-    missing = params_without_gradient(D, xg, "D")
+    missing = params_without_gradient(net, xg, who)
+    return {"missing": missing, "input": bool(xg.grad is not None and torch.any(xg.grad != 0))}
+
+
+def check_d_gradients(found):
+    """Every parameter of D gets a gradient, and so does D's input image (G learns through it)."""
+    missing = found["missing"]
     check(
         not missing,
         f"No gradient reached these parameters of D: {missing}. Every layer must be used in "
         "forward(), without .detach() or torch.no_grad().",
     )
     check(
-        xg.grad is not None and torch.any(xg.grad != 0),
+        found["input"] is True,
         "No gradient flows from D's output back to its input image, so G could not learn from D. "
         "Do not detach x inside forward().",
     )
@@ -444,7 +461,7 @@ def check_d_gradients(D, images):
 
 def check_g_layers(calls, conv_dim):
     """Transposed convs up to 3 channels, batch norm in hidden layers only, ReLU before the last."""
-    deconvs = [(m, i, o) for m, i, o in calls if isinstance(m, nn.ConvTranspose2d)]
+    deconvs = [(m, i, o) for m, i, o in calls if m.kind == "ConvTranspose2d"]
     check(
         len(deconvs) >= 2,
         f"G should upsample with transposed convolutions (deconv), found {len(deconvs)}.",
@@ -457,11 +474,11 @@ def check_g_layers(calls, conv_dim):
     )
     order = [m for m, _, _ in calls]
     check(
-        not any(isinstance(m, nn.BatchNorm2d) for m in order[order.index(last) + 1 :]),
+        not any(m.kind == "BatchNorm2d" for m in order[order.index(last) + 1 :]),
         "G's output layer should have no batch norm: use deconv(..., batch_norm=False) for the "
         "last layer.",
     )
-    bn_count = sum(isinstance(m, nn.BatchNorm2d) for m in order)
+    bn_count = sum(m.kind == "BatchNorm2d" for m in order)
     check(
         bn_count >= 2,
         f"G should use batch norm in its hidden layers, found {bn_count} batch norm layer(s).",
@@ -473,10 +490,9 @@ def check_g_layers(calls, conv_dim):
     )
 
 
-def check_g_ends_with_tanh(G, make_noise):
-    """Trained to grow or shrink, G's outputs stay in [-1, 1] and reach below -0.5: tanh."""
-    up = push_output(G, make_noise, +1)
-    down = push_output(G, make_noise, -1)
+def check_g_ends_with_tanh(up, down):
+    """Trained to grow or shrink (push_output: `up`, `down`), G's outputs stay in [-1, 1] and
+    reach below -0.5: tanh."""
     check(
         up.max() <= 1.0 + 1e-6 and down.min() >= -1.0 - 1e-6,
         f"G's outputs leave [-1, 1] when trained to grow or shrink (max {up.max():.3f}, min "
@@ -494,8 +510,8 @@ def n_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def samples_independent(net, inputs, n=4):
-    """In eval mode, is each sample's output the same alone as inside the batch?"""
+def observe_independence(net, inputs, n=4):
+    """In eval mode, the outputs of the first n samples inside the batch and alone."""
     net.eval()
     try:
         with torch.no_grad():
@@ -503,7 +519,25 @@ def samples_independent(net, inputs, n=4):
             alone = torch.cat([net(inputs[i : i + 1]) for i in range(n)])
     finally:
         net.train()
-    return torch.allclose(together[:n], alone, atol=1e-4)
+    return {"together": plain_value(together[:n]), "alone": plain_value(alone)}
+
+
+def samples_independent(found):
+    """Is each sample's output the same alone as inside the batch (observe_independence)?"""
+    together, alone = found["together"], found["alone"]
+    return together.shape == alone.shape and torch.allclose(together, alone, atol=1e-4)
+
+
+def follows(prev, out):
+    """Whether `out` is `prev` (a network's last layer's output), or tanh or sigmoid of it, up to
+    a reshape: nothing else happens after a network's last layer."""
+    if not isinstance(out, torch.Tensor) or prev.numel() != out.numel():
+        return False
+    p, o = prev.flatten().double(), out.flatten().double()
+    return any(
+        torch.allclose(f(p), o, atol=1e-5, rtol=1e-4)
+        for f in (lambda t: t, torch.tanh, torch.sigmoid)
+    )
 
 
 def params_without_gradient(net, inputs, who):
@@ -515,8 +549,9 @@ def params_without_gradient(net, inputs, who):
 
 
 def check_size_follows_conv_dim(small, big, who, low, layers):
-    """Doubling conv_dim (small -> big) should about quadruple the parameters (k x k x in x out)."""
-    ratio = n_params(big) / n_params(small)
+    """Doubling conv_dim should about quadruple the parameters (k x k x in x out): `small` and
+    `big` are the parameter counts."""
+    ratio = big / small if small else 0.0
     check(
         low < ratio < 4.5,
         f"{who}'s size should follow conv_dim: doubling conv_dim should roughly quadruple the "
@@ -1464,8 +1499,8 @@ KNOWN_LEAVES = {
     ),
     "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps", "affine", "track_running_stats")),
     "Linear": (nn.Linear, ("in_features", "out_features")),
-    "LeakyReLU": (nn.LeakyReLU, ("negative_slope",)),
-    "ReLU": (nn.ReLU, ()),
+    "LeakyReLU": (nn.LeakyReLU, ("negative_slope", "inplace")),
+    "ReLU": (nn.ReLU, ("inplace",)),
     "Tanh": (nn.Tanh, ()),
     "Sigmoid": (nn.Sigmoid, ()),
     "Identity": (nn.Identity, ()),
@@ -1597,8 +1632,8 @@ def replay(leaf, x):
     """What `leaf` computes from input x with its recorded weights; None for layers that are
     random (dropout) or unknown to the judge."""
     a, st = leaf.attrs, leaf.state
-    if not leaf.known or not x.is_floating_point():
-        return None
+    if not leaf.known or not x.is_floating_point() or a.get("inplace"):
+        return None  # an in-place activation's recorded input is already its output
     x = x.float()
     kind = leaf.kind
     if kind in ("Conv2d", "ConvTranspose2d"):
