@@ -34,6 +34,7 @@ from helpers.checks import (
     check_fresh_noise,
     check_g_ends_with_tanh,
     check_g_layers,
+    check_images_are_the_test_images,
     check_init_picks_the_layers,
     check_no_dropout_on_output,
     check_non_square_images,
@@ -44,10 +45,12 @@ from helpers.checks import (
     follows,
     judge_block,
     judge_loss,
+    loader_images,
     loss_devices,
     n_params,
     observe_batch_sizes,
     observe_block,
+    observe_dataset_images,
     observe_gradients,
     observe_independence,
     observe_loss,
@@ -81,71 +84,94 @@ __all__ = [
 # ---------------------------------------------------------------- data loader
 
 
-def test_get_dataloader(get_dataloader):
-    """get_dataloader(batch_size, image_size, data_dir) -> shuffled square images in [0, 1]."""
+def observe_get_dataloader(get_dataloader, seed):
     from torch.utils.data import DataLoader, RandomSampler
 
-    with tempfile.TemporaryDirectory() as tmp:
-        n_images = write_test_images(tmp)
+    obs = Observation()
+    with observing(obs), tempfile.TemporaryDirectory() as tmp:
+        obs["n_images"] = write_test_images(tmp, seed)
         with calling("get_dataloader(batch_size=4, image_size=32, data_dir=...)"):
             loader = get_dataloader(4, 32, tmp)
-        check(
-            isinstance(loader, DataLoader),
-            "get_dataloader should return a torch.utils.data.DataLoader, got "
-            f"{type(loader).__name__}.",
-        )
-        check(
-            len(loader.dataset) == n_images,
-            f"The DataLoader should read the {n_images} images in data_dir, but its dataset has "
-            f"{len(loader.dataset)}. Make sure you pass data_dir to datasets.ImageFolder.",
-        )
-        check(
-            loader.batch_size == 4,
-            "The DataLoader's batch_size should be the batch_size argument (4), got "
-            f"{loader.batch_size}.",
-        )
-        check(
-            isinstance(loader.sampler, RandomSampler),
-            "The DataLoader does not shuffle: pass shuffle=True so each epoch sees the images in "
-            "a new order.",
-        )
-
-        # A deterministic transform; non-square images centre-cropped (all green), not squashed
-        # (red strips on the sides).
-        check_non_square_images(loader.dataset, 32)
-
+        obs["loader"] = isinstance(loader, DataLoader) or type(loader).__name__
+        if obs["loader"] is not True:
+            return obs
+        obs["dataset size"] = len(loader.dataset)
+        obs["batch_size"] = plain(loader.batch_size)
+        obs["shuffles"] = isinstance(loader.sampler, RandomSampler)
+        observe_dataset_images(obs, loader.dataset)
         with calling("Reading a batch from your DataLoader"):
-            batches = list(loader)
-        images, labels = batches[0]
-        check(
-            isinstance(images, torch.Tensor) and images.dtype == torch.float32,
-            "Images should be a float32 tensor (transforms.ToTensor() gives one), got "
-            f"{getattr(images, 'dtype', type(images))}.",
-        )
-        check(
-            tuple(images.shape) == (4, 3, 32, 32),
-            "A batch should have shape (4, 3, 32, 32) for batch_size=4, image_size=32, got "
-            f"{tuple(images.shape)}.",
-        )
-        check(
-            images.min() >= 0 and images.max() <= 1,
-            f"Pixel values should lie in [0, 1] (what ToTensor gives), got min {images.min():.3f}, "
-            f"max {images.max():.3f}. Scaling to [-1, 1] comes later, in scale().",
-        )
-        # A square image larger than image_size is resized before the crop: its frame stays.
-        check_frame_kept(loader.dataset, 32)
-        check(
-            len(labels) == 4,
-            f"Each batch should also carry the labels, got {len(labels)} for 4 images.",
-        )
-
+            images, labels = list(loader)[0]
+        obs["batch"] = plain(images)
+        obs["labels"] = len(labels)
         with calling("get_dataloader(batch_size=3, image_size=16, data_dir=...)"):
             small = next(iter(get_dataloader(3, 16, tmp)))[0]
-        check(
-            tuple(small.shape) == (3, 3, 16, 16),
-            "With batch_size=3 and image_size=16 a batch should be (3, 3, 16, 16), got "
-            f"{tuple(small.shape)}. Use the image_size argument in Resize and CenterCrop.",
-        )
+        obs["small batch"] = plain(small)
+    return obs
+
+
+def judge_get_dataloader(obs, seed):
+    n_images = len(loader_images(seed))
+    loader = obs.need("loader")
+    check(
+        loader is True,
+        f"get_dataloader should return a torch.utils.data.DataLoader, got {loader}.",
+    )
+    size = obs.need("dataset size")
+    check(
+        size == n_images,
+        f"The DataLoader should read the {n_images} images in data_dir, but its dataset has "
+        f"{size}. Make sure you pass data_dir to datasets.ImageFolder.",
+    )
+    batch_size = obs.need("batch_size")
+    check(
+        batch_size == 4,
+        f"The DataLoader's batch_size should be the batch_size argument (4), got {batch_size}.",
+    )
+    check(
+        obs.need("shuffles") is True,
+        "The DataLoader does not shuffle: pass shuffle=True so each epoch sees the images in "
+        "a new order.",
+    )
+
+    # A deterministic transform; non-square images centre-cropped (all green), not squashed
+    # (red strips on the sides).
+    check_non_square_images(obs, 32)
+
+    images = obs.need("batch")
+    check(
+        isinstance(images, torch.Tensor) and images.dtype == torch.float32,
+        "Images should be a float32 tensor (transforms.ToTensor() gives one), got "
+        f"{getattr(images, 'dtype', type_name(images))}.",
+    )
+    check(
+        tuple(images.shape) == (4, 3, 32, 32),
+        "A batch should have shape (4, 3, 32, 32) for batch_size=4, image_size=32, got "
+        f"{tuple(images.shape)}.",
+    )
+    check(
+        images.min() >= 0 and images.max() <= 1,
+        f"Pixel values should lie in [0, 1] (what ToTensor gives), got min {images.min():.3f}, "
+        f"max {images.max():.3f}. Scaling to [-1, 1] comes later, in scale().",
+    )
+    # A square image larger than image_size is resized before the crop: its frame stays.
+    check_frame_kept(obs, 32)
+    labels = obs.need("labels")
+    check(labels == 4, f"Each batch should also carry the labels, got {labels} for 4 images.")
+
+    small = obs.need("small batch")
+    shape = tuple(getattr(small, "shape", ()))
+    check(
+        shape == (3, 3, 16, 16),
+        "With batch_size=3 and image_size=16 a batch should be (3, 3, 16, 16), got "
+        f"{shape}. Use the image_size argument in Resize and CenterCrop.",
+    )
+    check_images_are_the_test_images(images, seed, 32)
+    check_images_are_the_test_images(small, seed, 16)
+
+
+def test_get_dataloader(get_dataloader):
+    """get_dataloader(batch_size, image_size, data_dir) -> shuffled square images in [0, 1]."""
+    judge_get_dataloader(observe_get_dataloader(get_dataloader, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
@@ -760,6 +786,7 @@ def test_train(train):
 # The tests the grader judges in its own process (helpers.verdicts): OBSERVE runs in the sandbox,
 # JUDGE in the grader. The others are still decided in the sandbox.
 VERDICTS = {
+    "test_get_dataloader": (observe_get_dataloader, judge_get_dataloader),
     "test_scale": (observe_scale, judge_scale),
     "test_real_loss": (observe_real_loss, judge_real_loss),
     "test_fake_loss": (observe_fake_loss, judge_fake_loss),
