@@ -20,6 +20,7 @@ import torch.nn as nn
 from helpers.checks import (
     GradedTestFailure,  # noqa: F401  (re-exported: `except tests.GradedTestFailure`)
     Recorder,
+    StepJudge,
     TinyD,
     TinyG,
     calling,
@@ -671,120 +672,184 @@ def test_optimizers(D, G, d_optimizer, g_optimizer):
     passed()
 
 
-def test_train(train):
-    """train(...) alternates a D step and a G step per batch, with the right losses and gradients.
+TRAIN_Z = 8
 
-    Every optimizer step is checked as it happens, by replaying the expected loss on the same
-    inputs and comparing gradients (helpers.checks.Recorder).
-    """
+
+def _train_setup(seed):
+    """The kit's tiny D and G, their data (12 images of 16x16) and its scaled batches of 4."""
+    torch.manual_seed(seed)
+    D, G = TinyD(), TinyG(TRAIN_Z)
+    data = torch.rand(12, 3, 16, 16)
+    scaled = [data[i : i + 4] * 2 - 1 for i in range(0, 12, 4)]
+    return D, G, data, scaled
+
+
+def observe_train(train, seed):
     from torch.utils.data import DataLoader, TensorDataset
 
-    torch.manual_seed(0)
-    z_size = 8
+    obs = Observation()
+    D, G, data, _ = _train_setup(seed)
     # the GPU when there is one, so train's own device handling is exercised too
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    D, G = TinyD().to(device), TinyG(z_size).to(device)
+    D, G = D.to(device), G.to(device)
     d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
-    data = torch.rand(12, 3, 16, 16)
-    batches = [data[i : i + 4] for i in range(0, 12, 4)]
     loader = DataLoader(
         TensorDataset(data, torch.zeros(12, dtype=torch.long)), batch_size=4, shuffle=False
     )
-    d_before = [p.detach().clone() for p in D.parameters()]
-    g_before = [p.detach().clone() for p in G.parameters()]
-
-    scaled = [b * 2 - 1 for b in batches]
-    with tempfile.TemporaryDirectory() as tmp:
+    args = (D, G, d_opt, g_opt, loader, 2, TRAIN_Z, device)
+    with observing(obs), tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "checkpoint.pt"
         options = {"print_every": 1, "checkpoint_path": checkpoint, "sample_size": 6}
-        check_train_signature(train, (D, G, d_opt, g_opt, loader, 2, z_size, device), options)
-        rec = Recorder(D, G, d_opt, g_opt, scaled)
+        check_train_signature(train, args, options)
+        rec = Recorder(D, G, d_opt, g_opt)
+        obs["run"] = rec.record()  # filled as train runs: kept even when train fails
         try:
             with (
                 calling("train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs=2, ...)"),
                 quiet(train),
             ):
-                result = train(D, G, d_opt, g_opt, loader, 2, z_size, device, **options)
+                result = train(*args, **options)
         finally:
             rec.close()
+            obs["run"] = rec.record()
+        obs["after"] = {"D": Recorder._state(D), "G": Recorder._state(G)}
+        ok = isinstance(result, tuple) and len(result) == 2
+        obs["result"] = {"pair": ok}
+        if ok:
+            losses, samples = result
+            obs["result"]["losses"] = [_numbers(r) for r in list(losses)[:100]]
+            obs["result"]["samples"] = [list(getattr(x, "shape", ())) for x in samples][:100]
+        obs["checkpoint"] = checkpoint.is_file()
 
-        n_d, n_g = rec.count("d_step"), rec.count("g_step")
-        check(
-            n_d > 0 or n_g > 0,
-            "train never called d_optimizer.step() or g_optimizer.step() on the optimizers passed "
-            "to it. Use the d_optimizer and g_optimizer arguments (not other optimizers from the "
-            "notebook).",
-        )
-        check(
-            n_d == 6,
-            "train should take one D step per batch: 3 batches x 2 epochs = 6 calls of "
-            f"d_optimizer.step(), got {n_d}.",
-        )
-        check(
-            n_g == 6,
-            "train should take one G step per batch: 3 batches x 2 epochs = 6 calls of "
-            f"g_optimizer.step(), got {n_g}.",
-        )
-        check_fresh_noise(rec.g_inputs, rec.sample_inputs)
-
-        check(
-            any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())),
-            "train did not change D's weights.",
-        )
-        check(
-            any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())),
-            "train did not change G's weights.",
-        )
-
-        check(
-            isinstance(result, tuple) and len(result) == 2,
-            "train should return (losses, samples), as the given code at its end does.",
-        )
-        losses, samples = result
-        check(
-            len(losses) == 6
-            # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
-            # be nan (a joint real+fake D call), so only the losses must be finite
-            and all(
-                len(rec) in (2, 4) and all(math.isfinite(v) for v in rec[:2]) for rec in losses
-            ),
-            "With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got "
-            f"{losses!r}.",
-        )
-        check(
-            len(samples) == 2 and all(tuple(s.shape) == (6, 3, 16, 16) for s in samples),
-            "train should keep one batch of sample_size=6 images per epoch (the given code does "
-            "this).",
-        )
-        check(
-            checkpoint.is_file(),
-            "train should save a checkpoint after every epoch (the given code does this).",
-        )
-
-        rec2 = Recorder(D, G, d_opt, g_opt, scaled)
+        rec2 = Recorder(D, G, d_opt, g_opt)
+        obs["resume"] = rec2.record()
         try:
             with calling("Resuming train(...) from its checkpoint with n_epochs=3"), quiet(train):
-                losses3, samples3 = train(D, G, d_opt, g_opt, loader, 3, z_size, device, **options)
+                losses3, samples3 = train(D, G, d_opt, g_opt, loader, 3, TRAIN_Z, device, **options)
         finally:
             rec2.close()
-        check(
-            rec2.count("d_step") == 3 and len(samples3) == 3 and len(losses3) == 9,
-            "Run again with n_epochs=3, train should resume after epoch 2 and train one more "
-            f"epoch (3 D steps); it took {rec2.count('d_step')} D steps and returned "
-            f"{len(samples3)} sample batches.",
-        )
+            obs["resume"] = rec2.record()
+        obs["resumed"] = {"losses": len(losses3), "samples": len(samples3)}
+    return obs
+
+
+def judge_train(obs, seed):
+    D, G, _, scaled = _train_setup(seed)
+    d_before = [p.detach().clone() for p in D.parameters()]
+    g_before = [p.detach().clone() for p in G.parameters()]
+    rec = StepJudge(D, G, scaled, obs.need("run"))
+    n_d, n_g = rec.count("d_step"), rec.count("g_step")
+    after = obs.need("after")
+    check(
+        not rec.overflow,
+        "train called D, G and the optimizers far more often than 3 batches x 2 epochs need.",
+    )
+    check(
+        n_d > 0 or n_g > 0,
+        "train never called d_optimizer.step() or g_optimizer.step() on the optimizers passed "
+        "to it. Use the d_optimizer and g_optimizer arguments (not other optimizers from the "
+        "notebook).",
+    )
+    check(
+        n_d == 6,
+        "train should take one D step per batch: 3 batches x 2 epochs = 6 calls of "
+        f"d_optimizer.step(), got {n_d}.",
+    )
+    check(
+        n_g == 6,
+        "train should take one G step per batch: 3 batches x 2 epochs = 6 calls of "
+        f"g_optimizer.step(), got {n_g}.",
+    )
+    check_fresh_noise(rec.g_inputs, rec.sample_inputs)
+
+    with torch.no_grad():
+        D.load_state_dict(after["D"])
+        G.load_state_dict(after["G"])
+    check(
+        any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())),
+        "train did not change D's weights.",
+    )
+    check(
+        any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())),
+        "train did not change G's weights.",
+    )
+
+    result = obs.need("result")
+    check(
+        result["pair"] is True,
+        "train should return (losses, samples), as the given code at its end does.",
+    )
+    losses = result["losses"]
+    check(
+        len(losses) == 6
+        # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
+        # be nan (a joint real+fake D call), so only the losses must be finite
+        and all(
+            isinstance(rec, list)
+            and len(rec) in (2, 4)
+            and all(isinstance(v, float) and math.isfinite(v) for v in rec[:2])
+            for rec in losses
+        ),
+        "With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got "
+        f"{_shown_losses(losses)}.",
+    )
+    samples = result["samples"]
+    check(
+        len(samples) == 2 and all(tuple(s) == (6, 3, 16, 16) for s in samples),
+        "train should keep one batch of sample_size=6 images per epoch (the given code does this).",
+    )
+    check(
+        obs.need("checkpoint") is True,
+        "train should save a checkpoint after every epoch (the given code does this).",
+    )
+
+    rec2 = StepJudge(D, G, scaled, obs.need("resume"))
+    resumed = obs.need("resumed")
+    check(
+        rec2.count("d_step") == 3 and resumed["samples"] == 3 and resumed["losses"] == 9,
+        "Run again with n_epochs=3, train should resume after epoch 2 and train one more "
+        f"epoch (3 D steps); it took {rec2.count('d_step')} D steps and returned "
+        f"{resumed['samples']} sample batches.",
+    )
     if rec.d_step_reached_g:
         print(
             "Note: your D step also computes gradients for G (the fakes are not detached), which "
             "g_optimizer.zero_grad() then throws away. Training is right; "
             "fake_loss(D(fake_images.detach())) would save that backward pass through G."
         )
+
+
+def _numbers(record):
+    """One logged record as a list of floats (None where an entry is not a number)."""
+    if not isinstance(record, (tuple, list)):
+        return {"type": type(record).__name__}
+    numbers = []
+    for value in list(record)[:8]:
+        try:
+            numbers.append(float(value))
+        except (TypeError, ValueError, RuntimeError):
+            numbers.append(None)
+    return numbers
+
+
+def _shown_losses(losses):
+    """The logged losses as the original message showed them: a list of tuples of numbers."""
+    return repr([tuple(r) if isinstance(r, list) else r for r in losses])
+
+
+def test_train(train):
+    """train(...) alternates a D step and a G step per batch, with the right losses and gradients.
+
+    Every optimizer step is recorded as it happens (helpers.checks.Recorder) and checked by
+    replaying the expected loss on the same inputs and comparing gradients (StepJudge).
+    """
+    judge_train(observe_train(train, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
-# The tests the grader judges in its own process (helpers.verdicts): OBSERVE runs in the sandbox,
-# JUDGE in the grader. The others are still decided in the sandbox.
+# Every graded test in two halves (helpers.verdicts): the grader runs OBSERVE in the sandbox with
+# a seed it drew and JUDGE in its own process, so learner code never decides a verdict.
 VERDICTS = {
     "test_get_dataloader": (observe_get_dataloader, judge_get_dataloader),
     "test_scale": (observe_scale, judge_scale),
@@ -792,6 +857,7 @@ VERDICTS = {
     "test_fake_loss": (observe_fake_loss, judge_fake_loss),
     "test_weights_init": (observe_weights_init, judge_weights_init),
     "test_optimizers": (observe_optimizers, judge_optimizers),
+    "test_train": (observe_train, judge_train),
     "test_conv": (observe_conv, judge_conv),
     "test_deconv": (observe_deconv, judge_deconv),
     "test_discriminator": (observe_discriminator, judge_discriminator),

@@ -1097,63 +1097,160 @@ class TinyG(nn.Module):
 
 
 class Recorder:
-    """Watches a training run and checks every optimizer step as it happens.
+    """Watches a training run and records, as data, what the step checks need (StepJudge).
 
-    It records the calls of D and G since the last step; at each step (before the weights
-    change) it replays the expected loss on exactly those inputs and compares gradients.
-    Calls made under torch.no_grad() (sampling, logging) are not part of a step and are ignored.
+    Events, in order: {"kind": "start"} with the gradients D and G hold before the run; "D" or
+    "G" with the input and output of each call made with gradients on (the steps' calls);
+    "sample" with G's input in calls under torch.no_grad() (sampling, logging); and at each
+    optimizer step, before the weights change, "d_step" or "g_step" with D's and G's weights
+    (state_dict) and gradients. At most MAX_EVENTS; past them it only sets `overflow`.
     """
 
-    def __init__(self, D, G, d_opt, g_opt, scaled_batches):
+    MAX_EVENTS = 600
+
+    def __init__(self, D, G, d_opt, g_opt):
         self.D, self.G = D, G
-        self.scaled_batches = scaled_batches
-        self.window = []  # ("D" | "G", input, output) since the last optimizer step
-        self.g_history = []  # recent G calls, to find where the fakes D scores came from
-        self.last_g_grads = self._grads(G)  # G's gradients at its last step (or left from before)
-        self.last_d_grads = self._grads(D)  # D's gradients at the last step of either optimizer
-        self.g_grads_at_d_step = self.last_g_grads
-        self.d_step_reached_g = False  # the D step's backward also filled G's gradients
-        self.steps = {"d_step": 0, "g_step": 0}
-        self.g_inputs = []  # G's input in every call that is part of a step
-        self.sample_inputs = []  # G's input in calls under torch.no_grad() (the samples)
+        self.events = [{"kind": "start", "d_grads": self._grads(D), "g_grads": self._grads(G)}]
+        self.overflow = False
         self.handles = [
             D.register_forward_hook(lambda m, i, o: self._forward("D", i, o)),
             G.register_forward_hook(lambda m, i, o: self._forward("G", i, o)),
-            d_opt.register_step_pre_hook(lambda opt, a, k: self._d_step()),
-            g_opt.register_step_pre_hook(lambda opt, a, k: self._g_step()),
+            d_opt.register_step_pre_hook(lambda opt, a, k: self._step("d_step")),
+            g_opt.register_step_pre_hook(lambda opt, a, k: self._step("g_step")),
         ]
+
+    def _add(self, event):
+        if len(self.events) >= self.MAX_EVENTS:
+            self.overflow = True
+        else:
+            self.events.append(event)
 
     def _forward(self, kind, inputs, output):
         if not torch.is_grad_enabled():
             if kind == "G":
-                self.sample_inputs.append(inputs[0].detach().cpu().clone())
+                self._add({"kind": "sample", "input": inputs[0].detach().cpu().clone()})
             return
         # kept on the CPU, where the test compares them with the batches it made
-        event = (kind, inputs[0].detach().cpu().clone(), output.detach().cpu().clone())
-        self.window.append(event)
-        if kind == "G":
-            self.g_history = (self.g_history + [event])[-4:]
-            self.g_inputs.append(event[1])
+        self._add(
+            {
+                "kind": kind,
+                "input": inputs[0].detach().cpu().clone(),
+                "output": output.detach().cpu().clone(),
+            }
+        )
 
     @staticmethod
     def _grads(net):
         return [None if p.grad is None else p.grad.detach().cpu().clone() for p in net.parameters()]
 
-    def _d_step(self):
+    @staticmethod
+    def _state(net):
+        return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+    def _step(self, kind):
+        self._add(
+            {
+                "kind": kind,
+                "D": self._state(self.D),
+                "G": self._state(self.G),
+                "d_grads": self._grads(self.D),
+                "g_grads": self._grads(self.G),
+            }
+        )
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+    def record(self):
+        return {"events": self.events, "overflow": self.overflow}
+
+
+class StepJudge:
+    """Checks every optimizer step of a recorded training run (Recorder.record()), in order.
+
+    At each step it loads the recorded weights into its own D and G (the kit's TinyD and TinyG,
+    built by the judge), replays the expected loss on exactly the inputs D and G saw since the
+    last step and compares gradients; the first wrong step raises its GradedTestFailure.
+    """
+
+    def __init__(self, D, G, scaled_batches, record):
+        self.D, self.G = D, G
+        self.scaled_batches = scaled_batches
+        self.window = []  # ("D" | "G", input, output) since the last optimizer step
+        self.g_history = []  # recent G calls, to find where the fakes D scores came from
+        self.d_step_reached_g = False  # the D step's backward also filled G's gradients
+        self.steps = {"d_step": 0, "g_step": 0}
+        self.g_inputs = []  # G's input in every call that is part of a step
+        self.sample_inputs = []  # G's input in calls under torch.no_grad() (the samples)
+        self.overflow = record["overflow"] is True
+        events = record["events"]
+        check(
+            isinstance(events, list) and events and events[0].get("kind") == "start",
+            "The record of the training run came back malformed.",
+        )
+        start = events[0]
+        self.last_g_grads = self._grads(start["g_grads"], G)  # G's at its last step (or before)
+        self.last_d_grads = self._grads(start["d_grads"], D)  # D's at the last step of either
+        self.g_grads_at_d_step = self.last_g_grads
+        for event in events[1:]:
+            kind = event["kind"]
+            if kind in ("D", "G"):
+                self._forward(kind, event["input"], event["output"])
+            elif kind == "sample":
+                self.sample_inputs.append(event["input"])
+            elif kind in ("d_step", "g_step"):
+                with torch.no_grad():
+                    self.D.load_state_dict(event["D"])
+                    self.G.load_state_dict(event["G"])
+                d_grads = self._grads(event["d_grads"], D)
+                g_grads = self._grads(event["g_grads"], G)
+                if kind == "d_step":
+                    self._d_step(d_grads, g_grads)
+                else:
+                    self._g_step(d_grads, g_grads)
+            else:
+                check(False, "The record of the training run came back malformed.")
+
+    @staticmethod
+    def _grads(grads, net):
+        """Recorded gradients, checked against net's parameters (None where there is none)."""
+        params = list(net.parameters())
+        check(
+            isinstance(grads, list)
+            and len(grads) == len(params)
+            and all(
+                g is None or (isinstance(g, torch.Tensor) and g.shape == p.shape)
+                for g, p in zip(grads, params)
+            ),
+            "The record of the training run holds gradients that do not fit the test's networks.",
+        )
+        return [None if g is None else g.float() for g in grads]
+
+    def _forward(self, kind, inp, out):
+        check(
+            isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor),
+            "The record of the training run came back malformed.",
+        )
+        event = (kind, inp, out)
+        self.window.append(event)
+        if kind == "G":
+            self.g_history = (self.g_history + [event])[-4:]
+            self.g_inputs.append(inp)
+
+    def _d_step(self, d_grads, g_grads):
         self.steps["d_step"] += 1
         fakes = self.g_history[-1][2] if self.g_history else None
-        d_grads, g_grads = self._grads(self.D), self._grads(self.G)
         check_d_step(d_grads, self.window, self.scaled_batches, fakes, self.last_d_grads, self.D)
         if not is_zero(g_grads) and not grads_equal(g_grads, self.last_g_grads):
             self.d_step_reached_g = True
         self.g_grads_at_d_step, self.last_d_grads = g_grads, d_grads
         self.window = []
 
-    def _g_step(self):
+    def _g_step(self, d_grads, g_grads):
         self.steps["g_step"] += 1
-        grads = self._grads(self.G)
         check_g_step(
-            grads,
+            g_grads,
             self.window,
             self.g_history,
             self.scaled_batches,
@@ -1162,12 +1259,8 @@ class Recorder:
             self.last_g_grads,
             self.g_grads_at_d_step,
         )
-        self.last_g_grads, self.last_d_grads = grads, self._grads(self.D)
+        self.last_g_grads, self.last_d_grads = g_grads, d_grads
         self.window = []
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
 
     def count(self, kind):
         return self.steps[kind]
