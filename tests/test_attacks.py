@@ -178,6 +178,14 @@ def test_report_stays_small_clean_and_free_of_secrets(attacked, name):
     assert len(text.encode()) < 16 * 1024
 
 
+def test_forged_observations_fail_with_a_reason(attacked):
+    stale, garbage = (
+        attacked[n][0]["tests"][0] for n in ("forge-observation", "forge-observation-garbage")
+    )
+    assert not stale["passed"] and "scale" in stale["message"]
+    assert not garbage["passed"] and "cannot be read" in garbage["message"]
+
+
 def test_fake_log_lines_and_floods_still_give_a_report(attacked):
     for name in ("fake-log-lines", "floods"):
         report, _ = attacked[name]

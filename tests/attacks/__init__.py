@@ -73,6 +73,32 @@ if frame is not None:
     frame.f_locals["functions"]["test_scale"] = lambda *args: None
 """,
     ),
+    "forge-observation": _attack(
+        category="forging the verdict",
+        stopped=True,
+        # What the learner side can predict: the inputs of the notebook's seed. The grader draws
+        # another seed, so the right answers for those inputs are wrong answers for its own.
+        code=WRONG_SCALE
+        + """
+import problem_unittests
+def _forged(scale, seed):
+    x, middle = _scale_inputs(0)  # run as problem_unittests' own code: its globals
+    return Observation(out=x * 2 - 1, x_after=x, middle=middle * 2 - 1, other=x * 2.5 - 0.5)
+problem_unittests.observe_scale.__code__ = _forged.__code__
+""",
+    ),
+    "forge-observation-garbage": _attack(
+        category="crashing the grader",
+        stopped=True,
+        code=WRONG_SCALE
+        + """
+import problem_unittests
+def _garbage(scale, seed):
+    fake = {"dtype": "object", "shape": [1 << 40], "data": "gASV"}
+    return Observation(out={"$array": fake}, x_after={"$pickle": "gASV"}, deep=[[[[[[[[]]]]]]]])
+problem_unittests.observe_scale.__code__ = _garbage.__code__
+""",
+    ),
     "pickle-on-pipe": _attack(
         category="forging the verdict",
         stopped=True,
@@ -324,6 +350,8 @@ SUBMISSIONS = {
     "forge-result-pipe": ["forge-result-pipe"],
     "forge-test-functions": ["forge-test-code", "forge-test-dict"],
     "patch-helpers": ["patch-check", "patch-allclose"],
+    "forge-observation": ["forge-observation"],
+    "forge-observation-garbage": ["forge-observation-garbage"],
     "pickle-on-pipe": ["pickle-on-pipe"],
     "steal-and-harm": [
         "spawn-survivors",
