@@ -551,14 +551,14 @@ def observe_real_loss(real_loss, seed):
 
 
 def judge_real_loss(obs, seed):
+    """The checks of test_real_loss; returns a note for the learner, or None."""
     judge_loss(obs, "loss", "real_loss", "real_loss(D_out)", 1.0, seed)
     if not obs.need("takes_smooth"):
         # The original course's real_loss(D_out): correct, and train does not need smoothing.
-        print(
+        return (
             "Note: your real_loss has no smooth argument (the original course's signature). The "
             "notebook's is real_loss(D_out, smooth=False), for the optional label smoothing."
         )
-        return
     judge_loss(
         obs, "smooth", "real_loss with smooth=True", "real_loss(D_out, smooth=True)", 0.9, seed
     )
@@ -566,7 +566,9 @@ def judge_real_loss(obs, seed):
 
 def test_real_loss(real_loss):
     """real_loss(D_out, smooth=False): mean BCE with logits against labels 1 (0.9 when smooth)."""
-    judge_real_loss(observe_real_loss(real_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    note = judge_real_loss(observe_real_loss(real_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    if note:
+        print(note)
     passed()
 
 
@@ -735,6 +737,7 @@ def observe_train(train, seed):
 
 
 def judge_train(obs, seed):
+    """The checks of test_train; returns a note for the learner, or None."""
     D, G, _, scaled = _train_setup(seed)
     d_before = [p.detach().clone() for p in D.parameters()]
     g_before = [p.detach().clone() for p in G.parameters()]
@@ -813,11 +816,12 @@ def judge_train(obs, seed):
         f"{resumed['samples']} sample batches.",
     )
     if rec.d_step_reached_g:
-        print(
+        return (
             "Note: your D step also computes gradients for G (the fakes are not detached), which "
             "g_optimizer.zero_grad() then throws away. Training is right; "
             "fake_loss(D(fake_images.detach())) would save that backward pass through G."
         )
+    return None
 
 
 def _numbers(record):
@@ -844,7 +848,9 @@ def test_train(train):
     Every optimizer step is recorded as it happens (helpers.checks.Recorder) and checked by
     replaying the expected loss on the same inputs and comparing gradients (StepJudge).
     """
-    judge_train(observe_train(train, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    note = judge_train(observe_train(train, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    if note:
+        print(note)
     passed()
 
 

@@ -6,7 +6,8 @@ A graded test that can be judged outside the learner's process is written as two
   plain data (a dict of numbers, strings, lists and CPU tensors). It checks nothing: when the
   learner's code raises, it stores the failure (``Observation.fail``) and stops there.
 - ``judge_x(obs, seed)`` is a pure function of that data and the seed: every check and every
-  message of the test. It never calls the learner's code.
+  message of the test. It never calls the learner's code and prints nothing (it may return a
+  note for the learner), so the grader can judge in several threads at once.
 
 In the notebook, ``test_x(...)`` is ``judge_x(observe_x(..., seed=0), seed=0)`` in the learner's
 own process: one source for both uses. The grader runs OBSERVE in the sandbox with a seed it drew
