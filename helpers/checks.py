@@ -17,6 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from torchvision import transforms
 
 from helpers.verdicts import plain as plain_value
 from helpers.verdicts import type_name
@@ -630,8 +631,6 @@ def write_test_images(root, seed=7):
 def expected_images(seed, size):
     """loader_images(seed) as a correct loader gives them: Resize, CenterCrop, ToTensor; (N, 3,
     size, size)."""
-    from torchvision import transforms
-
     transform = transforms.Compose(
         [transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()]
     )

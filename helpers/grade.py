@@ -52,6 +52,7 @@ import signal
 import symtable
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -1149,6 +1150,8 @@ def grade(
         "preload": preload_modules(kit_notebook),
     }
     inner = [sys.executable, "-c", "import helpers.grade as g; g.learner_side()"]
+    # The judges need torch here too: import it while the learner side runs, not after.
+    threading.Thread(target=judged_tests, daemon=True).start()
     if sandbox:
         job["workdir"] = box.SCRATCH
         outcome = box.run_in_sandbox(
