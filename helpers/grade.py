@@ -42,6 +42,7 @@ import argparse
 import ast
 import builtins
 import contextlib
+import importlib
 import io
 import json
 import multiprocessing
@@ -118,6 +119,9 @@ MAX_JOB = 64 * 1024 * 1024
 MAX_NOTEBOOK = 50 * 1024 * 1024  # larger is outputs, not code
 LOG_TAIL = 256 * 1024  # read from the end of a test process's log
 NOT_IMPLEMENTED = re.compile(r"^(.+?): not implemented yet")
+# The graded tests' module: test_* functions, and VERDICTS = {name: (observe, judge)} for those
+# the grader judges in its own process (helpers.verdicts).
+TESTS_MODULE = "problem_unittests"
 
 
 # ---------------------------------------------------------------- what to run
@@ -468,17 +472,15 @@ def run_graded_tests(cells, tests, skip=None, progress=None, seed=None):
     the learner's code prints is swallowed. The test functions come from the kit's
     problem_unittests and are looked up before any learner code runs. `skip` and `progress`
     as for run_definitions. With a `seed`, a test the kit can judge outside this process
-    (problem_unittests.VERDICTS) is only observed: its result holds ``observation`` (encoded,
+    (VERDICTS of TESTS_MODULE) is only observed: its result holds ``observation`` (encoded,
     helpers.verdicts) instead of a verdict, unless the learner's code failed before it.
     """
-    import problem_unittests
     from helpers import verdicts
 
-    functions = {t.name: getattr(problem_unittests, t.name) for t in tests}
+    module = importlib.import_module(TESTS_MODULE)
+    functions = {t.name: getattr(module, t.name) for t in tests}
     observers = {
-        name: pair[0]
-        for name, pair in getattr(problem_unittests, "VERDICTS", {}).items()
-        if seed is not None
+        name: pair[0] for name, pair in getattr(module, "VERDICTS", {}).items() if seed is not None
     }
     namespace = {"__name__": "__notebook__"}
     quiet = _Discard()
@@ -597,7 +599,7 @@ def _child(job, conn):
 
 def preload_modules(kit_notebook=NOTEBOOK):
     """Modules the fork server imports once: the kit's, and those the setup cells import."""
-    modules = ["problem_unittests", "helpers.grade"]
+    modules = [TESTS_MODULE, "helpers.grade"]
     for cell in read_notebook(kit_notebook)["cells"]:
         if cell.get("cell_type") == "code" and "setup" in tags(cell):
             try:
@@ -906,9 +908,8 @@ def _environment_secrets():
 
 def judged_tests():
     """{test name: judge} for the graded tests this process decides itself (helpers.verdicts)."""
-    import problem_unittests
-
-    return {name: pair[1] for name, pair in getattr(problem_unittests, "VERDICTS", {}).items()}
+    module = importlib.import_module(TESTS_MODULE)
+    return {name: pair[1] for name, pair in getattr(module, "VERDICTS", {}).items()}
 
 
 def judge_observation(judge, observation, seed, secrets=()):
