@@ -454,7 +454,8 @@ def _swd_kit(ns, cfg, device, options):
         generated = G(z).float().cpu()
     heldout = decoded.images[-n_eval:].float() / 127.5 - 1  # uint8 -> [-1, 1], as scale() gives
     swd = sliced_wasserstein_distance(heldout, generated)
-    return seen, seconds, {"swd": swd["average"], "swd_levels": swd["levels"]}
+    levels = {str(size): value for size, value in swd["levels"].items()}  # JSON keys are text
+    return seen, seconds, {"swd": swd["average"], "swd_levels": levels}
 
 
 def describe_course_transform(cfg):
