@@ -5,7 +5,8 @@
 # each GPU option (fused Adam, torch.compile modes), compile time apart, then SWD at an equal
 # number of steps; (2) the same at 64x64; (3) the GPU tests (tests/test_gpu.py: no host sync
 # outside logging steps, compiled nets, fused Adam); (4) max-autotune (slow to compile);
-# (5) graded tests and mutants on CUDA, the notebook's full run, torchrun + DDP.
+# (5) graded tests and mutants on CUDA, the notebook's full run, torchrun + DDP (also with
+# --compile reduce-overhead --fused-adam).
 # Every step's output is kept in $OUT/*.log, the benchmarks' results in $OUT/*.json.
 # Usage: OUT=some/folder bash benchmarks/gpu_check.sh      (BUDGET=900 for a longer lease)
 set -uo pipefail
@@ -59,6 +60,8 @@ step notebook_run 120 python3 -m helpers run --plain --out "$OUT/run"
 n_gpus=$(nvidia-smi -L | wc -l)
 step ddp_quick 60 torchrun --standalone --nproc_per_node="$n_gpus" -m helpers distributed \
     --quick --out "$OUT/ddp_quick"
+step ddp_quick_compiled 90 torchrun --standalone --nproc_per_node="$n_gpus" -m helpers \
+    distributed --quick --compile reduce-overhead --fused-adam --out "$OUT/ddp_quick_compiled"
 step ddp 180 torchrun --standalone --nproc_per_node="$n_gpus" -m helpers distributed \
     --out "$OUT/ddp"
 [ -f "$OUT/ddp/metrics.json" ] && cat "$OUT/ddp/metrics.json"

@@ -108,8 +108,13 @@ def _compiled_forward(self, *args, **kwargs):
     mode, backend = self._kit_compile
     key = (mode, backend)
     if key not in _compiled:
+        # torch.compile keeps (and caps, at 8) its compiled graphs per code object: a copy of
+        # _forward_body's code per mode keeps one mode's graphs from using up another's room.
+        name = f"_forward_body_{mode}_{backend}".replace("-", "_")
+        code = _forward_body.__code__.replace(co_name=name)
+        body = types.FunctionType(code, _forward_body.__globals__, name)
         options = {"mode": mode} if backend == "inductor" else {}
-        _compiled[key] = torch.compile(_forward_body, backend=backend, **options)
+        _compiled[key] = torch.compile(body, backend=backend, **options)
     out = _compiled[key](self, *args, **kwargs)
     if mode in _CUDA_GRAPH_MODES and isinstance(out, torch.Tensor):
         # A CUDA graph writes each replay's output into the same memory: a copy keeps what

@@ -11,6 +11,7 @@ import contextlib
 import copy
 import io
 import json
+import os
 
 import pytest
 import torch
@@ -333,6 +334,29 @@ def test_throughput_at_64x64_reports_swd_at_an_equal_number_of_steps(tmp_path, c
     assert swd["steps"] == 2 and swd["floor"] > 0 and set(swd["recipes"]) == {"kit"}
     assert swd["recipes"]["kit"]["images"] == 2 * 8 and swd["recipes"]["kit"]["swd"] > 0
     assert "SWD x 1e3 after 2 steps" in out
+
+
+def test_distributed_offers_compile_and_fused_adam_off_by_default():
+    from helpers import distributed
+
+    args = distributed.parse_args([])
+    assert args.compile == "off" and args.fused_adam is False
+    args = distributed.parse_args(["--compile", "reduce-overhead", "--fused-adam"])
+    assert args.compile == "reduce-overhead" and args.fused_adam is True
+    with pytest.raises(SystemExit):
+        distributed.parse_args(["--compile", "fast"])
+
+
+@pytest.mark.parametrize("flags", [["--compile", "default"], ["--fused-adam"]])
+def test_distributed_refuses_the_gpu_options_on_the_cpu_before_starting(monkeypatch, flags):
+    from helpers import distributed
+
+    # --device cpu hides the GPUs from this process; the test puts the variable back
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    with pytest.raises(SystemExit) as error:
+        distributed.setup(["--device", "cpu", *flags])
+    assert flags[0] in str(error.value) and "CPU" in str(error.value)
+    assert not torch.distributed.is_initialized(), "a process group started before the check"
 
 
 @cuda_only
