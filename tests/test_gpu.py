@@ -247,6 +247,45 @@ def test_a_compiled_forward_trains_the_notebook_train_bit_for_bit_like_eager(sol
     assert seen == {"real": 0, "fake": 4}, "D's forward hook no longer sees the calls"
 
 
+def test_compiled_nets_with_fused_adam_save_plain_checkpoints_and_resume_from_them(
+    solution, tmp_path
+):
+    # The CUDA path's plumbing on the CPU: dynamo's eager backend and PyTorch's CPU fused Adam.
+    def run(seed, epochs):
+        D, G = small_models(solution, seed)
+        for model in (D, G):
+            gpu._compile_forward(model, "reduce-overhead", backend="eager")
+        d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
+        g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
+        gpu._use_fused(d_opt)
+        gpu._use_fused(g_opt)
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            losses, _ = solution["train"](
+                D,
+                G,
+                d_opt,
+                g_opt,
+                tiny_batches(),
+                epochs,
+                16,
+                torch.device("cpu"),
+                print_every=1,
+                checkpoint_path=tmp_path / "ck.pt",
+                sample_size=4,
+            )
+        return losses, printed.getvalue(), d_opt
+
+    losses, _, _ = run(seed=0, epochs=1)
+    state = torch.load(tmp_path / "ck.pt", weights_only=False)
+    assert not any("_orig_mod" in key for key in state["G"])
+    assert state["d_optimizer"]["param_groups"][0]["fused"] is None, "saved as a plain Adam"
+    resumed, printed, d_opt = run(seed=1, epochs=2)  # other weights: only a resume repeats
+    assert "Resuming from" in printed
+    assert resumed[: len(losses)] == losses and len(resumed) == 2 * len(losses)
+    assert d_opt.param_groups[0]["fused"] is True, "resuming undid the switch"
+
+
 @pytest.mark.parametrize(
     "text, name",
     [
@@ -479,16 +518,18 @@ class SyncChecked:
             torch.cuda.set_sync_debug_mode("default")
 
 
-def train_on_cuda(solution, tmp_path, compile="off", fused=False, epochs=2, print_every=4):
+def train_on_cuda(
+    solution, tmp_path, compile="off", fused=False, epochs=2, print_every=4, seed=0, out=None
+):
     from helpers.fastdata import FastLoader
 
-    D, G = gpu.prepare_models("cuda", *small_models(solution), compile=compile)
+    D, G = gpu.prepare_models("cuda", *small_models(solution, seed), compile=compile)
     d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
     gpu.prepare_optimizers("cuda", d_opt, g_opt, fused=fused)
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     loader = FastLoader(images, 8, "cuda", channels_last=True, seed=0)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(out or io.StringIO()):
         # two epochs unchecked first: compiling and capturing CUDA graphs may wait for the GPU
         solution["train"](
             D, G, d_opt, g_opt, loader, 2, 16, torch.device("cuda"), print_every, sample_size=4
@@ -527,6 +568,10 @@ def test_on_cuda_compiled_nets_train_resume_and_keep_plain_checkpoints(solution,
     losses, _ = train_on_cuda(solution, tmp_path, mode, fused=True, epochs=1)
     state = torch.load(tmp_path / "ck.pt", map_location="cpu", weights_only=False)
     assert not any("_orig_mod" in key for key in state["G"]), "compiled names in the checkpoint"
-    resumed, _ = train_on_cuda(solution, tmp_path, mode, fused=True, epochs=2)
-    assert resumed[: len(losses)] == losses, "the second run did not resume the first"
-    assert len(resumed) == 2 * len(losses)
+    assert state["d_optimizer"]["param_groups"][0]["fused"] is None, "saved as a plain Adam"
+    # other starting weights: only a resumed run repeats the first run's losses
+    printed = io.StringIO()
+    resumed, _ = train_on_cuda(solution, tmp_path, mode, True, epochs=2, seed=1, out=printed)
+    assert "Resuming from" in printed.getvalue()
+    assert resumed[: len(losses)] == losses and len(resumed) == 2 * len(losses)
+    assert torch.load(tmp_path / "ck.pt", map_location="cpu", weights_only=False)["epoch"] == 2
