@@ -37,7 +37,7 @@ step() {
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 python3 -c "import torch, torchvision; print('torch', torch.__version__, 'torchvision', torchvision.__version__, torch.cuda.get_device_name())"
 
-# (1) 32x32, conv_dim 64, batch 128: course, kit, and the default variants (fused,
+# (1) 32x32, conv_dim 64, batch 128: course, kit, and the default variants (fp32, fused,
 # compile=default, compile=reduce-overhead, fused+compile=reduce-overhead); then SWD after
 # 1,000 steps of each kit recipe from the same seed against 1,000 held-out faces.
 step throughput_32 300 python3 -m benchmarks.throughput --device cuda --steps 300 --warmup 20 \
