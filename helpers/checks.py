@@ -1105,7 +1105,7 @@ class Recorder:
     (state_dict) and gradients. At most MAX_EVENTS; past them it only sets `overflow`.
     """
 
-    MAX_EVENTS = 600
+    MAX_EVENTS = 200  # a right run of the test takes about 60
 
     def __init__(self, D, G, d_opt, g_opt):
         self.D, self.G = D, G
@@ -1228,8 +1228,14 @@ class StepJudge:
 
     def _forward(self, kind, inp, out):
         check(
-            isinstance(inp, torch.Tensor) and isinstance(out, torch.Tensor),
-            "The record of the training run came back malformed.",
+            isinstance(inp, torch.Tensor)
+            and isinstance(out, torch.Tensor)
+            and inp.dim() >= 1
+            and len(inp) <= 64
+            and inp.numel() <= 64 * 3 * 16 * 16
+            and out.numel() <= 64 * 3 * 16 * 16,
+            "The record of the training run came back malformed (or D and G saw batches far "
+            "larger than the test's).",
         )
         event = (kind, inp, out)
         self.window.append(event)
@@ -1742,6 +1748,11 @@ def rebuild_trace(record, who, first_input=None):
             f"The record of {who}'s layers came back malformed.",
         )
         calls.append((leaves[i], inp, out))
+    check(
+        sum(replay_cost(leaf, inp) for leaf, inp, _ in calls) <= MAX_REPLAY_MACS,
+        f"The record of {who}'s layers is far larger than the test's networks: it cannot be "
+        "replayed.",
+    )
     for leaf, inp, out in calls:
         expected = replay(leaf, inp)
         if expected is None:
@@ -1761,6 +1772,23 @@ def rebuild_trace(record, who, first_input=None):
             "cannot be trusted (pass the input straight to the first layer).",
         )
     return leaves, calls
+
+
+MAX_REPLAY_MACS = 2 * 10**9  # the test's networks need about 10**7; a forged record gets no more
+
+
+def replay_cost(leaf, x):
+    """An upper bound on the multiply-adds replay(leaf, x) does, from shapes alone."""
+    weight = leaf.state.get("weight")
+    if not isinstance(weight, torch.Tensor) or x.dim() < 1:
+        return x.numel()
+    if leaf.kind == "Conv2d" and x.dim() == 4:  # output at most (H + 2 * 16 + 1) wide
+        return x.shape[0] * (x.shape[2] + 33) * (x.shape[3] + 33) * weight.numel()
+    if leaf.kind == "ConvTranspose2d":
+        return x.numel() // max(1, x.shape[1] if x.dim() > 1 else 1) * weight.numel()
+    if leaf.kind == "Linear":
+        return x.numel() // max(1, x.shape[-1]) * weight.numel()
+    return x.numel()
 
 
 def replay(leaf, x):

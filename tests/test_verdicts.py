@@ -164,3 +164,19 @@ def test_encode_keeps_values_dtypes_and_non_finite_numbers():
     assert torch.equal(back["t"], obs["t"]) and back["t"].dtype == torch.float64
     assert torch.equal(back["b"], obs["b"]) and back["h"].dtype == torch.float32
     assert back["n"] != back["n"] and back["nested"] == [{"k": [1, "two"]}]
+
+
+def test_a_record_too_large_to_replay_fails_before_any_replay(solution):
+    obs = over_the_wire(observe(solution, "test_discriminator", seed=5))
+    leaf = obs["trace"]["leaves"][0]
+    leaf["state"]["weight"] = torch.zeros(4096, 3, 16, 16)  # 3 M weights on 32x32 images
+    with pytest.raises(GradedTestFailure, match="cannot be replayed"):
+        tests.judge_discriminator(obs, 5)
+
+
+def test_training_records_with_huge_batches_fail_before_any_replay(solution):
+    obs = over_the_wire(observe(solution, "test_train", seed=3))
+    event = next(e for e in obs["run"]["events"] if e["kind"] == "D")
+    event["input"] = torch.rand(3000, 3, 16, 16)
+    with pytest.raises(GradedTestFailure, match="far larger"):
+        tests.judge_train(obs, 3)
