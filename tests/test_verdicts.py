@@ -169,7 +169,7 @@ def test_encode_keeps_values_dtypes_and_non_finite_numbers():
 def test_a_record_too_large_to_replay_fails_before_any_replay(solution):
     obs = over_the_wire(observe(solution, "test_discriminator", seed=5))
     leaf = obs["trace"]["leaves"][0]
-    leaf["state"]["weight"] = torch.zeros(4096, 3, 16, 16)  # 3 M weights on 32x32 images
+    leaf["state"]["weight"] = torch.zeros(8192, 3, 16, 16)  # 6 M weights on 32x32 images
     with pytest.raises(GradedTestFailure, match="cannot be replayed"):
         tests.judge_discriminator(obs, 5)
 
