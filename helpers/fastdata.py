@@ -537,6 +537,8 @@ class FastLoader:
             batch = self.images[index]
             for dim, p in self.flips:  # the learner's random flips, drawn per image
                 flip = torch.rand(len(index), generator=self.generator) < p
+                if self.device.type == "cuda":  # pageable memory would make the host wait
+                    flip = flip.pin_memory().to(self.device, non_blocking=True)
                 flip = flip.to(self.device).view(-1, 1, 1, 1)
                 batch = torch.where(flip, batch.flip(dim), batch)
             batch = batch.float().div_(255)  # the same division ToTensor does
