@@ -1,0 +1,136 @@
+"""Plumbing for part 2's latent-space sections: interpolation strips, walk grids, and measuring
+latent arithmetic with a small attribute classifier.
+
+The notebook's learner writes ``slerp`` and ``attribute_vector``; the functions here take them
+as arguments, so what they draw and measure is the learner's own code.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from helpers.faces import ATTRIBUTES
+
+
+@torch.no_grad()
+def generate(G, z, batch_size=256):
+    """G(z) in eval mode (batch norm with its running statistics), on the CPU, in batches."""
+    was_training = G.training
+    G.eval()
+    try:
+        device = next(G.parameters()).device
+        return torch.cat(
+            [
+                G(z[i : i + batch_size].to(device)).float().cpu()
+                for i in range(0, len(z), batch_size)
+            ]
+        )
+    finally:
+        G.train(was_training)
+
+
+def interpolation(z0, z1, slerp, steps=8):
+    """(steps, z) latents from z0 to z1 (each (z,)), along slerp."""
+    t = torch.linspace(0, 1, steps)
+    return slerp(z0.expand(steps, -1), z1.expand(steps, -1), t)
+
+
+def walk_grid(corners, slerp, n=6):
+    """(n * n, z) latents on a grid between four corner latents (4, z): slerp along the top and
+    bottom edges, then down each column."""
+    t = torch.linspace(0, 1, n)
+    top = slerp(corners[0].expand(n, -1), corners[1].expand(n, -1), t)
+    bottom = slerp(corners[2].expand(n, -1), corners[3].expand(n, -1), t)
+    rows = [slerp(top, bottom, float(s)) for s in t]  # row i: a step down every column
+    return torch.cat(rows)
+
+
+class AttributeClassifier(nn.Module):
+    """Images (B, 3, 64, 64) in [-1, 1] -> one logit per attribute (B, len(ATTRIBUTES))."""
+
+    def __init__(self, n_attributes=4, width=16):  # 4: len(ATTRIBUTES)
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, width, 4, 2, 1),
+            nn.ReLU(),  # (B, w, 32, 32)
+            nn.Conv2d(width, 2 * width, 4, 2, 1),
+            nn.ReLU(),  # (B, 2w, 16, 16)
+            nn.Conv2d(2 * width, 4 * width, 4, 2, 1),
+            nn.ReLU(),  # (B, 4w, 8, 8)
+            nn.AdaptiveAvgPool2d(1),
+            nn.Flatten(),
+            nn.Linear(4 * width, n_attributes),
+        )
+
+    def forward(self, x):
+        return self.net(F.interpolate(x, size=64, mode="bilinear", align_corners=False))
+
+
+def train_attribute_classifier(images, labels, epochs=4, batch_size=64, seed=0, hold_out=0.2):
+    """Train an AttributeClassifier on uint8 images (N, 3, H, W) with bool labels (N, A).
+
+    Returns (classifier in eval mode on the CPU, per-attribute accuracy on the held-out fifth,
+    per-attribute base rate of that fifth). The held-out accuracy says how far its verdicts on
+    generated faces can be trusted.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    x = images.float() / 127.5 - 1
+    y = torch.as_tensor(labels, dtype=torch.float32)
+    order = torch.randperm(len(x), generator=gen)
+    n_test = int(len(x) * hold_out)
+    test, train = order[:n_test], order[n_test:]
+    model = AttributeClassifier(y.shape[1])
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    # Rare attributes (beards) weigh more, so the classifier does not just answer "no".
+    pos = y[train].mean(0).clamp(0.02, 0.98)
+    loss_fn = nn.BCEWithLogitsLoss(pos_weight=(1 - pos) / pos)
+    for _ in range(epochs):
+        for i in range(0, len(train), batch_size):
+            idx = train[i : i + batch_size]
+            opt.zero_grad()
+            loss_fn(model(x[idx]), y[idx]).backward()
+            opt.step()
+        train = train[torch.randperm(len(train), generator=gen)]
+    model.eval()
+    with torch.no_grad():
+        guess = model(x[test]) > 0
+    accuracy = (guess == y[test].bool()).float().mean(0)
+    return model, accuracy, y[test].mean(0)
+
+
+@torch.no_grad()
+def has_attributes(classifier, images):
+    """The classifier's verdicts (bool (B, A)) on images in [-1, 1]."""
+    return torch.cat([classifier(images[i : i + 256]) > 0 for i in range(0, len(images), 256)])
+
+
+def arithmetic_rates(G, classifier, attribute_vector, z_size, n=500, seed=0, names=ATTRIBUTES):
+    """Measure latent arithmetic: for each attribute, its vector from n labelled samples, added
+    to n new z. Returns a list of (name, base rate, rate after adding, rate after subtracting)."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, z_size, generator=gen)
+    labels = has_attributes(classifier, generate(G, z))  # what G drew for each z
+    z_new = torch.randn(n, z_size, generator=gen)
+    base = has_attributes(classifier, generate(G, z_new)).float().mean(0)
+    rows = []
+    for a, name in enumerate(names):
+        if labels[:, a].all() or not labels[:, a].any():
+            rows.append((name, base[a].item(), float("nan"), float("nan")))
+            continue  # no vector: every sample (or none) shows it
+        v = attribute_vector(z, labels[:, a])
+        on = has_attributes(classifier, generate(G, z_new + v))[:, a].float().mean().item()
+        off = has_attributes(classifier, generate(G, z_new - v))[:, a].float().mean().item()
+        rows.append((name, base[a].item(), on, off))
+    return rows
+
+
+def print_rates(rows, n):
+    """The table of arithmetic_rates, one line per attribute."""
+    print(f"{'attribute':>10} | base rate | + vector | - vector   ({n} new samples each)")
+    for name, base, on, off in rows:
+        if on != on:  # nan
+            print(f"{name:>10} | {base:8.0%}  | (no vector: G never or always draws it)")
+        else:
+            print(f"{name:>10} | {base:8.0%}  | {on:7.0%}  | {off:7.0%}")
