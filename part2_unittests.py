@@ -112,7 +112,16 @@ def test_generator64(Generator64):
     def noise(b, size=20):
         return torch.randn(b, size, 1, 1).to(device)
 
-    check_batch_sizes_64(G, noise, "G", "20, 1, 1", (3, 64, 64))
+    check_batch_sizes_64(
+        G,
+        noise,
+        "G",
+        "20, 1, 1",
+        (3, 64, 64),
+        hint="Generator64(z_size=20, ...) must take z of shape (B, 20, 1, 1): build its first "
+        "transposed conv from the z_size argument, nn.ConvTranspose2d(z_size, 8 * conv_dim, 4, 1, "
+        "0), and check the layer sizes above.",
+    )
     with calling(
         "G on a (5, 20) batch of z",
         hint="G should also take z as (B, z_size), the shape part 1's train makes: reshape it "
@@ -217,6 +226,20 @@ def test_gradient_penalty(gradient_penalty):
             isinstance(gp, torch.Tensor) and gp.dim() == 0,
             "gradient_penalty should return a 0-dim tensor (one number: the mean over the batch), "
             f"got {type(gp).__name__} of shape {tuple(getattr(gp, 'shape', ()))}.",
+        )
+        batch = len(real)
+        check(
+            norm == 0 or not math.isclose(gp.item(), (norm * batch**0.5 - 1) ** 2, rel_tol=1e-3),
+            f"gradient_penalty takes one norm over the whole batch's gradient (it gave "
+            f"{gp.item():.4f} where the answer is {expected:g}). Take the norm per image: "
+            "grads.flatten(1).norm(2, dim=1), shape (B,), then the mean of (norm - 1)^2.",
+        )
+        check(
+            norm == 0 or not math.isclose(gp.item(), (norm / batch - 1) ** 2, rel_tol=1e-3),
+            f"gradient_penalty's gradients are {batch} times too small (it gave {gp.item():.4f} "
+            f"where the answer is {expected:g}): they are the gradient of critic(x_hat).mean(), "
+            "which divides each image's gradient by the batch size. Take the gradient of "
+            "critic(x_hat).sum().",
         )
         check(
             math.isclose(gp.item(), expected, abs_tol=1e-4),
@@ -329,7 +352,11 @@ def test_critic_loss(critic_loss):
         f"real_scores.mean() = {want:.4f}, got {loss.item():.4f}. The scores are not "
         "probabilities: no sigmoid, no log, no BCE.",
     )
-    loss.backward()
+    with calling(
+        "critic_loss(...).backward()",
+        hint="critic_loss should keep the graph to the scores: do not detach them or use .item().",
+    ):
+        loss.backward()
     check(
         real.grad is not None and fake.grad is not None,
         "critic_loss should keep the graph to the scores: do not detach them or use .item().",
@@ -363,7 +390,12 @@ def test_generator_loss(generator_loss):
         f"generator_loss(fake_scores) should be -fake_scores.mean() = {want:.4f}, got "
         f"{loss.item():.4f}. The scores are not probabilities: no sigmoid, no log, no BCE.",
     )
-    loss.backward()
+    with calling(
+        "generator_loss(...).backward()",
+        hint="generator_loss should keep the graph to the scores: do not detach them or use "
+        ".item().",
+    ):
+        loss.backward()
     check(
         fake.grad is not None,
         "generator_loss should keep the graph to the scores: do not detach them or use .item().",
@@ -521,6 +553,18 @@ def test_slerp(slerp):
         torch.equal(z0, a0) and torch.equal(z1, a1),
         "slerp changed z0 or z1 in place; return a new tensor.",
     )
+    # Each row on its own: its own angle.
+    with calling("slerp(z0, z1, 0.5)"):
+        half = slerp(z0, z1, 0.5)
+    for i in range(3):
+        with calling(f"slerp(z0[{i}:{i + 1}], z1[{i}:{i + 1}], 0.5)"):
+            alone = slerp(z0[i : i + 1], z1[i : i + 1], 0.5)
+        check(
+            torch.allclose(half[i], alone[0], atol=1e-5),
+            f"Row {i} of slerp(z0, z1, 0.5) differs from slerp on that row alone: compute the "
+            "angle omega per row (the cosine of each pair, dim=1, shape (B, 1)), not one angle "
+            "over the whole batch.",
+        )
     # Same norms: slerp stays on the sphere (a straight line cuts inside it).
     unit0 = z0 / z0.norm(dim=1, keepdim=True) * 3.0
     unit1 = z1 / z1.norm(dim=1, keepdim=True) * 3.0
@@ -548,7 +592,11 @@ def test_slerp(slerp):
     )
     # One t per row.
     t = torch.tensor([0.0, 1.0, 0.5, 0.25, 0.75, 0.1])
-    with calling("slerp(z0, z1, t) with t a (6,) tensor"):
+    with calling(
+        "slerp(z0, z1, t) with t a (6,) tensor",
+        hint="Likely cause: t of shape (B,) is not reshaped to (B, 1), so it pairs with z's "
+        "columns instead of its rows: t.reshape(-1, 1).",
+    ):
         rows = slerp(z0, z1, t)
     check(
         tuple(rows.shape) == (6, 10),

@@ -27,7 +27,7 @@ POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2
 NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
 
 
-def check_batch_sizes_64(net, make_input, who, in_shape, out_shape):
+def check_batch_sizes_64(net, make_input, who, in_shape, out_shape, hint=""):
     """net on batches of 5, 16 and then 1 returns (B, *out_shape); a batch of one last, so its
     failure can say that only the batch of one breaks."""
     for b in (5, 16, 1):
@@ -36,7 +36,7 @@ def check_batch_sizes_64(net, make_input, who, in_shape, out_shape):
             "squeeze() drops the batch dimension when it is 1; keep it with x.flatten(1) or "
             "x.view(x.size(0), ...)."
         )
-        with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else ""):
+        with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
             out = net(make_input(b))
         shape = tuple(getattr(out, "shape", ()))
         flat = " The last conv gives (B, 1, 1, 1): return it as (B, 1) with .flatten(1)."

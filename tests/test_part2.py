@@ -102,7 +102,7 @@ def test_load_part1_gives_the_part1_functions():
 
 
 def test_load_part1_says_where_the_notebook_was_looked_for(tmp_path):
-    with pytest.raises(Part1Error, match="there is no .*dlnd_face_generation.ipynb.*folder that holds"):
+    with pytest.raises(Part1Error, match="there is no .*dlnd_face_generation.ipynb.*folder that"):
         load_part1(tmp_path / "dlnd_face_generation.ipynb")
 
 
