@@ -61,6 +61,7 @@ from helpers.files import atomic_write, positive_int
 from helpers.notebook import (
     DEFINITION_TAGS,
     NOTEBOOK,
+    PART2_NOTEBOOK,
     ROOT,
     graded_test_calls,
     read_notebook,
@@ -128,6 +129,7 @@ class GradedTest:
     args: list  # argument expressions: ["D", "G", "d_optimizer", ...]
     needs: list = field(default_factory=list)  # names the arguments read
     signature: str = ""  # "train(D, G, ...)" when the kit checks the call first
+    module: str = "problem_unittests"  # the kit's tests module: part2_unittests for part 2
 
     @property
     def call(self):
@@ -160,9 +162,31 @@ SIGNATURE_CHECKED = ("train",)
 ORIGINAL_TRAIN = ("D", "G", "n_epochs")
 
 
+# ---- part 2: which kit notebook (and tests module) grades a submission
+TESTS_MODULES = {NOTEBOOK: "problem_unittests", PART2_NOTEBOOK: "part2_unittests"}
+
+
+def kit_notebook_for(nb):
+    """The kit notebook whose graded tests grade submission `nb`: part 2's when one of its code
+    cells imports part2_unittests (part 2's setup cell does), else part 1's."""
+    for cell in nb["cells"]:
+        if cell.get("cell_type") == "code" and "part2_unittests" in cell.get("source", ""):
+            try:
+                tree = ast.parse(strip_magics(cell["source"]))
+            except UNPARSABLE:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import) and any(
+                    a.name == "part2_unittests" for a in node.names
+                ):
+                    return PART2_NOTEBOOK
+    return NOTEBOOK
+
+
 def kit_tests(kit_notebook=NOTEBOOK):
     """The graded tests, in order, from the kit's trusted notebook: a list of GradedTest."""
     nb = read_notebook(kit_notebook)
+    module = TESTS_MODULES.get(Path(kit_notebook).resolve(), "problem_unittests")
     signatures = {}
     for cell in nb["cells"]:
         if cell.get("cell_type") == "code" and "solution" in tags(cell):
@@ -179,7 +203,7 @@ def kit_tests(kit_notebook=NOTEBOOK):
                 if isinstance(n, ast.Name) and n.id not in needs
             ]
         signature = signatures.get(args[0], "") if len(args) == 1 else ""
-        found.append(GradedTest(name, args, needs, signature))
+        found.append(GradedTest(name, args, needs, signature, module))
     return found
 
 
@@ -466,9 +490,9 @@ def run_graded_tests(cells, tests, skip=None, progress=None):
     problem_unittests and are looked up before any learner code runs. `skip` and `progress`
     as for run_definitions.
     """
-    import problem_unittests
+    import importlib
 
-    functions = {t.name: getattr(problem_unittests, t.name) for t in tests}
+    functions = {t.name: getattr(importlib.import_module(t.module), t.name) for t in tests}
     namespace = {"__name__": "__notebook__"}
     quiet = _Discard()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
@@ -572,7 +596,7 @@ def _child(job, conn):
 
 def preload_modules(kit_notebook=NOTEBOOK):
     """Modules the fork server imports once: the kit's, and those the setup cells import."""
-    modules = ["problem_unittests", "helpers.grade"]
+    modules = ["problem_unittests", "part2_unittests", "helpers.grade"]
     for cell in read_notebook(kit_notebook)["cells"]:
         if cell.get("cell_type") == "code" and "setup" in tags(cell):
             try:
@@ -1202,6 +1226,13 @@ def main(argv=None):
     )
     parser.add_argument("submission", help="the learner's notebook (.ipynb) to grade")
     parser.add_argument(
+        "--part",
+        type=int,
+        choices=(1, 2),
+        help="grade with part 1's or part 2's graded tests (default: part 2's when the "
+        "notebook imports part2_unittests, else part 1's)",
+    )
+    parser.add_argument(
         "--json",
         metavar="PATH",
         help="also write the report as JSON to PATH: passed, total, and per test its "
@@ -1212,10 +1243,15 @@ def main(argv=None):
     from helpers.sandbox import SandboxUnavailable
 
     try:
+        if args.part is None:
+            kit_notebook = kit_notebook_for(read_submission(args.submission))
+        else:
+            kit_notebook = NOTEBOOK if args.part == 1 else PART2_NOTEBOOK
         report = grade(
             args.submission,
             timeout=args.timeout,
             workers=args.workers,
+            kit_notebook=kit_notebook,
             sandbox=not args.no_sandbox,
             deadline=args.deadline,
         )
