@@ -1023,7 +1023,7 @@ def grade(
     submission,
     timeout=60.0,
     workers=2,
-    kit_notebook=NOTEBOOK,
+    kit_notebook=None,
     sandbox=True,
     deadline=None,
     limits=None,
@@ -1045,16 +1045,19 @@ def grade(
     cell numbers run before the tests), notes, sandbox (how it ran), seconds.
     Raises FileNotFoundError or ValueError for a notebook that cannot be read, and
     helpers.sandbox.SandboxUnavailable when a sandbox is asked for and cannot start.
+    `kit_notebook` defaults to the one kit_notebook_for picks (part 1's or part 2's).
     """
     from helpers import sandbox as box
 
+    nb = read_submission(submission)
+    if kit_notebook is None:
+        kit_notebook = kit_notebook_for(nb)
     tests = [t for t in kit_tests(kit_notebook) if only is None or t.name in only]
     if not tests:
         raise ValueError(
             f"The kit notebook {kit_notebook} has no graded-test cells"
             + (f" named {', '.join(only)}." if only else ".")
         )
-    nb = read_submission(submission)
     needs = list(dict.fromkeys(n for t in tests for n in t.needs))
     cells, used_tags = definition_cells(nb, needs)
     notes = (
@@ -1243,10 +1246,7 @@ def main(argv=None):
     from helpers.sandbox import SandboxUnavailable
 
     try:
-        if args.part is None:
-            kit_notebook = kit_notebook_for(read_submission(args.submission))
-        else:
-            kit_notebook = NOTEBOOK if args.part == 1 else PART2_NOTEBOOK
+        kit_notebook = {None: None, 1: NOTEBOOK, 2: PART2_NOTEBOOK}[args.part]
         report = grade(
             args.submission,
             timeout=args.timeout,
