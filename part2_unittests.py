@@ -576,7 +576,9 @@ def test_slerp(slerp):
         f"With |z0| = |z1| = 3, slerp(z0, z1, 0.5) should also have norm 3 (it moves along the "
         f"great circle), got norms from {norms.min():.3f} to {norms.max():.3f}. Straight-line "
         "interpolation, (1 - t) * z0 + t * z1, cuts through the inside of the sphere; use "
-        "sin((1 - t) * omega) / sin(omega) * z0 + sin(t * omega) / sin(omega) * z1.",
+        "sin((1 - t) * omega) / sin(omega) * z0 + sin(t * omega) / sin(omega) * z1, with omega "
+        "the angle between the normalised vectors (torch.acos of their cosine), not of their raw "
+        "dot product.",
     )
     # The angle from z0 grows linearly with t.
     cos = torch.nn.functional.cosine_similarity

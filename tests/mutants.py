@@ -1604,4 +1604,167 @@ PART2_MUTANTS = [
         [("has = has_attribute.bool()", "has = has_attribute")],
         "0s and 1s",
     ),
+    # ---- more, so every part-2 graded test meets at least six mistakes
+    M(
+        "test_critic",
+        "fixed-depth",
+        "ignores conv_dim (always 64)",
+        "Critic",
+        [("c = conv_dim", "c = 64")],
+        "conv_dim",
+    ),
+    M(
+        "test_critic",
+        "linear-head",
+        "a fully connected layer instead of the last 4x4 conv",
+        "Critic",
+        [
+            (
+                "nn.Conv2d(c * 8, 1, 4, 1, 0),  # (B, 1, 1, 1): a score, not a probability",
+                "nn.Flatten(),\n            nn.Linear(c * 8 * 4 * 4, 1),",
+            )
+        ],
+        "fully connected",
+    ),
+    M(
+        "test_critic",
+        "dcgan-first-layer-bn",
+        "batch norm on the critic's first layer",
+        "Critic",
+        [
+            (
+                "            nn.Conv2d(3, c, 4, 2, 1),\n",
+                "            nn.Conv2d(3, c, 4, 2, 1),\n            nn.BatchNorm2d(c),\n",
+            )
+        ],
+        "batch norm",
+    ),
+    M(
+        "test_wgan_optimizers",
+        "sgd",
+        "SGD instead of Adam",
+        "<module>",
+        [
+            (
+                "g_optimizer = optim.Adam(G.parameters(), lr=wgan_lr, betas=wgan_betas)",
+                "g_optimizer = optim.SGD(G.parameters(), lr=wgan_lr)",
+            )
+        ],
+        "torch.optim.Adam",
+    ),
+    M(
+        "test_wgan_optimizers",
+        "adam-defaults",
+        "Adam with its defaults (lr 0.001)",
+        "<module>",
+        [
+            (
+                "c_optimizer = optim.Adam(critic.parameters(), lr=wgan_lr, betas=wgan_betas)",
+                "c_optimizer = optim.Adam(critic.parameters())",
+            )
+        ],
+        "0.0001",
+    ),
+    M(
+        "test_wgan_optimizers",
+        "one-optimizer",
+        "one optimizer for both networks",
+        "<module>",
+        [
+            (
+                "g_optimizer = optim.Adam(G.parameters(), lr=wgan_lr, betas=wgan_betas)",
+                "g_optimizer = c_optimizer",
+            )
+        ],
+        "updates the critic's parameters",
+    ),
+    M(
+        "test_critic_loss",
+        "sigmoid",
+        "probabilities of the scores",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return torch.sigmoid(fake_scores).mean() - torch.sigmoid(real_scores).mean()",
+            )
+        ],
+        "no sigmoid",
+    ),
+    M(
+        "test_critic_loss",
+        "hinge",
+        "the hinge loss instead of the Wasserstein one",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()",
+            )
+        ],
+        "fake_scores.mean() - real_scores.mean()",
+    ),
+    M(
+        "test_critic_loss",
+        "detached",
+        "detaches the scores",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return fake_scores.detach().mean() - real_scores.detach().mean()",
+            )
+        ],
+        "keep the graph",
+    ),
+    M(
+        "test_generator_loss",
+        "item",
+        "returns a float",
+        "generator_loss",
+        [("return -fake_scores.mean()", "return -fake_scores.mean().item()")],
+        "0-dim tensor",
+    ),
+    M(
+        "test_generator_loss",
+        "minimax",
+        "the saturating minimax loss of the original GAN",
+        "generator_loss",
+        [("return -fake_scores.mean()", "return torch.log(1 - torch.sigmoid(fake_scores)).mean()")],
+        "no sigmoid",
+    ),
+    M(
+        "test_attribute_vector",
+        "keepdim",
+        "keeps the batch dimension, (1, z)",
+        "attribute_vector",
+        [
+            (
+                "return z[has].mean(0) - z[~has].mean(0)",
+                "return z[has].mean(0, keepdim=True) - z[~has].mean(0, keepdim=True)",
+            )
+        ],
+        "shape (6,)",
+    ),
+    M(
+        "test_attribute_vector",
+        "only-with",
+        "the mean z of the samples with the attribute only",
+        "attribute_vector",
+        [("return z[has].mean(0) - z[~has].mean(0)", "return z[has].mean(0)")],
+        "difference of two means",
+    ),
+    M(
+        "test_slerp",
+        "raw-dot",
+        "the angle from the dot product of unnormalised vectors",
+        "slerp",
+        [
+            (
+                "cos = F.cosine_similarity(z0, z1, dim=1).clamp(-1, 1).unsqueeze(1)",
+                "cos = (z0 * z1).sum(1, keepdim=True)",
+            )
+        ],
+        "normalised vectors",
+    ),
 ]
