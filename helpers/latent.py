@@ -7,6 +7,8 @@ as arguments, so what they draw and measure is the learner's own code.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -134,3 +136,50 @@ def print_rates(rows, n):
             print(f"{name:>10} | {base:8.0%}  | (no vector: G never or always draws it)")
         else:
             print(f"{name:>10} | {base:8.0%}  | {on:7.0%}  | {off:7.0%}")
+
+
+# What ATTRIBUTES are called in CelebA's list_attr_celeba.txt, and whether the column says the
+# opposite (CelebA records "No_Beard").
+CELEBA_COLUMNS = {
+    "smiling": ("Smiling", False),
+    "glasses": ("Eyeglasses", False),
+    "beard": ("No_Beard", True),
+    "masculine": ("Male", False),
+}
+
+
+def celeba_attributes(attr_file, names, attributes=ATTRIBUTES):
+    """Labels of CelebA images from its attribute file (list_attr_celeba.txt: a count line, a
+    line of the 40 attribute names, then one line per image, '000001.jpg -1 1 ...').
+
+    names: the image file names to label ('000001.jpg', ...). Returns a bool array
+    (len(names), len(attributes)). Raises ValueError naming the file and what is wrong.
+    """
+    import numpy as np
+
+    lines = Path(attr_file).read_text(encoding="utf-8").splitlines()
+    if len(lines) < 3:
+        raise ValueError(f"{attr_file} is not CelebA's attribute file: it has {len(lines)} lines.")
+    header = lines[1].split()
+    missing = [CELEBA_COLUMNS[a][0] for a in attributes if CELEBA_COLUMNS[a][0] not in header]
+    if missing:
+        raise ValueError(
+            f"{attr_file} has no column {missing[0]}: its second line should name CelebA's 40 "
+            "attributes (list_attr_celeba.txt from the CelebA site)."
+        )
+    columns = [(header.index(CELEBA_COLUMNS[a][0]), CELEBA_COLUMNS[a][1]) for a in attributes]
+    rows = {}
+    for line in lines[2:]:
+        parts = line.split()
+        if parts:
+            rows[parts[0]] = parts[1:]
+    table = []
+    for name in names:
+        if name not in rows:
+            raise ValueError(
+                f"{attr_file} has no line for the image {name}: use the attribute file of the "
+                "CelebA images you prepared (their names must be CelebA's, 000001.jpg ...)."
+            )
+        values = rows[name]
+        table.append([(values[i] == "1") != flip for i, flip in columns])
+    return np.array(table, dtype=bool).reshape(len(table), len(attributes))

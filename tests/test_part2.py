@@ -190,3 +190,22 @@ def test_arithmetic_rates_turn_an_attribute_on_and_off():
     for name, base, on, off in rows:
         assert 0.4 < base < 0.6, (name, base)
         assert on > 0.85 and off < 0.15, (name, on, off)
+
+
+def test_celeba_attribute_file_gives_the_labels_with_no_beard_inverted(tmp_path):
+    names = ["5_o_Clock_Shadow", "Eyeglasses", "Male", "No_Beard", "Smiling"]
+    attr = tmp_path / "list_attr_celeba.txt"
+    attr.write_text(
+        "2\n" + " ".join(names) + "\n000001.jpg  -1  1 -1  1  1\n000002.jpg  1 -1  1 -1 -1\n"
+    )
+    table = latent.celeba_attributes(attr, ["000002.jpg", "000001.jpg"])
+    column = {name: i for i, name in enumerate(faces.ATTRIBUTES)}
+    assert table.shape == (2, 4)
+    assert table[0, column["beard"]] and not table[1, column["beard"]]  # No_Beard -1 = a beard
+    assert table[1, column["glasses"]] and table[1, column["smiling"]]
+    assert table[0, column["masculine"]] and not table[1, column["masculine"]]
+    with pytest.raises(ValueError, match="no line for the image 000003.jpg"):
+        latent.celeba_attributes(attr, ["000003.jpg"])
+    (tmp_path / "other.txt").write_text("1\nSmiling\n000001.jpg 1\n")
+    with pytest.raises(ValueError, match="no column"):
+        latent.celeba_attributes(tmp_path / "other.txt", ["000001.jpg"])
