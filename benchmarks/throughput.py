@@ -16,11 +16,25 @@ learning rate, for the same number of steps on the same image folder:
   once, cached, batches indexed on the device),
   ``helpers.gpu.prepare_models`` (channels_last + bf16 autocast on CUDA; nothing on the CPU) and
   the notebook's ``train``.
+* **kit+OPTIONS** (CUDA only, ``--variants``): the kit with the GPU options of ``helpers.gpu``
+  that the notebook leaves off: ``fused`` (fused Adam, ``prepare_optimizers``),
+  ``compile=MODE`` (``torch.compile`` of both networks' forward), ``fp32`` (no bf16 autocast);
+  joined with ``+``, e.g. ``fused+compile=reduce-overhead``.
+
+``--image-size 64`` trains the paper's 64x64 DCGAN instead, built in this file from the
+notebook's own ``conv`` and ``deconv`` (the notebook's networks are 32x32 only).
 
 Times are end to end (data loading included), after ``--warmup`` steps, with
-``torch.cuda.synchronize`` on CUDA. Each recipe runs in its own fresh process, so its peak
-memory (CPU: the process's peak resident set; CUDA: ``torch.cuda.max_memory_allocated``)
-is its own. Prints a table, the kit/course ratio, and finally one JSON line.
+``torch.cuda.synchronize`` on CUDA. The warm-up's own time is reported as ``startup_s``; what it
+took beyond ``warmup`` steady steps is ``compile_s`` (torch.compile and CUDA graph capture: near
+0 for the recipes that compile nothing). ``--swd-steps N`` then trains each kit recipe afresh
+for N steps from the same seed, on all images but ``--n-eval`` held out, and scores it with the
+sliced Wasserstein distance (helpers.metrics; lower is better) against the held-out ones: the
+speed-ups must not cost quality at an equal number of steps.
+
+Each recipe runs in its own fresh process, so its peak memory (CPU: the process's peak resident
+set; CUDA: ``torch.cuda.max_memory_allocated``) is its own. Prints a table (img/s, times the
+course recipe's, compile time, memory), the SWD table, and finally one JSON line.
 """
 
 from __future__ import annotations
@@ -46,9 +60,15 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing the kit
     sys.path.insert(0, str(ROOT))
 
 from helpers.data import find_data_dir  # noqa: E402
+from helpers.files import positive_int  # noqa: E402
 from helpers.notebook import load_solution  # noqa: E402
 
 PRINT_EVERY = 50  # both recipes read the losses (a device sync) this often, as in the course
+# The kit variants measured on CUDA when --variants is not given: each option alone, then all
+# together. fp32: what bf16 gives, in speed and in SWD. The other compile modes are measured
+# when asked for (max-autotune takes minutes to compile).
+DEFAULT_VARIANTS = ("fp32", "fused", "compile=reduce-overhead", "fused+compile=reduce-overhead")
+IMAGE_SIZES = (32, 64)  # the notebook's networks; the paper's 64x64 DCGAN below
 
 
 def load_notebook():
@@ -148,13 +168,96 @@ def course_step(ns, D, G, d_optimizer, g_optimizer, real_images, z_size, train_o
     return d_loss, g_loss
 
 
-def build_models(ns, d_conv_dim, g_conv_dim, z_size):
-    """The notebook's D and G, initialised with its weights_init_normal."""
-    D = ns["Discriminator"](d_conv_dim)
-    G = ns["Generator"](z_size=z_size, conv_dim=g_conv_dim)
+class Discriminator64(torch.nn.Module):
+    """The paper's 64x64 DCGAN discriminator from the notebook's ``conv``: (B, 3, 64, 64) ->
+    (B, 1) logits. The notebook's Discriminator with one more stride-2 stage."""
+
+    def __init__(self, conv, conv_dim):
+        super().__init__()
+        self.conv1 = conv(3, conv_dim, 4, batch_norm=False)
+        self.conv2 = conv(conv_dim, conv_dim * 2, 4)
+        self.conv3 = conv(conv_dim * 2, conv_dim * 4, 4)
+        self.conv4 = conv(conv_dim * 4, conv_dim * 8, 4)
+        self.fc = torch.nn.Linear(conv_dim * 8 * 4 * 4, 1)
+
+    def forward(self, x):
+        leaky = torch.nn.functional.leaky_relu
+        x = leaky(self.conv1(x), 0.2)  # (B, d, 32, 32)
+        x = leaky(self.conv2(x), 0.2)  # (B, 2d, 16, 16)
+        x = leaky(self.conv3(x), 0.2)  # (B, 4d, 8, 8)
+        x = leaky(self.conv4(x), 0.2)  # (B, 8d, 4, 4)
+        return self.fc(x.flatten(start_dim=1))  # (B, 1)
+
+
+class Generator64(torch.nn.Module):
+    """The paper's 64x64 DCGAN generator from the notebook's ``deconv``: z (B, z_size) ->
+    (B, 3, 64, 64) in [-1, 1]. The notebook's Generator with one more stride-2 stage."""
+
+    def __init__(self, deconv, z_size, conv_dim):
+        super().__init__()
+        self.conv_dim = conv_dim
+        self.fc = torch.nn.Linear(z_size, conv_dim * 8 * 4 * 4)
+        self.bn0 = torch.nn.BatchNorm2d(conv_dim * 8)
+        self.deconv1 = deconv(conv_dim * 8, conv_dim * 4, 4)
+        self.deconv2 = deconv(conv_dim * 4, conv_dim * 2, 4)
+        self.deconv3 = deconv(conv_dim * 2, conv_dim, 4)
+        self.deconv4 = deconv(conv_dim, 3, 4, batch_norm=False)
+
+    def forward(self, z):
+        relu = torch.nn.functional.relu
+        x = relu(self.bn0(self.fc(z).view(-1, self.conv_dim * 8, 4, 4)))  # (B, 8d, 4, 4)
+        x = relu(self.deconv1(x))  # (B, 4d, 8, 8)
+        x = relu(self.deconv2(x))  # (B, 2d, 16, 16)
+        x = relu(self.deconv3(x))  # (B, d, 32, 32)
+        return torch.tanh(self.deconv4(x))  # (B, 3, 64, 64)
+
+
+def build_models(ns, d_conv_dim, g_conv_dim, z_size, image_size=32):
+    """D and G for ``image_size`` (the notebook's at 32, ``Discriminator64``/``Generator64``
+    at 64), initialised with the notebook's weights_init_normal."""
+    if image_size == 32:
+        D = ns["Discriminator"](d_conv_dim)
+        G = ns["Generator"](z_size=z_size, conv_dim=g_conv_dim)
+    elif image_size == 64:
+        D = Discriminator64(ns["conv"], d_conv_dim)
+        G = Generator64(ns["deconv"], z_size, g_conv_dim)
+    else:
+        raise ValueError(f"image_size must be one of {IMAGE_SIZES}, not {image_size}.")
     D.apply(ns["weights_init_normal"])
     G.apply(ns["weights_init_normal"])
     return D, G
+
+
+def parse_variant(text):
+    """``"fused+compile=reduce-overhead"`` -> the kit options it names; ValueError if unknown.
+
+    Returns ``{"fused": bool, "compile": mode, "bf16": bool}``; an empty text is the kit as
+    the notebook runs it (no fused Adam, no compile, bf16 on).
+    """
+    from helpers.gpu import check_compile_mode
+
+    options = {"fused": False, "compile": "off", "bf16": True}
+    for part in filter(None, text.split("+")):
+        if part == "fused":
+            options["fused"] = True
+        elif part == "fp32":
+            options["bf16"] = False
+        elif part.startswith("compile="):
+            options["compile"] = check_compile_mode(part.split("=", 1)[1])
+        else:
+            raise ValueError(
+                f"unknown kit option {part!r} in {text!r}: use fused, fp32 or compile=MODE, "
+                f"joined with '+' (e.g. fused+compile=reduce-overhead)."
+            )
+    return options
+
+
+def variant_name(text):
+    """The recipe name of a --variants entry: 'kit+' and the options in a fixed order."""
+    o = parse_variant(text)
+    parts = (["fused"] if o["fused"] else []) + (["fp32"] if not o["bf16"] else [])
+    parts += [f"compile={o['compile']}"] if o["compile"] != "off" else []
+    return "+".join(["kit", *parts])
 
 
 def adam(ns, model):
@@ -205,7 +308,7 @@ def _sync(device):
 
 def _time_course(ns, cfg, device):
     z_size = ns["z_size"]
-    D, G = build_models(ns, cfg["conv_dim"], cfg["conv_dim"], z_size)
+    D, G = build_models(ns, cfg["conv_dim"], cfg["conv_dim"], z_size, cfg["image_size"])
     train_on_gpu = device.type == "cuda"
     if train_on_gpu:
         D.cuda()
@@ -227,23 +330,66 @@ def _time_course(ns, cfg, device):
                 losses.append((d_loss.item(), g_loss.item()))
         return seen
 
+    start = time.perf_counter()
     run(cfg["warmup"])
     _sync(device)
+    startup = time.perf_counter() - start
     start = time.perf_counter()
     seen = run(cfg["steps"])
     _sync(device)
-    return seen, time.perf_counter() - start, {"transform": describe_course_transform(cfg)}
+    seconds = time.perf_counter() - start
+    return seen, seconds, {"transform": describe_course_transform(cfg), "startup_s": startup}
 
 
-def _time_kit(ns, cfg, device):
+def kit_models(ns, cfg, device, options):
+    """D, G and their Adam optimizers as the kit trains them, with the kit ``options``."""
+    from helpers.gpu import prepare_models, prepare_optimizers
+
+    D, G = build_models(ns, cfg["conv_dim"], cfg["conv_dim"], ns["z_size"], cfg["image_size"])
+    D, G = prepare_models(device, D, G, mixed_precision=options["bf16"], compile=options["compile"])
+    d_optimizer, g_optimizer = adam(ns, D), adam(ns, G)
+    if options["fused"]:
+        prepare_optimizers(device, d_optimizer, g_optimizer, fused=True)
+    return D, G, d_optimizer, g_optimizer
+
+
+def kit_train(ns, D, G, d_optimizer, g_optimizer, stream, n, device):
+    """The notebook's train over the next ``n`` batches of ``stream``; returns the images seen."""
+    steps = Steps(stream, n)
+    with contextlib.redirect_stdout(io.StringIO()):  # train's per-epoch summary line
+        ns["train"](
+            D,
+            G,
+            d_optimizer,
+            g_optimizer,
+            steps,
+            1,
+            ns["z_size"],
+            device,
+            print_every=PRINT_EVERY,
+            checkpoint_path=None,
+        )
+    return steps.images
+
+
+def compile_counters():
+    """What torch.compile reported in this process: graph breaks, CUDA graphs it skipped."""
+    try:
+        from torch._dynamo.utils import counters
+    except ImportError:  # a torch without torch.compile
+        return {}
+    return {
+        "graph_breaks": sum(counters["graph_break"].values()),
+        "cudagraph_skips": counters["inductor"].get("cudagraph_skips", 0),
+        "unique_graphs": counters["stats"].get("unique_graphs", 0),
+    }
+
+
+def _time_kit(ns, cfg, device, options):
     from helpers.fastdata import FastLoader
-    from helpers.gpu import prepare_models
 
     decoded = kit_images(ns, cfg["data"], cfg["image_size"], cfg["batch_size"], progress=False)
-    z_size = ns["z_size"]
-    D, G = build_models(ns, cfg["conv_dim"], cfg["conv_dim"], z_size)
-    D, G = prepare_models(device, D, G)
-    d_optimizer, g_optimizer = adam(ns, D), adam(ns, G)
+    D, G, d_optimizer, g_optimizer = kit_models(ns, cfg, device, options)
     loader = FastLoader(
         decoded.images,
         cfg["batch_size"],
@@ -252,41 +398,60 @@ def _time_kit(ns, cfg, device):
         flips=decoded.flips,
     )
     stream = endless(loader)
-    train = ns["train"]
 
     def run(n):
-        steps = Steps(stream, n)
-        with contextlib.redirect_stdout(io.StringIO()):  # train's per-epoch summary line
-            train(
-                D,
-                G,
-                d_optimizer,
-                g_optimizer,
-                steps,
-                1,
-                z_size,
-                device,
-                print_every=PRINT_EVERY,
-                checkpoint_path=None,
-            )
-        return steps.images
+        return kit_train(ns, D, G, d_optimizer, g_optimizer, stream, n, device)
 
+    start = time.perf_counter()
     if cfg["warmup"]:
         run(cfg["warmup"])
     _sync(device)
+    startup = time.perf_counter() - start
     start = time.perf_counter()
     seen = run(cfg["steps"])
     _sync(device)
-    return (
-        seen,
-        time.perf_counter() - start,
-        {
-            "cache": decoded.cache,
-            "load_seconds": round(decoded.seconds, 3),
-            "bf16": bool(device.type == "cuda" and torch.cuda.is_bf16_supported()),
-            "channels_last": device.type == "cuda",
-        },
+    extra = {
+        "startup_s": startup,
+        "cache": decoded.cache,
+        "load_seconds": round(decoded.seconds, 3),
+        "bf16": bool(device.type == "cuda" and options["bf16"] and torch.cuda.is_bf16_supported()),
+        "channels_last": device.type == "cuda",
+        "fused_adam": options["fused"],
+        "compile": options["compile"],
+    }
+    if options["compile"] != "off":
+        extra.update(compile_counters())
+    return seen, time.perf_counter() - start, extra
+
+
+def _swd_kit(ns, cfg, device, options):
+    """Train afresh for cfg["swd_steps"] steps without the held-out images; SWD against them."""
+    from helpers.fastdata import FastLoader
+    from helpers.metrics import sliced_wasserstein_distance
+
+    decoded = kit_images(ns, cfg["data"], cfg["image_size"], cfg["batch_size"], progress=False)
+    n_eval = cfg["n_eval"]
+    D, G, d_optimizer, g_optimizer = kit_models(ns, cfg, device, options)
+    loader = FastLoader(
+        decoded.images[:-n_eval],
+        cfg["batch_size"],
+        device,
+        channels_last=device.type == "cuda",
+        flips=decoded.flips,
+        seed=cfg["seed"],
     )
+    start = time.perf_counter()
+    seen = kit_train(ns, D, G, d_optimizer, g_optimizer, endless(loader), cfg["swd_steps"], device)
+    _sync(device)
+    seconds = time.perf_counter() - start
+    G.eval()
+    with torch.no_grad():
+        z = torch.rand(n_eval, ns["z_size"], device=device) * 2 - 1
+        generated = G(z).float().cpu()
+    heldout = decoded.images[-n_eval:].float() / 127.5 - 1  # uint8 -> [-1, 1], as scale() gives
+    swd = sliced_wasserstein_distance(heldout, generated)
+    levels = {str(size): value for size, value in swd["levels"].items()}  # JSON keys are text
+    return seen, seconds, {"swd": swd["average"], "swd_levels": levels}
 
 
 def describe_course_transform(cfg):
@@ -301,8 +466,9 @@ def peak_rss_mb():
     return round(peak / (2**20 if sys.platform == "darwin" else 2**10), 1)
 
 
-def run_recipe(name, cfg):
-    """Run one recipe ('course' or 'kit') with settings `cfg`; returns its measurements."""
+def run_recipe(name, cfg, phase="speed"):
+    """Run one recipe ('course', 'kit' or 'kit+OPTIONS') with settings `cfg`; returns its
+    measurements. ``phase`` "swd": train a kit recipe for cfg["swd_steps"] and score it."""
     device = torch.device(cfg["device"])
     if cfg.get("threads"):
         torch.set_num_threads(cfg["threads"])
@@ -312,8 +478,17 @@ def run_recipe(name, cfg):
     baseline = peak_rss_mb()  # python + torch + the notebook's code, before any training
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    timer = _time_course if name == "course" else _time_kit
-    seen, seconds, extra = timer(ns, cfg, device)
+    if name == "course":
+        seen, seconds, extra = _time_course(ns, cfg, device)
+    else:
+        options = parse_variant(name.removeprefix("kit"))
+        timer = _swd_kit if phase == "swd" else _time_kit
+        seen, seconds, extra = timer(ns, cfg, device, options)
+    if "startup_s" in extra:
+        # the warm-up beyond `warmup` steady steps: compiling, capturing CUDA graphs, autotuning
+        step = seconds / cfg["steps"]
+        extra["compile_s"] = round(max(0.0, extra["startup_s"] - cfg["warmup"] * step), 3)
+        extra["startup_s"] = round(extra["startup_s"], 3)
     result = {
         "images": seen,
         "seconds": round(seconds, 3),
@@ -327,19 +502,28 @@ def run_recipe(name, cfg):
     return result
 
 
-def _in_child(name, cfg):
-    """run_recipe in a fresh process, so its peak memory is its own."""
+def _in_child(name, cfg, phase="speed", cache=None):
+    """run_recipe in a fresh process, so its peak memory is its own.
+
+    ``cache``: a folder for torch.compile's caches, one per recipe: empty in the speed phase, so
+    compile_s is what a first run pays, and reused by the same recipe's SWD phase.
+    """
     # tqdm reads TQDM_DISABLE when it is imported: the child's train() then draws no bar.
-    saved = os.environ.get("TQDM_DISABLE")
-    os.environ["TQDM_DISABLE"] = "1"
+    child_env = {"TQDM_DISABLE": "1"}
+    if cache is not None:
+        child_env["TORCHINDUCTOR_CACHE_DIR"] = str(Path(cache) / name / "inductor")
+        child_env["TRITON_CACHE_DIR"] = str(Path(cache) / name / "triton")
+    saved = {key: os.environ.get(key) for key in child_env}
+    os.environ.update(child_env)
     try:
         with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-            return pool.submit(run_recipe, name, cfg).result()
+            return pool.submit(run_recipe, name, cfg, phase).result()
     finally:
-        if saved is None:
-            del os.environ["TQDM_DISABLE"]
-        else:
-            os.environ["TQDM_DISABLE"] = saved
+        for key, value in saved.items():
+            if value is None:
+                del os.environ[key]
+            else:
+                os.environ[key] = value
 
 
 def parse_args(argv=None):
@@ -392,8 +576,36 @@ def parse_args(argv=None):
         "--image-size",
         type=int,
         default=32,
-        help="side of the training images in pixels (default: %(default)s; the "
-        "notebook's networks expect 32)",
+        choices=IMAGE_SIZES,
+        help="side of the training images in pixels (default: %(default)s, the notebook's "
+        "networks; 64: the paper's 64x64 DCGAN, built here from the notebook's conv and "
+        "deconv)",
+    )
+    p.add_argument(
+        "--variants",
+        nargs="*",
+        default=None,
+        metavar="OPTIONS",
+        help="kit variants to measure besides the course recipe and the kit as the notebook "
+        "runs it; each is options joined with '+': fused (fused Adam), fp32 (no bf16 "
+        "autocast), compile=MODE (torch.compile, MODE one of default, reduce-overhead, "
+        "max-autotune). CUDA only. Default on CUDA: " + " ".join(DEFAULT_VARIANTS) + "; on "
+        "the CPU none. --variants with nothing after it measures none",
+    )
+    p.add_argument(
+        "--swd-steps",
+        type=int,
+        default=0,
+        metavar="N",
+        help="then train each kit recipe (the kit and its variants) afresh for N steps from "
+        "the same seed and report its SWD against --n-eval held-out images, to show the "
+        "speed-ups keep quality at an equal number of steps (default: 0, skip)",
+    )
+    p.add_argument(
+        "--n-eval",
+        type=positive_int,
+        default=1000,
+        help="held-out images for --swd-steps, never trained on (default: %(default)s)",
     )
     p.add_argument(
         "--repeats",
@@ -425,16 +637,53 @@ def parse_args(argv=None):
 
 def main(argv=None):
     """Run the benchmark; returns the result dict (also printed as the last line)."""
-    args = parse_args(argv)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="kit_compile_cache_") as cache:
+        return _main(parse_args(argv), cache)
+
+
+def _main(args, cache):
     device = pick_device(args.device)
     cuda = device.type == "cuda"
     steps = args.steps if args.steps is not None else (300 if cuda else 20)
     warmup = args.warmup if args.warmup is not None else (20 if cuda else 2)
     data = Path(args.data) if args.data else find_data_dir(verbose=False)
+    if args.swd_steps < 0:
+        raise SystemExit(f"--swd-steps must be 0 (skip) or more, not {args.swd_steps}.")
+    if args.variants is None:
+        variants = list(DEFAULT_VARIANTS) if cuda else []
+    else:
+        variants = args.variants
+        if variants and not cuda:
+            raise SystemExit(
+                f"--variants {' '.join(variants)}: the kit's GPU options are for CUDA GPUs "
+                f"and this run is on {device}; leave --variants out (on the CPU the benchmark "
+                f"compares the course recipe with the kit as it is)."
+            )
+    try:
+        kit_recipes = list(dict.fromkeys(["kit"] + [variant_name(v) for v in variants]))
+    except ValueError as error:
+        raise SystemExit(f"--variants: {error}") from None
 
     # Decode once (or find the cache) before timing: a one-off cost, reported on its own line.
     decoded = kit_images(load_notebook(), data, args.image_size, args.batch_size)
     n_images = decoded.images.shape[0]
+    swd_floor = None
+    if args.swd_steps:
+        if n_images < args.n_eval + args.batch_size + args.n_eval:
+            raise SystemExit(
+                f"--swd-steps needs {args.n_eval} held-out images, a batch of "
+                f"{args.batch_size} and {args.n_eval} more for the real floor; {data} has "
+                f"{n_images}. Lower --n-eval or use more images."
+            )
+        from helpers.metrics import sliced_wasserstein_distance
+
+        # The floor: as many training images against the held-out ones; sampling noise alone.
+        heldout = decoded.images[-args.n_eval :].float() / 127.5 - 1
+        reference = decoded.images[: args.n_eval].float() / 127.5 - 1
+        swd_floor = sliced_wasserstein_distance(heldout, reference)["average"]
+        del heldout, reference
     del decoded.images
     cfg = {
         "data": str(data),
@@ -447,6 +696,8 @@ def main(argv=None):
         "seed": args.seed,
         "threads": args.threads,
         "square": sources_are_square(data),
+        "swd_steps": args.swd_steps,
+        "n_eval": args.n_eval,
     }
 
     if args.threads:
@@ -467,14 +718,17 @@ def main(argv=None):
         + ("" if cfg["square"] else " (sources are not square, so CenterCrop is added)")
     )
 
-    results, all_rates = {}, {"course": [], "kit": []}
+    names = ["course", *kit_recipes]
+    results, all_rates = {}, {name: [] for name in names}
     for _ in range(args.repeats):
-        for name in ("course", "kit"):
-            r = run_recipe(name, cfg) if args.in_process else _in_child(name, cfg)
+        for name in names:
+            r = run_recipe(name, cfg) if args.in_process else _in_child(name, cfg, cache=cache)
             all_rates[name].append(r["img_per_s"])
+            # a recipe's first run compiles with empty caches; later repeats hit them
+            r["compile_s"] = (results.get(name) or r)["compile_s"]
             print(
                 f"  {name}: {r['img_per_s']:.1f} img/s ({r['images']} images in "
-                f"{r['seconds']:.2f} s)",
+                f"{r['seconds']:.2f} s; warm-up {r['startup_s']:.1f} s)",
                 flush=True,
             )
             if name not in results or r["img_per_s"] > results[name]["img_per_s"]:
@@ -490,14 +744,37 @@ def main(argv=None):
     else:
         memory = "peak RSS MB (process; above its start)"
     best = f" (fastest of {args.repeats} runs)" if args.repeats > 1 else ""
-    print(f"\n{'recipe':<8} {'img/s':>9} {'seconds':>9}   {memory}{best}")
+    width = max(len(name) for name in names)
+    print(
+        f"\n{'recipe':<{width}} {'img/s':>9} {'x course':>8} {'seconds':>8} {'compile s':>9}"
+        f"   {memory}{best}"
+    )
     for name, r in results.items():
         if cuda:
             mem = f"{r['peak_cuda_mb']:.1f}"
         else:
             mem = f"{r['peak_rss_mb']:.1f} (+{r['peak_rss_mb'] - r['baseline_rss_mb']:.1f})"
-        print(f"{name:<8} {r['img_per_s']:>9.1f} {r['seconds']:>9.2f}   {mem}")
+        r["x_course"] = round(r["img_per_s"] / results["course"]["img_per_s"], 3)
+        print(
+            f"{name:<{width}} {r['img_per_s']:>9.1f} {r['x_course']:>7.2f}x {r['seconds']:>8.2f}"
+            f" {r['compile_s']:>9.1f}   {mem}"
+        )
     print(f"kit / course: {ratio:.2f}x")
+
+    swd = None
+    if args.swd_steps:
+        print(
+            f"\nSWD x 1e3 after {args.swd_steps} steps from seed {args.seed}, against "
+            f"{args.n_eval} held-out images (lower is better; real floor {swd_floor:.1f})"
+        )
+        swd = {"steps": args.swd_steps, "n_eval": args.n_eval, "floor": swd_floor, "recipes": {}}
+        for name in kit_recipes:
+            if args.in_process:
+                r = run_recipe(name, cfg, "swd")
+            else:
+                r = _in_child(name, cfg, "swd", cache)
+            swd["recipes"][name] = r
+            print(f"  {name:<{width}} SWD {r['swd']:6.1f}   ({r['img_per_s']:.1f} img/s)")
 
     result = {
         "benchmark": "throughput",
@@ -514,6 +791,7 @@ def main(argv=None):
         "isolated": not args.in_process,
         "recipes": results,
         "ratio_kit_over_course": round(ratio, 3),
+        "swd": swd,
     }
     line = json.dumps(result)
     if args.json:

@@ -83,6 +83,22 @@ def _spreadsheet_safe(value):
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
+def _grade_with_retry(path, **options):
+    """grader.grade, tried a second time after a fault of the grading machine itself (a sandbox
+    that did not start under load, say), which says nothing about the submission. The report
+    notes the retry; a second fault propagates and becomes the row's "grader error"."""
+    try:
+        return grader.grade(path, **options)
+    except (FileNotFoundError, ValueError):
+        raise  # the submission itself cannot be read: another try will not help
+    except Exception as err:
+        first = grader.clean_text(f"{type(err).__name__}: {err}", 300)
+    time.sleep(1.0)
+    report = grader.grade(path, **options)
+    report["notes"].append(f"Graded on a second try; the first failed: {first}")
+    return report
+
+
 def grade_class(
     folder, out, parallel=2, timeout=60.0, workers=2, deadline=None, sandbox=True, progress=print
 ):
@@ -104,7 +120,7 @@ def grade_class(
     def one(student, path):
         slot = slots.get()
         try:
-            report = grader.grade(
+            report = _grade_with_retry(
                 path,
                 timeout=timeout,
                 workers=workers,

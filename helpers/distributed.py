@@ -42,6 +42,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from helpers.files import atomic_write, positive_int
+from helpers.gpu import COMPILE_MODES, prepare_models, prepare_optimizers
 from helpers.notebook import NOTEBOOK
 
 # What --quick trains on, and where outputs go by default.
@@ -155,7 +156,33 @@ def parse_args(argv=None):
         action="store_true",
         help="skip the SWD evaluation against the held-out images at the end",
     )
+    parser.add_argument(
+        "--compile",
+        choices=COMPILE_MODES,
+        default="off",
+        help="CUDA only: torch.compile D's and G's forward in this mode (helpers.gpu; "
+        "reduce-overhead also replays them as CUDA graphs). Costs compile time at the "
+        "first steps (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--fused-adam",
+        action="store_true",
+        help="CUDA only: switch the notebook's Adam optimizers to PyTorch's fused kernel "
+        "(helpers.gpu.prepare_optimizers; same maths, hyperparameters and state)",
+    )
     return parser.parse_args(argv)
+
+
+def _check_gpu_options(args, device):
+    """Refuse the CUDA-only options on a CPU run, before any process group starts."""
+    asked = ([f"--compile {args.compile}"] if args.compile != "off" else []) + (
+        ["--fused-adam"] if args.fused_adam else []
+    )
+    if asked and device.type != "cuda":
+        raise SystemExit(
+            f"{' and '.join(asked)}: GPU speed-ups for CUDA, and this run is on the CPU. "
+            f"Leave them out there; the CPU run is the same without them."
+        )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -637,6 +664,7 @@ def setup(argv=None):
     args = parse_args(argv)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = _pick_device(args.device, local_rank)
+    _check_gpu_options(args, device)
     _init_process_group(device)
     rank, world_size = dist.get_rank(), dist.get_world_size()
     # The notebook's setup cell moves to the kit's folder: the user's paths are from here.
@@ -664,6 +692,10 @@ def setup(argv=None):
     if next(D.parameters()).device != device:  # e.g. the notebook picked MPS; DDP runs on CPU
         D.to(device)
         G.to(device)
+    if args.compile != "off":  # the notebook's prepare_models ran already; this adds compile
+        D, G = prepare_models(device, D, G, compile=args.compile)
+    if args.fused_adam:
+        prepare_optimizers(device, ns["d_optimizer"], ns["g_optimizer"], fused=True)
     D, G = wrap(D, device, args.sync_bn), wrap(G, device, args.sync_bn)
 
     checkpoints = RankZeroCheckpoints(
@@ -736,6 +768,8 @@ def finish(run, losses, samples, seconds):
         "world_size": run.world_size,
         "device": str(run.device) if run.device.type == "cpu" else torch.cuda.get_device_name(),
         "sync_bn": run.args.sync_bn,
+        "compile": run.args.compile,
+        "fused_adam": run.args.fused_adam,
         "global_batch": run.batch_size,
         "per_process_batch": run.loader.batch_size,
         "epochs": run.epochs,

@@ -845,6 +845,9 @@ def learner_side():
 
     Nothing here is trusted by the grader: it validates every line (see _collect).
     """
+    # First line, before any learner code can run: tells the grader the sandbox itself started.
+    sys.stdout.write(json.dumps({"started": True}) + "\n")
+    sys.stdout.flush()
     job = json.loads(sys.stdin.read(MAX_JOB))
     # Not dumpable: the learner's processes (same uid) cannot open /proc/<this>/fd or ptrace it.
     try:
@@ -920,6 +923,8 @@ def _collect(stdout, tests, cells):
             ((kind, value),) = item.items()
         except (ValueError, TypeError, AttributeError):
             problems += 1
+            continue
+        if kind == "started" and value is True:
             continue
         if kind == "done" and value is True:
             done = True
@@ -1086,6 +1091,13 @@ def grade(
         outcome = box.run_in_sandbox(
             inner, json.dumps(job).encode(), deadline, MAX_OUTPUT, limits=limits, slot=slot
         )
+        if not outcome.stdout.startswith(b'{"started": true}') and not outcome.timed_out:
+            # bwrap failed before the learner side began (seen under load in CI): a fault of
+            # the grading machine, not of the submission, so no grade rather than a zero.
+            raise box.SandboxUnavailable(
+                "the sandbox did not start: "
+                + clean_text(outcome.stderr.decode("utf-8", "replace")[-300:], 300)
+            )
         how = box.mode(slot)
     else:
         with tempfile.TemporaryDirectory(prefix="dcgan-work-") as work:

@@ -67,8 +67,9 @@ def test_unreadable_and_hostile_submissions_affect_only_their_rows(graded):
     assert rows["carol"]["status"] == "unreadable" and "not valid JSON" in rows["carol"]["problem"]
     assert rows["mallory"]["status"] == "graded" and rows["mallory"]["passed"] == "0"
     for student in ("alice", "bob"):
-        assert rows[student]["status"] == "graded" and rows[student]["total"] == "11"
-        assert rows[student]["passed"] == "0"  # the bare release earns nothing
+        row = rows[student]
+        assert row["status"] == "graded" and row["total"] == "11", f"{student}: {row['problem']}"
+        assert row["passed"] == "0"  # the bare release earns nothing
 
 
 def test_each_student_gets_a_feedback_file(graded):
@@ -87,3 +88,33 @@ def test_empty_folder_exits_2(tmp_path, capsys):
 def test_csv_cells_never_start_a_formula():
     assert classroom._spreadsheet_safe("=HYPERLINK(1)") == "'=HYPERLINK(1)"
     assert classroom._spreadsheet_safe("alice") == "alice"
+
+
+def test_a_fault_of_the_grading_machine_is_retried_once(tmp_path, monkeypatch):
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    for name in ("dana", "erin"):
+        (folder / f"{name}.ipynb").write_text("{}")
+    calls = {}
+
+    def flaky(path, **options):
+        calls[path.stem] = calls.get(path.stem, 0) + 1
+        if path.stem == "erin" or calls[path.stem] == 1:  # dana fails once, erin always
+            raise sandbox.SandboxUnavailable("the sandbox did not start: bwrap: no namespace")
+        report = {"notebook": str(path), "passed": 0, "total": 1, "tests": [], "cells": []}
+        report |= {"definition_errors": [], "notes": [], "sandbox": "none", "seconds": 0.1}
+        report["tests"] = [{"name": "test_scale", "passed": True, "message": "", "seconds": 0}]
+        report["passed"] = 1
+        return report
+
+    monkeypatch.setattr(classroom.grader, "grade", flaky)
+    monkeypatch.setattr(classroom.time, "sleep", lambda s: None)
+    rows = {
+        r["student"]: r
+        for r in classroom.grade_class(folder, tmp_path / "out", sandbox=False, progress=None)
+    }
+    assert calls == {"dana": 2, "erin": 2}
+    assert rows["dana"]["status"] == "graded" and rows["dana"]["passed"] == 1
+    assert "second try" in (tmp_path / "out" / "feedback" / "dana.txt").read_text()
+    assert rows["erin"]["status"] == "grader error"
+    assert "the sandbox did not start" in rows["erin"]["problem"]

@@ -1,6 +1,9 @@
 """Specification of helpers.sandbox's mount order: what the sandbox binds stays visible."""
 
-from helpers import sandbox
+import pytest
+
+from helpers import grade, sandbox
+from helpers.notebook import NOTEBOOK
 
 
 def test_a_python_environment_under_tmp_is_not_hidden_by_the_empty_tmp(monkeypatch, tmp_path):
@@ -15,3 +18,14 @@ def test_a_python_environment_under_tmp_is_not_hidden_by_the_empty_tmp(monkeypat
     venv_bind = pairs.index(("--ro-bind", venv))
     kit_bind = pairs.index(("--ro-bind", str(tmp_path)))
     assert tmp_mount < venv_bind and tmp_mount < kit_bind, cmd
+
+
+def test_a_sandbox_that_does_not_start_is_a_grader_fault_not_a_zero(monkeypatch):
+    # bwrap can fail before the learner side runs (namespaces under load): the submission was
+    # never graded, so the grader must say so instead of reporting 0 points.
+    def broken(*args, **kwargs):
+        return sandbox.Outcome(b"", b"bwrap: Creating new namespace failed", 1, False, False, 0.1)
+
+    monkeypatch.setattr(sandbox, "run_in_sandbox", broken)
+    with pytest.raises(sandbox.SandboxUnavailable, match="did not start.*Creating new namespace"):
+        grade.grade(NOTEBOOK, sandbox=True)
