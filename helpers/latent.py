@@ -128,6 +128,20 @@ def arithmetic_rates(G, classifier, attribute_vector, z_size, n=500, seed=0, nam
     return rows
 
 
+def arithmetic_rows(G, classifier, attribute_vector, z_size, attribute, n=500, show=8, seed=1):
+    """Images for a picture of latent arithmetic: `show` new faces minus, as drawn, and plus the
+    attribute's vector (made from n samples labelled by the classifier): (3 * show, 3, H, W).
+    None when G never (or always) draws the attribute, so there is no vector."""
+    gen = torch.Generator().manual_seed(seed)
+    z = torch.randn(n, z_size, generator=gen)
+    has = has_attributes(classifier, generate(G, z))[:, list(ATTRIBUTES).index(attribute)]
+    if has.all() or not has.any():
+        return None
+    v = attribute_vector(z, has)
+    z_show = torch.randn(show, z_size, generator=gen)
+    return generate(G, torch.cat([z_show - v, z_show, z_show + v]))
+
+
 def print_rates(rows, n):
     """The table of arithmetic_rates, one line per attribute."""
     print(f"{'attribute':>10} | base rate | + vector | - vector   ({n} new samples each)")

@@ -209,3 +209,15 @@ def test_celeba_attribute_file_gives_the_labels_with_no_beard_inverted(tmp_path)
     (tmp_path / "other.txt").write_text("1\nSmiling\n000001.jpg 1\n")
     with pytest.raises(ValueError, match="no column"):
         latent.celeba_attributes(tmp_path / "other.txt", ["000001.jpg"])
+
+
+def test_arithmetic_rows_are_minus_as_drawn_and_plus_the_vector():
+    def attribute_vector(z, has):
+        return z[has.bool()].mean(0) - z[~has.bool()].mean(0)
+
+    images = latent.arithmetic_rows(
+        SignG(), SignClassifier(), attribute_vector, 8, "smiling", n=200
+    )
+    assert images.shape == (24, 3, 2, 2)
+    minus, drawn, plus = images[:8, 0, 0, 0], images[8:16, 0, 0, 0], images[16:, 0, 0, 0]
+    assert (minus < drawn).all() and (drawn < plus).all()  # smiling is z[0] > 0 for SignG
