@@ -221,3 +221,17 @@ def test_arithmetic_rows_are_minus_as_drawn_and_plus_the_vector():
     assert images.shape == (24, 3, 2, 2)
     minus, drawn, plus = images[:8, 0, 0, 0], images[8:16, 0, 0, 0], images[16:, 0, 0, 0]
     assert (minus < drawn).all() and (drawn < plus).all()  # smiling is z[0] > 0 for SignG
+
+
+def test_helpers_run_runs_part2_headless_in_quick_mode(tmp_path, capsys):
+    from helpers import run
+
+    assert run.artefacts_for(PART2_NOTEBOOK) == run.PART2_ARTEFACTS
+    assert run.artefacts_for(ROOT / "solution" / "dlnd_face_generation.ipynb") == run.ARTEFACTS
+    out = tmp_path / "out"
+    status = run.main(["--quick", "--plain", "--notebook", str(PART2_NOTEBOOK), "--out", str(out)])
+    printed = capsys.readouterr().out
+    assert status == 0, printed
+    for name in run.PART2_ARTEFACTS:
+        assert (out / name).is_file(), name
+    assert "Latent arithmetic" in printed or "7. Latent arithmetic, measured" in printed
