@@ -434,9 +434,9 @@ def test_wgan_optimizers(critic, G, c_optimizer, g_optimizer):
             b1, b2 = group["betas"]
             check(
                 abs(b1) < 1e-12 and abs(b2 - 0.9) < 1e-12,
-                f"{name}'s betas are {tuple(group['betas'])}; WGAN-GP uses (0.0, 0.9) (Gulrajani "
-                "et al.): no momentum in the first moment, which the critic's changing target "
-                "makes stale.",
+                f"{name}'s betas are {tuple(group['betas'])}; WGAN-GP uses (0.0, 0.9) (wgan_betas "
+                "in the hyperparameters cell, Gulrajani et al.'s Algorithm 1): beta1 = 0, no "
+                "momentum, not part 1's 0.5.",
             )
     check(c_optimizer is not g_optimizer, "c_optimizer and g_optimizer must be two optimizers.")
     passed()
