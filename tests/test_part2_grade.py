@@ -64,3 +64,15 @@ def test_part2_learner_edition_fails_with_not_implemented_yet(tmp_path):
     assert not verdicts["test_slerp"]["passed"]
     assert "not implemented yet" in verdicts["test_slerp"]["message"]
     assert "not implemented yet" in verdicts["test_gradient_penalty"]["message"]
+
+
+def test_part2_notebook_without_tags_is_still_graded_with_part2s_tests(tmp_path):
+    nb = json.loads(PART2_NOTEBOOK.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        cell["metadata"].pop("tags", None)  # as some editors leave a notebook
+    path = tmp_path / "untagged.ipynb"
+    path.write_text(json.dumps(nb))
+    report = tmp_path / "report.json"
+    status, printed = run_cli(path, "--json", report)
+    assert status == 0, printed
+    assert json.loads(report.read_text())["total"] == len(part2_unittests.__all__)
