@@ -26,8 +26,12 @@ from helpers.checks import (
     check_no_dropout_on_output,
     check_size_follows_conv_dim,
     device_of,
+    n_params,
+    observe_gradients,
+    observe_independence,
     params_without_gradient,
     passed,
+    push_output,
     quiet,
     samples_independent,
     trace_leaves,
@@ -77,7 +81,8 @@ def test_discriminator64(Discriminator64):
         return (torch.rand(b, 3, 64, 64) * 2 - 1).to(device)
 
     check_batch_sizes_64(D, images, "D", "3, 64, 64", (1,))
-    check_no_dropout_on_output(D, images(32))
+    with torch.no_grad():
+        check_no_dropout_on_output(D(images(32)))
     x = images(16)
     with calling("D on a (16, 3, 64, 64) batch"):
         out, calls = trace_leaves(D, x)
@@ -89,15 +94,17 @@ def test_discriminator64(Discriminator64):
     check_d64_batch_norm(calls, convs)
     check_leaky_between(convs, "D")
     check(
-        samples_independent(D, x),
+        samples_independent(observe_independence(D, x)),
         "In eval mode, D's score for one image changes when other images are in the batch: keep "
         "each image's numbers together (x.flatten(1) at the end, not a view that mixes images).",
     )
-    check_d_gives_logits(D, lambda: images(8))
-    check_d_gradients(D, images(6))
+    check_d_gives_logits(*[push_output(D, lambda: images(8), d) for d in (+1, -1)])
+    check_d_gradients(observe_gradients(D, images(6), "D"))
     with calling("Discriminator64(conv_dim=16)"):
         D16 = Discriminator64(16)
-    check_size_follows_conv_dim(D, D16, "D", 3.5, "conv_dim, 2x, 4x and 8x conv_dim")
+    check_size_follows_conv_dim(
+        n_params(D), n_params(D16), "D", 3.5, "conv_dim, 2x, 4x and 8x conv_dim"
+    )
     passed()
 
 
@@ -147,11 +154,11 @@ def test_generator64(Generator64):
     )
     check_g64_layers(calls, 8, 20)
     check(
-        samples_independent(G, z),
+        samples_independent(observe_independence(G, z)),
         "In eval mode, G's image for one z changes when other z are in the batch: reshape z with "
         "z.view(z.size(0), z_size, 1, 1), which keeps each z's numbers together.",
     )
-    check_g_ends_with_tanh(G, lambda: noise(8))
+    check_g_ends_with_tanh(*[push_output(G, lambda: noise(8), d) for d in (+1, -1)])
     missing = params_without_gradient(G, noise(6), "G")
     check(
         not missing,
@@ -169,7 +176,7 @@ def test_generator64(Generator64):
     )
     with calling("Generator64(z_size=20, conv_dim=16)"):
         G16 = Generator64(z_size=20, conv_dim=16)
-    check_size_follows_conv_dim(G, G16, "G", 3.0, "8x, 4x, 2x and 1x conv_dim")
+    check_size_follows_conv_dim(n_params(G), n_params(G16), "G", 3.0, "8x, 4x, 2x and 1x conv_dim")
     passed()
 
 
@@ -202,8 +209,8 @@ def test_critic(Critic):
         "norm and no statistics across the batch (layer norm, nn.GroupNorm(1, channels), "
         "normalises each image on its own).",
     )
-    check_d_gives_logits(C, lambda: images(8))
-    check_d_gradients(C, images(6))
+    check_d_gives_logits(*[push_output(C, lambda: images(8), d) for d in (+1, -1)])
+    check_d_gradients(observe_gradients(C, images(6), "the critic"))
     passed()
 
 

@@ -20,12 +20,12 @@ import torch.nn as nn
 from helpers.checks import (
     GradedTestFailure,  # noqa: F401  (re-exported: `except tests.GradedTestFailure`)
     Recorder,
+    StepJudge,
     TinyD,
     TinyG,
     calling,
     check,
     check_batch_sizes,
-    check_block,
     check_d_activations,
     check_d_batch_norm,
     check_d_convs,
@@ -35,22 +35,37 @@ from helpers.checks import (
     check_fresh_noise,
     check_g_ends_with_tanh,
     check_g_layers,
+    check_images_are_the_test_images,
     check_init_picks_the_layers,
-    check_loss,
     check_no_dropout_on_output,
     check_non_square_images,
     check_size_follows_conv_dim,
     check_train_signature,
+    conv_ignores_batch_norm,
     device_of,
+    follows,
+    judge_block,
+    judge_loss,
+    loader_images,
     loss_devices,
-    params_without_gradient,
+    n_params,
+    observe_batch_sizes,
+    observe_block,
+    observe_dataset_images,
+    observe_gradients,
+    observe_independence,
+    observe_loss,
     passed,
+    push_output,
     quiet,
+    rebuild_trace,
     samples_independent,
     takes_argument,
-    trace_leaves,
+    tensor_like,
+    trace_record,
     write_test_images,
 )
+from helpers.verdicts import NOTEBOOK_SEED, Observation, observing, plain, type_name
 
 __all__ = [
     "test_get_dataloader",
@@ -70,88 +85,128 @@ __all__ = [
 # ---------------------------------------------------------------- data loader
 
 
-def test_get_dataloader(get_dataloader):
-    """get_dataloader(batch_size, image_size, data_dir) -> shuffled square images in [0, 1]."""
+def observe_get_dataloader(get_dataloader, seed):
     from torch.utils.data import DataLoader, RandomSampler
 
-    with tempfile.TemporaryDirectory() as tmp:
-        n_images = write_test_images(tmp)
+    obs = Observation()
+    with observing(obs), tempfile.TemporaryDirectory() as tmp:
+        obs["n_images"] = write_test_images(tmp, seed)
         with calling("get_dataloader(batch_size=4, image_size=32, data_dir=...)"):
             loader = get_dataloader(4, 32, tmp)
-        check(
-            isinstance(loader, DataLoader),
-            "get_dataloader should return a torch.utils.data.DataLoader, got "
-            f"{type(loader).__name__}.",
-        )
-        check(
-            len(loader.dataset) == n_images,
-            f"The DataLoader should read the {n_images} images in data_dir, but its dataset has "
-            f"{len(loader.dataset)}. Make sure you pass data_dir to datasets.ImageFolder.",
-        )
-        check(
-            loader.batch_size == 4,
-            "The DataLoader's batch_size should be the batch_size argument (4), got "
-            f"{loader.batch_size}.",
-        )
-        check(
-            isinstance(loader.sampler, RandomSampler),
-            "The DataLoader does not shuffle: pass shuffle=True so each epoch sees the images in "
-            "a new order.",
-        )
-
-        # A deterministic transform; non-square images centre-cropped (all green), not squashed
-        # (red strips on the sides).
-        check_non_square_images(loader.dataset, 32)
-
+        obs["loader"] = isinstance(loader, DataLoader) or type(loader).__name__
+        if obs["loader"] is not True:
+            return obs
+        obs["dataset size"] = len(loader.dataset)
+        obs["batch_size"] = plain(loader.batch_size)
+        obs["shuffles"] = isinstance(loader.sampler, RandomSampler)
+        observe_dataset_images(obs, loader.dataset)
         with calling("Reading a batch from your DataLoader"):
-            batches = list(loader)
-        images, labels = batches[0]
-        check(
-            isinstance(images, torch.Tensor) and images.dtype == torch.float32,
-            "Images should be a float32 tensor (transforms.ToTensor() gives one), got "
-            f"{getattr(images, 'dtype', type(images))}.",
-        )
-        check(
-            tuple(images.shape) == (4, 3, 32, 32),
-            "A batch should have shape (4, 3, 32, 32) for batch_size=4, image_size=32, got "
-            f"{tuple(images.shape)}.",
-        )
-        check(
-            images.min() >= 0 and images.max() <= 1,
-            f"Pixel values should lie in [0, 1] (what ToTensor gives), got min {images.min():.3f}, "
-            f"max {images.max():.3f}. Scaling to [-1, 1] comes later, in scale().",
-        )
-        # A square image larger than image_size is resized before the crop: its frame stays.
-        check_frame_kept(loader.dataset, 32)
-        check(
-            len(labels) == 4,
-            f"Each batch should also carry the labels, got {len(labels)} for 4 images.",
-        )
-
+            images, labels = list(loader)[0]
+        obs["batch"] = plain(images)
+        obs["labels"] = len(labels)
         with calling("get_dataloader(batch_size=3, image_size=16, data_dir=...)"):
             small = next(iter(get_dataloader(3, 16, tmp)))[0]
-        check(
-            tuple(small.shape) == (3, 3, 16, 16),
-            "With batch_size=3 and image_size=16 a batch should be (3, 3, 16, 16), got "
-            f"{tuple(small.shape)}. Use the image_size argument in Resize and CenterCrop.",
-        )
+        obs["small batch"] = plain(small)
+    return obs
+
+
+def judge_get_dataloader(obs, seed):
+    n_images = len(loader_images(seed))
+    loader = obs.need("loader")
+    check(
+        loader is True,
+        f"get_dataloader should return a torch.utils.data.DataLoader, got {loader}.",
+    )
+    size = obs.need("dataset size")
+    check(
+        size == n_images,
+        f"The DataLoader should read the {n_images} images in data_dir, but its dataset has "
+        f"{size}. Make sure you pass data_dir to datasets.ImageFolder.",
+    )
+    batch_size = obs.need("batch_size")
+    check(
+        batch_size == 4,
+        f"The DataLoader's batch_size should be the batch_size argument (4), got {batch_size}.",
+    )
+    check(
+        obs.need("shuffles") is True,
+        "The DataLoader does not shuffle: pass shuffle=True so each epoch sees the images in "
+        "a new order.",
+    )
+
+    # A deterministic transform; non-square images centre-cropped (all green), not squashed
+    # (red strips on the sides).
+    check_non_square_images(obs, 32)
+
+    images = obs.need("batch")
+    check(
+        isinstance(images, torch.Tensor) and images.dtype == torch.float32,
+        "Images should be a float32 tensor (transforms.ToTensor() gives one), got "
+        f"{getattr(images, 'dtype', type_name(images))}.",
+    )
+    check(
+        tuple(images.shape) == (4, 3, 32, 32),
+        "A batch should have shape (4, 3, 32, 32) for batch_size=4, image_size=32, got "
+        f"{tuple(images.shape)}.",
+    )
+    check(
+        images.min() >= 0 and images.max() <= 1,
+        f"Pixel values should lie in [0, 1] (what ToTensor gives), got min {images.min():.3f}, "
+        f"max {images.max():.3f}. Scaling to [-1, 1] comes later, in scale().",
+    )
+    # A square image larger than image_size is resized before the crop: its frame stays.
+    check_frame_kept(obs, 32)
+    labels = obs.need("labels")
+    check(labels == 4, f"Each batch should also carry the labels, got {labels} for 4 images.")
+
+    small = obs.need("small batch")
+    shape = tuple(getattr(small, "shape", ()))
+    check(
+        shape == (3, 3, 16, 16),
+        "With batch_size=3 and image_size=16 a batch should be (3, 3, 16, 16), got "
+        f"{shape}. Use the image_size argument in Resize and CenterCrop.",
+    )
+    check_images_are_the_test_images(images, seed, 32)
+    check_images_are_the_test_images(small, seed, 16)
+
+
+def test_get_dataloader(get_dataloader):
+    """get_dataloader(batch_size, image_size, data_dir) -> shuffled square images in [0, 1]."""
+    judge_get_dataloader(observe_get_dataloader(get_dataloader, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- scale
 
 
-def test_scale(scale):
-    """scale(x, feature_range) maps [0, 1] linearly onto feature_range and leaves x unchanged."""
-    torch.manual_seed(0)
-    x = torch.rand(4, 3, 8, 8)
+def _scale_inputs(seed):
+    """A batch in [0, 1] holding an exact 0 and 1, and one with values in [0.25, 0.75] only."""
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(seed))
     x[0, 0, 0, 0], x[0, 0, 0, 1] = 0.0, 1.0
-    original = x.clone()
-    with calling("scale(x)"):
-        out = scale(x)
-    check(isinstance(out, torch.Tensor), f"scale should return a tensor, got {type(out).__name__}.")
+    return x, x[1:] * 0.5 + 0.25
+
+
+def observe_scale(scale, seed):
+    x, middle = _scale_inputs(seed)
+    obs = Observation()
+    with observing(obs):
+        given = x.clone()
+        with calling("scale(x)"):
+            obs["out"] = plain(scale(given))
+        obs["x_after"] = plain(given)
+        with calling("scale(x) on a batch with values in [0.25, 0.75]"):
+            obs["middle"] = plain(scale(middle.clone()))
+        with calling("scale(x, feature_range=(-0.5, 2.0))"):
+            obs["other"] = plain(scale(x.clone(), feature_range=(-0.5, 2.0)))
+    return obs
+
+
+def judge_scale(obs, seed):
+    x, middle = _scale_inputs(seed)
+    out = obs.need("out")
+    check(isinstance(out, torch.Tensor), f"scale should return a tensor, got {type_name(out)}.")
     check(
-        torch.equal(x, original),
+        torch.equal(obs.need("x_after"), x),
         "scale changed its input x in place. Return a new tensor instead (e.g. x * a + b, not "
         "x.mul_()).",
     )
@@ -170,9 +225,7 @@ def test_scale(scale):
         "give 0.5.",
     )
     # A linear map is the same for every batch: one without an exact 0 and 1 must map the same way.
-    middle = x[1:] * 0.5 + 0.25
-    with calling("scale(x) on a batch with values in [0.25, 0.75]"):
-        out_middle = scale(middle)
+    out_middle = tensor_like(obs.need("middle"), middle, "scale(x)")
     check(
         torch.allclose(out_middle, middle * 2 - 1, atol=1e-5),
         "scale depends on the batch it is given: on values in [0.25, 0.75] it gave "
@@ -180,9 +233,7 @@ def test_scale(scale):
         "Do not use x.min() or x.max() (min-max normalisation): scale is the fixed linear map x * "
         "(max - min) + min of feature_range, the same for every batch.",
     )
-
-    with calling("scale(x, feature_range=(-0.5, 2.0))"):
-        other = scale(x, feature_range=(-0.5, 2.0))
+    other = tensor_like(obs.need("other"), x, "scale(x, feature_range=(-0.5, 2.0))")
     expected = x * 2.5 - 0.5
     check(
         torch.allclose(other, expected, atol=1e-5),
@@ -190,88 +241,168 @@ def test_scale(scale):
         f"{other[0, 0, 0, 0].item():.3f} and {other[0, 0, 0, 1].item():.3f}. Use both ends of "
         "feature_range: x * (max - min) + min.",
     )
+
+
+def test_scale(scale):
+    """scale(x, feature_range) maps [0, 1] linearly onto feature_range and leaves x unchanged."""
+    judge_scale(observe_scale(scale, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
+
+
+def observe_conv(conv, seed):
+    obs = Observation()
+    with observing(obs):
+        observe_block(obs, conv, "conv", 32, seed)
+    return obs
+
+
+def judge_conv(obs, seed):
+    judge_block(obs, "conv", "Conv2d", 32, 16, seed)
 
 
 def test_conv(conv):
     """conv(...) -> nn.Sequential(Conv2d[, BatchNorm2d]) that halves H and W by default."""
-    check_block(conv, "conv", nn.Conv2d, 32, 16)
+    judge_conv(observe_conv(conv, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
+
+
+def observe_deconv(deconv, seed):
+    obs = Observation()
+    with observing(obs):
+        observe_block(obs, deconv, "deconv", 8, seed)
+    return obs
+
+
+def judge_deconv(obs, seed):
+    judge_block(obs, "deconv", "ConvTranspose2d", 8, 16, seed)
 
 
 def test_deconv(deconv):
     """deconv(...) -> nn.Sequential(ConvTranspose2d[, BatchNorm2d]), doubling H and W by default."""
-    check_block(deconv, "deconv", nn.ConvTranspose2d, 8, 16)
+    judge_deconv(observe_deconv(deconv, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- discriminator
 
 
-def test_discriminator(Discriminator):
-    """Discriminator(conv_dim): (B, 3, 32, 32) in [-1, 1] -> logits (B, 1)."""
-    torch.manual_seed(0)
-    with calling("Discriminator(conv_dim=8)"):
-        D = Discriminator(8)
-    check(isinstance(D, nn.Module), "Discriminator should be an nn.Module subclass.")
-    device = device_of(D)
+def _trace_input(seed, *shape):
+    """The batch a network is traced on, drawn from `seed`: the judge draws it again."""
+    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed + 3)) * 2 - 1
 
-    def images(b):
-        return (torch.rand(b, 3, 32, 32) * 2 - 1).to(device)
 
-    check_batch_sizes(D, images, "D", "3, 32, 32", (1,))
-    check_no_dropout_on_output(D, images(64))
-    x = images(16)
-    with calling("D on a (16, 3, 32, 32) batch"):
-        out, calls = trace_leaves(D, x)
+def observe_discriminator(Discriminator, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        with calling("Discriminator(conv_dim=8)"):
+            D = Discriminator(8)
+        obs["module"] = isinstance(D, nn.Module)
+        if not obs["module"]:
+            return obs
+        device = device_of(D)
+        gen = torch.Generator().manual_seed(seed)
+
+        def images(b):
+            return (torch.rand(b, 3, 32, 32, generator=gen) * 2 - 1).to(device)
+
+        observe_batch_sizes(obs, D, images, "D", "3, 32, 32")
+        with torch.no_grad():
+            obs["logits on 64"] = plain(D(images(64)))
+        x = _trace_input(seed, 16, 3, 32, 32).to(device)
+        with calling("D on a (16, 3, 32, 32) batch"):
+            obs["out"], obs["trace"] = trace_record(D, x)
+        obs["conv ignores batch_norm"] = conv_ignores_batch_norm(Discriminator)
+        obs["independence"] = observe_independence(D, x)
+        obs["pushed"] = [plain(push_output(D, lambda: images(8), d)) for d in (+1, -1)]
+        obs["gradients"] = observe_gradients(D, images(6), "D")
+        with calling("Discriminator(conv_dim=16)"):
+            obs["sizes"] = [n_params(D), n_params(Discriminator(16))]
+    return obs
+
+
+def judge_discriminator(obs, seed):
+    check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
+    check_batch_sizes(obs, "D", "3, 32, 32", (1,))
+    check_no_dropout_on_output(obs.need("logits on 64"))
+    out = obs.need("out")
+    leaves, calls = rebuild_trace(obs.need("trace"), "D", _trace_input(seed, 16, 3, 32, 32))
     check(
         out.std() > 1e-6,
         "D gives the same output for every image: its output must depend on the input.",
     )
-    convs = check_d_convs(D, calls, conv_dim=8)
-    check_d_batch_norm(Discriminator, calls, first=convs[0][0])
+    convs = check_d_convs(leaves, calls, conv_dim=8)
+    check_d_batch_norm(obs.need("conv ignores batch_norm"), calls, first=convs[0][0])
     check_d_activations(convs)
     check(
-        samples_independent(D, x),
+        follows(calls[-1][2], out),
+        "D's output is not what its last layer gave: the record of D cannot be trusted.",
+    )
+    check(
+        samples_independent(obs.need("independence")),
         "In eval mode, D's score for one image changes when other images are in the batch. Each "
         "image's logit must depend only on that image: check the reshape before the Linear layer "
         "(x.flatten(1), not a view that mixes images).",
     )
-    check_d_gives_logits(D, lambda: images(8))
-    check_d_gradients(D, images(6))
+    check_d_gives_logits(*obs.need("pushed"))
+    check_d_gradients(obs.need("gradients"))
+    small, big = obs.need("sizes")
+    check_size_follows_conv_dim(small, big, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
 
-    with calling("Discriminator(conv_dim=16)"):
-        D16 = Discriminator(16)
-    check_size_follows_conv_dim(D, D16, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
+
+def test_discriminator(Discriminator):
+    """Discriminator(conv_dim): (B, 3, 32, 32) in [-1, 1] -> logits (B, 1)."""
+    judge_discriminator(observe_discriminator(Discriminator, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- generator
 
 
-def test_generator(Generator):
-    """Generator(z_size, conv_dim): z (B, z_size) -> images (B, 3, 32, 32) in [-1, 1]."""
-    torch.manual_seed(0)
-    with calling("Generator(z_size=20, conv_dim=8)"):
-        G = Generator(z_size=20, conv_dim=8)
-    check(isinstance(G, nn.Module), "Generator should be an nn.Module subclass.")
-    device = device_of(G)
+def observe_generator(Generator, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        with calling("Generator(z_size=20, conv_dim=8)"):
+            G = Generator(z_size=20, conv_dim=8)
+        obs["module"] = isinstance(G, nn.Module)
+        if not obs["module"]:
+            return obs
+        device = device_of(G)
+        gen = torch.Generator().manual_seed(seed)
 
-    def noise(b, size=20):
-        return (torch.rand(b, size) * 2 - 1).to(device)
+        def noise(b, size=20):
+            return (torch.rand(b, size, generator=gen) * 2 - 1).to(device)
 
-    check_batch_sizes(
-        G,
-        noise,
-        "G",
-        "20",
-        (3, 32, 32),
-        hint="Generator(z_size=20, ...) must accept z of shape (B, 20): build its first Linear "
-        "layer from the z_size argument, and check the layer sizes above.",
-    )
-    z = noise(16)
-    with calling("G on a (16, 20) batch of z"):
-        out, calls = trace_leaves(G, z)
+        observe_batch_sizes(
+            obs,
+            G,
+            noise,
+            "G",
+            "20",
+            hint="Generator(z_size=20, ...) must accept z of shape (B, 20): build its first Linear "
+            "layer from the z_size argument, and check the layer sizes above.",
+        )
+        z = _trace_input(seed, 16, 20).to(device)
+        with calling("G on a (16, 20) batch of z"):
+            obs["out"], obs["trace"] = trace_record(G, z)
+        obs["independence"] = observe_independence(G, z)
+        obs["pushed"] = [plain(push_output(G, lambda: noise(8), d)) for d in (+1, -1)]
+        obs["gradients"] = observe_gradients(G, noise(6), "G")
+        with calling("Generator(z_size=7, conv_dim=8)"):
+            G7 = Generator(z_size=7, conv_dim=8)
+        with calling("Generator(z_size=7, conv_dim=8) on a (3, 7) batch of z"):
+            obs["out z_size 7"] = plain(G7(noise(3, 7)))
+        with calling("Generator(z_size=20, conv_dim=16)"):
+            obs["sizes"] = [n_params(G), n_params(Generator(z_size=20, conv_dim=16))]
+    return obs
+
+
+def judge_generator(obs, seed):
+    check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
+    check_batch_sizes(obs, "G", "20", (3, 32, 32))
+    out = obs.need("out")
+    _, calls = rebuild_trace(obs.need("trace"), "G", _trace_input(seed, 16, 20))
     check(
         out.min() >= -1 and out.max() <= 1,
         f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. End with "
@@ -283,55 +414,89 @@ def test_generator(Generator):
     )
     check_g_layers(calls, conv_dim=8)
     check(
-        samples_independent(G, z),
+        follows(calls[-1][2], out),
+        "G's output is not what its last layer gave: the record of G cannot be trusted.",
+    )
+    check(
+        samples_independent(obs.need("independence")),
         "In eval mode, G's image for one z changes when other z are in the batch: check the "
         "reshape after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's numbers "
         "together).",
     )
-    check_g_ends_with_tanh(G, lambda: noise(8))
-    missing = params_without_gradient(G, noise(6), "G")
+    check_g_ends_with_tanh(*obs.need("pushed"))
+    missing = obs.need("gradients")["missing"]
     check(
         not missing,
         f"No gradient reached these parameters of G: {missing}. Every layer must be used in "
         "forward().",
     )
-
-    with calling("Generator(z_size=7, conv_dim=8)"):
-        G7 = Generator(z_size=7, conv_dim=8)
-    with calling("Generator(z_size=7, conv_dim=8) on a (3, 7) batch of z"):
-        out7 = G7(noise(3, 7))
+    out7 = obs.need("out z_size 7")
     check(
-        tuple(out7.shape) == (3, 3, 32, 32),
+        tuple(getattr(out7, "shape", ())) == (3, 3, 32, 32),
         "Generator(z_size=7) should accept z of shape (3, 7) and return (3, 3, 32, 32), got "
-        f"{tuple(out7.shape)}. Use the z_size argument for the first Linear layer.",
+        f"{tuple(getattr(out7, 'shape', ()))}. Use the z_size argument for the first Linear layer.",
     )
-    with calling("Generator(z_size=20, conv_dim=16)"):
-        G16 = Generator(z_size=20, conv_dim=16)
+    small, big = obs.need("sizes")
     # G's first Linear grows only linearly with conv_dim, hence the lower bound
-    check_size_follows_conv_dim(G, G16, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+    check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+
+
+def test_generator(Generator):
+    """Generator(z_size, conv_dim): z (B, z_size) -> images (B, 3, 32, 32) in [-1, 1]."""
+    judge_generator(observe_generator(Generator, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- weights
 
 
-def test_weights_init(weights_init_normal):
-    """weights_init_normal(m): Conv2d, ConvTranspose2d, Linear weights ~ N(0, 0.02), biases 0."""
-    torch.manual_seed(0)
-    model = nn.Sequential(
-        nn.Conv2d(3, 64, 4, bias=True),
-        nn.BatchNorm2d(64),
-        nn.ConvTranspose2d(64, 64, 4, bias=True),
-        nn.Conv2d(64, 32, 4, bias=False),
-        nn.Linear(1024, 64, bias=True),
-    )
+def _init_model(seed):
+    """The network test_weights_init initialises: every layer kind, biases set to 0.5."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = nn.Sequential(
+            nn.Conv2d(3, 64, 4, bias=True),
+            nn.BatchNorm2d(64),
+            nn.ConvTranspose2d(64, 64, 4, bias=True),
+            nn.Conv2d(64, 32, 4, bias=False),
+            nn.Linear(1024, 64, bias=True),
+        )
     with torch.no_grad():
         for m in model:
             if getattr(m, "bias", None) is not None:
                 m.bias.fill_(0.5)
+    return model
+
+
+def observe_weights_init(weights_init_normal, seed):
+    obs = Observation()
+    with observing(obs):
+        model = _init_model(seed)
+        with torch.random.fork_rng():
+            torch.manual_seed(seed + 1)
+            with calling("model.apply(weights_init_normal)"):
+                model.apply(weights_init_normal)
+        obs["state"] = {k: plain(v) for k, v in model.state_dict().items()}
+    return obs
+
+
+def judge_weights_init(obs, seed):
+    model = _init_model(seed)
     before = [m.weight.detach().clone() for m in model]
-    with calling("model.apply(weights_init_normal)"):
-        model.apply(weights_init_normal)
+    state = obs.need("state")
+    check(
+        isinstance(state, dict) and set(state) == set(model.state_dict()),
+        "The test's network came back with different layers: weights_init_normal should only "
+        "change the values of the weights and biases.",
+    )
+    with torch.no_grad():
+        for k, v in model.state_dict().items():
+            check(
+                isinstance(state[k], torch.Tensor) and state[k].shape == v.shape,
+                f"weights_init_normal changed the shape of {k}: set values in place "
+                "(nn.init.normal_), never replace a layer's tensors.",
+            )
+            v.copy_(state[k])
 
     kinds = {0: "Conv2d", 2: "ConvTranspose2d", 3: "Conv2d (bias=False)", 4: "Linear"}
     check_init_picks_the_layers(model, before, kinds, batch_norm=1)
@@ -359,55 +524,118 @@ def test_weights_init(weights_init_normal):
                 f"The {kind} layer's bias should be set to 0, but it still holds "
                 f"{layer.bias.detach().flatten()[0].item():.3f}. Use nn.init.zeros_(m.bias).",
             )
+
+
+def test_weights_init(weights_init_normal):
+    """weights_init_normal(m): Conv2d, ConvTranspose2d, Linear weights ~ N(0, 0.02), biases 0."""
+    judge_weights_init(observe_weights_init(weights_init_normal, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
+
+
+def observe_real_loss(real_loss, seed):
+    obs, devices = Observation(), loss_devices()
+    with observing(obs):
+        observe_loss(obs, "loss", real_loss, "real_loss", "real_loss(D_out)", devices, seed)
+        obs["takes_smooth"] = takes_argument(real_loss, "smooth")
+        if obs["takes_smooth"]:
+            observe_loss(
+                obs,
+                "smooth",
+                lambda d: real_loss(d, smooth=True),
+                "real_loss with smooth=True",
+                "real_loss(D_out, smooth=True)",
+                devices,
+                seed,
+            )
+    return obs
+
+
+def judge_real_loss(obs, seed):
+    """The checks of test_real_loss; returns a note for the learner, or None."""
+    judge_loss(obs, "loss", "real_loss", "real_loss(D_out)", 1.0, seed)
+    if not obs.need("takes_smooth"):
+        # The original course's real_loss(D_out): correct, and train does not need smoothing.
+        return (
+            "Note: your real_loss has no smooth argument (the original course's signature). The "
+            "notebook's is real_loss(D_out, smooth=False), for the optional label smoothing."
+        )
+    judge_loss(
+        obs, "smooth", "real_loss with smooth=True", "real_loss(D_out, smooth=True)", 0.9, seed
+    )
 
 
 def test_real_loss(real_loss):
     """real_loss(D_out, smooth=False): mean BCE with logits against labels 1 (0.9 when smooth)."""
-    devices = loss_devices()
-    check_loss(real_loss, "real_loss", "real_loss(D_out)", 1.0, devices)
-    if not takes_argument(real_loss, "smooth"):
-        # The original course's real_loss(D_out): correct, and train does not need smoothing.
-        print(
-            "Note: your real_loss has no smooth argument (the original course's signature). The "
-            "notebook's is real_loss(D_out, smooth=False), for the optional label smoothing."
-        )
-        passed()
-        return
-    check_loss(
-        lambda d: real_loss(d, smooth=True),
-        "real_loss with smooth=True",
-        "real_loss(D_out, smooth=True)",
-        0.9,
-        devices,
-    )
+    note = judge_real_loss(observe_real_loss(real_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    if note:
+        print(note)
     passed()
+
+
+def observe_fake_loss(fake_loss, seed):
+    obs = Observation()
+    with observing(obs):
+        observe_loss(obs, "loss", fake_loss, "fake_loss", "fake_loss(D_out)", loss_devices(), seed)
+    return obs
+
+
+def judge_fake_loss(obs, seed):
+    judge_loss(obs, "loss", "fake_loss", "fake_loss(D_out)", 0.0, seed)
 
 
 def test_fake_loss(fake_loss):
     """fake_loss(D_out): mean BCE with logits against labels 0."""
-    check_loss(fake_loss, "fake_loss", "fake_loss(D_out)", 0.0, loss_devices())
+    judge_fake_loss(observe_fake_loss(fake_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- optimizers
 
 
-def test_optimizers(D, G, d_optimizer, g_optimizer):
-    """d_optimizer: Adam over exactly D's parameters, g_optimizer over G's, the paper's settings."""
-    for name, opt, net, net_name in (
-        ("d_optimizer", d_optimizer, D, "D"),
-        ("g_optimizer", g_optimizer, G, "G"),
-    ):
+def _optimizer_facts(opt, D, G):
+    """An optimizer as data: its class, and per parameter group the learning rate, the betas and
+    which parameters it holds (["D", i] for D's i-th parameter, ["G", i], or ["other", -1])."""
+    if opt is None:
+        return None
+    which = {id(p): ["G", i] for i, p in enumerate(G.parameters())}
+    which.update({id(p): ["D", i] for i, p in enumerate(D.parameters())})
+    groups = []
+    for group in getattr(opt, "param_groups", []):
+        groups.append(
+            {
+                "lr": plain(group.get("lr")),
+                "betas": plain(group.get("betas")),
+                "params": [which.get(id(p), ["other", -1]) for p in group.get("params", [])],
+            }
+        )
+    return {
+        "adam": isinstance(opt, torch.optim.Adam),
+        "type": type(opt).__name__,
+        "groups": groups,
+    }
+
+
+def observe_optimizers(D, G, d_optimizer, g_optimizer, seed):
+    obs = Observation()
+    obs["sizes"] = {"D": len(list(D.parameters())), "G": len(list(G.parameters()))}
+    obs["d_optimizer"] = _optimizer_facts(d_optimizer, D, G)
+    obs["g_optimizer"] = _optimizer_facts(g_optimizer, D, G)
+    obs["same"] = d_optimizer is g_optimizer
+    return obs
+
+
+def judge_optimizers(obs, seed):
+    sizes = obs.need("sizes")
+    for name, net_name, other_name in (("d_optimizer", "D", "G"), ("g_optimizer", "G", "D")):
+        opt = obs.need(name)
         check(opt is not None, f"{name} is None: create it in the cell above.")
         check(
-            isinstance(opt, torch.optim.Adam),
-            f"{name} should be a torch.optim.Adam, got {type(opt).__name__}.",
+            opt["adam"] is True,
+            f"{name} should be a torch.optim.Adam, got {opt['type']}.",
         )
-        covered = {id(p) for group in opt.param_groups for p in group["params"]}
-        own = {id(p) for p in net.parameters()}
-        other_net, other_name = (G, "G") if net is D else (D, "D")
-        other = {id(p) for p in other_net.parameters()}
+        covered = {tuple(p) for group in opt["groups"] for p in group["params"]}
+        own = {(net_name, i) for i in range(sizes[net_name])}
+        other = {(other_name, i) for i in range(sizes[other_name])}
         check(
             not covered & other,
             f"{name} updates {other_name}'s parameters. Give it {net_name}.parameters() only.",
@@ -417,14 +645,15 @@ def test_optimizers(D, G, d_optimizer, g_optimizer):
             f"{name} should cover all of {net_name}'s parameters and nothing else: it covers "
             f"{len(covered & own)} of {len(own)}. Pass {net_name}.parameters().",
         )
-        for group in opt.param_groups:
+        for group in opt["groups"]:
+            lr = float(group["lr"])
             check(
-                abs(group["lr"] - 0.0002) < 1e-9,
+                abs(lr - 0.0002) < 1e-9,
                 f"{name}'s learning rate is {group['lr']}; the notebook asks for 0.0002 (lr in the "
                 "hyperparameters cell), the DCGAN paper's value, because the paper found Adam's "
                 "usual 0.001 too high for GANs.",
             )
-            b1, b2 = group["betas"]
+            b1, b2 = (float(b) for b in group["betas"])
             check(
                 abs(b1 - 0.5) < 1e-9 and abs(b2 - 0.999) < 1e-9,
                 f"{name}'s betas are {tuple(group['betas'])}; the notebook asks for (0.5, 0.999) "
@@ -432,119 +661,211 @@ def test_optimizers(D, G, d_optimizer, g_optimizer):
                 "Adam's usual beta1 = 0.9 made training oscillate and 0.5 steadied it.",
             )
     check(
-        d_optimizer is not g_optimizer,
+        obs.need("same") is False,
         "d_optimizer and g_optimizer must be two different optimizers.",
+    )
+
+
+def test_optimizers(D, G, d_optimizer, g_optimizer):
+    """d_optimizer: Adam over exactly D's parameters, g_optimizer over G's, the paper's settings."""
+    judge_optimizers(
+        observe_optimizers(D, G, d_optimizer, g_optimizer, NOTEBOOK_SEED), NOTEBOOK_SEED
     )
     passed()
 
 
-def test_train(train):
-    """train(...) alternates a D step and a G step per batch, with the right losses and gradients.
+TRAIN_Z = 8
 
-    Every optimizer step is checked as it happens, by replaying the expected loss on the same
-    inputs and comparing gradients (helpers.checks.Recorder).
-    """
+
+def _train_setup(seed):
+    """The kit's tiny D and G, their data (12 images of 16x16) and its scaled batches of 4."""
+    torch.manual_seed(seed)
+    D, G = TinyD(), TinyG(TRAIN_Z)
+    data = torch.rand(12, 3, 16, 16)
+    scaled = [data[i : i + 4] * 2 - 1 for i in range(0, 12, 4)]
+    return D, G, data, scaled
+
+
+def observe_train(train, seed):
     from torch.utils.data import DataLoader, TensorDataset
 
-    torch.manual_seed(0)
-    z_size = 8
+    obs = Observation()
+    D, G, data, _ = _train_setup(seed)
     # the GPU when there is one, so train's own device handling is exercised too
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    D, G = TinyD().to(device), TinyG(z_size).to(device)
+    D, G = D.to(device), G.to(device)
     d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
-    data = torch.rand(12, 3, 16, 16)
-    batches = [data[i : i + 4] for i in range(0, 12, 4)]
     loader = DataLoader(
         TensorDataset(data, torch.zeros(12, dtype=torch.long)), batch_size=4, shuffle=False
     )
-    d_before = [p.detach().clone() for p in D.parameters()]
-    g_before = [p.detach().clone() for p in G.parameters()]
-
-    scaled = [b * 2 - 1 for b in batches]
-    with tempfile.TemporaryDirectory() as tmp:
+    args = (D, G, d_opt, g_opt, loader, 2, TRAIN_Z, device)
+    with observing(obs), tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "checkpoint.pt"
         options = {"print_every": 1, "checkpoint_path": checkpoint, "sample_size": 6}
-        check_train_signature(train, (D, G, d_opt, g_opt, loader, 2, z_size, device), options)
-        rec = Recorder(D, G, d_opt, g_opt, scaled)
+        check_train_signature(train, args, options)
+        rec = Recorder(D, G, d_opt, g_opt)
+        obs["run"] = rec.record()  # filled as train runs: kept even when train fails
         try:
             with (
                 calling("train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs=2, ...)"),
                 quiet(train),
             ):
-                result = train(D, G, d_opt, g_opt, loader, 2, z_size, device, **options)
+                result = train(*args, **options)
         finally:
             rec.close()
+            obs["run"] = rec.record()
+        obs["after"] = {"D": Recorder._state(D), "G": Recorder._state(G)}
+        ok = isinstance(result, tuple) and len(result) == 2
+        obs["result"] = {"pair": ok}
+        if ok:
+            losses, samples = result
+            obs["result"]["losses"] = [_numbers(r) for r in list(losses)[:100]]
+            obs["result"]["samples"] = [list(getattr(x, "shape", ())) for x in samples][:100]
+        obs["checkpoint"] = checkpoint.is_file()
 
-        n_d, n_g = rec.count("d_step"), rec.count("g_step")
-        check(
-            n_d > 0 or n_g > 0,
-            "train never called d_optimizer.step() or g_optimizer.step() on the optimizers passed "
-            "to it. Use the d_optimizer and g_optimizer arguments (not other optimizers from the "
-            "notebook).",
-        )
-        check(
-            n_d == 6,
-            "train should take one D step per batch: 3 batches x 2 epochs = 6 calls of "
-            f"d_optimizer.step(), got {n_d}.",
-        )
-        check(
-            n_g == 6,
-            "train should take one G step per batch: 3 batches x 2 epochs = 6 calls of "
-            f"g_optimizer.step(), got {n_g}.",
-        )
-        check_fresh_noise(rec.g_inputs, rec.sample_inputs)
-
-        check(
-            any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())),
-            "train did not change D's weights.",
-        )
-        check(
-            any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())),
-            "train did not change G's weights.",
-        )
-
-        check(
-            isinstance(result, tuple) and len(result) == 2,
-            "train should return (losses, samples), as the given code at its end does.",
-        )
-        losses, samples = result
-        check(
-            len(losses) == 6
-            # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
-            # be nan (a joint real+fake D call), so only the losses must be finite
-            and all(
-                len(rec) in (2, 4) and all(math.isfinite(v) for v in rec[:2]) for rec in losses
-            ),
-            "With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got "
-            f"{losses!r}.",
-        )
-        check(
-            len(samples) == 2 and all(tuple(s.shape) == (6, 3, 16, 16) for s in samples),
-            "train should keep one batch of sample_size=6 images per epoch (the given code does "
-            "this).",
-        )
-        check(
-            checkpoint.is_file(),
-            "train should save a checkpoint after every epoch (the given code does this).",
-        )
-
-        rec2 = Recorder(D, G, d_opt, g_opt, scaled)
+        rec2 = Recorder(D, G, d_opt, g_opt)
+        obs["resume"] = rec2.record()
         try:
             with calling("Resuming train(...) from its checkpoint with n_epochs=3"), quiet(train):
-                losses3, samples3 = train(D, G, d_opt, g_opt, loader, 3, z_size, device, **options)
+                losses3, samples3 = train(D, G, d_opt, g_opt, loader, 3, TRAIN_Z, device, **options)
         finally:
             rec2.close()
-        check(
-            rec2.count("d_step") == 3 and len(samples3) == 3 and len(losses3) == 9,
-            "Run again with n_epochs=3, train should resume after epoch 2 and train one more "
-            f"epoch (3 D steps); it took {rec2.count('d_step')} D steps and returned "
-            f"{len(samples3)} sample batches.",
-        )
+            obs["resume"] = rec2.record()
+        obs["resumed"] = {"losses": len(losses3), "samples": len(samples3)}
+    return obs
+
+
+def judge_train(obs, seed):
+    """The checks of test_train; returns a note for the learner, or None."""
+    D, G, _, scaled = _train_setup(seed)
+    d_before = [p.detach().clone() for p in D.parameters()]
+    g_before = [p.detach().clone() for p in G.parameters()]
+    rec = StepJudge(D, G, scaled, obs.need("run"))
+    n_d, n_g = rec.count("d_step"), rec.count("g_step")
+    after = obs.need("after")
+    check(
+        not rec.overflow,
+        "train called D, G and the optimizers far more often than 3 batches x 2 epochs need.",
+    )
+    check(
+        n_d > 0 or n_g > 0,
+        "train never called d_optimizer.step() or g_optimizer.step() on the optimizers passed "
+        "to it. Use the d_optimizer and g_optimizer arguments (not other optimizers from the "
+        "notebook).",
+    )
+    check(
+        n_d == 6,
+        "train should take one D step per batch: 3 batches x 2 epochs = 6 calls of "
+        f"d_optimizer.step(), got {n_d}.",
+    )
+    check(
+        n_g == 6,
+        "train should take one G step per batch: 3 batches x 2 epochs = 6 calls of "
+        f"g_optimizer.step(), got {n_g}.",
+    )
+    check_fresh_noise(rec.g_inputs, rec.sample_inputs)
+
+    with torch.no_grad():
+        D.load_state_dict(after["D"])
+        G.load_state_dict(after["G"])
+    check(
+        any(not torch.equal(a, b) for a, b in zip(d_before, D.parameters())),
+        "train did not change D's weights.",
+    )
+    check(
+        any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())),
+        "train did not change G's weights.",
+    )
+
+    result = obs.need("result")
+    check(
+        result["pair"] is True,
+        "train should return (losses, samples), as the given code at its end does.",
+    )
+    losses = result["losses"]
+    check(
+        len(losses) == 6
+        # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
+        # be nan (a joint real+fake D call), so only the losses must be finite
+        and all(
+            isinstance(rec, list)
+            and len(rec) in (2, 4)
+            and all(isinstance(v, float) and math.isfinite(v) for v in rec[:2])
+            for rec in losses
+        ),
+        "With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got "
+        f"{_shown_losses(losses)}.",
+    )
+    samples = result["samples"]
+    check(
+        len(samples) == 2 and all(tuple(s) == (6, 3, 16, 16) for s in samples),
+        "train should keep one batch of sample_size=6 images per epoch (the given code does this).",
+    )
+    check(
+        obs.need("checkpoint") is True,
+        "train should save a checkpoint after every epoch (the given code does this).",
+    )
+
+    rec2 = StepJudge(D, G, scaled, obs.need("resume"))
+    resumed = obs.need("resumed")
+    check(
+        rec2.count("d_step") == 3 and resumed["samples"] == 3 and resumed["losses"] == 9,
+        "Run again with n_epochs=3, train should resume after epoch 2 and train one more "
+        f"epoch (3 D steps); it took {rec2.count('d_step')} D steps and returned "
+        f"{resumed['samples']} sample batches.",
+    )
     if rec.d_step_reached_g:
-        print(
+        return (
             "Note: your D step also computes gradients for G (the fakes are not detached), which "
             "g_optimizer.zero_grad() then throws away. Training is right; "
             "fake_loss(D(fake_images.detach())) would save that backward pass through G."
         )
+    return None
+
+
+def _numbers(record):
+    """One logged record as a list of floats (None where an entry is not a number)."""
+    if not isinstance(record, (tuple, list)):
+        return {"type": type(record).__name__}
+    numbers = []
+    for value in list(record)[:8]:
+        try:
+            numbers.append(float(value))
+        except (TypeError, ValueError, RuntimeError):
+            numbers.append(None)
+    return numbers
+
+
+def _shown_losses(losses):
+    """The logged losses as the original message showed them: a list of tuples of numbers."""
+    return repr([tuple(r) if isinstance(r, list) else r for r in losses])
+
+
+def test_train(train):
+    """train(...) alternates a D step and a G step per batch, with the right losses and gradients.
+
+    Every optimizer step is recorded as it happens (helpers.checks.Recorder) and checked by
+    replaying the expected loss on the same inputs and comparing gradients (StepJudge).
+    """
+    note = judge_train(observe_train(train, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    if note:
+        print(note)
     passed()
+
+
+# Every graded test in two halves (helpers.verdicts): the grader runs OBSERVE in the sandbox with
+# a seed it drew and JUDGE in its own process, so learner code never decides a verdict.
+VERDICTS = {
+    "test_get_dataloader": (observe_get_dataloader, judge_get_dataloader),
+    "test_scale": (observe_scale, judge_scale),
+    "test_real_loss": (observe_real_loss, judge_real_loss),
+    "test_fake_loss": (observe_fake_loss, judge_fake_loss),
+    "test_weights_init": (observe_weights_init, judge_weights_init),
+    "test_optimizers": (observe_optimizers, judge_optimizers),
+    "test_train": (observe_train, judge_train),
+    "test_conv": (observe_conv, judge_conv),
+    "test_deconv": (observe_deconv, judge_deconv),
+    "test_discriminator": (observe_discriminator, judge_discriminator),
+    "test_generator": (observe_generator, judge_generator),
+}

@@ -17,6 +17,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
+from torchvision import transforms
+
+from helpers.verdicts import plain as plain_value
+from helpers.verdicts import type_name
 
 
 class GradedTestFailure(AssertionError):
@@ -211,10 +215,9 @@ def trace_leaves(module, *inputs):
     return out, calls
 
 
-def check_no_dropout_on_output(D, images):
-    """D's logits are never exactly 0 in train mode; dropout after the last layer makes some so."""
-    with torch.no_grad():
-        out = D(images)
+def check_no_dropout_on_output(out):
+    """D's logits (`out`, on 64 images in train mode) are never exactly 0; dropout after the last
+    layer makes some so."""
     zeros = int((out == 0).sum())
     check(
         zeros == 0,
@@ -224,22 +227,17 @@ def check_no_dropout_on_output(D, images):
     )
 
 
-def check_conv_honours_batch_norm(Discriminator):
-    """When D's first layer has batch norm, say so if the cause is conv() ignoring batch_norm."""
+def conv_ignores_batch_norm(Discriminator):
+    """Whether the notebook's conv() (the one Discriminator uses) adds batch norm even when
+    called with batch_norm=False; False when it cannot tell."""
     conv = getattr(Discriminator.__init__, "__globals__", {}).get("conv")
     if not callable(conv):
-        return
+        return False
     try:
         block = conv(3, 8, 4, batch_norm=False)
-        has_bn = any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
+        return any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
     except Exception:
-        return
-    check(
-        not has_bn,
-        "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
-        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is "
-        "True (test_conv checks this), run that cell, then this test again.",
-    )
+        return False
 
 
 def leaky_slope(before, after):
@@ -309,10 +307,12 @@ def check_init_picks_the_layers(model, before, kinds, batch_norm):
 # ---------------------------------------------------------------- D and G
 
 
-def check_batch_sizes(net, make_input, who, in_shape, out_shape, hint=""):
-    """net on batches of 5, 16 and then 1 returns (B, *out_shape); a batch of one last, so its
-    failure can say that only the batch of one breaks."""
-    for b in (5, 16, 1):
+BATCHES = (5, 16, 1)  # a batch of one last, so its failure can say only that one breaks
+
+
+def observe_batch_sizes(obs, net, make_input, who, in_shape, hint=""):
+    """The shape of net's output on batches of 5, 16 and then 1: obs["batch B"]."""
+    for b in BATCHES:
         one = (
             f"{who} works on batches of 5 and 16 but not on a batch of one. Likely cause: "
             "squeeze() drops the batch dimension when it is 1, or a reshape assumes a batch size; "
@@ -320,10 +320,17 @@ def check_batch_sizes(net, make_input, who, in_shape, out_shape, hint=""):
         )
         with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
             out = net(make_input(b))
+        obs[f"batch {b}"] = list(out.shape) if isinstance(out, torch.Tensor) else []
+
+
+def check_batch_sizes(obs, who, in_shape, out_shape):
+    """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes)."""
+    for b in BATCHES:
+        shape = tuple(obs.need(f"batch {b}"))
         check(
-            isinstance(out, torch.Tensor) and tuple(out.shape) == (b, *out_shape),
+            shape == (b, *out_shape),
             f"{who} on a ({b}, {in_shape}) batch should return shape {(b, *out_shape)}, got "
-            f"{tuple(getattr(out, 'shape', ()))}."
+            f"{shape}."
             + (
                 " Flatten with x.flatten(1) (or x.view(x.size(0), -1)) before the final "
                 "nn.Linear(..., 1)."
@@ -333,14 +340,15 @@ def check_batch_sizes(net, make_input, who, in_shape, out_shape, hint=""):
         )
 
 
-def check_d_convs(D, calls, conv_dim):
-    """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels."""
-    convs = [(m, i, o) for m, i, o in calls if isinstance(m, nn.Conv2d)]
+def check_d_convs(leaves, calls, conv_dim):
+    """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels.
+
+    `leaves` are D's layers and `calls` their calls, from rebuild_trace."""
+    convs = [(m, i, o) for m, i, o in calls if m.kind == "Conv2d"]
     check(
         len(convs) >= 3, f"D should use (at least) three strided conv layers, found {len(convs)}."
     )
-    pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
-    pools = [type(m).__name__ for m in leaf_modules(D) if isinstance(m, pooling)]
+    pools = [m.kind for m in leaves if m.kind in POOLING]
     check(
         not pools,
         f"D should downsample with strided convolutions, not pooling; found {pools[:1]}.",
@@ -367,18 +375,25 @@ def check_d_convs(D, calls, conv_dim):
     return convs
 
 
-def check_d_batch_norm(Discriminator, calls, first):
-    """No batch norm right after D's first conv (the paper), batch norm after the next two."""
+def check_d_batch_norm(conv_ignores_bn, calls, first):
+    """No batch norm right after D's first conv (the paper), batch norm after the next two.
+
+    `conv_ignores_bn`: the notebook's conv() adds batch norm even with batch_norm=False."""
     order = [m for m, _, _ in calls]
     after = order[order.index(first) + 1] if order.index(first) + 1 < len(order) else None
-    if isinstance(after, nn.BatchNorm2d):
-        check_conv_honours_batch_norm(Discriminator)
+    after_bn = after is not None and after.kind == "BatchNorm2d"
     check(
-        not isinstance(after, nn.BatchNorm2d),
+        not (after_bn and conv_ignores_bn),
+        "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
+        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is "
+        "True (test_conv checks this), run that cell, then this test again.",
+    )
+    check(
+        not after_bn,
         "D's first conv layer should have no batch norm (the paper leaves it out at D's input): "
         "use conv(..., batch_norm=False) there.",
     )
-    bn_count = sum(isinstance(m, nn.BatchNorm2d) for m in order)
+    bn_count = sum(m.kind == "BatchNorm2d" for m in order)
     check(
         bn_count >= 2,
         f"D should use batch norm after its 2nd and 3rd conv layers, found {bn_count} batch norm "
@@ -412,10 +427,9 @@ def check_d_activations(convs):
         )
 
 
-def check_d_gives_logits(D, make_images):
-    """Trained to grow, D's outputs pass 1 and, trained to shrink, go below 0: no final sigmoid."""
-    up = push_output(D, make_images, +1)
-    down = push_output(D, make_images, -1)
+def check_d_gives_logits(up, down):
+    """Trained to grow (push_output), D's outputs `up` pass 1 and, trained to shrink, `down` go
+    below 0: no final sigmoid."""
     check(
         up.max() > 1.0 and down.min() < 0.0,
         f"D's outputs stay inside [0, 1] even when trained to grow (max {up.max():.3f}, min "
@@ -424,17 +438,24 @@ def check_d_gives_logits(D, make_images):
     )
 
 
-def check_d_gradients(D, images):
-    """Every parameter of D gets a gradient, and so does D's input image (G learns through it)."""
+def observe_gradients(net, images, who):
+    """Backpropagate net(images).sum(): {"missing": names of parameters without a gradient,
+    "input": whether the input got a nonzero gradient}."""
     xg = images.requires_grad_(True)
-    missing = params_without_gradient(D, xg, "D")
+    missing = params_without_gradient(net, xg, who)
+    return {"missing": missing, "input": bool(xg.grad is not None and torch.any(xg.grad != 0))}
+
+
+def check_d_gradients(found):
+    """Every parameter of D gets a gradient, and so does D's input image (G learns through it)."""
+    missing = found["missing"]
     check(
         not missing,
         f"No gradient reached these parameters of D: {missing}. Every layer must be used in "
         "forward(), without .detach() or torch.no_grad().",
     )
     check(
-        xg.grad is not None and torch.any(xg.grad != 0),
+        found["input"] is True,
         "No gradient flows from D's output back to its input image, so G could not learn from D. "
         "Do not detach x inside forward().",
     )
@@ -442,7 +463,7 @@ def check_d_gradients(D, images):
 
 def check_g_layers(calls, conv_dim):
     """Transposed convs up to 3 channels, batch norm in hidden layers only, ReLU before the last."""
-    deconvs = [(m, i, o) for m, i, o in calls if isinstance(m, nn.ConvTranspose2d)]
+    deconvs = [(m, i, o) for m, i, o in calls if m.kind == "ConvTranspose2d"]
     check(
         len(deconvs) >= 2,
         f"G should upsample with transposed convolutions (deconv), found {len(deconvs)}.",
@@ -455,11 +476,11 @@ def check_g_layers(calls, conv_dim):
     )
     order = [m for m, _, _ in calls]
     check(
-        not any(isinstance(m, nn.BatchNorm2d) for m in order[order.index(last) + 1 :]),
+        not any(m.kind == "BatchNorm2d" for m in order[order.index(last) + 1 :]),
         "G's output layer should have no batch norm: use deconv(..., batch_norm=False) for the "
         "last layer.",
     )
-    bn_count = sum(isinstance(m, nn.BatchNorm2d) for m in order)
+    bn_count = sum(m.kind == "BatchNorm2d" for m in order)
     check(
         bn_count >= 2,
         f"G should use batch norm in its hidden layers, found {bn_count} batch norm layer(s).",
@@ -471,10 +492,9 @@ def check_g_layers(calls, conv_dim):
     )
 
 
-def check_g_ends_with_tanh(G, make_noise):
-    """Trained to grow or shrink, G's outputs stay in [-1, 1] and reach below -0.5: tanh."""
-    up = push_output(G, make_noise, +1)
-    down = push_output(G, make_noise, -1)
+def check_g_ends_with_tanh(up, down):
+    """Trained to grow or shrink (push_output: `up`, `down`), G's outputs stay in [-1, 1] and
+    reach below -0.5: tanh."""
     check(
         up.max() <= 1.0 + 1e-6 and down.min() >= -1.0 - 1e-6,
         f"G's outputs leave [-1, 1] when trained to grow or shrink (max {up.max():.3f}, min "
@@ -492,8 +512,8 @@ def n_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
-def samples_independent(net, inputs, n=4):
-    """In eval mode, is each sample's output the same alone as inside the batch?"""
+def observe_independence(net, inputs, n=4):
+    """In eval mode, the outputs of the first n samples inside the batch and alone."""
     net.eval()
     try:
         with torch.no_grad():
@@ -501,7 +521,25 @@ def samples_independent(net, inputs, n=4):
             alone = torch.cat([net(inputs[i : i + 1]) for i in range(n)])
     finally:
         net.train()
-    return torch.allclose(together[:n], alone, atol=1e-4)
+    return {"together": plain_value(together[:n]), "alone": plain_value(alone)}
+
+
+def samples_independent(found):
+    """Is each sample's output the same alone as inside the batch (observe_independence)?"""
+    together, alone = found["together"], found["alone"]
+    return together.shape == alone.shape and torch.allclose(together, alone, atol=1e-4)
+
+
+def follows(prev, out):
+    """Whether `out` is `prev` (a network's last layer's output), or tanh or sigmoid of it, up to
+    a reshape: nothing else happens after a network's last layer."""
+    if not isinstance(out, torch.Tensor) or prev.numel() != out.numel():
+        return False
+    p, o = prev.flatten().double(), out.flatten().double()
+    return any(
+        torch.allclose(f(p), o, atol=1e-5, rtol=1e-4)
+        for f in (lambda t: t, torch.tanh, torch.sigmoid)
+    )
 
 
 def params_without_gradient(net, inputs, who):
@@ -513,8 +551,9 @@ def params_without_gradient(net, inputs, who):
 
 
 def check_size_follows_conv_dim(small, big, who, low, layers):
-    """Doubling conv_dim (small -> big) should about quadruple the parameters (k x k x in x out)."""
-    ratio = n_params(big) / n_params(small)
+    """Doubling conv_dim should about quadruple the parameters (k x k x in x out): `small` and
+    `big` are the parameter counts."""
+    ratio = big / small if small else 0.0
     check(
         low < ratio < 4.5,
         f"{who}'s size should follow conv_dim: doubling conv_dim should roughly quadruple the "
@@ -548,27 +587,27 @@ def push_output(module, make_input, direction, steps=25, lr=0.05):
 FRAME_BLUE = (20, 40, 220)
 
 
-def write_test_images(root):
-    """A small ImageFolder tree: square and non-square images, RGB, grayscale and RGBA.
+def loader_images(seed=7):
+    """{file stem: PIL image} of the data loader's test images; the square ones' colours come
+    from `seed`. Square and non-square images, RGB, grayscale and RGBA.
 
     The non-square images have a green centre square and red strips on the long sides: a
     correct Resize + CenterCrop keeps only green, resizing to a square keeps the red.
     """
-    folder = Path(root) / "faces"
-    folder.mkdir(parents=True)
-    gen = torch.Generator().manual_seed(7)
+    images = {}
+    gen = torch.Generator().manual_seed(seed)
     for i in range(6):  # square, varied colours
         colour = tuple(int(c) for c in torch.randint(0, 256, (3,), generator=gen))
-        Image.new("RGB", (64, 64), colour).save(folder / f"sq{i}.png")
+        images[f"sq{i}"] = Image.new("RGB", (64, 64), colour)
     for name, (w, h) in {"wide": (96, 48), "tall": (40, 80)}.items():
         img = Image.new("RGB", (w, h), (220, 20, 20))
         # green reaches 4 px beyond the centre square, so resampling at its edge stays green
         side = min(w, h) + 8
         left, top = max((w - side) // 2, 0), max((h - side) // 2, 0)
         img.paste(Image.new("RGB", (min(side, w), min(side, h)), (20, 200, 20)), (left, top))
-        img.save(folder / f"{name}.png")
-    Image.new("L", (50, 50), 128).save(folder / "gray.png")
-    Image.new("RGBA", (64, 64), (10, 20, 200, 255)).save(folder / "rgba.png")
+        images[name] = img
+    images["gray"] = Image.new("L", (50, 50), 128)
+    images["rgba"] = Image.new("RGBA", (64, 64), (10, 20, 200, 255))
     # Square and larger than the loaders' image sizes: a blue frame around an orange centre
     # whose shade changes from row to row. Resize-then-crop keeps the frame; a crop first keeps
     # only the centre. Left-right symmetric, so a random flip gives the same tensor; any random
@@ -576,18 +615,61 @@ def write_test_images(root):
     framed = Image.new("RGB", (64, 64), FRAME_BLUE)
     for y in range(8, 56):
         framed.paste(Image.new("RGB", (48, 1), (220, 40 + 3 * y, 20)), (8, y))
-    framed.save(folder / "framed.png")
-    return 11
+    images["framed"] = framed
+    return images
 
 
-# ---------------------------------------------------------------- conv / deconv
+def write_test_images(root, seed=7):
+    """Write loader_images(seed) as an ImageFolder tree under `root`; return how many."""
+    folder = Path(root) / "faces"
+    folder.mkdir(parents=True)
+    images = loader_images(seed)
+    for name, img in images.items():
+        img.save(folder / f"{name}.png")
+    return len(images)
 
 
-def check_frame_kept(dataset, size):
+def expected_images(seed, size):
+    """loader_images(seed) as a correct loader gives them: Resize, CenterCrop, ToTensor; (N, 3,
+    size, size)."""
+    transform = transforms.Compose(
+        [transforms.Resize(size), transforms.CenterCrop(size), transforms.ToTensor()]
+    )
+    return torch.stack([transform(img.convert("RGB")) for img in loader_images(seed).values()])
+
+
+def check_images_are_the_test_images(images, seed, size):
+    """Every image of a batch is one of the test images (or its mirror), as a correct loader
+    gives it: the batch really comes from the files the test wrote."""
+    expected = expected_images(seed, size)
+    candidates = torch.cat([expected, expected.flip(-1)])
+    diff = (images.double()[:, None] - candidates.double()[None]).abs().mean((2, 3, 4))
+    check(
+        bool((diff.min(1).values < 0.08).all()),
+        "The DataLoader's batches are not the test's images: each image of a batch should be one "
+        "of the files in data_dir, resized and centre-cropped.",
+    )
+
+
+def observe_dataset_images(obs, dataset):
+    """The test images framed, wide and tall as the dataset gives them, each loaded three times
+    (obs["image NAME"]: a list of three), and the dataset's file stems (obs["samples"])."""
+    samples = getattr(dataset, "samples", None)
+    obs["samples"] = None if samples is None else [Path(p).stem for p, _ in samples]
+    if samples is None:
+        return
+    by_name = {Path(p).stem: i for i, (p, _) in enumerate(samples)}
+    for name in ("framed", "wide", "tall"):
+        with calling(f"Loading the test image {name}.png"):
+            img, _ = dataset[by_name[name]]
+        with calling(f"Loading the test image {name}.png again"):
+            again = [dataset[by_name[name]][0] for _ in range(2)]
+        obs[f"image {name}"] = [plain_value(img)] + [plain_value(a) for a in again]
+
+
+def check_frame_kept(obs, size):
     """framed.png (64x64, blue frame) shrunk to size keeps its frame in the outer pixels."""
-    by_name = {Path(p).stem: i for i, (p, _) in enumerate(dataset.samples)}
-    with calling("Loading the test image framed.png"):
-        img, _ = dataset[by_name["framed"]]
+    img = obs.need("image framed")[0]
     check(
         tuple(img.shape) == (3, size, size),
         f"The square test image framed.png (64x64) should come out as (3, {size}, {size}), got "
@@ -605,28 +687,23 @@ def check_frame_kept(dataset, size):
     )
 
 
-def check_non_square_images(dataset, size):
+def check_non_square_images(obs, size):
     """The same image always gives the same tensor (no random crop), and the wide and tall test
     images come out (3, size, size), in colour, centre-cropped: the crop keeps only their green
-    centre, squashing would keep their red side strips."""
-    samples = getattr(dataset, "samples", None)
+    centre, squashing would keep their red side strips (observe_dataset_images)."""
     check(
-        samples is not None,
+        obs.need("samples") is not None,
         "The DataLoader's dataset should be a torchvision datasets.ImageFolder.",
     )
-    by_name = {Path(p).stem: i for i, (p, _) in enumerate(samples)}
     for name in ("framed", "wide", "tall"):
-        with calling(f"Loading the test image {name}.png"):
-            img, _ = dataset[by_name[name]]
+        img, *again = obs.need(f"image {name}")
         check(
             isinstance(img, torch.Tensor),
-            f"The dataset gives {type(img).__name__} objects instead of tensors: end the transform "
+            f"The dataset gives {type_name(img)} objects instead of tensors: end the transform "
             "with transforms.ToTensor().",
         )
-        with calling(f"Loading the test image {name}.png again"):
-            again = [dataset[by_name[name]][0] for _ in range(2)]
         check(
-            all(torch.equal(img, other) for other in again),
+            all(isinstance(other, torch.Tensor) and torch.equal(img, other) for other in again),
             f"Loading the same image ({name}.png) three times gave different tensors: the "
             "transform is random (for example RandomResizedCrop or RandomCrop), so D trains on "
             "random pieces of faces. The notebook asks for transforms.Resize(image_size) followed "
@@ -657,31 +734,59 @@ def check_non_square_images(dataset, size):
         )
 
 
-def check_block(fn, name, layer_type, in_size, out_size):
-    torch.manual_seed(0)
+# ---------------------------------------------------------------- conv / deconv
+
+
+def block_input(seed, batch_norm, in_size):
+    """The batch test_conv/test_deconv run a block on, drawn from `seed`."""
+    gen = torch.Generator().manual_seed(seed + (1 if batch_norm else 2))
+    return torch.rand(2, 3, in_size, in_size, generator=gen) * 2 - 1
+
+
+def observe_block(obs, fn, name, in_size, seed):
+    """conv or deconv built with and without batch norm, traced on a batch from `seed`, and
+    built with stride=1, padding=1: stored in `obs` (see judge_block)."""
+    torch.manual_seed(seed)
     for batch_norm in (True, False):
         with calling(f"{name}(3, 8, 4, batch_norm={batch_norm})"):
             block = fn(3, 8, 4, batch_norm=batch_norm)
+        obs[f"module {batch_norm}"] = isinstance(block, nn.Module) or type(block).__name__
+        if not isinstance(block, nn.Module):
+            return
+        obs[f"leaves {batch_norm}"] = [leaf_record(m) for m in leaf_modules(block)]
+        x = block_input(seed, batch_norm, in_size)
+        with calling(
+            f"Running {name}(3, 8, 4, batch_norm={batch_norm}) on a (2, 3, {in_size}, {in_size}) "
+            "batch"
+        ):
+            obs[f"out {batch_norm}"], obs[f"trace {batch_norm}"] = trace_record(block, x)
+    with calling(f"{name}(4, 6, 3, stride=1, padding=1)"):
+        block = fn(4, 6, 3, stride=1, padding=1)
+    with calling(f"Running {name}(4, 6, 3, stride=1, padding=1)"):
+        obs["out stride 1"] = plain_value(block(torch.rand(2, 4, 10, 10) * 2 - 1))
+
+
+def judge_block(obs, name, kind, in_size, out_size, seed):
+    """The checks of test_conv (kind "Conv2d") and test_deconv ("ConvTranspose2d") on what
+    observe_block saw."""
+    wrong_kind = "Conv2d" if kind == "ConvTranspose2d" else "ConvTranspose2d"
+    for batch_norm in (True, False):
         check(
-            isinstance(block, nn.Module),
-            f"{name} should return an nn.Sequential (an nn.Module), got {type(block).__name__}.",
+            obs.need(f"module {batch_norm}") is True,
+            f"{name} should return an nn.Sequential (an nn.Module), got "
+            f"{obs.need(f'module {batch_norm}')}.",
         )
-        leaves = leaf_modules(block)
-        convs = [m for m in leaves if type(m) is layer_type]
-        bns = [m for m in leaves if isinstance(m, nn.BatchNorm2d)]
-        wrong = [
-            m
-            for m in leaves
-            if type(m) is (nn.Conv2d if layer_type is nn.ConvTranspose2d else nn.ConvTranspose2d)
-        ]
+        leaves = [Leaf(r) for r in obs.need(f"leaves {batch_norm}")]
+        convs = [m for m in leaves if m.kind == kind]
+        bns = [m for m in leaves if m.kind == "BatchNorm2d"]
+        wrong = [m for m in leaves if m.kind == wrong_kind]
         check(
             not wrong,
-            f"{name} should use nn.{layer_type.__name__}, but it contains "
-            f"nn.{type(wrong[0]).__name__ if wrong else ''}.",
+            f"{name} should use nn.{kind}, but it contains nn.{wrong[0].kind if wrong else ''}.",
         )
         check(
             len(convs) == 1,
-            f"{name} should contain exactly one nn.{layer_type.__name__}, found {len(convs)}.",
+            f"{name} should contain exactly one nn.{kind}, found {len(convs)}.",
         )
         layer = convs[0]
         check(
@@ -698,11 +803,11 @@ def check_block(fn, name, layer_type, in_size, out_size):
             f"{name}'s defaults should be stride=2 and padding=1, got stride {layer.stride} and "
             f"padding {layer.padding}. Pass the stride and padding arguments on to the layer.",
         )
-        others = [m for m in leaves if m is not layer and not isinstance(m, nn.BatchNorm2d)]
+        others = [m for m in leaves if m is not layer and m.kind != "BatchNorm2d"]
         check(
             not others,
-            f"{name} should hold only the {layer_type.__name__} and an optional BatchNorm2d; it "
-            f"also has {type(others[0]).__name__ if others else ''}. The networks add their own "
+            f"{name} should hold only the {kind} and an optional BatchNorm2d; it "
+            f"also has {others[0].kind if others else ''}. The networks add their own "
             "activations.",
         )
         if batch_norm:
@@ -721,34 +826,36 @@ def check_block(fn, name, layer_type, in_size, out_size):
                 f"{name}(..., batch_norm=False) should have no BatchNorm2d, found {len(bns)}. Add "
                 "batch norm only when batch_norm is True.",
             )
-        x = torch.rand(2, 3, in_size, in_size) * 2 - 1
-        with calling(
-            f"Running {name}(3, 8, 4, batch_norm={batch_norm}) on a (2, 3, {in_size}, {in_size}) "
-            "batch"
-        ):
-            out, calls = trace_leaves(block, x)
+        out = obs.need(f"out {batch_norm}")
+        x = block_input(seed, batch_norm, in_size)
+        _, calls = rebuild_trace(obs.need(f"trace {batch_norm}"), name, first_input=x)
         check(
-            tuple(out.shape) == (2, 8, out_size, out_size),
+            isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 8, out_size, out_size),
             f"{name}(3, 8, 4) on a (2, 3, {in_size}, {in_size}) batch should give (2, 8, "
-            f"{out_size}, {out_size}), got {tuple(out.shape)}.",
+            f"{out_size}, {out_size}), got {tuple(getattr(out, 'shape', ()))}.",
+        )
+        check(
+            bool(calls) and torch.equal(calls[-1][2], out),
+            f"{name}'s output is not what its last layer gave: the record of this block cannot be "
+            "trusted.",
         )
         if batch_norm:
-            order = [type(m) for m, _, _ in calls]
+            order = [m.kind for m, _, _ in calls]
             check(
-                order.index(layer_type) < order.index(nn.BatchNorm2d),
-                f"In {name}, batch norm should come after the {layer_type.__name__}, not before "
-                "it.",
+                kind in order and "BatchNorm2d" in order,
+                f"{name}(3, 8, 4, batch_norm=True) should use its {kind} and its BatchNorm2d "
+                "in forward.",
             )
-
-    with calling(f"{name}(4, 6, 3, stride=1, padding=1)"):
-        block = fn(4, 6, 3, stride=1, padding=1)
-    with calling(f"Running {name}(4, 6, 3, stride=1, padding=1)"):
-        out = block(torch.rand(2, 4, 10, 10) * 2 - 1)
+            check(
+                order.index(kind) < order.index("BatchNorm2d"),
+                f"In {name}, batch norm should come after the {kind}, not before it.",
+            )
+    out = obs.need("out stride 1")
     check(
-        tuple(out.shape) == (2, 6, 10, 10),
+        isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 6, 10, 10),
         f"{name}(4, 6, 3, stride=1, padding=1) should keep a 10x10 input at 10x10, got "
-        f"{tuple(out.shape)}. Use the kernel_size, stride and padding arguments, not fixed "
-        "numbers.",
+        f"{tuple(getattr(out, 'shape', ()))}. Use the kernel_size, stride and padding arguments, "
+        "not fixed numbers.",
     )
 
 
@@ -757,16 +864,15 @@ def check_block(fn, name, layer_type, in_size, out_size):
 LOGITS = [[2.0], [-1.0], [0.5], [-3.0], [40.0], [-40.0]]
 
 
-def labels_used(loss, d_out):
-    """The labels of a mean BCE-with-logits loss, read back from its gradient
-    ((sigmoid(x) - label) / n per logit); None when the loss is not of that form."""
-    if not loss.requires_grad:
+def labels_used(value, grad, logits):
+    """The labels of a mean BCE-with-logits loss, read back from its gradient `grad` with respect
+    to `logits` ((sigmoid(x) - label) / n per logit); None when the loss is not of that form."""
+    if grad is None:
         return None
-    (grad,) = torch.autograd.grad(loss, d_out, retain_graph=True)
-    x = d_out.detach().double().flatten()
+    x = logits.detach().double().flatten()
     labels = torch.sigmoid(x) - grad.double().flatten() * len(x)
     same = F.binary_cross_entropy_with_logits(x, labels).item()
-    if abs(same - loss.item()) > 1e-3 * max(1.0, abs(same)) or not (labels.abs() < 10).all():
+    if abs(same - value) > 1e-3 * max(1.0, abs(same)) or not (labels.abs() < 10).all():
         return None
     return labels.cpu()
 
@@ -811,91 +917,137 @@ def bce(logits, target):
     return total / len(logits)
 
 
-def check_loss(fn, name, call, target, devices):
-    for device in devices:
-        d_out = torch.tensor(LOGITS, device=device, requires_grad=True)
-        sized_hint = (
-            "Likely cause: the labels are not sized from D_out, for example torch.ones(batch_size) "
-            "with the notebook's global batch_size, which is not the size of this D_out (nor of "
-            "a last, smaller batch). Make the labels from D_out itself: torch.ones_like(D_out) or "
-            "torch.full_like(D_out, ...)."
-        )
-        with calling(f"{call} on a D_out of shape (6, 1) on {device}", shape_hint=sized_hint):
-            loss = fn(d_out)
-        check(
-            isinstance(loss, torch.Tensor) and loss.dim() == 0,
-            f"{name} should return a single number (a 0-dim tensor, the mean over the batch), got "
-            f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type(loss).__name__}.",
-        )
-        check(
-            torch.isfinite(loss),
-            f"{name} gave {loss.item()} for logits of +-40. Use nn.BCEWithLogitsLoss, which stays "
-            "finite, instead of a sigmoid followed by a log.",
-        )
-        expected = bce(LOGITS, target)
-        got = loss.item()
-        if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
-            flipped = bce(LOGITS, 1 - target)
-            cause = (
-                "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) "
-                "with the mean reduction."
-            )
-            squashed = bce([[1 / (1 + math.exp(-x))] for (x,) in LOGITS], target)
-            if abs(got - flipped) < 1e-3 * max(1.0, abs(flipped)):
-                cause = f"Your labels are flipped: {name} should use label {target:g}."
-            elif abs(got - squashed) < 1e-3 * max(1.0, abs(squashed)):
-                cause = (
-                    "You apply a sigmoid before BCEWithLogitsLoss, which applies its own: D_out "
-                    "holds logits; pass it to nn.BCEWithLogitsLoss() directly (and keep D free of "
-                    "a final sigmoid)."
-                )
-            elif abs(got - expected * len(LOGITS)) < 1e-3 * max(1.0, expected * len(LOGITS)):
-                cause = "You summed over the batch: return the mean (BCEWithLogitsLoss's default)."
-            elif (labels := labels_used(loss, d_out)) is not None:
-                cause = labels_cause(labels, target)
-            elif (
-                target in (1.0, 0.9)
-                and abs(got - bce(LOGITS, 1.0 if target == 0.9 else 0.9)) < 1e-4
-            ):
-                cause = (
-                    "Check smoothing: with smooth=True the real labels are 0.9, otherwise 1."
-                    if target == 0.9
-                    else "Without smoothing the real labels are exactly 1."
-                )
-            check(
-                False,
-                f"{call} should be {expected:.5f} for the logits {[x for (x,) in LOGITS]}, got "
-                f"{got:.5f}. {cause}",
-            )
-        check(
-            loss.requires_grad,
-            f"{name}'s result carries no gradient: do not detach D_out or use .item() inside the "
-            "loss.",
-        )
-        loss.backward()
-        expected_grad = torch.tensor(
-            [[(1 / (1 + math.exp(-x)) - target) / len(LOGITS)] for (x,) in LOGITS]
-        )
-        check(
-            torch.allclose(d_out.grad.cpu(), expected_grad, atol=1e-5),
-            f"{name}'s gradient with respect to D_out is not that of the mean BCE with logits.",
-        )
-    one = torch.tensor([[0.3]], device=devices[-1])
-    one_hint = (
+SIZED_HINT = (
+    "Likely cause: the labels are not sized from D_out, for example torch.ones(batch_size) "
+    "with the notebook's global batch_size, which is not the size of this D_out (nor of "
+    "a last, smaller batch). Make the labels from D_out itself: torch.ones_like(D_out) or "
+    "torch.full_like(D_out, ...)."
+)
+
+
+def one_hint(name):
+    return (
         f"{name} works for a batch of 6 but not for a batch of one image: squeezing D_out turns "
         "its shape (1, 1) into a single number, while labels such as torch.ones(batch_size) keep "
         "the shape (1,). Make the labels shaped like D_out (torch.ones_like(D_out), "
         "torch.full_like(D_out, ...)) and do not squeeze D_out."
     )
-    with calling(f"{call} on a D_out of shape (1, 1) (a batch of one image)", hint=one_hint):
-        single = fn(one)
+
+
+def random_logits(seed):
+    """A (16, 1) batch of logits in [-5, 5] drawn from `seed` (the grader's, unknown before)."""
+    return (torch.rand(16, 1, generator=torch.Generator().manual_seed(seed)) * 10 - 5).tolist()
+
+
+def _loss_observation(loss, d_out):
+    """A loss as data: its value (plain) and its gradient with respect to d_out (or None)."""
+    grad = None
+    if isinstance(loss, torch.Tensor) and loss.requires_grad and loss.dim() == 0:
+        try:
+            (grad,) = torch.autograd.grad(loss, d_out, allow_unused=True)
+        except RuntimeError:
+            grad = None
+        grad = None if grad is None else grad.detach().cpu()
+    return {"value": plain_value(loss), "grad": grad}
+
+
+def observe_loss(obs, key, fn, name, call, devices, seed):
+    """What `fn` (a loss) gives on the kit's logits on each device, on a D_out of one image and
+    on random logits from `seed`; stored in obs[key]."""
+    found = obs[key] = {"devices": list(devices)}
+    for device in devices:
+        d_out = torch.tensor(LOGITS, device=device, requires_grad=True)
+        with calling(f"{call} on a D_out of shape (6, 1) on {device}", shape_hint=SIZED_HINT):
+            loss = fn(d_out)
+        found[device] = _loss_observation(loss, d_out)
+    one = torch.tensor([[0.3]], device=devices[-1])
+    with calling(f"{call} on a D_out of shape (1, 1) (a batch of one image)", hint=one_hint(name)):
+        found["one"] = plain_value(fn(one))
+    d_out = torch.tensor(random_logits(seed), device=devices[-1], requires_grad=True)
+    with calling(f"{call} on a D_out of shape (16, 1)", shape_hint=SIZED_HINT):
+        found["random"] = _loss_observation(fn(d_out), d_out)
+
+
+def judge_loss(obs, key, name, call, target, seed):
+    """The checks of a loss on what observe_loss saw: value, finiteness, gradient, a batch of one
+    and random logits, each against the hand-computed mean BCE with logits."""
+    found = obs.need(key)
+    devices = found["devices"]
+    check(
+        isinstance(devices, list) and 0 < len(devices) <= 2 and set(devices) <= {"cpu", "cuda"},
+        "The test's list of devices came back malformed.",
+    )
+    for device in devices:
+        seen = found.get(device) if device in found else obs.need(f"{key} on {device}")
+        _judge_one_loss(seen, name, call, target, LOGITS)
+    single = found["one"] if "one" in found else obs.need(f"{key} on one image")
+    shown = single if isinstance(single, torch.Tensor) else type_name(single)
     check(
         isinstance(single, torch.Tensor)
         and single.dim() == 0
         and abs(single.item() - bce([[0.3]], target)) < 1e-4,
         f"{name} should also work for a batch of one, D_out of shape (1, 1): expected "
-        f"{bce([[0.3]], target):.5f}, got {single}. Make the labels shaped like D_out "
-        "(torch.ones_like(D_out)) instead of squeezing D_out.",
+        f"{bce([[0.3]], target):.5f}, got {shown}. "
+        "Make the labels shaped like D_out (torch.ones_like(D_out)) instead of squeezing D_out.",
+    )
+    seen = found["random"] if "random" in found else obs.need(f"{key} on random logits")
+    _judge_one_loss(seen, name, f"{call} on other logits", target, random_logits(seed))
+
+
+def _judge_one_loss(seen, name, call, target, logits):
+    loss, grad = seen["value"], seen["grad"]
+    check(
+        isinstance(loss, torch.Tensor) and loss.dim() == 0,
+        f"{name} should return a single number (a 0-dim tensor, the mean over the batch), got "
+        f"{tuple(loss.shape) if isinstance(loss, torch.Tensor) else type_name(loss)}.",
+    )
+    check(
+        torch.isfinite(loss),
+        f"{name} gave {loss.item()} for logits of +-40. Use nn.BCEWithLogitsLoss, which stays "
+        "finite, instead of a sigmoid followed by a log.",
+    )
+    expected = bce(logits, target)
+    got = loss.item()
+    if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
+        flipped = bce(logits, 1 - target)
+        cause = (
+            "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) "
+            "with the mean reduction."
+        )
+        squashed = bce([[1 / (1 + math.exp(-x))] for (x,) in logits], target)
+        if abs(got - flipped) < 1e-3 * max(1.0, abs(flipped)):
+            cause = f"Your labels are flipped: {name} should use label {target:g}."
+        elif abs(got - squashed) < 1e-3 * max(1.0, abs(squashed)):
+            cause = (
+                "You apply a sigmoid before BCEWithLogitsLoss, which applies its own: D_out "
+                "holds logits; pass it to nn.BCEWithLogitsLoss() directly (and keep D free of "
+                "a final sigmoid)."
+            )
+        elif abs(got - expected * len(logits)) < 1e-3 * max(1.0, expected * len(logits)):
+            cause = "You summed over the batch: return the mean (BCEWithLogitsLoss's default)."
+        elif (labels := labels_used(got, grad, torch.tensor(logits))) is not None:
+            cause = labels_cause(labels, target)
+        elif target in (1.0, 0.9) and abs(got - bce(logits, 1.0 if target == 0.9 else 0.9)) < 1e-4:
+            cause = (
+                "Check smoothing: with smooth=True the real labels are 0.9, otherwise 1."
+                if target == 0.9
+                else "Without smoothing the real labels are exactly 1."
+            )
+        shown = [round(x, 3) for (x,) in logits]
+        check(
+            False,
+            f"{call} should be {expected:.5f} for the logits {shown}, got {got:.5f}. {cause}",
+        )
+    check(
+        grad is not None,
+        f"{name}'s result carries no gradient: do not detach D_out or use .item() inside the loss.",
+    )
+    expected_grad = torch.tensor(
+        [[(1 / (1 + math.exp(-x)) - target) / len(logits)] for (x,) in logits]
+    )
+    check(
+        torch.allclose(grad.to(expected_grad.dtype), expected_grad, atol=1e-5),
+        f"{name}'s gradient with respect to D_out is not that of the mean BCE with logits.",
     )
 
 
@@ -945,63 +1097,166 @@ class TinyG(nn.Module):
 
 
 class Recorder:
-    """Watches a training run and checks every optimizer step as it happens.
+    """Watches a training run and records, as data, what the step checks need (StepJudge).
 
-    It records the calls of D and G since the last step; at each step (before the weights
-    change) it replays the expected loss on exactly those inputs and compares gradients.
-    Calls made under torch.no_grad() (sampling, logging) are not part of a step and are ignored.
+    Events, in order: {"kind": "start"} with the gradients D and G hold before the run; "D" or
+    "G" with the input and output of each call made with gradients on (the steps' calls);
+    "sample" with G's input in calls under torch.no_grad() (sampling, logging); and at each
+    optimizer step, before the weights change, "d_step" or "g_step" with D's and G's weights
+    (state_dict) and gradients. At most MAX_EVENTS; past them it only sets `overflow`.
     """
 
-    def __init__(self, D, G, d_opt, g_opt, scaled_batches):
+    MAX_EVENTS = 200  # a right run of the test takes about 60
+
+    def __init__(self, D, G, d_opt, g_opt):
         self.D, self.G = D, G
-        self.scaled_batches = scaled_batches
-        self.window = []  # ("D" | "G", input, output) since the last optimizer step
-        self.g_history = []  # recent G calls, to find where the fakes D scores came from
-        self.last_g_grads = self._grads(G)  # G's gradients at its last step (or left from before)
-        self.last_d_grads = self._grads(D)  # D's gradients at the last step of either optimizer
-        self.g_grads_at_d_step = self.last_g_grads
-        self.d_step_reached_g = False  # the D step's backward also filled G's gradients
-        self.steps = {"d_step": 0, "g_step": 0}
-        self.g_inputs = []  # G's input in every call that is part of a step
-        self.sample_inputs = []  # G's input in calls under torch.no_grad() (the samples)
+        self.events = [{"kind": "start", "d_grads": self._grads(D), "g_grads": self._grads(G)}]
+        self.overflow = False
         self.handles = [
             D.register_forward_hook(lambda m, i, o: self._forward("D", i, o)),
             G.register_forward_hook(lambda m, i, o: self._forward("G", i, o)),
-            d_opt.register_step_pre_hook(lambda opt, a, k: self._d_step()),
-            g_opt.register_step_pre_hook(lambda opt, a, k: self._g_step()),
+            d_opt.register_step_pre_hook(lambda opt, a, k: self._step("d_step")),
+            g_opt.register_step_pre_hook(lambda opt, a, k: self._step("g_step")),
         ]
+
+    def _add(self, event):
+        if len(self.events) >= self.MAX_EVENTS:
+            self.overflow = True
+        else:
+            self.events.append(event)
 
     def _forward(self, kind, inputs, output):
         if not torch.is_grad_enabled():
             if kind == "G":
-                self.sample_inputs.append(inputs[0].detach().cpu().clone())
+                self._add({"kind": "sample", "input": inputs[0].detach().cpu().clone()})
             return
         # kept on the CPU, where the test compares them with the batches it made
-        event = (kind, inputs[0].detach().cpu().clone(), output.detach().cpu().clone())
-        self.window.append(event)
-        if kind == "G":
-            self.g_history = (self.g_history + [event])[-4:]
-            self.g_inputs.append(event[1])
+        self._add(
+            {
+                "kind": kind,
+                "input": inputs[0].detach().cpu().clone(),
+                "output": output.detach().cpu().clone(),
+            }
+        )
 
     @staticmethod
     def _grads(net):
         return [None if p.grad is None else p.grad.detach().cpu().clone() for p in net.parameters()]
 
-    def _d_step(self):
+    @staticmethod
+    def _state(net):
+        return {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}
+
+    def _step(self, kind):
+        self._add(
+            {
+                "kind": kind,
+                "D": self._state(self.D),
+                "G": self._state(self.G),
+                "d_grads": self._grads(self.D),
+                "g_grads": self._grads(self.G),
+            }
+        )
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+    def record(self):
+        return {"events": self.events, "overflow": self.overflow}
+
+
+class StepJudge:
+    """Checks every optimizer step of a recorded training run (Recorder.record()), in order.
+
+    At each step it loads the recorded weights into its own D and G (the kit's TinyD and TinyG,
+    built by the judge), replays the expected loss on exactly the inputs D and G saw since the
+    last step and compares gradients; the first wrong step raises its GradedTestFailure.
+    """
+
+    def __init__(self, D, G, scaled_batches, record):
+        self.D, self.G = D, G
+        self.scaled_batches = scaled_batches
+        self.window = []  # ("D" | "G", input, output) since the last optimizer step
+        self.g_history = []  # recent G calls, to find where the fakes D scores came from
+        self.d_step_reached_g = False  # the D step's backward also filled G's gradients
+        self.steps = {"d_step": 0, "g_step": 0}
+        self.g_inputs = []  # G's input in every call that is part of a step
+        self.sample_inputs = []  # G's input in calls under torch.no_grad() (the samples)
+        self.overflow = record["overflow"] is True
+        events = record["events"]
+        check(
+            isinstance(events, list) and events and events[0].get("kind") == "start",
+            "The record of the training run came back malformed.",
+        )
+        start = events[0]
+        self.last_g_grads = self._grads(start["g_grads"], G)  # G's at its last step (or before)
+        self.last_d_grads = self._grads(start["d_grads"], D)  # D's at the last step of either
+        self.g_grads_at_d_step = self.last_g_grads
+        for event in events[1:]:
+            kind = event["kind"]
+            if kind in ("D", "G"):
+                self._forward(kind, event["input"], event["output"])
+            elif kind == "sample":
+                self.sample_inputs.append(event["input"])
+            elif kind in ("d_step", "g_step"):
+                with torch.no_grad():
+                    self.D.load_state_dict(event["D"])
+                    self.G.load_state_dict(event["G"])
+                d_grads = self._grads(event["d_grads"], D)
+                g_grads = self._grads(event["g_grads"], G)
+                if kind == "d_step":
+                    self._d_step(d_grads, g_grads)
+                else:
+                    self._g_step(d_grads, g_grads)
+            else:
+                check(False, "The record of the training run came back malformed.")
+
+    @staticmethod
+    def _grads(grads, net):
+        """Recorded gradients, checked against net's parameters (None where there is none)."""
+        params = list(net.parameters())
+        check(
+            isinstance(grads, list)
+            and len(grads) == len(params)
+            and all(
+                g is None or (isinstance(g, torch.Tensor) and g.shape == p.shape)
+                for g, p in zip(grads, params)
+            ),
+            "The record of the training run holds gradients that do not fit the test's networks.",
+        )
+        return [None if g is None else g.float() for g in grads]
+
+    def _forward(self, kind, inp, out):
+        check(
+            isinstance(inp, torch.Tensor)
+            and isinstance(out, torch.Tensor)
+            and inp.dim() >= 1
+            and len(inp) <= 64
+            and inp.numel() <= 64 * 3 * 16 * 16
+            and out.numel() <= 64 * 3 * 16 * 16,
+            "The record of the training run came back malformed (or D and G saw batches far "
+            "larger than the test's).",
+        )
+        event = (kind, inp, out)
+        self.window.append(event)
+        if kind == "G":
+            self.g_history = (self.g_history + [event])[-4:]
+            self.g_inputs.append(inp)
+
+    def _d_step(self, d_grads, g_grads):
         self.steps["d_step"] += 1
         fakes = self.g_history[-1][2] if self.g_history else None
-        d_grads, g_grads = self._grads(self.D), self._grads(self.G)
         check_d_step(d_grads, self.window, self.scaled_batches, fakes, self.last_d_grads, self.D)
         if not is_zero(g_grads) and not grads_equal(g_grads, self.last_g_grads):
             self.d_step_reached_g = True
         self.g_grads_at_d_step, self.last_d_grads = g_grads, d_grads
         self.window = []
 
-    def _g_step(self):
+    def _g_step(self, d_grads, g_grads):
         self.steps["g_step"] += 1
-        grads = self._grads(self.G)
         check_g_step(
-            grads,
+            g_grads,
             self.window,
             self.g_history,
             self.scaled_batches,
@@ -1010,12 +1265,8 @@ class Recorder:
             self.last_g_grads,
             self.g_grads_at_d_step,
         )
-        self.last_g_grads, self.last_d_grads = grads, self._grads(self.D)
+        self.last_g_grads, self.last_d_grads = g_grads, d_grads
         self.window = []
-
-    def close(self):
-        for h in self.handles:
-            h.remove()
 
     def count(self, kind):
         return self.steps[kind]
@@ -1358,3 +1609,259 @@ def check_g_step(g_grads, window, g_history, scaled_batches, D, G, last_g_grads,
         "At g_optimizer.step(), G's gradients are not those of real_loss(D(fake_images)) for this "
         "batch. Check g_loss: real_loss (labels 1) on D's scores of G's fake images.",
     )
+
+
+def tensor_like(value, reference, what):
+    """`value` (observed) when it is a tensor shaped like `reference`, else a failure naming it."""
+    check(
+        isinstance(value, torch.Tensor) and value.shape == reference.shape,
+        f"{what} should return a tensor of shape {tuple(reference.shape)}, got "
+        + (
+            f"shape {tuple(value.shape)}."
+            if isinstance(value, torch.Tensor)
+            else f"a {type(value).__name__}."
+        ),
+    )
+    return value
+
+
+# ---------------------------------------------------------------- networks as data
+
+# Layers the judge knows: their hyperparameters, read into a record and replayed from it.
+KNOWN_LEAVES = {
+    "Conv2d": (
+        nn.Conv2d,
+        ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
+        + ("padding_mode",),
+    ),
+    "ConvTranspose2d": (
+        nn.ConvTranspose2d,
+        ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups")
+        + ("padding_mode", "output_padding"),
+    ),
+    "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps", "affine", "track_running_stats")),
+    "Linear": (nn.Linear, ("in_features", "out_features")),
+    "LeakyReLU": (nn.LeakyReLU, ("negative_slope", "inplace")),
+    "ReLU": (nn.ReLU, ("inplace",)),
+    "Tanh": (nn.Tanh, ()),
+    "Sigmoid": (nn.Sigmoid, ()),
+    "Identity": (nn.Identity, ()),
+    "Flatten": (nn.Flatten, ("start_dim", "end_dim")),
+    "Dropout": (nn.Dropout, ("p",)),
+    "Dropout2d": (nn.Dropout2d, ("p",)),
+    "MaxPool2d": (nn.MaxPool2d, ()),
+    "AvgPool2d": (nn.AvgPool2d, ()),
+    "AdaptiveAvgPool2d": (nn.AdaptiveAvgPool2d, ()),
+    "AdaptiveMaxPool2d": (nn.AdaptiveMaxPool2d, ()),
+}
+POOLING = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
+
+
+def _attr(value):
+    if isinstance(value, (bool, int, float, str)) or value is None:
+        return value
+    if isinstance(value, (tuple, list)) and all(isinstance(v, (int, float)) for v in value):
+        return list(value)
+    return None
+
+
+def leaf_record(m):
+    """A leaf module as data: its kind (the torch.nn class it is or extends, else its own class
+    name), hyperparameters, train/eval mode and its parameters and buffers (CPU copies)."""
+    kind = next(
+        (
+            name
+            for cls in type(m).__mro__
+            for name, (known, _) in KNOWN_LEAVES.items()
+            if cls is known
+        ),
+        None,
+    )
+    attrs = {a: _attr(getattr(m, a, None)) for a in KNOWN_LEAVES[kind][1]} if kind else {}
+    return {
+        "kind": kind or type(m).__name__,
+        "known": kind is not None,
+        "attrs": attrs,
+        "training": bool(m.training),
+        "state": {k: v.detach().to("cpu", copy=True) for k, v in m.state_dict().items()},
+        "params": [name for name, _ in m.named_parameters()],
+    }
+
+
+def trace_record(module, *inputs):
+    """Run module(*inputs) as trace_leaves does; return (output as data, the trace as data:
+    {"leaves": [leaf_record], "calls": [{"leaf": index, "input", "output"}]})."""
+    leaves = leaf_modules(module)
+    index = {id(m): i for i, m in enumerate(leaves)}
+    out, calls = trace_leaves(module, *inputs)
+    record = {
+        "leaves": [leaf_record(m) for m in leaves],
+        "calls": [
+            {"leaf": index[id(m)], "input": i.cpu(), "output": o.cpu()}
+            for m, i, o in calls
+            if id(m) in index
+        ],
+    }
+    return plain_value(out), record
+
+
+class Leaf:
+    """A leaf module rebuilt from its record (judge side): .kind, its hyperparameters as
+    attributes (tuples where the module has tuples), .state and .training."""
+
+    def __init__(self, record):
+        self.kind = str(record["kind"])
+        self.known = record["known"] is True
+        self.training = record["training"] is True
+        self.state = dict(record["state"])
+        self.params = list(record["params"])
+        check(
+            all(isinstance(v, torch.Tensor) for v in self.state.values()),
+            "The record of a layer came back malformed.",
+        )
+        self.attrs = {
+            k: tuple(v) if isinstance(v, list) else v for k, v in dict(record["attrs"]).items()
+        }
+
+    def __getattr__(self, name):
+        attrs = self.__dict__.get("attrs", {})
+        if name in attrs:
+            return attrs[name]
+        raise AttributeError(name)
+
+    def n_params(self):
+        return sum(self.state[k].numel() for k in self.params if k in self.state)
+
+
+def rebuild_trace(record, who, first_input=None):
+    """(leaves, calls) from trace_record's data, checked: every call of a layer the judge knows
+    gives what that layer computes from its recorded weights and input, and the first call
+    takes `first_input` (the test's own input, when given). calls are (Leaf, input, output)."""
+    leaves = [Leaf(r) for r in record["leaves"]]
+    calls = []
+    for call in record["calls"]:
+        i, inp, out = call["leaf"], call["input"], call["output"]
+        check(
+            isinstance(i, int)
+            and 0 <= i < len(leaves)
+            and isinstance(inp, torch.Tensor)
+            and isinstance(out, torch.Tensor),
+            f"The record of {who}'s layers came back malformed.",
+        )
+        calls.append((leaves[i], inp, out))
+    check(
+        sum(replay_cost(leaf, inp) for leaf, inp, _ in calls) <= MAX_REPLAY_MACS,
+        f"The record of {who}'s layers is far larger than the test's networks: it cannot be "
+        "replayed.",
+    )
+    for leaf, inp, out in calls:
+        expected = replay(leaf, inp)
+        if expected is None:
+            continue
+        check(
+            expected.shape == out.shape
+            and (expected - out).abs().max() <= 1e-4 * (1 + expected.abs().max()),
+            f"{who}'s {leaf.kind} layer gave outputs that its own weights do not give for its "
+            "input: the record of this network cannot be trusted.",
+        )
+    if first_input is not None and calls:
+        inp = calls[0][1]
+        check(
+            inp.numel() == first_input.numel()
+            and torch.allclose(inp.flatten().double(), first_input.flatten().double(), atol=1e-6),
+            f"{who}'s first layer did not receive the test's input: the record of this network "
+            "cannot be trusted (pass the input straight to the first layer).",
+        )
+    return leaves, calls
+
+
+MAX_REPLAY_MACS = 5 * 10**9  # the test's D needs 10**7 (10**9 with 16 times the channels)
+
+
+def replay_cost(leaf, x):
+    """An upper bound on the multiply-adds replay(leaf, x) does, from shapes alone."""
+    weight = leaf.state.get("weight")
+    if not isinstance(weight, torch.Tensor) or x.dim() < 1:
+        return x.numel()
+    if leaf.kind == "Conv2d" and x.dim() == 4 and weight.dim() == 4:
+        a = leaf.attrs
+        try:  # each output pixel costs one pass of the weight
+            pad = (0, 0) if a["padding"] == "valid" else a["padding"]
+            size = []
+            for i in (0, 1):
+                reach = a["dilation"][i] * (weight.shape[2 + i] - 1) + 1
+                span = x.shape[2 + i] + (0 if pad == "same" else 2 * pad[i] - reach)
+                size.append(x.shape[2 + i] if pad == "same" else span // a["stride"][i] + 1)
+        except (KeyError, TypeError, IndexError, ZeroDivisionError):
+            return 0  # hyperparameters replay() refuses anyway
+        return x.shape[0] * max(size[0], 0) * max(size[1], 0) * weight.numel()
+    if leaf.kind == "ConvTranspose2d":
+        return x.numel() // max(1, x.shape[1] if x.dim() > 1 else 1) * weight.numel()
+    if leaf.kind == "Linear":
+        return x.numel() // max(1, x.shape[-1]) * weight.numel()
+    return x.numel()
+
+
+def replay(leaf, x):
+    """What `leaf` computes from input x with its recorded weights; None for layers that are
+    random (dropout) or unknown to the judge."""
+    a, st = leaf.attrs, leaf.state
+    if not leaf.known or not x.is_floating_point() or a.get("inplace"):
+        return None  # an in-place activation's recorded input is already its output
+    x = x.float()
+    kind = leaf.kind
+    if kind in ("Conv2d", "ConvTranspose2d"):
+        if a.get("padding_mode") != "zeros":
+            return None
+        small = all(
+            isinstance(a.get(k), tuple) and all(isinstance(n, int) and 0 <= n <= 16 for n in a[k])
+            for k in ("stride", "dilation") + (("output_padding",) if "output_padding" in a else ())
+        ) and (
+            a.get("padding") in ("same", "valid")
+            or (
+                isinstance(a.get("padding"), tuple)
+                and all(isinstance(n, int) and 0 <= n <= 16 for n in a["padding"])
+            )
+        )
+        check(
+            small and isinstance(a.get("groups"), int) and 1 <= a["groups"] <= 4096,
+            f"A {kind} layer's stride, padding or dilation is outside what the test accepts "
+            "(0 to 16).",
+        )
+    if kind == "Conv2d":
+        return F.conv2d(
+            x, st["weight"], st.get("bias"), a["stride"], a["padding"], a["dilation"], a["groups"]
+        )
+    if kind == "ConvTranspose2d":
+        return F.conv_transpose2d(
+            x,
+            st["weight"],
+            st.get("bias"),
+            a["stride"],
+            a["padding"],
+            a["output_padding"],
+            a["groups"],
+            a["dilation"],
+        )
+    if kind == "BatchNorm2d":
+        batch_stats = leaf.training or not a["track_running_stats"]
+        return F.batch_norm(
+            x,
+            None if batch_stats else st["running_mean"],
+            None if batch_stats else st["running_var"],
+            st.get("weight"),
+            st.get("bias"),
+            batch_stats,
+            0.0,
+            a["eps"],
+        )
+    if kind == "Linear":
+        return F.linear(x, st["weight"], st.get("bias"))
+    if kind == "LeakyReLU":
+        return F.leaky_relu(x, a["negative_slope"])
+    simple = {"ReLU": F.relu, "Tanh": torch.tanh, "Sigmoid": torch.sigmoid, "Identity": lambda t: t}
+    if kind in simple:
+        return simple[kind](x)
+    if kind == "Flatten":
+        return x.flatten(a["start_dim"], a["end_dim"])
+    return None

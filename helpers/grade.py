@@ -42,6 +42,7 @@ import argparse
 import ast
 import builtins
 import contextlib
+import importlib
 import io
 import json
 import multiprocessing
@@ -52,10 +53,12 @@ import signal
 import symtable
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
+from secrets import randbelow
 
 from helpers.files import atomic_write, positive_int
 from helpers.notebook import (
@@ -109,13 +112,17 @@ UNPARSABLE = (SyntaxError, ValueError, MemoryError, RecursionError)
 # Caps on what crosses from the learner side to the grader (bytes, or items).
 MAX_MESSAGE = 1024  # one test message or definition error
 MAX_ERRORS = 50  # definition errors kept in a report
-MAX_OUTPUT = 256 * 1024  # everything the learner side may send back
+MAX_OUTPUT = 64 * 1024 * 1024  # everything the learner side may send back (observations)
 MAX_LINES = 200
-MAX_CHILD_REPLY = 64 * 1024  # one test process's reply to the learner-side scheduler
+MAX_LINE = 24 * 1024 * 1024  # one line: one test's observation
+MAX_CHILD_REPLY = MAX_LINE  # one test process's reply to the learner-side scheduler
 MAX_JOB = 64 * 1024 * 1024
 MAX_NOTEBOOK = 50 * 1024 * 1024  # larger is outputs, not code
 LOG_TAIL = 256 * 1024  # read from the end of a test process's log
 NOT_IMPLEMENTED = re.compile(r"^(.+?): not implemented yet")
+# The graded tests' module: test_* functions, and VERDICTS = {name: (observe, judge)} for those
+# the grader judges in its own process (helpers.verdicts).
+TESTS_MODULE = "problem_unittests"
 
 
 # ---------------------------------------------------------------- what to run
@@ -482,17 +489,27 @@ class _Discard(io.TextIOBase):
         return len(text)
 
 
-def run_graded_tests(cells, tests, skip=None, progress=None):
+def run_graded_tests(cells, tests, skip=None, progress=None, seed=None):
     """Run the definition `cells`, then each of `tests` (GradedTest), in this process.
 
     Returns (results, definition errors): results are dicts with name, passed, message. What
     the learner's code prints is swallowed. The test functions come from the kit's
     problem_unittests and are looked up before any learner code runs. `skip` and `progress`
-    as for run_definitions.
+    as for run_definitions. With a `seed`, a test the kit can judge outside this process
+    (VERDICTS of TESTS_MODULE) is only observed: its result holds ``observation`` (encoded,
+    helpers.verdicts) instead of a verdict, unless the learner's code failed before it.
     """
-    import importlib
+    from helpers import verdicts
 
-    functions = {t.name: getattr(importlib.import_module(t.module), t.name) for t in tests}
+    # each test from its own module: problem_unittests (part 1) or part2_unittests (part 2)
+    modules = {t.module: importlib.import_module(t.module) for t in tests}
+    functions = {t.name: getattr(modules[t.module], t.name) for t in tests}
+    observers = {
+        name: pair[0]
+        for module in modules.values()
+        for name, pair in getattr(module, "VERDICTS", {}).items()
+        if seed is not None
+    }
     namespace = {"__name__": "__notebook__"}
     quiet = _Discard()
     with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
@@ -519,7 +536,12 @@ def run_graded_tests(cells, tests, skip=None, progress=None):
             continue
         try:
             with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
-                functions[test.name](*[eval(arg, namespace) for arg in test.args])
+                args = [eval(arg, namespace) for arg in test.args]
+                if test.name in observers:
+                    observation = observers[test.name](*args, seed=seed)
+                    results.append({"name": test.name, "observation": verdicts.encode(observation)})
+                    continue
+                functions[test.name](*args)
             passed, message = True, "Tests Passed"
         except KeyboardInterrupt:
             raise
@@ -575,7 +597,7 @@ def _child(job, conn):
     test = GradedTest(**job["test"])
     cells = [Cell(**c) for c in job["cells"]]
     try:
-        results, errors = run_graded_tests(cells, [test], job["skip"], progress)
+        results, errors = run_graded_tests(cells, [test], job["skip"], progress, job["seed"])
         reply = {"result": results[0], "errors": errors}
     except Exception as err:  # a fault of the grader, not of the learner: say so
         traceback.print_exc()
@@ -587,7 +609,16 @@ def _child(job, conn):
             },
             "errors": [],
         }
-    conn.send_bytes(json.dumps(reply, default=str).encode()[:MAX_CHILD_REPLY])
+    data = json.dumps(reply, default=str).encode()
+    if len(data) > MAX_CHILD_REPLY:
+        reply["result"] = {
+            "name": test.name,
+            "passed": False,
+            "message": f"What the test observed ({len(data) / 1e6:.0f} MB) is larger than the "
+            f"grader reads ({MAX_CHILD_REPLY / 1e6:.0f} MB): does your code return huge tensors?",
+        }
+        data = json.dumps(reply, default=str).encode()[:MAX_CHILD_REPLY]
+    conn.send_bytes(data)
     conn.close()
 
 
@@ -596,7 +627,7 @@ def _child(job, conn):
 
 def preload_modules(kit_notebook=NOTEBOOK):
     """Modules the fork server imports once: the kit's, and those the setup cells import."""
-    modules = ["problem_unittests", "part2_unittests", "helpers.grade"]
+    modules = [TESTS_MODULE, "part2_unittests", "helpers.grade"]
     for cell in read_notebook(kit_notebook)["cells"]:
         if cell.get("cell_type") == "code" and "setup" in tags(cell):
             try:
@@ -718,7 +749,7 @@ def _kill(proc):
     proc.join()
 
 
-def _schedule(cells, tests, timeout, workers, threads, preload, workdir, emit):
+def _schedule(cells, tests, timeout, workers, threads, preload, workdir, emit, seed=None):
     """Run each of `tests` in its own process, `workers` at a time; emit("test", result) and
     emit("error", definition error) as they come. A definition cell that crashes or hangs its
     process is reported as that cell's error and left out when the test runs again."""
@@ -740,6 +771,7 @@ def _schedule(cells, tests, timeout, workers, threads, preload, workdir, emit):
                     "threads": threads,
                     "timeout": timeout,
                     "workdir": workdir,
+                    "seed": seed,
                 }
                 receive, send = ctx.Pipe(duplex=False)
                 proc = ctx.Process(target=_child, args=(job, send), daemon=True)
@@ -875,6 +907,7 @@ def learner_side():
         job["preload"],
         job["workdir"],
         emit,
+        job.get("seed"),
     )
     emit("done", True)
     out.close()
@@ -904,30 +937,100 @@ def _environment_secrets():
     return sorted({v for v in os.environ.values() if len(v) >= 12}, key=len, reverse=True)
 
 
-def _collect(stdout, tests, cells):
+def judged_tests(modules=(TESTS_MODULE,)):
+    """{test name: judge} for the graded tests this process decides itself (helpers.verdicts),
+    from the tests `modules` (part 2's tests are in part2_unittests)."""
+    judges = {}
+    for name in modules:
+        module = importlib.import_module(name)
+        judges.update({test: pair[1] for test, pair in getattr(module, "VERDICTS", {}).items()})
+    return judges
+
+
+def judge_observation(judge, observation, seed, secrets=()):
+    """(passed, message): run `judge` (trusted) on what the learner side observed.
+
+    The observation is decoded and checked first (helpers.verdicts.decode); a malformed one, or
+    one the judge cannot read, fails the test with the reason. Never runs the learner's code.
+    """
+    from helpers import verdicts
+    from helpers.checks import GradedTestFailure
+
+    try:
+        obs = verdicts.decode(observation, clean=lambda text: clean_text(text, secrets=secrets))
+        judge(obs, seed)  # prints nothing: a note for the learner is its return value
+        return True, "Tests Passed"
+    except GradedTestFailure as err:
+        return False, _first_line(err) or "The test failed."
+    except verdicts.MalformedObservation as err:
+        return False, (
+            f"What the learner side observed for this test cannot be read ({err}), so the test "
+            "fails."
+        )
+    except Exception as err:  # data that does not fit the judge's checks (shapes, types)
+        return False, (
+            "What the learner side observed for this test does not fit the test "
+            f"({type(err).__name__}: {_first_line(err)[:200]}), so the test fails."
+        )
+
+
+def _collect(stdout, tests, cells, seed=None):
     """Validate what the learner side sent; ({name: result}, [definition errors], done, problems).
 
     Each line must be one JSON object of a known kind; a result must name a graded test and
     carry a bool and a string; an error must name a cell that ran. Anything else is dropped
-    and counted in `problems`.
+    and counted in `problems`. With a `seed` (the one the learner side observed with), the
+    tests the kit judges itself (judged_tests) pass only on an observation that their judge,
+    run here, accepts: a verdict of "passed" sent for them counts as a failure.
     """
     names = {t.name for t in tests}
     numbers = {c.number for c in cells}
     secrets = _environment_secrets()
+    judges = judged_tests({t.module for t in tests}) if seed is not None else {}
     results, errors, done, problems = {}, {}, False, 0
     for line in stdout.split(b"\n")[:MAX_LINES]:
         if not line.strip():
             continue
+        if len(line) > MAX_LINE:
+            problems += 1
+            continue
         try:
             item = json.loads(line)
             ((kind, value),) = item.items()
-        except (ValueError, TypeError, AttributeError):
+        except (ValueError, TypeError, AttributeError, RecursionError):
             problems += 1
             continue
         if kind == "started" and value is True:
             continue
         if kind == "done" and value is True:
             done = True
+        elif (
+            kind == "test"
+            and isinstance(value, dict)
+            and value.get("name") in judges
+            and value["name"] not in results
+            and isinstance(value.get("seconds", 0), (int, float))
+            and ("observation" in value or value.get("passed") is not False)
+        ):
+            # Decided here: an observation goes to the judge; a "pass" without one is forged.
+            if "observation" in value:
+                passed, message = judge_observation(
+                    judges[value["name"]], value["observation"], seed, secrets
+                )
+            else:
+                passed, message = (
+                    False,
+                    (
+                        "The learner side sent a verdict instead of observations for this test; "
+                        "only the grader decides whether a test passes."
+                    ),
+                )
+            results[value["name"]] = {
+                "name": value["name"],
+                "passed": passed,
+                "message": "Tests Passed" if passed else clean_text(message, secrets=secrets),
+                "seconds": round(min(max(float(value.get("seconds", 0)), 0.0), 1e6), 2),
+            }
         elif (
             kind == "test"
             and isinstance(value, dict)
@@ -1077,7 +1180,9 @@ def grade(
     )
     if deadline is None:
         deadline = timeout * (2 + -(-len(tests) // workers)) + 30
+    seed = randbelow(2**31)  # the learner side's inputs: drawn now, unknown before
     job = {
+        "seed": seed,
         "cells": [vars(c) for c in cells],
         "tests": [vars(t) for t in tests],
         "timeout": timeout,
@@ -1086,6 +1191,8 @@ def grade(
         "preload": preload_modules(kit_notebook),
     }
     inner = [sys.executable, "-c", "import helpers.grade as g; g.learner_side()"]
+    # The judges need torch here too: import it while the learner side runs, not after.
+    threading.Thread(target=judged_tests, daemon=True).start()
     if sandbox:
         job["workdir"] = box.SCRATCH
         outcome = box.run_in_sandbox(
@@ -1114,7 +1221,7 @@ def grade(
                 inner, json.dumps(job).encode(), deadline, MAX_OUTPUT, env=env, cwd=work
             )
         how = "none (--no-sandbox: the learner's code ran with this user's rights)"
-    results, definition_errors, done, problems = _collect(outcome.stdout, tests, cells)
+    results, definition_errors, done, problems = _collect(outcome.stdout, tests, cells, seed)
     if outcome.timed_out:
         why = f"the submission's deadline of {deadline:g} s ran out before this test finished"
     elif outcome.overflow:

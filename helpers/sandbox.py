@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import itertools
 import os
 import selectors
 import shutil
@@ -168,7 +169,7 @@ def mode(slot=0):
         return "bubblewrap, as this user"
     if _drop_kwargs(slot, _python_paths()):
         return f"bubblewrap, started as uid {OUTSIDE_UID + slot} (not root)"
-    cgroup = _pids_cgroup(slot, 1)
+    cgroup = _pids_cgroup(1)
     if cgroup:
         _remove_cgroup(cgroup)
     return (
@@ -347,7 +348,7 @@ def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, s
         bundle_dir = bundle(Path(tmp) / "kit")
         cmd = command(bundle_dir, argv, limits, env)
         drop = _drop_kwargs(slot, _python_paths() + [str(bundle_dir)])
-        group = None if drop or os.geteuid() != 0 else _pids_cgroup(slot, limits.processes)
+        group = None if drop or os.geteuid() != 0 else _pids_cgroup(limits.processes)
         if group:  # join the cgroup, then become bwrap: every process inside is counted
             cmd = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(group), *cmd]
         try:
@@ -357,17 +358,20 @@ def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, s
                 _remove_cgroup(group)
 
 
-def _pids_cgroup(slot, limit):
+def _pids_cgroup(limit):
     """A fresh pids cgroup capped at `limit` tasks (root, when bwrap cannot drop its uid and the
-    kernel's process limit does not apply to root), or None where cgroups cannot be written."""
+    kernel's process limit does not apply to root), or None where cgroups cannot be written.
+
+    Each call gets a name of its own: a group whose last processes are still dying (after a fork
+    bomb, say) must never be handed to the next sandbox, whose bwrap would then find it full."""
     for base in (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup")):
         if not (base / "cgroup.procs").exists() or not os.access(base, os.W_OK):
             continue
         if base.name == "cgroup" and "pids" not in (base / "cgroup.subtree_control").read_text():
             continue  # cgroup v2 without the pids controller enabled for children
-        group = base / f"dcgan-grade-{os.getpid()}-{slot}"
+        group = base / f"dcgan-grade-{os.getpid()}-{next(_GROUP_NUMBERS)}"
         try:
-            group.mkdir(exist_ok=True)
+            group.mkdir()
             (group / "pids.max").write_text(f"{limit}\n")
             return group
         except OSError:
@@ -375,12 +379,22 @@ def _pids_cgroup(slot, limit):
     return None
 
 
+_GROUP_NUMBERS = itertools.count()
+
+
 def _remove_cgroup(group):
-    for _ in range(50):  # the sandbox's last processes may take a moment to be reaped
+    """Kill whatever is left in `group`, then remove it (the kernel refuses while it has tasks)."""
+    for _ in range(100):
         try:
+            if (group / "cgroup.kill").exists():  # cgroup v2: one write kills them all
+                (group / "cgroup.kill").write_text("1\n")
+            else:
+                for pid in (group / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(int(pid), signal.SIGKILL)
             group.rmdir()
             return
         except FileNotFoundError:
             return
         except OSError:
-            time.sleep(0.1)
+            time.sleep(0.1)  # killed processes take a moment to be reaped

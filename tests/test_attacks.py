@@ -3,8 +3,8 @@
 Each attack is graded in its own bubblewrap sandbox on test_scale (fast; the attacks target it).
 After each: the kit's files are unchanged, no process of the attack is left, nothing was written
 on the host, and no connection reached the host. At the end the solution still gets full marks.
-Attacks the kit cannot stop yet (in-process forgeries) are strict xfails: they gain their point,
-and the day they stop gaining it the xfail fails and must be turned into a plain assertion.
+The in-process forgeries (fake verdicts, replaced test functions, patched checks) gain nothing
+because test_scale is judged in the grader's own process from what the sandbox observed.
 """
 
 import hashlib
@@ -152,32 +152,12 @@ def attacked(release, tmp_path_factory):
     return results
 
 
-def stopped(name):
-    return all(ATTACKS[a]["stopped"] for a in SUBMISSIONS[name])
+def test_every_attack_is_stopped():
+    assert all(attack["stopped"] for attack in ATTACKS.values())
 
 
-@pytest.mark.parametrize("name", [n for n in SUBMISSIONS if stopped(n)])
+@pytest.mark.parametrize("name", list(SUBMISSIONS))
 def test_attack_gains_no_point(attacked, name):
-    report, _ = attacked[name]
-    assert report["passed"] == 0, report
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(
-            n,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="in-process forgery: the assertions run "
-                "in the learner's interpreter (needs issue 10, item 3)",
-            ),
-        )
-        for n in SUBMISSIONS
-        if not stopped(n)
-    ],
-)
-def test_in_process_forgery_gains_no_point(attacked, name):
     report, _ = attacked[name]
     assert report["passed"] == 0, report
 
@@ -196,6 +176,14 @@ def test_report_stays_small_clean_and_free_of_secrets(attacked, name):
     assert all(len(t["message"].encode()) <= grade.MAX_MESSAGE for t in report["tests"])
     assert not any(ch in text for ch in "\x1b\r\x07\x00\u202e")
     assert len(text.encode()) < 16 * 1024
+
+
+def test_forged_observations_fail_with_a_reason(attacked):
+    stale, garbage = (
+        attacked[n][0]["tests"][0] for n in ("forge-observation", "forge-observation-garbage")
+    )
+    assert not stale["passed"] and "scale" in stale["message"]
+    assert not garbage["passed"] and "cannot be read" in garbage["message"]
 
 
 def test_fake_log_lines_and_floods_still_give_a_report(attacked):

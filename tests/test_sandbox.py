@@ -1,5 +1,9 @@
 """Specification of helpers.sandbox's mount order: what the sandbox binds stays visible."""
 
+import signal
+import subprocess
+import time
+
 import pytest
 
 from helpers import grade, sandbox
@@ -29,3 +33,27 @@ def test_a_sandbox_that_does_not_start_is_a_grader_fault_not_a_zero(monkeypatch)
     monkeypatch.setattr(sandbox, "run_in_sandbox", broken)
     with pytest.raises(sandbox.SandboxUnavailable, match="did not start.*Creating new namespace"):
         grade.grade(NOTEBOOK, sandbox=True)
+
+
+def test_each_pids_cgroup_is_new_and_removing_it_kills_what_is_left():
+    # A sandbox's group must never be reused: after a fork bomb its dying tasks can keep it full
+    # for seconds, and the next sandbox's bwrap could not even start (a CI failure once).
+    first = sandbox._pids_cgroup(8)
+    if first is None:
+        pytest.skip("no writable pids cgroup here (not root, or cgroups read-only)")
+    second = sandbox._pids_cgroup(8)
+    try:
+        assert second != first
+        left = subprocess.Popen(
+            ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec sleep 60', str(first)]
+        )
+        for _ in range(50):  # until the shell has joined the group
+            if (first / "cgroup.procs").read_text().split():
+                break
+            time.sleep(0.1)
+        sandbox._remove_cgroup(first)
+        assert not first.exists()
+        assert left.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        sandbox._remove_cgroup(first)
+        sandbox._remove_cgroup(second)

@@ -6,9 +6,9 @@ the grader runs it after the stubs. ``{MARK}`` in its code becomes a token uniqu
 secret the sandbox must not let the learner read, ``{PORT}`` a TCP port the test listens on.
 
 ``stopped`` says whether the kit stops the attack from gaining a point. The in-process forgeries
-are not stopped: the assertions run in the same interpreter as the learner's code, and only
-verdicts decided outside that process (issue 10, item 3) can stop them. They must still do no
-harm, and their tests say so honestly (a strict xfail for the point they gain).
+(a fake "passed" on the result pipe, test functions replaced, the checks or torch.allclose
+patched) are stopped because test_scale is judged in the grader's own process from what the
+sandbox observed (helpers.verdicts): nothing they change in the learner's interpreter reaches it.
 """
 
 
@@ -35,7 +35,7 @@ ATTACKS = {
     # ------------------------------------------------------------ forging the verdict
     "forge-result-pipe": _attack(
         category="forging the verdict",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import json, os, sys
@@ -51,7 +51,7 @@ if frame is not None:  # the test process's channel to the scheduler: say "passe
     ),
     "forge-test-code": _attack(
         category="forging the verdict",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import problem_unittests
@@ -62,7 +62,7 @@ problem_unittests.test_scale.__code__ = _nothing.__code__
     ),
     "forge-test-dict": _attack(
         category="forging the verdict",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import sys
@@ -71,6 +71,32 @@ while frame is not None and "functions" not in frame.f_locals:
     frame = frame.f_back
 if frame is not None:
     frame.f_locals["functions"]["test_scale"] = lambda *args: None
+""",
+    ),
+    "forge-observation": _attack(
+        category="forging the verdict",
+        stopped=True,
+        # What the learner side can predict: the inputs of the notebook's seed. The grader draws
+        # another seed, so the right answers for those inputs are wrong answers for its own.
+        code=WRONG_SCALE
+        + """
+import problem_unittests
+def _forged(scale, seed):
+    x, middle = _scale_inputs(0)  # run as problem_unittests' own code: its globals
+    return Observation(out=x * 2 - 1, x_after=x, middle=middle * 2 - 1, other=x * 2.5 - 0.5)
+problem_unittests.observe_scale.__code__ = _forged.__code__
+""",
+    ),
+    "forge-observation-garbage": _attack(
+        category="crashing the grader",
+        stopped=True,
+        code=WRONG_SCALE
+        + """
+import problem_unittests
+def _garbage(scale, seed):
+    fake = {"dtype": "object", "shape": [1 << 40], "data": "gASV"}
+    return Observation(out={"$array": fake}, x_after={"$pickle": "gASV"}, deep=[[[[[[[[]]]]]]]])
+problem_unittests.observe_scale.__code__ = _garbage.__code__
 """,
     ),
     "pickle-on-pipe": _attack(
@@ -115,7 +141,7 @@ for pid in os.listdir("/proc"):  # every pipe of every other process: the schedu
     # ------------------------------------------------------------ patching what the tests use
     "patch-check": _attack(
         category="patching what tests use",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import problem_unittests
@@ -124,7 +150,7 @@ problem_unittests._check = lambda condition, message: None
     ),
     "patch-allclose": _attack(
         category="patching what tests use",
-        stopped=False,
+        stopped=True,
         code=WRONG_SCALE
         + """
 import torch
@@ -324,6 +350,8 @@ SUBMISSIONS = {
     "forge-result-pipe": ["forge-result-pipe"],
     "forge-test-functions": ["forge-test-code", "forge-test-dict"],
     "patch-helpers": ["patch-check", "patch-allclose"],
+    "forge-observation": ["forge-observation"],
+    "forge-observation-garbage": ["forge-observation-garbage"],
     "pickle-on-pipe": ["pickle-on-pipe"],
     "steal-and-harm": [
         "spawn-survivors",
