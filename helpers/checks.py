@@ -47,6 +47,7 @@ class GradedTestFailure(AssertionError):
 KIT_FILES = (
     str(Path(__file__).resolve().parent) + os.sep,
     str(Path(__file__).resolve().parents[1] / "problem_unittests.py"),
+    str(Path(__file__).resolve().parents[1] / "part2_unittests.py"),  # part 2's graded tests
 )
 WIDTH = 100  # wrap long messages: error outputs do not always wrap
 
@@ -106,7 +107,7 @@ def _test_name(err):
         f.f_code.co_name
         for f, _ in traceback.walk_tb(err.__traceback__)
         if f.f_code.co_name.startswith("test_")
-        and Path(f.f_code.co_filename).name == "problem_unittests.py"
+        and Path(f.f_code.co_filename).name in ("problem_unittests.py", "part2_unittests.py")
     ]
     return names[0] if names else None
 

@@ -43,6 +43,8 @@ DEFAULT_SIZE = 64
 # (a bicubic rotation would cost more than all the rest of the drawing).
 _SUPERSAMPLE = 3
 _MARKER = ".complete.json"
+# What draw_face can report about a face (part 2 measures latent arithmetic with them).
+ATTRIBUTES = ("smiling", "glasses", "beard", "masculine")
 _IMAGE_NAME = re.compile(r"^\d{6}\.png$")
 
 # Skin tones from very light to very deep; a face picks a random point between two neighbours.
@@ -382,6 +384,7 @@ def _draw_mouth(draw, rng, h, skin, lips):
     else:
         hgt = w * rng.uniform(0.25, 0.45)
         draw.arc((x - w * 0.85, y, x + w * 0.85, y + 2 * hgt), 200, 340, fill=lips, width=line * 2)
+    return mood
 
 
 def _draw_beard(head_img, rng, h, colour):
@@ -437,7 +440,7 @@ def _draw_glasses(draw, rng, h):
     )
 
 
-def draw_face(rng, size=DEFAULT_SIZE):
+def draw_face(rng, size=DEFAULT_SIZE, attributes=None):
     """Draw one random cartoon portrait; the building block of :func:`make_faces`.
 
     Every choice (face shape and size, skin tone, hair style and colour, eyes, brows, nose,
@@ -447,6 +450,8 @@ def draw_face(rng, size=DEFAULT_SIZE):
     Args:
         rng: a ``numpy.random.Generator``, e.g. ``numpy.random.default_rng(0)``.
         size: width and height in pixels, at least 16 (64 matches processed_celeba_small).
+        attributes: a dict to fill with what was drawn (the keys of ATTRIBUTES: True/False),
+            the labels part 2's attribute classifier learns from; None to skip.
 
     Returns:
         A ``size`` x ``size`` RGB ``PIL.Image.Image`` (values 0..255).
@@ -488,8 +493,9 @@ def draw_face(rng, size=DEFAULT_SIZE):
     _draw_brows(d, rng, h, _mix(brow, (35, 25, 20), rng.uniform(0.25, 0.6)))
     lipstick = not masculine and rng.uniform() < 0.4
     lips = _mix(skin, (190, 30, 60) if lipstick else (160, 70, 70), rng.uniform(0.35, 0.55))
-    _draw_mouth(d, rng, h, skin, lips)
-    if masculine and rng.uniform() < 0.3:
+    mood = _draw_mouth(d, rng, h, skin, lips)
+    beard = masculine and rng.uniform() < 0.3
+    if beard:
         stubble = rng.uniform() < 0.3
         _draw_beard(head, rng, h, _mix(skin, hair, 0.4) if stubble else _scale(hair, 0.92))
     if masculine and rng.uniform() < 0.2:
@@ -499,8 +505,16 @@ def draw_face(rng, size=DEFAULT_SIZE):
         head.paste(hair + (255,), box, mask.crop(box))
         if part is not None:
             d.line(part, fill=_scale(hair, 0.7), width=max(2, int(h.rx * 0.04)))
-    if rng.uniform() < 0.18:
+    glasses = rng.uniform() < 0.18
+    if glasses:
         _draw_glasses(d, rng, h)
+    if attributes is not None:
+        attributes.update(
+            smiling=mood in ("grin", "smile"),
+            glasses=bool(glasses),
+            beard=bool(beard),
+            masculine=bool(masculine),
+        )
 
     tilt = float(np.clip(rng.normal(0.0, 5.0), -12.0, 12.0))
     head = head.rotate(tilt, resample=Image.Resampling.NEAREST, center=(h.cx, h.cy))
@@ -514,6 +528,18 @@ def draw_face(rng, size=DEFAULT_SIZE):
     alpha = rgba[..., 3:]
     out = fg * alpha + _background(rng, size, skin, hair) * (1 - alpha)
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
+
+
+def face_attributes(indices, seed=0, size=DEFAULT_SIZE):
+    """The attributes of built-in faces number `indices` (1-based, as in 000001.png) of the set
+    drawn with `seed` and `size`, read by drawing them again: a (len(indices), len(ATTRIBUTES))
+    bool array, columns in ATTRIBUTES' order. For part 2's attribute classifier."""
+    rows = []
+    for i in indices:
+        found = {}
+        draw_face(np.random.default_rng([seed, int(i)]), size, attributes=found)
+        rows.append([found[name] for name in ATTRIBUTES])
+    return np.array(rows, dtype=bool).reshape(len(rows), len(ATTRIBUTES))
 
 
 def _check_size(size, who):

@@ -64,6 +64,7 @@ from helpers.files import atomic_write, positive_int
 from helpers.notebook import (
     DEFINITION_TAGS,
     NOTEBOOK,
+    PART2_NOTEBOOK,
     ROOT,
     graded_test_calls,
     read_notebook,
@@ -135,6 +136,7 @@ class GradedTest:
     args: list  # argument expressions: ["D", "G", "d_optimizer", ...]
     needs: list = field(default_factory=list)  # names the arguments read
     signature: str = ""  # "train(D, G, ...)" when the kit checks the call first
+    module: str = "problem_unittests"  # the kit's tests module: part2_unittests for part 2
 
     @property
     def call(self):
@@ -167,9 +169,31 @@ SIGNATURE_CHECKED = ("train",)
 ORIGINAL_TRAIN = ("D", "G", "n_epochs")
 
 
+# ---- part 2: which kit notebook (and tests module) grades a submission
+TESTS_MODULES = {NOTEBOOK: "problem_unittests", PART2_NOTEBOOK: "part2_unittests"}
+
+
+def kit_notebook_for(nb):
+    """The kit notebook whose graded tests grade submission `nb`: part 2's when one of its code
+    cells imports part2_unittests (part 2's setup cell does), else part 1's."""
+    for cell in nb["cells"]:
+        if cell.get("cell_type") == "code" and "part2_unittests" in cell.get("source", ""):
+            try:
+                tree = ast.parse(strip_magics(cell["source"]))
+            except UNPARSABLE:
+                continue
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import) and any(
+                    a.name == "part2_unittests" for a in node.names
+                ):
+                    return PART2_NOTEBOOK
+    return NOTEBOOK
+
+
 def kit_tests(kit_notebook=NOTEBOOK):
     """The graded tests, in order, from the kit's trusted notebook: a list of GradedTest."""
     nb = read_notebook(kit_notebook)
+    module = TESTS_MODULES.get(Path(kit_notebook).resolve(), "problem_unittests")
     signatures = {}
     for cell in nb["cells"]:
         if cell.get("cell_type") == "code" and "solution" in tags(cell):
@@ -186,7 +210,7 @@ def kit_tests(kit_notebook=NOTEBOOK):
                 if isinstance(n, ast.Name) and n.id not in needs
             ]
         signature = signatures.get(args[0], "") if len(args) == 1 else ""
-        found.append(GradedTest(name, args, needs, signature))
+        found.append(GradedTest(name, args, needs, signature, module))
     return found
 
 
@@ -477,10 +501,14 @@ def run_graded_tests(cells, tests, skip=None, progress=None, seed=None):
     """
     from helpers import verdicts
 
-    module = importlib.import_module(TESTS_MODULE)
-    functions = {t.name: getattr(module, t.name) for t in tests}
+    # each test from its own module: problem_unittests (part 1) or part2_unittests (part 2)
+    modules = {t.module: importlib.import_module(t.module) for t in tests}
+    functions = {t.name: getattr(modules[t.module], t.name) for t in tests}
     observers = {
-        name: pair[0] for name, pair in getattr(module, "VERDICTS", {}).items() if seed is not None
+        name: pair[0]
+        for module in modules.values()
+        for name, pair in getattr(module, "VERDICTS", {}).items()
+        if seed is not None
     }
     namespace = {"__name__": "__notebook__"}
     quiet = _Discard()
@@ -599,7 +627,7 @@ def _child(job, conn):
 
 def preload_modules(kit_notebook=NOTEBOOK):
     """Modules the fork server imports once: the kit's, and those the setup cells import."""
-    modules = [TESTS_MODULE, "helpers.grade"]
+    modules = [TESTS_MODULE, "part2_unittests", "helpers.grade"]
     for cell in read_notebook(kit_notebook)["cells"]:
         if cell.get("cell_type") == "code" and "setup" in tags(cell):
             try:
@@ -909,10 +937,14 @@ def _environment_secrets():
     return sorted({v for v in os.environ.values() if len(v) >= 12}, key=len, reverse=True)
 
 
-def judged_tests():
-    """{test name: judge} for the graded tests this process decides itself (helpers.verdicts)."""
-    module = importlib.import_module(TESTS_MODULE)
-    return {name: pair[1] for name, pair in getattr(module, "VERDICTS", {}).items()}
+def judged_tests(modules=(TESTS_MODULE,)):
+    """{test name: judge} for the graded tests this process decides itself (helpers.verdicts),
+    from the tests `modules` (part 2's tests are in part2_unittests)."""
+    judges = {}
+    for name in modules:
+        module = importlib.import_module(name)
+        judges.update({test: pair[1] for test, pair in getattr(module, "VERDICTS", {}).items()})
+    return judges
 
 
 def judge_observation(judge, observation, seed, secrets=()):
@@ -954,7 +986,7 @@ def _collect(stdout, tests, cells, seed=None):
     names = {t.name for t in tests}
     numbers = {c.number for c in cells}
     secrets = _environment_secrets()
-    judges = judged_tests() if seed is not None else {}
+    judges = judged_tests({t.module for t in tests}) if seed is not None else {}
     results, errors, done, problems = {}, {}, False, 0
     for line in stdout.split(b"\n")[:MAX_LINES]:
         if not line.strip():
@@ -1099,7 +1131,7 @@ def grade(
     submission,
     timeout=60.0,
     workers=2,
-    kit_notebook=NOTEBOOK,
+    kit_notebook=None,
     sandbox=True,
     deadline=None,
     limits=None,
@@ -1121,16 +1153,19 @@ def grade(
     cell numbers run before the tests), notes, sandbox (how it ran), seconds.
     Raises FileNotFoundError or ValueError for a notebook that cannot be read, and
     helpers.sandbox.SandboxUnavailable when a sandbox is asked for and cannot start.
+    `kit_notebook` defaults to the one kit_notebook_for picks (part 1's or part 2's).
     """
     from helpers import sandbox as box
 
+    nb = read_submission(submission)
+    if kit_notebook is None:
+        kit_notebook = kit_notebook_for(nb)
     tests = [t for t in kit_tests(kit_notebook) if only is None or t.name in only]
     if not tests:
         raise ValueError(
             f"The kit notebook {kit_notebook} has no graded-test cells"
             + (f" named {', '.join(only)}." if only else ".")
         )
-    nb = read_submission(submission)
     needs = list(dict.fromkeys(n for t in tests for n in t.needs))
     cells, used_tags = definition_cells(nb, needs)
     notes = (
@@ -1313,6 +1348,13 @@ def main(argv=None):
     )
     parser.add_argument("submission", help="the learner's notebook (.ipynb) to grade")
     parser.add_argument(
+        "--part",
+        type=int,
+        choices=(1, 2),
+        help="grade with part 1's or part 2's graded tests (default: part 2's when the "
+        "notebook imports part2_unittests, else part 1's)",
+    )
+    parser.add_argument(
         "--json",
         metavar="PATH",
         help="also write the report as JSON to PATH: passed, total, and per test its "
@@ -1323,10 +1365,12 @@ def main(argv=None):
     from helpers.sandbox import SandboxUnavailable
 
     try:
+        kit_notebook = {None: None, 1: NOTEBOOK, 2: PART2_NOTEBOOK}[args.part]
         report = grade(
             args.submission,
             timeout=args.timeout,
             workers=args.workers,
+            kit_notebook=kit_notebook,
             sandbox=not args.no_sandbox,
             deadline=args.deadline,
         )

@@ -30,6 +30,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solution" / "dlnd_face_generation.ipynb"
+# Part 2 (optional): the paper's 64x64 DCGAN, WGAN-GP and the latent space; tests part2_unittests.
+PART2_NOTEBOOK = ROOT / "solution" / "part2_dcgan64_wgan.ipynb"
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"

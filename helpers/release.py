@@ -35,13 +35,16 @@ from pathlib import Path
 
 import nbformat
 
-from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
+from helpers.notebook import BEGIN, END, NOTEBOOK, PART2_NOTEBOOK, ROOT, strip_magics
 
 # What a learner opens: the learner edition at the kit's top level (`jupyter notebook
 # dlnd_face_generation.ipynb`), made by `python -m helpers release --update-kit`.
 LEARNER_NOTEBOOK = ROOT / NOTEBOOK.name
-# What a learner needs beside the notebook; helpers/ is copied without the instructor tools.
-KIT_FILES = ("problem_unittests.py", "workspace_utils.py")
+PART2_LEARNER_NOTEBOOK = ROOT / PART2_NOTEBOOK.name  # part 2's learner edition, beside part 1's
+# The solution notebooks released when --notebook is not given: part 1, then part 2.
+KIT_NOTEBOOKS = (NOTEBOOK, PART2_NOTEBOOK)
+# What a learner needs beside the notebooks; helpers/ is copied without the instructor tools.
+KIT_FILES = ("problem_unittests.py", "part2_unittests.py", "workspace_utils.py")
 LEARNER_README = ROOT / "docs" / "learner_README.md"  # shipped as the release's README.md
 INSTRUCTOR_ONLY = ("release.py", "grade.py", "classroom.py", "sandbox.py")  # grading tools
 # Written with one fixed format so the release is byte-for-byte reproducible.
@@ -305,13 +308,14 @@ def make_release(notebook=NOTEBOOK, out="release"):
     return path, n_regions, n_cells
 
 
-def update_kit(notebook=NOTEBOOK, learner=LEARNER_NOTEBOOK):
-    """Rewrite the kit's top-level learner edition from the solution notebook.
+def update_kit(notebook=NOTEBOOK, learner=None):
+    """Rewrite the kit's top-level learner edition of a solution notebook (by default the one
+    of the same name at the kit's top level).
 
     Returns (path, regions stubbed, cells changed, whether the file changed).
     """
     text, n_regions, n_cells = learner_text(notebook)
-    learner = Path(learner)
+    learner = Path(learner) if learner is not None else ROOT / Path(notebook).name
     if learner.resolve() == Path(notebook).resolve():
         raise ReleaseError(
             f"{learner} is the solution notebook itself; the learner edition must be another file."
@@ -334,8 +338,10 @@ def main(argv=None):
     )
     parser.add_argument(
         "--notebook",
-        default=str(NOTEBOOK),
-        help="the solution notebook to release (default: %(default)s)",
+        default=None,
+        help="the solution notebook to release (default: both of the kit's, "
+        + " and ".join(str(n.relative_to(ROOT)) for n in KIT_NOTEBOOKS)
+        + ")",
     )
     parser.add_argument(
         "--out",
@@ -351,20 +357,24 @@ def main(argv=None):
         "clones the kit opens); run it after every change to the solution",
     )
     args = parser.parse_args(argv)
-    try:
+    notebooks = [args.notebook] if args.notebook else KIT_NOTEBOOKS
+    for notebook in notebooks:
+        try:
+            if args.update_kit:
+                path, n_regions, n_cells, changed = update_kit(notebook)
+            else:
+                path, n_regions, n_cells = make_release(notebook, args.out)
+        except ReleaseError as err:
+            print(f"release: error: {err}", file=sys.stderr)
+            return 1
+        print(f"Stubbed {n_regions} solution regions in {n_cells} cells -> {path}")
         if args.update_kit:
-            path, n_regions, n_cells, changed = update_kit(args.notebook)
-        else:
-            path, n_regions, n_cells = make_release(args.notebook, args.out)
-    except ReleaseError as err:
-        print(f"release: error: {err}", file=sys.stderr)
-        return 1
-    print(f"Stubbed {n_regions} solution regions in {n_cells} cells -> {path}")
-    if args.update_kit:
-        print(
-            "The learner edition was up to date." if not changed else "Updated the learner edition."
-        )
-    else:
+            print(
+                "The learner edition was up to date."
+                if not changed
+                else "Updated the learner edition."
+            )
+    if not args.update_kit:
         print(
             f"Beside it: README.md (the learner README), requirements.txt, {', '.join(KIT_FILES)}, "
             f"helpers/ (without {', '.join(INSTRUCTOR_ONLY)})"

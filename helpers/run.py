@@ -26,6 +26,7 @@ from pathlib import Path
 
 from helpers.notebook import (
     NOTEBOOK,
+    PART2_NOTEBOOK,
     ROOT,
     headings,
     numbered_cells,
@@ -35,6 +36,25 @@ from helpers.notebook import (
 )
 
 ARTEFACTS = ("samples.png", "progress.png", "losses.png", "checkpoint.pt", "train_samples.pt")
+# Part 2's results, in the part2/ folder of the output folder (its hyperparameters cell)
+PART2_ARTEFACTS = tuple(
+    f"part2/{name}"
+    for name in (
+        "dcgan64_samples.png",
+        "wgan_losses.png",
+        "wgan_samples.png",
+        "interpolation.png",
+        "walk.png",
+        "wgan_generator.pt",
+    )
+)
+
+
+def artefacts_for(notebook):
+    """The files a run of `notebook` must leave in the output folder: part 2's or part 1's."""
+    return PART2_ARTEFACTS if Path(notebook).name == PART2_NOTEBOOK.name else ARTEFACTS
+
+
 WIDGET = "application/vnd.jupyter.widget-view+json"
 ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")  # colour and cursor codes in tracebacks
 # tqdm's text, as its notebook widget sends it: " 31/70 [00:02<00:03, 13.1it/s]", "Epoch 3/30:  45%"
@@ -461,13 +481,23 @@ def run_plain(notebook=NOTEBOOK, out_dir="outputs", quick=False, progress=None):
     bottom, stopping at the first failing cell; figures are only saved (Agg backend).
     Returns (seconds, failure or None), failure as for run_notebook.
     """
-    import traceback
-
     set_notebook_env(out_dir, quick, headless=True)
     progress = progress or Progress()
     nb = read_notebook(notebook)
     namespace = {"__name__": "__main__"}
     start = time.perf_counter()
+    # From the notebook's folder, as Jupyter starts a kernel (part 2 finds part 1 beside it).
+    previous = os.getcwd()
+    os.chdir(Path(notebook).resolve().parent)
+    try:
+        return _run_plain_cells(nb, namespace, start, progress)
+    finally:
+        os.chdir(previous)
+
+
+def _run_plain_cells(nb, namespace, start, progress):
+    import traceback
+
     section = None
     for number, cell in enumerate(nb["cells"], 1):
         if cell["cell_type"] == "markdown":
@@ -557,9 +587,10 @@ def main(argv=None):
     if failure:
         report_failure(failure, seconds, executed)
         return 1
-    missing = [name for name in ARTEFACTS if not (out_dir / name).is_file()]
+    artefacts = artefacts_for(notebook)
+    missing = [name for name in artefacts if not (out_dir / name).is_file()]
     print(f"Done in {_clock(seconds)}." + (f" Executed notebook: {executed}" if executed else ""))
-    for name in ARTEFACTS:
+    for name in artefacts:
         if name not in missing:
             print(f"  {out_dir / name}")
     if missing:

@@ -51,7 +51,7 @@ INSTALL_HINT = (
     "rights: use it only for notebooks you trust (your own solution)."
 )
 # What the learner side may see of the kit: what a learner already has in the release folder.
-BUNDLE_FILES = ("problem_unittests.py", "workspace_utils.py")
+BUNDLE_FILES = ("problem_unittests.py", "part2_unittests.py", "workspace_utils.py")
 BUNDLE_SKIP = ("release.py", "run.py", "sandbox.py", "classroom.py", "__main__.py")
 SANDBOX_UID = 1000  # the uid inside; outside, root drops to OUTSIDE_UID + slot
 OUTSIDE_UID = 3_500_000  # far above any real account, so it owns no file on the host

@@ -1076,3 +1076,695 @@ def _region_text(cells, scope, index):
             )
             return "".join(lines[first:last])
     raise LookupError(f"no solution region {index} in {scope!r}")
+
+
+# ---------------------------------------------------------------- part 2
+# Mistakes in solution/part2_dcgan64_wgan.ipynb, rejected by part2_unittests.py; run by
+# tests/test_part2_mutants.py.
+
+PART2_MUTANTS = [
+    # ---- Discriminator64
+    M(
+        "test_discriminator64",
+        "bn-on-input",
+        "batch norm on D's first layer",
+        "Discriminator64",
+        [
+            (
+                "nn.Conv2d(3, c, 4, 2, 1),  # no batch norm on D's input layer\n",
+                "nn.Conv2d(3, c, 4, 2, 1),\n            nn.BatchNorm2d(c),\n",
+            )
+        ],
+        "first conv layer should have no batch norm",
+    ),
+    M(
+        "test_discriminator64",
+        "relu",
+        "ReLU instead of LeakyReLU in the middle of D",
+        "Discriminator64",
+        [("nn.LeakyReLU(0.2),  # (B, 4c, 8, 8)", "nn.ReLU(),")],
+        "LeakyReLU",
+    ),
+    M(
+        "test_discriminator64",
+        "default-slope",
+        "LeakyReLU with its default slope 0.01",
+        "Discriminator64",
+        [("nn.LeakyReLU(0.2),  # (B, c, 32, 32)", "nn.LeakyReLU(),")],
+        "slope",
+    ),
+    M(
+        "test_discriminator64",
+        "linear-head",
+        "a fully connected layer instead of the last 4x4 conv",
+        "Discriminator64",
+        [
+            (
+                "nn.Conv2d(c * 8, 1, 4, 1, 0),  # (B, 1, 1, 1): one logit, no fully "
+                "connected layer",
+                "nn.Flatten(),\n            nn.Linear(c * 8 * 4 * 4, 1),",
+            )
+        ],
+        "fully connected",
+    ),
+    M(
+        "test_discriminator64",
+        "sigmoid",
+        "a sigmoid on D's output",
+        "Discriminator64",
+        [("return self.net(x).flatten(1)", "return torch.sigmoid(self.net(x).flatten(1))")],
+        "sigmoid",
+    ),
+    M(
+        "test_discriminator64",
+        "squeeze",
+        "squeeze() instead of flatten(1)",
+        "Discriminator64",
+        [("return self.net(x).flatten(1)", "return self.net(x).squeeze()")],
+        "shape",
+    ),
+    M(
+        "test_discriminator64",
+        "fixed-depth",
+        "ignores conv_dim (always 64)",
+        "Discriminator64",
+        [("c = conv_dim", "c = 64")],
+        "conv_dim",
+    ),
+    # ---- Generator64
+    M(
+        "test_generator64",
+        "no-tanh",
+        "forgets tanh at the end",
+        "Generator64",
+        [("            nn.Tanh(),\n", "")],
+        "tanh",
+    ),
+    M(
+        "test_generator64",
+        "bn-on-output",
+        "batch norm on G's output layer",
+        "Generator64",
+        [
+            (
+                "nn.ConvTranspose2d(c, 3, 4, 2, 1),  # (B, 3, 64, 64): no batch norm on G's output",
+                "nn.ConvTranspose2d(c, 3, 4, 2, 1),\n            nn.BatchNorm2d(3),",
+            )
+        ],
+        "output layer should have no batch norm",
+    ),
+    M(
+        "test_generator64",
+        "leaky",
+        "LeakyReLU in G instead of ReLU",
+        "Generator64",
+        [
+            (
+                "            nn.BatchNorm2d(c * 4),\n            nn.ReLU(),",
+                "            nn.BatchNorm2d(c * 4),\n            nn.LeakyReLU(0.2),",
+            )
+        ],
+        "ReLU",
+    ),
+    M(
+        "test_generator64",
+        "no-bn",
+        "no batch norm in G's hidden layers",
+        "Generator64",
+        [("            nn.BatchNorm2d(c * 2),\n", "")],
+        "BatchNorm2d right after",
+    ),
+    M(
+        "test_generator64",
+        "view-mixes",
+        "reshapes z with a view that mixes the batch",
+        "Generator64",
+        [
+            (
+                "z.view(z.size(0), self.z_size, 1, 1)",
+                "z.reshape(self.z_size, -1).t().reshape(-1, self.z_size, 1, 1)",
+            )
+        ],
+        "other z",
+    ),
+    M(
+        "test_generator64",
+        "no-flat-z",
+        "accepts only (B, z, 1, 1) noise",
+        "Generator64",
+        [("self.net(z.view(z.size(0), self.z_size, 1, 1))", "self.net(z)")],
+        "(B, z_size)",
+    ),
+    M(
+        "test_generator64",
+        "fixed-z",
+        "first layer built for z of size 100",
+        "Generator64",
+        [
+            (
+                "nn.ConvTranspose2d(z_size, c * 8, 4, 1, 0, bias=False)",
+                "nn.ConvTranspose2d(100, c * 8, 4, 1, 0, bias=False)",
+            )
+        ],
+        "z_size",
+    ),
+    # ---- Critic
+    M(
+        "test_critic",
+        "batch-norm",
+        "batch norm in the critic",
+        "Critic",
+        [("nn.GroupNorm(1, c * 4),", "nn.BatchNorm2d(c * 4),")],
+        "batch norm",
+    ),
+    M(
+        "test_critic",
+        "sigmoid",
+        "a sigmoid on the critic's score",
+        "Critic",
+        [("return self.net(x).flatten(1)", "return torch.sigmoid(self.net(x).flatten(1))")],
+        "sigmoid",
+    ),
+    M(
+        "test_critic",
+        "relu",
+        "ReLU instead of LeakyReLU in the critic",
+        "Critic",
+        [("nn.LeakyReLU(0.2),  # (B, 2c, 16, 16)", "nn.ReLU(),")],
+        "LeakyReLU",
+    ),
+    M(
+        "test_critic",
+        "batch-mean",
+        "centres the scores over the batch",
+        "Critic",
+        [
+            (
+                "return self.net(x).flatten(1)",
+                "s = self.net(x).flatten(1)\n        return s - s.mean()",
+            )
+        ],
+        "other images",
+    ),
+    # ---- gradient_penalty
+    M(
+        "test_gradient_penalty",
+        "no-create-graph",
+        "torch.autograd.grad without create_graph",
+        "gradient_penalty",
+        [("create_graph=True,", "create_graph=False,")],
+        "create_graph",
+    ),
+    M(
+        "test_gradient_penalty",
+        "one-eps",
+        "one eps for the whole batch",
+        "gradient_penalty",
+        [
+            (
+                "torch.rand(batch_size, 1, 1, 1, device=real_images.device)",
+                "torch.rand(1, device=real_images.device)",
+            )
+        ],
+        "one eps per image",
+    ),
+    M(
+        "test_gradient_penalty",
+        "eps-per-pixel",
+        "one eps per pixel",
+        "gradient_penalty",
+        [
+            (
+                "torch.rand(batch_size, 1, 1, 1, device=real_images.device)",
+                "torch.rand_like(real_images)",
+            )
+        ],
+        "not one per pixel",
+    ),
+    M(
+        "test_gradient_penalty",
+        "no-minus-one",
+        "penalises the squared norm, not its distance to 1",
+        "gradient_penalty",
+        [("((norms - 1) ** 2).mean()", "(norms**2).mean()")],
+        "(||grad|| - 1)^2",
+    ),
+    M(
+        "test_gradient_penalty",
+        "not-squared",
+        "|norm - 1| instead of its square",
+        "gradient_penalty",
+        [("((norms - 1) ** 2).mean()", "(norms - 1).abs().mean()")],
+        "square",
+    ),
+    M(
+        "test_gradient_penalty",
+        "batch-norm",
+        "one norm over the whole batch's gradient",
+        "gradient_penalty",
+        [("grads.flatten(1).norm(2, dim=1)", "grads.norm(2)")],
+        "norm per image",
+    ),
+    M(
+        "test_gradient_penalty",
+        "grad-of-mean",
+        "gradient of the mean score (each gradient divided by B)",
+        "gradient_penalty",
+        [("        scores.sum(),\n", "        scores.mean(),\n")],
+        "critic(x_hat).sum()",
+    ),
+    M(
+        "test_gradient_penalty",
+        "gaussian-eps",
+        "eps drawn from a normal distribution",
+        "gradient_penalty",
+        [("eps = torch.rand(", "eps = torch.randn(")],
+        "[0, 1]",
+    ),
+    # ---- critic_loss / generator_loss
+    M(
+        "test_critic_loss",
+        "sign",
+        "real minus fake",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return real_scores.mean() - fake_scores.mean()",
+            )
+        ],
+        "wrong sign",
+    ),
+    M(
+        "test_critic_loss",
+        "sum",
+        "sums over the batch",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return fake_scores.sum() - real_scores.sum()",
+            )
+        ],
+        "mean",
+    ),
+    M(
+        "test_critic_loss",
+        "bce",
+        "the BCE loss of part 1",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return F.binary_cross_entropy_with_logits(real_scores, "
+                "torch.ones_like(real_scores))"
+                " + F.binary_cross_entropy_with_logits(fake_scores, torch.zeros_like(fake_scores))",
+            )
+        ],
+        "no BCE",
+    ),
+    M(
+        "test_critic_loss",
+        "item",
+        "returns a float",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return (fake_scores.mean() - real_scores.mean()).item()",
+            )
+        ],
+        "0-dim tensor",
+    ),
+    M(
+        "test_generator_loss",
+        "sign",
+        "plus the mean fake score",
+        "generator_loss",
+        [("return -fake_scores.mean()", "return fake_scores.mean()")],
+        "wrong sign",
+    ),
+    M(
+        "test_generator_loss",
+        "sum",
+        "sums over the batch",
+        "generator_loss",
+        [("return -fake_scores.mean()", "return -fake_scores.sum()")],
+        "mean",
+    ),
+    M(
+        "test_generator_loss",
+        "log-sigmoid",
+        "the non-saturating GAN loss of part 1",
+        "generator_loss",
+        [("return -fake_scores.mean()", "return -F.logsigmoid(fake_scores).mean()")],
+        "no sigmoid",
+    ),
+    M(
+        "test_generator_loss",
+        "detached",
+        "detaches the scores",
+        "generator_loss",
+        [("return -fake_scores.mean()", "return -fake_scores.detach().mean()")],
+        "keep the graph",
+    ),
+    # ---- optimizers
+    M(
+        "test_wgan_optimizers",
+        "dcgan-betas",
+        "part 1's betas (0.5, 0.999)",
+        "<module>",
+        [
+            (
+                "c_optimizer = optim.Adam(critic.parameters(), lr=wgan_lr, betas=wgan_betas)",
+                "c_optimizer = optim.Adam(critic.parameters(), lr=wgan_lr, betas=(0.5, 0.999))",
+            )
+        ],
+        "(0.0, 0.9)",
+    ),
+    M(
+        "test_wgan_optimizers",
+        "dcgan-lr",
+        "part 1's learning rate 0.0002",
+        "<module>",
+        [
+            (
+                "g_optimizer = optim.Adam(G.parameters(), lr=wgan_lr, betas=wgan_betas)",
+                "g_optimizer = optim.Adam(G.parameters(), lr=0.0002, betas=wgan_betas)",
+            )
+        ],
+        "0.0001",
+    ),
+    M(
+        "test_wgan_optimizers",
+        "swapped",
+        "the critic's optimizer over G's parameters",
+        "<module>",
+        [("optim.Adam(critic.parameters(),", "optim.Adam(G.parameters(),")],
+        "updates G's parameters",
+    ),
+    # ---- train_wgan
+    M(
+        "test_train_wgan",
+        "no-penalty",
+        "leaves the gradient penalty out of the critic's loss",
+        "train_wgan",
+        [("(c_loss + gp_weight * penalty).backward()", "c_loss.backward()")],
+        "leave out the gradient penalty",
+    ),
+    M(
+        "test_train_wgan",
+        "unweighted",
+        "adds the penalty without gp_weight",
+        "train_wgan",
+        [("(c_loss + gp_weight * penalty).backward()", "(c_loss + penalty).backward()")],
+        "gp_weight",
+    ),
+    M(
+        "test_train_wgan",
+        "g-every-step",
+        "a generator step after every critic step",
+        "train_wgan",
+        [("if step % n_critic == 0:", "if True:")],
+        "n_critic",
+    ),
+    M(
+        "test_train_wgan",
+        "no-detach",
+        "the critic step's fakes are not detached",
+        "train_wgan",
+        [("fake_images = G(z).detach()  # this step trains the critic only", "fake_images = G(z)")],
+        "detach",
+    ),
+    M(
+        "test_train_wgan",
+        "g-sign",
+        "G maximises its loss (the critic's score of fakes goes down)",
+        "train_wgan",
+        [("g_loss = generator_loss(critic(G(z)))", "g_loss = -generator_loss(critic(G(z)))")],
+        "wrong sign",
+    ),
+    M(
+        "test_train_wgan",
+        "c-sign",
+        "the critic maximises its loss",
+        "train_wgan",
+        [
+            (
+                "(c_loss + gp_weight * penalty).backward()",
+                "(-c_loss + gp_weight * penalty).backward()",
+            )
+        ],
+        "wrong sign",
+    ),
+    M(
+        "test_train_wgan",
+        "no-zero-grad",
+        "never zeroes the critic's gradients",
+        "train_wgan",
+        [("            c_optimizer.zero_grad()\n", "")],
+        "zero_grad",
+    ),
+    # ---- slerp
+    M(
+        "test_slerp",
+        "lerp",
+        "straight-line interpolation",
+        "slerp",
+        [("    return w0 * z0 + w1 * z1\n", "    return (1 - t) * z0 + t * z1\n")],
+        "great circle",
+    ),
+    M(
+        "test_slerp",
+        "batch-angle",
+        "one angle for the whole batch",
+        "slerp",
+        [
+            (
+                "F.cosine_similarity(z0, z1, dim=1)",
+                "F.cosine_similarity(z0.flatten(), z1.flatten(), dim=0).expand(len(z0))",
+            )
+        ],
+        "per row",
+    ),
+    M(
+        "test_slerp",
+        "swapped-weights",
+        "swaps the weights of z0 and z1",
+        "slerp",
+        [("    return w0 * z0 + w1 * z1\n", "    return w1 * z0 + w0 * z1\n")],
+        "should give z0 exactly",
+    ),
+    M(
+        "test_slerp",
+        "no-fallback",
+        "divides by sin(omega) even for parallel vectors",
+        "slerp",
+        [("safe = sin.abs() > 1e-6", "safe = sin.abs() >= 0")],
+        "parallel",
+    ),
+    M(
+        "test_slerp",
+        "t-not-per-row",
+        "t as a (B,) tensor broadcast along z instead of per row",
+        "slerp",
+        [("t = t.reshape(-1, 1) if t.dim() else t", "pass")],
+        "(B, 1)",
+    ),
+    # ---- attribute_vector
+    M(
+        "test_attribute_vector",
+        "sign",
+        "without minus with",
+        "attribute_vector",
+        [("return z[has].mean(0) - z[~has].mean(0)", "return z[~has].mean(0) - z[has].mean(0)")],
+        "wrong way",
+    ),
+    M(
+        "test_attribute_vector",
+        "mean-of-all",
+        "subtracts the mean of all samples",
+        "attribute_vector",
+        [("return z[has].mean(0) - z[~has].mean(0)", "return z[has].mean(0) - z.mean(0)")],
+        "mean of all samples",
+    ),
+    M(
+        "test_attribute_vector",
+        "sums",
+        "differences of sums",
+        "attribute_vector",
+        [("return z[has].mean(0) - z[~has].mean(0)", "return z[has].sum(0) - z[~has].sum(0)")],
+        "not sums",
+    ),
+    M(
+        "test_attribute_vector",
+        "int-mask",
+        "indexes with the 0/1 labels as integers",
+        "attribute_vector",
+        [("has = has_attribute.bool()", "has = has_attribute")],
+        "0s and 1s",
+    ),
+    # ---- more, so every part-2 graded test meets at least six mistakes
+    M(
+        "test_critic",
+        "fixed-depth",
+        "ignores conv_dim (always 64)",
+        "Critic",
+        [("c = conv_dim", "c = 64")],
+        "conv_dim",
+    ),
+    M(
+        "test_critic",
+        "linear-head",
+        "a fully connected layer instead of the last 4x4 conv",
+        "Critic",
+        [
+            (
+                "nn.Conv2d(c * 8, 1, 4, 1, 0),  # (B, 1, 1, 1): a score, not a probability",
+                "nn.Flatten(),\n            nn.Linear(c * 8 * 4 * 4, 1),",
+            )
+        ],
+        "fully connected",
+    ),
+    M(
+        "test_critic",
+        "dcgan-first-layer-bn",
+        "batch norm on the critic's first layer",
+        "Critic",
+        [
+            (
+                "            nn.Conv2d(3, c, 4, 2, 1),\n",
+                "            nn.Conv2d(3, c, 4, 2, 1),\n            nn.BatchNorm2d(c),\n",
+            )
+        ],
+        "batch norm",
+    ),
+    M(
+        "test_wgan_optimizers",
+        "sgd",
+        "SGD instead of Adam",
+        "<module>",
+        [
+            (
+                "g_optimizer = optim.Adam(G.parameters(), lr=wgan_lr, betas=wgan_betas)",
+                "g_optimizer = optim.SGD(G.parameters(), lr=wgan_lr)",
+            )
+        ],
+        "torch.optim.Adam",
+    ),
+    M(
+        "test_wgan_optimizers",
+        "adam-defaults",
+        "Adam with its defaults (lr 0.001)",
+        "<module>",
+        [
+            (
+                "c_optimizer = optim.Adam(critic.parameters(), lr=wgan_lr, betas=wgan_betas)",
+                "c_optimizer = optim.Adam(critic.parameters())",
+            )
+        ],
+        "0.0001",
+    ),
+    M(
+        "test_wgan_optimizers",
+        "one-optimizer",
+        "one optimizer for both networks",
+        "<module>",
+        [
+            (
+                "g_optimizer = optim.Adam(G.parameters(), lr=wgan_lr, betas=wgan_betas)",
+                "g_optimizer = c_optimizer",
+            )
+        ],
+        "updates the critic's parameters",
+    ),
+    M(
+        "test_critic_loss",
+        "sigmoid",
+        "probabilities of the scores",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return torch.sigmoid(fake_scores).mean() - torch.sigmoid(real_scores).mean()",
+            )
+        ],
+        "no sigmoid",
+    ),
+    M(
+        "test_critic_loss",
+        "hinge",
+        "the hinge loss instead of the Wasserstein one",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return F.relu(1 - real_scores).mean() + F.relu(1 + fake_scores).mean()",
+            )
+        ],
+        "fake_scores.mean() - real_scores.mean()",
+    ),
+    M(
+        "test_critic_loss",
+        "detached",
+        "detaches the scores",
+        "critic_loss",
+        [
+            (
+                "return fake_scores.mean() - real_scores.mean()",
+                "return fake_scores.detach().mean() - real_scores.detach().mean()",
+            )
+        ],
+        "keep the graph",
+    ),
+    M(
+        "test_generator_loss",
+        "item",
+        "returns a float",
+        "generator_loss",
+        [("return -fake_scores.mean()", "return -fake_scores.mean().item()")],
+        "0-dim tensor",
+    ),
+    M(
+        "test_generator_loss",
+        "minimax",
+        "the saturating minimax loss of the original GAN",
+        "generator_loss",
+        [("return -fake_scores.mean()", "return torch.log(1 - torch.sigmoid(fake_scores)).mean()")],
+        "no sigmoid",
+    ),
+    M(
+        "test_attribute_vector",
+        "keepdim",
+        "keeps the batch dimension, (1, z)",
+        "attribute_vector",
+        [
+            (
+                "return z[has].mean(0) - z[~has].mean(0)",
+                "return z[has].mean(0, keepdim=True) - z[~has].mean(0, keepdim=True)",
+            )
+        ],
+        "shape (6,)",
+    ),
+    M(
+        "test_attribute_vector",
+        "only-with",
+        "the mean z of the samples with the attribute only",
+        "attribute_vector",
+        [("return z[has].mean(0) - z[~has].mean(0)", "return z[has].mean(0)")],
+        "difference of two means",
+    ),
+    M(
+        "test_slerp",
+        "raw-dot",
+        "the angle from the dot product of unnormalised vectors",
+        "slerp",
+        [
+            (
+                "cos = F.cosine_similarity(z0, z1, dim=1).clamp(-1, 1).unsqueeze(1)",
+                "cos = (z0 * z1).sum(1, keepdim=True)",
+            )
+        ],
+        "normalised vectors",
+    ),
+]

@@ -9,6 +9,7 @@ Notebook 7 and JupyterLab, each in headless Chromium (Debian's ``chromium`` and
   widget"), and the formulas render (MathJax).
 - Learner edition: Run All stops at the first graded test, whose output is short and names the
   piece that is not written yet.
+- Part 2 (both notebooks, JupyterLab only): the same, beside part 1 as in the kit.
 
 Screenshots go to ``artifacts/browser/`` (git-ignored; CI keeps them). Without a browser these
 tests are skipped, except under ``CI=true``, where that is a failure. README, "The browser test",
@@ -27,8 +28,8 @@ import urllib.request
 
 import pytest
 
-from helpers.notebook import NOTEBOOK, ROOT
-from helpers.release import LEARNER_NOTEBOOK
+from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT
+from helpers.release import LEARNER_NOTEBOOK, PART2_LEARNER_NOTEBOOK
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -97,6 +98,9 @@ def server(browser_paths, tmp_path_factory):
         (root / front_end / "solution").mkdir(parents=True)
         shutil.copyfile(LEARNER_NOTEBOOK, root / front_end / LEARNER_NOTEBOOK.name)
         shutil.copyfile(NOTEBOOK, root / front_end / "solution" / NOTEBOOK.name)
+        # part 2 beside part 1, as in the kit: it loads part 1's code from the notebook beside it
+        shutil.copyfile(PART2_LEARNER_NOTEBOOK, root / front_end / PART2_LEARNER_NOTEBOOK.name)
+        shutil.copyfile(PART2_NOTEBOOK, root / front_end / "solution" / PART2_NOTEBOOK.name)
     config = base / "config"
     config.mkdir()
     # window.jupyterapp lets the test read the notebook model; nothing else is changed.
@@ -398,3 +402,53 @@ def test_learner_edition_stops_at_its_first_stub_with_a_short_message(driver, se
     assert "get_dataloader" in shown and "not implemented yet" in shown, shown
     lines = [line for line in shown.splitlines() if line.strip()]
     assert len(lines) <= 10, f"the first failure takes {len(lines)} lines:\n{shown}"
+
+
+# --- part 2 (solution/part2_dcgan64_wgan.ipynb), in JupyterLab only, to keep CI's time down ----
+
+
+def test_part2_solution_runs_all_cells_in_the_browser(driver, server):
+    from selenium.webdriver.common.by import By
+
+    open_notebook(driver, server, "lab", f"solution/{PART2_NOTEBOOK.name}")
+    state = run_all(driver)
+    code = [c for c in state["cells"] if c["cell_type"] == "code"]
+    screenshot(driver, "lab-part2-solution")
+    errors = [
+        (i, o["ename"], o["evalue"])
+        for i, c in enumerate(code)
+        for o in c["outputs"]
+        if o["output_type"] == "error"
+    ]
+    assert not errors, errors
+    assert all(c.get("execution_count") for c in code), "some code cells did not run"
+    graded = [c for c in code if "graded-test" in tags(c)]
+    assert len(graded) >= 9
+    for cell in graded:
+        calls = len(re.findall(r"tests\.test_\w+\(", "".join(cell["source"])))
+        assert output_text(cell).count("Tests Passed") == calls, (cell["source"], output_text(cell))
+    page = notebook_node(driver)
+    images = page.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output img")
+    n_png = sum("image/png" in o.get("data", {}) for c in code for o in c["outputs"])
+    assert n_png >= 5 and len(images) == n_png
+    assert page.find_elements(By.CSS_SELECTOR, ".jp-OutputArea-output .widget-hprogress")
+    assert page.find_elements(By.CSS_SELECTOR, ".jp-MarkdownOutput mjx-container")
+
+
+def test_part2_learner_edition_stops_at_its_first_stub(driver, server):
+    from selenium.webdriver.common.by import By
+
+    open_notebook(driver, server, "lab", PART2_LEARNER_NOTEBOOK.name)
+    state = run_all(driver)
+    code = [c for c in state["cells"] if c["cell_type"] == "code"]
+    failed = [
+        i for i, c in enumerate(code) if any(o["output_type"] == "error" for o in c["outputs"])
+    ]
+    first_graded = next(i for i, c in enumerate(code) if "graded-test" in tags(c))
+    assert failed == [first_graded], f"errors in code cells {failed}, expected {first_graded}"
+    assert not any(c.get("execution_count") for c in code[first_graded + 1 :]), "Run All went on"
+    cell = notebook_node(driver).find_elements(By.CSS_SELECTOR, ".jp-CodeCell")[first_graded]
+    screenshot(driver, "lab-part2-learner-first-failure", cell)
+    shown = cell.find_element(By.CSS_SELECTOR, ".jp-OutputArea").get_attribute("innerText").strip()
+    assert "Discriminator64" in shown and "not implemented yet" in shown, shown
+    assert len([line for line in shown.splitlines() if line.strip()]) <= 10, shown

@@ -1,0 +1,485 @@
+"""The machinery behind part 2's graded tests (part2_unittests.py): the 64x64 networks' layer
+checks, small known-answer critics for the gradient penalty, and the WGAN-GP training recorder.
+
+What part 2 shares with part 1 (the failure type, turning the learner's exceptions into
+messages, tracing layers, gradient replay) is imported from helpers/checks.py, not copied.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from helpers.checks import (
+    calling,
+    check,
+    grads_close,
+    is_zero,
+    leaf_modules,
+    leaky_slope,
+    replay_grads,
+    rows_match,
+)
+
+# ---------------------------------------------------------------- the 64x64 networks
+
+POOLING = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d)
+NORMS = (nn.BatchNorm2d, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
+
+
+def check_batch_sizes_64(net, make_input, who, in_shape, out_shape, hint=""):
+    """net on batches of 5, 16 and then 1 returns (B, *out_shape); a batch of one last, so its
+    failure can say that only the batch of one breaks."""
+    for b in (5, 16, 1):
+        one = (
+            f"{who} works on batches of 5 and 16 but not on a batch of one. Likely cause: "
+            "squeeze() drops the batch dimension when it is 1; keep it with x.flatten(1) or "
+            "x.view(x.size(0), ...)."
+        )
+        with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
+            out = net(make_input(b))
+        shape = tuple(getattr(out, "shape", ()))
+        flat = " The last conv gives (B, 1, 1, 1): return it as (B, 1) with .flatten(1)."
+        check(
+            isinstance(out, torch.Tensor) and shape == (b, *out_shape),
+            f"{who} on a ({b}, {in_shape}) batch should return shape {(b, *out_shape)}, got "
+            f"{shape}." + (flat if out_shape == (1,) and shape == (b, 1, 1, 1) else ""),
+        )
+
+
+def check_d64_layers(net, calls, conv_dim, who):
+    """Four stride-2 4x4 convs 64 -> 32 -> 16 -> 8 -> 4 with conv_dim x 1, 2, 4, 8 channels, then a
+    4x4 conv to one logit; no pooling, no fully connected layer. Returns the traced convs."""
+    convs = [(m, i, o) for m, i, o in calls if isinstance(m, nn.Conv2d)]
+    pools = [type(m).__name__ for m in leaf_modules(net) if isinstance(m, POOLING)]
+    check(
+        not pools,
+        f"{who} should downsample with strided convolutions, not pooling; found {pools[:1]}.",
+    )
+    linears = [m for m, _, _ in calls if isinstance(m, nn.Linear)]
+    check(
+        not linears,
+        f"{who} uses an nn.Linear layer. The DCGAN paper's 64x64 {who} has no fully connected "
+        "layer: after the four stride-2 convs (4x4 pixels left), a last nn.Conv2d(8 * conv_dim, "
+        "1, 4, 1, 0) gives the one score per image.",
+    )
+    check(
+        len(convs) == 5,
+        f"{who} should have five conv layers (four stride-2 ones, then the 4x4 conv to one score), "
+        f"found {len(convs)}.",
+    )
+    first = convs[0][0]
+    check(
+        first.in_channels == 3 and first.out_channels == conv_dim,
+        f"{who}'s first conv layer should take the 3 colour channels to conv_dim={conv_dim} "
+        f"channels, got {first.in_channels} -> {first.out_channels}.",
+    )
+    sizes = [o.shape[-1] for _, _, o in convs]
+    check(
+        sizes == [32, 16, 8, 4, 1],
+        f"{who}'s conv layers should take a 64x64 image to 32, 16, 8, 4 and then 1x1 pixels, got "
+        f"sizes {sizes}. Use kernel 4, stride 2, padding 1 for the first four, and kernel 4, "
+        "stride 1, padding 0 for the last.",
+    )
+    for m, _, _ in convs:
+        check(
+            m.kernel_size == (4, 4),
+            f"Every conv layer of {who} should use a 4x4 kernel (the paper's), found "
+            f"{m.kernel_size}.",
+        )
+    depths = [m.out_channels for m, _, _ in convs]
+    want = [conv_dim, 2 * conv_dim, 4 * conv_dim, 8 * conv_dim, 1]
+    check(
+        depths == want,
+        f"With conv_dim={conv_dim}, {who}'s conv layers should have {want} output channels "
+        f"(conv_dim, 2x, 4x, 8x, then one score), got {depths}.",
+    )
+    return convs
+
+
+def follows(calls, module):
+    """The leaf module called right after `module` (None at the end)."""
+    order = [m for m, _, _ in calls]
+    i = order.index(module) + 1
+    return order[i] if i < len(order) else None
+
+
+def check_d64_batch_norm(calls, convs):
+    """No batch norm after D's first and last conv (the paper), batch norm after the other three."""
+    check(
+        not isinstance(follows(calls, convs[0][0]), nn.BatchNorm2d),
+        "D's first conv layer should have no batch norm (the paper leaves it out at D's input).",
+    )
+    missing = [k + 1 for k in (1, 2, 3) if not isinstance(follows(calls, convs[k][0]), NORMS)]
+    check(
+        not missing,
+        f"D should have an nn.BatchNorm2d right after its conv layers 2, 3 and 4; there is none "
+        f"after conv layer(s) {missing}.",
+    )
+    kinds = {type(follows(calls, convs[k][0])).__name__ for k in (1, 2, 3)}
+    check(
+        kinds == {"BatchNorm2d"},
+        f"D (the DCGAN) should use batch norm, nn.BatchNorm2d, after its conv layers 2 to 4; it "
+        f"uses {sorted(kinds)}. Layer norm is for the WGAN-GP critic, later in the notebook.",
+    )
+    check(
+        follows(calls, convs[4][0]) is None,
+        "D's last conv layer gives the logit: nothing should come after it (no batch norm, no "
+        "activation, no sigmoid).",
+    )
+
+
+def check_leaky_between(convs, who):
+    """LeakyReLU(0.2) before conv layers 2 to 5, read from what reaches each conv."""
+    for k in range(1, 5):
+        inp = convs[k][1]
+        check(
+            (inp < 0).float().mean() > 0.05,
+            f"Almost no negative values reach {who}'s conv layer {k + 1}: {who} uses ReLU (or "
+            "none) between its conv layers. Use LeakyReLU with negative slope 0.2: "
+            "F.leaky_relu(x, 0.2) or nn.LeakyReLU(0.2).",
+        )
+    slope = leaky_slope(convs[0][2], convs[1][1])
+    if slope is not None:
+        check(
+            abs(slope - 0.2) < 0.03,
+            f"{who}'s LeakyReLU has negative slope {slope:.2f}. The paper (and the notebook) use "
+            "0.2: F.leaky_relu(x, 0.2) or nn.LeakyReLU(0.2).",
+        )
+
+
+def check_g64_layers(calls, conv_dim, z_size):
+    """A stride-1 4x4 transposed conv z -> 4x4, then stride-2 ones to 8, 16, 32, 64 pixels with
+    8, 4, 2, 1 x conv_dim and 3 channels; batch norm after all but the last; ReLU between."""
+    deconvs = [(m, i, o) for m, i, o in calls if isinstance(m, nn.ConvTranspose2d)]
+    linears = [m for m, _, _ in calls if isinstance(m, nn.Linear)]
+    check(
+        not linears,
+        "G uses an nn.Linear layer. The paper's 64x64 G starts with a transposed conv instead: "
+        "z as a (B, z_size, 1, 1) image, nn.ConvTranspose2d(z_size, 8 * conv_dim, 4, 1, 0) makes "
+        "it 4x4.",
+    )
+    check(
+        len(deconvs) == 5,
+        f"G should have five transposed conv layers (1 -> 4 -> 8 -> 16 -> 32 -> 64 pixels), found "
+        f"{len(deconvs)}.",
+    )
+    first = deconvs[0][0]
+    check(
+        first.in_channels == z_size,
+        f"G's first transposed conv should take the z_size={z_size} numbers of z as channels, got "
+        f"in_channels={first.in_channels}. Build it from the z_size argument.",
+    )
+    sizes = [o.shape[-1] for _, _, o in deconvs]
+    check(
+        sizes == [4, 8, 16, 32, 64],
+        f"G's transposed convs should make 4, 8, 16, 32 and 64 pixels, got {sizes}. The first "
+        "uses kernel 4, stride 1, padding 0 (1x1 -> 4x4); the others kernel 4, stride 2, "
+        "padding 1.",
+    )
+    depths = [m.out_channels for m, _, _ in deconvs]
+    want = [8 * conv_dim, 4 * conv_dim, 2 * conv_dim, conv_dim, 3]
+    check(
+        depths == want,
+        f"With conv_dim={conv_dim}, G's transposed convs should have {want} output channels, got "
+        f"{depths}.",
+    )
+    missing = [
+        k + 1 for k in range(4) if not isinstance(follows(calls, deconvs[k][0]), nn.BatchNorm2d)
+    ]
+    check(
+        not missing,
+        "G should have an nn.BatchNorm2d right after each transposed conv but the last; there is "
+        f"none after layer(s) {missing}.",
+    )
+    order = [m for m, _, _ in calls]
+    after_last = order[order.index(deconvs[4][0]) :]
+    check(
+        not any(isinstance(m, nn.BatchNorm2d) for m in after_last),
+        "G's output layer should have no batch norm: the paper leaves it out at G's output.",
+    )
+    for k in range(1, 5):
+        check(
+            deconvs[k][1].min() >= 0,
+            f"The input of G's transposed conv {k + 1} has negative values (min "
+            f"{deconvs[k][1].min():.3f}): use ReLU after each batch norm of G (the paper uses "
+            "ReLU in G, LeakyReLU only in D).",
+        )
+
+
+def check_no_batch_norm(critic):
+    """The critic has no batch norm: the gradient penalty is per image, batch norm mixes them."""
+    bns = [
+        type(m).__name__
+        for m in critic.modules()
+        if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm))
+    ]
+    check(
+        not bns,
+        f"The critic uses {bns[0] if bns else ''}. WGAN-GP's penalty is on the gradient of each "
+        "image's score with respect to that image alone; batch norm makes every score depend on "
+        "the whole batch. Use layer norm, nn.GroupNorm(1, channels), or no normalisation.",
+    )
+
+
+def independent_in_train_mode(net, x, n=4):
+    """In train mode (where batch norm mixes images), is each image's score the same alone as in
+    the batch?"""
+    net.train()
+    with torch.no_grad():
+        together = net(x)
+        alone = torch.cat([net(x[i : i + 1]) for i in range(n)])
+    return torch.allclose(together[:n], alone, atol=1e-4)
+
+
+# ---------------------------------------------------------------- gradient penalty
+
+
+class LinearCritic(nn.Module):
+    """score(x) = <w, x> + b: its gradient with respect to x is w for every image."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w.clone())
+        self.b = nn.Parameter(torch.tensor(0.3))
+        self.inputs = []  # what the penalty scored (the interpolates)
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return (x * self.w).flatten(1).sum(1, keepdim=True) + self.b  # (B, 1)
+
+
+class SquareCritic(nn.Module):
+    """score(x) = sum(a * x^2) / 2: its gradient with respect to x is a * x, different for every
+    image, so the penalty of a batch depends on each image's own gradient norm."""
+
+    def __init__(self, a):
+        super().__init__()
+        self.a = nn.Parameter(torch.tensor(float(a)))
+        self.inputs = []
+
+    def forward(self, x):
+        self.inputs.append(x.detach().clone())
+        return (self.a * x**2).flatten(1).sum(1, keepdim=True) / 2
+
+
+def reference_penalty(critic, x_hat):
+    """The penalty on given interpolates: mean over images of (||d critic / d x_hat|| - 1)^2."""
+    x_hat = x_hat.detach().requires_grad_(True)
+    (grads,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
+
+
+def mixing_weights(x_hat, real, fake):
+    """Per image, the eps that best writes x_hat as eps * real + (1 - eps) * fake, and the largest
+    pixel error of that fit (0 when x_hat lies on the real-fake segment's line)."""
+    d = (real - fake).flatten(1)
+    eps = ((x_hat - fake).flatten(1) * d).sum(1) / (d * d).sum(1)
+    fit = fake.flatten(1) + eps[:, None] * d
+    return eps, (x_hat.flatten(1) - fit).abs().amax(1)
+
+
+# ---------------------------------------------------------------- training step
+
+
+class TinyCritic(nn.Module):
+    """A small critic for 16x16 images (layer norm, no batch norm), used only by test_train_wgan."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 4, 4, 2, 1),
+            nn.LeakyReLU(0.2),  # (B, 4, 8, 8)
+            nn.Conv2d(4, 8, 4, 2, 1),
+            nn.GroupNorm(1, 8),
+            nn.LeakyReLU(0.2),  # (B, 8, 4, 4)
+            nn.Conv2d(8, 1, 4, 1, 0),  # (B, 1, 1, 1)
+        )
+
+    def forward(self, x):
+        return self.net(x).flatten(1)
+
+
+def _grads(net):
+    return [None if p.grad is None else p.grad.detach().cpu().clone() for p in net.parameters()]
+
+
+class WGANRecorder:
+    """Watches a WGAN-GP training run and checks every optimizer step as it happens.
+
+    It records the critic's and G's calls since the last step. At a critic step it finds the
+    real batch, the fakes and the interpolates among the critic's inputs and replays the loss
+    critic_loss + gp_weight * penalty on them; at a G step it replays -critic(G(z)).mean().
+    """
+
+    def __init__(self, critic, G, c_opt, g_opt, scaled_batches, gp_weight):
+        self.critic, self.G = critic, G
+        self.scaled_batches, self.gp_weight = scaled_batches, gp_weight
+        self.window = []  # ("C" | "G", input, output, input needed grad) since the last step
+        self.steps = {"c_step": 0, "g_step": 0}
+        self.order = []  # "c" and "g", the order of the steps
+        self.last_g_grads = _grads(G)
+        self.replaying = False
+        self.handles = [
+            critic.register_forward_hook(lambda m, i, o: self._forward("C", i, o)),
+            G.register_forward_hook(lambda m, i, o: self._forward("G", i, o)),
+            c_opt.register_step_pre_hook(lambda opt, a, k: self._c_step()),
+            g_opt.register_step_pre_hook(lambda opt, a, k: self._g_step()),
+        ]
+
+    def _forward(self, kind, inputs, output):
+        if not torch.is_grad_enabled() or self.replaying:
+            return  # sampling and logging, or the recorder's own replay
+        x = inputs[0]
+        self.window.append((kind, x.detach().clone(), output.detach().clone(), x.requires_grad))
+
+    def close(self):
+        for h in self.handles:
+            h.remove()
+
+    def _c_step(self):
+        self.replaying = True
+        try:
+            self._check_c_step()
+        finally:
+            self.replaying = False
+            self.window = []
+
+    def _g_step(self):
+        self.replaying = True
+        try:
+            self._check_g_step()
+        finally:
+            self.replaying = False
+            self.window = []
+
+    def _check_c_step(self):
+        self.steps["c_step"] += 1
+        self.order.append("c")
+        calls = [e for e in self.window if e[0] == "C"]
+        fakes = [e[2] for e in self.window if e[0] == "G"]
+        check(
+            calls,
+            "c_optimizer.step() was called without the critic scoring any image since the last "
+            "step.",
+        )
+        check(
+            fakes,
+            "The critic step scored no fakes: make them with G from fresh noise in every critic "
+            "step, fake_images = G(z).detach().",
+        )
+        g_grads = _grads(self.G)
+        check(
+            is_zero(g_grads)
+            or all(
+                (a is None and b is None) or (a is not None and b is not None and torch.equal(a, b))
+                for a, b in zip(g_grads, self.last_g_grads)
+            ),
+            "The critic step's backward also sent gradients into G: detach the fakes in the critic "
+            "step, fake_images = G(z).detach(), so that step trains the critic only.",
+        )
+        fake = fakes[-1]
+        batches = torch.cat([c[1] for c in calls if not c[3]]) if calls else None
+        real = next(
+            (
+                b
+                for b in self.scaled_batches
+                if batches is not None and rows_match(b, batches).all()
+            ),
+            None,
+        )
+        if real is None:
+            unscaled = any(
+                batches is not None and rows_match((b + 1) / 2, batches).all()
+                for b in self.scaled_batches
+            )
+            check(
+                not unscaled,
+                "The critic scored the real images in [0, 1]: scale them to [-1, 1] first "
+                "(real_images * 2 - 1, as the given code does), like G's tanh outputs.",
+            )
+            check(False, "The critic step did not score the batch of real images it was given.")
+        mixed = [c[1] for c in calls if c[3] and not rows_match(c[1], fake).all()]
+        check(
+            len(mixed) == 1,
+            "In each critic step the critic should score the interpolates x_hat once, with "
+            "requires_grad, inside gradient_penalty, and that penalty goes into the critic's loss: "
+            f"found {len(mixed)} such call(s). c_loss + gp_weight * gradient_penalty(critic, "
+            "real_images, fake_images).",
+        )
+        x_hat = mixed[0]
+        critic, gp_weight = self.critic, self.gp_weight
+        device = next(critic.parameters()).device
+        r, f, xh = real.to(device), fake.to(device), x_hat.to(device)
+
+        def loss(weight=gp_weight, sign=1.0):
+            wass = critic(f).mean() - critic(r).mean()
+            return sign * wass + weight * reference_penalty(critic, xh)
+
+        got = _grads(critic)
+        if grads_close(got, replay_grads([critic], critic, loss)):
+            return
+        check(
+            not grads_close(got, replay_grads([critic], critic, lambda: loss(weight=0.0))),
+            "The critic's gradients leave out the gradient penalty: add gp_weight * "
+            "gradient_penalty(critic, real_images, fake_images) to the critic's loss before "
+            "backward() (and compute the penalty with create_graph=True so it can train).",
+        )
+        check(
+            not grads_close(got, replay_grads([critic], critic, lambda: loss(weight=1.0))),
+            "The critic's loss adds the gradient penalty unweighted: multiply it by gp_weight "
+            "(lambda = 10 in Gulrajani et al.).",
+        )
+        check(
+            not grads_close(got, replay_grads([critic], critic, lambda: loss(sign=-1.0))),
+            "The critic's loss has the wrong sign: it is critic_loss(real_scores, fake_scores) = "
+            "mean fake score - mean real score, which the critic minimises.",
+        )
+        check(
+            False,
+            "The critic's gradients at its step are not those of critic_loss(critic(real), "
+            "critic(fake)) + gp_weight * gradient_penalty(...) on this step's batch. Zero the "
+            "gradients first (c_optimizer.zero_grad()), use this batch's real images and the "
+            "fakes of this step, and call backward() once on that sum.",
+        )
+
+    def _check_g_step(self):
+        self.steps["g_step"] += 1
+        self.order.append("g")
+        g_calls = [e for e in self.window if e[0] == "G"]
+        check(
+            g_calls,
+            "g_optimizer.step() was called without G making fakes since the last step. Make new "
+            "fakes from fresh noise for the generator step.",
+        )
+        got = _grads(self.G)
+        check(
+            not is_zero(got),
+            "At the generator step, G has no gradient: do not detach the fakes in the generator "
+            "step, and call g_loss.backward() before g_optimizer.step().",
+        )
+        z = g_calls[-1][1]
+        critic, G = self.critic, self.G
+        device = next(G.parameters()).device
+        zz = z.to(device)
+
+        def loss(sign=1.0):
+            return -sign * critic(G(zz)).mean()
+
+        if grads_close(got, replay_grads([critic, G], G, loss)):
+            self.last_g_grads = got
+            return
+        check(
+            not grads_close(got, replay_grads([critic, G], G, lambda: loss(sign=-1.0))),
+            "The generator's loss has the wrong sign: G wants high critic scores for its fakes, so "
+            "generator_loss(fake_scores) = -fake_scores.mean().",
+        )
+        check(
+            False,
+            "G's gradients at its step are not those of generator_loss(critic(G(z))) for the last "
+            "z it used. Zero G's gradients first (g_optimizer.zero_grad()), score the new fakes "
+            "with the critic, and call backward() on that loss.",
+        )
+
+    def count(self, kind):
+        return self.steps[kind]

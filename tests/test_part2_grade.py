@@ -1,0 +1,78 @@
+"""The grader on part 2: a part-2 notebook is graded with part 2's graded tests
+(part2_unittests), picked by the notebook's own import or by --part.
+
+Graded once per notebook (module-scoped fixtures), the whole part-2 suite, in the sandbox when
+bubblewrap is there (always in CI).
+"""
+
+import contextlib
+import io
+import json
+import os
+
+import pytest
+
+import part2_unittests
+from helpers import grade, sandbox
+from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, read_notebook
+from helpers.release import PART2_LEARNER_NOTEBOOK
+
+NO_SANDBOX = (
+    [] if sandbox.available() is None or os.environ.get("CI") == "true" else ["--no-sandbox"]
+)
+
+
+def run_cli(*args):
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = grade.main([str(a) for a in args] + NO_SANDBOX)
+    return status, out.getvalue()
+
+
+def test_the_kit_notebook_follows_the_submissions_import():
+    assert grade.kit_notebook_for(read_notebook(PART2_NOTEBOOK)) == PART2_NOTEBOOK
+    assert grade.kit_notebook_for(read_notebook(PART2_LEARNER_NOTEBOOK)) == PART2_NOTEBOOK
+    assert grade.kit_notebook_for(read_notebook(NOTEBOOK)) == NOTEBOOK
+
+
+def test_part2_kit_tests_are_part2_unittests():
+    tests = grade.kit_tests(PART2_NOTEBOOK)
+    assert sorted(t.name for t in tests) == sorted(part2_unittests.__all__)
+    assert {t.module for t in tests} == {"part2_unittests"}
+    assert {t.module for t in grade.kit_tests(NOTEBOOK)} == {"problem_unittests"}
+
+
+@pytest.fixture(scope="module")
+def solution(tmp_path_factory):
+    report = tmp_path_factory.mktemp("grade") / "report.json"
+    status, printed = run_cli(PART2_NOTEBOOK, "--json", report, "--workers", "2")
+    return status, printed, json.loads(report.read_text())
+
+
+def test_part2_solution_gets_full_marks(solution):
+    status, printed, report = solution
+    assert status == 0, printed
+    assert report["passed"] == report["total"] == len(part2_unittests.__all__)
+    assert "test_gradient_penalty" in printed and "test_slerp" in printed
+
+
+def test_part2_learner_edition_fails_with_not_implemented_yet(tmp_path):
+    report = tmp_path / "report.json"
+    status, printed = run_cli(PART2_LEARNER_NOTEBOOK, "--json", report, "--part", "2")
+    verdicts = {t["name"]: t for t in json.loads(report.read_text())["tests"]}
+    assert status == 1
+    assert not verdicts["test_slerp"]["passed"]
+    assert "not implemented yet" in verdicts["test_slerp"]["message"]
+    assert "not implemented yet" in verdicts["test_gradient_penalty"]["message"]
+
+
+def test_part2_notebook_without_tags_is_still_graded_with_part2s_tests(tmp_path):
+    nb = json.loads(PART2_NOTEBOOK.read_text(encoding="utf-8"))
+    for cell in nb["cells"]:
+        cell["metadata"].pop("tags", None)  # as some editors leave a notebook
+    path = tmp_path / "untagged.ipynb"
+    path.write_text(json.dumps(nb))
+    report = tmp_path / "report.json"
+    status, printed = run_cli(path, "--json", report)
+    assert status == 0, printed
+    assert json.loads(report.read_text())["total"] == len(part2_unittests.__all__)

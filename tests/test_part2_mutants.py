@@ -1,0 +1,61 @@
+"""Part 2's mutation suite: every realistic mistake in tests/mutants.py's PART2_MUTANTS must be
+rejected by the part-2 graded test it targets, with a message that names the mistake.
+
+As tests/test_mutants.py does for part 1: each mutant edits the part-2 solution notebook's own
+code (read from the notebook, never copied) and runs its definition cells.
+"""
+
+import contextlib
+import io
+from collections import Counter
+
+import pytest
+
+import part2_unittests
+from helpers.notebook import (
+    DEFINITION_TAGS,
+    PART2_NOTEBOOK,
+    graded_test_calls,
+    numbered_cells,
+    read_notebook,
+    run_cells,
+)
+from tests.mutants import PART2_MUTANTS, apply
+
+NB = read_notebook(PART2_NOTEBOOK)
+NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
+CALLS = graded_test_calls(NB)
+
+
+def run_mutated(cells):
+    namespace = {"__name__": "__notebook__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        run_cells(zip(NUMBERS, cells), namespace)
+    return namespace
+
+
+def test_catalogue_covers_every_part2_graded_test_with_three_mutants():
+    counts = Counter(m.test for m in PART2_MUTANTS)
+    assert set(counts) == set(CALLS), f"graded tests without mutants: {set(CALLS) - set(counts)}"
+    assert min(counts.values()) >= 3, counts
+
+
+@pytest.mark.parametrize("mutant", PART2_MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
+def test_part2_mutant_is_rejected(mutant):
+    namespace = run_mutated(apply(mutant, CELLS))
+    test = getattr(part2_unittests, mutant.test)
+    args = [namespace.get(name) for name in CALLS[mutant.test]]
+    try:
+        with contextlib.redirect_stdout(io.StringIO()) as out:
+            test(*args)
+    except AssertionError as err:
+        message = str(err).lower()
+        missing = [word for word in mutant.expect if word.lower() not in message]
+        assert not missing, (
+            f"{mutant.mistake}: rejected, but the message does not mention {missing}: {err}"
+        )
+        return
+    pytest.fail(
+        f"{mutant.test} accepted a mistake: {mutant.mistake} "
+        f"(it printed {out.getvalue().strip()!r})"
+    )
