@@ -19,9 +19,6 @@ import torch.nn.functional as F
 from PIL import Image
 from torchvision import transforms
 
-from helpers.verdicts import plain as plain_value
-from helpers.verdicts import type_name
-
 
 class GradedTestFailure(AssertionError):
     """A graded test did not pass. The message is written for the learner.
@@ -40,6 +37,32 @@ class GradedTestFailure(AssertionError):
             return render_failure(self)
         except Exception:  # never hide the message behind a formatting problem
             return [f"{type(self).__name__}: {self}"]
+
+
+# The learner's values as data (helpers.verdicts sends them from the sandbox to the judge).
+
+
+def plain(value, _depth=0):
+    """What the learner's code returned, as data: tensors detached on the CPU, lists and tuples
+    item by item, plain numbers and text as they are, anything else as {"type": its name}."""
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=True)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    if isinstance(value, (list, tuple)) and _depth < 4 and len(value) <= 1000:
+        return [plain(v, _depth + 1) for v in value]
+    return {"type": type(value).__name__}
+
+
+def type_name(value):
+    """The type name of what the learner's code returned, from its plain() form."""
+    if isinstance(value, torch.Tensor):
+        return "Tensor"
+    if isinstance(value, dict) and isinstance(value.get("type"), str):
+        return value["type"]
+    if isinstance(value, list):
+        return "list"
+    return type(value).__name__
 
 
 # Frames from these are the kit's, not the learner's (folders end with a separator, so a
@@ -521,7 +544,7 @@ def observe_independence(net, inputs, n=4):
             alone = torch.cat([net(inputs[i : i + 1]) for i in range(n)])
     finally:
         net.train()
-    return {"together": plain_value(together[:n]), "alone": plain_value(alone)}
+    return {"together": plain(together[:n]), "alone": plain(alone)}
 
 
 def samples_independent(found):
@@ -664,7 +687,7 @@ def observe_dataset_images(obs, dataset):
             img, _ = dataset[by_name[name]]
         with calling(f"Loading the test image {name}.png again"):
             again = [dataset[by_name[name]][0] for _ in range(2)]
-        obs[f"image {name}"] = [plain_value(img)] + [plain_value(a) for a in again]
+        obs[f"image {name}"] = [plain(img)] + [plain(a) for a in again]
 
 
 def check_frame_kept(obs, size):
@@ -763,7 +786,7 @@ def observe_block(obs, fn, name, in_size, seed):
     with calling(f"{name}(4, 6, 3, stride=1, padding=1)"):
         block = fn(4, 6, 3, stride=1, padding=1)
     with calling(f"Running {name}(4, 6, 3, stride=1, padding=1)"):
-        obs["out stride 1"] = plain_value(block(torch.rand(2, 4, 10, 10) * 2 - 1))
+        obs["out stride 1"] = plain(block(torch.rand(2, 4, 10, 10) * 2 - 1))
 
 
 def judge_block(obs, name, kind, in_size, out_size, seed):
@@ -948,7 +971,7 @@ def _loss_observation(loss, d_out):
         except RuntimeError:
             grad = None
         grad = None if grad is None else grad.detach().cpu()
-    return {"value": plain_value(loss), "grad": grad}
+    return {"value": plain(loss), "grad": grad}
 
 
 def observe_loss(obs, key, fn, name, call, devices, seed):
@@ -962,7 +985,7 @@ def observe_loss(obs, key, fn, name, call, devices, seed):
         found[device] = _loss_observation(loss, d_out)
     one = torch.tensor([[0.3]], device=devices[-1])
     with calling(f"{call} on a D_out of shape (1, 1) (a batch of one image)", hint=one_hint(name)):
-        found["one"] = plain_value(fn(one))
+        found["one"] = plain(fn(one))
     d_out = torch.tensor(random_logits(seed), device=devices[-1], requires_grad=True)
     with calling(f"{call} on a D_out of shape (16, 1)", shape_hint=SIZED_HINT):
         found["random"] = _loss_observation(fn(d_out), d_out)
@@ -1702,7 +1725,7 @@ def trace_record(module, *inputs):
             if id(m) in index
         ],
     }
-    return plain_value(out), record
+    return plain(out), record
 
 
 class Leaf:

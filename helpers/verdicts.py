@@ -28,6 +28,8 @@ import math
 import numpy as np
 import torch
 
+from helpers.checks import GradedTestFailure
+
 NOTEBOOK_SEED = 0  # in the notebook: the same inputs every run, so a message reads the same
 DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_}
 MAX_ARRAY_BYTES = 32 * 1024 * 1024  # all arrays of one observation together
@@ -65,35 +67,10 @@ class Observation(dict):
 def observing(obs):
     """Around OBSERVE's body: the first graded failure (the learner's code raised, see
     checks.calling) is recorded in `obs` and ends the observation; JUDGE raises it in turn."""
-    from helpers.checks import GradedTestFailure
-
     try:
         yield obs
     except GradedTestFailure as failure:
         obs.fail(failure)
-
-
-def plain(value, _depth=0):
-    """What the learner's code returned, as data: tensors detached on the CPU, lists and tuples
-    item by item, plain numbers and text as they are, anything else as {"type": its name}."""
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)) and _depth < 4 and len(value) <= 1000:
-        return [plain(v, _depth + 1) for v in value]
-    return {"type": type(value).__name__}
-
-
-def type_name(value):
-    """The type name of what the learner's code returned, from its plain() form."""
-    if isinstance(value, torch.Tensor):
-        return "Tensor"
-    if isinstance(value, dict) and isinstance(value.get("type"), str):
-        return value["type"]
-    if isinstance(value, list):
-        return "list"
-    return type(value).__name__
 
 
 # ---------------------------------------------------------------- JSON both ways
@@ -102,8 +79,6 @@ def type_name(value):
 def encode(obj, _depth=0):
     """An observation as JSON-ready data: tensors and arrays become {"$array": ...}, a failure
     {"$failure": message}. Raises TypeError for anything else (a bug of the observer)."""
-    from helpers.checks import GradedTestFailure
-
     if _depth > MAX_DEPTH:
         raise TypeError("observation nested too deep")
     if obj is None or isinstance(obj, (bool, int, str)):
@@ -145,8 +120,6 @@ def decode(data, clean=str):
     as GradedTestFailure with their message passed through `clean`. Raises MalformedObservation
     for anything else, too deep, too many items or too many bytes.
     """
-    from helpers.checks import GradedTestFailure
-
     budget = {"bytes": MAX_ARRAY_BYTES, "items": MAX_ITEMS}
 
     def spend(kind, n):
