@@ -132,6 +132,7 @@ def test_json_report_lists_each_test_with_verdict_message_and_seconds(solution):
     _, report = solution
     assert (report["passed"], report["total"]) == (len(TESTS), len(TESTS))
     assert [t["name"] for t in report["tests"]] == TESTS
+    assert not any("decided inside the sandbox" in n for n in report["notes"])  # all judged here
     for t in report["tests"]:
         assert t["passed"] is True and t["message"] == "Tests Passed"
         assert isinstance(t["seconds"], float) and 0 < t["seconds"] < 300

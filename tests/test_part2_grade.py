@@ -54,6 +54,8 @@ def test_part2_solution_gets_full_marks(solution):
     assert status == 0, printed
     assert report["passed"] == report["total"] == len(part2_unittests.__all__)
     assert "test_gradient_penalty" in printed and "test_slerp" in printed
+    # part 2's tests are not split into observe/judge: the report must say its points are forgeable
+    assert any("decided inside the sandbox" in n for n in report["notes"]), report["notes"]
 
 
 def test_part2_learner_edition_fails_with_not_implemented_yet(tmp_path):
