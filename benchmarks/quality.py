@@ -289,14 +289,20 @@ def pick_cores(n=2):
     return cores[:n] if len(cores) >= n else None
 
 
-def run_all(jobs_per_seed, parallel):
-    """Each seed's pair of jobs, both at once in their own processes when `parallel`; yields
-    each pair's results in order."""
+def run_all(jobs_per_seed, parallel, seeds_at_once=False):
+    """Each seed's jobs, both recipes at once in their own processes when `parallel` (and every
+    seed's at once with `seeds_at_once`); yields each seed's results in order."""
     if not parallel:
         for jobs in jobs_per_seed:
             yield [run_job(j) for j in jobs]
         return
-    with ProcessPoolExecutor(max_workers=2, mp_context=get_context("spawn")) as pool:
+    workers = sum(map(len, jobs_per_seed)) if seeds_at_once else max(map(len, jobs_per_seed))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
+        if seeds_at_once:
+            futures = [[pool.submit(run_job, j) for j in jobs] for jobs in jobs_per_seed]
+            for seed_futures in futures:
+                yield [f.result() for f in seed_futures]
+            return
         for jobs in jobs_per_seed:
             yield [f.result() for f in [pool.submit(run_job, j) for j in jobs]]
 
@@ -398,6 +404,13 @@ def parse_args(argv=None):
         "own choice, one per core)",
     )
     p.add_argument(
+        "--seeds-at-once",
+        action="store_true",
+        help="train every seed at the same time (2 processes per seed, each recipe's still "
+        "pinned to its own core): the same CPU budget each, sooner done on a machine shared "
+        "with other work",
+    )
+    p.add_argument(
         "--in-process",
         action="store_true",
         help="train the recipes one after the other in this process, unpinned (for tests; a "
@@ -495,7 +508,7 @@ def main(argv=None):
     runs = []
     per_seed = {name: [] for name in args.recipes}
     train_images = images[:n_train]
-    for results in run_all(jobs_per_seed, parallel=not args.in_process):
+    for results in run_all(jobs_per_seed, not args.in_process, args.seeds_at_once):
         for r in results:
             fake = torch.from_numpy(r.pop("fake"))
             swd = sliced_wasserstein_distance(real_a, fake)
