@@ -6,6 +6,7 @@ They check that the scripts run and what they print, never how fast anything was
 
 import ast
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -92,35 +93,127 @@ def test_course_step_updates_both_networks(faces):
     assert sum(not torch.equal(a, b) for a, b in zip(before, after)) == len(before)
 
 
-def test_quality_trains_both_recipes_and_saves_their_grids(faces, tmp_path, capsys, one_thread):
-    result = quality.main(
+def quality_run(faces, tmp_path, *extra):
+    return quality.main(
         [
             "--data",
             str(faces),
-            "--budget",
-            "0.5",
             "--n-eval",
             "16",
             "--device",
             "cpu",
             "--out",
             str(tmp_path / "grids"),
-            *one_thread,
+            *extra,
         ]
     )
-    printed = last_json(capsys.readouterr().out)
+
+
+def test_quality_trains_both_recipes_per_seed_and_saves_their_grids(
+    faces, tmp_path, capsys, one_thread
+):
+    result = quality_run(faces, tmp_path, "--budget", "0.5", "--seeds", "0", "1", "--in-process")
+    out = capsys.readouterr().out
+    printed = last_json(out)
     assert printed == result
+    assert [(r["recipe"], r["seed"]) for r in printed["runs"]] == [
+        ("course", 0),
+        ("kit", 0),
+        ("course", 1),
+        ("kit", 1),
+    ]
+    for r in printed["runs"]:
+        assert r["steps"] >= 1 and r["swd"] > 0 and r["memorised"] in (True, False)
+        assert (tmp_path / "grids" / f"{r['recipe']}_seed{r['seed']}.png").is_file()
     for name in ("course", "kit"):
-        r = printed["recipes"][name]
-        assert r["steps"] >= 1 and r["swd"] > 0
-        assert (tmp_path / "grids" / f"{name}_samples.png").is_file()
-    assert printed["recipes"]["course"]["settings"]["conv_dim"] == 32
+        swds = [r["swd"] for r in printed["runs"] if r["recipe"] == name]
+        assert printed["mean_swd"][name] == pytest.approx(sum(swds) / 2, abs=0.01)
+    assert printed["runs"][0]["settings"]["conv_dim"] == 32
     # the kit recipe is the notebook's own hyperparameters cell
-    assert (
-        printed["recipes"]["kit"]["settings"]["d_conv_dim"]
-        == throughput.load_notebook()["d_conv_dim"]
-    )
+    assert printed["runs"][1]["settings"]["d_conv_dim"] == throughput.load_notebook()["d_conv_dim"]
     assert printed["real_vs_real_swd"] > 0 and (tmp_path / "grids" / "real.png").is_file()
+    # both recipes train on the same images and are scored against the same held-out ones
+    assert printed["n_train"] == 160 - 2 * 16
+    assert "real vs real" in out and "kit / course mean SWD" in out
+
+
+def test_quality_cpu_budget_runs_both_recipes_at_once_on_their_own_cores(faces, tmp_path):
+    if len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs two cores to pin the recipes to")
+    result = quality_run(faces, tmp_path, "--cpu-budget", "0.5", "--recipes", "kit", "course")
+    runs = result["runs"]
+    assert result["clock"] == "cpu" and result["threads"] == 1
+    assert {r["core"] for r in runs} == set(result["cores"]) and len(result["cores"]) == 2
+    for r in runs:
+        # the budget is the recipe's CPU time: it stops within a step or two of it
+        assert 0.5 <= r["budget_spent"] < 5, r
+
+
+def test_cpu_seconds_counts_this_process_work_not_sleep():
+    import time
+
+    before = quality.cpu_seconds()
+    time.sleep(0.2)
+    assert quality.cpu_seconds() - before < 0.1, "sleeping is not CPU time"
+    before, wall = quality.cpu_seconds(), time.perf_counter()
+    while quality.cpu_seconds() - before < 0.2 and time.perf_counter() - wall < 60:
+        pass  # busy: CPU time advances (however loaded the machine is)
+    busy, wall = quality.cpu_seconds() - before, time.perf_counter() - wall
+    assert 0.2 <= busy <= wall + 0.05, (busy, wall)
+
+
+def test_budget_stops_when_its_clock_has_advanced_the_budget():
+    ticks = iter(range(100))
+    batches = quality.Budget(
+        iter([(torch.zeros(2, 3, 1, 1), None)] * 100),
+        seconds=3,
+        start=0,
+        device=torch.device("cpu"),
+        clock=lambda: next(ticks),
+    )
+    assert len(list(batches)) == 3 and batches.steps == 3 and batches.images == 6
+
+
+def test_kit_set_parses_known_settings_and_refuses_others():
+    assert quality.parse_kit_set(["lr=0.0004", "batch_size=64", "ema=0.999"]) == {
+        "lr": 0.0004,
+        "batch_size": 64,
+        "ema": 0.999,
+    }
+    for bad in ("conv_dim=64", "lr", "batch_size=6.5", "ema=1", "lr=-1", "batch_size=0"):
+        with pytest.raises(SystemExit, match="--kit-set"):
+            quality.parse_kit_set([bad])
+    settings = quality.kit_settings(throughput.load_notebook(), {"d_lr": 0.0004})
+    assert settings["d_lr"] == 0.0004 and settings["g_lr"] == throughput.load_notebook()["lr"]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--budget", "10", "--cpu-budget", "10"],
+        ["--cpu-budget", "0"],
+        ["--budget", "-1"],
+        ["--seeds", "0", "0"],
+        ["--n-eval", "0"],
+    ],
+)
+def test_quality_refuses_contradictory_or_empty_budgets_and_repeated_seeds(argv):
+    with pytest.raises(SystemExit):
+        quality.parse_args(argv)
+
+
+def test_summary_says_whether_every_kit_seed_beats_every_course_seed():
+    s = quality.summarise({"course": [20.0, 18.0], "kit": [15.0, 17.0]})
+    assert s["mean_swd"] == {"course": 19.0, "kit": 16.0}
+    assert s["ratio_kit_over_course"] == pytest.approx(16 / 19, abs=1e-3)
+    assert s["every_kit_seed_beats_every_course_seed"] is True
+    assert (
+        quality.summarise({"course": [20.0], "kit": [15.0, 21.0]})[
+            "every_kit_seed_beats_every_course_seed"
+        ]
+        is False
+    )
+    assert "ratio_kit_over_course" not in quality.summarise({"course": [], "kit": [15.0]})
 
 
 def test_quality_refuses_a_folder_too_small_to_hold_out_images(faces, tmp_path):
@@ -158,3 +251,14 @@ def test_benchmarks_use_public_helpers_and_the_notebook_settings(module):
         if isinstance(t, ast.Name) and t.id in {"Z_SIZE", "LR", "BETAS"}
     ]
     assert copied == [], f"{module.__name__} copies settings the notebook defines: {copied}"
+
+
+def test_budget_spent_before_the_first_batch_still_trains_one_step():
+    batches = quality.Budget(
+        iter([(torch.zeros(2, 3, 1, 1), None)] * 5),
+        seconds=1,
+        start=0,
+        device=torch.device("cpu"),
+        clock=lambda: 10,
+    )
+    assert len(list(batches)) == 1
