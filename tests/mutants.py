@@ -9,7 +9,18 @@ fails but points at the mistake. tests/test_mutants.py runs them all.
 from __future__ import annotations
 
 import ast
+import contextlib
+import io
 from dataclasses import dataclass
+
+from helpers.notebook import (
+    DEFINITION_TAGS,
+    NOTEBOOK,
+    graded_test_calls,
+    numbered_cells,
+    read_notebook,
+    run_cells,
+)
 
 
 @dataclass(frozen=True)
@@ -1768,3 +1779,20 @@ PART2_MUTANTS = [
         "normalised vectors",
     ),
 ]
+
+
+def definition_cells(notebook=NOTEBOOK):
+    """(cell numbers, definition cell sources, {graded test: its argument names}) of a solution
+    notebook: what the mutation and variant suites edit and run."""
+    nb = read_notebook(notebook)
+    numbers, cells = zip(*numbered_cells(nb, *DEFINITION_TAGS))
+    return numbers, cells, graded_test_calls(nb)
+
+
+def run_definitions(numbers, cells):
+    """Run the (edited) definition cells as a learner would: one by one, past errors, printing
+    nothing; a broken cell leaves its names undefined, as in Jupyter. (namespace, errors)."""
+    namespace = {"__name__": "__notebook__"}
+    with contextlib.redirect_stdout(io.StringIO()):
+        errors = run_cells(zip(numbers, cells), namespace)
+    return namespace, errors

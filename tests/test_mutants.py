@@ -14,28 +14,10 @@ from collections import Counter
 import pytest
 
 import problem_unittests
-from helpers.notebook import (
-    DEFINITION_TAGS,
-    graded_test_calls,
-    numbered_cells,
-    read_notebook,
-    run_cells,
-)
-from tests.mutants import MUTANTS, apply
+from tests.mutants import MUTANTS, apply, definition_cells, run_definitions
 
-NB = read_notebook()
-NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
-CALLS = graded_test_calls(NB)
+NUMBERS, CELLS, CALLS = definition_cells()
 RESULTS = []  # (test, mutant name, caught) for the catch-rate table
-
-
-def run_mutated(cells):
-    """The namespace after running the (mutated) definition cells as a learner would: one by one,
-    past errors; a broken cell leaves its names undefined, as in Jupyter."""
-    namespace = {"__name__": "__notebook__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        run_cells(zip(NUMBERS, cells), namespace)
-    return namespace
 
 
 def test_catalogue_covers_every_graded_test_with_three_mutants():
@@ -47,7 +29,7 @@ def test_catalogue_covers_every_graded_test_with_three_mutants():
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
 def test_mutant_is_rejected(mutant):
-    namespace = run_mutated(apply(mutant, CELLS))
+    namespace, _ = run_definitions(NUMBERS, apply(mutant, CELLS))
     test = getattr(problem_unittests, mutant.test)
     args = [namespace.get(name) for name in CALLS[mutant.test]]
     caught = False

@@ -12,26 +12,10 @@ from collections import Counter
 import pytest
 
 import part2_unittests
-from helpers.notebook import (
-    DEFINITION_TAGS,
-    PART2_NOTEBOOK,
-    graded_test_calls,
-    numbered_cells,
-    read_notebook,
-    run_cells,
-)
-from tests.mutants import PART2_MUTANTS, apply
+from helpers.notebook import PART2_NOTEBOOK
+from tests.mutants import PART2_MUTANTS, apply, definition_cells, run_definitions
 
-NB = read_notebook(PART2_NOTEBOOK)
-NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
-CALLS = graded_test_calls(NB)
-
-
-def run_mutated(cells):
-    namespace = {"__name__": "__notebook__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        run_cells(zip(NUMBERS, cells), namespace)
-    return namespace
+NUMBERS, CELLS, CALLS = definition_cells(PART2_NOTEBOOK)
 
 
 def test_catalogue_covers_every_part2_graded_test_with_three_mutants():
@@ -42,7 +26,7 @@ def test_catalogue_covers_every_part2_graded_test_with_three_mutants():
 
 @pytest.mark.parametrize("mutant", PART2_MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
 def test_part2_mutant_is_rejected(mutant):
-    namespace = run_mutated(apply(mutant, CELLS))
+    namespace, _ = run_definitions(NUMBERS, apply(mutant, CELLS))
     test = getattr(part2_unittests, mutant.test)
     args = [namespace.get(name) for name in CALLS[mutant.test]]
     try:

@@ -11,20 +11,11 @@ import io
 import pytest
 
 import part2_unittests
-from helpers.notebook import (
-    DEFINITION_TAGS,
-    PART2_NOTEBOOK,
-    graded_test_calls,
-    numbered_cells,
-    read_notebook,
-    run_cells,
-)
-from tests.mutants import Region, apply
+from helpers.notebook import PART2_NOTEBOOK
+from tests.mutants import Region, apply, definition_cells, run_definitions
 from tests.variants import V, code
 
-NB = read_notebook(PART2_NOTEBOOK)
-NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
-CALLS = graded_test_calls(NB)
+NUMBERS, CELLS, CALLS = definition_cells(PART2_NOTEBOOK)
 
 PART2_VARIANTS = [
     V(
@@ -266,9 +257,7 @@ def test_every_part2_graded_test_has_a_correct_variant():
 
 @pytest.mark.parametrize("variant", PART2_VARIANTS, ids=lambda v: f"{v.test}-{v.name}")
 def test_correct_part2_variant_passes(variant):
-    namespace = {"__name__": "__notebook__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        errors = run_cells(zip(NUMBERS, apply(variant, CELLS)), namespace)
+    namespace, errors = run_definitions(NUMBERS, apply(variant, CELLS))
     assert not errors, f"the variant's cells do not run: {errors[0]}"
     args = [namespace[name] for name in CALLS[variant.test]]
     with contextlib.redirect_stdout(io.StringIO()) as out:

@@ -12,19 +12,10 @@ from collections import Counter
 import pytest
 
 import problem_unittests
-from helpers.notebook import (
-    DEFINITION_TAGS,
-    graded_test_calls,
-    numbered_cells,
-    read_notebook,
-    run_cells,
-)
-from tests.mutants import apply
+from tests.mutants import apply, definition_cells, run_definitions
 from tests.variants import NOTES, VARIANTS
 
-NB = read_notebook()
-NUMBERS, CELLS = zip(*numbered_cells(NB, *DEFINITION_TAGS))
-CALLS = graded_test_calls(NB)
+NUMBERS, CELLS, CALLS = definition_cells()
 
 
 def test_every_graded_test_has_correct_variants():
@@ -35,9 +26,7 @@ def test_every_graded_test_has_correct_variants():
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=lambda v: f"{v.test}-{v.name}")
 def test_correct_variant_passes(variant):
-    namespace = {"__name__": "__notebook__"}
-    with contextlib.redirect_stdout(io.StringIO()):
-        errors = run_cells(zip(NUMBERS, apply(variant, CELLS)), namespace)
+    namespace, errors = run_definitions(NUMBERS, apply(variant, CELLS))
     assert not errors, f"the variant's cells do not run: {errors[0]}"
     args = [namespace[name] for name in CALLS[variant.test]]
     with contextlib.redirect_stdout(io.StringIO()) as out:
