@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from benchmarks.throughput import (
+    add_device_argument,
     build_models,
     course_loader,
     course_step,
@@ -376,12 +377,7 @@ def parse_args(argv=None):
         + " (d_lr/g_lr: separate learning rates; ema: decay of an average of G's weights "
         "that draws the samples, 0 = off)",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda"],
-        help="where to train (default: auto = cuda when available, else cpu)",
-    )
+    add_device_argument(p)
     p.add_argument(
         "--n-eval",
         type=int,

@@ -77,6 +77,16 @@ def load_notebook():
         return load_solution()
 
 
+def add_device_argument(parser):
+    """--device for the benchmarks that train: auto (CUDA when there is one), cpu or cuda."""
+    parser.add_argument(
+        "--device",
+        default="auto",
+        choices=["auto", "cpu", "cuda"],
+        help="where to train (default: auto = cuda when available, else cpu)",
+    )
+
+
 def pick_device(name):
     """'auto' -> cuda when available, else cpu; otherwise torch.device(name)."""
     if name == "auto":
@@ -554,12 +564,7 @@ def parse_args(argv=None):
         default=None,
         help="untimed steps before the clock starts (default: 20 on CUDA, 2 on the CPU)",
     )
-    p.add_argument(
-        "--device",
-        default="auto",
-        choices=["auto", "cpu", "cuda"],
-        help="where to train (default: auto = cuda when available, else cpu)",
-    )
+    add_device_argument(p)
     p.add_argument(
         "--batch-size",
         type=int,
