@@ -1663,6 +1663,13 @@ KNOWN_LEAVES = {
         + ("padding_mode", "output_padding"),
     ),
     "BatchNorm2d": (nn.BatchNorm2d, ("num_features", "eps", "affine", "track_running_stats")),
+    # the WGAN-GP critic's per-image norms (part 2)
+    "GroupNorm": (nn.GroupNorm, ("num_groups", "num_channels", "eps", "affine")),
+    "LayerNorm": (nn.LayerNorm, ("normalized_shape", "eps", "elementwise_affine")),
+    "InstanceNorm2d": (
+        nn.InstanceNorm2d,
+        ("num_features", "eps", "affine", "track_running_stats"),
+    ),
     "Linear": (nn.Linear, ("in_features", "out_features")),
     "LeakyReLU": (nn.LeakyReLU, ("negative_slope", "inplace")),
     "ReLU": (nn.ReLU, ("inplace",)),
@@ -1869,6 +1876,23 @@ def replay(leaf, x):
     if kind == "BatchNorm2d":
         batch_stats = leaf.training or not a["track_running_stats"]
         return F.batch_norm(
+            x,
+            None if batch_stats else st["running_mean"],
+            None if batch_stats else st["running_var"],
+            st.get("weight"),
+            st.get("bias"),
+            batch_stats,
+            0.0,
+            a["eps"],
+        )
+    if kind == "GroupNorm":
+        return F.group_norm(x, a["num_groups"], st.get("weight"), st.get("bias"), a["eps"])
+    if kind == "LayerNorm":
+        shape = a["normalized_shape"]
+        return F.layer_norm(x, shape, st.get("weight"), st.get("bias"), a["eps"])
+    if kind == "InstanceNorm2d":
+        batch_stats = leaf.training or not a["track_running_stats"]
+        return F.instance_norm(
             x,
             None if batch_stats else st["running_mean"],
             None if batch_stats else st["running_var"],
