@@ -4,8 +4,10 @@ latent space.
 As in problem_unittests.py (part 1), each ``test_*`` function checks one piece you write. It
 prints ``Tests Passed`` when the piece behaves as asked, and otherwise raises a
 GradedTestFailure (an AssertionError) that says what was expected, what your code gave, and
-the most likely cause. Their machinery lives in helpers/checks.py (shared with part 1) and
-helpers/checks_part2.py.
+the most likely cause. Like part 1's, each test is two halves (helpers/verdicts.py):
+``observe_x(..., seed)`` runs your code and returns plain data, ``judge_x(obs, seed)`` holds
+every check and message and never calls your code, so the grader can judge in its own process.
+Their machinery lives in helpers/checks.py (shared with part 1) and helpers/checks_part2.py.
 """
 
 from __future__ import annotations
@@ -22,35 +24,45 @@ from helpers.checks import (
     check,
     check_d_gives_logits,
     check_d_gradients,
+    check_first_input,
     check_g_ends_with_tanh,
     check_no_dropout_on_output,
     check_size_follows_conv_dim,
     device_of,
+    follows,
     n_params,
     observe_gradients,
     observe_independence,
     params_without_gradient,
     passed,
+    plain,
     push_output,
     quiet,
+    rebuild_trace,
     samples_independent,
-    trace_leaves,
+    trace_record,
+    type_name,
 )
 from helpers.checks_part2 import (
     LinearCritic,
     SquareCritic,
     TinyCritic,
+    WGANJudge,
     WGANRecorder,
+    batch_norms,
     check_batch_sizes_64,
     check_d64_batch_norm,
     check_d64_layers,
     check_g64_layers,
+    check_interpolates,
     check_leaky_between,
     check_no_batch_norm,
-    independent_in_train_mode,
-    mixing_weights,
+    observe_batch_sizes_64,
+    observe_train_independence,
     reference_penalty,
+    trace_input,
 )
+from helpers.verdicts import NOTEBOOK_SEED, Observation, observing
 
 __all__ = [
     "test_discriminator64",
@@ -69,80 +81,133 @@ __all__ = [
 # ---------------------------------------------------------------- the 64x64 DCGAN
 
 
-def test_discriminator64(Discriminator64):
-    """Discriminator64(conv_dim): (B, 3, 64, 64) in [-1, 1] -> logits (B, 1), the paper's layers."""
-    torch.manual_seed(0)
-    with calling("Discriminator64(conv_dim=8)"):
-        D = Discriminator64(8)
-    check(isinstance(D, nn.Module), "Discriminator64 should be an nn.Module subclass.")
-    device = device_of(D)
+def _images(seed, device):
+    """Random images in [-1, 1] from `seed`, one batch per call."""
+    gen = torch.Generator().manual_seed(seed)
+    return lambda b: (torch.rand(b, 3, 64, 64, generator=gen) * 2 - 1).to(device)
 
-    def images(b):
-        return (torch.rand(b, 3, 64, 64) * 2 - 1).to(device)
 
-    check_batch_sizes_64(D, images, "D", "3, 64, 64", (1,))
-    with torch.no_grad():
-        check_no_dropout_on_output(D(images(32)))
-    x = images(16)
-    with calling("D on a (16, 3, 64, 64) batch"):
-        out, calls = trace_leaves(D, x)
+def observe_discriminator64(Discriminator64, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        with calling("Discriminator64(conv_dim=8)"):
+            D = Discriminator64(8)
+        obs["module"] = isinstance(D, nn.Module)
+        if not obs["module"]:
+            return obs
+        images = _images(seed, device_of(D))
+        if not observe_batch_sizes_64(obs, D, images, "D", "3, 64, 64", (1,)):
+            return obs
+        with torch.no_grad(), calling("D on a (32, 3, 64, 64) batch"):
+            obs["logits on 32"] = plain(D(images(32)))
+        x = trace_input(seed, 16, 3, 64, 64).to(device_of(D))
+        with calling("D on a (16, 3, 64, 64) batch"):
+            obs["out"], obs["trace"] = trace_record(D, x)
+        obs["independence"] = observe_independence(D, x)
+        obs["pushed"] = [plain(push_output(D, lambda: images(8), d)) for d in (+1, -1)]
+        obs["gradients"] = observe_gradients(D, images(6), "D")
+        with calling("Discriminator64(conv_dim=16)"):
+            obs["sizes"] = [n_params(D), n_params(Discriminator64(16))]
+    return obs
+
+
+def judge_discriminator64(obs, seed):
+    check(obs.need("module") is True, "Discriminator64 should be an nn.Module subclass.")
+    check_batch_sizes_64(obs, "D", "3, 64, 64", (1,))
+    check_no_dropout_on_output(obs.need("logits on 32"))
+    out = obs.need("out")
+    leaves, calls = rebuild_trace(obs.need("trace"), "D")
     check(
         out.std() > 1e-6,
         "D gives the same output for every image: its output must depend on the input.",
     )
-    convs = check_d64_layers(D, calls, 8, "D")
+    convs = check_d64_layers(leaves, calls, 8, "D")
     check_d64_batch_norm(calls, convs)
     check_leaky_between(convs, "D")
     check(
-        samples_independent(observe_independence(D, x)),
+        samples_independent(obs.need("independence")),
         "In eval mode, D's score for one image changes when other images are in the batch: keep "
         "each image's numbers together (x.flatten(1) at the end, not a view that mixes images).",
     )
-    check_d_gives_logits(*[push_output(D, lambda: images(8), d) for d in (+1, -1)])
-    check_d_gradients(observe_gradients(D, images(6), "D"))
-    with calling("Discriminator64(conv_dim=16)"):
-        D16 = Discriminator64(16)
-    check_size_follows_conv_dim(
-        n_params(D), n_params(D16), "D", 3.5, "conv_dim, 2x, 4x and 8x conv_dim"
+    check_d_gives_logits(*obs.need("pushed"))
+    check_d_gradients(obs.need("gradients"))
+    small, big = obs.need("sizes")
+    check_size_follows_conv_dim(small, big, "D", 3.5, "conv_dim, 2x, 4x and 8x conv_dim")
+    # the record is D's own: its first layer took the judge's batch, its output is the last's
+    check_first_input(calls, trace_input(seed, 16, 3, 64, 64), "D")
+    check(
+        follows(calls[-1][2], out),
+        "D's output is not what its last layer gave: the record of D cannot be trusted.",
     )
+
+
+def test_discriminator64(Discriminator64):
+    """Discriminator64(conv_dim): (B, 3, 64, 64) in [-1, 1] -> logits (B, 1), the paper's layers."""
+    judge_discriminator64(observe_discriminator64(Discriminator64, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
-def test_generator64(Generator64):
-    """Generator64(z_size, conv_dim): z (B, z_size, 1, 1) or (B, z_size) -> (B, 3, 64, 64)."""
-    torch.manual_seed(0)
-    with calling("Generator64(z_size=20, conv_dim=8)"):
-        G = Generator64(z_size=20, conv_dim=8)
-    check(isinstance(G, nn.Module), "Generator64 should be an nn.Module subclass.")
-    device = device_of(G)
+def observe_generator64(Generator64, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        with calling("Generator64(z_size=20, conv_dim=8)"):
+            G = Generator64(z_size=20, conv_dim=8)
+        obs["module"] = isinstance(G, nn.Module)
+        if not obs["module"]:
+            return obs
+        device = device_of(G)
+        gen = torch.Generator().manual_seed(seed)
 
-    def noise(b, size=20):
-        return torch.randn(b, size, 1, 1).to(device)
+        def noise(b, size=20):
+            return torch.randn(b, size, 1, 1, generator=gen).to(device)
 
-    check_batch_sizes_64(
-        G,
-        noise,
-        "G",
-        "20, 1, 1",
-        (3, 64, 64),
-        hint="Generator64(z_size=20, ...) must take z of shape (B, 20, 1, 1): build its first "
-        "transposed conv from the z_size argument, nn.ConvTranspose2d(z_size, 8 * conv_dim, 4, 1, "
-        "0), and check the layer sizes above.",
-    )
-    with calling(
-        "G on a (5, 20) batch of z",
-        hint="G should also take z as (B, z_size), the shape part 1's train makes: reshape it "
-        "first with z.view(z.size(0), self.z_size, 1, 1) (or -1 for the 1, 1).",
-    ):
-        flat = G(noise(5).flatten(1))
+        if not observe_batch_sizes_64(
+            obs,
+            G,
+            noise,
+            "G",
+            "20, 1, 1",
+            (3, 64, 64),
+            hint="Generator64(z_size=20, ...) must take z of shape (B, 20, 1, 1): build its first "
+            "transposed conv from the z_size argument, nn.ConvTranspose2d(z_size, 8 * conv_dim, 4, "
+            "1, 0), and check the layer sizes above.",
+        ):
+            return obs
+        with calling(
+            "G on a (5, 20) batch of z",
+            hint="G should also take z as (B, z_size), the shape part 1's train makes: reshape it "
+            "first with z.view(z.size(0), self.z_size, 1, 1) (or -1 for the 1, 1).",
+        ):
+            flat = G(noise(5).flatten(1))
+        obs["flat z"] = list(getattr(flat, "shape", ()))
+        z = trace_input(seed, 16, 20, 1, 1, normal=True).to(device)
+        with calling("G on a (16, 20, 1, 1) batch of z"):
+            obs["out"], obs["trace"] = trace_record(G, z)
+        obs["independence"] = observe_independence(G, z)
+        obs["pushed"] = [plain(push_output(G, lambda: noise(8), d)) for d in (+1, -1)]
+        obs["missing"] = params_without_gradient(G, noise(6), "G")
+        with calling("Generator64(z_size=7, conv_dim=8)"):
+            G7 = Generator64(z_size=7, conv_dim=8)
+        with calling("Generator64(z_size=7, conv_dim=8) on a (3, 7, 1, 1) batch of z"):
+            obs["z_size 7"] = list(getattr(G7(noise(3, 7)), "shape", ()))
+        with calling("Generator64(z_size=20, conv_dim=16)"):
+            obs["sizes"] = [n_params(G), n_params(Generator64(z_size=20, conv_dim=16))]
+    return obs
+
+
+def judge_generator64(obs, seed):
+    check(obs.need("module") is True, "Generator64 should be an nn.Module subclass.")
+    check_batch_sizes_64(obs, "G", "20, 1, 1", (3, 64, 64))
+    flat = tuple(obs.need("flat z"))
     check(
-        tuple(flat.shape) == (5, 3, 64, 64),
-        f"G on a (5, 20) batch of z should return (5, 3, 64, 64), got {tuple(flat.shape)}. Reshape "
-        "z to (B, z_size, 1, 1) first.",
+        flat == (5, 3, 64, 64),
+        f"G on a (5, 20) batch of z should return (5, 3, 64, 64), got {flat}. Reshape z to (B, "
+        "z_size, 1, 1) first.",
     )
-    z = noise(16)
-    with calling("G on a (16, 20, 1, 1) batch of z"):
-        out, calls = trace_leaves(G, z)
+    out = obs.need("out")
+    _, calls = rebuild_trace(obs.need("trace"), "G")
     check(
         out.min() >= -1 and out.max() <= 1,
         f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. End "
@@ -154,87 +219,179 @@ def test_generator64(Generator64):
     )
     check_g64_layers(calls, 8, 20)
     check(
-        samples_independent(observe_independence(G, z)),
+        samples_independent(obs.need("independence")),
         "In eval mode, G's image for one z changes when other z are in the batch: reshape z with "
         "z.view(z.size(0), z_size, 1, 1), which keeps each z's numbers together.",
     )
-    check_g_ends_with_tanh(*[push_output(G, lambda: noise(8), d) for d in (+1, -1)])
-    missing = params_without_gradient(G, noise(6), "G")
+    check_g_ends_with_tanh(*obs.need("pushed"))
+    missing = obs.need("missing")
     check(
         not missing,
         f"No gradient reached these parameters of G: {missing}. Every layer must be used in "
         "forward().",
     )
-    with calling("Generator64(z_size=7, conv_dim=8)"):
-        G7 = Generator64(z_size=7, conv_dim=8)
-    with calling("Generator64(z_size=7, conv_dim=8) on a (3, 7, 1, 1) batch of z"):
-        out7 = G7(noise(3, 7))
+    out7 = tuple(obs.need("z_size 7"))
     check(
-        tuple(out7.shape) == (3, 3, 64, 64),
+        out7 == (3, 3, 64, 64),
         "Generator64(z_size=7) should take z of shape (3, 7, 1, 1) and return (3, 3, 64, 64), got "
-        f"{tuple(out7.shape)}. Build the first layer from the z_size argument.",
+        f"{out7}. Build the first layer from the z_size argument.",
     )
-    with calling("Generator64(z_size=20, conv_dim=16)"):
-        G16 = Generator64(z_size=20, conv_dim=16)
-    check_size_follows_conv_dim(n_params(G), n_params(G16), "G", 3.0, "8x, 4x, 2x and 1x conv_dim")
+    small, big = obs.need("sizes")
+    check_size_follows_conv_dim(small, big, "G", 3.0, "8x, 4x, 2x and 1x conv_dim")
+    # the record is G's own: its first layer took the judge's z, its output is the last's
+    check_first_input(calls, trace_input(seed, 16, 20, 1, 1, normal=True), "G")
+    check(
+        follows(calls[-1][2], out),
+        "G's output is not what its last layer gave: the record of G cannot be trusted.",
+    )
+
+
+def test_generator64(Generator64):
+    """Generator64(z_size, conv_dim): z (B, z_size, 1, 1) or (B, z_size) -> (B, 3, 64, 64)."""
+    judge_generator64(observe_generator64(Generator64, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- WGAN-GP
 
 
-def test_critic(Critic):
-    """Critic(conv_dim): D's layers without batch norm; each image's score depends on it alone."""
-    torch.manual_seed(0)
-    with calling("Critic(conv_dim=8)"):
-        C = Critic(8)
-    check(isinstance(C, nn.Module), "Critic should be an nn.Module subclass.")
-    device = device_of(C)
+def observe_critic(Critic, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        with calling("Critic(conv_dim=8)"):
+            C = Critic(8)
+        obs["module"] = isinstance(C, nn.Module)
+        if not obs["module"]:
+            return obs
+        images = _images(seed, device_of(C))
+        if not observe_batch_sizes_64(obs, C, images, "the critic", "3, 64, 64", (1,)):
+            return obs
+        obs["batch norms"] = batch_norms(C)
+        x = trace_input(seed, 16, 3, 64, 64).to(device_of(C))
+        with calling("The critic on a (16, 3, 64, 64) batch"):
+            obs["out"], obs["trace"] = trace_record(C, x)
+        obs["independence"] = observe_train_independence(C, x)
+        obs["pushed"] = [plain(push_output(C, lambda: images(8), d)) for d in (+1, -1)]
+        obs["gradients"] = observe_gradients(C, images(6), "the critic")
+    return obs
 
-    def images(b):
-        return (torch.rand(b, 3, 64, 64) * 2 - 1).to(device)
 
-    check_batch_sizes_64(C, images, "the critic", "3, 64, 64", (1,))
-    check_no_batch_norm(C)
-    x = images(16)
-    with calling("The critic on a (16, 3, 64, 64) batch"):
-        out, calls = trace_leaves(C, x)
+def judge_critic(obs, seed):
+    check(obs.need("module") is True, "Critic should be an nn.Module subclass.")
+    check_batch_sizes_64(obs, "the critic", "3, 64, 64", (1,))
+    leaves, calls = rebuild_trace(obs.need("trace"), "the critic")
+    traced = [m.kind for m in leaves if m.kind == "BatchNorm2d"]
+    check_no_batch_norm(list(obs.need("batch norms")) + traced)
+    out = obs.need("out")
     check(out.std() > 1e-6, "The critic gives the same score to every image.")
-    convs = check_d64_layers(C, calls, 8, "the critic")
+    convs = check_d64_layers(leaves, calls, 8, "the critic")
     check_leaky_between(convs, "the critic")
     check(
-        independent_in_train_mode(C, x),
+        samples_independent(obs.need("independence")),
         "In train mode, the critic's score for one image changes when other images are in the "
         "batch. The gradient penalty needs each score to depend on its own image only: no batch "
         "norm and no statistics across the batch (layer norm, nn.GroupNorm(1, channels), "
         "normalises each image on its own).",
     )
-    check_d_gives_logits(*[push_output(C, lambda: images(8), d) for d in (+1, -1)])
-    check_d_gradients(observe_gradients(C, images(6), "the critic"))
+    check_d_gives_logits(*obs.need("pushed"))
+    check_d_gradients(obs.need("gradients"))
+    # the record is the critic's own: its first layer took the judge's batch, its output is the
+    # last layer's
+    check_first_input(calls, trace_input(seed, 16, 3, 64, 64), "the critic")
+    check(
+        follows(calls[-1][2], out),
+        "The critic's output is not what its last layer gave: the record of the critic cannot "
+        "be trusted.",
+    )
+
+
+def test_critic(Critic):
+    """Critic(conv_dim): D's layers without batch norm; each image's score depends on it alone."""
+    judge_critic(observe_critic(Critic, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
-def test_gradient_penalty(gradient_penalty):
-    """gradient_penalty(critic, real, fake): mean over images of (||grad critic(x_hat)|| - 1)^2."""
-    torch.manual_seed(0)
-    shape = (16, 3, 8, 8)
-    real, fake = torch.rand(shape) * 2 - 1, torch.rand(shape) * 2 - 1
-    real0, fake0 = real.clone(), fake.clone()
-    w = torch.randn(3, 8, 8)
-    for norm, expected, meaning in (
+GP_SHAPE = (16, 3, 8, 8)
+GP_SQUARE = 1.7  # SquareCritic's a: its gradient a * x differs from image to image
+
+
+def _penalty_inputs(seed):
+    """real and fake images, the linear critics' direction w, and a batch of 64 of each."""
+    gen = torch.Generator().manual_seed(seed)
+    real, fake = (
+        torch.rand(GP_SHAPE, generator=gen) * 2 - 1,
+        torch.rand(GP_SHAPE, generator=gen) * 2 - 1,
+    )
+    w = torch.randn(3, 8, 8, generator=gen)
+    many_real = torch.rand(64, 3, 8, 8, generator=gen) * 2 - 1
+    many_fake = torch.rand(64, 3, 8, 8, generator=gen) * 2 - 1
+    return real, fake, w, many_real, many_fake
+
+
+def _known_penalties(seed):
+    """(gradient norm of a linear critic, the penalty it gives, what it means): the answers
+    known by heart, and one drawn from `seed`, which no answer written in advance can match."""
+    drawn = 1.5 + torch.rand(1, generator=torch.Generator().manual_seed(seed + 1)).item()
+    return (
         (1.0, 0.0, "a critic whose gradient has norm 1 everywhere"),
         (0.0, 1.0, "a critic whose gradient is 0 everywhere"),
         (3.0, 4.0, "a critic whose gradient has norm 3 everywhere"),
-    ):
-        critic = LinearCritic(w / w.norm() * norm)
+        (drawn, (drawn - 1) ** 2, f"a critic whose gradient has norm {drawn:.3f} everywhere"),
+    )
+
+
+def observe_gradient_penalty(gradient_penalty, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        real, fake, w, many_real, many_fake = _penalty_inputs(seed)
+        given_real, given_fake = real.clone(), fake.clone()
+        for k, (norm, _, _) in enumerate(_known_penalties(seed)):
+            critic = LinearCritic(w / w.norm() * norm)
+            with calling("gradient_penalty(critic, real_images, fake_images)"):
+                obs[f"penalty {k}"] = plain(gradient_penalty(critic, given_real, given_fake))
+        obs["inputs after"] = [plain(given_real), plain(given_fake)]
+
+        # the interpolates, on a batch of 64
+        critic = LinearCritic(w / w.norm())
+        with calling("gradient_penalty on a batch of 64"):
+            gradient_penalty(critic, many_real.clone(), many_fake.clone())
+        obs["critic calls"] = len(critic.inputs)
+        obs["x_hat"] = critic.inputs[0] if critic.inputs else None
+
+        # each image's own gradient: a critic whose gradient differs from image to image
+        critic = SquareCritic(GP_SQUARE)
+        with calling("gradient_penalty with a critic whose gradient depends on the image"):
+            obs["square penalty"] = plain(gradient_penalty(critic, real.clone(), fake.clone()))
+        obs["square x_hat"] = critic.inputs[-1] if critic.inputs else None
+
+        # create_graph: the penalty must train the critic
+        critic = SquareCritic(GP_SQUARE)
         with calling("gradient_penalty(critic, real_images, fake_images)"):
-            gp = gradient_penalty(critic, real, fake)
+            gp = gradient_penalty(critic, real.clone(), fake.clone())
+        obs["graph x_hat"] = critic.inputs[-1] if critic.inputs else None
+        with calling(
+            "gradient_penalty(...).backward()",
+            hint="Likely cause: the gradient is taken without create_graph=True, so the penalty is "
+            "a constant for the critic's weights and backward() has nothing to go through. Use "
+            "torch.autograd.grad(scores.sum(), x_hat, create_graph=True).",
+        ):
+            gp.backward()
+        obs["weight grad"] = plain(critic.a.grad)
+    return obs
+
+
+def judge_gradient_penalty(obs, seed):
+    real, fake, w, many_real, many_fake = _penalty_inputs(seed)
+    batch = len(real)
+    for k, (norm, expected, meaning) in enumerate(_known_penalties(seed)):
+        gp = obs.need(f"penalty {k}")
         check(
             isinstance(gp, torch.Tensor) and gp.dim() == 0,
             "gradient_penalty should return a 0-dim tensor (one number: the mean over the batch), "
-            f"got {type(gp).__name__} of shape {tuple(getattr(gp, 'shape', ()))}.",
+            f"got {type_name(gp)} of shape {tuple(getattr(gp, 'shape', ()))}.",
         )
-        batch = len(real)
         check(
             norm == 0 or not math.isclose(gp.item(), (norm * batch**0.5 - 1) ** 2, rel_tol=1e-3),
             f"gradient_penalty takes one norm over the whole batch's gradient (it gave "
@@ -254,40 +411,26 @@ def test_gradient_penalty(gradient_penalty):
             f"gave {gp.item():.4f}. Take each image's gradient norm (grads.flatten(1).norm(2, "
             "dim=1)), subtract 1, square, and average over the batch.",
         )
+    real_after, fake_after = obs.need("inputs after")
     check(
-        torch.equal(real, real0) and torch.equal(fake, fake0),
+        torch.equal(real_after, real) and torch.equal(fake_after, fake),
         "gradient_penalty changed real_images or fake_images in place; build x_hat as a new "
         "tensor.",
     )
 
     # The interpolates: one eps per image, uniform in [0, 1], on each real-fake segment.
-    critic = LinearCritic(w / w.norm())
-    many_real, many_fake = torch.rand(64, 3, 8, 8) * 2 - 1, torch.rand(64, 3, 8, 8) * 2 - 1
-    with calling("gradient_penalty on a batch of 64"):
-        gradient_penalty(critic, many_real, many_fake)
+    calls = obs.need("critic calls")
     check(
-        len(critic.inputs) == 1,
-        f"gradient_penalty should call the critic once, on x_hat; it called it "
-        f"{len(critic.inputs)} times.",
+        calls == 1,
+        f"gradient_penalty should call the critic once, on x_hat; it called it {calls} times.",
     )
-    x_hat = critic.inputs[0]
+    x_hat = obs.need("x_hat")
     check(
-        tuple(x_hat.shape) == (64, 3, 8, 8),
+        isinstance(x_hat, torch.Tensor) and tuple(x_hat.shape) == (64, 3, 8, 8),
         f"The critic should score x_hat of the images' shape (64, 3, 8, 8), got "
-        f"{tuple(x_hat.shape)}.",
+        f"{tuple(getattr(x_hat, 'shape', ()))}.",
     )
-    eps, error = mixing_weights(x_hat, many_real, many_fake)
-    check(
-        error.max() < 1e-4,
-        "The interpolates x_hat do not lie on the lines from each fake to its real image: mix "
-        "with one eps per image, eps of shape (B, 1, 1, 1), not one per pixel: x_hat = eps * "
-        "real_images + (1 - eps) * fake_images.",
-    )
-    check(
-        eps.min() >= -1e-4 and eps.max() <= 1 + 1e-4,
-        f"The mixing weights should lie in [0, 1] (torch.rand), got values from {eps.min():.2f} "
-        f"to {eps.max():.2f}.",
-    )
+    eps = check_interpolates(x_hat, many_real, many_fake)
     check(
         eps.std() > 0.1,
         "Every image is mixed with the same eps: draw one eps per image, torch.rand(batch_size, "
@@ -299,49 +442,98 @@ def test_gradient_penalty(gradient_penalty):
         f"between {eps.min():.2f} and {eps.max():.2f}, mean {eps.mean():.2f}.",
     )
 
-    # Each image's own gradient: a critic whose gradient differs from image to image.
-    critic = SquareCritic(1.7)
-    with calling("gradient_penalty with a critic whose gradient depends on the image"):
-        gp = gradient_penalty(critic, real, fake)
-    want = reference_penalty(critic, critic.inputs[-1]).item()
+    # Each image's own gradient: the judge's reference penalty on the learner's own x_hat.
+    gp = obs.need("square penalty")
+    x_hat = obs.need("square x_hat")
     check(
-        math.isclose(gp.item(), want, rel_tol=1e-3, abs_tol=1e-5),
+        isinstance(x_hat, torch.Tensor) and x_hat.shape == real.shape,
+        f"The critic should score x_hat of the images' shape {tuple(real.shape)}, got "
+        f"{tuple(getattr(x_hat, 'shape', ()))}.",
+    )
+    check_interpolates(x_hat, real, fake)
+    want = reference_penalty(SquareCritic(GP_SQUARE), x_hat).item()
+    got = gp.item() if isinstance(gp, torch.Tensor) and gp.numel() == 1 else math.nan
+    check(
+        math.isclose(got, want, rel_tol=1e-3, abs_tol=1e-5),
         f"With a critic whose gradient differs from image to image, the penalty should be "
-        f"{want:.4f} on your own x_hat, got {gp.item():.4f}. Take the gradient of "
+        f"{want:.4f} on your own x_hat, got {got:.4f}. Take the gradient of "
         "critic(x_hat).sum() (each image's score depends on its own x_hat only), its norm per "
         "image, flatten(1).norm(2, dim=1), and the mean of (norm - 1)^2 over the batch.",
     )
 
     # create_graph: the penalty must train the critic.
-    critic = SquareCritic(1.7)
-    gp = gradient_penalty(critic, real, fake)
-    with calling(
-        "gradient_penalty(...).backward()",
-        hint="Likely cause: the gradient is taken without create_graph=True, so the penalty is a "
-        "constant for the critic's weights and backward() has nothing to go through. Use "
-        "torch.autograd.grad(scores.sum(), x_hat, create_graph=True).",
-    ):
-        gp.backward()
+    grad = obs.need("weight grad")
     check(
-        critic.a.grad is not None and critic.a.grad.abs() > 1e-6,
+        isinstance(grad, torch.Tensor) and grad.numel() == 1 and grad.abs().item() > 1e-6,
         "The penalty does not reach the critic's weights, so it cannot train the critic: take "
         "the gradient with torch.autograd.grad(..., create_graph=True), and do not detach it.",
     )
+    x_hat = obs.need("graph x_hat")
+    check(
+        isinstance(x_hat, torch.Tensor) and x_hat.shape == real.shape,
+        "gradient_penalty should call the critic on x_hat of the images' shape.",
+    )
+    check_interpolates(x_hat, real, fake)
+    critic = SquareCritic(GP_SQUARE)
+    reference_penalty(critic, x_hat).backward()
+    check(
+        math.isclose(grad.item(), critic.a.grad.item(), rel_tol=1e-3, abs_tol=1e-6),
+        f"The penalty's gradient for the critic's weight is {grad.item():.4f}, but the penalty on "
+        f"your own x_hat gives {critic.a.grad.item():.4f}: take the gradient with "
+        "torch.autograd.grad(scores.sum(), x_hat, create_graph=True) and build the penalty from "
+        "it, without detaching.",
+    )
+
+
+def test_gradient_penalty(gradient_penalty):
+    """gradient_penalty(critic, real, fake): mean over images of (||grad critic(x_hat)|| - 1)^2."""
+    judge_gradient_penalty(observe_gradient_penalty(gradient_penalty, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
-def test_critic_loss(critic_loss):
-    """critic_loss(real_scores, fake_scores) = mean fake score - mean real score (0-dim)."""
-    real = torch.tensor([[2.0], [-1.0], [0.5], [3.5]], requires_grad=True)
-    fake = torch.tensor([[0.3], [1.0], [-2.0], [-0.1]], requires_grad=True)
-    with calling("critic_loss(real_scores, fake_scores)"):
-        loss = critic_loss(real, fake)
+def _away_from(scores, mean):
+    """`scores` shifted by 0.5 away from `mean`: the mistakes' values (sign, sum) stay apart."""
+    return scores + (0.5 if scores.mean() >= mean else -0.5)
+
+
+def _critic_scores(seed):
+    """(4, 1) real and fake scores: the hand-computed ones in the notebook, drawn from the
+    grader's seed there."""
+    if seed == NOTEBOOK_SEED:
+        real = torch.tensor([[2.0], [-1.0], [0.5], [3.5]])
+        fake = torch.tensor([[0.3], [1.0], [-2.0], [-0.1]])
+        return real, fake  # fake mean - real mean = -0.2 - 1.25
+    gen = torch.Generator().manual_seed(seed)
+    real = torch.randn(4, 1, generator=gen) * 2
+    return real, _away_from(torch.randn(4, 1, generator=gen) * 2, real.mean())
+
+
+def observe_critic_loss(critic_loss, seed):
+    obs = Observation()
+    with observing(obs):
+        real, fake = (s.requires_grad_(True) for s in _critic_scores(seed))
+        with calling("critic_loss(real_scores, fake_scores)"):
+            loss = critic_loss(real, fake)
+        obs["loss"] = plain(loss)
+        with calling(
+            "critic_loss(...).backward()",
+            hint="critic_loss should keep the graph to the scores: do not detach them or use "
+            ".item().",
+        ):
+            loss.backward()
+        obs["graph kept"] = real.grad is not None and fake.grad is not None
+    return obs
+
+
+def judge_critic_loss(obs, seed):
+    real, fake = _critic_scores(seed)
+    loss = obs.need("loss")
     check(
         isinstance(loss, torch.Tensor) and loss.dim() == 0,
         "critic_loss should return a 0-dim tensor (one number), got "
         f"{tuple(getattr(loss, 'shape', ()))}.",
     )
-    want = fake.mean().item() - real.mean().item()  # -0.2 - 1.25
+    want = fake.mean().item() - real.mean().item()
     check(
         not math.isclose(loss.item(), -want, abs_tol=1e-5),
         f"critic_loss has the wrong sign: it gave {loss.item():.4f}, expected {want:.4f}. The "
@@ -349,7 +541,7 @@ def test_critic_loss(critic_loss):
         "images and low ones for fakes.",
     )
     check(
-        not math.isclose(loss.item(), 4 * want, abs_tol=1e-5),
+        not math.isclose(loss.item(), len(real) * want, abs_tol=1e-5),
         f"critic_loss gave {loss.item():.4f}, the sum over the batch; expected the mean, "
         f"{want:.4f}, so the loss does not grow with the batch size.",
     )
@@ -359,23 +551,47 @@ def test_critic_loss(critic_loss):
         f"real_scores.mean() = {want:.4f}, got {loss.item():.4f}. The scores are not "
         "probabilities: no sigmoid, no log, no BCE.",
     )
-    with calling(
-        "critic_loss(...).backward()",
-        hint="critic_loss should keep the graph to the scores: do not detach them or use .item().",
-    ):
-        loss.backward()
     check(
-        real.grad is not None and fake.grad is not None,
+        obs.need("graph kept") is True,
         "critic_loss should keep the graph to the scores: do not detach them or use .item().",
     )
+
+
+def test_critic_loss(critic_loss):
+    """critic_loss(real_scores, fake_scores) = mean fake score - mean real score (0-dim)."""
+    judge_critic_loss(observe_critic_loss(critic_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
-def test_generator_loss(generator_loss):
-    """generator_loss(fake_scores) = -mean fake score (a 0-dim tensor)."""
-    fake = torch.tensor([[0.3], [1.0], [-2.0], [-0.1], [4.0]], requires_grad=True)
-    with calling("generator_loss(fake_scores)"):
-        loss = generator_loss(fake)
+def _fake_scores(seed):
+    """(5, 1) fake scores: the hand-computed ones in the notebook, drawn from the grader's seed
+    there."""
+    if seed == NOTEBOOK_SEED:
+        return torch.tensor([[0.3], [1.0], [-2.0], [-0.1], [4.0]])
+    gen = torch.Generator().manual_seed(seed)
+    return _away_from(torch.randn(5, 1, generator=gen) * 2, 0.0)
+
+
+def observe_generator_loss(generator_loss, seed):
+    obs = Observation()
+    with observing(obs):
+        fake = _fake_scores(seed).requires_grad_(True)
+        with calling("generator_loss(fake_scores)"):
+            loss = generator_loss(fake)
+        obs["loss"] = plain(loss)
+        with calling(
+            "generator_loss(...).backward()",
+            hint="generator_loss should keep the graph to the scores: do not detach them or use "
+            ".item().",
+        ):
+            loss.backward()
+        obs["graph kept"] = fake.grad is not None
+    return obs
+
+
+def judge_generator_loss(obs, seed):
+    fake = _fake_scores(seed)
+    loss = obs.need("loss")
     check(
         isinstance(loss, torch.Tensor) and loss.dim() == 0,
         "generator_loss should return a 0-dim tensor (one number), got "
@@ -388,7 +604,7 @@ def test_generator_loss(generator_loss):
         "wants the critic to score its fakes high, so it minimises -fake_scores.mean().",
     )
     check(
-        not math.isclose(loss.item(), 5 * want, abs_tol=1e-5),
+        not math.isclose(loss.item(), len(fake) * want, abs_tol=1e-5),
         f"generator_loss gave {loss.item():.4f}, the sum over the batch; expected the mean, "
         f"{want:.4f}.",
     )
@@ -397,34 +613,45 @@ def test_generator_loss(generator_loss):
         f"generator_loss(fake_scores) should be -fake_scores.mean() = {want:.4f}, got "
         f"{loss.item():.4f}. The scores are not probabilities: no sigmoid, no log, no BCE.",
     )
-    with calling(
-        "generator_loss(...).backward()",
-        hint="generator_loss should keep the graph to the scores: do not detach them or use "
-        ".item().",
-    ):
-        loss.backward()
     check(
-        fake.grad is not None,
+        obs.need("graph kept") is True,
         "generator_loss should keep the graph to the scores: do not detach them or use .item().",
     )
+
+
+def test_generator_loss(generator_loss):
+    """generator_loss(fake_scores) = -mean fake score (a 0-dim tensor)."""
+    judge_generator_loss(observe_generator_loss(generator_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
-def test_wgan_optimizers(critic, G, c_optimizer, g_optimizer):
-    """Adam over exactly the critic's and G's parameters, with Gulrajani et al.'s settings."""
-    for name, opt, net, net_name, other, other_name in (
-        ("c_optimizer", c_optimizer, critic, "the critic", G, "G"),
-        ("g_optimizer", g_optimizer, G, "G", critic, "the critic"),
+def observe_wgan_optimizers(critic, G, c_optimizer, g_optimizer, seed):
+    from problem_unittests import _optimizer_facts  # part 1's (it imports this module)
+
+    obs = Observation()
+    obs["sizes"] = {"D": len(list(critic.parameters())), "G": len(list(G.parameters()))}
+    obs["c_optimizer"] = _optimizer_facts(c_optimizer, critic, G)  # the critic's as "D"
+    obs["g_optimizer"] = _optimizer_facts(g_optimizer, critic, G)
+    obs["same"] = c_optimizer is g_optimizer
+    return obs
+
+
+def judge_wgan_optimizers(obs, seed):
+    sizes = obs.need("sizes")
+    for name, net, net_name, other, other_name in (
+        ("c_optimizer", "D", "the critic", "G", "G"),
+        ("g_optimizer", "G", "G", "D", "the critic"),
     ):
+        opt = obs.need(name)
         check(opt is not None, f"{name} is None: create it in the cell above.")
         check(
-            isinstance(opt, torch.optim.Adam),
-            f"{name} should be a torch.optim.Adam, got {type(opt).__name__}.",
+            opt["adam"] is True,
+            f"{name} should be a torch.optim.Adam, got {opt['type']}.",
         )
-        covered = {id(p) for group in opt.param_groups for p in group["params"]}
-        own = {id(p) for p in net.parameters()}
+        covered = {tuple(p) for group in opt["groups"] for p in group["params"]}
+        own = {(net, i) for i in range(sizes[net])}
         check(
-            not covered & {id(p) for p in other.parameters()},
+            not covered & {(other, i) for i in range(sizes[other])},
             f"{name} updates {other_name}'s parameters. Give it {net_name}'s parameters only.",
         )
         check(
@@ -432,7 +659,7 @@ def test_wgan_optimizers(critic, G, c_optimizer, g_optimizer):
             f"{name} should cover all of {net_name}'s parameters and nothing else: it covers "
             f"{len(covered & own)} of {len(own)}.",
         )
-        for group in opt.param_groups:
+        for group in opt["groups"]:
             check(
                 abs(group["lr"] - 1e-4) < 1e-12,
                 f"{name}'s learning rate is {group['lr']}; WGAN-GP uses 0.0001 (wgan_lr in the "
@@ -445,54 +672,92 @@ def test_wgan_optimizers(critic, G, c_optimizer, g_optimizer):
                 "in the hyperparameters cell, Gulrajani et al.'s Algorithm 1): beta1 = 0, no "
                 "momentum, not part 1's 0.5.",
             )
-    check(c_optimizer is not g_optimizer, "c_optimizer and g_optimizer must be two optimizers.")
+    check(obs.need("same") is False, "c_optimizer and g_optimizer must be two optimizers.")
+
+
+def test_wgan_optimizers(critic, G, c_optimizer, g_optimizer):
+    """Adam over exactly the critic's and G's parameters, with Gulrajani et al.'s settings."""
+    judge_wgan_optimizers(
+        observe_wgan_optimizers(critic, G, c_optimizer, g_optimizer, NOTEBOOK_SEED), NOTEBOOK_SEED
+    )
     passed()
 
 
-def test_train_wgan(train_wgan):
-    """train_wgan(...): a critic step per batch with the gradient penalty, a G step every n_critic.
+WGAN_Z = 8
+WGAN_GP_WEIGHT = 10.0
 
-    Every optimizer step is checked as it happens, by replaying the expected loss on the same
-    inputs and comparing gradients (helpers.checks_part2.WGANRecorder).
-    """
-    from torch.utils.data import DataLoader, TensorDataset
 
-    torch.manual_seed(0)
-    z_size = 8
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    critic, G = TinyCritic().to(device), TinyG(z_size).to(device)
-    c_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
-    g_opt = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
+def _wgan_setup(seed):
+    """The kit's tiny critic and G, their data (20 images of 16x16) and its scaled batches of 4."""
+    torch.manual_seed(seed)
+    critic, G = TinyCritic(), TinyG(WGAN_Z)
     data = torch.rand(20, 3, 16, 16)
     scaled = [data[i : i + 4] * 2 - 1 for i in range(0, 20, 4)]
+    return critic, G, data, scaled
+
+
+def observe_train_wgan(train_wgan, seed):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from problem_unittests import _numbers  # part 1's (it imports this module)
+
+    obs = Observation()
+    critic, G, data, _ = _wgan_setup(seed)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    critic, G = critic.to(device), G.to(device)
+    c_opt = torch.optim.Adam(critic.parameters(), lr=1e-4, betas=(0.0, 0.9))
+    g_opt = torch.optim.Adam(G.parameters(), lr=1e-4, betas=(0.0, 0.9))
     loader = DataLoader(
         TensorDataset(data, torch.zeros(20, dtype=torch.long)), batch_size=4, shuffle=False
     )
+    with observing(obs):
+        rec = WGANRecorder(critic, G, c_opt, g_opt)
+        obs["run"] = rec.record()  # filled as train_wgan runs: kept even when it fails
+        try:
+            with (
+                calling(
+                    "train_wgan(critic, G, c_optimizer, g_optimizer, dataloader, n_epochs=2, ...)"
+                ),
+                quiet(train_wgan),
+            ):
+                result = train_wgan(
+                    critic,
+                    G,
+                    c_opt,
+                    g_opt,
+                    loader,
+                    2,
+                    WGAN_Z,
+                    device,
+                    n_critic=3,
+                    gp_weight=WGAN_GP_WEIGHT,
+                    print_every=1,
+                    sample_size=6,
+                )
+        finally:
+            rec.close()
+            obs["run"] = rec.record()
+        obs["after"] = {"D": WGANRecorder._state(critic), "G": WGANRecorder._state(G)}
+        ok = isinstance(result, tuple) and len(result) == 2
+        obs["result"] = {"pair": ok}
+        if ok:
+            losses, samples = result
+            obs["result"]["losses"] = [_numbers(r) for r in list(losses)[:100]]
+            obs["result"]["samples"] = [list(getattr(x, "shape", ())) for x in samples][:100]
+    return obs
+
+
+def judge_train_wgan(obs, seed):
+    critic, G, _, scaled = _wgan_setup(seed)
     c_before = [p.detach().clone() for p in critic.parameters()]
     g_before = [p.detach().clone() for p in G.parameters()]
-    rec = WGANRecorder(critic, G, c_opt, g_opt, scaled, gp_weight=10.0)
-    try:
-        with (
-            calling("train_wgan(critic, G, c_optimizer, g_optimizer, dataloader, n_epochs=2, ...)"),
-            quiet(train_wgan),
-        ):
-            result = train_wgan(
-                critic,
-                G,
-                c_opt,
-                g_opt,
-                loader,
-                2,
-                z_size,
-                device,
-                n_critic=3,
-                gp_weight=10.0,
-                print_every=1,
-                sample_size=6,
-            )
-    finally:
-        rec.close()
+    rec = WGANJudge(critic, G, scaled, WGAN_GP_WEIGHT, obs.need("run"))
     n_c, n_g = rec.count("c_step"), rec.count("g_step")
+    check(
+        not rec.overflow,
+        "train_wgan called the critic, G and the optimizers far more often than 5 batches x 2 "
+        "epochs need.",
+    )
     check(
         n_c == 10,
         "train_wgan should take one critic step per batch: 5 batches x 2 epochs = 10 calls of "
@@ -509,6 +774,10 @@ def test_train_wgan(train_wgan):
         f"The steps came in the order {''.join(rec.order)} (c: critic, g: generator); expected "
         "cccg cccg ...: the generator steps after n_critic critic steps.",
     )
+    after = obs.need("after")
+    with torch.no_grad():
+        critic.load_state_dict(after["D"])
+        G.load_state_dict(after["G"])
     check(
         any(not torch.equal(a, b) for a, b in zip(c_before, critic.parameters())),
         "train_wgan did not change the critic's weights.",
@@ -517,34 +786,91 @@ def test_train_wgan(train_wgan):
         any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())),
         "train_wgan did not change G's weights.",
     )
+    result = obs.need("result")
     check(
-        isinstance(result, tuple) and len(result) == 2,
+        result["pair"] is True,
         "train_wgan should return (losses, samples), as the given code at its end does.",
     )
-    losses, samples = result
+    losses = result["losses"]
     check(
-        len(losses) == 10 and all(all(math.isfinite(v) for v in row[:1]) for row in losses),
+        len(losses) == 10
+        and all(
+            isinstance(row, list)
+            and all(isinstance(v, float) and math.isfinite(v) for v in row[:1])
+            for row in losses
+        ),
         f"With print_every=1, train_wgan should log 10 rows with a finite critic loss, got "
-        f"{losses!r}.",
+        f"{[tuple(r) if isinstance(r, list) else r for r in losses]!r}.",
     )
+    samples = result["samples"]
     check(
-        len(samples) == 2 and tuple(samples[0].shape) == (6, 3, 16, 16),
+        len(samples) == 2 and tuple(samples[0]) == (6, 3, 16, 16),
         "train_wgan should keep G's samples of fixed_z after each epoch, as the given code does.",
     )
+
+
+def test_train_wgan(train_wgan):
+    """train_wgan(...): a critic step per batch with the gradient penalty, a G step every n_critic.
+
+    Every optimizer step is recorded as it happens (helpers.checks_part2.WGANRecorder) and
+    checked by replaying the expected loss on the same inputs and comparing gradients
+    (WGANJudge).
+    """
+    judge_train_wgan(observe_train_wgan(train_wgan, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
 # ---------------------------------------------------------------- the latent space
 
 
-def test_slerp(slerp):
-    """slerp(z0, z1, t): z0, z1 (B, z); t a float or a (B,) tensor -> (B, z) on the great circle."""
-    torch.manual_seed(0)
-    z0, z1 = torch.randn(6, 10), torch.randn(6, 10)
-    a0, a1 = z0.clone(), z1.clone()
+def _slerp_inputs(seed):
+    gen = torch.Generator().manual_seed(seed)
+    z0, z1 = torch.randn(6, 10, generator=gen), torch.randn(6, 10, generator=gen)
+    unit0 = z0 / z0.norm(dim=1, keepdim=True) * 3.0
+    unit1 = z1 / z1.norm(dim=1, keepdim=True) * 3.0
+    return z0, z1, unit0, unit1
+
+
+SLERP_T = (0.0, 1.0, 0.5, 0.25, 0.75, 0.1)  # one t per row
+
+
+def observe_slerp(slerp, seed):
+    obs = Observation()
+    with observing(obs):
+        torch.manual_seed(seed)
+        z0, z1, unit0, unit1 = _slerp_inputs(seed)
+        a0, a1 = z0.clone(), z1.clone()
+        for t in (0.0, 1.0):
+            with calling(f"slerp(z0, z1, {t})"):
+                obs[f"t={t}"] = plain(slerp(a0, a1, t))
+        obs["inputs after"] = [plain(a0), plain(a1)]
+        with calling("slerp(z0, z1, 0.5)"):
+            obs["half"] = plain(slerp(z0.clone(), z1.clone(), 0.5))
+        for i in range(3):
+            with calling(f"slerp(z0[{i}:{i + 1}], z1[{i}:{i + 1}], 0.5)"):
+                obs[f"alone {i}"] = plain(slerp(z0[i : i + 1].clone(), z1[i : i + 1].clone(), 0.5))
+        with calling("slerp(z0, z1, 0.5) with |z0| = |z1| = 3"):
+            obs["mid"] = plain(slerp(unit0.clone(), unit1.clone(), 0.5))
+        with calling("slerp(z0, z1, 0.25)"):
+            obs["quarter"] = plain(slerp(unit0.clone(), unit1.clone(), 0.25))
+        with calling(
+            "slerp(z0, z1, t) with t a (6,) tensor",
+            hint="Likely cause: t of shape (B,) is not reshaped to (B, 1), so it pairs with z's "
+            "columns instead of its rows: t.reshape(-1, 1).",
+        ):
+            obs["rows"] = plain(slerp(z0.clone(), z1.clone(), torch.tensor(SLERP_T)))
+        for i, t in enumerate(SLERP_T):
+            with calling(f"slerp(z0[{i}:{i + 1}], z1[{i}:{i + 1}], {t:g})"):
+                obs[f"one {i}"] = plain(slerp(z0[i : i + 1].clone(), z1[i : i + 1].clone(), t))
+        with calling("slerp(z, 2 * z, 0.5) (parallel vectors, angle 0)"):
+            obs["parallel"] = plain(slerp(z0.clone(), 2 * z0, 0.5))
+    return obs
+
+
+def judge_slerp(obs, seed):
+    z0, z1, unit0, unit1 = _slerp_inputs(seed)
     for t, want, end in ((0.0, z0, "z0"), (1.0, z1, "z1")):
-        with calling(f"slerp(z0, z1, {t})"):
-            out = slerp(z0, z1, t)
+        out = obs.need(f"t={t}")
         check(
             isinstance(out, torch.Tensor) and tuple(out.shape) == (6, 10),
             f"slerp(z0, z1, t) with z0 and z1 of shape (6, 10) should return (6, 10), got "
@@ -556,16 +882,15 @@ def test_slerp(slerp):
             f"{(out - want).abs().max().item():.4f}. At t=0 the weights are sin(omega)/sin(omega) "
             "= 1 on z0 and 0 on z1.",
         )
+    a0, a1 = obs.need("inputs after")
     check(
         torch.equal(z0, a0) and torch.equal(z1, a1),
         "slerp changed z0 or z1 in place; return a new tensor.",
     )
     # Each row on its own: its own angle.
-    with calling("slerp(z0, z1, 0.5)"):
-        half = slerp(z0, z1, 0.5)
+    half = obs.need("half")
     for i in range(3):
-        with calling(f"slerp(z0[{i}:{i + 1}], z1[{i}:{i + 1}], 0.5)"):
-            alone = slerp(z0[i : i + 1], z1[i : i + 1], 0.5)
+        alone = obs.need(f"alone {i}")
         check(
             torch.allclose(half[i], alone[0], atol=1e-5),
             f"Row {i} of slerp(z0, z1, 0.5) differs from slerp on that row alone: compute the "
@@ -573,11 +898,7 @@ def test_slerp(slerp):
             "over the whole batch.",
         )
     # Same norms: slerp stays on the sphere (a straight line cuts inside it).
-    unit0 = z0 / z0.norm(dim=1, keepdim=True) * 3.0
-    unit1 = z1 / z1.norm(dim=1, keepdim=True) * 3.0
-    with calling("slerp(z0, z1, 0.5) with |z0| = |z1| = 3"):
-        mid = slerp(unit0, unit1, 0.5)
-    norms = mid.norm(dim=1)
+    norms = obs.need("mid").norm(dim=1)
     check(
         torch.allclose(norms, torch.full_like(norms, 3.0), atol=1e-4),
         f"With |z0| = |z1| = 3, slerp(z0, z1, 0.5) should also have norm 3 (it moves along the "
@@ -590,9 +911,7 @@ def test_slerp(slerp):
     # The angle from z0 grows linearly with t.
     cos = torch.nn.functional.cosine_similarity
     omega = torch.acos(cos(unit0, unit1, dim=1).clamp(-1, 1))
-    with calling("slerp(z0, z1, 0.25)"):
-        quarter = slerp(unit0, unit1, 0.25)
-    angle = torch.acos(cos(unit0, quarter, dim=1).clamp(-1, 1))
+    angle = torch.acos(cos(unit0, obs.need("quarter"), dim=1).clamp(-1, 1))
     check(
         torch.allclose(angle, omega * 0.25, atol=1e-3),
         "slerp(z0, z1, 0.25) should be a quarter of the way along the arc: its angle to z0 should "
@@ -600,46 +919,59 @@ def test_slerp(slerp):
         "normalised vectors: torch.acos of their cosine).",
     )
     # One t per row.
-    t = torch.tensor([0.0, 1.0, 0.5, 0.25, 0.75, 0.1])
-    with calling(
-        "slerp(z0, z1, t) with t a (6,) tensor",
-        hint="Likely cause: t of shape (B,) is not reshaped to (B, 1), so it pairs with z's "
-        "columns instead of its rows: t.reshape(-1, 1).",
-    ):
-        rows = slerp(z0, z1, t)
+    rows = obs.need("rows")
     check(
-        tuple(rows.shape) == (6, 10),
-        f"slerp with t of shape (6,) should return (6, 10), got {tuple(rows.shape)}. Reshape t to "
-        "(B, 1) so that each row gets its own t.",
+        tuple(getattr(rows, "shape", ())) == (6, 10),
+        f"slerp with t of shape (6,) should return (6, 10), got "
+        f"{tuple(getattr(rows, 'shape', ()))}. Reshape t to (B, 1) so that each row gets its own "
+        "t.",
     )
-    for i in range(6):
-        with calling(f"slerp(z0[{i}:{i + 1}], z1[{i}:{i + 1}], {t[i].item():g})"):
-            one = slerp(z0[i : i + 1], z1[i : i + 1], t[i].item())
+    for i, t in enumerate(SLERP_T):
+        one = obs.need(f"one {i}")
         check(
             torch.allclose(rows[i], one[0], atol=1e-5),
             f"Row {i} of slerp(z0, z1, t) with t a tensor differs from slerp on that row alone "
-            f"with t={t[i].item():g}: each row must use its own t and its own angle omega (the "
+            f"with t={t:g}: each row must use its own t and its own angle omega (the "
             "dot product per row, dim=1, not over the whole batch).",
         )
     # Parallel rows: no division by zero.
-    with calling("slerp(z, 2 * z, 0.5) (parallel vectors, angle 0)"):
-        par = slerp(z0, 2 * z0, 0.5)
+    par = obs.need("parallel")
     check(
         torch.isfinite(par).all() and torch.allclose(par, 1.5 * z0, atol=1e-3),
         "slerp of two parallel vectors (angle 0) should give the straight-line point, here 1.5 * "
         "z0, not nan: sin(omega) is 0 there; fall back to (1 - t) * z0 + t * z1 when it is tiny.",
     )
+
+
+def test_slerp(slerp):
+    """slerp(z0, z1, t): z0, z1 (B, z); t a float or a (B,) tensor -> (B, z) on the great circle."""
+    judge_slerp(observe_slerp(slerp, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
 
 
-def test_attribute_vector(attribute_vector):
-    """attribute_vector(z, has_attribute) = mean z with the attribute - mean z without."""
-    torch.manual_seed(0)
-    z = torch.randn(10, 6)
-    has = torch.tensor([1, 0, 0, 1, 1, 0, 0, 0, 1, 0], dtype=torch.bool)
+ATTRIBUTE_MASK = (1, 0, 0, 1, 1, 0, 0, 0, 1, 0)  # which of the 10 samples show the attribute
+
+
+def _attribute_inputs(seed):
+    z = torch.randn(10, 6, generator=torch.Generator().manual_seed(seed))
+    return z, torch.tensor(ATTRIBUTE_MASK, dtype=torch.bool)
+
+
+def observe_attribute_vector(attribute_vector, seed):
+    obs = Observation()
+    with observing(obs):
+        z, has = _attribute_inputs(seed)
+        with calling("attribute_vector(z, has_attribute)"):
+            obs["vector"] = plain(attribute_vector(z.clone(), has.clone()))
+        with calling("attribute_vector(z, has_attribute) with has_attribute of 0s and 1s"):
+            obs["vector 01"] = plain(attribute_vector(z.clone(), has.long()))
+    return obs
+
+
+def judge_attribute_vector(obs, seed):
+    z, has = _attribute_inputs(seed)
     want = z[has].mean(0) - z[~has].mean(0)
-    with calling("attribute_vector(z, has_attribute)"):
-        v = attribute_vector(z, has)
+    v = obs.need("vector")
     check(
         isinstance(v, torch.Tensor) and tuple(v.shape) == (6,),
         f"attribute_vector with z of shape (10, 6) should return one vector of shape (6,), got "
@@ -660,11 +992,33 @@ def test_attribute_vector(attribute_vector):
         "attribute_vector should be z[has_attribute].mean(0) - z[~has_attribute].mean(0): the "
         f"difference of two means (not sums); it is off by {(v - want).abs().max().item():.4f}.",
     )
-    with calling("attribute_vector(z, has_attribute) with has_attribute of 0s and 1s"):
-        v01 = attribute_vector(z, has.long())
+    v01 = obs.need("vector 01")
     check(
-        torch.allclose(v01, want, atol=1e-5),
+        isinstance(v01, torch.Tensor)
+        and v01.shape == want.shape
+        and torch.allclose(v01, want, atol=1e-5),
         "attribute_vector should also take has_attribute as 0s and 1s (a classifier's labels): "
         "turn it into a bool mask first, has_attribute.bool().",
     )
+
+
+def test_attribute_vector(attribute_vector):
+    """attribute_vector(z, has_attribute) = mean z with the attribute - mean z without."""
+    judge_attribute_vector(observe_attribute_vector(attribute_vector, NOTEBOOK_SEED), NOTEBOOK_SEED)
     passed()
+
+
+# Every graded test in two halves (helpers.verdicts), as in problem_unittests: the grader runs
+# OBSERVE in the sandbox with a seed it drew and JUDGE in its own process.
+VERDICTS = {
+    "test_discriminator64": (observe_discriminator64, judge_discriminator64),
+    "test_generator64": (observe_generator64, judge_generator64),
+    "test_critic": (observe_critic, judge_critic),
+    "test_gradient_penalty": (observe_gradient_penalty, judge_gradient_penalty),
+    "test_critic_loss": (observe_critic_loss, judge_critic_loss),
+    "test_generator_loss": (observe_generator_loss, judge_generator_loss),
+    "test_wgan_optimizers": (observe_wgan_optimizers, judge_wgan_optimizers),
+    "test_train_wgan": (observe_train_wgan, judge_train_wgan),
+    "test_slerp": (observe_slerp, judge_slerp),
+    "test_attribute_vector": (observe_attribute_vector, judge_attribute_vector),
+}

@@ -1794,7 +1794,14 @@ def rebuild_trace(record, who, first_input=None):
             f"{who}'s {leaf.kind} layer gave outputs that its own weights do not give for its "
             "input: the record of this network cannot be trusted.",
         )
-    if first_input is not None and calls:
+    if first_input is not None:
+        check_first_input(calls, first_input, who)
+    return leaves, calls
+
+
+def check_first_input(calls, first_input, who):
+    """The first traced call took `first_input` (the test's own input), up to a reshape."""
+    if calls:
         inp = calls[0][1]
         check(
             inp.numel() == first_input.numel()
@@ -1802,7 +1809,6 @@ def rebuild_trace(record, who, first_input=None):
             f"{who}'s first layer did not receive the test's input: the record of this network "
             "cannot be trusted (pass the input straight to the first layer).",
         )
-    return leaves, calls
 
 
 MAX_REPLAY_MACS = 5 * 10**9  # the test's D needs 10**7 (10**9 with 16 times the channels)
