@@ -1178,13 +1178,6 @@ def grade(
             "graded-test calls."
         ]
     )
-    unjudged = [t.name for t in tests if t.name not in judged_tests({t.module for t in tests})]
-    if unjudged:  # an honest report: these verdicts come from the learner's own process
-        notes.append(
-            f"{len(unjudged)} of these tests ({', '.join(unjudged)}) are not split into "
-            "observe and judge yet: their verdicts were decided inside the sandbox, where a "
-            "hostile submission could forge them. Treat those points as self-checks."
-        )
     if deadline is None:
         deadline = timeout * (2 + -(-len(tests) // workers)) + 30
     seed = randbelow(2**31)  # the learner side's inputs: drawn now, unknown before

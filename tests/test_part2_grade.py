@@ -54,8 +54,14 @@ def test_part2_solution_gets_full_marks(solution):
     assert status == 0, printed
     assert report["passed"] == report["total"] == len(part2_unittests.__all__)
     assert "test_gradient_penalty" in printed and "test_slerp" in printed
-    # part 2's tests are not split into observe/judge: the report must say its points are forgeable
-    assert any("decided inside the sandbox" in n for n in report["notes"]), report["notes"]
+    # part 2's verdicts are decided by the grader, like part 1's: no note says otherwise
+    assert not any("sandbox" in n for n in report["notes"]), report["notes"]
+
+
+def test_every_part2_test_is_judged_by_the_grader():
+    assert sorted(part2_unittests.VERDICTS) == sorted(part2_unittests.__all__)
+    judges = grade.judged_tests({t.module for t in grade.kit_tests(PART2_NOTEBOOK)})
+    assert judges.keys() == part2_unittests.VERDICTS.keys()
 
 
 def test_part2_learner_edition_fails_with_not_implemented_yet(tmp_path):
