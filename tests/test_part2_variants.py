@@ -7,10 +7,12 @@ definition cells and calls the one graded test it targets, which must print "Tes
 
 import contextlib
 import io
+import json
 
 import pytest
 
 import part2_unittests
+from helpers import grade, verdicts
 from helpers.notebook import PART2_NOTEBOOK
 from tests.mutants import Region, apply, definition_cells, run_definitions
 from tests.variants import V, code
@@ -266,3 +268,15 @@ def test_correct_part2_variant_passes(variant):
         except AssertionError as err:
             pytest.fail(f"{variant.test} rejected a correct variant ({variant.style}): {err}")
     assert out.getvalue().strip().splitlines()[-1] == "Tests Passed"
+
+
+@pytest.mark.parametrize("variant", PART2_VARIANTS, ids=lambda v: f"{v.test}-{v.name}")
+def test_correct_part2_variant_passes_the_graders_judge_on_random_seeds(variant):
+    # as the grader sees it: observed on its seed, through JSON, judged in its own process
+    namespace, _ = run_definitions(NUMBERS, apply(variant, CELLS))
+    args = [namespace[name] for name in CALLS[variant.test]]
+    observe, judge = part2_unittests.VERDICTS[variant.test]
+    for seed in (11, 4242, 2**31 - 99):
+        with contextlib.redirect_stdout(io.StringIO()):
+            wire = json.loads(json.dumps(verdicts.encode(observe(*args, seed=seed))))
+        assert grade.judge_observation(judge, wire, seed) == (True, "Tests Passed"), seed
