@@ -4,7 +4,8 @@ Each attack is graded in its own bubblewrap sandbox on test_scale (fast; the att
 After each: the kit's files are unchanged, no process of the attack is left, nothing was written
 on the host, and no connection reached the host. At the end the solution still gets full marks.
 The in-process forgeries (fake verdicts, replaced test functions, patched checks) gain nothing
-because test_scale is judged in the grader's own process from what the sandbox observed.
+because test_scale is judged in the grader's own process from what the sandbox observed. Part 2's
+attacks (a forged observation, a patched judge) are graded the same way on its test_slerp.
 """
 
 import hashlib
@@ -17,9 +18,9 @@ import nbformat
 import pytest
 
 from helpers import grade, sandbox
-from helpers.notebook import NOTEBOOK, ROOT
+from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT
 from helpers.release import make_release
-from tests.attacks import ATTACKS, SUBMISSIONS
+from tests.attacks import ATTACKS, PART2_SUBMISSIONS, SUBMISSIONS
 
 MARK = f"dcgan-attack-{uuid.uuid4().hex[:12]}"
 UNAVAILABLE = sandbox.available()
@@ -37,8 +38,10 @@ def kit_fingerprint():
     """sha256 of every kit file a learner could want to change, by path."""
     paths = [
         ROOT / "problem_unittests.py",
+        ROOT / "part2_unittests.py",
         ROOT / "workspace_utils.py",
         NOTEBOOK,
+        PART2_NOTEBOOK,
         ROOT / "tests" / "mutants.py",
     ]
     paths += sorted((ROOT / "helpers").glob("*.py"))
@@ -91,11 +94,18 @@ def release(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def part2_release(tmp_path_factory):
+    path, _, _ = make_release(PART2_NOTEBOOK, tmp_path_factory.mktemp("release2"))
+    return path
+
+
 def attack_notebook(release, folder, name, canary, port):
     """The release with the submission's attack cells appended (tagged solution, so the grader
     runs them, each on its own, after the stubs)."""
     nb = nbformat.read(release, as_version=4)
-    for attack in SUBMISSIONS.get(name, [name]):  # a submission, or one attack alone
+    submissions = {**SUBMISSIONS, **PART2_SUBMISSIONS}
+    for attack in submissions.get(name, [name]):  # a submission, or one attack alone
         code = ATTACKS[attack]["code"].replace("{MARK}", MARK).replace("{CANARY}", str(canary))
         nb.cells.append(
             nbformat.v4.new_code_cell(
@@ -107,11 +117,10 @@ def attack_notebook(release, folder, name, canary, port):
     return path
 
 
-@pytest.fixture(scope="module")
-def attacked(release, tmp_path_factory):
-    """Grade each attack once (sandbox on, test_scale only); {name: (report, harm)}."""
+def grade_attacks(release, tmp_path_factory, submissions, test):
+    """Grade each submission once (sandbox on, `test` only); {name: (report, harm)}."""
     results = {}
-    for name in SUBMISSIONS:
+    for name in submissions:
         folder = tmp_path_factory.mktemp(name)
         canary = folder / "canary.txt"
         canary.write_text("secret-" + MARK)
@@ -122,7 +131,7 @@ def attacked(release, tmp_path_factory):
             report = grade.grade(
                 attack_notebook(release, folder, name, canary, listener.port),
                 timeout=60,
-                only=["test_scale"],
+                only=[test],
             )
         finally:
             os.environ.pop("DCGAN_GRADER_SECRET")
@@ -150,6 +159,17 @@ def attacked(release, tmp_path_factory):
             },
         )
     return results
+
+
+@pytest.fixture(scope="module")
+def attacked(release, tmp_path_factory):
+    return grade_attacks(release, tmp_path_factory, SUBMISSIONS, "test_scale")
+
+
+@pytest.fixture(scope="module")
+def part2_attacked(part2_release, tmp_path_factory):
+    """Part 2's attacks, on its learner release, graded on test_slerp."""
+    return grade_attacks(part2_release, tmp_path_factory, PART2_SUBMISSIONS, "test_slerp")
 
 
 def test_every_attack_is_stopped():
@@ -220,3 +240,17 @@ def test_without_the_sandbox_learner_code_reads_host_files(release, tmp_path):
 def test_the_solution_still_gets_full_marks_after_the_attacks(attacked):
     report = grade.grade(NOTEBOOK)
     assert report["passed"] == report["total"], grade.format_report(report)
+
+
+@pytest.mark.parametrize("name", list(PART2_SUBMISSIONS))
+def test_part2_attack_gains_no_point_and_does_no_harm(part2_attacked, name):
+    report, harm = part2_attacked[name]
+    assert report["passed"] == 0 and report["total"] == 1, report
+    assert harm == {"kit_changed": False, "processes": [], "written": [], "connections": 0}
+
+
+def test_a_part2_observation_forged_for_the_notebooks_seed_fails_on_slerp(part2_attacked):
+    (result,) = part2_attacked["forge-part2-observation"][0]["tests"]
+    assert not result["passed"] and "should give z0 exactly" in result["message"], result
+    (result,) = part2_attacked["patch-part2-judge"][0]["tests"]
+    assert not result["passed"] and "slerp" in result["message"], result

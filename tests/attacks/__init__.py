@@ -9,6 +9,8 @@ secret the sandbox must not let the learner read, ``{PORT}`` a TCP port the test
 (a fake "passed" on the result pipe, test functions replaced, the checks or torch.allclose
 patched) are stopped because test_scale is judged in the grader's own process from what the
 sandbox observed (helpers.verdicts): nothing they change in the learner's interpreter reaches it.
+PART2_SUBMISSIONS are appended to part 2's learner release and graded on test_slerp, which is
+judged the same way.
 """
 
 
@@ -344,6 +346,63 @@ hoard = bytearray(64 << 30)
     ),
 }
 
+# ---------------------------------------------------------------- part 2
+# Appended to part 2's learner release and graded on test_slerp: straight-line interpolation,
+# which is not slerp.
+WRONG_SLERP = """
+def slerp(z0, z1, t):
+    t = torch.as_tensor(t, dtype=z0.dtype).reshape(-1, 1)
+    return (1 - t) * z0 + t * z1
+"""
+
+# A correct slerp, which the forgeries use only for the inputs they can predict.
+RIGHT_SLERP = """
+def _right_slerp(z0, z1, t):
+    t = torch.as_tensor(t, dtype=z0.dtype).reshape(-1, 1)
+    a, b = z0 / z0.norm(dim=1, keepdim=True), z1 / z1.norm(dim=1, keepdim=True)
+    omega = torch.acos((a * b).sum(1, keepdim=True).clamp(-1, 1))
+    so = torch.sin(omega)
+    safe = torch.where(so.abs() < 1e-6, torch.ones_like(so), so)
+    arc = torch.sin((1 - t) * omega) / safe * z0 + torch.sin(t * omega) / safe * z1
+    return torch.where(so.abs() < 1e-6, (1 - t) * z0 + t * z1, arc)
+"""
+
+PART2_ATTACKS = {
+    "forge-part2-observation": _attack(
+        category="forging the verdict",
+        stopped=True,
+        # Right answers for the notebook's seed, made by the kit's own observer with a correct
+        # slerp: the grader judges them against the inputs of the seed it drew.
+        code=WRONG_SLERP
+        + RIGHT_SLERP
+        + """
+import types
+import part2_unittests
+part2_unittests._right_slerp = _right_slerp
+part2_unittests._observe = types.FunctionType(
+    part2_unittests.observe_slerp.__code__, part2_unittests.__dict__
+)
+def _forged(slerp, seed):
+    return _observe(_right_slerp, 0)  # run as part2_unittests' own code: its globals
+part2_unittests.observe_slerp.__code__ = _forged.__code__
+""",
+    ),
+    "patch-part2-judge": _attack(
+        category="patching what tests use",
+        stopped=True,
+        # Before part 2 was judged by the grader, this gave the point: the checks ran here.
+        code=WRONG_SLERP
+        + """
+import helpers.checks, part2_unittests, torch
+helpers.checks.check = part2_unittests.check = lambda condition, message: None
+part2_unittests.judge_slerp.__code__ = (lambda obs, seed: None).__code__
+torch.allclose = lambda *args, **kwargs: True
+""",
+    ),
+}
+PART2_SUBMISSIONS = {name: [name] for name in PART2_ATTACKS}
+ATTACKS.update(PART2_ATTACKS)
+
 # Submissions graded by the suite: attacks that do not get in each other's way share one, to keep
 # the suite to a few sandboxed runs on a 2-core machine.
 SUBMISSIONS = {
@@ -368,4 +427,6 @@ SUBMISSIONS = {
     "fake-log-lines": ["fake-log-lines"],
     "floods": ["flood-stdout", "fork-bomb", "memory-bomb"],
 }
-assert sorted(a for names in SUBMISSIONS.values() for a in names) == sorted(ATTACKS)
+assert sorted(
+    a for names in (*SUBMISSIONS.values(), *PART2_SUBMISSIONS.values()) for a in names
+) == sorted(ATTACKS)
