@@ -1,8 +1,11 @@
 """The machinery behind part 2's graded tests (part2_unittests.py): the 64x64 networks' layer
-checks, small known-answer critics for the gradient penalty, and the WGAN-GP training recorder.
+checks, small known-answer critics for the gradient penalty, and the WGAN-GP training recorder
+(observe side) with its judge, which replays every step's gradients.
 
 What part 2 shares with part 1 (the failure type, turning the learner's exceptions into
-messages, tracing layers, gradient replay) is imported from helpers/checks.py, not copied.
+messages, tracing layers and replaying them from their records, the training recorder, gradient
+replay) is imported from helpers/checks.py, not copied. The checks here run on the judge's side
+(helpers/verdicts.py): on recorded data, never on the learner's objects.
 """
 
 from __future__ import annotations
