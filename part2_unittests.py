@@ -27,6 +27,7 @@ from helpers.checks import (
     check_first_input,
     check_g_ends_with_tanh,
     check_no_dropout_on_output,
+    check_replayed,
     check_size_follows_conv_dim,
     device_of,
     follows,
@@ -80,6 +81,13 @@ __all__ = [
 
 # ---------------------------------------------------------------- the 64x64 DCGAN
 
+# The networks are traced layer by layer on a few images, and a layer's weights are sent to the
+# judge only up to a size far beyond the test's conv_dim=8 (32 times its largest layer): a network
+# that ignores conv_dim (conv_dim=64 written in) then still fits in the grader's observation
+# limits and fails on its sizes, with the message that says so.
+TRACE_BATCH = 4
+MAX_LAYER_STATE = 2**20
+
 
 def _images(seed, device):
     """Random images in [-1, 1] from `seed`, one batch per call."""
@@ -101,9 +109,9 @@ def observe_discriminator64(Discriminator64, seed):
             return obs
         with torch.no_grad(), calling("D on a (32, 3, 64, 64) batch"):
             obs["logits on 32"] = plain(D(images(32)))
-        x = trace_input(seed, 16, 3, 64, 64).to(device_of(D))
-        with calling("D on a (16, 3, 64, 64) batch"):
-            obs["out"], obs["trace"] = trace_record(D, x)
+        x = trace_input(seed, TRACE_BATCH, 3, 64, 64).to(device_of(D))
+        with calling(f"D on a ({TRACE_BATCH}, 3, 64, 64) batch"):
+            obs["out"], obs["trace"] = trace_record(D, x, max_state=MAX_LAYER_STATE)
         obs["independence"] = observe_independence(D, x)
         obs["pushed"] = [plain(push_output(D, lambda: images(8), d)) for d in (+1, -1)]
         obs["gradients"] = observe_gradients(D, images(6), "D")
@@ -117,7 +125,7 @@ def judge_discriminator64(obs, seed):
     check_batch_sizes_64(obs, "D", "3, 64, 64", (1,))
     check_no_dropout_on_output(obs.need("logits on 32"))
     out = obs.need("out")
-    leaves, calls = rebuild_trace(obs.need("trace"), "D")
+    leaves, calls = rebuild_trace(obs.need("trace"), "D", replay=False)
     check(
         out.std() > 1e-6,
         "D gives the same output for every image: its output must depend on the input.",
@@ -134,8 +142,10 @@ def judge_discriminator64(obs, seed):
     check_d_gradients(obs.need("gradients"))
     small, big = obs.need("sizes")
     check_size_follows_conv_dim(small, big, "D", 3.5, "conv_dim, 2x, 4x and 8x conv_dim")
-    # the record is D's own: its first layer took the judge's batch, its output is the last's
-    check_first_input(calls, trace_input(seed, 16, 3, 64, 64), "D")
+    # the record is D's own: every layer call replayed from its recorded weights, its first layer
+    # took the judge's batch, its output is the last layer's
+    check_replayed(calls, "D")
+    check_first_input(calls, trace_input(seed, TRACE_BATCH, 3, 64, 64), "D")
     check(
         follows(calls[-1][2], out),
         "D's output is not what its last layer gave: the record of D cannot be trusted.",
@@ -182,9 +192,9 @@ def observe_generator64(Generator64, seed):
         ):
             flat = G(noise(5).flatten(1))
         obs["flat z"] = list(getattr(flat, "shape", ()))
-        z = trace_input(seed, 16, 20, 1, 1, normal=True).to(device)
-        with calling("G on a (16, 20, 1, 1) batch of z"):
-            obs["out"], obs["trace"] = trace_record(G, z)
+        z = trace_input(seed, TRACE_BATCH, 20, 1, 1, normal=True).to(device)
+        with calling(f"G on a ({TRACE_BATCH}, 20, 1, 1) batch of z"):
+            obs["out"], obs["trace"] = trace_record(G, z, max_state=MAX_LAYER_STATE)
         obs["independence"] = observe_independence(G, z)
         # only the extremes of the pushed images: all the tanh check reads, at a fraction of the
         # size (8 images of 64x64)
@@ -212,7 +222,7 @@ def judge_generator64(obs, seed):
         "z_size, 1, 1) first.",
     )
     out = obs.need("out")
-    _, calls = rebuild_trace(obs.need("trace"), "G")
+    _, calls = rebuild_trace(obs.need("trace"), "G", replay=False)
     check(
         out.min() >= -1 and out.max() <= 1,
         f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. End "
@@ -243,8 +253,10 @@ def judge_generator64(obs, seed):
     )
     small, big = obs.need("sizes")
     check_size_follows_conv_dim(small, big, "G", 3.0, "8x, 4x, 2x and 1x conv_dim")
-    # the record is G's own: its first layer took the judge's z, its output is the last's
-    check_first_input(calls, trace_input(seed, 16, 20, 1, 1, normal=True), "G")
+    # the record is G's own: every layer call replayed from its recorded weights, its first layer
+    # took the judge's z, its output is the last layer's
+    check_replayed(calls, "G")
+    check_first_input(calls, trace_input(seed, TRACE_BATCH, 20, 1, 1, normal=True), "G")
     check(
         follows(calls[-1][2], out),
         "G's output is not what its last layer gave: the record of G cannot be trusted.",
@@ -273,9 +285,9 @@ def observe_critic(Critic, seed):
         if not observe_batch_sizes_64(obs, C, images, "the critic", "3, 64, 64", (1,)):
             return obs
         obs["batch norms"] = batch_norms(C)
-        x = trace_input(seed, 16, 3, 64, 64).to(device_of(C))
-        with calling("The critic on a (16, 3, 64, 64) batch"):
-            obs["out"], obs["trace"] = trace_record(C, x)
+        x = trace_input(seed, TRACE_BATCH, 3, 64, 64).to(device_of(C))
+        with calling(f"The critic on a ({TRACE_BATCH}, 3, 64, 64) batch"):
+            obs["out"], obs["trace"] = trace_record(C, x, max_state=MAX_LAYER_STATE)
         obs["independence"] = observe_train_independence(C, x)
         obs["pushed"] = [plain(push_output(C, lambda: images(8), d)) for d in (+1, -1)]
         obs["gradients"] = observe_gradients(C, images(6), "the critic")
@@ -285,7 +297,7 @@ def observe_critic(Critic, seed):
 def judge_critic(obs, seed):
     check(obs.need("module") is True, "Critic should be an nn.Module subclass.")
     check_batch_sizes_64(obs, "the critic", "3, 64, 64", (1,))
-    leaves, calls = rebuild_trace(obs.need("trace"), "the critic")
+    leaves, calls = rebuild_trace(obs.need("trace"), "the critic", replay=False)
     traced = [m.kind for m in leaves if m.kind == "BatchNorm2d"]
     check_no_batch_norm(list(obs.need("batch norms")) + traced)
     out = obs.need("out")
@@ -301,9 +313,10 @@ def judge_critic(obs, seed):
     )
     check_d_gives_logits(*obs.need("pushed"))
     check_d_gradients(obs.need("gradients"))
-    # the record is the critic's own: its first layer took the judge's batch, its output is the
-    # last layer's
-    check_first_input(calls, trace_input(seed, 16, 3, 64, 64), "the critic")
+    # the record is the critic's own: every layer call replayed from its recorded weights, its
+    # first layer took the judge's batch, its output is the last layer's
+    check_replayed(calls, "the critic")
+    check_first_input(calls, trace_input(seed, TRACE_BATCH, 3, 64, 64), "the critic")
     check(
         follows(calls[-1][2], out),
         "The critic's output is not what its last layer gave: the record of the critic cannot "

@@ -7,11 +7,13 @@ code (read from the notebook, never copied) and runs its definition cells.
 
 import contextlib
 import io
+import json
 from collections import Counter
 
 import pytest
 
 import part2_unittests
+from helpers import grade, verdicts
 from helpers.notebook import PART2_NOTEBOOK
 from tests.mutants import PART2_MUTANTS, apply, definition_cells, run_definitions
 
@@ -43,3 +45,18 @@ def test_part2_mutant_is_rejected(mutant):
         f"{mutant.test} accepted a mistake: {mutant.mistake} "
         f"(it printed {out.getvalue().strip()!r})"
     )
+
+
+@pytest.mark.parametrize("mutant", PART2_MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
+def test_part2_mutant_is_rejected_by_the_graders_judge_too(mutant):
+    # as the grader sees it: observed on a seed of its own, through JSON, judged in its process,
+    # with the same message (a network far too large still fits the observation limits)
+    namespace, _ = run_definitions(NUMBERS, apply(mutant, CELLS))
+    args = [namespace.get(name) for name in CALLS[mutant.test]]
+    observe, judge = part2_unittests.VERDICTS[mutant.test]
+    seed = 1000 + PART2_MUTANTS.index(mutant)
+    with contextlib.redirect_stdout(io.StringIO()):
+        wire = json.loads(json.dumps(verdicts.encode(observe(*args, seed=seed))))
+    passed, message = grade.judge_observation(judge, wire, seed)
+    missing = [word for word in mutant.expect if word.lower() not in message.lower()]
+    assert not passed and not missing, f"{mutant.mistake}: {message}"
