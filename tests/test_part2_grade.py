@@ -84,3 +84,20 @@ def test_part2_notebook_without_tags_is_still_graded_with_part2s_tests(tmp_path)
     status, printed = run_cli(path, "--json", report)
     assert status == 0, printed
     assert json.loads(report.read_text())["total"] == len(part2_unittests.__all__)
+
+
+def test_classroom_grades_part2_submissions_with_part2s_judged_tests(tmp_path):
+    from helpers import classroom
+
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    (folder / "ann.ipynb").write_bytes(PART2_NOTEBOOK.read_bytes())
+    (folder / "ben.ipynb").write_bytes(PART2_LEARNER_NOTEBOOK.read_bytes())
+    out = tmp_path / "gradebook"
+    with contextlib.redirect_stdout(io.StringIO()):
+        status = classroom.main([str(folder), "--out", str(out), "--timeout", "120"] + NO_SANDBOX)
+    assert status == 0
+    rows = {s["student"]: s for s in json.loads((out / "gradebook.json").read_text())["students"]}
+    total = len(part2_unittests.__all__)
+    assert (rows["ann"]["passed"], rows["ann"]["total"]) == (total, total), rows["ann"]
+    assert (rows["ben"]["passed"], rows["ben"]["total"]) == (0, total), rows["ben"]
