@@ -496,8 +496,9 @@ def run_graded_tests(cells, tests, skip=None, progress=None, seed=None):
     the learner's code prints is swallowed. The test functions come from the kit's
     problem_unittests and are looked up before any learner code runs. `skip` and `progress`
     as for run_definitions. With a `seed`, a test the kit can judge outside this process
-    (VERDICTS of TESTS_MODULE) is only observed: its result holds ``observation`` (encoded,
-    helpers.verdicts) instead of a verdict, unless the learner's code failed before it.
+    (VERDICTS of its tests module, part 1's or part 2's) is only observed: its result holds
+    ``observation`` (encoded, helpers.verdicts) instead of a verdict, unless the learner's code
+    failed before it.
     """
     from helpers import verdicts
 
