@@ -1133,6 +1133,14 @@ class Recorder:
 
     def __init__(self, D, G, d_opt, g_opt):
         self.D, self.G = D, G
+        # On a GPU, convolutions in full float32 while the run is recorded (cuDNN uses TF32 by
+        # default, about 1e-3 off): the judge replays the steps on the CPU and must get the same
+        # gradients. close() restores the setting.
+        try:
+            self._tf32 = torch.backends.cudnn.allow_tf32
+            torch.backends.cudnn.allow_tf32 = False
+        except RuntimeError:  # set through torch's newer per-operator flags: left as they are
+            self._tf32 = None
         self.events = [{"kind": "start", "d_grads": self._grads(D), "g_grads": self._grads(G)}]
         self.overflow = False
         self.handles = [
@@ -1184,6 +1192,8 @@ class Recorder:
     def close(self):
         for h in self.handles:
             h.remove()
+        if self._tf32 is not None:
+            torch.backends.cudnn.allow_tf32 = self._tf32
 
     def record(self):
         return {"events": self.events, "overflow": self.overflow}

@@ -186,3 +186,16 @@ def test_a_forged_passed_line_for_a_part2_test_gains_no_point():
     results, _, _, _ = grade._collect(json.dumps(line).encode() + b"\n", tests_, [], seed=1)
     assert results["test_slerp"]["passed"] is False
     assert "only the grader decides" in results["test_slerp"]["message"]
+
+
+def test_train_wgan_is_observed_in_full_float32_and_the_setting_restored():
+    # cuDNN's default TF32 convolutions are about 1e-3 off: the judge, replaying on the CPU, would
+    # not find the gradients of a run on a GPU. (The flag exists without a GPU too.)
+    seen = []
+
+    def train_wgan(*args, **kwargs):
+        seen.append(torch.backends.cudnn.allow_tf32)
+
+    before = torch.backends.cudnn.allow_tf32
+    tests.observe_train_wgan(train_wgan, seed=1)
+    assert seen == [False] and torch.backends.cudnn.allow_tf32 == before
