@@ -1455,13 +1455,13 @@ PART2_MUTANTS = [
     ),
     M(
         "test_wgan_optimizers",
-        "dcgan-lr",
-        "part 1's learning rate 0.0002",
+        "adam-default-lr",
+        "no lr: Adam's default 0.001",
         "<module>",
         [
             (
                 "g_optimizer = optim.Adam(G.parameters(), lr=wgan_lr, betas=wgan_betas)",
-                "g_optimizer = optim.Adam(G.parameters(), lr=0.0002, betas=wgan_betas)",
+                "g_optimizer = optim.Adam(G.parameters(), betas=wgan_betas)",
             )
         ],
         "0.0001",

@@ -178,6 +178,10 @@ PART2_VARIANTS = [
             "c_optimizer = optim.Adam(critic.parameters(), lr=wgan_lr, betas=wgan_betas)",
             "c_optimizer = torch.optim.Adam(critic.parameters(), 1e-4, (0.0, 0.9))",
         ),
+        (
+            "g_optimizer = optim.Adam(G.parameters(), lr=wgan_lr, betas=wgan_betas)",
+            "g_optimizer = torch.optim.Adam(G.parameters(), 1e-4, (0.0, 0.9))",
+        ),
     ),
     V(
         "test_train_wgan",
