@@ -31,9 +31,11 @@ from helpers.checks import (
     check_size_follows_conv_dim,
     device_of,
     follows,
+    logged_numbers,
     n_params,
     observe_gradients,
     observe_independence,
+    optimizer_facts,
     params_without_gradient,
     passed,
     plain,
@@ -649,12 +651,10 @@ WGAN_LRS = (1e-4, 2e-4)
 
 
 def observe_wgan_optimizers(critic, G, c_optimizer, g_optimizer, seed):
-    from problem_unittests import _optimizer_facts  # part 1's (it imports this module)
-
     obs = Observation()
     obs["sizes"] = {"D": len(list(critic.parameters())), "G": len(list(G.parameters()))}
-    obs["c_optimizer"] = _optimizer_facts(c_optimizer, critic, G)  # the critic's as "D"
-    obs["g_optimizer"] = _optimizer_facts(g_optimizer, critic, G)
+    obs["c_optimizer"] = optimizer_facts(c_optimizer, critic, G)  # the critic's as "D"
+    obs["g_optimizer"] = optimizer_facts(g_optimizer, critic, G)
     obs["same"] = c_optimizer is g_optimizer
     return obs
 
@@ -730,8 +730,6 @@ def _wgan_setup(seed):
 def observe_train_wgan(train_wgan, seed):
     from torch.utils.data import DataLoader, TensorDataset
 
-    from problem_unittests import _numbers  # part 1's (it imports this module)
-
     obs = Observation()
     critic, G, data, _ = _wgan_setup(seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -773,7 +771,7 @@ def observe_train_wgan(train_wgan, seed):
         obs["result"] = {"pair": ok}
         if ok:
             losses, samples = result
-            obs["result"]["losses"] = [_numbers(r) for r in list(losses)[:100]]
+            obs["result"]["losses"] = [logged_numbers(r) for r in list(losses)[:100]]
             obs["result"]["samples"] = [list(getattr(x, "shape", ())) for x in samples][:100]
     return obs
 

@@ -47,6 +47,7 @@ from helpers.checks import (
     judge_block,
     judge_loss,
     loader_images,
+    logged_numbers,
     loss_devices,
     n_params,
     observe_batch_sizes,
@@ -55,6 +56,7 @@ from helpers.checks import (
     observe_gradients,
     observe_independence,
     observe_loss,
+    optimizer_facts,
     passed,
     plain,
     push_output,
@@ -609,34 +611,11 @@ def test_fake_loss(fake_loss):
 # ---------------------------------------------------------------- optimizers
 
 
-def _optimizer_facts(opt, D, G):
-    """An optimizer as data: its class, and per parameter group the learning rate, the betas and
-    which parameters it holds (["D", i] for D's i-th parameter, ["G", i], or ["other", -1])."""
-    if opt is None:
-        return None
-    which = {id(p): ["G", i] for i, p in enumerate(G.parameters())}
-    which.update({id(p): ["D", i] for i, p in enumerate(D.parameters())})
-    groups = []
-    for group in getattr(opt, "param_groups", []):
-        groups.append(
-            {
-                "lr": plain(group.get("lr")),
-                "betas": plain(group.get("betas")),
-                "params": [which.get(id(p), ["other", -1]) for p in group.get("params", [])],
-            }
-        )
-    return {
-        "adam": isinstance(opt, torch.optim.Adam),
-        "type": type(opt).__name__,
-        "groups": groups,
-    }
-
-
 def observe_optimizers(D, G, d_optimizer, g_optimizer, seed):
     obs = Observation()
     obs["sizes"] = {"D": len(list(D.parameters())), "G": len(list(G.parameters()))}
-    obs["d_optimizer"] = _optimizer_facts(d_optimizer, D, G)
-    obs["g_optimizer"] = _optimizer_facts(g_optimizer, D, G)
+    obs["d_optimizer"] = optimizer_facts(d_optimizer, D, G)
+    obs["g_optimizer"] = optimizer_facts(g_optimizer, D, G)
     obs["same"] = d_optimizer is g_optimizer
     return obs
 
@@ -737,7 +716,7 @@ def observe_train(train, seed):
         obs["result"] = {"pair": ok}
         if ok:
             losses, samples = result
-            obs["result"]["losses"] = [_numbers(r) for r in list(losses)[:100]]
+            obs["result"]["losses"] = [logged_numbers(r) for r in list(losses)[:100]]
             obs["result"]["samples"] = [list(getattr(x, "shape", ())) for x in samples][:100]
         obs["checkpoint"] = checkpoint.is_file()
 
@@ -839,19 +818,6 @@ def judge_train(obs, seed):
             "fake_loss(D(fake_images.detach())) would save that backward pass through G."
         )
     return None
-
-
-def _numbers(record):
-    """One logged record as a list of floats (None where an entry is not a number)."""
-    if not isinstance(record, (tuple, list)):
-        return {"type": type(record).__name__}
-    numbers = []
-    for value in list(record)[:8]:
-        try:
-            numbers.append(float(value))
-        except (TypeError, ValueError, RuntimeError):
-            numbers.append(None)
-    return numbers
 
 
 def _shown_losses(losses):

@@ -1947,3 +1947,42 @@ def replay(leaf, x):
     if kind == "Flatten":
         return x.flatten(a["start_dim"], a["end_dim"])
     return None
+
+
+# ---- plain data for the observations of both parts' tests
+
+
+def optimizer_facts(opt, D, G):
+    """An optimizer as data: its class, and per parameter group the learning rate, the betas and
+    which parameters it holds (["D", i] for D's i-th parameter, ["G", i], or ["other", -1])."""
+    if opt is None:
+        return None
+    which = {id(p): ["G", i] for i, p in enumerate(G.parameters())}
+    which.update({id(p): ["D", i] for i, p in enumerate(D.parameters())})
+    groups = []
+    for group in getattr(opt, "param_groups", []):
+        groups.append(
+            {
+                "lr": plain(group.get("lr")),
+                "betas": plain(group.get("betas")),
+                "params": [which.get(id(p), ["other", -1]) for p in group.get("params", [])],
+            }
+        )
+    return {
+        "adam": isinstance(opt, torch.optim.Adam),
+        "type": type(opt).__name__,
+        "groups": groups,
+    }
+
+
+def logged_numbers(record):
+    """One logged record as a list of floats (None where an entry is not a number)."""
+    if not isinstance(record, (tuple, list)):
+        return {"type": type(record).__name__}
+    numbers = []
+    for value in list(record)[:8]:
+        try:
+            numbers.append(float(value))
+        except (TypeError, ValueError, RuntimeError):
+            numbers.append(None)
+    return numbers
