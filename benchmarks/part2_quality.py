@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.quality import Budget, cpu_seconds, pick_cores
+from benchmarks.quality import Budget, cpu_seconds, parse_setting, pick_cores
 from benchmarks.throughput import endless
 from helpers.files import positive_int
 
@@ -61,21 +61,7 @@ def parse_recipe(text):
     kind, _, rest = text.partition(":")
     if kind not in KINDS:
         raise SystemExit(f"--recipe {text!r}: starts with one of {', '.join(KINDS)}.")
-    out = {}
-    for item in filter(None, rest.split(",")):
-        key, sep, value = item.partition("=")
-        if not sep or key not in KEYS:
-            raise SystemExit(
-                f"--recipe {text!r}: {item!r} is not KEY=VALUE with KEY one of {', '.join(KEYS)}."
-            )
-        try:
-            out[key] = KEYS[key](value)
-        except ValueError:
-            raise SystemExit(
-                f"--recipe {text!r}: {value!r} is not a valid {KEYS[key].__name__}."
-            ) from None
-        if out[key] < 0 or (KEYS[key] is int and out[key] < 1):
-            raise SystemExit(f"--recipe {text!r}: {key} out of range.")
+    out = dict(parse_setting(item, KEYS, f"--recipe {text!r}") for item in rest.split(",") if item)
     if kind == "dcgan" and {"n_critic", "gp_weight"} & out.keys():
         raise SystemExit(f"--recipe {text!r}: n_critic and gp_weight are WGAN-GP settings.")
     return kind, out

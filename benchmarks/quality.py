@@ -117,26 +117,27 @@ class Budget:
             yield images, labels
 
 
+def parse_setting(item, keys, option):
+    """'lr=0.0004' -> ('lr', 0.0004) for a key of `keys` ({name: type}); SystemExit naming
+    `option` when the key is unknown or the value is not a valid, positive one."""
+    key, sep, value = item.partition("=")
+    if not sep or key not in keys:
+        raise SystemExit(f"{option}: {item!r} is not KEY=VALUE with KEY one of {', '.join(keys)}.")
+    try:
+        parsed = keys[key](value)
+    except ValueError:
+        raise SystemExit(f"{option}: {value!r} is not a valid {keys[key].__name__}.") from None
+    if parsed < 0 or (keys[key] is int and parsed < 1):
+        raise SystemExit(f"{option}: {key} out of range.")
+    return key, parsed
+
+
 def parse_kit_set(items):
     """['lr=0.0004', 'ema=0.999'] -> {'lr': 0.0004, 'ema': 0.999}; SystemExit on a bad item."""
     out = {}
     for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or key not in KIT_KEYS:
-            raise SystemExit(
-                f"--kit-set {item!r}: expected KEY=VALUE with KEY one of {', '.join(KIT_KEYS)}."
-            )
-        try:
-            out[key] = KIT_KEYS[key](value)
-        except ValueError:
-            raise SystemExit(
-                f"--kit-set {item!r}: {value!r} is not a valid {KIT_KEYS[key].__name__}."
-            ) from None
-        if (
-            out[key] < 0
-            or (key == "ema" and out[key] >= 1)
-            or (KIT_KEYS[key] is int and out[key] < 1)
-        ):
+        key, out[key] = parse_setting(item, KIT_KEYS, f"--kit-set {item!r}")
+        if key == "ema" and out[key] >= 1:
             raise SystemExit(f"--kit-set {item!r}: out of range.")
     return out
 
