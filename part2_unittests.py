@@ -31,16 +31,15 @@ from helpers.checks import (
     check_size_follows_conv_dim,
     device_of,
     follows,
-    logged_numbers,
     n_params,
     observe_gradients,
     observe_independence,
+    observe_training_run,
     optimizer_facts,
     params_without_gradient,
     passed,
     plain,
     push_output,
-    quiet,
     rebuild_trace,
     samples_independent,
     trace_record,
@@ -740,39 +739,24 @@ def observe_train_wgan(train_wgan, seed):
         TensorDataset(data, torch.zeros(20, dtype=torch.long)), batch_size=4, shuffle=False
     )
     with observing(obs):
-        rec = WGANRecorder(critic, G, c_opt, g_opt)
-        obs["run"] = rec.record()  # filled as train_wgan runs: kept even when it fails
-        try:
-            with (
-                calling(
-                    "train_wgan(critic, G, c_optimizer, g_optimizer, dataloader, n_epochs=2, ...)"
-                ),
-                quiet(train_wgan),
-            ):
-                result = train_wgan(
-                    critic,
-                    G,
-                    c_opt,
-                    g_opt,
-                    loader,
-                    2,
-                    WGAN_Z,
-                    device,
-                    n_critic=3,
-                    gp_weight=WGAN_GP_WEIGHT,
-                    print_every=1,
-                    sample_size=6,
-                )
-        finally:
-            rec.close()
-            obs["run"] = rec.record()
-        obs["after"] = {"D": WGANRecorder._state(critic), "G": WGANRecorder._state(G)}
-        ok = isinstance(result, tuple) and len(result) == 2
-        obs["result"] = {"pair": ok}
-        if ok:
-            losses, samples = result
-            obs["result"]["losses"] = [logged_numbers(r) for r in list(losses)[:100]]
-            obs["result"]["samples"] = [list(getattr(x, "shape", ())) for x in samples][:100]
+        observe_training_run(
+            obs,
+            WGANRecorder(critic, G, c_opt, g_opt),
+            train_wgan,
+            "train_wgan(critic, G, c_optimizer, g_optimizer, dataloader, n_epochs=2, ...)",
+            critic,
+            G,
+            c_opt,
+            g_opt,
+            loader,
+            2,
+            WGAN_Z,
+            device,
+            n_critic=3,
+            gp_weight=WGAN_GP_WEIGHT,
+            print_every=1,
+            sample_size=6,
+        )
     return obs
 
 

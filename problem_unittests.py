@@ -47,7 +47,6 @@ from helpers.checks import (
     judge_block,
     judge_loss,
     loader_images,
-    logged_numbers,
     loss_devices,
     n_params,
     observe_batch_sizes,
@@ -56,6 +55,7 @@ from helpers.checks import (
     observe_gradients,
     observe_independence,
     observe_loss,
+    observe_training_run,
     optimizer_facts,
     passed,
     plain,
@@ -700,24 +700,14 @@ def observe_train(train, seed):
         checkpoint = Path(tmp) / "checkpoint.pt"
         options = {"print_every": 1, "checkpoint_path": checkpoint, "sample_size": 6}
         check_train_signature(train, args, options)
-        rec = Recorder(D, G, d_opt, g_opt)
-        obs["run"] = rec.record()  # filled as train runs: kept even when train fails
-        try:
-            with (
-                calling("train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs=2, ...)"),
-                quiet(train),
-            ):
-                result = train(*args, **options)
-        finally:
-            rec.close()
-            obs["run"] = rec.record()
-        obs["after"] = {"D": Recorder._state(D), "G": Recorder._state(G)}
-        ok = isinstance(result, tuple) and len(result) == 2
-        obs["result"] = {"pair": ok}
-        if ok:
-            losses, samples = result
-            obs["result"]["losses"] = [logged_numbers(r) for r in list(losses)[:100]]
-            obs["result"]["samples"] = [list(getattr(x, "shape", ())) for x in samples][:100]
+        observe_training_run(
+            obs,
+            Recorder(D, G, d_opt, g_opt),
+            train,
+            "train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs=2, ...)",
+            *args,
+            **options,
+        )
         obs["checkpoint"] = checkpoint.is_file()
 
         rec2 = Recorder(D, G, d_opt, g_opt)

@@ -1986,3 +1986,26 @@ def logged_numbers(record):
         except (TypeError, ValueError, RuntimeError):
             numbers.append(None)
     return numbers
+
+
+def observe_training_run(obs, recorder, train, label, *args, **options):
+    """Run the learner's `train(*args, **options)` while `recorder` (a Recorder) watches it.
+
+    Stores in `obs`: "run", the record (kept when train fails), "after", both networks' weights
+    after the run, and "result": whether train returned a (losses, samples) pair, and if so the
+    logged numbers and the samples' shapes. `label` names the call in a failure message.
+    """
+    obs["run"] = recorder.record()  # filled as train runs: kept even when train fails
+    try:
+        with calling(label), quiet(train):
+            result = train(*args, **options)
+    finally:
+        recorder.close()
+        obs["run"] = recorder.record()
+    obs["after"] = {"D": recorder._state(recorder.D), "G": recorder._state(recorder.G)}
+    ok = isinstance(result, tuple) and len(result) == 2
+    obs["result"] = {"pair": ok}
+    if ok:
+        losses, samples = result
+        obs["result"]["losses"] = [logged_numbers(r) for r in list(losses)[:100]]
+        obs["result"]["samples"] = [list(getattr(x, "shape", ())) for x in samples][:100]
