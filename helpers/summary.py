@@ -10,6 +10,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+# A Sequential child with more layers than this is shown layer by layer; shorter ones (part 1's
+# conv/deconv blocks: a convolution and its batch norm) stay one row, "Conv2d + BatchNorm2d".
+LONG_BLOCK = 3
 
 def _describe(module):
     """'Conv2d + BatchNorm2d' for a Sequential block, else the module's class name."""
@@ -26,7 +29,8 @@ def layer_shapes(model, x):
     statistics and gradients are left as they were; its train/eval mode is restored after.
 
     Returns (rows, output): rows is a list of (name, description, output shape, parameters) in
-    the order the layers ran; a model without sub-modules gives one row for itself.
+    the order the layers ran; a model without sub-modules gives one row for itself, and a
+    sub-module that is a Sequential of more than LONG_BLOCK layers one row per layer ("net.0").
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"layer_shapes expects an nn.Module, got {type(model).__name__}.")
@@ -37,7 +41,15 @@ def layer_shapes(model, x):
     parameter = next(model.parameters(), None)
     if parameter is not None:
         x = x.to(parameter.device)
-    children = list(model.named_children()) or [(type(model).__name__, model)]
+    children = []
+    for name, child in model.named_children():
+        if isinstance(child, nn.Sequential) and len(child) > LONG_BLOCK:
+            # a whole network in one Sequential (part 2's `self.net`): one row per layer, since
+            # one row would hide every shape but the last
+            children += [(f"{name}.{i}", layer) for i, layer in enumerate(child)]
+        else:
+            children.append((name, child))
+    children = children or [(type(model).__name__, model)]
     rows, hooks = [], []
 
     def record(name, module):

@@ -61,3 +61,27 @@ def test_print_shapes_names_a_wrong_argument():
         print_shapes(lambda x: x, torch.rand(1))
     with pytest.raises(TypeError, match="input batch as a tensor, got list"):
         print_shapes(TinyD(), [1, 2])
+
+
+class OneSequential(nn.Module):
+    """A whole network in one Sequential, as part 2 writes its networks."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(3, 4, 4, 2, 1), nn.LeakyReLU(0.2), nn.Conv2d(4, 1, 4, 1, 0), nn.Flatten()
+        )
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_a_network_in_one_long_sequential_is_shown_layer_by_layer():
+    rows, output = layer_shapes(OneSequential(), torch.rand(2, 3, 8, 8))
+    assert [(name, kind, shape) for name, kind, shape, _ in rows] == [
+        ("net.0", "Conv2d", (2, 4, 4, 4)),
+        ("net.1", "LeakyReLU", (2, 4, 4, 4)),
+        ("net.2", "Conv2d", (2, 1, 1, 1)),
+        ("net.3", "Flatten", (2, 1)),
+    ]
+    assert output.shape == (2, 1)
