@@ -14,6 +14,7 @@ from torch import nn
 # conv/deconv blocks: a convolution and its batch norm) stay one row, "Conv2d + BatchNorm2d".
 LONG_BLOCK = 3
 
+
 def _describe(module):
     """'Conv2d + BatchNorm2d' for a Sequential block, else the module's class name."""
     if isinstance(module, nn.Sequential) and len(module):
