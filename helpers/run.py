@@ -290,7 +290,8 @@ def _final_bar_text(model_id, state):
     if not isinstance(value, (int, float)) or not isinstance(total, (int, float)) or total <= 0:
         return None
     filled = max(0, min(10, round(10 * value / total)))
-    return f"{left.get('value', '')}|{'█' * filled}{' ' * (10 - filled)}|{right.get('value', '')}"
+    left, right = (html.unescape(str(part.get("value", ""))) for part in (left, right))  # HTML
+    return f"{left}|{'█' * filled}{' ' * (10 - filled)}|{right}"
 
 
 def _client(nb, progress, **kwargs):
