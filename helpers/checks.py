@@ -1908,9 +1908,10 @@ def replay(leaf, x):
             a["groups"],
             a["dilation"],
         )
-    if kind == "BatchNorm2d":
+    if kind in ("BatchNorm2d", "InstanceNorm2d"):  # the same arguments, in the same order
+        norm = F.batch_norm if kind == "BatchNorm2d" else F.instance_norm
         batch_stats = leaf.training or not a["track_running_stats"]
-        return F.batch_norm(
+        return norm(
             x,
             None if batch_stats else st["running_mean"],
             None if batch_stats else st["running_var"],
@@ -1925,18 +1926,6 @@ def replay(leaf, x):
     if kind == "LayerNorm":
         shape = a["normalized_shape"]
         return F.layer_norm(x, shape, st.get("weight"), st.get("bias"), a["eps"])
-    if kind == "InstanceNorm2d":
-        batch_stats = leaf.training or not a["track_running_stats"]
-        return F.instance_norm(
-            x,
-            None if batch_stats else st["running_mean"],
-            None if batch_stats else st["running_var"],
-            st.get("weight"),
-            st.get("bias"),
-            batch_stats,
-            0.0,
-            a["eps"],
-        )
     if kind == "Linear":
         return F.linear(x, st["weight"], st.get("bias"))
     if kind == "LeakyReLU":
