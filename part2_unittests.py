@@ -24,13 +24,11 @@ from helpers.checks import (
     check,
     check_d_gives_logits,
     check_d_gradients,
-    check_first_input,
     check_g_ends_with_tanh,
     check_no_dropout_on_output,
-    check_replayed,
+    check_record_is_own,
     check_size_follows_conv_dim,
     device_of,
-    follows,
     n_params,
     observe_gradients,
     observe_independence,
@@ -42,6 +40,7 @@ from helpers.checks import (
     push_output,
     rebuild_trace,
     samples_independent,
+    trace_input,
     trace_record,
     type_name,
 )
@@ -62,7 +61,6 @@ from helpers.checks_part2 import (
     observe_batch_sizes_64,
     observe_train_independence,
     reference_penalty,
-    trace_input,
 )
 from helpers.verdicts import NOTEBOOK_SEED, Observation, observing
 
@@ -143,14 +141,7 @@ def judge_discriminator64(obs, seed):
     check_d_gradients(obs.need("gradients"))
     small, big = obs.need("sizes")
     check_size_follows_conv_dim(small, big, "D", 3.5, "conv_dim, 2x, 4x and 8x conv_dim")
-    # the record is D's own: every layer call replayed from its recorded weights, its first layer
-    # took the judge's batch, its output is the last layer's
-    check_replayed(calls, "D")
-    check_first_input(calls, trace_input(seed, TRACE_BATCH, 3, 64, 64), "D")
-    check(
-        follows(calls[-1][2], out),
-        "D's output is not what its last layer gave: the record of D cannot be trusted.",
-    )
+    check_record_is_own(calls, out, trace_input(seed, TRACE_BATCH, 3, 64, 64), "D")
 
 
 def test_discriminator64(Discriminator64):
@@ -254,14 +245,7 @@ def judge_generator64(obs, seed):
     )
     small, big = obs.need("sizes")
     check_size_follows_conv_dim(small, big, "G", 3.0, "8x, 4x, 2x and 1x conv_dim")
-    # the record is G's own: every layer call replayed from its recorded weights, its first layer
-    # took the judge's z, its output is the last layer's
-    check_replayed(calls, "G")
-    check_first_input(calls, trace_input(seed, TRACE_BATCH, 20, 1, 1, normal=True), "G")
-    check(
-        follows(calls[-1][2], out),
-        "G's output is not what its last layer gave: the record of G cannot be trusted.",
-    )
+    check_record_is_own(calls, out, trace_input(seed, TRACE_BATCH, 20, 1, 1, normal=True), "G")
 
 
 def test_generator64(Generator64):
@@ -314,15 +298,7 @@ def judge_critic(obs, seed):
     )
     check_d_gives_logits(*obs.need("pushed"))
     check_d_gradients(obs.need("gradients"))
-    # the record is the critic's own: every layer call replayed from its recorded weights, its
-    # first layer took the judge's batch, its output is the last layer's
-    check_replayed(calls, "the critic")
-    check_first_input(calls, trace_input(seed, TRACE_BATCH, 3, 64, 64), "the critic")
-    check(
-        follows(calls[-1][2], out),
-        "The critic's output is not what its last layer gave: the record of the critic cannot "
-        "be trusted.",
-    )
+    check_record_is_own(calls, out, trace_input(seed, TRACE_BATCH, 3, 64, 64), "the critic")
 
 
 def test_critic(Critic):

@@ -39,11 +39,11 @@ from helpers.checks import (
     check_init_picks_the_layers,
     check_no_dropout_on_output,
     check_non_square_images,
+    check_output_is_last_layers,
     check_size_follows_conv_dim,
     check_train_signature,
     conv_ignores_batch_norm,
     device_of,
-    follows,
     judge_block,
     judge_loss,
     loader_images,
@@ -65,6 +65,7 @@ from helpers.checks import (
     samples_independent,
     takes_argument,
     tensor_like,
+    trace_input,
     trace_record,
     type_name,
     write_test_images,
@@ -305,11 +306,6 @@ def test_deconv(deconv):
 # ---------------------------------------------------------------- discriminator
 
 
-def _trace_input(seed, *shape):
-    """The batch a network is traced on, drawn from `seed`: the judge draws it again."""
-    return torch.rand(*shape, generator=torch.Generator().manual_seed(seed + 3)) * 2 - 1
-
-
 def observe_discriminator(Discriminator, seed):
     obs = Observation()
     with observing(obs):
@@ -328,7 +324,7 @@ def observe_discriminator(Discriminator, seed):
         observe_batch_sizes(obs, D, images, "D", "3, 32, 32")
         with torch.no_grad():
             obs["logits on 64"] = plain(D(images(64)))
-        x = _trace_input(seed, 16, 3, 32, 32).to(device)
+        x = trace_input(seed, 16, 3, 32, 32).to(device)
         with calling("D on a (16, 3, 32, 32) batch"):
             obs["out"], obs["trace"] = trace_record(D, x)
         obs["conv ignores batch_norm"] = conv_ignores_batch_norm(Discriminator)
@@ -345,7 +341,7 @@ def judge_discriminator(obs, seed):
     check_batch_sizes(obs, "D", "3, 32, 32", (1,))
     check_no_dropout_on_output(obs.need("logits on 64"))
     out = obs.need("out")
-    leaves, calls = rebuild_trace(obs.need("trace"), "D", _trace_input(seed, 16, 3, 32, 32))
+    leaves, calls = rebuild_trace(obs.need("trace"), "D", trace_input(seed, 16, 3, 32, 32))
     check(
         out.std() > 1e-6,
         "D gives the same output for every image: its output must depend on the input.",
@@ -353,10 +349,7 @@ def judge_discriminator(obs, seed):
     convs = check_d_convs(leaves, calls, conv_dim=8)
     check_d_batch_norm(obs.need("conv ignores batch_norm"), calls, first=convs[0][0])
     check_d_activations(convs)
-    check(
-        follows(calls[-1][2], out),
-        "D's output is not what its last layer gave: the record of D cannot be trusted.",
-    )
+    check_output_is_last_layers(calls, out, "D")
     check(
         samples_independent(obs.need("independence")),
         "In eval mode, D's score for one image changes when other images are in the batch. Each "
@@ -402,7 +395,7 @@ def observe_generator(Generator, seed):
             hint="Generator(z_size=20, ...) must accept z of shape (B, 20): build its first Linear "
             "layer from the z_size argument, and check the layer sizes above.",
         )
-        z = _trace_input(seed, 16, 20).to(device)
+        z = trace_input(seed, 16, 20).to(device)
         with calling("G on a (16, 20) batch of z"):
             obs["out"], obs["trace"] = trace_record(G, z)
         obs["independence"] = observe_independence(G, z)
@@ -421,7 +414,7 @@ def judge_generator(obs, seed):
     check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
     check_batch_sizes(obs, "G", "20", (3, 32, 32))
     out = obs.need("out")
-    _, calls = rebuild_trace(obs.need("trace"), "G", _trace_input(seed, 16, 20))
+    _, calls = rebuild_trace(obs.need("trace"), "G", trace_input(seed, 16, 20))
     check(
         out.min() >= -1 and out.max() <= 1,
         f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. End with "
@@ -432,10 +425,7 @@ def judge_generator(obs, seed):
         "G makes the same image for different z: its output must depend on z.",
     )
     check_g_layers(calls, conv_dim=8)
-    check(
-        follows(calls[-1][2], out),
-        "G's output is not what its last layer gave: the record of G cannot be trusted.",
-    )
+    check_output_is_last_layers(calls, out, "G")
     check(
         samples_independent(obs.need("independence")),
         "In eval mode, G's image for one z changes when other z are in the batch: check the "

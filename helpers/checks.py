@@ -553,6 +553,15 @@ def samples_independent(found):
     return together.shape == alone.shape and torch.allclose(together, alone, atol=1e-4)
 
 
+def trace_input(seed, *shape, normal=False):
+    """The batch a network is traced on, drawn from `seed`: the judge draws it again. Uniform in
+    [-1, 1] (images, part 1's z), or normal (part 2's z)."""
+    gen = torch.Generator().manual_seed(seed + 3)
+    return (
+        torch.randn(*shape, generator=gen) if normal else torch.rand(*shape, generator=gen) * 2 - 1
+    )
+
+
 def follows(prev, out):
     """Whether `out` is `prev` (a network's last layer's output), or tanh or sigmoid of it, up to
     a reshape: nothing else happens after a network's last layer."""
@@ -1838,6 +1847,24 @@ def check_first_input(calls, first_input, who):
             f"{who}'s first layer did not receive the test's input: the record of this network "
             "cannot be trusted (pass the input straight to the first layer).",
         )
+
+
+def check_output_is_last_layers(calls, out, who):
+    """The network's output `out` is what its last traced layer gave (follows)."""
+    check(
+        follows(calls[-1][2], out),
+        f"{who[0].upper()}{who[1:]}'s output is not what its last layer gave: the record of {who} "
+        "cannot be trusted.",
+    )
+
+
+def check_record_is_own(calls, out, first_input, who):
+    """The trace of rebuild_trace(..., replay=False) is the network's own: every layer call
+    replayed from its recorded weights, its first layer took the judge's `first_input`, and its
+    output is the last layer's."""
+    check_replayed(calls, who)
+    check_first_input(calls, first_input, who)
+    check_output_is_last_layers(calls, out, who)
 
 
 MAX_REPLAY_MACS = 5 * 10**9  # the test's D needs 10**7 (10**9 with 16 times the channels)

@@ -41,14 +41,6 @@ def kind(leaf):
     return None if leaf is None else leaf.kind
 
 
-def trace_input(seed, *shape, normal=False):
-    """The batch a network is traced on, drawn from `seed`: the judge draws it again."""
-    gen = torch.Generator().manual_seed(seed + 3)
-    return (
-        torch.randn(*shape, generator=gen) if normal else torch.rand(*shape, generator=gen) * 2 - 1
-    )
-
-
 def observe_batch_sizes_64(obs, net, make_input, who, in_shape, out_shape, hint=""):
     """The shape of net's output on batches of 5, 16 and then 1 (obs["batch B"], [] when it is not
     a tensor); a batch of one last, so its failure can say that only the batch of one breaks.
