@@ -30,6 +30,7 @@ from helpers.checks import (
     check_size_follows_conv_dim,
     device_of,
     n_params,
+    observe_batch_sizes,
     observe_gradients,
     observe_independence,
     observe_training_run,
@@ -58,7 +59,6 @@ from helpers.checks_part2 import (
     check_interpolates,
     check_leaky_between,
     check_no_batch_norm,
-    observe_batch_sizes_64,
     observe_train_independence,
     reference_penalty,
 )
@@ -104,7 +104,7 @@ def observe_discriminator64(Discriminator64, seed):
         if not obs["module"]:
             return obs
         images = _images(seed, device_of(D))
-        if not observe_batch_sizes_64(obs, D, images, "D", "3, 64, 64", (1,)):
+        if not observe_batch_sizes(obs, D, images, "D", "3, 64, 64", out_shape=(1,)):
             return obs
         with torch.no_grad(), calling("D on a (32, 3, 64, 64) batch"):
             obs["logits on 32"] = plain(D(images(32)))
@@ -165,13 +165,13 @@ def observe_generator64(Generator64, seed):
         def noise(b, size=20):
             return torch.randn(b, size, 1, 1, generator=gen).to(device)
 
-        if not observe_batch_sizes_64(
+        if not observe_batch_sizes(
             obs,
             G,
             noise,
             "G",
             "20, 1, 1",
-            (3, 64, 64),
+            out_shape=(3, 64, 64),
             hint="Generator64(z_size=20, ...) must take z of shape (B, 20, 1, 1): build its first "
             "transposed conv from the z_size argument, nn.ConvTranspose2d(z_size, 8 * conv_dim, 4, "
             "1, 0), and check the layer sizes above.",
@@ -267,7 +267,7 @@ def observe_critic(Critic, seed):
         if not obs["module"]:
             return obs
         images = _images(seed, device_of(C))
-        if not observe_batch_sizes_64(obs, C, images, "the critic", "3, 64, 64", (1,)):
+        if not observe_batch_sizes(obs, C, images, "the critic", "3, 64, 64", out_shape=(1,)):
             return obs
         obs["batch norms"] = batch_norms(C)
         x = trace_input(seed, TRACE_BATCH, 3, 64, 64).to(device_of(C))

@@ -333,8 +333,10 @@ def check_init_picks_the_layers(model, before, kinds, batch_norm):
 BATCHES = (5, 16, 1)  # a batch of one last, so its failure can say only that one breaks
 
 
-def observe_batch_sizes(obs, net, make_input, who, in_shape, hint=""):
-    """The shape of net's output on batches of 5, 16 and then 1: obs["batch B"]."""
+def observe_batch_sizes(obs, net, make_input, who, in_shape, hint="", out_shape=None):
+    """The shape of net's output on batches of 5, 16 and then 1: obs["batch B"] ([] when it is
+    not a tensor). Returns whether every shape was (B, *out_shape), when `out_shape` is given:
+    part 2's observers stop there when not, as its judge does."""
     for b in BATCHES:
         one = (
             f"{who} works on batches of 5 and 16 but not on a batch of one. Likely cause: "
@@ -344,6 +346,7 @@ def observe_batch_sizes(obs, net, make_input, who, in_shape, hint=""):
         with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
             out = net(make_input(b))
         obs[f"batch {b}"] = list(out.shape) if isinstance(out, torch.Tensor) else []
+    return out_shape is None or all(obs[f"batch {b}"] == [b, *out_shape] for b in BATCHES)
 
 
 def check_batch_sizes(obs, who, in_shape, out_shape):

@@ -18,7 +18,6 @@ from helpers.checks import (
     POOLING,
     Recorder,
     StepJudge,
-    calling,
     check,
     grads_close,
     grads_equal,
@@ -32,7 +31,8 @@ from helpers.checks import (
 # ---------------------------------------------------------------- the 64x64 networks
 
 # The networks' checks run on the judge's side, on the layers as records (helpers.checks.Leaf,
-# from rebuild_trace, which has replayed every call): a layer is known by its .kind.
+# from rebuild_trace; check_record_is_own replays every call after them): a layer is known by
+# its .kind.
 NORMS = ("BatchNorm2d", "GroupNorm", "LayerNorm", "InstanceNorm2d")
 
 
@@ -41,24 +41,9 @@ def kind(leaf):
     return None if leaf is None else leaf.kind
 
 
-def observe_batch_sizes_64(obs, net, make_input, who, in_shape, out_shape, hint=""):
-    """The shape of net's output on batches of 5, 16 and then 1 (obs["batch B"], [] when it is not
-    a tensor); a batch of one last, so its failure can say that only the batch of one breaks.
-    Returns whether every shape was (B, *out_shape): when not, the judge stops there."""
-    for b in BATCHES:
-        one = (
-            f"{who} works on batches of 5 and 16 but not on a batch of one. Likely cause: "
-            "squeeze() drops the batch dimension when it is 1; keep it with x.flatten(1) or "
-            "x.view(x.size(0), ...)."
-        )
-        with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
-            out = net(make_input(b))
-        obs[f"batch {b}"] = list(out.shape) if isinstance(out, torch.Tensor) else []
-    return all(obs[f"batch {b}"] == [b, *out_shape] for b in BATCHES)
-
-
 def check_batch_sizes_64(obs, who, in_shape, out_shape):
-    """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes_64)."""
+    """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes of
+    helpers.checks); part 2's advice for a (B, 1, 1, 1) output."""
     for b in BATCHES:
         shape = tuple(obs.need(f"batch {b}"))
         flat = " The last conv gives (B, 1, 1, 1): return it as (B, 1) with .flatten(1)."
