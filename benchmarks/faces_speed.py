@@ -10,7 +10,6 @@ time grows, but CPU seconds / cores still tells what an idle machine would take.
 """
 
 import argparse
-import json
 import os
 import pathlib
 import platform
@@ -22,6 +21,7 @@ import time
 # Run from a checkout without installing the kit: make `helpers` importable.
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
+from benchmarks import print_result
 from helpers.faces import DEFAULT_N, DEFAULT_SIZE, FACES_VERSION, make_faces
 
 
@@ -84,9 +84,7 @@ def main(argv=None):
         f"{seconds:.2f} s total, {args.n / seconds:.0f} images/s "
         f"({cpu:.1f} CPU s, {1000 * cpu / args.n:.2f} ms of CPU per image)"
     )
-    print(json.dumps(result))
-    if args.out is not None:
-        args.out.write_text(json.dumps(result) + "\n")
+    print_result(result, args.out)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ without the sandbox, to price the sandbox per submission. Prints a table and one
 """
 
 import argparse
-import json
 import shutil
 import tempfile
 import time
@@ -19,6 +18,7 @@ from pathlib import Path
 
 import nbformat
 
+from benchmarks import print_result
 from helpers import classroom, grade
 from helpers.files import positive_int
 from helpers.notebook import NOTEBOOK
@@ -155,10 +155,7 @@ def main(argv=None):
         per_submission_s=round(wall / args.students, 2),
         gradebook=str(root / "gradebook"),
     )
-    line = json.dumps(result)
-    print(line)
-    if args.json:
-        Path(args.json).write_text(line + "\n")
+    print_result(result, args.json)
     return 0
 
 

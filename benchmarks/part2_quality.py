@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import print_result
 from benchmarks.quality import Budget, cpu_seconds, parse_setting, pick_cores
 from benchmarks.throughput import endless
 from helpers.files import positive_int
@@ -115,14 +115,13 @@ def run_job(job):
     torch.manual_seed(job["seed"])
     z_size = part2["z_size"]
     betas = (s["beta1"], s["beta2"])
-    if job["kind"] == "dcgan":
+    G = part2["Generator64"](z_size, s["conv_dim"])
+    if job["kind"] == "dcgan":  # as the notebook's section 4; section 5 keeps PyTorch's init
         D = part2["Discriminator64"](s["conv_dim"])
-        G = part2["Generator64"](z_size, s["conv_dim"])
         D.apply(part1["weights_init_normal"])
         G.apply(part1["weights_init_normal"])
     else:
         D = part2["Critic"](s["conv_dim"])
-        G = part2["Generator64"](z_size, s["conv_dim"])
     d_opt = torch.optim.Adam(D.parameters(), lr=s["lr"], betas=betas)
     g_opt = torch.optim.Adam(G.parameters(), lr=s["lr"], betas=betas)
     loader = FastLoader(images, s["batch_size"], device, flips=job["flips"])
@@ -279,10 +278,7 @@ def main(argv=None):
         "mean_swd": {k: round(float(np.mean(v)), 2) for k, v in per_recipe.items()},
         "floor_swd": round(floor, 2),
     }
-    line = json.dumps(result)
-    if args.json:
-        Path(args.json).write_text(line + "\n")
-    print(line)
+    print_result(result, args.json)
     return result
 
 

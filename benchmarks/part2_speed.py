@@ -13,13 +13,13 @@ CPU seconds are printed beside wall seconds: on a shared machine the wall time g
 import argparse
 import contextlib
 import io
-import json
 import os
 import time
 
 import torch
 import torch.nn.functional as F
 
+from benchmarks import print_result
 from helpers.notebook import PART2_NOTEBOOK, load_solution
 
 
@@ -78,7 +78,7 @@ def main(argv=None):
             f"batches: {wall * batches / 60:.1f} min"
         )
     # train_wgan: n_critic = 5 critic steps per G step; a G step costs about a third of a D step
-    print(json.dumps(result))
+    print_result(result)
 
 
 if __name__ == "__main__":

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import resource
 import time
@@ -45,6 +44,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks import print_result
 from benchmarks.throughput import (
     add_device_argument,
     build_models,
@@ -574,10 +574,7 @@ def main(argv=None):
         "real_vs_real_swd": round(floor["average"], 2),
         "real_vs_real_levels": {str(k): round(v, 2) for k, v in floor["levels"].items()},
     }
-    line = json.dumps(result)
-    if args.json:
-        Path(args.json).write_text(line + "\n")
-    print(line)
+    print_result(result, args.json)
     return result
 
 

@@ -42,7 +42,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import os
 import platform
 import resource
@@ -59,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:  # run from a checkout without installing the kit
     sys.path.insert(0, str(ROOT))
 
+from benchmarks import print_result  # noqa: E402
 from helpers.data import find_data_dir  # noqa: E402
 from helpers.files import positive_int  # noqa: E402
 from helpers.notebook import load_solution  # noqa: E402
@@ -798,10 +798,7 @@ def _main(args, cache):
         "ratio_kit_over_course": round(ratio, 3),
         "swd": swd,
     }
-    line = json.dumps(result)
-    if args.json:
-        Path(args.json).write_text(line + "\n")
-    print(line)
+    print_result(result, args.json)
     return result
 
 
