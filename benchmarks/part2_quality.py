@@ -37,7 +37,7 @@ import torch
 
 from benchmarks import print_result
 from benchmarks.quality import Budget, cpu_seconds, parse_setting, pick_cores
-from benchmarks.throughput import endless
+from benchmarks.throughput import endless, load_notebook
 from helpers.files import positive_int
 
 KINDS = ("dcgan", "wgan")
@@ -69,11 +69,11 @@ def parse_recipe(text):
 
 def load_notebooks():
     """Part 1's and part 2's solution namespaces (CPU settings, not quick mode), quietly."""
-    from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, load_solution
+    from helpers.notebook import PART2_NOTEBOOK, load_solution
 
     os.environ.pop("DCGAN_QUICK", None)
     with contextlib.redirect_stdout(io.StringIO()):
-        return load_solution(NOTEBOOK), load_solution(PART2_NOTEBOOK)
+        return load_notebook(), load_solution(PART2_NOTEBOOK)
 
 
 def settings(kind, part1, part2, overrides):
@@ -208,9 +208,9 @@ def main(argv=None):
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    part1, _ = load_notebooks()
+    get_dataloader = load_notebook()["get_dataloader"]  # part 1's; part 2 is loaded by the jobs
     data = Path(args.data) if args.data else find_data_dir(verbose=False)
-    dataset = part1["get_dataloader"](64, IMAGE_SIZE, str(data)).dataset
+    dataset = get_dataloader(64, IMAGE_SIZE, str(data)).dataset
     decoded = load_dataset(dataset, progress=False)
     images = decoded.images
     n = images.shape[0]
