@@ -4,10 +4,10 @@ latent space.
 As in problem_unittests.py (part 1), each ``test_*`` function checks one piece you write. It
 prints ``Tests Passed`` when the piece behaves as asked, and otherwise raises a
 GradedTestFailure (an AssertionError) that says what was expected, what your code gave, and
-the most likely cause. Like part 1's, each test is two halves (helpers/verdicts.py):
+the most likely cause. Like part 1's, each test is two halves (helpers/graded/verdicts.py):
 ``observe_x(..., seed)`` runs your code and returns plain data, ``judge_x(obs, seed)`` holds
 every check and message and never calls your code, so the grader can judge in its own process.
-Their machinery lives in helpers/checks.py (shared with part 1) and helpers/checks_part2.py.
+Their machinery lives in helpers/graded/checks.py (shared with part 1) and helpers/graded/part2.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import math
 import torch
 import torch.nn as nn
 
-from helpers.checks import (
+from helpers.graded.checks import (
     GradedTestFailure,  # noqa: F401  (re-exported: `except tests.GradedTestFailure`)
     TinyG,
     calling,
@@ -45,7 +45,7 @@ from helpers.checks import (
     trace_record,
     type_name,
 )
-from helpers.checks_part2 import (
+from helpers.graded.part2 import (
     LinearCritic,
     SquareCritic,
     TinyCritic,
@@ -62,7 +62,7 @@ from helpers.checks_part2 import (
     observe_train_independence,
     reference_penalty,
 )
-from helpers.verdicts import NOTEBOOK_SEED, Observation, observing
+from helpers.graded.verdicts import NOTEBOOK_SEED, Observation, observing
 
 __all__ = [
     "test_discriminator64",
@@ -801,7 +801,7 @@ def judge_train_wgan(obs, seed):
 def test_train_wgan(train_wgan):
     """train_wgan(...): a critic step per batch with the gradient penalty, a G step every n_critic.
 
-    Every optimizer step is recorded as it happens (helpers.checks_part2.WGANRecorder) and
+    Every optimizer step is recorded as it happens (helpers.graded.part2.WGANRecorder) and
     checked by replaying the expected loss on the same inputs and comparing gradients
     (WGANJudge).
     """
@@ -997,7 +997,8 @@ def test_attribute_vector(attribute_vector):
     passed()
 
 
-# Every graded test in two halves (helpers.verdicts), as in problem_unittests: the grader runs
+# Every graded test in two halves (helpers.graded.verdicts), as in problem_unittests: the grader
+# runs
 # OBSERVE in the sandbox with a seed it drew and JUDGE in its own process.
 VERDICTS = {
     "test_discriminator64": (observe_discriminator64, judge_discriminator64),

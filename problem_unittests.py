@@ -5,7 +5,7 @@ Each ``test_*`` function checks one piece you write in the notebook. It prints
 GradedTestFailure (an AssertionError) that says what was expected, what your code
 gave, and the most likely cause. The tests feed varied inputs (never all-equal ones), run on the
 device your model is on, and each takes a few seconds on a CPU. Their machinery
-(tracing layers, replaying gradients) lives in helpers/checks.py.
+(tracing layers, replaying gradients) lives in helpers/graded/checks.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from helpers.checks import (
+from helpers.graded.checks import (
     GradedTestFailure,  # noqa: F401  (re-exported: `except tests.GradedTestFailure`)
     Recorder,
     StepJudge,
@@ -70,7 +70,7 @@ from helpers.checks import (
     type_name,
     write_test_images,
 )
-from helpers.verdicts import NOTEBOOK_SEED, Observation, observing
+from helpers.graded.verdicts import NOTEBOOK_SEED, Observation, observing
 
 # Part 2's graded tests (the 64x64 DCGAN, WGAN-GP, the latent space) live in part2_unittests.py,
 # which the part-2 notebook imports; they are reachable from here too, under the same names.
@@ -808,7 +808,7 @@ def _shown_losses(losses):
 def test_train(train):
     """train(...) alternates a D step and a G step per batch, with the right losses and gradients.
 
-    Every optimizer step is recorded as it happens (helpers.checks.Recorder) and checked by
+    Every optimizer step is recorded as it happens (helpers.graded.checks.Recorder) and checked by
     replaying the expected loss on the same inputs and comparing gradients (StepJudge).
     """
     note = judge_train(observe_train(train, NOTEBOOK_SEED), NOTEBOOK_SEED)
@@ -817,7 +817,8 @@ def test_train(train):
     passed()
 
 
-# Every graded test in two halves (helpers.verdicts): the grader runs OBSERVE in the sandbox with
+# Every graded test in two halves (helpers.graded.verdicts): the grader runs OBSERVE in the
+# sandbox with
 # a seed it drew and JUDGE in its own process, so learner code never decides a verdict.
 VERDICTS = {
     "test_get_dataloader": (observe_get_dataloader, judge_get_dataloader),

@@ -1,4 +1,5 @@
-"""How long grading a class takes: N submissions, each in its own sandbox (helpers.classroom).
+"""How long grading a class takes: N submissions, each in its own sandbox
+(helpers.instructor.classroom).
 
     python -m benchmarks.grade_class [--students 100] [--parallel 2] [--workers 1]
                                      [--sandbox-cost 3]
@@ -19,10 +20,10 @@ from pathlib import Path
 import nbformat
 
 from benchmarks import print_result
-from helpers import classroom, grade
 from helpers.files import positive_int
+from helpers.instructor import classroom, grade
+from helpers.instructor.release import make_release
 from helpers.notebook import NOTEBOOK
-from helpers.release import make_release
 from tests.original_format import original_notebook
 from tests.test_attacks import attack_notebook
 

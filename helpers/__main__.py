@@ -13,12 +13,21 @@ import sys
 # command: (module with main(argv) -> int, one-line description shown by --help)
 COMMANDS = {
     "run": ("helpers.run", "run the whole notebook headless and collect its results"),
-    "release": ("helpers.release", "build the learner notebook (stubs) from the solution"),
-    "grade": ("helpers.grade", "grade a learner's notebook with the graded tests"),
+    "release": (
+        "helpers.instructor.release",
+        "build the learner notebook (stubs) from the solution",
+    ),
+    "grade": ("helpers.instructor.grade", "grade a learner's notebook with the graded tests"),
     "data": ("helpers.data", "prepare real CelebA (prepare-celeba) or check a data folder (check)"),
     "faces": ("helpers.faces", "draw the built-in face set (or another one)"),
-    "classroom": ("helpers.classroom", "grade a folder of submissions into one gradebook"),
-    "distributed": ("helpers.distributed", "train with DDP on several GPUs or machines (torchrun)"),
+    "classroom": (
+        "helpers.instructor.classroom",
+        "grade a folder of submissions into one gradebook",
+    ),
+    "distributed": (
+        "helpers.scale.distributed",
+        "train with DDP on several GPUs or machines (torchrun)",
+    ),
 }
 
 PROG = "python -m helpers"  # each command's parser uses prog="python -m helpers COMMAND"
@@ -53,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         module = importlib.import_module(name)
     except ModuleNotFoundError as err:
-        if err.name != name:
+        # The module itself, or the subpackage holding it, is missing: the learner release
+        # ships helpers/ without helpers/instructor/.
+        if not err.name or not (name == err.name or name.startswith(err.name + ".")):
             raise
-        # The learner release ships helpers/ without the instructor tools.
         print(
             f"{PROG} {args.command}: this copy of the kit has no {name.replace('.', '/')}.py "
-            "(the learner release leaves the instructor tools out).",
+            "(the learner release leaves the instructor's tools, helpers/instructor/, out).",
             file=sys.stderr,
         )
         return 2

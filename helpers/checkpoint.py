@@ -98,7 +98,7 @@ def describe_run(namespace, D, G, d_optimizer, g_optimizer, dataloader, z_size):
     if isinstance(batch_size, int):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             # each process's loader serves its share: the maths sees the global batch, so a
-            # run saved with N processes resumes with M (helpers.distributed)
+            # run saved with N processes resumes with M (helpers.scale.distributed)
             batch_size *= torch.distributed.get_world_size()
         settings["batch_size"] = batch_size
     with contextlib.suppress(TypeError):  # a loader without a length has no such setting

@@ -17,9 +17,9 @@ import uuid
 import nbformat
 import pytest
 
-from helpers import grade, sandbox
+from helpers.instructor import grade, sandbox
+from helpers.instructor.release import make_release
 from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT
-from helpers.release import make_release
 from tests.attacks import ATTACKS, PART2_SUBMISSIONS, SUBMISSIONS
 
 MARK = f"dcgan-attack-{uuid.uuid4().hex[:12]}"

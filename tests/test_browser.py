@@ -28,8 +28,8 @@ import urllib.request
 
 import pytest
 
+from helpers.instructor.release import LEARNER_NOTEBOOK, PART2_LEARNER_NOTEBOOK
 from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT
-from helpers.release import LEARNER_NOTEBOOK, PART2_LEARNER_NOTEBOOK
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

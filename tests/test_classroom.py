@@ -1,4 +1,4 @@
-"""Specification of helpers.classroom: a folder of submissions graded into one gradebook.
+"""Specification of helpers.instructor.classroom: a folder of submissions graded into one gradebook.
 
 The class: the learner release twice (a file, and a folder per student), a notebook that is not
 JSON, a hostile submission (fake log lines, then os._exit).
@@ -11,9 +11,9 @@ import shutil
 
 import pytest
 
-from helpers import classroom, sandbox
+from helpers.instructor import classroom, sandbox
+from helpers.instructor.release import make_release
 from helpers.notebook import NOTEBOOK
-from helpers.release import make_release
 from tests.test_attacks import attack_notebook
 
 SANDBOX = sandbox.available() is None

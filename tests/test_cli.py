@@ -55,8 +55,52 @@ def test_a_command_missing_from_this_copy_is_named(monkeypatch, capsys):
 def test_modules_have_no_entry_points_of_their_own():
     # One way in: a module's `if __name__ == "__main__"` would be a second, untested one.
     offenders = [
-        p.name
-        for p in (ROOT / "helpers").glob("*.py")
+        str(p.relative_to(ROOT))
+        for p in (ROOT / "helpers").rglob("*.py")
         if p.name != "__main__.py" and re.search(r"^if __name__ ==", p.read_text(), re.MULTILINE)
     ]
     assert not offenders
+
+
+@pytest.mark.parametrize(
+    "module, command",
+    [
+        ("helpers.grade", "grade"),  # where grade lived before helpers/instructor/
+        ("helpers.instructor.grade", "grade"),
+        ("helpers.instructor.release", "release"),
+        ("helpers.run", "run"),
+        ("helpers.data", "data"),
+        ("helpers.scale.distributed", "distributed"),
+        ("helpers.plotting", None),  # not a command: the list of commands is named instead
+    ],
+)
+def test_running_a_module_says_which_command_to_use_and_fails(module, command, tmp_path):
+    # `python -m helpers.<module>` used to import the module and exit 0 without doing anything.
+    done = subprocess.run(
+        [sys.executable, "-W", "ignore", "-m", module, "--json", str(tmp_path / "r.json")],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 2, done
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    use = f"python -m helpers {command}" if command else "python -m helpers <command>"
+    assert use in lines[0] and f"python -m {module}`" in lines[0], lines[0]
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_python_m_helpers_and_imports_still_work():
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers", "--help"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0 and "commands:" in done.stdout, done
+    done = subprocess.run(
+        [sys.executable, "-c", "import helpers.run, helpers.instructor.grade; print('ok')"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0 and done.stdout == "ok\n", done

@@ -376,7 +376,7 @@ def test_throughput_at_64x64_reports_swd_at_an_equal_number_of_steps(tmp_path, c
 
 
 def test_distributed_offers_compile_and_fused_adam_off_by_default():
-    from helpers import distributed
+    from helpers.scale import distributed
 
     args = distributed.parse_args([])
     assert args.compile == "off" and args.fused_adam is False
@@ -388,7 +388,7 @@ def test_distributed_offers_compile_and_fused_adam_off_by_default():
 
 @pytest.mark.parametrize("flags", [["--compile", "default"], ["--fused-adam"]])
 def test_distributed_refuses_the_gpu_options_on_the_cpu_before_starting(monkeypatch, flags):
-    from helpers import distributed
+    from helpers.scale import distributed
 
     # --device cpu hides the GPUs from this process; the test puts the variable back
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", os.environ.get("CUDA_VISIBLE_DEVICES", ""))

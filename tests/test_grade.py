@@ -1,4 +1,5 @@
-"""Specification of helpers.grade: the autograder's verdicts, messages, isolation and exit codes.
+"""Specification of helpers.instructor.grade: the
+autograder's verdicts, messages, isolation and exit codes.
 
 Each notebook is graded once (module-scoped fixtures); the tests read that one report. The
 variants are the solution notebook with cells edited here, with nbformat.
@@ -15,9 +16,9 @@ import sys
 import nbformat
 import pytest
 
-from helpers import grade, sandbox
+from helpers.instructor import grade, sandbox
+from helpers.instructor.release import make_release
 from helpers.notebook import NOTEBOOK, ROOT, read_notebook
-from helpers.release import make_release
 from tests.original_format import original_notebook
 
 TESTS = [t.name for t in grade.kit_tests()]
@@ -412,15 +413,15 @@ def test_clean_text_redacts_the_graders_environment(monkeypatch):
 def test_sandbox_bundle_holds_no_solution_tests_or_instructor_tools(tmp_path):
     bundle = sandbox.bundle(tmp_path / "kit")
     names = {str(p.relative_to(bundle)) for p in bundle.rglob("*")}
-    assert "problem_unittests.py" in names and "helpers/grade.py" in names
+    assert "problem_unittests.py" in names and "helpers/instructor/grade.py" in names
     assert not [
         n for n in names if n.endswith(".ipynb") or n.startswith(("tests", ".git", "benchmarks"))
     ]
     assert not names & {
-        "helpers/release.py",
+        "helpers/instructor/release.py",
         "helpers/run.py",
-        "helpers/sandbox.py",
-        "helpers/classroom.py",
+        "helpers/instructor/sandbox.py",
+        "helpers/instructor/classroom.py",
     }
     code = "\n".join(p.read_text() for p in bundle.rglob("*.py"))
     assert (

@@ -14,7 +14,8 @@ import pytest
 import torch
 
 import part2_unittests
-from helpers import faces, latent, release
+from helpers import faces, latent
+from helpers.instructor import release
 from helpers.notebook import (
     DEFINITION_TAGS,
     PART2_NOTEBOOK,

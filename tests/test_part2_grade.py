@@ -13,9 +13,9 @@ import os
 import pytest
 
 import part2_unittests
-from helpers import grade, sandbox
+from helpers.instructor import grade, sandbox
+from helpers.instructor.release import PART2_LEARNER_NOTEBOOK
 from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, read_notebook
-from helpers.release import PART2_LEARNER_NOTEBOOK
 
 NO_SANDBOX = (
     [] if sandbox.available() is None or os.environ.get("CI") == "true" else ["--no-sandbox"]
@@ -87,7 +87,7 @@ def test_part2_notebook_without_tags_is_still_graded_with_part2s_tests(tmp_path)
 
 
 def test_classroom_grades_part2_submissions_with_part2s_judged_tests(tmp_path):
-    from helpers import classroom
+    from helpers.instructor import classroom
 
     folder = tmp_path / "submissions"
     folder.mkdir()

@@ -13,7 +13,8 @@ from collections import Counter
 import pytest
 
 import part2_unittests
-from helpers import grade, verdicts
+from helpers.graded import verdicts
+from helpers.instructor import grade
 from helpers.notebook import PART2_NOTEBOOK
 from tests.mutants import PART2_MUTANTS, apply, definition_cells, run_definitions
 

@@ -12,7 +12,8 @@ import json
 import pytest
 
 import part2_unittests
-from helpers import grade, verdicts
+from helpers.graded import verdicts
+from helpers.instructor import grade
 from helpers.notebook import PART2_NOTEBOOK
 from tests.mutants import Region, apply, definition_cells, run_definitions
 from tests.variants import V, code

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 import part2_unittests as tests
-from helpers import grade, verdicts
-from helpers.checks import GradedTestFailure
+from helpers.graded import verdicts
+from helpers.graded.checks import GradedTestFailure
+from helpers.instructor import grade
 from helpers.notebook import PART2_NOTEBOOK, graded_test_calls, load_solution, read_notebook
 
 CALLS = graded_test_calls(read_notebook(PART2_NOTEBOOK))

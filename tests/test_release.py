@@ -1,4 +1,5 @@
-"""Specification of helpers.release: the learner notebook built from the solution notebook.
+"""Specification of helpers.instructor.release: the learner
+notebook built from the solution notebook.
 
 Every solution region becomes a stub, no solution line survives, the notebook stays valid
 Python, the build is reproducible, and in the release every graded test fails with
@@ -17,9 +18,9 @@ import nbformat
 import pytest
 
 import problem_unittests
-from helpers import grade, release
+from helpers.instructor import grade, release
+from helpers.instructor.release import ReleaseError, make_release, release_notebook, stub_source
 from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
-from helpers.release import ReleaseError, make_release, release_notebook, stub_source
 
 STUB = re.compile(
     r'raise NotImplementedError\("([\w.]+): not implemented yet, see the TODO above"\)'
@@ -153,7 +154,7 @@ def test_release_folder_holds_what_the_notebook_imports(built):
         "helpers/__init__.py",
         "helpers/notebook.py",
         "helpers/checkpoint.py",
-        "helpers/checks.py",
+        "helpers/graded/checks.py",
     ):
         assert (out / name).read_bytes() == (ROOT / name).read_bytes(), name
     # the instructor's tools (release, grading, its sandbox, the classroom gradebook) stay home
@@ -170,12 +171,15 @@ def test_release_folder_holds_what_the_notebook_imports(built):
 
 
 def test_release_folder_imports_the_graded_tests_on_its_own(built):
-    """problem_unittests.py and the machinery it imports (helpers/checks.py) ship together."""
+    """problem_unittests.py and the machinery it imports (helpers/graded/checks.py) ship
+    together."""
     import subprocess
     import sys
 
     _, _, out = built
-    probe = "import problem_unittests as t, helpers.checks as c; print(t.__file__, c.__file__)"
+    probe = (
+        "import problem_unittests as t, helpers.graded.checks as c; print(t.__file__, c.__file__)"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=out, env=env, capture_output=True, text=True

@@ -1,4 +1,5 @@
-"""Specification of helpers.sandbox's mount order: what the sandbox binds stays visible."""
+"""Specification of helpers.instructor.sandbox's mount
+order: what the sandbox binds stays visible."""
 
 import signal
 import subprocess
@@ -6,7 +7,7 @@ import time
 
 import pytest
 
-from helpers import grade, sandbox
+from helpers.instructor import grade, sandbox
 from helpers.notebook import NOTEBOOK
 
 

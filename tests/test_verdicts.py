@@ -1,4 +1,4 @@
-"""Specification of the verdicts decided outside the learner's process (helpers.verdicts).
+"""Specification of the verdicts decided outside the learner's process (helpers.graded.verdicts).
 
 Each graded test is OBSERVE (the learner's code on inputs from a seed) then JUDGE (a pure
 function of the observation and the seed). The grader judges in its own process what comes back
@@ -15,8 +15,9 @@ import pytest
 import torch
 
 import problem_unittests as tests
-from helpers import grade, verdicts
-from helpers.checks import GradedTestFailure
+from helpers.graded import verdicts
+from helpers.graded.checks import GradedTestFailure
+from helpers.instructor import grade
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
 
 CALLS = graded_test_calls(read_notebook())

@@ -8,7 +8,8 @@ secret the sandbox must not let the learner read, ``{PORT}`` a TCP port the test
 ``stopped`` says whether the kit stops the attack from gaining a point. The in-process forgeries
 (a fake "passed" on the result pipe, test functions replaced, the checks or torch.allclose
 patched) are stopped because test_scale is judged in the grader's own process from what the
-sandbox observed (helpers.verdicts): nothing they change in the learner's interpreter reaches it.
+sandbox observed
+(helpers.graded.verdicts): nothing they change in the learner's interpreter reaches it.
 PART2_SUBMISSIONS are appended to part 2's learner release and graded on test_slerp, which is
 judged the same way.
 """
@@ -393,8 +394,8 @@ part2_unittests.observe_slerp.__code__ = _forged.__code__
         # Before part 2 was judged by the grader, this gave the point: the checks ran here.
         code=WRONG_SLERP
         + """
-import helpers.checks, part2_unittests, torch
-helpers.checks.check = part2_unittests.check = lambda condition, message: None
+import helpers.graded.checks, part2_unittests, torch
+helpers.graded.checks.check = part2_unittests.check = lambda condition, message: None
 part2_unittests.judge_slerp.__code__ = (lambda obs, seed: None).__code__
 torch.allclose = lambda *args, **kwargs: True
 """,

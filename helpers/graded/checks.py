@@ -39,7 +39,7 @@ class GradedTestFailure(AssertionError):
             return [f"{type(self).__name__}: {self}"]
 
 
-# The learner's values as data (helpers.verdicts sends them from the sandbox to the judge).
+# The learner's values as data (helpers.graded.verdicts sends them from the sandbox to the judge).
 
 
 def plain(value, _depth=0):
@@ -67,10 +67,11 @@ def type_name(value):
 
 # Frames from these are the kit's, not the learner's (folders end with a separator, so a
 # learner's helpers_mine.py beside the kit is not taken for the kit's helpers/).
-KIT_FILES = (
-    str(Path(__file__).resolve().parent) + os.sep,
-    str(Path(__file__).resolve().parents[1] / "problem_unittests.py"),
-    str(Path(__file__).resolve().parents[1] / "part2_unittests.py"),  # part 2's graded tests
+_HELPERS = Path(__file__).resolve().parents[1]
+KIT_FRAMES = (
+    str(_HELPERS) + os.sep,
+    str(_HELPERS.parent / "problem_unittests.py"),
+    str(_HELPERS.parent / "part2_unittests.py"),  # part 2's graded tests
 )
 WIDTH = 100  # wrap long messages: error outputs do not always wrap
 
@@ -97,7 +98,7 @@ def _learner_frames(err, keep=2):
 
     if err is None or err.__traceback__ is None:
         return []
-    skip = KIT_FILES + _library_dirs()
+    skip = KIT_FRAMES + _library_dirs()
     frames = []
     for frame, lineno in traceback.walk_tb(err.__traceback__):
         name = frame.f_code.co_filename

@@ -1,4 +1,4 @@
-"""One bubblewrap sandbox per submission, for helpers.grade (instructor tool).
+"""One bubblewrap sandbox per submission, for helpers.instructor.grade (instructor tool).
 
 The learner's code runs inside ``bwrap`` (Debian's ``bubblewrap``), under a uid that is not
 root, with:
@@ -326,7 +326,7 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
 
 
 def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, slot=0):
-    """Run `argv` (a command inside the sandbox, e.g. helpers.grade.learner_side()) in a
+    """Run `argv` (a command inside the sandbox, e.g. helpers.instructor.grade.learner_side()) in a
     fresh sandbox with a fresh bundle; return an Outcome. Raises SandboxUnavailable."""
     reason = available()
     if reason:

@@ -4,8 +4,9 @@ checks, small known-answer critics for the gradient penalty, and the WGAN-GP tra
 
 What part 2 shares with part 1 (the failure type, turning the learner's exceptions into
 messages, tracing layers and replaying them from their records, the training recorder, gradient
-replay) is imported from helpers/checks.py, not copied. The checks here run on the judge's side
-(helpers/verdicts.py): on recorded data, never on the learner's objects.
+replay) is imported from helpers/graded/checks.py, not copied. The checks here run on the judge's
+side
+(helpers/graded/verdicts.py): on recorded data, never on the learner's objects.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from helpers.checks import (
+from helpers.graded.checks import (
     BATCHES,
     POOLING,
     Recorder,
@@ -30,7 +31,8 @@ from helpers.checks import (
 
 # ---------------------------------------------------------------- the 64x64 networks
 
-# The networks' checks run on the judge's side, on the layers as records (helpers.checks.Leaf,
+# The networks' checks run on the judge's side, on the layers as records
+# (helpers.graded.checks.Leaf,
 # from rebuild_trace; check_record_is_own replays every call after them): a layer is known by
 # its .kind.
 NORMS = ("BatchNorm2d", "GroupNorm", "LayerNorm", "InstanceNorm2d")
@@ -43,7 +45,7 @@ def kind(leaf):
 
 def check_batch_sizes_64(obs, who, in_shape, out_shape):
     """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes of
-    helpers.checks); part 2's advice for a (B, 1, 1, 1) output."""
+    helpers.graded.checks); part 2's advice for a (B, 1, 1, 1) output."""
     for b in BATCHES:
         shape = tuple(obs.need(f"batch {b}"))
         flat = " The last conv gives (B, 1, 1, 1): return it as (B, 1) with .flatten(1)."
@@ -338,7 +340,7 @@ class TinyCritic(nn.Module):
 class WGANRecorder(Recorder):
     """Watches a WGAN-GP training run and records, as data, what WGANJudge needs.
 
-    helpers.checks.Recorder's events, the critic's calls under the kind "D" and c_optimizer's
+    helpers.graded.checks.Recorder's events, the critic's calls under the kind "D" and c_optimizer's
     steps as "d_step"; each call made with gradients on also says whether its input required a
     gradient ("grad": the interpolates of the penalty do). Calls under torch.no_grad() (sampling,
     logging) are not recorded.

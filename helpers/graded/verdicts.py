@@ -1,4 +1,5 @@
-"""Graded tests in two halves: OBSERVE runs the learner's code, JUDGE decides (helpers.grade).
+"""Graded tests in two halves: OBSERVE runs the learner's code, JUDGE decides
+(helpers.instructor.grade).
 
 A graded test that can be judged outside the learner's process is written as two functions:
 
@@ -28,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from helpers.checks import GradedTestFailure
+from helpers.graded.checks import GradedTestFailure
 
 NOTEBOOK_SEED = 0  # in the notebook: the same inputs every run, so a message reads the same
 DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_}

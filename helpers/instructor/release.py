@@ -35,6 +35,7 @@ from pathlib import Path
 
 import nbformat
 
+from helpers.instructor.shipping import TOP_LEVEL_FILES, copy_helpers
 from helpers.notebook import BEGIN, END, NOTEBOOK, PART2_NOTEBOOK, ROOT, strip_magics
 
 # What a learner opens: the learner edition at the kit's top level (`jupyter notebook
@@ -44,9 +45,7 @@ PART2_LEARNER_NOTEBOOK = ROOT / PART2_NOTEBOOK.name  # part 2's learner edition,
 # The solution notebooks released when --notebook is not given: part 1, then part 2.
 KIT_NOTEBOOKS = (NOTEBOOK, PART2_NOTEBOOK)
 # What a learner needs beside the notebooks; helpers/ is copied without the instructor tools.
-KIT_FILES = ("problem_unittests.py", "part2_unittests.py", "workspace_utils.py")
 LEARNER_README = ROOT / "docs" / "learner_README.md"  # shipped as the release's README.md
-INSTRUCTOR_ONLY = ("release.py", "grade.py", "classroom.py", "sandbox.py")  # grading tools
 # Written with one fixed format so the release is byte-for-byte reproducible.
 NBFORMAT, NBFORMAT_MINOR = 4, 5
 DEFAULT_KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
@@ -294,17 +293,11 @@ def make_release(notebook=NOTEBOOK, out="release"):
     out.mkdir(parents=True, exist_ok=True)
     path = out / notebook.name
     _write_text(path, text)
-    for name in KIT_FILES:
+    for name in TOP_LEVEL_FILES:
         shutil.copyfile(ROOT / name, out / name)
     shutil.copyfile(LEARNER_README, out / "README.md")
     _write_text(out / "requirements.txt", runtime_requirements())
-    # A fresh copy, so a module removed from the kit does not linger in an old release.
-    shutil.rmtree(out / "helpers", ignore_errors=True)
-    shutil.copytree(
-        ROOT / "helpers",
-        out / "helpers",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", *INSTRUCTOR_ONLY),
-    )
+    copy_helpers(out / "helpers", "learner")  # the learner runtime and graded/, no instructor/
     return path, n_regions, n_cells
 
 
@@ -376,7 +369,8 @@ def main(argv=None):
             )
     if not args.update_kit:
         print(
-            f"Beside it: README.md (the learner README), requirements.txt, {', '.join(KIT_FILES)}, "
-            f"helpers/ (without {', '.join(INSTRUCTOR_ONLY)})"
+            "Beside it: README.md (the learner README), requirements.txt, "
+            f"{', '.join(TOP_LEVEL_FILES)}, "
+            "helpers/ (without the instructor's tools: helpers/instructor/)"
         )
     return 0

@@ -28,7 +28,8 @@ so a test costs little more than its own run; each process uses cpu_count / work
 
 Two sides: this process (trusted) reads the notebook and the kit, and starts the learner side
 (``learner_side``: the scheduler and the test processes) in a bubblewrap sandbox
-(helpers.sandbox), or with ``--no-sandbox`` as a plain child process, for trusted notebooks.
+(helpers.instructor.sandbox), or with ``--no-sandbox`` as a plain child process, for trusted
+notebooks.
 The learner side answers in JSON lines, which this side caps, validates and cleans; it never
 unpickles anything. The README's "threat model" says what that does and does not protect.
 
@@ -121,7 +122,7 @@ MAX_NOTEBOOK = 50 * 1024 * 1024  # larger is outputs, not code
 LOG_TAIL = 256 * 1024  # read from the end of a test process's log
 NOT_IMPLEMENTED = re.compile(r"^(.+?): not implemented yet")
 # The graded tests' module: test_* functions, and VERDICTS = {name: (observe, judge)} for those
-# the grader judges in its own process (helpers.verdicts).
+# the grader judges in its own process (helpers.graded.verdicts).
 TESTS_MODULE = "problem_unittests"
 
 
@@ -497,10 +498,11 @@ def run_graded_tests(cells, tests, skip=None, progress=None, seed=None):
     problem_unittests and are looked up before any learner code runs. `skip` and `progress`
     as for run_definitions. With a `seed`, a test the kit can judge outside this process
     (VERDICTS of its tests module, part 1's or part 2's) is only observed: its result holds
-    ``observation`` (encoded, helpers.verdicts) instead of a verdict, unless the learner's code
+    ``observation`` (encoded, helpers.graded.verdicts) instead of a verdict, unless the learner's
+    code
     failed before it.
     """
-    from helpers import verdicts
+    from helpers.graded import verdicts
 
     # each test from its own module: problem_unittests (part 1) or part2_unittests (part 2)
     modules = {t.module: importlib.import_module(t.module) for t in tests}
@@ -628,7 +630,7 @@ def _child(job, conn):
 
 def preload_modules(kit_notebook=NOTEBOOK):
     """Modules the fork server imports once: the kit's, and those the setup cells import."""
-    modules = [TESTS_MODULE, "part2_unittests", "helpers.grade"]
+    modules = [TESTS_MODULE, "part2_unittests", "helpers.instructor.grade"]
     for cell in read_notebook(kit_notebook)["cells"]:
         if cell.get("cell_type") == "code" and "setup" in tags(cell):
             try:
@@ -713,7 +715,7 @@ def _starting_processes():
     path and environment it starts with (Python 3.11 ignores our sys.path), so the kit root goes
     on PYTHONPATH and matplotlib gets a backend that needs no display. And
     multiprocessing re-runs this program's __main__ (pytest, say) in every new process to find
-    functions defined there; ours all live in helpers.grade, so it is hidden meanwhile.
+    functions defined there; ours all live in helpers.instructor.grade, so it is hidden meanwhile.
     """
     main = sys.modules.get("__main__")
     saved = {
@@ -939,7 +941,8 @@ def _environment_secrets():
 
 
 def judged_tests(modules=(TESTS_MODULE,)):
-    """{test name: judge} for the graded tests this process decides itself (helpers.verdicts),
+    """{test name: judge} for the graded tests this process decides itself
+    (helpers.graded.verdicts),
     from the tests `modules` (part 2's tests are in part2_unittests)."""
     judges = {}
     for name in modules:
@@ -951,11 +954,12 @@ def judged_tests(modules=(TESTS_MODULE,)):
 def judge_observation(judge, observation, seed, secrets=()):
     """(passed, message): run `judge` (trusted) on what the learner side observed.
 
-    The observation is decoded and checked first (helpers.verdicts.decode); a malformed one, or
+    The observation is decoded and checked first (helpers.graded.verdicts.decode); a malformed one,
+    or
     one the judge cannot read, fails the test with the reason. Never runs the learner's code.
     """
-    from helpers import verdicts
-    from helpers.checks import GradedTestFailure
+    from helpers.graded import verdicts
+    from helpers.graded.checks import GradedTestFailure
 
     try:
         obs = verdicts.decode(observation, clean=lambda text: clean_text(text, secrets=secrets))
@@ -1142,21 +1146,22 @@ def grade(
 ):
     """Grade notebook `submission` with the kit's graded tests; each test in its own process.
 
-    The learner's code runs on the untrusted side: a bubblewrap sandbox (helpers.sandbox), or,
+    The learner's code runs on the untrusted side: a bubblewrap sandbox
+    (helpers.instructor.sandbox), or,
     with sandbox=False, a plain child process for trusted self-checks. This process only reads
     its JSON lines, validated and capped. `deadline` (seconds, default from timeout and the
     number of tests) bounds the whole submission. `only` (test names) grades just those tests.
     `threads` is torch's thread count per test process (default: the cores shared by `workers`);
-    `slot` numbers the sandboxes that run at once (helpers.classroom).
+    `slot` numbers the sandboxes that run at once (helpers.instructor.classroom).
 
     Returns a report dict: notebook, passed, total, tests (list of {name, passed, message,
     seconds}), definition_errors (list of {cell, error, line, message, cell_starts}), cells (the
     cell numbers run before the tests), notes, sandbox (how it ran), seconds.
     Raises FileNotFoundError or ValueError for a notebook that cannot be read, and
-    helpers.sandbox.SandboxUnavailable when a sandbox is asked for and cannot start.
+    helpers.instructor.sandbox.SandboxUnavailable when a sandbox is asked for and cannot start.
     `kit_notebook` defaults to the one kit_notebook_for picks (part 1's or part 2's).
     """
-    from helpers import sandbox as box
+    from helpers.instructor import sandbox as box
 
     nb = read_submission(submission)
     if kit_notebook is None:
@@ -1191,7 +1196,7 @@ def grade(
         "threads": threads or max(1, (os.cpu_count() or 1) // workers),
         "preload": preload_modules(kit_notebook),
     }
-    inner = [sys.executable, "-c", "import helpers.grade as g; g.learner_side()"]
+    inner = [sys.executable, "-c", "import helpers.instructor.grade as g; g.learner_side()"]
     # The judges need torch here too: import it while the learner side runs, not after.
     threading.Thread(target=judged_tests, daemon=True).start()
     if sandbox:
@@ -1363,7 +1368,7 @@ def main(argv=None):
     )
     add_grading_arguments(parser)
     args = parser.parse_args(argv)
-    from helpers.sandbox import SandboxUnavailable
+    from helpers.instructor.sandbox import SandboxUnavailable
 
     try:
         kit_notebook = {None: None, 1: NOTEBOOK, 2: PART2_NOTEBOOK}[args.part]

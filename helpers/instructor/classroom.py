@@ -4,7 +4,7 @@
 
 SUBMISSIONS/ holds one notebook per student: ``alice.ipynb``, or a folder per student with one
 notebook in it (``alice/dlnd_face_generation.ipynb``). Each submission is graded by
-helpers.grade in its own bubblewrap sandbox, ``--parallel`` of them at a time. Written to
+helpers.instructor.grade in its own bubblewrap sandbox, ``--parallel`` of them at a time. Written to
 ``--out``:
 
 - ``gradebook.csv`` and ``gradebook.json``: one row per student (score, status, failed tests);
@@ -28,8 +28,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-from helpers import grade as grader
 from helpers.files import atomic_write, positive_int
+from helpers.instructor import grade as grader
 
 
 def find_submissions(folder):
@@ -105,7 +105,7 @@ def grade_class(
     """Grade every submission in `folder` into `out` (see the module docstring); return the rows."""
     submissions = find_submissions(folder)
     if sandbox:
-        from helpers.sandbox import SandboxUnavailable, available
+        from helpers.instructor.sandbox import SandboxUnavailable, available
 
         reason = available()
         if reason:
@@ -207,7 +207,7 @@ def main(argv=None):
     )
     grader.add_grading_arguments(parser)
     args = parser.parse_args(argv)
-    from helpers.sandbox import SandboxUnavailable
+    from helpers.instructor.sandbox import SandboxUnavailable
 
     try:
         rows = grade_class(
