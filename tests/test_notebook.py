@@ -121,7 +121,7 @@ def test_cited_steps_are_read_as_modules_write_them():
 
 def test_every_notebook_step_a_module_cites_is_a_section_of_the_solution_notebook():
     sections = section_names(read_notebook(NOTEBOOK))
-    files = [*(ROOT / "helpers").glob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
+    files = [*(ROOT / "helpers").rglob("*.py"), *(ROOT / "benchmarks").glob("*.py")]
     files += [ROOT / "problem_unittests.py", ROOT / "workspace_utils.py"]
     cited = {(p.relative_to(ROOT).as_posix(), n) for p in files for n in cited_steps(p.read_text())}
     assert len({path for path, _ in cited}) >= 8, "the citation pattern no longer finds the modules"
