@@ -353,17 +353,11 @@ def _time_course(ns, cfg, device):
 
 def kit_models(ns, cfg, device, options):
     """D, G and their Adam optimizers as the kit trains them, with the kit ``options``."""
-    from helpers.gpu import prepare_models
-    from helpers.scale.compile import compile_models
+    from helpers.scale.compile import compile_models  # mode "off": helpers.gpu.prepare_models
     from helpers.scale.fused_adam import prepare_optimizers
 
     D, G = build_models(ns, cfg["conv_dim"], cfg["conv_dim"], ns["z_size"], cfg["image_size"])
-    if options["compile"] == "off":
-        D, G = prepare_models(device, D, G, mixed_precision=options["bf16"])
-    else:
-        D, G = compile_models(
-            device, D, G, mode=options["compile"], mixed_precision=options["bf16"]
-        )
+    D, G = compile_models(device, D, G, mode=options["compile"], mixed_precision=options["bf16"])
     d_optimizer, g_optimizer = adam(ns, D), adam(ns, G)
     if options["fused"]:
         prepare_optimizers(device, d_optimizer, g_optimizer, fused=True)
