@@ -2,8 +2,9 @@
 # The kit's GPU check, for a lent CUDA machine that has torch but no Jupyter (see README, Speed).
 # Most important first, each step under a time cap, all inside BUDGET seconds (default 540, to
 # fit one 10-minute command):
-#   (1) throughput at 32x32: course recipe, the kit, and the kit with each GPU option of
-#       helpers.gpu (fp32, fused Adam, torch.compile reduce-overhead, both), compile time apart;
+#   (1) throughput at 32x32: course recipe, the kit (helpers.gpu), and the kit with each opt-in
+#       option (fp32; fused Adam and torch.compile reduce-overhead from helpers/scale/, both),
+#       compile time apart;
 #   (2) SWD after the same number of steps: the kit, fp32, and all options together;
 #   (3) the GPU tests (tests/test_gpu.py: no host sync outside logging steps, compiled nets,
 #       fused Adam); (4) the same throughput at 64x64; (5) the other compile modes (default,

@@ -16,10 +16,10 @@ learning rate, for the same number of steps on the same image folder:
   once, cached, batches indexed on the device),
   ``helpers.gpu.prepare_models`` (channels_last + bf16 autocast on CUDA; nothing on the CPU) and
   the notebook's ``train``.
-* **kit+OPTIONS** (CUDA only, ``--variants``): the kit with the GPU options of ``helpers.gpu``
-  that the notebook leaves off: ``fused`` (fused Adam, ``prepare_optimizers``),
-  ``compile=MODE`` (``torch.compile`` of both networks' forward), ``fp32`` (no bf16 autocast);
-  joined with ``+``, e.g. ``fused+compile=reduce-overhead``.
+* **kit+OPTIONS** (CUDA only, ``--variants``): the kit with the GPU options that the notebook
+  leaves off: ``fused`` (fused Adam, ``helpers.scale.fused_adam``), ``compile=MODE``
+  (``torch.compile`` of both networks' forward, ``helpers.scale.compile``), ``fp32`` (no bf16
+  autocast); joined with ``+``, e.g. ``fused+compile=reduce-overhead``.
 
 ``--image-size 64`` trains the paper's 64x64 DCGAN instead, built in this file from the
 notebook's own ``conv`` and ``deconv`` (the notebook's networks are 32x32 only).
@@ -244,7 +244,7 @@ def parse_variant(text):
     Returns ``{"fused": bool, "compile": mode, "bf16": bool}``; an empty text is the kit as
     the notebook runs it (no fused Adam, no compile, bf16 on).
     """
-    from helpers.gpu import check_compile_mode
+    from helpers.scale.compile import check_compile_mode
 
     options = {"fused": False, "compile": "off", "bf16": True}
     for part in filter(None, text.split("+")):
@@ -353,10 +353,11 @@ def _time_course(ns, cfg, device):
 
 def kit_models(ns, cfg, device, options):
     """D, G and their Adam optimizers as the kit trains them, with the kit ``options``."""
-    from helpers.gpu import prepare_models, prepare_optimizers
+    from helpers.scale.compile import compile_models  # mode "off": helpers.gpu.prepare_models
+    from helpers.scale.fused_adam import prepare_optimizers
 
     D, G = build_models(ns, cfg["conv_dim"], cfg["conv_dim"], ns["z_size"], cfg["image_size"])
-    D, G = prepare_models(device, D, G, mixed_precision=options["bf16"], compile=options["compile"])
+    D, G = compile_models(device, D, G, mode=options["compile"], mixed_precision=options["bf16"])
     d_optimizer, g_optimizer = adam(ns, D), adam(ns, G)
     if options["fused"]:
         prepare_optimizers(device, d_optimizer, g_optimizer, fused=True)

@@ -141,7 +141,7 @@ def test_a_learner_notebook_with_unwritten_pieces_gets_a_plain_message(tmp_path)
 
 
 def test_each_rank_holds_its_own_share_and_reshuffles_it_every_epoch():
-    from helpers.scale.distributed import ShardedLoader
+    from helpers.scale.loaders import ShardedLoader
 
     images = torch.arange(10, dtype=torch.uint8).view(10, 1, 1, 1).expand(10, 3, 2, 2).clone()
     ranks = [ShardedLoader(images, 2, "cpu", rank, 3, seed=7) for rank in range(3)]
@@ -167,7 +167,7 @@ def test_each_rank_holds_its_own_share_and_reshuffles_it_every_epoch():
 
 
 def test_too_few_images_for_the_processes_is_a_clear_error():
-    from helpers.scale.distributed import ShardedLoader
+    from helpers.scale.loaders import ShardedLoader
 
     images = torch.zeros(6, 3, 2, 2, dtype=torch.uint8)
     with pytest.raises(ValueError, match="6 training images shared by 4 processes give 1 each"):
@@ -177,7 +177,7 @@ def test_too_few_images_for_the_processes_is_a_clear_error():
 def test_the_fallback_loader_splits_one_permutation_between_ranks():
     from torch.utils.data import TensorDataset
 
-    from helpers.scale.distributed import SampledLoader
+    from helpers.scale.loaders import SampledLoader
 
     data = TensorDataset(torch.arange(12.0), torch.zeros(12))
     ranks = [SampledLoader(data, 3, rank, 2, seed=1) for rank in range(2)]

@@ -1,6 +1,7 @@
 """Specification of helpers.gpu: nothing changes on the CPU; on CUDA, channels_last weights and
-bf16 autocast inside forward, with float32 outputs; opt-in torch.compile and fused Adam, refused
-off CUDA; no host synchronisation outside logging steps. Also the GPU options of
+bf16 autocast inside forward, with float32 outputs; no host synchronisation outside logging
+steps. Also the opt-in extras of helpers/scale/ (torch.compile in helpers.scale.compile, fused
+Adam in helpers.scale.fused_adam), refused off CUDA, and the GPU options of
 benchmarks/throughput.py.
 
 The CUDA tests are skipped where there is no GPU (they cannot run without one); run them on a
@@ -20,6 +21,13 @@ from benchmarks import throughput
 from helpers import gpu
 from helpers.monitor import DiscriminatorProbe
 from helpers.notebook import load_solution
+from helpers.scale.compile import (
+    COMPILE_MODES,
+    _compile_forward,
+    check_compile_mode,
+    compile_models,
+)
+from helpers.scale.fused_adam import _use_fused, prepare_optimizers
 
 cuda_only = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -111,7 +119,7 @@ def train_tiny(solution, prepare=None, epochs=2):
     d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
     if prepare is not None:
-        gpu.prepare_optimizers("cpu", d_opt, g_opt)
+        prepare_optimizers("cpu", d_opt, g_opt)
     torch.manual_seed(3)
     with contextlib.redirect_stdout(io.StringIO()):
         losses, samples = solution["train"](
@@ -123,7 +131,7 @@ def train_tiny(solution, prepare=None, epochs=2):
 
 def test_the_new_options_left_at_their_defaults_train_on_the_cpu_bit_for_bit_as_before(solution):
     before = train_tiny(solution)
-    after = train_tiny(solution, lambda D, G: gpu.prepare_models("cpu", D, G, compile="off"))
+    after = train_tiny(solution, lambda D, G: compile_models("cpu", D, G, mode="off"))
     assert before[0] == after[0], "losses differ"
     assert all(torch.equal(a, b) for a, b in zip(before[1], after[1])), "samples differ"
     assert all(torch.equal(a, b) for a, b in zip(before[2], after[2])), "weights differ"
@@ -133,15 +141,15 @@ def test_the_new_options_left_at_their_defaults_train_on_the_cpu_bit_for_bit_as_
         assert plain.state_dict()["param_groups"] == prepared.state_dict()["param_groups"]
 
 
-@pytest.mark.parametrize("mode", [None, *gpu.COMPILE_MODES])
+@pytest.mark.parametrize("mode", [None, *COMPILE_MODES])
 def test_every_compile_mode_is_accepted(mode):
-    assert gpu.check_compile_mode(mode) == (mode or "off")
+    assert check_compile_mode(mode) == (mode or "off")
 
 
 @pytest.mark.parametrize("mode", ["reduce_overhead", "max", "", True])
 def test_an_unknown_compile_mode_is_refused_with_the_choices(mode):
     with pytest.raises(ValueError, match="reduce-overhead") as error:
-        gpu.check_compile_mode(mode)
+        check_compile_mode(mode)
     assert repr(mode) in str(error.value)
 
 
@@ -149,7 +157,7 @@ def test_an_unknown_compile_mode_is_refused_with_the_choices(mode):
 def test_compile_is_refused_off_cuda_with_a_clear_message(solution, device):
     D, G = small_models(solution)
     with pytest.raises(ValueError, match="CUDA GPUs") as error:
-        gpu.prepare_models(device, D, G, compile="reduce-overhead")
+        compile_models(device, D, G, mode="reduce-overhead")
     assert "Leave compile out" in str(error.value)
     assert "forward" not in G.__dict__ and next(G.parameters()).device.type == "cpu"
 
@@ -158,21 +166,21 @@ def test_compile_is_refused_off_cuda_with_a_clear_message(solution, device):
 def test_compile_on_cuda_is_refused_where_pytorch_sees_no_gpu(solution):
     D, _ = small_models(solution)
     with pytest.raises(ValueError, match="sees no CUDA GPU"):
-        gpu.prepare_models("cuda", D, compile="default")
+        compile_models("cuda", D, mode="default")
 
 
 def test_prepare_optimizers_leaves_cpu_optimizers_alone_and_refuses_an_explicit_fused():
     layer = torch.nn.Linear(4, 2)
     opt = torch.optim.Adam(layer.parameters(), lr=0.0002, betas=(0.5, 0.999))
     groups_before = copy.deepcopy(opt.state_dict()["param_groups"])
-    assert gpu.prepare_optimizers("cpu", opt) == (opt,)
-    assert gpu.prepare_optimizers("cpu", opt, fused=False) == (opt,)
+    assert prepare_optimizers("cpu", opt) == (opt,)
+    assert prepare_optimizers("cpu", opt, fused=False) == (opt,)
     assert opt.state_dict()["param_groups"] == groups_before
     with pytest.raises(ValueError, match="CUDA GPUs") as error:
-        gpu.prepare_optimizers("cpu", opt, fused=True)
+        prepare_optimizers("cpu", opt, fused=True)
     assert "Leave fused out" in str(error.value)
     with pytest.raises(ValueError, match="None, True or False"):
-        gpu.prepare_optimizers("cpu", opt, fused="yes")
+        prepare_optimizers("cpu", opt, fused="yes")
     assert opt.state_dict()["param_groups"] == groups_before
 
 
@@ -198,7 +206,7 @@ def test_the_fused_switch_keeps_hyperparameters_and_state_and_saves_a_plain_adam
     layer, opt, step = adam_after_steps()
     ref_layer, ref_opt, ref_step = adam_after_steps()
     moments = {k: v["exp_avg"].clone() for k, v in enumerate(opt.state.values())}
-    gpu._use_fused(opt)
+    _use_fused(opt)
     assert all(g["fused"] is True and g["foreach"] is False for g in opt.param_groups)
     assert opt.param_groups[0]["lr"] == 0.01 and opt.param_groups[0]["betas"] == (0.5, 0.999)
     assert all(torch.equal(moments[k], v["exp_avg"]) for k, v in enumerate(opt.state.values()))
@@ -213,7 +221,7 @@ def test_the_fused_switch_keeps_hyperparameters_and_state_and_saves_a_plain_adam
     assert all(s["step"].device.type == "cpu" for s in saved["state"].values())
     assert all(g["fused"] is True for g in opt.param_groups), "saving switched it back"
 
-    gpu._use_fused(opt)  # twice: the hooks are registered once
+    _use_fused(opt)  # twice: the hooks are registered once
     assert len(opt._optimizer_state_dict_post_hooks) == 1
     opt.load_state_dict(plain)  # e.g. resuming a checkpoint
     assert all(g["fused"] is True for g in opt.param_groups), "loading undid the switch"
@@ -226,7 +234,7 @@ def test_a_compiled_forward_trains_the_notebook_train_bit_for_bit_like_eager(sol
     # plumbing on the CPU: the learner's nets traced, train's probe hooks, deepcopy, state_dict.
     def compile_eager(D, G):
         for model in (D, G):
-            gpu._compile_forward(model, "default", backend="eager")
+            _compile_forward(model, "default", backend="eager")
         return D, G
 
     before = train_tiny(solution)
@@ -254,11 +262,11 @@ def test_compiled_nets_with_fused_adam_save_plain_checkpoints_and_resume_from_th
     def run(seed, epochs):
         D, G = small_models(solution, seed)
         for model in (D, G):
-            gpu._compile_forward(model, "reduce-overhead", backend="eager")
+            _compile_forward(model, "reduce-overhead", backend="eager")
         d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
         g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
-        gpu._use_fused(d_opt)
-        gpu._use_fused(g_opt)
+        _use_fused(d_opt)
+        _use_fused(g_opt)
         printed = io.StringIO()
         with contextlib.redirect_stdout(printed):
             losses, _ = solution["train"](
@@ -430,6 +438,15 @@ def test_on_cuda_prepare_models_twice_wraps_forward_once_and_deepcopy_rebinds(so
 
 
 @cuda_only
+def test_on_cuda_prepare_models_after_compile_models_keeps_the_compiled_forward(solution):
+    D, _ = small_models(solution)
+    (D,) = compile_models("cuda", D, mode="default")
+    compiled = D.forward
+    gpu.prepare_models("cuda", D)  # as the notebook's step would, run again
+    assert D.forward is compiled, "prepare_models replaced the compiled forward"
+
+
+@cuda_only
 def test_on_cuda_autocast_runs_matmuls_in_bf16():
     if not gpu.bf16_supported("cuda"):
         pytest.skip("this GPU has no bfloat16")
@@ -482,7 +499,7 @@ def test_on_cuda_prepare_optimizers_switches_adam_to_fused_with_the_same_state()
 
     step(layer, opt)
     step(ref, ref_opt)  # one foreach step each: the state exists before the switch
-    assert gpu.prepare_optimizers("cuda", opt) == (opt,)
+    assert prepare_optimizers("cuda", opt) == (opt,)
     assert opt.param_groups[0]["fused"] is True
     assert all(s["step"].device.type == "cuda" for s in opt.state.values())
     for _ in range(3):
@@ -523,10 +540,10 @@ def train_on_cuda(
 ):
     from helpers.fastdata import FastLoader
 
-    D, G = gpu.prepare_models("cuda", *small_models(solution, seed), compile=compile)
+    D, G = compile_models("cuda", *small_models(solution, seed), mode=compile)
     d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))
     g_opt = torch.optim.Adam(G.parameters(), lr=0.0002, betas=(0.5, 0.999))
-    gpu.prepare_optimizers("cuda", d_opt, g_opt, fused=fused)
+    prepare_optimizers("cuda", d_opt, g_opt, fused=fused)
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     loader = FastLoader(images, 8, "cuda", channels_last=True, seed=0)
     with contextlib.redirect_stdout(out or io.StringIO()):

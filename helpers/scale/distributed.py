@@ -3,7 +3,9 @@
     torchrun --standalone --nproc_per_node=2 -m helpers distributed --quick --out outputs/ddp
     torchrun --standalone --nproc_per_node=8 -m helpers distributed --sync-bn   # 8 GPUs
 
-Serves the notebook's "Train" step at scale. Every process runs the notebook's own setup and
+Serves the notebook's "Train" step at scale, as the command ``python -m helpers distributed``.
+Its GPU path is not yet measured on a GPU (docs/performance.md will hold the numbers when it is);
+it is tested on CPU processes (gloo). Every process runs the notebook's own setup and
 solution cells (``helpers.notebook.load_solution``: its D, G, optimizers, losses and ``train``;
 no copy of the model code), wraps D and G in ``DistributedDataParallel`` and calls the
 notebook's ``train`` unchanged with a loader that serves this process's share of the images.
@@ -33,8 +35,10 @@ import io
 import json
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -42,8 +46,27 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from helpers.files import atomic_write, positive_int
-from helpers.gpu import COMPILE_MODES, prepare_models, prepare_optimizers
 from helpers.notebook import NOTEBOOK
+from helpers.scale.batchnorm import sync_batchnorm
+from helpers.scale.compile import COMPILE_MODES, compile_models
+from helpers.scale.fused_adam import prepare_optimizers
+from helpers.scale.loaders import SampledLoader, ShardedLoader
+
+__all__ = [
+    "NOTEBOOK_NAMES",
+    "OUT",
+    "QUICK_OUT",
+    "RankZeroCheckpoints",
+    "Run",
+    "evaluate",
+    "finish",
+    "main",
+    "parse_args",
+    "setup",
+    "train",
+    "unwrap",
+    "wrap",
+]
 
 # What --quick trains on, and where outputs go by default.
 OUT = Path("outputs/distributed")
@@ -65,7 +88,7 @@ NOTEBOOK_NAMES = (
 )
 
 
-def parse_args(argv=None):
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line of ``python -m helpers distributed`` (run under torchrun)."""
     parser = argparse.ArgumentParser(
         prog="torchrun --standalone --nproc_per_node=N -m helpers distributed",
@@ -160,7 +183,7 @@ def parse_args(argv=None):
         "--compile",
         choices=COMPILE_MODES,
         default="off",
-        help="CUDA only: torch.compile D's and G's forward in this mode (helpers.gpu; "
+        help="CUDA only: torch.compile D's and G's forward in this mode (helpers.scale.compile; "
         "reduce-overhead also replays them as CUDA graphs). Costs compile time at the "
         "first steps (default: %(default)s)",
     )
@@ -168,12 +191,12 @@ def parse_args(argv=None):
         "--fused-adam",
         action="store_true",
         help="CUDA only: switch the notebook's Adam optimizers to PyTorch's fused kernel "
-        "(helpers.gpu.prepare_optimizers; same maths, hyperparameters and state)",
+        "(helpers.scale.fused_adam; same maths, hyperparameters and state)",
     )
     return parser.parse_args(argv)
 
 
-def _check_gpu_options(args, device):
+def _check_gpu_options(args: argparse.Namespace, device: torch.device) -> None:
     """Refuse the CUDA-only options on a CPU run, before any process group starts."""
     asked = ([f"--compile {args.compile}"] if args.compile != "off" else []) + (
         ["--fused-adam"] if args.fused_adam else []
@@ -186,212 +209,10 @@ def _check_gpu_options(args, device):
 
 
 # ---------------------------------------------------------------------------------------------
-# Data: each rank holds and shuffles its own share
+# The networks in DistributedDataParallel
 
 
-class ShardedLoader:
-    """This process's share of a uint8 image tensor, as shuffled batches (a distributed FastLoader).
-
-    Rank r of W holds ``images[r::W]``, cut to ``len(images) // W`` images so every rank runs
-    the same number of steps (DDP needs all ranks in every step). Each epoch reshuffles the
-    share with a seed made of (``seed``, epoch, rank): reproducible, different every epoch and
-    on every rank. Batches come from ``helpers.fastdata.FastLoader`` over the share: ``(images,
-    labels)``, images float (batch_size, 3, S, S) in [0, 1] on ``device``, as the notebook's
-    ``train`` expects, with the learner's random ``flips`` (from ``load_dataset``) drawn per
-    batch. Set ``epoch`` before iterating to resume (``train`` does not say which epoch it is
-    in; each pass counts one).
-
-    Without shuffling, the union of the ranks' k-th batches is exactly batch k of one process
-    with W times the batch size: what the 1-vs-N equivalence test relies on.
-    """
-
-    def __init__(
-        self,
-        images_uint8,
-        batch_size,
-        device,
-        rank,
-        world_size,
-        seed=0,
-        shuffle=True,
-        channels_last=False,
-        flips=(),
-    ):
-        if not isinstance(images_uint8, torch.Tensor) or images_uint8.dtype != torch.uint8:
-            raise ValueError(
-                "ShardedLoader needs the uint8 (N, 3, S, S) tensor that "
-                "helpers.fastdata.load_dataset returns."
-            )
-        per_rank = images_uint8.shape[0] // world_size
-        if per_rank < batch_size:
-            raise ValueError(
-                f"{images_uint8.shape[0]} training images shared by {world_size} processes give "
-                f"{per_rank} each, fewer than the per-process batch of {batch_size}: no full "
-                f"batch. Use more images, a smaller --batch-size or fewer processes."
-            )
-        self.device = torch.device(device)
-        # A copy of just this share (strided slices keep the whole tensor alive), on the device.
-        share = images_uint8[rank::world_size][:per_rank]
-        self.share = share.to(self.device) if self.device.type != "cpu" else share.contiguous()
-        self.batch_size, self.rank, self.seed = batch_size, rank, seed
-        self.shuffle, self.channels_last, self.flips = shuffle, channels_last, tuple(flips)
-        self.epoch = 0
-        self.batches_served = 0
-
-    def seed_for(self, epoch):
-        """The shuffling seed of `epoch` on this rank."""
-        return (self.seed << 40) + (epoch << 20) + self.rank
-
-    def __len__(self):
-        return self.share.shape[0] // self.batch_size
-
-    def __iter__(self):
-        from helpers.fastdata import FastLoader
-
-        loader = FastLoader(
-            self.share,
-            self.batch_size,
-            self.device,
-            shuffle=self.shuffle,
-            drop_last=True,
-            seed=self.seed_for(self.epoch),
-            channels_last=self.channels_last,
-            flips=self.flips,
-        )
-        self.epoch += 1
-        for batch in loader:
-            self.batches_served += 1
-            yield batch
-
-
-class SampledLoader:
-    """This process's share of the learner's dataset through a DataLoader: the fallback for a
-    ``get_dataloader`` whose transforms draw new pixels every epoch (no fast path then).
-
-    ``DistributedSampler`` gives each rank every W-th index of one permutation per epoch
-    (seeded by ``seed`` and the epoch), dropping the tail so every rank has as many batches.
-    """
-
-    def __init__(self, dataset, batch_size, rank, world_size, seed=0, shuffle=True, workers=0):
-        from torch.utils.data import DataLoader, DistributedSampler
-
-        self.sampler = DistributedSampler(
-            dataset, world_size, rank, shuffle=shuffle, seed=seed, drop_last=True
-        )
-        self.loader = DataLoader(
-            dataset, batch_size, sampler=self.sampler, num_workers=workers, drop_last=True
-        )
-        self.batch_size, self.epoch, self.batches_served = batch_size, 0, 0
-
-    def __len__(self):
-        return len(self.loader)
-
-    def __iter__(self):
-        self.sampler.set_epoch(self.epoch)
-        self.epoch += 1
-        for batch in self.loader:
-            self.batches_served += 1
-            yield batch
-
-
-# ---------------------------------------------------------------------------------------------
-# Batch norm over all ranks
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """Sum over ranks, differentiable: the gradient of a sum over ranks is the summed gradient."""
-
-    @staticmethod
-    def forward(ctx, tensor):
-        total = tensor.clone()
-        dist.all_reduce(total)
-        return total
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.clone()
-        dist.all_reduce(grad)
-        return grad
-
-
-class CPUSyncBatchNorm(nn.modules.batchnorm._BatchNorm):
-    """``nn.SyncBatchNorm`` for CPU processes (PyTorch's own accepts GPU inputs only).
-
-    In training, the mean and variance are those of the global batch: per-rank sums of x and
-    x**2 (in float64) are summed over ranks with one all-reduce, in the forward and in the
-    backward pass. Eval mode, and a single process, is plain batch norm. Same parameters,
-    buffers and state_dict keys as ``nn.BatchNorm2d``.
-    """
-
-    def _check_input_dim(self, input):
-        if input.dim() < 2:
-            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
-
-    def forward(self, x):
-        if not (self.training and dist.is_initialized() and dist.get_world_size() > 1):
-            return super().forward(x)
-        dims = [0, *range(2, x.dim())]
-        shape = [1, -1] + [1] * (x.dim() - 2)
-        channels = x.shape[1]
-        x64 = x.double()
-        count = x64.new_tensor([x.numel() // channels])
-        total = _AllReduceSum.apply(torch.cat([x64.sum(dims), (x64 * x64).sum(dims), count]))
-        n = total[-1]
-        mean = total[:channels] / n
-        var = total[channels:-1] / n - mean * mean  # biased, as batch norm normalises with
-        y = (x - mean.to(x.dtype).view(shape)) * torch.rsqrt(var + self.eps).to(x.dtype).view(shape)
-        if self.affine:
-            y = y * self.weight.view(shape) + self.bias.view(shape)
-        if self.track_running_stats:
-            with torch.no_grad():
-                self.num_batches_tracked.add_(1)
-                factor = (
-                    self.momentum
-                    if self.momentum is not None
-                    else 1.0 / float(self.num_batches_tracked)
-                )
-                unbiased = var * n / (n - 1)  # running_var is unbiased, as in nn.BatchNorm2d
-                self.running_mean.mul_(1 - factor).add_(mean.to(x.dtype), alpha=factor)
-                self.running_var.mul_(1 - factor).add_(unbiased.to(x.dtype), alpha=factor)
-        return y
-
-
-def _cpu_sync_batchnorm(module):
-    """`module` with every batch norm layer replaced by CPUSyncBatchNorm sharing its tensors."""
-    out = module
-    if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(
-        module, (CPUSyncBatchNorm, nn.SyncBatchNorm)
-    ):
-        out = CPUSyncBatchNorm(
-            module.num_features,
-            module.eps,
-            module.momentum,
-            module.affine,
-            module.track_running_stats,
-        )
-        if module.affine:  # the same Parameter objects: the optimizers keep working
-            out.weight, out.bias = module.weight, module.bias
-        if module.track_running_stats:
-            out.running_mean, out.running_var = module.running_mean, module.running_var
-            out.num_batches_tracked = module.num_batches_tracked
-        out.train(module.training)
-    for name, child in module.named_children():
-        out.add_module(name, _cpu_sync_batchnorm(child))
-    return out
-
-
-def sync_batchnorm(module, device):
-    """`module` with batch norm over all ranks (``nn.SyncBatchNorm``; CPUSyncBatchNorm on CPU).
-
-    The parameters stay the same objects (optimizers built on them still work) and the
-    state_dict keys stay those of BatchNorm, so checkpoints load either way.
-    """
-    if torch.device(device).type == "cpu":
-        return _cpu_sync_batchnorm(module)
-    return nn.SyncBatchNorm.convert_sync_batchnorm(module)
-
-
-def wrap(model, device, sync_bn=False):
+def wrap(model: nn.Module, device: torch.device, sync_bn: bool = False) -> DistributedDataParallel:
     """`model` in DistributedDataParallel, set up for a GAN's D and G.
 
     ``broadcast_buffers=False``: by default DDP copies rank 0's buffers (batch norm's running
@@ -407,7 +228,7 @@ def wrap(model, device, sync_bn=False):
         model = sync_batchnorm(model, device)
     device_ids = [device.index] if device.type == "cuda" else None
     # Newer PyTorch renames the switch; both still copy rank 0's buffers once, at the start.
-    no_buffer_copy = (
+    no_buffer_copy: dict[str, Any] = (
         {"forward_sync_buffers": False}
         if "forward_sync_buffers" in _DDP_OPTIONS
         else {"broadcast_buffers": False}
@@ -418,7 +239,7 @@ def wrap(model, device, sync_bn=False):
 _DDP_OPTIONS = inspect.signature(DistributedDataParallel.__init__).parameters
 
 
-def unwrap(model):
+def unwrap(model: nn.Module) -> nn.Module:
     """The plain network inside a DDP wrapper (state_dict keys without ``module.``)."""
     return model.module if isinstance(model, DistributedDataParallel) else model
 
@@ -427,7 +248,7 @@ def unwrap(model):
 # Checkpoints: rank 0 writes and reads, every rank agrees
 
 
-def _to_cpu(obj):
+def _to_cpu(obj: Any) -> Any:
     """A copy of `obj` (nested dicts, lists, tuples) with every tensor moved to the CPU."""
     if isinstance(obj, torch.Tensor):
         return obj.detach().cpu()
@@ -448,12 +269,20 @@ class RankZeroCheckpoints:
     ranks, so they need no access to the file. Extra arguments pass through unchanged.
     """
 
-    def __init__(self, rank, world_size, device, loader, save, load):
+    def __init__(
+        self,
+        rank: int,
+        world_size: int,
+        device: torch.device,
+        loader: ShardedLoader | SampledLoader,
+        save: Callable[..., Any],
+        load: Callable[..., Any],
+    ) -> None:
         self.rank, self.world_size, self.device, self.loader = rank, world_size, device, loader
         self._save, self._load = save, load
         self.averaged = 0  # loss entries already averaged over ranks
 
-    def _average_new_losses(self, losses):
+    def _average_new_losses(self, losses: list[Any]) -> None:
         new = losses[self.averaged :]
         if new and self.world_size > 1:
             values = torch.tensor(new, dtype=torch.float64, device=self.device)
@@ -461,13 +290,31 @@ class RankZeroCheckpoints:
             losses[self.averaged :] = [tuple(row) for row in (values / self.world_size).tolist()]
         self.averaged = len(losses)
 
-    def save(self, path, *args, D, G, losses, **kwargs):
+    def save(
+        self,
+        path: Path | str,
+        *args: Any,
+        D: nn.Module,
+        G: nn.Module,
+        losses: list[Any],
+        **kwargs: Any,
+    ) -> None:
         self._average_new_losses(losses)
         if self.rank == 0:
             self._save(path, *args, D=unwrap(D), G=unwrap(G), losses=losses, **kwargs)
         dist.barrier()  # nobody goes on (or reads the file) before it is whole
 
-    def load(self, path, D, G, d_optimizer, g_optimizer, device, *args, **kwargs):
+    def load(
+        self,
+        path: Path | str,
+        D: nn.Module,
+        G: nn.Module,
+        d_optimizer: torch.optim.Optimizer,
+        g_optimizer: torch.optim.Optimizer,
+        device: torch.device,
+        *args: Any,
+        **kwargs: Any,
+    ) -> dict[str, Any] | None:
         D, G = unwrap(D), unwrap(G)
         message = [None]
         if self.rank == 0:
@@ -522,7 +369,7 @@ class Run:
     world_size: int
     device: torch.device
     out: Path
-    ns: dict  # the notebook's namespace: its definitions, with train's helpers replaced
+    ns: dict[str, Any]  # the notebook's namespace: its definitions, with train's helpers replaced
     D: nn.Module  # DDP-wrapped
     G: nn.Module
     loader: ShardedLoader | SampledLoader
@@ -532,7 +379,7 @@ class Run:
     batch_size: int  # global
 
 
-def _pick_device(name, local_rank):
+def _pick_device(name: str, local_rank: int) -> torch.device:
     if name == "cpu":
         # Before anything touches CUDA: the notebook's setup cell would otherwise pick the GPU.
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -550,7 +397,7 @@ def _pick_device(name, local_rank):
     return torch.device("cuda", local_rank)
 
 
-def _init_process_group(device):
+def _init_process_group(device: torch.device) -> None:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if dist.is_initialized():
         return
@@ -560,7 +407,7 @@ def _init_process_group(device):
         dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
 
 
-def _load_notebook(path, quick, out, quiet):
+def _load_notebook(path: Path, quick: bool, out: Path, quiet: bool) -> dict[str, Any]:
     """The notebook's setup and solution cells, run with its quick switch and output folder."""
     from helpers.notebook import load_solution, set_notebook_env
 
@@ -584,7 +431,15 @@ def _load_notebook(path, quick, out, quiet):
     return ns
 
 
-def _load_data(args, ns, rank, local_rank, world_size, batch_size, device):
+def _load_data(
+    args: argparse.Namespace,
+    ns: dict[str, Any],
+    rank: int,
+    local_rank: int,
+    world_size: int,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[ShardedLoader | SampledLoader, torch.Tensor, torch.Tensor]:
     """(loader, heldout, reference): this rank's share of the training images, and the
     held-out images (the last n_eval, as in the notebook) with as many training images.
 
@@ -605,7 +460,7 @@ def _load_data(args, ns, rank, local_rank, world_size, batch_size, device):
             default = "processed_celeba_small/"
             found = str(find_data_dir(default, builtin, n_builtin=ns["n_builtin_images"]))
     # Each machine's first process checked (or drew) the images; the rest take its answer.
-    everyone = [None] * world_size
+    everyone: list[str | None] = [None] * world_size
     dist.all_gather_object(everyone, found)
     data_dir = everyone[rank - local_rank]
     learner_loader = ns["get_dataloader"](batch_size, ns["img_size"], data_dir)
@@ -626,6 +481,7 @@ def _load_data(args, ns, rank, local_rank, world_size, batch_size, device):
             f"batch of {batch_size}. Use more images or a smaller --batch-size."
         )
     per_rank = batch_size // world_size
+    loader: ShardedLoader | SampledLoader
     if decoded.random:
         from torch.utils.data import Subset
 
@@ -659,7 +515,7 @@ def _load_data(args, ns, rank, local_rank, world_size, batch_size, device):
     return loader, images[n_train:].clone(), reference
 
 
-def setup(argv=None):
+def setup(argv: Sequence[str] | None = None) -> Run:
     """Start this process: process group, notebook, data, DDP-wrapped models. Returns a Run."""
     args = parse_args(argv)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
@@ -693,7 +549,7 @@ def setup(argv=None):
         D.to(device)
         G.to(device)
     if args.compile != "off":  # the notebook's prepare_models ran already; this adds compile
-        D, G = prepare_models(device, D, G, compile=args.compile)
+        D, G = compile_models(device, D, G, mode=args.compile)
     if args.fused_adam:
         prepare_optimizers(device, ns["d_optimizer"], ns["g_optimizer"], fused=True)
     D, G = wrap(D, device, args.sync_bn), wrap(G, device, args.sync_bn)
@@ -722,7 +578,7 @@ def setup(argv=None):
     )
 
 
-def train(run):
+def train(run: Run) -> tuple[list[Any], list[torch.Tensor], float]:
     """The notebook's train on this rank; returns (losses, samples, seconds)."""
     ns = run.ns
     start = time.perf_counter()
@@ -742,7 +598,7 @@ def train(run):
     return losses, samples, time.perf_counter() - start
 
 
-def evaluate(run, n=None):
+def evaluate(run: Run, n: int | None = None) -> dict[str, Any]:
     """SWD x 1e3 of G's images against the held-out real ones, and the real-vs-real floor."""
     import helpers.metrics
 
@@ -759,7 +615,9 @@ def evaluate(run, n=None):
     return {"swd": swd["average"], "swd_levels": swd["levels"], "swd_floor": floor["average"]}
 
 
-def finish(run, losses, samples, seconds):
+def finish(
+    run: Run, losses: list[Any], samples: list[torch.Tensor], seconds: float
+) -> dict[str, Any]:
     """Rank 0 writes samples.png, train_samples.pt and metrics.json; returns the metrics."""
     from torchvision.utils import save_image
 
@@ -803,7 +661,7 @@ def finish(run, losses, samples, seconds):
     return metrics
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """``python -m helpers distributed``: train on every process torchrun started; 0 on success."""
     run = setup(argv)
     try:
