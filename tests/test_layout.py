@@ -95,7 +95,7 @@ def anchors(page):
     seen = {}
     fenced = False
     for line in page.read_text(encoding="utf-8").splitlines():
-        if line.startswith("```"):
+        if line.lstrip().startswith("```"):
             fenced = not fenced
         elif not fenced and (match := re.match(r"#{1,6} (.+)", line)):
             slug = github_slug(match.group(1))
@@ -107,7 +107,7 @@ def relative_links(page):
     """(line number, target) of each relative Markdown link or image of `page`, outside code."""
     fenced = False
     for number, line in enumerate(page.read_text(encoding="utf-8").splitlines(), 1):
-        if line.startswith("```"):
+        if line.lstrip().startswith("```"):
             fenced = not fenced
             continue
         if fenced:
