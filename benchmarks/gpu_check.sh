@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The kit's GPU check, for a lent CUDA machine that has torch but no Jupyter (see README, Speed).
+# The kit's GPU check, for a lent CUDA machine that has torch but no Jupyter (see docs/performance.md).
 # Most important first, each step under a time cap, all inside BUDGET seconds (default 540, to
 # fit one 10-minute command):
 #   (1) throughput at 32x32: course recipe, the kit (helpers.gpu), and the kit with each opt-in

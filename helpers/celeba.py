@@ -59,7 +59,8 @@ def list_celeba_images(source: str | os.PathLike) -> tuple[str, list[str]]:
     if not src.exists():
         raise FileNotFoundError(
             f"{source} does not exist (looked in {src.absolute()}). Download img_align_celeba.zip "
-            "from the CelebA page (see README 'Real CelebA') and pass its path."
+            "from the CelebA page (see 'Real CelebA' in README.md or docs/data.md) and pass "
+            "its path."
         )
     if src.is_file():
         try:
@@ -251,7 +252,7 @@ def prepare_celeba(
 
     Returns ``{'written': int, 'skipped': int, 'failed': int, 'failed_files': [(name, reason)],
     'odd_sizes': [(name, (width, height))]}`` and, with ``progress``, shows a tqdm bar and prints
-    that summary. Serves the notebook step "Get the data" (README 'Real CelebA').
+    that summary. Serves the notebook step "Get the data" (docs/data.md, 'Real CelebA').
     """
     check_positive_int(size, "size (pixels; 64 is the DCGAN size)", minimum=8)
     if limit is not None:

@@ -604,7 +604,8 @@ def find_data_dir(
     n = _count_images(made)
     say(
         f"No images in {shown}: using the built-in generated faces in {builtin_dir} "
-        f"({_plural(n, 'image')}). To train on real faces, see README 'Real CelebA'."
+        f"({_plural(n, 'image')}). To train on real faces, see 'Real CelebA' in README.md or "
+        "docs/data.md."
     )
     return Path(builtin_dir)
 

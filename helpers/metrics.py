@@ -39,8 +39,8 @@ NEAR_COPY_FACTOR = 0.5
 NEAR_COPY_EXCESS = 0.05
 NN_BATCH_SIZE = 1024  # training images compared at once (bounds memory)
 
-# Has G learned at all? Trained runs of the notebook score 2 to 3.6 times the real floor (README,
-# 'Speed and quality'); one quick-mode epoch scores about 7 times it, with grey, nearly equal
+# Has G learned at all? Trained runs of the notebook score 2 to 3.6 times the real floor
+# (docs/performance.md); one quick-mode epoch scores about 7 times it, with grey, nearly equal
 # images. Beyond NOT_LEARNED_SWD_FACTOR x the floor, or with images that vary less than
 # NOT_LEARNED_SPREAD x as much as real ones, the verdict says G has not learned yet.
 NOT_LEARNED_SWD_FACTOR = 5.0

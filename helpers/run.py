@@ -1,4 +1,4 @@
-"""Run the whole notebook headless: the kit's main job (README, Quick start, command 1).
+"""Run the whole notebook headless: the kit's main job (README.md, command 1).
 
     python -m helpers run                     # full run on the built-in faces (or your CelebA)
     python -m helpers run --quick             # a one-minute smoke run (DCGAN_QUICK=1)

@@ -12,8 +12,8 @@ Notebook 7 and JupyterLab, each in headless Chromium (Debian's ``chromium`` and
 - Part 2 (both notebooks, JupyterLab only): the same, beside part 1 as in the kit.
 
 Screenshots go to ``artifacts/browser/`` (git-ignored; CI keeps them). Without a browser these
-tests are skipped, except under ``CI=true``, where that is a failure. README, "The browser test",
-says how to run them.
+tests are skipped, except under ``CI=true``, where that is a failure. docs/testing.md, "The browser
+test", says how to run them.
 """
 
 import json
@@ -78,7 +78,7 @@ def browser_paths():
     if paths is None:
         if os.environ.get("CI") == "true":
             pytest.fail(f"The browser test cannot run in CI: {why}. .ci/run installs them.")
-        pytest.skip(f"browser test skipped: {why}. See README, 'The browser test'.")
+        pytest.skip(f"browser test skipped: {why}. See docs/testing.md, 'The browser test'.")
     return paths
 
 

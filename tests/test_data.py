@@ -328,7 +328,8 @@ def test_missing_default_folder_falls_back_to_the_builtin_faces(tmp_path, monkey
     assert chosen == Path("data/generated_faces")
     assert (
         "No images in processed_celeba_small/: using the built-in generated faces in "
-        "data/generated_faces (6 images). To train on real faces, see README 'Real CelebA'."
+        "data/generated_faces (6 images). To train on real faces, see 'Real CelebA' in README.md "
+        "or docs/data.md."
     ) in out
     tensors, ds = load_all(chosen)
     assert len(ds) == 6

@@ -1,8 +1,8 @@
 """The distributed training command (``python -m helpers distributed``) on CPU processes.
 
-Real torchrun launches on loopback, as the README shows them: 2 processes train, checkpoint and
-resume; a checkpoint from 2 processes resumes in 1; and 2 processes with half the batch each
-take the same steps as 1 process with the whole batch.
+Real torchrun launches on loopback, as docs/distributed.md shows them: 2 processes train,
+checkpoint and resume; a checkpoint from 2 processes resumes in 1; and 2 processes with half the
+batch each take the same steps as 1 process with the whole batch.
 
 Run as a script, this file is the worker of the equivalence test (see _equivalence_worker).
 """
@@ -60,7 +60,7 @@ def metrics(folder):
 
 
 # ---------------------------------------------------------------------------------------------
-# Train, checkpoint, resume (the README's command)
+# Train, checkpoint, resume (the command in docs/distributed.md)
 
 
 @pytest.fixture(scope="module")

@@ -43,15 +43,15 @@ def test_correct_variant_passes(variant):
         assert "Note:" not in printed, printed
 
 
-def test_readme_counts_match_the_catalogues():
-    """The README's mutation table and its count of correct variants follow tests/*.py."""
+def test_the_testing_page_counts_match_the_catalogues():
+    """docs/testing.md's mutation table and its count of correct variants follow tests/*.py."""
     import re
 
     from helpers.notebook import ROOT
     from tests.mutants import MUTANTS
 
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    rows = dict(re.findall(r"^\| `(test_\w+)` \| (\d+) \|", readme, flags=re.M))
+    page = (ROOT / "docs" / "testing.md").read_text(encoding="utf-8")
+    rows = dict(re.findall(r"^\| `(test_\w+)` \| (\d+) \|", page, flags=re.M))
     assert {t: int(n) for t, n in rows.items()} == dict(Counter(m.test for m in MUTANTS))
-    assert f"| **total** | **{len(MUTANTS)}** |" in readme
-    assert f"holds {len(VARIANTS)} correct" in readme.replace("\n", " ")
+    assert f"| **total** | **{len(MUTANTS)}** |" in page
+    assert f"holds {len(VARIANTS)} correct" in page.replace("\n", " ")

@@ -31,7 +31,7 @@ Two sides: this process (trusted) reads the notebook and the kit, and starts the
 (helpers.instructor.sandbox), or with ``--no-sandbox`` as a plain child process, for trusted
 notebooks.
 The learner side answers in JSON lines, which this side caps, validates and cleans; it never
-unpickles anything. The README's "threat model" says what that does and does not protect.
+unpickles anything. docs/threat-model.md says what that does and does not protect.
 
 Exit status: 0 when every test passes, 1 when any fails, 2 for a bad command line, a notebook
 that cannot be read, or no sandbox.
