@@ -331,7 +331,8 @@ def test_missing_default_folder_falls_back_to_the_builtin_faces(tmp_path, monkey
         "data/generated_faces (6 images). To train on real faces, see 'Real CelebA' in README.md "
         "or docs/data.md."
     ) in out
-    tensors, ds = load_all(chosen)
+    # The notebook's get_dataloader reads a relative folder from the kit's folder, not the cwd
+    tensors, ds = load_all(tmp_path / chosen)
     assert len(ds) == 6
     assert_images_ok(tensors)
 
