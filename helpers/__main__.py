@@ -10,8 +10,10 @@ import argparse
 import importlib
 import sys
 
+__all__ = ["COMMANDS", "PROG", "main"]
+
 # command: (module with main(argv) -> int, one-line description shown by --help)
-COMMANDS = {
+COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("helpers.run", "run the whole notebook headless and collect its results"),
     "release": (
         "helpers.instructor.release",

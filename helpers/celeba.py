@@ -14,7 +14,9 @@ import io
 import os
 import re
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from PIL import Image
 
@@ -26,6 +28,22 @@ from helpers.imagefile import (
     is_no_space,
     no_space_message,
 )
+
+__all__ = [
+    "ALIGNED_SIZE",
+    "CLASS_NAME",
+    "CROP",
+    "JPEG_QUALITY",
+    "NO_SPACE",
+    "crop_box",
+    "format_summary",
+    "is_aligned_size",
+    "list_celeba_images",
+    "prepare_celeba",
+]
+
+# What _Job returns for one image: (output name, '' or why it failed, odd source size or None)
+_Result = tuple[str, str, tuple[int, int] | None]
 
 # The aligned images put the eyes at the same place in every photo and the face in the middle.
 # A centred 108x108 square (of 178x218) keeps brows to chin and drops most hair and background;
@@ -114,7 +132,7 @@ class _Job:
 
     def __init__(self, kind: str, source: str, out_dir: str, size: int):
         self.kind, self.source, self.out_dir, self.size = kind, source, Path(out_dir), size
-        self._zip = None
+        self._zip: zipfile.ZipFile | None = None
 
     def _read(self, name: str) -> bytes:
         if self.kind == "folder":
@@ -175,10 +193,11 @@ def _init_worker(kind: str, source: str, out_dir: str, size: int) -> None:
 
 
 def _run_chunk(names: list[str]) -> list[tuple[str, str, tuple[int, int] | None]]:
+    assert _WORKER_JOB is not None  # _init_worker made it when the pool started this worker
     return [_WORKER_JOB(n) for n in names]
 
 
-def format_summary(summary: dict) -> str:
+def format_summary(summary: dict[str, Any]) -> str:
     """'written 1,000, skipped 0 (already done), failed 2: 000017.jpg (truncated JPEG), ...'"""
     text = (
         f"written {summary['written']:,}, skipped {summary['skipped']:,} (already done), "
@@ -237,7 +256,7 @@ def prepare_celeba(
     limit: int | None = None,
     workers: int | None = None,
     progress: bool = True,
-) -> dict:
+) -> dict[str, Any]:
     """Write ``out/celeba/NNNNNN.jpg``: ``size`` x ``size`` RGB face crops of CelebA.
 
     ``source`` is the official ``img_align_celeba.zip`` (read member by member, never extracted)
@@ -268,7 +287,7 @@ def prepare_celeba(
     _remove_temp_files(out_dir)  # our leftovers from an interrupted run
     done = {p.name for p in out_dir.iterdir()}
     todo = [n for n in names if _out_name(n) not in done]
-    summary = {
+    summary: dict[str, Any] = {
         "written": 0,
         "skipped": len(names) - len(todo),
         "failed": 0,
@@ -285,6 +304,7 @@ def prepare_celeba(
     chunks = [todo[i : i + step] for i in range(0, len(todo), step)]
     args = (kind, str(source), str(out_dir), size)
     pool = None
+    chunk_results: Iterator[list[_Result]]
     if n_workers > 1:
         import multiprocessing
 

@@ -33,11 +33,25 @@ import sys
 import time
 import types
 import weakref
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
+from torch import nn
 
 from helpers.files import atomic_write
+
+__all__ = [
+    "FORMAT",
+    "LEARNER_CODE",
+    "VERSION",
+    "CheckpointError",
+    "CheckpointMismatch",
+    "describe_run",
+    "load_checkpoint",
+    "save_checkpoint",
+]
 
 FORMAT = "dcgan-face-kit checkpoint"
 VERSION = 2
@@ -65,7 +79,7 @@ _START_AFRESH = (
 # (None: there was none). A different file at save time means another run wrote it.
 _last_seen: dict[str, tuple | None] = {}
 # Networks that a checkpoint was saved from or loaded into in this process: already trained.
-_trained: weakref.WeakSet = weakref.WeakSet()
+_trained: weakref.WeakSet[nn.Module] = weakref.WeakSet()
 
 
 class CheckpointError(RuntimeError):
@@ -83,7 +97,15 @@ class CheckpointMismatch(CheckpointError):
 # ---------------------------------------------------------------- what a run is trained with
 
 
-def describe_run(namespace, D, G, d_optimizer, g_optimizer, dataloader, z_size):
+def describe_run(
+    namespace: Mapping[str, Any],
+    D: nn.Module,
+    G: nn.Module,
+    d_optimizer: torch.optim.Optimizer,
+    g_optimizer: torch.optim.Optimizer,
+    dataloader: Any,
+    z_size: int,
+) -> dict[str, Any]:
     """What a training run is trained with: ``{"settings": {...}, "code": {...}}``.
 
     Serves the notebook's ``train``, which passes its ``globals()`` as ``namespace``.
@@ -93,7 +115,7 @@ def describe_run(namespace, D, G, d_optimizer, g_optimizer, dataloader, z_size):
         functions and classes they use, and of D's and G's layers as built.
     A checkpoint resumes only a run whose description is equal (see ``load_checkpoint``).
     """
-    settings = {"z_size": z_size}
+    settings: dict[str, Any] = {"z_size": z_size}
     batch_size = getattr(dataloader, "batch_size", None)
     if isinstance(batch_size, int):
         if torch.distributed.is_available() and torch.distributed.is_initialized():
@@ -339,8 +361,18 @@ def _no_space_message(folder, needed_bytes):
 
 
 def save_checkpoint(
-    path, *, epoch, D, G, d_optimizer, g_optimizer, fixed_z, losses, samples, run=None
-):
+    path: str | Path | None,
+    *,
+    epoch: int,
+    D: nn.Module,
+    G: nn.Module,
+    d_optimizer: torch.optim.Optimizer,
+    g_optimizer: torch.optim.Optimizer,
+    fixed_z: torch.Tensor,
+    losses: Iterable[Iterable[float]],
+    samples: Iterable[torch.Tensor],
+    run: dict[str, Any] | None = None,
+) -> None:
     """Write the training state after `epoch` epochs (an int, 1-based count of finished epochs).
 
     run: what the run is trained with (``describe_run``), so that a rerun resumes only the same
@@ -436,8 +468,8 @@ def _what_is(state, D, G):
                 f"training checkpoint: without both networks, both optimizers and the epoch "
                 f"count, training cannot resume from it."
             )
-        keys = ", ".join(repr(k) for k in list(state)[:6])
-        return f"a dict with the keys {keys}, not those of a checkpoint."
+        listed = ", ".join(repr(k) for k in list(state)[:6])
+        return f"a dict with the keys {listed}, not those of a checkpoint."
     return f"a {type(state).__name__}, not a checkpoint."
 
 
@@ -511,7 +543,16 @@ def _check_space(path, D, G):
         raise CheckpointError(_no_space_message(path.parent, need))
 
 
-def load_checkpoint(path, D, G, d_optimizer, g_optimizer, device, run=None, fresh=False):
+def load_checkpoint(
+    path: str | Path | None,
+    D: nn.Module,
+    G: nn.Module,
+    d_optimizer: torch.optim.Optimizer,
+    g_optimizer: torch.optim.Optimizer,
+    device: torch.device | str,
+    run: dict[str, Any] | None = None,
+    fresh: bool = False,
+) -> dict[str, Any] | None:
     """Restore a checkpoint into D, G and their optimizers, if one of this same run exists.
 
     Returns None when training starts from scratch: no path, no file yet, ``fresh=True``, or a

@@ -29,15 +29,29 @@ from pathlib import Path
 from helpers.faces import BUILTIN_DIR
 from helpers.faces import DEFAULT_N as N_BUILTIN
 from helpers.files import atomic_write, positive_int
-from helpers.imagefile import (  # noqa: F401  (re-exported: helpers.data.check_image_file ...)
-    HIGH_BIT_MODES,
+from helpers.imagefile import (
     DataFolderError,
     DataFolderNotFoundError,
     NoSpaceError,
     check_image_file,
-    describe_read_error,
     to_8bit,
 )
+
+__all__ = [
+    "CHECK_FILE",
+    "CHECK_VERSION",
+    "DEFAULT_DATA_DIR",
+    "JUNK_DIRS",
+    "POOL_MIN_FILES",
+    "SKIPPED_FILE",
+    "DataFolderError",  # defined in helpers.imagefile; what find_data_dir and the checks raise
+    "FolderReport",
+    "check_image_folder",
+    "find_data_dir",
+    "main",
+    "make_clean_view",
+    "printable",
+]
 
 # Defaults in one place; the notebook and the CLI use these.
 DEFAULT_DATA_DIR = "processed_celeba_small/"  # where Udacity's zip (and prepare-celeba) put CelebA

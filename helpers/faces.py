@@ -12,12 +12,15 @@ most of the frame). A DCGAN learns them in minutes on a CPU.
 Command line: ``python -m helpers faces --help``.
 """
 
+from __future__ import annotations
+
 import argparse
 import json
 import numbers
 import os
 import pathlib
 import re
+from collections.abc import Iterable, Sequence
 from functools import partial
 from multiprocessing import Pool
 
@@ -26,6 +29,18 @@ from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
 from helpers.files import atomic_write, positive_int
+
+__all__ = [
+    "ATTRIBUTES",
+    "BUILTIN_DIR",
+    "DEFAULT_N",
+    "DEFAULT_SIZE",
+    "FACES_VERSION",
+    "draw_face",
+    "face_attributes",
+    "main",
+    "make_faces",
+]
 
 # Bump whenever the drawing changes: a folder made by an older version is then redrawn.
 FACES_VERSION = 1
@@ -440,7 +455,9 @@ def _draw_glasses(draw, rng, h):
     )
 
 
-def draw_face(rng, size=DEFAULT_SIZE, attributes=None):
+def draw_face(
+    rng: np.random.Generator, size: int = DEFAULT_SIZE, attributes: dict[str, bool] | None = None
+) -> Image.Image:
     """Draw one random cartoon portrait; the building block of :func:`make_faces`.
 
     Every choice (face shape and size, skin tone, hair style and colour, eyes, brows, nose,
@@ -530,13 +547,13 @@ def draw_face(rng, size=DEFAULT_SIZE, attributes=None):
     return Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), "RGB")
 
 
-def face_attributes(indices, seed=0, size=DEFAULT_SIZE):
+def face_attributes(indices: Iterable[int], seed: int = 0, size: int = DEFAULT_SIZE) -> np.ndarray:
     """The attributes of built-in faces number `indices` (1-based, as in 000001.png) of the set
     drawn with `seed` and `size`, read by drawing them again: a (len(indices), len(ATTRIBUTES))
     bool array, columns in ATTRIBUTES' order. For part 2's attribute classifier."""
     rows = []
     for i in indices:
-        found = {}
+        found: dict[str, bool] = {}
         draw_face(np.random.default_rng([seed, int(i)]), size, attributes=found)
         rows.append([found[name] for name in ATTRIBUTES])
     return np.array(rows, dtype=bool).reshape(len(rows), len(ATTRIBUTES))
@@ -560,7 +577,14 @@ def _draw_and_save(index, folder, seed, size):
     return index
 
 
-def make_faces(root, n=DEFAULT_N, size=DEFAULT_SIZE, seed=0, workers=None, progress=True):
+def make_faces(
+    root: str | os.PathLike[str],
+    n: int = DEFAULT_N,
+    size: int = DEFAULT_SIZE,
+    seed: int = 0,
+    workers: int | None = None,
+    progress: bool = True,
+) -> pathlib.Path:
     """Draw ``n`` faces into ``root/faces/000001.png ...`` for the notebook's "Get the data" step.
 
     The layout is what ``torchvision.datasets.ImageFolder(root)`` expects (one class, ``faces``).
@@ -641,7 +665,7 @@ def _read_marker(marker):
         return None
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m helpers faces",
         description="Draw the kit's built-in cartoon face dataset (an offline stand-in for "

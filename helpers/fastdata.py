@@ -30,14 +30,34 @@ import json
 import os
 import shutil
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
 from helpers.files import atomic_write, check_positive_int
 from helpers.imagefile import describe_read_error, is_no_space, no_space_message
+
+__all__ = [
+    "CACHE_PREFIX",
+    "CACHE_VERSION",
+    "DECODE_BATCH",
+    "DETERMINISTIC",
+    "EIGHT_BIT_MODES",
+    "FLIPS",
+    "POINTWISE",
+    "POOL_MIN_IMAGES",
+    "RANDOM",
+    "Decoded",
+    "FastLoader",
+    "TransformPlan",
+    "fast_loader",
+    "load_dataset",
+    "plan_transform",
+]
 
 CACHE_VERSION = 2  # bump when the decoding below changes: old caches are then ignored
 CACHE_PREFIX = ".kit_images_"  # a hidden *file* in the data folder, next to helpers.data's
@@ -76,11 +96,11 @@ class TransformPlan:
     ('' when the fast path can serve the batches).
     """
 
-    cached: object
-    flips: tuple = ()
+    cached: Any
+    flips: tuple[tuple[int, float], ...] = ()
     random: str = ""
 
-    def decoder(self):
+    def decoder(self) -> Callable[[Any], Any]:
         """The cached part, ending in uint8 pixels where that is exactly ToTensor's value x 255.
 
         ``ToTensor`` turns an 8-bit image into ``uint8 / 255``; stopping at the uint8 skips a
@@ -113,7 +133,7 @@ class _EightBitToTensor:
         return self.to_tensor(pic)  # other inputs: the float result, checked for exactness
 
 
-def plan_transform(transform) -> TransformPlan:
+def plan_transform(transform: object) -> TransformPlan:
     """Split a transform into what can be cached and what must be drawn anew every epoch.
 
     ``Compose([Resize(s), CenterCrop(s), RandomHorizontalFlip(), ToTensor()])`` ->
@@ -130,7 +150,9 @@ def plan_transform(transform) -> TransformPlan:
 
     if transform is not None:
         flatten(transform)
-    kept, flips, moved_after_flip = [], [], []
+    kept: list[object] = []
+    flips: list[tuple[int, float]] = []
+    moved_after_flip: list[str] = []
     for step in steps:
         name = _name(step)
         if name in FLIPS:
@@ -335,12 +357,12 @@ class Decoded:
     """What ``load_dataset`` made: the images and how ``fast_loader`` may serve them."""
 
     images: torch.Tensor  # uint8 (N, C, H, W); float value = images / 255
-    flips: tuple = ()  # (dim, p): random flips to apply per batch
+    flips: tuple[tuple[int, float], ...] = ()  # (dim, p): random flips to apply per batch
     random: str = ""  # why the learner's own loader must train ('' = the fast path can)
     cache: str = "off"  # 'hit', 'miss', 'off', or 'not saved'
     path: Path | None = None
     seconds: float = 0.0
-    notes: list = field(default_factory=list)  # one-line notices for the learner
+    notes: list[str] = field(default_factory=list)  # one-line notices for the learner
 
 
 def _write_cache(images, paths, notes) -> Path | None:
@@ -390,7 +412,13 @@ def _read_cache(paths, n):
     return None, None
 
 
-def load_dataset(dataset, cache=True, progress=True, cache_dir=None, workers=None) -> Decoded:
+def load_dataset(
+    dataset: Any,
+    cache: bool = True,
+    progress: bool = True,
+    cache_dir: str | Path | None = None,
+    workers: int | None = None,
+) -> Decoded:
     """Every image of the learner's dataset through its own transform, once, as uint8.
 
     Serves the notebook's "Train" step (through ``fast_loader``). ``dataset`` is
@@ -419,13 +447,14 @@ def load_dataset(dataset, cache=True, progress=True, cache_dir=None, workers=Non
             f"a {type(dataset).__name__} is not an ImageFolder, so its files cannot be checked "
             "for changes"
         )
-    notes = []
+    notes: list[str] = []
     root = Path(dataset.root) if folder else None
     desc = f"Decoding {root or type(dataset).__name__} once"
     if plan.random:  # one draw of the full transform, for evaluation; never cached
         images, _ = _decode_all(dataset, workers, progress, desc)
         return Decoded(images, random=plan.random, seconds=time.perf_counter() - start)
 
+    assert root is not None  # not an ImageFolder: plan.random was set above
     paths = (
         _cache_paths(root, plan.cached, _fingerprint(dataset, plan.cached), cache_dir)
         if cache
@@ -477,15 +506,15 @@ class FastLoader:
 
     def __init__(
         self,
-        images_uint8,
-        batch_size,
-        device,
-        shuffle=True,
-        drop_last=True,
-        seed=None,
-        channels_last=False,
-        flips=(),
-    ):
+        images_uint8: torch.Tensor,
+        batch_size: int,
+        device: torch.device | str,
+        shuffle: bool = True,
+        drop_last: bool = True,
+        seed: int | None = None,
+        channels_last: bool = False,
+        flips: Iterable[tuple[int, float]] = (),
+    ) -> None:
         if (
             not isinstance(images_uint8, torch.Tensor)
             or images_uint8.dtype != torch.uint8
@@ -516,15 +545,15 @@ class FastLoader:
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
 
     @property
-    def n_images(self):
+    def n_images(self) -> int:
         """Number of images the loader draws from."""
         return self.images.shape[0]
 
-    def __len__(self):
+    def __len__(self) -> int:
         n, b = self.n_images, self.batch_size
         return n // b if self.drop_last else -(-n // b)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         n = self.n_images
         if self.shuffle:
             # Drawn on the CPU, so a seed gives the same order on every device; moved once
@@ -558,15 +587,15 @@ def _too_few(n, hold_out, batch_size, where) -> str:
 
 
 def fast_loader(
-    loader,
-    device,
-    hold_out=0,
-    channels_last=None,
-    seed=None,
-    progress=True,
-    cache=True,
-    workers=None,
-):
+    loader: DataLoader[Any],
+    device: torch.device | str,
+    hold_out: int = 0,
+    channels_last: bool | None = None,
+    seed: int | None = None,
+    progress: bool = True,
+    cache: bool = True,
+    workers: int | None = None,
+) -> tuple[DataLoader[Any] | FastLoader, torch.Tensor]:
     """The learner's DataLoader, made fast: ``(train_loader, images)``.
 
     Serves the notebook's "Train" step. ``loader`` is ``get_dataloader(batch_size, img_size,
@@ -577,13 +606,13 @@ def fast_loader(
     Prints one line: how many images, whether the cache was used, and the seconds it took;
     and one more when the learner's loader has to train or the cache could not be saved.
     """
-    if not isinstance(getattr(loader, "batch_size", None), int) or not hasattr(loader, "dataset"):
+    batch_size = getattr(loader, "batch_size", None)
+    if not isinstance(batch_size, int) or not hasattr(loader, "dataset"):
         raise TypeError(
             f"fast_loader needs the DataLoader your get_dataloader returns (it reads its dataset "
             f"and batch_size); got a {type(loader).__name__}."
         )
     dataset = loader.dataset
-    batch_size = loader.batch_size
     hold_out = check_positive_int(hold_out, "hold_out (n_eval)", minimum=0)
     device = torch.device(device)
     decoded = load_dataset(dataset, cache=cache, progress=progress, workers=workers)
@@ -596,6 +625,7 @@ def fast_loader(
         channels_last = device.type == "cuda"
     for note in decoded.notes:
         print(note)
+    train_loader: DataLoader[Any] | FastLoader
     if decoded.random:
         train_loader = DataLoader(
             Subset(dataset, range(n - hold_out)),

@@ -14,11 +14,13 @@ import os
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+__all__ = ["atomic_write", "check_positive_int", "positive_int"]
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike[str], mode: str = "wb") -> Iterator[IO[Any]]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
 
     The temporary name is unique (``.NAME.XXXX.tmp``), so two processes writing the same file
@@ -35,7 +37,7 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     try:
         # mkstemp makes the file private (0600); give it the permissions open() would have
         os.chmod(fd, 0o666 & ~_umask())
-        with open(fd, mode, **({"encoding": "utf-8"} if mode == "w" else {})) as f:
+        with open(fd, mode, encoding="utf-8" if mode == "w" else None) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())  # the rename must not land before the bytes do
@@ -51,7 +53,7 @@ def _umask() -> int:
     return mask
 
 
-def check_positive_int(value, name: str, minimum: int = 1) -> int:
+def check_positive_int(value: object, name: str, minimum: int = 1) -> int:
     """Return ``value`` if it is an int >= ``minimum`` (bools rejected), else raise ValueError
     with a message that names the argument and what was given."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:

@@ -16,6 +16,19 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+__all__ = [
+    "HIGH_BIT_MODES",
+    "DataFolderError",
+    "DataFolderNotFoundError",
+    "NoSpaceError",
+    "check_image_file",
+    "describe_read_error",
+    "format_from_name",
+    "is_no_space",
+    "no_space_message",
+    "to_8bit",
+]
+
 # Modes whose values go past 255 (or, for 'F', are floats): ImageFolder's loader
 # (img.convert('RGB')) clips them, so a 16-bit photo would train as an almost white square and a
 # float image in [0, 1] as a black one. They get an 8-bit copy in the clean view.

@@ -7,7 +7,9 @@ as arguments, so what they draw and measure is the learner's own code.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn as nn
@@ -15,9 +17,36 @@ import torch.nn.functional as F
 
 from helpers.faces import ATTRIBUTES
 
+if TYPE_CHECKING:
+    import numpy as np
+
+__all__ = [
+    "CELEBA_COLUMNS",
+    "AttributeClassifier",
+    "AttributeVector",
+    "RateRow",
+    "Slerp",
+    "arithmetic_rates",
+    "arithmetic_rows",
+    "celeba_attributes",
+    "generate",
+    "has_attributes",
+    "interpolation",
+    "print_rates",
+    "train_attribute_classifier",
+    "walk_grid",
+]
+
+# The learner's slerp(z0, z1, t): latents (B, z) and t (B,) or a float in [0, 1] -> (B, z)
+Slerp = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | float], torch.Tensor]
+# The learner's attribute_vector(z, has): latents (N, z) and bool labels (N,) -> a vector (z,)
+AttributeVector = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+# One row of arithmetic_rates: (name, base rate, rate after adding, rate after subtracting)
+RateRow = tuple[str, float, float, float]
+
 
 @torch.no_grad()
-def generate(G, z, batch_size=256):
+def generate(G: nn.Module, z: torch.Tensor, batch_size: int = 256) -> torch.Tensor:
     """G(z) in eval mode (batch norm with its running statistics), on the CPU, in batches."""
     was_training = G.training
     G.eval()
@@ -33,13 +62,13 @@ def generate(G, z, batch_size=256):
         G.train(was_training)
 
 
-def interpolation(z0, z1, slerp, steps=8):
+def interpolation(z0: torch.Tensor, z1: torch.Tensor, slerp: Slerp, steps: int = 8) -> torch.Tensor:
     """(steps, z) latents from z0 to z1 (each (z,)), along slerp."""
     t = torch.linspace(0, 1, steps)
     return slerp(z0.expand(steps, -1), z1.expand(steps, -1), t)
 
 
-def walk_grid(corners, slerp, n=6):
+def walk_grid(corners: torch.Tensor, slerp: Slerp, n: int = 6) -> torch.Tensor:
     """(n * n, z) latents on a grid between four corner latents (4, z): slerp along the top and
     bottom edges, then down each column."""
     t = torch.linspace(0, 1, n)
@@ -52,7 +81,7 @@ def walk_grid(corners, slerp, n=6):
 class AttributeClassifier(nn.Module):
     """Images (B, 3, 64, 64) in [-1, 1] -> one logit per attribute (B, len(ATTRIBUTES))."""
 
-    def __init__(self, n_attributes=4, width=32):  # 4: len(ATTRIBUTES)
+    def __init__(self, n_attributes: int = 4, width: int = 32) -> None:  # 4: len(ATTRIBUTES)
         super().__init__()
         # A DCGAN-style D with one logit per attribute. The last layer sees the 8x8 map (no
         # pooling): where a feature is (a mouth, the eyes) tells a smile from a frown. Pooling
@@ -70,11 +99,18 @@ class AttributeClassifier(nn.Module):
             nn.Linear(4 * width * 8 * 8, n_attributes),
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(F.interpolate(x, size=64, mode="bilinear", align_corners=False))
 
 
-def train_attribute_classifier(images, labels, epochs=8, batch_size=64, seed=0, hold_out=0.2):
+def train_attribute_classifier(
+    images: torch.Tensor,
+    labels: torch.Tensor | np.ndarray,
+    epochs: int = 8,
+    batch_size: int = 64,
+    seed: int = 0,
+    hold_out: float = 0.2,
+) -> tuple[AttributeClassifier, torch.Tensor, torch.Tensor]:
     """Train an AttributeClassifier on uint8 images (N, 3, H, W) with bool labels (N, A).
 
     Returns (classifier in eval mode on the CPU, per-attribute balanced accuracy on the held-out
@@ -110,12 +146,20 @@ def train_attribute_classifier(images, labels, epochs=8, batch_size=64, seed=0, 
 
 
 @torch.no_grad()
-def has_attributes(classifier, images):
+def has_attributes(classifier: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """The classifier's verdicts (bool (B, A)) on images in [-1, 1]."""
     return torch.cat([classifier(images[i : i + 256]) > 0 for i in range(0, len(images), 256)])
 
 
-def arithmetic_rates(G, classifier, attribute_vector, z_size, n=500, seed=0, names=ATTRIBUTES):
+def arithmetic_rates(
+    G: nn.Module,
+    classifier: nn.Module,
+    attribute_vector: AttributeVector,
+    z_size: int,
+    n: int = 500,
+    seed: int = 0,
+    names: Iterable[str] = ATTRIBUTES,
+) -> list[RateRow]:
     """Measure latent arithmetic: for each attribute, its vector from n labelled samples, added
     to n new z. Returns a list of (name, base rate, rate after adding, rate after subtracting)."""
     gen = torch.Generator().manual_seed(seed)
@@ -123,7 +167,7 @@ def arithmetic_rates(G, classifier, attribute_vector, z_size, n=500, seed=0, nam
     labels = has_attributes(classifier, generate(G, z))  # what G drew for each z
     z_new = torch.randn(n, z_size, generator=gen)
     base = has_attributes(classifier, generate(G, z_new)).float().mean(0)
-    rows = []
+    rows: list[RateRow] = []
     for a, name in enumerate(names):
         if labels[:, a].all() or not labels[:, a].any():
             rows.append((name, base[a].item(), float("nan"), float("nan")))
@@ -135,7 +179,16 @@ def arithmetic_rates(G, classifier, attribute_vector, z_size, n=500, seed=0, nam
     return rows
 
 
-def arithmetic_rows(G, classifier, attribute_vector, z_size, attribute, n=500, show=8, seed=1):
+def arithmetic_rows(
+    G: nn.Module,
+    classifier: nn.Module,
+    attribute_vector: AttributeVector,
+    z_size: int,
+    attribute: str,
+    n: int = 500,
+    show: int = 8,
+    seed: int = 1,
+) -> torch.Tensor | None:
     """Images for a picture of latent arithmetic: `show` new faces minus, as drawn, and plus the
     attribute's vector (made from n samples labelled by the classifier): (3 * show, 3, H, W).
     None when G never (or always) draws the attribute, so there is no vector."""
@@ -149,7 +202,7 @@ def arithmetic_rows(G, classifier, attribute_vector, z_size, attribute, n=500, s
     return generate(G, torch.cat([z_show - v, z_show, z_show + v]))
 
 
-def print_rates(rows, n):
+def print_rates(rows: Iterable[RateRow], n: int) -> None:
     """The table of arithmetic_rates, one line per attribute."""
     print(f"{'attribute':>10} | base rate | + vector | - vector   ({n} new samples each)")
     for name, base, on, off in rows:
@@ -169,7 +222,9 @@ CELEBA_COLUMNS = {
 }
 
 
-def celeba_attributes(attr_file, names, attributes=ATTRIBUTES):
+def celeba_attributes(
+    attr_file: str | Path, names: Iterable[str], attributes: Sequence[str] = ATTRIBUTES
+) -> np.ndarray:
     """Labels of CelebA images from its attribute file (list_attr_celeba.txt: a count line, a
     line of the 40 attribute names, then one line per image, '000001.jpg -1 1 ...').
 
@@ -189,7 +244,7 @@ def celeba_attributes(attr_file, names, attributes=ATTRIBUTES):
             "attributes (list_attr_celeba.txt from the CelebA site)."
         )
     columns = [(header.index(CELEBA_COLUMNS[a][0]), CELEBA_COLUMNS[a][1]) for a in attributes]
-    rows = {}
+    rows: dict[str, list[str]] = {}
     for line in lines[2:]:
         parts = line.split()
         if parts:

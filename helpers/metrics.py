@@ -16,9 +16,39 @@ Everything is plain torch, vectorised, on the device of the images you pass, and
 deterministic for a given ``seed``.
 """
 
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+__all__ = [
+    "DESCRIPTORS_PER_IMAGE",
+    "DIRECTIONS",
+    "MIN_IMAGES_FOR_SWD",
+    "MIN_RESOLUTION",
+    "NEAR_COPY_EXCESS",
+    "NEAR_COPY_FACTOR",
+    "NN_BATCH_SIZE",
+    "NOT_LEARNED_SPREAD",
+    "NOT_LEARNED_SWD_FACTOR",
+    "PATCH_SIZE",
+    "REPEATS",
+    "SWD_SCALE",
+    "Training",
+    "laplacian_pyramid",
+    "memorisation_report",
+    "nearest_neighbour_distance",
+    "sliced_wasserstein_distance",
+    "spread",
+    "verdict",
+]
+
+# Training images: one tensor (M, 3, H, W), or batches of them (a DataLoader of (images, labels))
+Training = torch.Tensor | Iterable[torch.Tensor | Sequence[torch.Tensor]]
 
 # ---------------------------------------------------------------------------------------------
 # Defaults, with where they come from (Karras et al. 2018, section 5 / appendix D, and the
@@ -137,7 +167,7 @@ def _pyramid_up(images):
     return _blur(upsampled, kernel_scale=4.0)
 
 
-def laplacian_pyramid(images, levels):
+def laplacian_pyramid(images: torch.Tensor, levels: int) -> list[torch.Tensor]:
     """Split images into `levels` frequency bands, finest first.
 
     Serves the notebook's "Evaluate your generator" step (used by ``sliced_wasserstein_distance``).
@@ -236,15 +266,15 @@ def _sliced_wasserstein(a, b, directions, repeats, generator):
 
 
 def sliced_wasserstein_distance(
-    real,
-    fake,
-    descriptors_per_image=DESCRIPTORS_PER_IMAGE,
-    patch_size=PATCH_SIZE,
-    directions=DIRECTIONS,
-    repeats=REPEATS,
-    min_resolution=MIN_RESOLUTION,
-    seed=0,
-):
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    descriptors_per_image: int = DESCRIPTORS_PER_IMAGE,
+    patch_size: int = PATCH_SIZE,
+    directions: int = DIRECTIONS,
+    repeats: int = REPEATS,
+    min_resolution: int = MIN_RESOLUTION,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Multi-scale sliced Wasserstein distance (SWD x 10^3) between two sets of images.
 
     Serves the notebook's "Evaluate your generator" step. Method of Karras et al. 2018
@@ -436,7 +466,9 @@ def _nearest(queries, training, batch_size, skip=None):
     return distances.cpu(), best_index.cpu()
 
 
-def nearest_neighbour_distance(generated, training, batch_size=NN_BATCH_SIZE):
+def nearest_neighbour_distance(
+    generated: torch.Tensor, training: Training, batch_size: int = NN_BATCH_SIZE
+) -> dict[str, Any]:
     """For each generated image, the distance to its closest training image.
 
     Serves the notebook's "Evaluate your generator" step (and ``memorisation_report``).
@@ -467,7 +499,13 @@ def nearest_neighbour_distance(generated, training, batch_size=NN_BATCH_SIZE):
     }
 
 
-def memorisation_report(generated, training, train_holdout=None, batch_size=NN_BATCH_SIZE, seed=0):
+def memorisation_report(
+    generated: torch.Tensor,
+    training: Training,
+    train_holdout: torch.Tensor | None = None,
+    batch_size: int = NN_BATCH_SIZE,
+    seed: int = 0,
+) -> dict[str, Any]:
     """Does the generator copy training images? Compares nearest-neighbour distances.
 
     Serves the notebook's "Evaluate your generator" step. For each generated image we find its
@@ -558,7 +596,7 @@ def memorisation_report(generated, training, train_holdout=None, batch_size=NN_B
 # What the numbers say
 
 
-def spread(images):
+def spread(images: torch.Tensor) -> float:
     """How much a set of images varies: the per-pixel standard deviation across the set, averaged.
 
     (N, 3, H, W) float in [-1, 1] or uint8. Real faces give about 0.4 to 0.5; a generator that
@@ -570,7 +608,13 @@ def spread(images):
     return images.std(dim=0).mean().item()
 
 
-def verdict(generated, real, swd_generated, swd_floor, memorisation=None):
+def verdict(
+    generated: torch.Tensor,
+    real: torch.Tensor,
+    swd_generated: dict[str, Any] | float,
+    swd_floor: dict[str, Any] | float,
+    memorisation: dict[str, Any] | None = None,
+) -> str:
     """What the evaluation says about G, as text to print (notebook step "Evaluate your generator").
 
     Args:

@@ -19,11 +19,14 @@ from __future__ import annotations
 import weakref
 
 import torch
+from torch import nn
+
+__all__ = ["DiscriminatorProbe"]
 
 # The G outputs kept to recognise fakes: the D step and the G step may each make their own.
 _G_OUTPUTS_KEPT = 2
 # One probe per discriminator: a new one removes the hooks that an interrupted run left behind.
-_probes: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_probes: weakref.WeakKeyDictionary[nn.Module, DiscriminatorProbe] = weakref.WeakKeyDictionary()
 
 
 def _storage(t):
@@ -33,7 +36,13 @@ def _storage(t):
 class DiscriminatorProbe:
     """Measures D(x) and D(G(z)) in the D step of a training batch, without changing training."""
 
-    def __init__(self, D, G, d_optimizer, g_optimizer):
+    def __init__(
+        self,
+        D: nn.Module,
+        G: nn.Module,
+        d_optimizer: torch.optim.Optimizer,
+        g_optimizer: torch.optim.Optimizer,
+    ) -> None:
         old = _probes.get(D)
         if old is not None:
             old.close()
@@ -41,10 +50,11 @@ class DiscriminatorProbe:
         self.active = True
         # Holding the outputs keeps their memory from being reused by the next real batch,
         # which would then be taken for fakes.
-        self._g_outputs = []
-        self._sums = {"real": None, "fake": None}
+        self._g_outputs: list[torch.Tensor] = []
+        self._sums: dict[str, torch.Tensor | None] = {"real": None, "fake": None}
         self._counts = {"real": 0, "fake": 0}
-        self._last = None  # (D(x), D(G(z))) of the last D step, as tensors
+        # (D(x), D(G(z))) of the last D step, as tensors
+        self._last: tuple[torch.Tensor | None, torch.Tensor | None] | None = None
         self._handles = [
             G.register_forward_hook(self._on_g),
             D.register_forward_hook(self._on_d),
@@ -67,10 +77,11 @@ class DiscriminatorProbe:
         self._sums[kind] = total if previous is None else previous + total
         self._counts[kind] += output.numel()
 
-    def _mean(self, kind):
-        if self._counts[kind] == 0:
+    def _mean(self, kind: str) -> torch.Tensor | None:
+        total = self._sums[kind]
+        if self._counts[kind] == 0 or total is None:
             return None
-        return self._sums[kind] / self._counts[kind]
+        return total / self._counts[kind]
 
     def _reset(self):
         self._sums = {"real": None, "fake": None}
@@ -84,20 +95,21 @@ class DiscriminatorProbe:
     def _on_g_step(self, optimizer, args, kwargs):
         self._reset()  # D's calls in the G step score fakes for G's loss, not D's step
 
-    def means(self):
+    def means(self) -> tuple[float, ...]:
         """(D(x), D(G(z))) of the last D step, as floats in [0, 1] (nan when not measured).
 
         Waits for the GPU once; call it on logging steps only.
         """
-        measured = [v for v in self._last or () if v is not None]
+        last = self._last or (None, None)
+        measured = [v for v in last if v is not None]
         if not measured:
             return (float("nan"), float("nan"))
         nan = torch.full((), float("nan"), device=measured[0].device)
-        values = torch.stack([nan if v is None else v.float() for v in self._last])
+        values = torch.stack([nan if v is None else v.float() for v in last])
         self._last = None
         return tuple(values.tolist())  # one wait for the GPU for both
 
-    def close(self):
+    def close(self) -> None:
         """Remove the hooks and let go of the kept outputs."""
         for handle in self._handles:
             handle.remove()

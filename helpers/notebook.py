@@ -27,6 +27,31 @@ import traceback
 from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "BEGIN",
+    "CELL_FILE",
+    "DEFINITION_TAGS",
+    "END",
+    "NOTEBOOK",
+    "PART2_NOTEBOOK",
+    "ROOT",
+    "TEST_CALL",
+    "CellError",
+    "code_cells",
+    "graded_test_calls",
+    "graded_tests",
+    "headings",
+    "load_solution",
+    "numbered_cells",
+    "read_notebook",
+    "run_cells",
+    "section_names",
+    "set_notebook_env",
+    "strip_magics",
+    "tags",
+]
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "solution" / "dlnd_face_generation.ipynb"
@@ -39,7 +64,7 @@ DEFINITION_TAGS = ("setup", "solution")
 TEST_CALL = re.compile(r"tests\.(test_\w+)\(")
 
 
-def read_notebook(path=NOTEBOOK):
+def read_notebook(path: str | Path = NOTEBOOK) -> dict[str, Any]:
     """Load a notebook as a plain dict, each cell's source joined into one string.
 
     Plain JSON rather than nbformat, so grading, mutation tests and benchmarks also run where
@@ -59,17 +84,17 @@ def read_notebook(path=NOTEBOOK):
     return nb
 
 
-def tags(cell):
+def tags(cell: dict[str, Any]) -> tuple[str, ...]:
     """The cell's tags as a tuple (empty when it has none)."""
     return tuple(cell.get("metadata", {}).get("tags", ()))
 
 
-def headings(markdown):
+def headings(markdown: str) -> list[str]:
     """The headings of a markdown cell's source, without their #s: ["5. The discriminator"]."""
     return [line.lstrip("#").strip() for line in markdown.splitlines() if re.match(r"#+\s", line)]
 
 
-def section_names(nb):
+def section_names(nb: dict[str, Any]) -> set[str]:
     """Every name a notebook section goes by: each heading as written ("5. The discriminator")
     and without its number ("The discriminator"), as module docstrings cite them."""
     names = set()
@@ -80,12 +105,12 @@ def section_names(nb):
     return names
 
 
-def code_cells(nb, *wanted):
+def code_cells(nb: dict[str, Any], *wanted: str) -> list[dict[str, Any]]:
     """Code cells carrying at least one of the `wanted` tags, in notebook order."""
     return [c for c in nb["cells"] if c["cell_type"] == "code" and set(tags(c)) & set(wanted)]
 
 
-def strip_magics(source):
+def strip_magics(source: str) -> str:
     """The cell as plain Python: IPython-only lines (``%magic``, ``!shell``) become blank lines,
     so line numbers in errors stay those of the cell."""
     return "\n".join(
@@ -93,22 +118,22 @@ def strip_magics(source):
     )
 
 
-def graded_tests(nb):
+def graded_tests(nb: dict[str, Any]) -> list[str]:
     """Names of the graded tests the notebook calls (``test_scale``, ...), in order."""
-    names = []
+    names: list[str] = []
     for cell in code_cells(nb, "graded-test"):
         names += [n for n in TEST_CALL.findall(cell["source"]) if n not in names]
     return names
 
 
-def graded_test_calls(nb):
+def graded_test_calls(nb: dict[str, Any]) -> dict[str, list[str]]:
     """{test name: [argument names]} as the notebook's graded-test cells call them.
 
     For example {"test_optimizers": ["D", "G", "d_optimizer", "g_optimizer"], ...}.
     """
     import ast
 
-    calls = {}
+    calls: dict[str, list[str]] = {}
     for cell in code_cells(nb, "graded-test"):
         for node in ast.walk(ast.parse(strip_magics(cell["source"]))):
             if (
@@ -121,7 +146,7 @@ def graded_test_calls(nb):
     return calls
 
 
-def numbered_cells(nb, *wanted):
+def numbered_cells(nb: dict[str, Any], *wanted: str) -> list[tuple[int, str]]:
     """[(number, source)] of the code cells carrying one of the `wanted` tags (all code cells
     when none is given). A cell's number is its position in the notebook, from 1, markdown
     cells included: the number ``run_cells`` reports."""
@@ -143,7 +168,7 @@ class CellError:
     origin: tuple[int, int] | None  # (cell, line) deepest in another cell, when it came from there
     exception: BaseException
 
-    def __str__(self):
+    def __str__(self) -> str:
         at = f", line {self.line}" if self.line else ""
         came = f" (from cell {self.origin[0]}, line {self.origin[1]})" if self.origin else ""
         return f"cell {self.cell}{at}{came}: {self.error}: {self.message}".rstrip(": ")
@@ -169,7 +194,7 @@ def _cell_error(number: int, err: BaseException) -> CellError:
 
 def run_cells(
     cells: Iterable[tuple[int, str]],
-    namespace: MutableMapping | None = None,
+    namespace: dict[str, Any] | None = None,
     on_cell: Callable[[int], None] | None = None,
 ) -> list[CellError]:
     """Execute `cells`, (number, source) pairs, in order in one `namespace`, past failures.
@@ -199,8 +224,11 @@ def run_cells(
 
 
 def set_notebook_env(
-    out_dir, quick: bool, headless: bool = False, environ: MutableMapping | None = None
-):
+    out_dir: str | Path,
+    quick: bool,
+    headless: bool = False,
+    environ: MutableMapping[str, str] | None = None,
+) -> MutableMapping[str, str]:
     """Set what the notebook's hyperparameters cell reads: ``DCGAN_OUT=out_dir`` (absolute) and
     ``DCGAN_QUICK=1`` or unset. `headless` also sets ``MPLBACKEND=Agg`` (figures only saved).
 
@@ -217,14 +245,14 @@ def set_notebook_env(
     return environ
 
 
-def load_solution(path=NOTEBOOK):
+def load_solution(path: str | Path = NOTEBOOK) -> dict[str, Any]:
     """Run the notebook's setup and solution cells (run_cells) and return their namespace.
 
     Raises RuntimeError naming the cell when one fails. The working directory must be the
     repository root so ``import problem_unittests`` and ``import helpers`` resolve, as they do
     in Jupyter.
     """
-    namespace = {"__name__": "__notebook__"}
+    namespace: dict[str, Any] = {"__name__": "__notebook__"}
     errors = run_cells(numbered_cells(read_notebook(path), *DEFINITION_TAGS), namespace)
     if errors:
         raise RuntimeError(f"{path}: {errors[0]}") from errors[0].exception

@@ -11,7 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["PART1_NAME", "Part1Error", "load_part1", "plot_wgan_losses"]
 
 PART1_NAME = "dlnd_face_generation.ipynb"
 
@@ -20,7 +27,7 @@ class Part1Error(RuntimeError):
     """Your part-1 notebook cannot be found or its definition cells fail (the message says why)."""
 
 
-def load_part1(notebook):
+def load_part1(notebook: str | Path) -> dict[str, Any]:
     """Run the setup and solution cells of your part-1 notebook; return their names as a dict.
 
     notebook: the path of dlnd_face_generation.ipynb (part 2's setup cell takes the one beside
@@ -40,7 +47,7 @@ def load_part1(notebook):
         nb = read_notebook(path)
     except ValueError as err:
         raise Part1Error(f"{path} cannot be read as a notebook: {err}") from None
-    namespace = {"__name__": "__notebook__"}
+    namespace: dict[str, Any] = {"__name__": "__notebook__"}
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         errors = run_cells(numbered_cells(nb, *DEFINITION_TAGS), namespace)
     if errors:
@@ -51,7 +58,7 @@ def load_part1(notebook):
     return namespace
 
 
-def plot_wgan_losses(losses, path=None):
+def plot_wgan_losses(losses: Sequence[Sequence[float]], path: str | Path | None = None) -> Figure:
     """Plot train_wgan's log: the critic's estimate of the Wasserstein distance (-critic_loss),
     G's loss and the gradient penalty, against the logging step. Returns the Figure."""
     import math

@@ -19,9 +19,13 @@ Where the figures appear:
 * A desktop window backend (Qt, Tk, macOS): figures stay open; call ``plt.show()`` as usual.
 """
 
+from __future__ import annotations
+
 import io
 import reprlib
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 import matplotlib.pyplot as plt
@@ -30,6 +34,35 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid, save_image
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.image import AxesImage
+    from torch import nn
+
+__all__ = [
+    "FEW_POINTS",
+    "INCHES_PER_PIXEL",
+    "MAX_FIGURE_INCHES",
+    "PAD_VALUE",
+    "PADDING",
+    "RECORDS",
+    "SAVE_DPI",
+    "TOLERANCE",
+    "Images",
+    "Losses",
+    "imshow",
+    "plot_architecture",
+    "plot_losses",
+    "show_batch",
+    "view_progress",
+    "view_samples",
+]
+
+# A batch (or one image) as a tensor on any device, or a numpy array
+Images = torch.Tensor | np.ndarray
+# What train returns, records of (d_loss, g_loss[, D(x), D(G(z))]), or {name: [loss, ...]}
+Losses = Iterable[Sequence[float | torch.Tensor]] | Mapping[str, Iterable[float | torch.Tensor]]
 
 PADDING = 2  # pixels between images in a grid (torchvision's default)
 PAD_VALUE = 1.0  # white gaps: the grid reads as separate faces on a white page
@@ -93,7 +126,7 @@ def _check_positive_int(value, name, function, minimum=1):
         raise ValueError(f"{function}: {name} must be a whole number >= {minimum}, got {value!r}.")
 
 
-def _as_cpu_float(images, function, expected):
+def _as_cpu_float(images: object, function: str, expected: str) -> torch.Tensor:
     if isinstance(images, np.ndarray):
         images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
@@ -104,7 +137,7 @@ def _as_cpu_float(images, function, expected):
     return images.detach().to("cpu", torch.float32)
 
 
-def _check_batch(images, function):
+def _check_batch(images: object, function: str) -> torch.Tensor:
     """Return images as a CPU float tensor (B, 3, H, W), or explain plainly what is wrong."""
     images = _as_cpu_float(images, function, "(B, 3, H, W)")
     shape = tuple(images.shape)
@@ -138,7 +171,7 @@ def _check_batch(images, function):
     return images
 
 
-def _check_unit_range(images, function):
+def _check_unit_range(images: torch.Tensor, function: str) -> torch.Tensor:
     """Images meant to be in [0, 1]: catch [-1, 1] and 0-255 inputs, then clamp rounding."""
     low, high = images.min().item(), images.max().item()
     if low < -TOLERANCE:
@@ -159,7 +192,7 @@ def _check_unit_range(images, function):
     return images.clamp(0, 1)
 
 
-def _check_tanh_range(samples, function):
+def _check_tanh_range(samples: torch.Tensor, function: str) -> torch.Tensor:
     low, high = samples.min().item(), samples.max().item()
     if low < -1 - TOLERANCE or high > 1 + TOLERANCE:
         raise ValueError(
@@ -203,7 +236,7 @@ def _describe(value):
     return f"{reprlib.repr(value)} ({type(value).__name__})"
 
 
-def imshow(img, ax=None):
+def imshow(img: Images, ax: Axes | None = None) -> AxesImage:
     """Draw one RGB image on ``ax`` (default: the current axes), without axis ticks.
 
     img: tensor (3, H, W) float in [0, 1], or a numpy array (H, W, 3) (float in [0, 1] or uint8).
@@ -217,8 +250,8 @@ def imshow(img, ax=None):
             )
         array = img
         if array.dtype != np.uint8:
-            array = _check_unit_range(torch.from_numpy(np.asarray(img, np.float32)), "imshow")
-            array = array.numpy()
+            unit = _check_unit_range(torch.from_numpy(np.asarray(img, np.float32)), "imshow")
+            array = unit.numpy()
     else:
         tensor = _as_cpu_float(img, "imshow", "(3, H, W)")
         if tensor.dim() != 3 or tensor.shape[0] != 3:
@@ -238,7 +271,9 @@ def imshow(img, ax=None):
     return image
 
 
-def show_batch(images, nrow=8, title=None, path=None):
+def show_batch(
+    images: Images, nrow: int = 8, title: str | None = None, path: str | Path | None = None
+) -> Figure:
     """Show a batch of real training images as a grid ("The data loader" step).
 
     images: tensor (B, 3, H, W), float in [0, 1], as the dataloader yields it (any device).
@@ -254,7 +289,9 @@ def show_batch(images, nrow=8, title=None, path=None):
     return _finish(_grid_figure(_grid(images, nrow), title))
 
 
-def view_samples(samples, nrow=8, title=None, path=None):
+def view_samples(
+    samples: Images, nrow: int = 8, title: str | None = None, path: str | Path | None = None
+) -> Figure:
     """Show generated images as a grid ("Generated samples" step).
 
     samples: generator output, tensor (B, 3, H, W) in [-1, 1] (tanh), any device.
@@ -279,7 +316,12 @@ def view_samples(samples, nrow=8, title=None, path=None):
     return _finish(_grid_figure(_grid(images, nrow), title))
 
 
-def view_progress(samples_per_epoch, max_rows=8, n_per_row=8, path=None):
+def view_progress(
+    samples_per_epoch: Sequence[Images],
+    max_rows: int = 8,
+    n_per_row: int = 8,
+    path: str | Path | None = None,
+) -> Figure:
     """Show the fixed-noise samples epoch by epoch, one row per epoch ("Generated samples" step).
 
     samples_per_epoch: list of tensors (B, 3, H, W) in [-1, 1], one per epoch, in order
@@ -368,7 +410,7 @@ def _loss_series(losses):
             f"{records_message}, got an empty list: nothing was logged. The training loop should "
             "append (d_loss.item(), g_loss.item(), ...) every print_every batches."
         )
-    columns = [[], [], [], []]  # d_loss, g_loss, D(x), D(G(z))
+    columns: list[list[float]] = [[], [], [], []]  # d_loss, g_loss, D(x), D(G(z))
     for index, record in enumerate(losses):
         try:
             values = [_number(v) for v in record]
@@ -386,7 +428,9 @@ def _loss_series(losses):
     return series, {"D(x)": columns[2], "D(G(z))": columns[3]}
 
 
-def plot_losses(losses, path=None, title="Training losses"):
+def plot_losses(
+    losses: Losses, path: str | Path | None = None, title: str = "Training losses"
+) -> Figure:
     """Plot the losses and, when logged, D(x) and D(G(z)) ("Training losses" step).
 
     losses: what train returns, a list of (d_loss, g_loss, D(x), D(G(z))) records of floats (or
@@ -435,7 +479,13 @@ def _shape_text(shape):
     return " x ".join(str(n) for n in shape[1:]) if shape else "?"
 
 
-def plot_architecture(D, G, z_size, image_size=32, path=None):
+def plot_architecture(
+    D: nn.Module,
+    G: nn.Module,
+    z_size: int,
+    image_size: int = 32,
+    path: str | Path | None = None,
+) -> Figure:
     """Draw G and D as rows of layers, each with its output shape ("Build the networks" step).
 
     D, G: the networks (any device); they run once on a batch of 2 in eval mode, so the figure

@@ -22,7 +22,9 @@ import re
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
 
 from helpers.notebook import (
     NOTEBOOK,
@@ -34,6 +36,29 @@ from helpers.notebook import (
     run_cells,
     set_notebook_env,
 )
+
+if TYPE_CHECKING:
+    from nbformat import NotebookNode
+
+__all__ = [
+    "ANSI",
+    "ARTEFACTS",
+    "BAR_COUNT",
+    "BAR_LEFT",
+    "CELL_LINE",
+    "EPOCH",
+    "PART2_ARTEFACTS",
+    "TRAIN_IMAGES",
+    "WIDGET",
+    "Progress",
+    "artefacts_for",
+    "clean_for_commit",
+    "main",
+    "report_failure",
+    "run_notebook",
+    "run_plain",
+    "strip_ansi",
+]
 
 ARTEFACTS = ("samples.png", "progress.png", "losses.png", "checkpoint.pt", "train_samples.pt")
 # Part 2's results, in the part2/ folder of the output folder (its hyperparameters cell)
@@ -50,7 +75,7 @@ PART2_ARTEFACTS = tuple(
 )
 
 
-def artefacts_for(notebook):
+def artefacts_for(notebook: str | Path) -> tuple[str, ...]:
     """The files a run of `notebook` must leave in the output folder: part 2's or part 1's."""
     return PART2_ARTEFACTS if Path(notebook).name == PART2_NOTEBOOK.name else ARTEFACTS
 
@@ -68,7 +93,7 @@ EPOCH = re.compile(r"\bEpoch\s+(\d+)\s*/\s*(\d+)", re.IGNORECASE)
 CELL_LINE = re.compile(r"Cell In\[(\d+)\], line (\d+)")  # IPython's traceback frame header
 
 
-def strip_ansi(text):
+def strip_ansi(text: str) -> str:
     """`text` without terminal colour codes (IPython colours its tracebacks)."""
     return ANSI.sub("", text)
 
@@ -101,19 +126,26 @@ class Progress:
     from the images per epoch (the fast loader's "N training images" line) or the batch size.
     """
 
-    def __init__(self, out=None, batch_size=None, live=None, clock=time.monotonic):
+    def __init__(
+        self,
+        out: TextIO | None = None,
+        batch_size: int | None = None,
+        live: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.out = out or sys.stdout
         self.batch_size = batch_size
-        self.images_per_epoch = None
+        self.images_per_epoch: int | None = None
         self.live = self.out.isatty() if live is None else live
         self.clock = clock
         self.start = clock()
         self.drawn = False  # a live bar line is on screen
-        self.desc = None  # the running bar's description; None when no bar runs
-        self.count = None  # its last counter (BAR_COUNT's groups)
-        self.reported = None  # the count of an epoch bar last printed (not live)
-        self.bar_started = None
-        self.epoch_seconds = []  # how long each finished epoch took, sampling and saving included
+        self.desc: str | None = None  # the running bar's description; None when no bar runs
+        self.count: Any = None  # its last counter (BAR_COUNT's groups dict), None before one
+        self.reported: str | None = None  # the count of an epoch bar last printed (not live)
+        self.bar_started: float | None = None
+        # how long each finished epoch took, sampling and saving included
+        self.epoch_seconds: list[float] = []
 
     def _print(self, text):
         if self.drawn:
@@ -122,12 +154,12 @@ class Progress:
         self.out.write(text + "\n")
         self.out.flush()
 
-    def section(self, title):
+    def section(self, title: str) -> None:
         self.end_bar()
         elapsed = int(self.clock() - self.start)
         self._print(f"[{elapsed // 60}:{elapsed % 60:02d}] {title}")
 
-    def output(self, text):
+    def output(self, text: str) -> None:
         """What a cell printed: each line indented, colour codes removed."""
         if self.count and self.count["done"] == self.count["total"] and not self._counts_epochs():
             self.end_bar()  # a bar that reached its end is over once the cell prints on
@@ -139,7 +171,7 @@ class Progress:
             line = line.rsplit("\r", 1)[-1]  # a text progress bar: only its last state
             self._print(f"    {line}".rstrip())
 
-    def bar(self, text):
+    def bar(self, text: str) -> None:
         """One update of a progress widget's text: its description or its counter."""
         text = html.unescape(text).replace("\u2007", " ").replace("\xa0", " ")
         count = BAR_COUNT.search(text)
@@ -161,7 +193,7 @@ class Progress:
             self.reported = self.count["done"]
             self._print(f"    {self._status()}")
 
-    def bar_closed(self):
+    def bar_closed(self) -> None:
         """The bar's widget was closed (tqdm with leave=False): its loop is done."""
         if self.count:
             self.count.update(done=self.count["total"], left="0")
@@ -180,7 +212,7 @@ class Progress:
         c = self.count
         per_second = self._per_second()
         left = None if ended or c["done"] == c["total"] else _seconds(c["left"])
-        epoch = EPOCH.search(self.desc)
+        epoch = EPOCH.search(self.desc or "")  # a bar runs: desc is set (maybe "")
         if self._counts_epochs():  # one bar over all epochs
             words = [f"epoch {c['done']}/{c['total']}"]
             if ended:
@@ -218,7 +250,7 @@ class Progress:
             words.append(f"about {_clock(rest)} left")
         return ", ".join(words)
 
-    def end_bar(self):
+    def end_bar(self) -> None:
         """The running bar ended (it closed, a new one started, or the cell ended): print its
         last state once."""
         if self.desc is None:
@@ -252,7 +284,7 @@ def _sections(cells):
     return found
 
 
-def clean_for_commit(nb):
+def clean_for_commit(nb: NotebookNode) -> NotebookNode:
     """A copy of an executed notebook fit for a reviewable commit.
 
     Drops what changes on every run without telling a reader anything: per-cell timing
@@ -303,6 +335,8 @@ def _client(nb, progress, **kwargs):
     running = {}  # the index of the cell running now, for a failure that records no error
 
     class Client(NotebookClient):
+        running: dict[str, int]  # set below: the enclosing function's `running`
+
         def process_message(self, msg, cell, cell_index):
             kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
@@ -343,7 +377,13 @@ def _kernel_manager(folder):
     return km
 
 
-def run_notebook(notebook=NOTEBOOK, out_dir="outputs", quick=False, timeout=None, progress=None):
+def run_notebook(
+    notebook: str | Path = NOTEBOOK,
+    out_dir: str | Path = "outputs",
+    quick: bool = False,
+    timeout: int | None = None,
+    progress: Progress | None = None,
+) -> tuple[NotebookNode, float, dict[str, Any] | None]:
     """Execute `notebook` in a fresh kernel with DCGAN_OUT=out_dir.
 
     Returns (executed notebook, seconds, failure): failure is None, or a dict with the failed
@@ -403,10 +443,11 @@ def run_notebook(notebook=NOTEBOOK, out_dir="outputs", quick=False, timeout=None
 def _failure(nb, index=None, ename=None, evalue=None):
     """The first cell with an error output, described for `report_failure`; or, given `index`,
     that cell, which failed with `ename`: `evalue` but recorded no error (a timeout)."""
-    section = None
+    section: str | None = None
     for number, cell in enumerate(nb.cells, 1):
         if cell.cell_type == "markdown":
-            section = (headings(cell.source) or [section])[-1]
+            titles = headings(cell.source)
+            section = titles[-1] if titles else section
             continue
         if index is not None and number == index + 1:
             return {
@@ -449,7 +490,12 @@ def _failure(nb, index=None, ename=None, evalue=None):
     return None
 
 
-def report_failure(failure, seconds, executed=None, out=None):
+def report_failure(
+    failure: dict[str, Any],
+    seconds: float,
+    executed: str | Path | None = None,
+    out: TextIO | None = None,
+) -> None:
     """Print a failed cell: the error first, in full, then the cell with its failing line marked."""
     out = out or sys.stderr
     where = f" (section '{failure['section']}')" if failure.get("section") else ""
@@ -475,7 +521,12 @@ def report_failure(failure, seconds, executed=None, out=None):
     print("\n".join(lines), file=out, flush=True)
 
 
-def run_plain(notebook=NOTEBOOK, out_dir="outputs", quick=False, progress=None):
+def run_plain(
+    notebook: str | Path = NOTEBOOK,
+    out_dir: str | Path = "outputs",
+    quick: bool = False,
+    progress: Progress | None = None,
+) -> tuple[float, dict[str, Any] | None]:
     """Execute every code cell of `notebook` as plain Python, in one namespace, without Jupyter.
 
     For machines that have torch but no Jupyter (a rented GPU box): the same code runs top to
@@ -485,7 +536,7 @@ def run_plain(notebook=NOTEBOOK, out_dir="outputs", quick=False, progress=None):
     set_notebook_env(out_dir, quick, headless=True)
     progress = progress or Progress()
     nb = read_notebook(notebook)
-    namespace = {"__name__": "__main__"}
+    namespace: dict[str, Any] = {"__name__": "__main__"}
     start = time.perf_counter()
     # From the notebook's folder, as Jupyter starts a kernel (part 2 finds part 1 beside it).
     previous = os.getcwd()
@@ -522,7 +573,7 @@ def _run_plain_cells(nb, namespace, start, progress):
     return time.perf_counter() - start, None
 
 
-def main(argv=None):
+def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run the notebook, show its progress, list its results; 0 when all went well."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers run",

@@ -7,22 +7,29 @@ Serves the notebook's "try it" cells after ``conv``/``deconv``, the ``Discrimina
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
+
+__all__ = ["LONG_BLOCK", "Row", "layer_shapes", "print_shapes"]
+
+# (name, description, output shape or None when not a tensor, parameter count)
+Row = tuple[str, str, tuple[int, ...] | None, int]
 
 # A Sequential child with more layers than this is shown layer by layer; shorter ones (part 1's
 # conv/deconv blocks: a convolution and its batch norm) stay one row, "Conv2d + BatchNorm2d".
 LONG_BLOCK = 3
 
 
-def _describe(module):
+def _describe(module: nn.Module) -> str:
     """'Conv2d + BatchNorm2d' for a Sequential block, else the module's class name."""
     if isinstance(module, nn.Sequential) and len(module):
         return " + ".join(type(m).__name__ for m in module)
     return type(module).__name__
 
 
-def layer_shapes(model, x):
+def layer_shapes(model: nn.Module, x: torch.Tensor) -> tuple[list[Row], Any]:
     """Run `x` through `model` once and record the output of each of its direct sub-modules.
 
     model: an nn.Module; x: its input batch, e.g. (B, 3, 32, 32) images or (B, z_size) noise
@@ -42,7 +49,7 @@ def layer_shapes(model, x):
     parameter = next(model.parameters(), None)
     if parameter is not None:
         x = x.to(parameter.device)
-    children = []
+    children: list[tuple[str, nn.Module]] = []
     for name, child in model.named_children():
         if isinstance(child, nn.Sequential) and len(child) > LONG_BLOCK:
             # a whole network in one Sequential (part 2's `self.net`): one row per layer, since
@@ -51,7 +58,8 @@ def layer_shapes(model, x):
         else:
             children.append((name, child))
     children = children or [(type(model).__name__, model)]
-    rows, hooks = [], []
+    rows: list[Row] = []
+    hooks = []
 
     def record(name, module):
         def hook(_module, _inputs, output):
@@ -76,7 +84,7 @@ def layer_shapes(model, x):
     return rows, output
 
 
-def print_shapes(model, x):
+def print_shapes(model: nn.Module, x: torch.Tensor) -> None:
     """Print the shape of `x` after each layer of `model`, with each layer's parameter count.
 
     For example ``print_shapes(Discriminator(32), torch.rand(8, 3, 32, 32) * 2 - 1)``. The first
