@@ -14,6 +14,7 @@ import pytest
 
 import part2_unittests
 from helpers.instructor import grade, sandbox
+from helpers.instructor.cells import kit_notebook_for, kit_tests
 from helpers.instructor.release import PART2_LEARNER_NOTEBOOK
 from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, read_notebook
 
@@ -30,16 +31,16 @@ def run_cli(*args):
 
 
 def test_the_kit_notebook_follows_the_submissions_import():
-    assert grade.kit_notebook_for(read_notebook(PART2_NOTEBOOK)) == PART2_NOTEBOOK
-    assert grade.kit_notebook_for(read_notebook(PART2_LEARNER_NOTEBOOK)) == PART2_NOTEBOOK
-    assert grade.kit_notebook_for(read_notebook(NOTEBOOK)) == NOTEBOOK
+    assert kit_notebook_for(read_notebook(PART2_NOTEBOOK)) == PART2_NOTEBOOK
+    assert kit_notebook_for(read_notebook(PART2_LEARNER_NOTEBOOK)) == PART2_NOTEBOOK
+    assert kit_notebook_for(read_notebook(NOTEBOOK)) == NOTEBOOK
 
 
 def test_part2_kit_tests_are_part2_unittests():
-    tests = grade.kit_tests(PART2_NOTEBOOK)
+    tests = kit_tests(PART2_NOTEBOOK)
     assert sorted(t.name for t in tests) == sorted(part2_unittests.__all__)
     assert {t.module for t in tests} == {"part2_unittests"}
-    assert {t.module for t in grade.kit_tests(NOTEBOOK)} == {"problem_unittests"}
+    assert {t.module for t in kit_tests(NOTEBOOK)} == {"problem_unittests"}
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +61,7 @@ def test_part2_solution_gets_full_marks(solution):
 
 def test_every_part2_test_is_judged_by_the_grader():
     assert sorted(part2_unittests.VERDICTS) == sorted(part2_unittests.__all__)
-    judges = grade.judged_tests({t.module for t in grade.kit_tests(PART2_NOTEBOOK)})
+    judges = grade.judged_tests({t.module for t in kit_tests(PART2_NOTEBOOK)})
     assert judges.keys() == part2_unittests.VERDICTS.keys()
 
 

@@ -18,9 +18,11 @@ import nbformat
 import pytest
 
 import problem_unittests
-from helpers.instructor import grade, release
+from helpers.instructor import release
+from helpers.instructor.cells import definition_cells, kit_tests
 from helpers.instructor.release import ReleaseError, make_release, release_notebook, stub_source
 from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
+from helpers.sandboxed import tests_process
 
 STUB = re.compile(
     r'raise NotImplementedError\("([\w.]+): not implemented yet, see the TODO above"\)'
@@ -249,20 +251,20 @@ def run_release_definitions(released, tmp_path):
             for c in released.cells
         ]
     }
-    cells, used_tags = grade.definition_cells(nb, [n for t in grade.kit_tests() for n in t.needs])
+    cells, used_tags = definition_cells(nb, [n for t in kit_tests() for n in t.needs])
     assert used_tags
     namespace = {"__name__": "__notebook__"}
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
         mp.setenv("DCGAN_OUT", str(tmp_path))
         mp.setenv("DCGAN_QUICK", "1")
-        errors = grade.run_definitions(cells, namespace)
+        errors = tests_process.run_definitions(cells, namespace)
     return cells, namespace, errors
 
 
 def test_each_graded_test_raises_not_implemented_yet_on_the_release(built, tmp_path):
     _, released, _ = built
     _, namespace, _ = run_release_definitions(released, tmp_path)
-    callable_tests = [t for t in grade.kit_tests() if all(n in namespace for n in t.needs)]
+    callable_tests = [t for t in kit_tests() if all(n in namespace for n in t.needs)]
     assert len(callable_tests) >= 9
     for test in callable_tests:
         args = [eval(arg, namespace) for arg in test.args]
@@ -278,8 +280,8 @@ def test_grader_fails_every_release_test_with_not_implemented_yet(built, tmp_pat
     cells, _, _ = run_release_definitions(released, tmp_path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DCGAN_OUT", str(tmp_path))
-        results, errors = grade.run_graded_tests(cells, grade.kit_tests())
-    assert len(results) == len(grade.kit_tests())
+        results, errors = tests_process.run_graded_tests(cells, kit_tests())
+    assert len(results) == len(kit_tests())
     for result in results:
         assert not result["passed"] and "not implemented yet" in result["message"], result
     optimizers = next(r for r in results if r["name"] == "test_optimizers")

@@ -6,8 +6,9 @@ root, with:
 - no network (``--unshare-net``) and a new PID namespace whose processes all die with it
   (``--unshare-pid --die-with-parent``: nothing the learner starts outlives the submission);
 - a read-only view of the OS (``/usr`` and the loader's cache), the Python environment and a
-  grading bundle: the kit's ``problem_unittests.py``, ``workspace_utils.py`` and ``helpers/``
-  without the instructor tools. Not the solution notebook, the mutants, ``.git`` or the tests;
+  grading bundle: the kit's ``problem_unittests.py``, ``part2_unittests.py``,
+  ``workspace_utils.py`` and ``helpers/`` without the instructor tools (the rule in
+  helpers.instructor.shipping). Not the solution notebook, the mutants, ``.git`` or the tests;
 - the learner side's first process (the grader's scheduler) as PID 1 (``--as-pid-1``): no
   bwrap helper process inside holds the result pipe, and the scheduler makes itself
   non-dumpable, so no learner process can open the pipe through ``/proc`` and write results;
@@ -39,6 +40,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers.instructor.shipping import TOP_LEVEL_FILES, copy_helpers
 from helpers.notebook import ROOT
 
 BWRAP = "/usr/bin/bwrap"
@@ -50,9 +52,6 @@ INSTALL_HINT = (
     "python:3.11 ...`) and pass --no-sandbox there. --no-sandbox runs learner code with your "
     "rights: use it only for notebooks you trust (your own solution)."
 )
-# What the learner side may see of the kit: what a learner already has in the release folder.
-BUNDLE_FILES = ("problem_unittests.py", "part2_unittests.py", "workspace_utils.py")
-BUNDLE_SKIP = ("release.py", "run.py", "sandbox.py", "classroom.py", "__main__.py")
 SANDBOX_UID = 1000  # the uid inside; outside, root drops to OUTSIDE_UID + slot
 OUTSIDE_UID = 3_500_000  # far above any real account, so it owns no file on the host
 KIT = "/kit"
@@ -78,12 +77,12 @@ class SandboxUnavailable(RuntimeError):
 def bundle(dest):
     """Copy the grading bundle into folder `dest` (world-readable); return `dest` as a Path."""
     dest = Path(dest)
-    (dest / "helpers").mkdir(parents=True, exist_ok=True)
-    for name in BUNDLE_FILES:
+    dest.mkdir(parents=True, exist_ok=True)
+    # What the learner side may see of the kit: what a learner already has, and the grader's
+    # code that runs inside (helpers/sandboxed/); never helpers/instructor/.
+    for name in TOP_LEVEL_FILES:
         shutil.copyfile(ROOT / name, dest / name)
-    for module in (ROOT / "helpers").glob("*.py"):
-        if module.name not in BUNDLE_SKIP:
-            shutil.copyfile(module, dest / "helpers" / module.name)
+    copy_helpers(dest / "helpers", "sandbox")
     (dest / "etc").mkdir(exist_ok=True)
     (dest / "etc" / "passwd").write_text(
         f"learner:x:{SANDBOX_UID}:{SANDBOX_UID}:learner:{SCRATCH}:/bin/false\n"
