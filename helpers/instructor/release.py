@@ -345,9 +345,10 @@ def main(argv=None):
     parser.add_argument(
         "--update-kit",
         action="store_true",
-        help="instead, rewrite the kit's own learner edition, "
-        f"{LEARNER_NOTEBOOK.name} at the kit's top level (what a learner who "
-        "clones the kit opens); run it after every change to the solution",
+        help="instead, rewrite the kit's own learner editions at the kit's top level (what a "
+        "learner who clones the kit opens): "
+        + " and ".join(n.name for n in KIT_NOTEBOOKS)
+        + ", or the one of --notebook; run it after every change to the solution",
     )
     args = parser.parse_args(argv)
     notebooks = [args.notebook] if args.notebook else KIT_NOTEBOOKS
@@ -371,6 +372,7 @@ def main(argv=None):
         print(
             "Beside it: README.md (the learner README), requirements.txt, "
             f"{', '.join(TOP_LEVEL_FILES)}, "
-            "helpers/ (without the instructor's tools: helpers/instructor/)"
+            "helpers/ (without the instructor's tools, helpers/instructor/, nor the grader's "
+            "sandbox side, helpers/sandboxed/)"
         )
     return 0
