@@ -37,11 +37,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from helpers.instructor.shipping import TOP_LEVEL_FILES, copy_helpers
 from helpers.notebook import ROOT
+
+__all__ = [
+    "BWRAP",
+    "INSTALL_HINT",
+    "KIT",
+    "PRLIMIT",
+    "SCRATCH",
+    "Limits",
+    "Outcome",
+    "SandboxUnavailable",
+    "available",
+    "bundle",
+    "command",
+    "mode",
+    "run_capped",
+    "run_in_sandbox",
+]
 
 BWRAP = "/usr/bin/bwrap"
 PRLIMIT = "/usr/bin/prlimit"
@@ -74,7 +93,7 @@ class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot create a sandbox on this machine."""
 
 
-def bundle(dest):
+def bundle(dest: Path | str) -> Path:
     """Copy the grading bundle into folder `dest` (world-readable); return `dest` as a Path."""
     dest = Path(dest)
     dest.mkdir(parents=True, exist_ok=True)
@@ -133,7 +152,7 @@ def _os_binds():
 
 
 @functools.cache
-def available():
+def available() -> str | None:
     """None when a sandbox can start here, else the reason (and what to do)."""
     if not os.path.exists(BWRAP):
         return f"bubblewrap ({BWRAP}) is not installed. {INSTALL_HINT}"
@@ -162,7 +181,7 @@ def _drop_kwargs(slot, binds):
     return {"user": uid, "group": uid, "extra_groups": []}
 
 
-def mode(slot=0):
+def mode(slot: int = 0) -> str:
     """How the sandbox runs here, in words, for the report."""
     if os.geteuid() != 0:
         return "bubblewrap, as this user"
@@ -182,7 +201,9 @@ def mode(slot=0):
     )
 
 
-def command(bundle_dir, argv, limits, env):
+def command(
+    bundle_dir: Path | str, argv: Sequence[str], limits: Limits, env: Mapping[str, str]
+) -> list[str]:
     """The bwrap command line that runs `argv` (inside paths) in a sandbox over `bundle_dir`."""
     cmd = [
         BWRAP,
@@ -263,7 +284,14 @@ class Outcome:
     seconds: float
 
 
-def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
+def run_capped(
+    cmd: Sequence[str],
+    stdin: bytes,
+    deadline_s: float,
+    stdout_cap: int,
+    stderr_cap: int = 16384,
+    **popen: Any,
+) -> Outcome:
     """Run `cmd`, feed it `stdin` (bytes), read its output with caps and a deadline.
 
     stdout past `stdout_cap` stops the run (the learner side never needs that much); stderr
@@ -278,6 +306,8 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
         start_new_session=True,
         **popen,
     )
+    # PIPE gives each of them a stream
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
         proc.stdin.write(stdin)
         proc.stdin.close()
@@ -293,7 +323,7 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
             timed_out = True
             break
         for key, _ in sel.select(timeout=min(left, 1.0)):
-            chunk = os.read(key.fileobj.fileno(), 65536)
+            chunk = os.read(key.fd, 65536)
             if not chunk:
                 sel.unregister(key.fileobj)
             elif key.data == "out":
@@ -324,9 +354,17 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
     )
 
 
-def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, slot=0):
-    """Run `argv` (a command inside the sandbox, e.g. helpers.instructor.grade.learner_side()) in a
-    fresh sandbox with a fresh bundle; return an Outcome. Raises SandboxUnavailable."""
+def run_in_sandbox(
+    argv: Sequence[str],
+    stdin: bytes,
+    deadline_s: float,
+    stdout_cap: int,
+    limits: Limits | None = None,
+    env: Mapping[str, str] | None = None,
+    slot: int = 0,
+) -> Outcome:
+    """Run `argv` (a command inside the sandbox, e.g. helpers.sandboxed.scheduler.learner_side())
+    in a fresh sandbox with a fresh bundle; return an Outcome. Raises SandboxUnavailable."""
     reason = available()
     if reason:
         raise SandboxUnavailable(reason)

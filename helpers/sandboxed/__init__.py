@@ -11,3 +11,5 @@ grader (helpers.instructor.grade) in JSON lines.
 Ships into the sandbox, never to learners. Nothing here imports ``helpers.instructor``: the
 sandbox does not have it.
 """
+
+__all__: list[str] = []
