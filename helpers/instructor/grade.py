@@ -36,7 +36,7 @@ from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from secrets import randbelow
-from typing import Any
+from typing import Any, NamedTuple
 
 from helpers.files import atomic_write, positive_int
 from helpers.instructor import sandbox as box
@@ -307,16 +307,15 @@ def judge_observation(
         )
 
 
-@dataclass
-class Judged:
+class Judged(NamedTuple):
     """What the learner side's answer came to: {test name: result}, the definition cells'
-    errors (by cell), whether it said it was done, and what was wrong with the lines that were
-    ignored ("line 3: ...")."""
+    errors (by cell number), whether it said it was done, and what was wrong with each line
+    that was ignored ("line 3: ...")."""
 
-    results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
-    done: bool = False
-    problems: list[str] = field(default_factory=list)
+    results: dict[str, dict[str, Any]]
+    definition_errors: list[dict[str, Any]]
+    done: bool
+    problems: list[str]
 
 
 @dataclass
@@ -328,7 +327,9 @@ class _Context:
     judges: dict[str, Callable[..., Any]]  # none without a seed
     seed: int
     secrets: list[str]
-    judged: Judged
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    errors: dict[int, dict[str, Any]] = field(default_factory=dict)
+    done: bool = False
 
 
 def _shown(value: object) -> str:
@@ -347,7 +348,7 @@ def _on_started(ctx: _Context, value: Any) -> str | None:
 def _on_done(ctx: _Context, value: Any) -> str | None:
     if value is not True:
         return f'"done" is {_shown(value)}, not true'
-    ctx.judged.done = True
+    ctx.done = True
     return None
 
 
@@ -356,7 +357,7 @@ def _on_test(ctx: _Context, value: Any) -> str | None:
     the judge, run here, decides on; a "pass" sent for such a test is forged and fails."""
     if not isinstance(value, dict):
         return f"a test result that is not an object ({type(value).__name__})"
-    name, results = value.get("name"), ctx.judged.results
+    name, results = value.get("name"), ctx.results
     if name not in ctx.tests:
         return f"a result for {_shown(name)}, which is not a graded test being run"
     if name in results:
@@ -394,7 +395,7 @@ def _on_error(ctx: _Context, value: Any) -> str | None:
     a line number or none, and a text."""
     if not isinstance(value, dict):
         return f"a cell error that is not an object ({type(value).__name__})"
-    number, errors = value.get("cell"), ctx.judged.errors
+    number, errors = value.get("cell"), ctx.errors
     if number not in ctx.cells:
         return f"an error for cell {_shown(number)}, which is not a cell that ran"
     if number in errors:
@@ -448,16 +449,15 @@ def _problem_with_line(ctx: _Context, line: bytes) -> str | None:
 
 def _collect(
     stdout: bytes, tests: list[GradedTest], cells: list[Cell], seed: int | None = None
-) -> tuple[dict[str, dict[str, Any]], list[dict[str, Any]], bool, list[str]]:
-    """Validate what the learner side sent; ({name: result}, [definition errors], done,
-    problems).
+) -> Judged:
+    """Validate what the learner side sent, line by line (_HANDLERS), and judge it.
 
-    Each line must be one JSON object of a known kind (_HANDLERS); a result must name a graded
-    test and carry a bool and a string; an error must name a cell that ran. Anything else is
-    dropped, and what was wrong with it is one of `problems` ("line 4: ..."). With a `seed` (the
-    one the learner side observed with), the tests the kit judges itself (judged_tests) pass
-    only on an observation that their judge, run here, accepts: a verdict of "passed" sent for
-    them counts as a failure.
+    Each line must be one JSON object of a known kind; a result must name a graded test and
+    carry a bool and a string; an error must name a cell that ran. Anything else is dropped,
+    and what was wrong with it is one of the `problems` ("line 4: ..."). With a `seed` (the one
+    the learner side observed with), the tests the kit judges itself (judged_tests) pass only
+    on an observation that their judge, run here, accepts: a verdict of "passed" sent for them
+    counts as a failure.
     """
     ctx = _Context(
         tests={t.name: t for t in tests},
@@ -465,26 +465,19 @@ def _collect(
         judges=judged_tests({t.module for t in tests}) if seed is not None else {},
         seed=seed or 0,
         secrets=_environment_secrets(),
-        judged=Judged(),
     )
+    problems = []
     for number, line in enumerate(stdout.split(b"\n")[:MAX_LINES], start=1):
         if line.strip():
             problem = _problem_with_line(ctx, line)
             if problem:
-                ctx.judged.problems.append(f"line {number}: {problem}")
-    judged = ctx.judged
-    return (
-        judged.results,
-        [judged.errors[n] for n in sorted(judged.errors)],
-        judged.done,
-        (judged.problems),
-    )
+                problems.append(f"line {number}: {problem}")
+    return Judged(ctx.results, [ctx.errors[n] for n in sorted(ctx.errors)], ctx.done, problems)
 
 
 def judge(run: LearnerRun, plan: Plan) -> Judged:
     """Step 3: validate the learner side's answer and judge its observations (_collect)."""
-    results, errors, done, problems = _collect(run.outcome.stdout, plan.tests, plan.cells, run.seed)
-    return Judged(results, {e["cell"]: e for e in errors}, done, problems)
+    return _collect(run.outcome.stdout, plan.tests, plan.cells, run.seed)
 
 
 # ---------------------------------------------------------------- 4. report
@@ -529,7 +522,7 @@ def build_report(
         "passed": sum(r["passed"] for r in ordered),
         "total": len(ordered),
         "tests": ordered,
-        "definition_errors": [judged.errors[n] for n in sorted(judged.errors)],
+        "definition_errors": judged.definition_errors,
         "cells": [c.number for c in plan.cells],
         "notes": notes,
         "sandbox": run.sandbox,
