@@ -434,7 +434,7 @@ def test_lines_the_grader_ignores_are_each_described():
         [
             "not JSON",
             "a JSON list, not an object with one key",
-            "an object with 2 keys",
+            "a JSON object with 2 keys, not an object with one key",
             "an unknown kind of line, 'shout'",
             "\"done\" is 'yes', not true",
             "'test_nonexistent', which is not a graded test being run",

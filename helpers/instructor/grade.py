@@ -436,9 +436,9 @@ def _problem_with_line(ctx: _Context, line: bytes) -> str | None:
     try:
         item = json.loads(line)
     except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
-        return f"not JSON ({clean_text(type(err).__name__, 40)})"
+        return f"not JSON ({clean_text(str(err), 120)})"
     if not isinstance(item, dict) or len(item) != 1:
-        what = f"an object with {len(item)} keys" if isinstance(item, dict) else type(item).__name__
+        what = f"object with {len(item)} keys" if isinstance(item, dict) else type(item).__name__
         return f"a JSON {what}, not an object with one key"
     ((kind, value),) = item.items()
     handler = _HANDLERS.get(kind)
