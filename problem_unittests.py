@@ -72,21 +72,6 @@ from helpers.graded.checks import (
 )
 from helpers.graded.verdicts import NOTEBOOK_SEED, Observation, observing
 
-# Part 2's graded tests (the 64x64 DCGAN, WGAN-GP, the latent space) live in part2_unittests.py,
-# which the part-2 notebook imports; they are reachable from here too, under the same names.
-from part2_unittests import (  # noqa: F401
-    test_attribute_vector,
-    test_critic,
-    test_critic_loss,
-    test_discriminator64,
-    test_generator64,
-    test_generator_loss,
-    test_gradient_penalty,
-    test_slerp,
-    test_train_wgan,
-    test_wgan_optimizers,
-)
-
 __all__ = [
     "test_get_dataloader",
     "test_scale",

@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -17,11 +18,14 @@ import nbformat
 import pytest
 
 from helpers.instructor import grade, sandbox
+from helpers.instructor.cells import _without_test_calls, definition_cells, kit_tests
 from helpers.instructor.release import make_release
 from helpers.notebook import NOTEBOOK, ROOT, read_notebook
+from helpers.sandboxed import tests_process
+from helpers.sandboxed.job import Cell
 from tests.original_format import original_notebook
 
-TESTS = [t.name for t in grade.kit_tests()]
+TESTS = [t.name for t in kit_tests()]
 
 
 def edited(tmp_path, name, **edits):
@@ -223,11 +227,11 @@ def test_other_tests_pass_beside_loops_and_crashes(misbehaving):
 
 def test_notebook_without_tags_runs_the_same_cells():
     nb = read_notebook(NOTEBOOK)
-    needs = [n for t in grade.kit_tests() for n in t.needs]
-    tagged, used_tags = grade.definition_cells(nb, needs)
+    needs = [n for t in kit_tests() for n in t.needs]
+    tagged, used_tags = definition_cells(nb, needs)
     for cell in nb["cells"]:
         cell["metadata"] = {}
-    untagged, used = grade.definition_cells(nb, needs)
+    untagged, used = definition_cells(nb, needs)
     assert used_tags and not used
     assert [c.number for c in untagged] == [c.number for c in tagged]
 
@@ -244,7 +248,7 @@ def test_cells_that_train_load_data_or_plot_are_never_run():
             "loader, 1, z_size, device)",
         }
     )
-    cells, _ = grade.definition_cells(nb, [n for t in grade.kit_tests() for n in t.needs])
+    cells, _ = definition_cells(nb, [n for t in kit_tests() for n in t.needs])
     chosen = {c.number for c in cells}
     assert len(nb["cells"]) not in chosen
     for number, cell in enumerate(nb["cells"], start=1):
@@ -312,10 +316,10 @@ def test_original_format_with_the_kit_train_gets_full_marks(tmp_path):
 @pytest.mark.parametrize("variant", ["template", "helpers-apart", "alias", "kit-train"])
 def test_original_format_cells_define_every_name_the_tests_need(tmp_path, variant, capsys):
     nb = read_notebook(original_notebook(tmp_path / f"{variant}.ipynb", variant))
-    needs = [n for t in grade.kit_tests() for n in t.needs]
-    cells, used_tags = grade.definition_cells(nb, needs)
+    needs = [n for t in kit_tests() for n in t.needs]
+    cells, used_tags = definition_cells(nb, needs)
     namespace = {"__name__": "__notebook__"}
-    errors = grade.run_definitions(cells, namespace)
+    errors = tests_process.run_definitions(cells, namespace)
     assert not used_tags and errors == []
     assert [n for n in needs if n not in namespace] == []
     assert "Tests Passed" not in capsys.readouterr().out  # the graded-test calls were dropped
@@ -329,7 +333,7 @@ def test_graded_test_calls_are_dropped_and_line_numbers_kept():
         "r = tests.test_generator(G)\nfor f in (a, b):\n    tests.test_conv(f)\n"
         "def check():\n    tests.test_scale(check)\n"
     )
-    run, dropped = grade._without_test_calls(source, ast.parse(source), {"tests", "t"})
+    run, dropped = _without_test_calls(source, ast.parse(source), {"tests", "t"})
     assert dropped == 4
     assert run.split("\n") == [
         "class D:",
@@ -372,8 +376,8 @@ def test_malformed_notebook_exits_2_with_the_reason(tmp_path, capsys, content, r
 
 
 def test_learner_side_lines_are_validated_capped_and_cleaned():
-    tests = grade.kit_tests()[:2]
-    cells = [grade.Cell(3, "x = 1"), grade.Cell(5, "y = 2")]
+    tests = kit_tests()[:2]
+    cells = [Cell(3, "x = 1"), Cell(5, "y = 2")]
     lines = [
         {
             "test": {
@@ -395,7 +399,7 @@ def test_learner_side_lines_are_validated_capped_and_cleaned():
     ]
     stdout = b"\n".join(json.dumps(line).encode() for line in lines) + b"\n\x80garbage\n"
     results, errors, done, problems = grade._collect(stdout, tests, cells)
-    assert done and problems == 6
+    assert done and len(problems) == 6
     assert list(results) == ["test_scale"] and results["test_scale"]["passed"] is False
     message = results["test_scale"]["message"]
     assert (
@@ -410,23 +414,73 @@ def test_clean_text_redacts_the_graders_environment(monkeypatch):
     assert "tok-1234567890abcdef" not in text and "[redacted]" in text
 
 
+def test_lines_the_grader_ignores_are_each_described():
+    tests = kit_tests()[:1]
+    lines = [
+        b"\x80garbage",
+        b"[1, 2]",
+        b'{"test": {}, "done": true}',
+        b'{"shout": 1}',
+        b'{"done": "yes"}',
+        json.dumps({"test": {"name": "test_nonexistent", "passed": True}}).encode(),
+        json.dumps({"test": {"name": tests[0].name, "passed": "yes", "message": ""}}).encode(),
+        json.dumps({"error": {"cell": 3, "error": "NameError", "line": -1, "text": "x"}}).encode(),
+    ]
+    _, _, done, problems = grade._collect(b"\n".join(lines), tests, [Cell(3, "x = 1")])
+    assert not done and len(problems) == len(lines)
+    assert [p.split(":")[0] for p in problems] == [f"line {n}" for n in range(1, 9)]
+    for problem, expected in zip(
+        problems,
+        [
+            "not JSON",
+            "a JSON list, not an object with one key",
+            "a JSON object with 2 keys, not an object with one key",
+            "an unknown kind of line, 'shout'",
+            "\"done\" is 'yes', not true",
+            "'test_nonexistent', which is not a graded test being run",
+            "has 'passed' 'yes', not true/false",
+            "is at line -1, not a line number",
+        ],
+    ):
+        assert expected in problem, (problem, expected)
+
+
+def test_the_report_notes_what_was_wrong_with_ignored_lines(monkeypatch):
+    outcome = sandbox.Outcome(
+        b'{"started": true}\n{"shout": 1}\n{"done": true}\n', b"", 0, False, False, 0.5
+    )
+    monkeypatch.setattr(sandbox, "run_capped", lambda *args, **kwargs: outcome)
+    report = grade.grade(NOTEBOOK, sandbox=False, only=["test_scale"])
+    note = next(n for n in report["notes"] if "were not valid results" in n)
+    assert note.startswith("1 line(s) from the learner side") and "line 2: an unknown kind" in note
+
+
 def test_sandbox_bundle_holds_no_solution_tests_or_instructor_tools(tmp_path):
     bundle = sandbox.bundle(tmp_path / "kit")
     names = {str(p.relative_to(bundle)) for p in bundle.rglob("*")}
-    assert "problem_unittests.py" in names and "helpers/instructor/grade.py" in names
+    # the graded tests, their machinery and the grader's learner side are there ...
+    assert {
+        "problem_unittests.py",
+        "part2_unittests.py",
+        "helpers/graded/checks.py",
+        "helpers/sandboxed/scheduler.py",
+        "helpers/sandboxed/tests_process.py",
+    } <= names
+    # ... the solution, the kit's tests, its mutants and the instructor's tools are not
     assert not [
-        n for n in names if n.endswith(".ipynb") or n.startswith(("tests", ".git", "benchmarks"))
+        n
+        for n in names
+        if n.endswith(".ipynb")
+        or n.startswith(("tests", ".git", "benchmarks", "solution", "helpers/instructor"))
     ]
-    assert not names & {
-        "helpers/instructor/release.py",
-        "helpers/run.py",
-        "helpers/instructor/sandbox.py",
-        "helpers/instructor/classroom.py",
-    }
     code = "\n".join(p.read_text() for p in bundle.rglob("*.py"))
     assert (
         "return x * (high - low) + low" not in code
         and "self.conv1 = conv(3, conv_dim, 4" not in code
+    )
+    # what runs inside never reaches for what is not there
+    assert "helpers.instructor" not in "\n".join(
+        line for line in code.splitlines() if re.match(r"\s*(from|import)\s", line)
     )
 
 
@@ -445,5 +499,5 @@ def test_cells_the_parser_cannot_read_do_not_crash_the_grader():
             for source in ("a = 1\x00", "-" * 100000 + "1", "def scale(x): return x")
         ]
     }
-    cells, _ = grade.definition_cells(nb, ["scale"])
+    cells, _ = definition_cells(nb, ["scale"])
     assert [c.number for c in cells] == [3]

@@ -9,13 +9,17 @@ import contextlib
 import io
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 import part2_unittests
+import problem_unittests
 from helpers.instructor import grade, sandbox
+from helpers.instructor.cells import kit_notebook_for, kit_tests, read_kit
 from helpers.instructor.release import PART2_LEARNER_NOTEBOOK
-from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, read_notebook
+from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT, read_notebook, tags
 
 NO_SANDBOX = (
     [] if sandbox.available() is None or os.environ.get("CI") == "true" else ["--no-sandbox"]
@@ -30,16 +34,32 @@ def run_cli(*args):
 
 
 def test_the_kit_notebook_follows_the_submissions_import():
-    assert grade.kit_notebook_for(read_notebook(PART2_NOTEBOOK)) == PART2_NOTEBOOK
-    assert grade.kit_notebook_for(read_notebook(PART2_LEARNER_NOTEBOOK)) == PART2_NOTEBOOK
-    assert grade.kit_notebook_for(read_notebook(NOTEBOOK)) == NOTEBOOK
+    assert kit_notebook_for(read_notebook(PART2_NOTEBOOK)) == PART2_NOTEBOOK
+    assert kit_notebook_for(read_notebook(PART2_LEARNER_NOTEBOOK)) == PART2_NOTEBOOK
+    assert kit_notebook_for(read_notebook(NOTEBOOK)) == NOTEBOOK
 
 
 def test_part2_kit_tests_are_part2_unittests():
-    tests = grade.kit_tests(PART2_NOTEBOOK)
+    tests = kit_tests(PART2_NOTEBOOK)
     assert sorted(t.name for t in tests) == sorted(part2_unittests.__all__)
     assert {t.module for t in tests} == {"part2_unittests"}
-    assert {t.module for t in grade.kit_tests(NOTEBOOK)} == {"problem_unittests"}
+    assert {t.module for t in kit_tests(NOTEBOOK)} == {"problem_unittests"}
+
+
+def test_each_part_imports_its_own_graded_tests():
+    """Part 1's tests module does not pull in part 2's; part 2's notebook imports its own."""
+    probe = "import sys, problem_unittests; print('part2_unittests' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.strip() == "False"
+    assert not hasattr(problem_unittests, "test_slerp")
+    for notebook in (PART2_NOTEBOOK, PART2_LEARNER_NOTEBOOK):
+        setup = [c["source"] for c in read_notebook(notebook)["cells"] if "setup" in tags(c)]
+        assert any("import part2_unittests as tests" in source for source in setup), notebook
+    # the learner side's fork server preloads the tests module of the part being graded only
+    assert read_kit(PART2_NOTEBOOK).preload[0] == "part2_unittests"
+    assert "part2_unittests" not in read_kit(NOTEBOOK).preload
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +80,7 @@ def test_part2_solution_gets_full_marks(solution):
 
 def test_every_part2_test_is_judged_by_the_grader():
     assert sorted(part2_unittests.VERDICTS) == sorted(part2_unittests.__all__)
-    judges = grade.judged_tests({t.module for t in grade.kit_tests(PART2_NOTEBOOK)})
+    judges = grade.judged_tests({t.module for t in kit_tests(PART2_NOTEBOOK)})
     assert judges.keys() == part2_unittests.VERDICTS.keys()
 
 

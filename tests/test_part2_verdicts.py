@@ -16,6 +16,7 @@ import part2_unittests as tests
 from helpers.graded import verdicts
 from helpers.graded.checks import GradedTestFailure
 from helpers.instructor import grade
+from helpers.instructor.cells import kit_tests
 from helpers.notebook import PART2_NOTEBOOK, graded_test_calls, load_solution, read_notebook
 
 CALLS = graded_test_calls(read_notebook(PART2_NOTEBOOK))
@@ -182,7 +183,7 @@ def test_train_wgan_records_with_huge_batches_fail_before_any_replay(solution):
 
 
 def test_a_forged_passed_line_for_a_part2_test_gains_no_point():
-    tests_ = [t for t in grade.kit_tests(PART2_NOTEBOOK) if t.name == "test_slerp"]
+    tests_ = [t for t in kit_tests(PART2_NOTEBOOK) if t.name == "test_slerp"]
     line = {"test": {"name": "test_slerp", "passed": True, "message": "Tests Passed"}}
     results, _, _, _ = grade._collect(json.dumps(line).encode() + b"\n", tests_, [], seed=1)
     assert results["test_slerp"]["passed"] is False

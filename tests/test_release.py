@@ -13,14 +13,18 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
 
 import problem_unittests
-from helpers.instructor import grade, release
+from helpers.instructor import release
+from helpers.instructor.cells import definition_cells, kit_tests
 from helpers.instructor.release import ReleaseError, make_release, release_notebook, stub_source
+from helpers.instructor.shipping import shipped_helpers
 from helpers.notebook import BEGIN, END, NOTEBOOK, ROOT, strip_magics
+from helpers.sandboxed import tests_process
 
 STUB = re.compile(
     r'raise NotImplementedError\("([\w.]+): not implemented yet, see the TODO above"\)'
@@ -146,6 +150,29 @@ def test_outputs_and_execution_counts_are_cleared_ids_and_tags_kept(tmp_path):
     assert set(released.metadata) == {"kernelspec", "language_info"}
 
 
+def helpers_imported(path):
+    """The kit modules a file imports, dotted ('helpers.graded.checks'): for `from X import y`,
+    X and, when the kit has a module of that name, X.y."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found += [a.name for a in node.names if a.name.split(".")[0] == "helpers"]
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "helpers":
+            found.append(node.module)
+            found += [
+                f"{node.module}.{a.name}"
+                for a in node.names
+                if shipped_module(ROOT, f"{node.module}.{a.name}")
+            ]
+    return found
+
+
+def shipped_module(folder, dotted):
+    """Whether `folder` holds module `dotted` ('helpers.graded.checks'), as a file or package."""
+    path = folder.joinpath(*dotted.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def test_release_folder_holds_what_the_notebook_imports(built):
     _, _, out = built
     for name in (
@@ -157,16 +184,14 @@ def test_release_folder_holds_what_the_notebook_imports(built):
         "helpers/graded/checks.py",
     ):
         assert (out / name).read_bytes() == (ROOT / name).read_bytes(), name
-    # the instructor's tools (release, grading, its sandbox, the classroom gradebook) stay home
-    for tool in ("release.py", "grade.py", "classroom.py", "sandbox.py"):
-        assert not (out / "helpers" / tool).exists(), tool
-    # what the learner's notebook imports is all there: nothing in it imports a tool left out
-    shipped = {p.stem for p in (out / "helpers").glob("*.py")}
-    for module in (out / "helpers").glob("*.py"):
-        imported = set(
-            re.findall(r"^\s*(?:from helpers\.|import helpers\.)(\w+)", module.read_text(), re.M)
-        )
-        assert imported <= shipped, (module.name, imported - shipped)
+    # the instructor's tools (release, grading, its sandbox, the classroom gradebook) and the
+    # grader's sandbox side stay home
+    assert not (out / "helpers" / "instructor").exists()
+    assert not (out / "helpers" / "sandboxed").exists()
+    # what the learner's notebook imports is all there: nothing shipped imports a module left out
+    for module in (out / "helpers").rglob("*.py"):
+        missing = [m for m in helpers_imported(module) if not shipped_module(out, m)]
+        assert not missing, (str(module.relative_to(out)), missing)
     assert not list(out.rglob("__pycache__"))
 
 
@@ -249,20 +274,20 @@ def run_release_definitions(released, tmp_path):
             for c in released.cells
         ]
     }
-    cells, used_tags = grade.definition_cells(nb, [n for t in grade.kit_tests() for n in t.needs])
+    cells, used_tags = definition_cells(nb, [n for t in kit_tests() for n in t.needs])
     assert used_tags
     namespace = {"__name__": "__notebook__"}
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(io.StringIO()):
         mp.setenv("DCGAN_OUT", str(tmp_path))
         mp.setenv("DCGAN_QUICK", "1")
-        errors = grade.run_definitions(cells, namespace)
+        errors = tests_process.run_definitions(cells, namespace)
     return cells, namespace, errors
 
 
 def test_each_graded_test_raises_not_implemented_yet_on_the_release(built, tmp_path):
     _, released, _ = built
     _, namespace, _ = run_release_definitions(released, tmp_path)
-    callable_tests = [t for t in grade.kit_tests() if all(n in namespace for n in t.needs)]
+    callable_tests = [t for t in kit_tests() if all(n in namespace for n in t.needs)]
     assert len(callable_tests) >= 9
     for test in callable_tests:
         args = [eval(arg, namespace) for arg in test.args]
@@ -278,8 +303,8 @@ def test_grader_fails_every_release_test_with_not_implemented_yet(built, tmp_pat
     cells, _, _ = run_release_definitions(released, tmp_path)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DCGAN_OUT", str(tmp_path))
-        results, errors = grade.run_graded_tests(cells, grade.kit_tests())
-    assert len(results) == len(grade.kit_tests())
+        results, errors = tests_process.run_graded_tests(cells, kit_tests())
+    assert len(results) == len(kit_tests())
     for result in results:
         assert not result["passed"] and "not implemented yet" in result["message"], result
     optimizers = next(r for r in results if r["name"] == "test_optimizers")
@@ -414,3 +439,28 @@ def test_learner_edition_under_nbval_stops_at_its_first_graded_test(tmp_path):
     assert proc.returncode == 1 and "get_dataloader: not implemented yet" in proc.stdout, (
         proc.stdout[-3000:]
     )
+
+
+def test_what_ships_to_learners_and_into_the_sandbox_follows_the_layout():
+    learner, boxed = set(shipped_helpers("learner")), set(shipped_helpers("sandbox"))
+    every = {p.relative_to(ROOT / "helpers") for p in (ROOT / "helpers").rglob("*.py")}
+    assert {Path("notebook.py"), Path("graded/checks.py"), Path("__init__.py")} <= learner
+    # the sandbox gets what a learner has, plus the grader's side that runs inside it
+    assert boxed - learner == {p for p in every if p.parts[0] == "sandboxed"} != set()
+    assert learner < boxed
+    # neither ever gets the instructor's tools
+    assert {p for p in every if p.parts[0] == "instructor"} & boxed == set()
+    with pytest.raises(ValueError, match="audience"):
+        shipped_helpers("teacher")
+
+
+def test_a_new_module_ships_by_where_it_is_put(tmp_path):
+    for rel in ("plotting.py", "graded/new.py", "sandboxed/new.py", "instructor/new.py"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_text("")
+    assert shipped_helpers("learner", tmp_path) == [Path("graded/new.py"), Path("plotting.py")]
+    assert shipped_helpers("sandbox", tmp_path) == [
+        Path("graded/new.py"),
+        Path("plotting.py"),
+        Path("sandboxed/new.py"),
+    ]

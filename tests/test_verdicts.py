@@ -18,6 +18,7 @@ import problem_unittests as tests
 from helpers.graded import verdicts
 from helpers.graded.checks import GradedTestFailure
 from helpers.instructor import grade
+from helpers.instructor.cells import kit_tests
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
 
 CALLS = graded_test_calls(read_notebook())
@@ -102,7 +103,7 @@ def test_dataloader_batches_that_are_not_the_test_images_fail(solution):
 
 
 def test_a_forged_passed_line_gains_no_point():
-    tests_ = [t for t in grade.kit_tests() if t.name == "test_scale"]
+    tests_ = [t for t in kit_tests() if t.name == "test_scale"]
     line = {"test": {"name": "test_scale", "passed": True, "message": "Tests Passed"}}
     results, _, _, _ = grade._collect(json.dumps(line).encode() + b"\n", tests_, [], seed=1)
     assert results["test_scale"]["passed"] is False

@@ -25,14 +25,18 @@ import queue
 import re
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
+from typing import Any
 
 from helpers.files import atomic_write, positive_int
 from helpers.instructor import grade as grader
 
+__all__ = ["find_submissions", "grade_class", "main"]
 
-def find_submissions(folder):
+
+def find_submissions(folder: Path | str) -> list[tuple[str, Path]]:
     """[(student, notebook path)] in `folder`: its .ipynb files, and its subfolders holding exactly
     one .ipynb (checkpoint folders ignored), sorted by student. ValueError when there are none."""
     folder = Path(folder)
@@ -100,8 +104,15 @@ def _grade_with_retry(path, **options):
 
 
 def grade_class(
-    folder, out, parallel=2, timeout=60.0, workers=2, deadline=None, sandbox=True, progress=print
-):
+    folder: Path | str,
+    out: Path | str,
+    parallel: int = 2,
+    timeout: float = 60.0,
+    workers: int = 2,
+    deadline: float | None = None,
+    sandbox: bool = True,
+    progress: Callable[[str], object] | None = print,
+) -> list[dict[str, Any]]:
     """Grade every submission in `folder` into `out` (see the module docstring); return the rows."""
     submissions = find_submissions(folder)
     if sandbox:
@@ -113,7 +124,7 @@ def grade_class(
     out = Path(out)
     (out / "feedback").mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // (parallel * workers))
-    slots = queue.Queue()
+    slots: queue.Queue[int] = queue.Queue()
     for slot in range(parallel):
         slots.put(slot)
 
@@ -176,13 +187,12 @@ def grade_class(
     return rows
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Command line: grade a folder of submissions into a gradebook; exit 0, or 2 on a bad call."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers classroom",
         description="Grade every notebook in a folder, each in its own bubblewrap sandbox, and "
-        "write "
-        "a gradebook (CSV and JSON) and one feedback file per student.",
+        "write a gradebook (CSV and JSON) and one feedback file per student.",
         epilog="Exit status: 0 when the gradebook is written (whatever the scores), 2 for a bad "
         "command line, a folder without notebooks, or no sandbox.",
     )

@@ -34,9 +34,28 @@ import sys
 from pathlib import Path
 
 import nbformat
+from nbformat import NotebookNode
 
 from helpers.instructor.shipping import TOP_LEVEL_FILES, copy_helpers
 from helpers.notebook import BEGIN, END, NOTEBOOK, PART2_NOTEBOOK, ROOT, strip_magics
+
+__all__ = [
+    "KIT_NOTEBOOKS",
+    "LEARNER_NOTEBOOK",
+    "LEARNER_README",
+    "PART2_LEARNER_NOTEBOOK",
+    "STUB_MESSAGE",
+    "ReleaseError",
+    "first_failure_check",
+    "learner_text",
+    "main",
+    "make_release",
+    "release_notebook",
+    "runtime_requirements",
+    "solution_regions",
+    "stub_source",
+    "update_kit",
+]
 
 # What a learner opens: the learner edition at the kit's top level (`jupyter notebook
 # dlnd_face_generation.ipynb`), made by `python -m helpers release --update-kit`.
@@ -56,7 +75,7 @@ class ReleaseError(ValueError):
     """The solution notebook cannot be made into a release (the message names the cell and why)."""
 
 
-def solution_regions(source, where="the cell"):
+def solution_regions(source: str, where: str = "the cell") -> list[tuple[int, int]]:
     """Marker lines of each solution region in `source`: a list of (begin, end) 0-based indexes.
 
     Raises ReleaseError naming `where` for a BEGIN without END, an END without BEGIN, or a
@@ -150,7 +169,7 @@ def _bound_names(tree, first, last):
     return names
 
 
-def stub_source(source, where="the cell"):
+def stub_source(source: str, where: str = "the cell") -> tuple[str, int]:
     """Replace every solution region of one cell's source by its stub.
 
     Returns (new source, number of regions). Regions inside a function become a
@@ -180,7 +199,7 @@ def _cell_id(index, cell):
     return cell.get("id") or hashlib.sha1(f"{index}:{cell.source}".encode()).hexdigest()[:8]
 
 
-def release_notebook(nb):
+def release_notebook(nb: NotebookNode) -> tuple[NotebookNode, int, int]:
     """The learner version of a solution notebook (an nbformat NotebookNode; `nb` is not changed).
 
     Returns (release, number of regions stubbed, number of cells changed).
@@ -203,18 +222,18 @@ def release_notebook(nb):
             new = nbformat.v4.new_raw_cell(cell.source, **common)
         cells.append(new)
     kernelspec = nb.metadata.get("kernelspec") or DEFAULT_KERNELSPEC
-    metadata = {
+    release_metadata = {
         "kernelspec": {
             k: kernelspec[k] for k in ("display_name", "language", "name") if k in kernelspec
         },
         "language_info": {"name": "python"},
     }
-    release = nbformat.v4.new_notebook(cells=cells, metadata=metadata)
+    release = nbformat.v4.new_notebook(cells=cells, metadata=release_metadata)
     release.nbformat, release.nbformat_minor = NBFORMAT, NBFORMAT_MINOR
     return release, n_regions, n_cells
 
 
-def first_failure_check(learner):
+def first_failure_check(learner: NotebookNode) -> NotebookNode:
     """The learner edition cut for nbval: its cells up to its first graded test, which carries
     nbval's ``raises-exception`` tag (a learner who runs it unchanged meets that failure first).
 
@@ -230,7 +249,7 @@ def first_failure_check(learner):
     raise ReleaseError("The notebook has no cell tagged 'graded-test'.")
 
 
-def learner_text(notebook=NOTEBOOK):
+def learner_text(notebook: Path | str = NOTEBOOK) -> tuple[str, int, int]:
     """The learner edition of `notebook` as the exact text the release writes.
 
     Returns (text, regions stubbed, cells changed). Raises ReleaseError for a missing or
@@ -256,7 +275,7 @@ def _write_text(path, text):
         f.write(text)
 
 
-def runtime_requirements(pyproject=ROOT / "pyproject.toml"):
+def runtime_requirements(pyproject: Path | str = ROOT / "pyproject.toml") -> str:
     """requirements.txt for a learner: pyproject.toml's runtime dependencies, one a line.
 
     The kit's own requirements.txt installs the kit with its test tools (``-e .[dev]``); a
@@ -268,14 +287,18 @@ def runtime_requirements(pyproject=ROOT / "pyproject.toml"):
 
         dependencies = tomllib.loads(text)["project"]["dependencies"]
     except ImportError:  # Python 3.10: read the one list we need
-        block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, re.S | re.M).group(1)
-        dependencies = re.findall(r'^\s*"([^"]+)"', block, re.M)
+        block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, re.S | re.M)
+        if block is None:
+            raise ReleaseError(f"{pyproject} has no `dependencies = [...]` list.") from None
+        dependencies = re.findall(r'^\s*"([^"]+)"', block.group(1), re.M)
     return "# What the notebook needs: pip install -r requirements.txt\n" + "".join(
         f"{d}\n" for d in dependencies
     )
 
 
-def make_release(notebook=NOTEBOOK, out="release"):
+def make_release(
+    notebook: Path | str = NOTEBOOK, out: Path | str = "release"
+) -> tuple[Path, int, int]:
     """Write the learner's folder: the learner edition of `notebook` in `out`, with its README and
     the files it needs beside it.
 
@@ -301,7 +324,9 @@ def make_release(notebook=NOTEBOOK, out="release"):
     return path, n_regions, n_cells
 
 
-def update_kit(notebook=NOTEBOOK, learner=None):
+def update_kit(
+    notebook: Path | str = NOTEBOOK, learner: Path | str | None = None
+) -> tuple[Path, int, int, bool]:
     """Rewrite the kit's top-level learner edition of a solution notebook (by default the one
     of the same name at the kit's top level).
 
@@ -319,7 +344,7 @@ def update_kit(notebook=NOTEBOOK, learner=None):
     return learner, n_regions, n_cells, changed
 
 
-def main(argv=None):
+def main(argv: list[str] | None = None) -> int:
     """Command line: build the release and print a one-line summary; exit 1 on a problem."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers release",
@@ -345,9 +370,10 @@ def main(argv=None):
     parser.add_argument(
         "--update-kit",
         action="store_true",
-        help="instead, rewrite the kit's own learner edition, "
-        f"{LEARNER_NOTEBOOK.name} at the kit's top level (what a learner who "
-        "clones the kit opens); run it after every change to the solution",
+        help="instead, rewrite the kit's own learner editions at the kit's top level (what a "
+        "learner who clones the kit opens): "
+        + " and ".join(n.name for n in KIT_NOTEBOOKS)
+        + ", or the one of --notebook; run it after every change to the solution",
     )
     args = parser.parse_args(argv)
     notebooks = [args.notebook] if args.notebook else KIT_NOTEBOOKS
@@ -371,6 +397,7 @@ def main(argv=None):
         print(
             "Beside it: README.md (the learner README), requirements.txt, "
             f"{', '.join(TOP_LEVEL_FILES)}, "
-            "helpers/ (without the instructor's tools: helpers/instructor/)"
+            "helpers/ (without the instructor's tools, helpers/instructor/, nor the grader's "
+            "sandbox side, helpers/sandboxed/)"
         )
     return 0

@@ -6,8 +6,9 @@ root, with:
 - no network (``--unshare-net``) and a new PID namespace whose processes all die with it
   (``--unshare-pid --die-with-parent``: nothing the learner starts outlives the submission);
 - a read-only view of the OS (``/usr`` and the loader's cache), the Python environment and a
-  grading bundle: the kit's ``problem_unittests.py``, ``workspace_utils.py`` and ``helpers/``
-  without the instructor tools. Not the solution notebook, the mutants, ``.git`` or the tests;
+  grading bundle: the kit's ``problem_unittests.py``, ``part2_unittests.py``,
+  ``workspace_utils.py`` and ``helpers/`` without the instructor tools (the rule in
+  helpers.instructor.shipping). Not the solution notebook, the mutants, ``.git`` or the tests;
 - the learner side's first process (the grader's scheduler) as PID 1 (``--as-pid-1``): no
   bwrap helper process inside holds the result pipe, and the scheduler makes itself
   non-dumpable, so no learner process can open the pipe through ``/proc`` and write results;
@@ -36,10 +37,30 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from helpers.instructor.shipping import TOP_LEVEL_FILES, copy_helpers
 from helpers.notebook import ROOT
+
+__all__ = [
+    "BWRAP",
+    "INSTALL_HINT",
+    "KIT",
+    "PRLIMIT",
+    "SCRATCH",
+    "Limits",
+    "Outcome",
+    "SandboxUnavailable",
+    "available",
+    "bundle",
+    "command",
+    "mode",
+    "run_capped",
+    "run_in_sandbox",
+]
 
 BWRAP = "/usr/bin/bwrap"
 PRLIMIT = "/usr/bin/prlimit"
@@ -50,9 +71,6 @@ INSTALL_HINT = (
     "python:3.11 ...`) and pass --no-sandbox there. --no-sandbox runs learner code with your "
     "rights: use it only for notebooks you trust (your own solution)."
 )
-# What the learner side may see of the kit: what a learner already has in the release folder.
-BUNDLE_FILES = ("problem_unittests.py", "part2_unittests.py", "workspace_utils.py")
-BUNDLE_SKIP = ("release.py", "run.py", "sandbox.py", "classroom.py", "__main__.py")
 SANDBOX_UID = 1000  # the uid inside; outside, root drops to OUTSIDE_UID + slot
 OUTSIDE_UID = 3_500_000  # far above any real account, so it owns no file on the host
 KIT = "/kit"
@@ -75,15 +93,15 @@ class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot create a sandbox on this machine."""
 
 
-def bundle(dest):
+def bundle(dest: Path | str) -> Path:
     """Copy the grading bundle into folder `dest` (world-readable); return `dest` as a Path."""
     dest = Path(dest)
-    (dest / "helpers").mkdir(parents=True, exist_ok=True)
-    for name in BUNDLE_FILES:
+    dest.mkdir(parents=True, exist_ok=True)
+    # What the learner side may see of the kit: what a learner already has, and the grader's
+    # code that runs inside (helpers/sandboxed/); never helpers/instructor/.
+    for name in TOP_LEVEL_FILES:
         shutil.copyfile(ROOT / name, dest / name)
-    for module in (ROOT / "helpers").glob("*.py"):
-        if module.name not in BUNDLE_SKIP:
-            shutil.copyfile(module, dest / "helpers" / module.name)
+    copy_helpers(dest / "helpers", "sandbox")
     (dest / "etc").mkdir(exist_ok=True)
     (dest / "etc" / "passwd").write_text(
         f"learner:x:{SANDBOX_UID}:{SANDBOX_UID}:learner:{SCRATCH}:/bin/false\n"
@@ -134,7 +152,7 @@ def _os_binds():
 
 
 @functools.cache
-def available():
+def available() -> str | None:
     """None when a sandbox can start here, else the reason (and what to do)."""
     if not os.path.exists(BWRAP):
         return f"bubblewrap ({BWRAP}) is not installed. {INSTALL_HINT}"
@@ -163,7 +181,7 @@ def _drop_kwargs(slot, binds):
     return {"user": uid, "group": uid, "extra_groups": []}
 
 
-def mode(slot=0):
+def mode(slot: int = 0) -> str:
     """How the sandbox runs here, in words, for the report."""
     if os.geteuid() != 0:
         return "bubblewrap, as this user"
@@ -183,7 +201,9 @@ def mode(slot=0):
     )
 
 
-def command(bundle_dir, argv, limits, env):
+def command(
+    bundle_dir: Path | str, argv: Sequence[str], limits: Limits, env: Mapping[str, str]
+) -> list[str]:
     """The bwrap command line that runs `argv` (inside paths) in a sandbox over `bundle_dir`."""
     cmd = [
         BWRAP,
@@ -264,7 +284,14 @@ class Outcome:
     seconds: float
 
 
-def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
+def run_capped(
+    cmd: Sequence[str],
+    stdin: bytes,
+    deadline_s: float,
+    stdout_cap: int,
+    stderr_cap: int = 16384,
+    **popen: Any,
+) -> Outcome:
     """Run `cmd`, feed it `stdin` (bytes), read its output with caps and a deadline.
 
     stdout past `stdout_cap` stops the run (the learner side never needs that much); stderr
@@ -279,6 +306,8 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
         start_new_session=True,
         **popen,
     )
+    # PIPE gives each of them a stream
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
     try:
         proc.stdin.write(stdin)
         proc.stdin.close()
@@ -294,7 +323,7 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
             timed_out = True
             break
         for key, _ in sel.select(timeout=min(left, 1.0)):
-            chunk = os.read(key.fileobj.fileno(), 65536)
+            chunk = os.read(key.fd, 65536)
             if not chunk:
                 sel.unregister(key.fileobj)
             elif key.data == "out":
@@ -325,9 +354,17 @@ def run_capped(cmd, stdin, deadline_s, stdout_cap, stderr_cap=16384, **popen):
     )
 
 
-def run_in_sandbox(argv, stdin, deadline_s, stdout_cap, limits=None, env=None, slot=0):
-    """Run `argv` (a command inside the sandbox, e.g. helpers.instructor.grade.learner_side()) in a
-    fresh sandbox with a fresh bundle; return an Outcome. Raises SandboxUnavailable."""
+def run_in_sandbox(
+    argv: Sequence[str],
+    stdin: bytes,
+    deadline_s: float,
+    stdout_cap: int,
+    limits: Limits | None = None,
+    env: Mapping[str, str] | None = None,
+    slot: int = 0,
+) -> Outcome:
+    """Run `argv` (a command inside the sandbox, e.g. helpers.sandboxed.scheduler.learner_side())
+    in a fresh sandbox with a fresh bundle; return an Outcome. Raises SandboxUnavailable."""
     reason = available()
     if reason:
         raise SandboxUnavailable(reason)
