@@ -87,7 +87,7 @@ def test_release_folder_holds_both_notebooks_and_both_test_modules(tmp_path, cap
     assert release.main(["--out", str(tmp_path / "rel")]) == 0
     for name in ("dlnd_face_generation.ipynb", "part2_dcgan64_wgan.ipynb", "part2_unittests.py"):
         assert (tmp_path / "rel" / name).is_file(), name
-    assert (tmp_path / "rel" / "helpers" / "checks_part2.py").is_file()
+    assert (tmp_path / "rel" / "helpers" / "graded" / "part2.py").is_file()
     part2 = json.loads((tmp_path / "rel" / "part2_dcgan64_wgan.ipynb").read_text())
     assert all(not c.get("outputs") for c in part2["cells"] if c["cell_type"] == "code")
 
