@@ -282,11 +282,11 @@ def runtime_requirements(pyproject: Path | str = ROOT / "pyproject.toml") -> str
     release folder has no pyproject.toml and needs only what the notebook imports.
     """
     text = Path(pyproject).read_text(encoding="utf-8")
-    try:
+    if sys.version_info >= (3, 11):
         import tomllib
 
         dependencies = tomllib.loads(text)["project"]["dependencies"]
-    except ImportError:  # Python 3.10: read the one list we need
+    else:  # Python 3.10 has no tomllib: read the one list we need
         block = re.search(r"^dependencies\s*=\s*\[(.*?)^\]", text, re.S | re.M)
         if block is None:
             raise ReleaseError(f"{pyproject} has no `dependencies = [...]` list.") from None

@@ -121,7 +121,7 @@ def _python_paths():
     paths |= {p for p in site.getsitepackages() if os.path.isdir(p)}
     paths |= {os.path.realpath(p) for p in list(paths)}
     paths.add(os.path.dirname(os.path.realpath(sys.executable)))
-    keep = []
+    keep: list[str] = []
     for path in sorted(paths):
         if path == "/usr" or path.startswith("/usr/"):
             continue
