@@ -16,7 +16,7 @@ import torch
 
 import problem_unittests as tests
 from helpers.graded import verdicts
-from helpers.graded.checks import GradedTestFailure
+from helpers.graded.failures import GradedTestFailure
 from helpers.instructor import grade
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
 

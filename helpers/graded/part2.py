@@ -2,11 +2,11 @@
 checks, small known-answer critics for the gradient penalty, and the WGAN-GP training recorder
 (observe side) with its judge, which replays every step's gradients.
 
-What part 2 shares with part 1 (the failure type, turning the learner's exceptions into
-messages, tracing layers and replaying them from their records, the training recorder, gradient
-replay) is imported from helpers/graded/checks.py, not copied. The checks here run on the judge's
-side
-(helpers/graded/verdicts.py): on recorded data, never on the learner's objects.
+What part 2 shares with part 1 is imported, not copied: the failure type and the learner's
+exceptions as messages (failures.py), layers traced and replayed from their records (layers.py),
+the network checks (networks.py), the training recorder (training.py) and gradient replay
+(gradients.py). The checks here run on the judge's side (helpers/graded/verdicts.py): on recorded
+data, never on the learner's objects.
 """
 
 from __future__ import annotations
@@ -14,27 +14,18 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from helpers.graded.checks import (
-    BATCHES,
-    POOLING,
-    Recorder,
-    StepJudge,
-    check,
-    grads_close,
-    grads_equal,
-    is_zero,
-    leaky_slope,
-    plain,
-    replay_grads,
-    rows_match,
-)
+from helpers.graded.failures import check
+from helpers.graded.gradients import grads_close, grads_equal, is_zero, replay_grads, rows_match
+from helpers.graded.layers import POOLING
+from helpers.graded.networks import BATCHES, leaky_slope
+from helpers.graded.plain import plain
+from helpers.graded.training import Recorder, StepJudge
 
 # ---------------------------------------------------------------- the 64x64 networks
 
 # The networks' checks run on the judge's side, on the layers as records
-# (helpers.graded.checks.Leaf,
-# from rebuild_trace; check_record_is_own replays every call after them): a layer is known by
-# its .kind.
+# (helpers.graded.layers.Leaf, from rebuild_trace; check_record_is_own replays every call after
+# them): a layer is known by its .kind.
 NORMS = ("BatchNorm2d", "GroupNorm", "LayerNorm", "InstanceNorm2d")
 
 
@@ -45,7 +36,7 @@ def kind(leaf):
 
 def check_batch_sizes_64(obs, who, in_shape, out_shape):
     """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes of
-    helpers.graded.checks); part 2's advice for a (B, 1, 1, 1) output."""
+    helpers.graded.networks); part 2's advice for a (B, 1, 1, 1) output."""
     for b in BATCHES:
         shape = tuple(obs.need(f"batch {b}"))
         flat = " The last conv gives (B, 1, 1, 1): return it as (B, 1) with .flatten(1)."
@@ -238,7 +229,7 @@ def check_no_batch_norm(bns):
 
 def observe_train_independence(net, x, n=4):
     """In train mode (where batch norm mixes images), the scores of the first n images inside the
-    batch and alone (checks.samples_independent compares them)."""
+    batch and alone (networks.samples_independent compares them)."""
     net.train()
     with torch.no_grad():
         together = net(x)
@@ -340,10 +331,10 @@ class TinyCritic(nn.Module):
 class WGANRecorder(Recorder):
     """Watches a WGAN-GP training run and records, as data, what WGANJudge needs.
 
-    helpers.graded.checks.Recorder's events, the critic's calls under the kind "D" and c_optimizer's
-    steps as "d_step"; each call made with gradients on also says whether its input required a
-    gradient ("grad": the interpolates of the penalty do). Calls under torch.no_grad() (sampling,
-    logging) are not recorded.
+    helpers.graded.training.Recorder's events, the critic's calls under the kind "D" and
+    c_optimizer's steps as "d_step"; each call made with gradients on also says whether its input
+    required a gradient ("grad": the interpolates of the penalty do). Calls under torch.no_grad()
+    (sampling, logging) are not recorded.
     """
 
     def _forward(self, kind, inputs, output):

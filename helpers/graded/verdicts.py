@@ -29,7 +29,7 @@ import math
 import numpy as np
 import torch
 
-from helpers.graded.checks import GradedTestFailure
+from helpers.graded.failures import GradedTestFailure
 
 NOTEBOOK_SEED = 0  # in the notebook: the same inputs every run, so a message reads the same
 DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_}
@@ -67,7 +67,7 @@ class Observation(dict):
 @contextlib.contextmanager
 def observing(obs):
     """Around OBSERVE's body: the first graded failure (the learner's code raised, see
-    checks.calling) is recorded in `obs` and ends the observation; JUDGE raises it in turn."""
+    failures.calling) is recorded in `obs` and ends the observation; JUDGE raises it in turn."""
     try:
         yield obs
     except GradedTestFailure as failure:

@@ -959,7 +959,7 @@ def judge_observation(judge, observation, seed, secrets=()):
     one the judge cannot read, fails the test with the reason. Never runs the learner's code.
     """
     from helpers.graded import verdicts
-    from helpers.graded.checks import GradedTestFailure
+    from helpers.graded.failures import GradedTestFailure
 
     try:
         obs = verdicts.decode(observation, clean=lambda text: clean_text(text, secrets=secrets))
