@@ -6,6 +6,9 @@ each block's layers and their order, read from its record and replayed (helpers/
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn as nn
 
@@ -13,14 +16,21 @@ from helpers.graded.failures import calling, check
 from helpers.graded.layers import Leaf, leaf_modules, leaf_record, rebuild_trace, trace_record
 from helpers.graded.plain import plain
 
+if TYPE_CHECKING:  # for the annotations only
+    from helpers.graded.verdicts import Observation
 
-def block_input(seed, batch_norm, in_size):
+__all__ = ["block_input", "judge_block", "observe_block"]
+
+
+def block_input(seed: int, batch_norm: bool, in_size: int) -> torch.Tensor:
     """The batch test_conv/test_deconv run a block on, drawn from `seed`."""
     gen = torch.Generator().manual_seed(seed + (1 if batch_norm else 2))
     return torch.rand(2, 3, in_size, in_size, generator=gen) * 2 - 1
 
 
-def observe_block(obs, fn, name, in_size, seed):
+def observe_block(
+    obs: Observation, fn: Callable[..., Any], name: str, in_size: int, seed: int
+) -> None:
     """conv or deconv built with and without batch norm, traced on a batch from `seed`, and
     built with stride=1, padding=1: stored in `obs` (see judge_block)."""
     torch.manual_seed(seed)
@@ -43,7 +53,9 @@ def observe_block(obs, fn, name, in_size, seed):
         obs["out stride 1"] = plain(block(torch.rand(2, 4, 10, 10) * 2 - 1))
 
 
-def judge_block(obs, name, kind, in_size, out_size, seed):
+def judge_block(
+    obs: Observation, name: str, kind: str, in_size: int, out_size: int, seed: int
+) -> None:
     """The checks of test_conv (kind "Conv2d") and test_deconv ("ConvTranspose2d") on what
     observe_block saw."""
     wrong_kind = "Conv2d" if kind == "ConvTranspose2d" else "ConvTranspose2d"

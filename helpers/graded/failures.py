@@ -9,7 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+
+import torch
+
+__all__ = [
+    "KIT_FRAMES",
+    "WIDTH",
+    "GradedTestFailure",
+    "calling",
+    "check",
+    "describe",
+    "malformed",
+    "passed",
+    "render_failure",
+]
 
 
 class GradedTestFailure(AssertionError):
@@ -19,11 +34,11 @@ class GradedTestFailure(AssertionError):
     first, then, when the learner's own code raised, the cell and line where it did.
     """
 
-    def __init__(self, message, learner_error=None):
+    def __init__(self, message: str, learner_error: BaseException | None = None) -> None:
         super().__init__(message)
         self.learner_frames = _learner_frames(learner_error)
 
-    def _render_traceback_(self):
+    def _render_traceback_(self) -> list[str]:
         """IPython calls this instead of printing a traceback (the lines it shows, in order)."""
         try:
             return render_failure(self)
@@ -42,7 +57,7 @@ KIT_FRAMES = (
 WIDTH = 100  # wrap long messages: error outputs do not always wrap
 
 
-def _library_dirs():
+def _library_dirs() -> tuple[str, ...]:
     import sysconfig
 
     paths = sysconfig.get_paths()
@@ -54,7 +69,7 @@ def _library_dirs():
     )
 
 
-def _learner_frames(err, keep=2):
+def _learner_frames(err: BaseException | None, keep: int = 2) -> list[tuple[str, int, str]]:
     """(file, line number, function) of the deepest frames of `err` that are the learner's code.
 
     The learner's code is what is neither the kit (problem_unittests.py, helpers/) nor Python's
@@ -74,11 +89,11 @@ def _learner_frames(err, keep=2):
     return frames[-keep:]
 
 
-def _where(filename, lineno):
+def _where(filename: str, lineno: int) -> str:
     """'Cell In[5], line 3' for a Jupyter cell (as IPython writes it), 'Cell 5, line 3' for a
     cell run by helpers.notebook.run_cells, else 'File "...", line 3'."""
     try:
-        shell = get_ipython()  # noqa: F821  (defined only inside IPython)
+        shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821  (only inside IPython)
         label = shell.compile.format_code_name(filename)
     except Exception:
         label = None
@@ -89,7 +104,7 @@ def _where(filename, lineno):
     return f'File "{filename}", line {lineno}'
 
 
-def _test_name(err):
+def _test_name(err: BaseException) -> str | None:
     """The graded test the failure came from (test_scale, ...), or None."""
     import traceback
 
@@ -102,7 +117,7 @@ def _test_name(err):
     return names[0] if names else None
 
 
-def render_failure(err):
+def render_failure(err: GradedTestFailure) -> list[str]:
     """The failure as a few short lines: what failed and why, then the learner's line if any."""
     import linecache
     import textwrap
@@ -122,17 +137,19 @@ def render_failure(err):
     return lines
 
 
-def check(condition, message):
+def check(condition: object, message: str) -> None:
+    """Fail the graded test with `message` (written for the learner) unless `condition` holds."""
     if not condition:
         raise GradedTestFailure(message)
 
 
-def passed():
+def passed() -> None:
+    """What a graded test prints when every check held."""
     print("Tests Passed")
 
 
 @contextlib.contextmanager
-def calling(what, hint="", shape_hint=""):
+def calling(what: str, hint: str = "", shape_hint: str = "") -> Iterator[None]:
     """Turn an exception raised by the learner's code into a failure that says where it came from.
 
     `hint` names the likely cause when the caller knows it better than the generic guesses;
@@ -175,3 +192,46 @@ def calling(what, hint="", shape_hint=""):
         else:
             message = f"{what} raised {text}{end}"
         raise GradedTestFailure(message, learner_error=err) from err
+
+
+# A record the learner side sent that the judge cannot read: a forged or broken observation.
+# The message's first sentence stays the same for every such record (tests match on it); what
+# follows says which part was wrong, for the instructor who reads it.
+
+SHOWN = 60  # characters of a value shown in a message
+
+
+def describe(value: object, limit: int = SHOWN) -> str:
+    """`value` in a few words for a message: a tensor by its shape and dtype, a dict by its
+    keys, a long list by its length, anything else by its repr; never longer than about
+    `limit` characters."""
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).removeprefix("torch.")
+        return f"a {dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, dict):
+        text = f"a dict with the keys {sorted(map(str, value))}"
+    elif isinstance(value, (list, tuple)) and not all(
+        v is None or isinstance(v, (bool, int, float, str)) for v in value
+    ):
+        kinds = sorted({type(v).__name__ for v in value})
+        text = f"a {type(value).__name__} of {len(value)} items ({', '.join(kinds)})"
+    elif value is None or isinstance(value, (bool, int, float, str, list, tuple)):
+        text = repr(value)
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def malformed(
+    what: str, part: str, expected: str, got: object, aside: str = ""
+) -> GradedTestFailure:
+    """The failure for a record the judge cannot read, to raise: "{what} came back
+    malformed{aside}." then "{part} should be {expected}, got {describe(got)}."
+
+    `what` names the record ("The record of the training run"), `part` the piece that is wrong
+    ("event 4's kind"), `expected` what the judge reads there.
+    """
+    return GradedTestFailure(
+        f"{what} came back malformed{aside}. {part[:1].upper()}{part[1:]} should be {expected}, "
+        f"got {describe(got)}."
+    )

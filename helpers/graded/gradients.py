@@ -9,14 +9,38 @@ same tools.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import cast
+
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from helpers.graded.failures import check
 from helpers.graded.networks import device_of
 
+__all__ = [
+    "Grads",
+    "Window",
+    "bce_logits",
+    "check_d_step",
+    "check_g_step",
+    "flipped_d_loss",
+    "grads_close",
+    "grads_equal",
+    "grads_plus",
+    "is_zero",
+    "replay_grads",
+    "rows_match",
+]
 
-def grads_equal(a, b):
+# A network's gradients, one per parameter in order (None: the parameter got none)
+Grads = list[torch.Tensor | None]
+# The calls since the last optimizer step: ("D" | "G", input, output)
+Window = list[tuple[str, torch.Tensor, torch.Tensor]]
+
+
+def grads_equal(a: Sequence[torch.Tensor | None], b: Sequence[torch.Tensor | None]) -> bool:
     """Whether two gradient lists hold the same values (None counts as zero)."""
     for x, y in zip(a, b):
         if x is None or y is None:
@@ -27,16 +51,17 @@ def grads_equal(a, b):
     return True
 
 
-def grads_plus(a, b):
+def grads_plus(a: Sequence[torch.Tensor | None], b: Sequence[torch.Tensor | None]) -> Grads:
     """a + b for two gradient lists (None counts as zero)."""
     return [y if x is None else x if y is None else x + y for x, y in zip(a, b)]
 
 
-def is_zero(grads):
+def is_zero(grads: Sequence[torch.Tensor | None]) -> bool:
+    """Whether no parameter got a nonzero gradient."""
     return all(g is None or not g.any() for g in grads)
 
 
-def rows_match(rows, reference):
+def rows_match(rows: torch.Tensor, reference: torch.Tensor | None) -> torch.Tensor:
     """For each row of `rows`, whether it equals some row of `reference`."""
     if reference is None or rows.shape[1:] != reference.shape[1:]:
         return torch.zeros(len(rows), dtype=torch.bool)
@@ -44,7 +69,9 @@ def rows_match(rows, reference):
     return (diff < 1e-5).any(1)
 
 
-def replay_grads(nets, params_of, loss_fn):
+def replay_grads(
+    nets: Sequence[nn.Module], params_of: nn.Module, loss_fn: Callable[[], torch.Tensor]
+) -> list[torch.Tensor]:
     """Gradients of loss_fn() with respect to params_of's parameters.
 
     The replay runs the networks again, which would update batch norm's running statistics:
@@ -63,19 +90,34 @@ def replay_grads(nets, params_of, loss_fn):
     return [torch.zeros_like(p).cpu() if g is None else g.cpu() for p, g in zip(params, grads)]
 
 
-def grads_close(grads, expected, rtol=2e-3):
+def grads_close(
+    grads: Sequence[torch.Tensor | None],
+    expected: Sequence[torch.Tensor | None],
+    rtol: float = 2e-3,
+) -> bool:
+    """Whether `grads` are `expected` within `rtol` of its norm (None counts as no numbers)."""
     got = torch.cat([(torch.zeros(0) if g is None else g.flatten()) for g in grads])
-    exp = torch.cat([e.flatten() for e in expected])
+    exp = torch.cat([(torch.zeros(0) if e is None else e.flatten()) for e in expected])
     if got.numel() != exp.numel():
         return False
     return (got - exp).norm() <= rtol * max(exp.norm().item(), 1e-8)
 
 
-def bce_logits(logits, labels):
+def bce_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy with logits (the loss the replays expect)."""
     return F.binary_cross_entropy_with_logits(logits, labels)
 
 
-def check_d_step(d_grads, window, scaled_batches, fake_out, last_d_grads, D):
+def check_d_step(
+    d_grads: Grads,
+    window: Window,
+    scaled_batches: list[torch.Tensor],
+    fake_out: torch.Tensor | None,
+    last_d_grads: Grads,
+    D: nn.Module,
+) -> None:
+    """D's gradients at d_optimizer.step() are those of real_loss + fake_loss on the calls of
+    `window` (in one of the accepted forms); else a failure naming the likely mistake."""
     d_calls = [e for e in window if e[0] == "D"]
     check(
         d_calls, "d_optimizer.step() was called without D looking at any image since the last step."
@@ -171,7 +213,11 @@ def check_d_step(d_grads, window, scaled_batches, fake_out, last_d_grads, D):
     )
 
 
-def flipped_d_loss(D, labelled):
+def flipped_d_loss(
+    D: nn.Module, labelled: list[tuple[torch.Tensor, torch.Tensor]]
+) -> Callable[[], torch.Tensor]:
+    """The D loss with the labels swapped (real 0, fake 1), on the (input, is_real) calls."""
+
     def fn():
         total = 0.0
         for inp, is_real in labelled:
@@ -185,7 +231,18 @@ def flipped_d_loss(D, labelled):
     return fn
 
 
-def check_g_step(g_grads, window, g_history, scaled_batches, D, G, last_g_grads, g_grads_at_d_step):
+def check_g_step(
+    g_grads: Grads,
+    window: Window,
+    g_history: Window,
+    scaled_batches: list[torch.Tensor],
+    D: nn.Module,
+    G: nn.Module,
+    last_g_grads: Grads,
+    g_grads_at_d_step: Grads,
+) -> None:
+    """G's gradients at g_optimizer.step() are those of real_loss(D(G(z))) for the z of the fakes
+    D scored; else a failure naming the likely mistake."""
     d_calls = [e for e in window if e[0] == "D"]
     check(d_calls, "The G step must score G's images with D: g_loss = real_loss(D(fake_images)).")
     saw_real = any(
@@ -208,7 +265,7 @@ def check_g_step(g_grads, window, g_history, scaled_batches, D, G, last_g_grads,
         source is not None,
         "In the G step, D should score G's fake images (g_loss = real_loss(D(fake_images))).",
     )
-    z, _ = source
+    z, _ = cast(tuple[torch.Tensor, torch.Tensor], source)  # check() failed on None
 
     def g_loss(label):
         def fn():

@@ -9,6 +9,9 @@ of a layer it knows with torch.nn.functional before its checks read it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -16,14 +19,39 @@ import torch.nn.functional as F
 from helpers.graded.failures import check
 from helpers.graded.plain import plain
 
+__all__ = [
+    "KNOWN_LEAVES",
+    "MAX_REPLAY_MACS",
+    "POOLING",
+    "Call",
+    "Leaf",
+    "check_first_input",
+    "check_output_is_last_layers",
+    "check_record_is_own",
+    "check_replayed",
+    "follows",
+    "leaf_modules",
+    "leaf_record",
+    "rebuild_trace",
+    "replay",
+    "replay_cost",
+    "trace_input",
+    "trace_leaves",
+    "trace_record",
+]
 
-def leaf_modules(module):
+
+def leaf_modules(module: nn.Module) -> list[nn.Module]:
+    """The modules of `module` that hold no other module, in registration order."""
     return [m for m in module.modules() if not list(m.children())]
 
 
-def trace_leaves(module, *inputs):
+def trace_leaves(
+    module: nn.Module, *inputs: torch.Tensor
+) -> tuple[Any, list[tuple[nn.Module, torch.Tensor, torch.Tensor]]]:
     """Run module(*inputs) and record (leaf module, input tensor, output tensor) in call order."""
-    calls, handles = [], []
+    calls: list[tuple[nn.Module, torch.Tensor, torch.Tensor]] = []
+    handles = []
     for leaf in leaf_modules(module):
         handles.append(
             leaf.register_forward_hook(
@@ -38,7 +66,7 @@ def trace_leaves(module, *inputs):
     return out, calls
 
 
-def trace_input(seed, *shape, normal=False):
+def trace_input(seed: int, *shape: int, normal: bool = False) -> torch.Tensor:
     """The batch a network is traced on, drawn from `seed`: the judge draws it again. Uniform in
     [-1, 1] (images, part 1's z), or normal (part 2's z)."""
     gen = torch.Generator().manual_seed(seed + 3)
@@ -47,7 +75,7 @@ def trace_input(seed, *shape, normal=False):
     )
 
 
-def follows(prev, out):
+def follows(prev: torch.Tensor, out: object) -> bool:
     """Whether `out` is `prev` (a network's last layer's output), or tanh or sigmoid of it, up to
     a reshape: nothing else happens after a network's last layer."""
     if not isinstance(out, torch.Tensor) or prev.numel() != out.numel():
@@ -96,7 +124,7 @@ KNOWN_LEAVES = {
 POOLING = ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d")
 
 
-def _attr(value):
+def _attr(value: object) -> object:
     if isinstance(value, (bool, int, float, str)) or value is None:
         return value
     if isinstance(value, (tuple, list)) and all(isinstance(v, (int, float)) for v in value):
@@ -104,7 +132,7 @@ def _attr(value):
     return None
 
 
-def leaf_record(m, max_state=None):
+def leaf_record(m: nn.Module, max_state: int | None = None) -> dict[str, Any]:
     """A leaf module as data: its kind (the torch.nn class it is or extends, else its own class
     name), hyperparameters, train/eval mode and its parameters and buffers (CPU copies).
 
@@ -122,7 +150,7 @@ def leaf_record(m, max_state=None):
     )
     attrs = {a: _attr(getattr(m, a, None)) for a in KNOWN_LEAVES[kind][1]} if kind else {}
     state = m.state_dict()
-    record = {
+    record: dict[str, Any] = {
         "kind": kind or type(m).__name__,
         "known": kind is not None,
         "attrs": attrs,
@@ -135,7 +163,9 @@ def leaf_record(m, max_state=None):
     return record
 
 
-def trace_record(module, *inputs, max_state=None):
+def trace_record(
+    module: nn.Module, *inputs: torch.Tensor, max_state: int | None = None
+) -> tuple[Any, dict[str, Any]]:
     """Run module(*inputs) as trace_leaves does; return (output as data, the trace as data:
     {"leaves": [leaf_record], "calls": [{"leaf": index, "input", "output"}]}). `max_state` as
     for leaf_record."""
@@ -157,7 +187,7 @@ class Leaf:
     """A leaf module rebuilt from its record (judge side): .kind, its hyperparameters as
     attributes (tuples where the module has tuples), .state and .training."""
 
-    def __init__(self, record):
+    def __init__(self, record: dict[str, Any]) -> None:
         self.kind = str(record["kind"])
         self.known = record["known"] is True
         self.training = record["training"] is True
@@ -168,21 +198,28 @@ class Leaf:
             all(isinstance(v, torch.Tensor) for v in self.state.values()),
             "The record of a layer came back malformed.",
         )
-        self.attrs = {
+        self.attrs: dict[str, Any] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in dict(record["attrs"]).items()
         }
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> Any:
         attrs = self.__dict__.get("attrs", {})
         if name in attrs:
             return attrs[name]
         raise AttributeError(name)
 
-    def n_params(self):
+    def n_params(self) -> int:
+        """How many numbers its parameters hold (its recorded state, buffers left out)."""
         return sum(self.state[k].numel() for k in self.params if k in self.state)
 
 
-def rebuild_trace(record, who, first_input=None, replay=True):
+# One layer call of a trace: (the layer, its input, its output)
+Call = tuple[Leaf, torch.Tensor, torch.Tensor]
+
+
+def rebuild_trace(
+    record: dict[str, Any], who: str, first_input: torch.Tensor | None = None, replay: bool = True
+) -> tuple[list[Leaf], list[Call]]:
     """(leaves, calls) from trace_record's data, checked: every call of a layer the judge knows
     gives what that layer computes from its recorded weights and input, and the first call
     takes `first_input` (the test's own input, when given). calls are (Leaf, input, output).
@@ -206,7 +243,7 @@ def rebuild_trace(record, who, first_input=None, replay=True):
     return leaves, calls
 
 
-def check_replayed(calls, who):
+def check_replayed(calls: list[Call], who: str) -> None:
     """Every call of a layer the judge knows gives what that layer computes from its recorded
     weights and input (the calls of rebuild_trace)."""
     check(
@@ -227,7 +264,7 @@ def check_replayed(calls, who):
         )
 
 
-def check_first_input(calls, first_input, who):
+def check_first_input(calls: list[Call], first_input: torch.Tensor, who: str) -> None:
     """The first traced call took `first_input` (the test's own input), up to a reshape."""
     if calls:
         inp = calls[0][1]
@@ -239,7 +276,7 @@ def check_first_input(calls, first_input, who):
         )
 
 
-def check_output_is_last_layers(calls, out, who):
+def check_output_is_last_layers(calls: list[Call], out: object, who: str) -> None:
     """The network's output `out` is what its last traced layer gave (follows)."""
     check(
         follows(calls[-1][2], out),
@@ -248,7 +285,9 @@ def check_output_is_last_layers(calls, out, who):
     )
 
 
-def check_record_is_own(calls, out, first_input, who):
+def check_record_is_own(
+    calls: list[Call], out: object, first_input: torch.Tensor, who: str
+) -> None:
     """The trace of rebuild_trace(..., replay=False) is the network's own: every layer call
     replayed from its recorded weights, its first layer took the judge's `first_input`, and its
     output is the last layer's."""
@@ -260,7 +299,7 @@ def check_record_is_own(calls, out, first_input, who):
 MAX_REPLAY_MACS = 5 * 10**9  # the test's D needs 10**7 (10**9 with 16 times the channels)
 
 
-def replay_cost(leaf, x):
+def replay_cost(leaf: Leaf, x: torch.Tensor) -> int:
     """An upper bound on the multiply-adds replay(leaf, x) does, from shapes alone."""
     weight = leaf.state.get("weight")
     if not isinstance(weight, torch.Tensor) or x.dim() < 1:
@@ -284,7 +323,7 @@ def replay_cost(leaf, x):
     return x.numel()
 
 
-def replay(leaf, x):
+def replay(leaf: Leaf, x: torch.Tensor) -> torch.Tensor | None:
     """What `leaf` computes from input x with its recorded weights; None for layers that are
     random (dropout) or unknown to the judge."""
     a, st = leaf.attrs, leaf.state
@@ -347,7 +386,12 @@ def replay(leaf, x):
         return F.linear(x, st["weight"], st.get("bias"))
     if kind == "LeakyReLU":
         return F.leaky_relu(x, a["negative_slope"])
-    simple = {"ReLU": F.relu, "Tanh": torch.tanh, "Sigmoid": torch.sigmoid, "Identity": lambda t: t}
+    simple: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+        "ReLU": F.relu,
+        "Tanh": torch.tanh,
+        "Sigmoid": torch.sigmoid,
+        "Identity": lambda t: t,
+    }
     if kind in simple:
         return simple[kind](x)
     if kind == "Flatten":

@@ -8,6 +8,7 @@ first, a squash, a random transform or lost colour.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
@@ -16,10 +17,24 @@ from torchvision import transforms
 from helpers.graded.failures import calling, check
 from helpers.graded.plain import plain, type_name
 
+if TYPE_CHECKING:  # for the annotations only
+    from helpers.graded.verdicts import Observation
+
+__all__ = [
+    "FRAME_BLUE",
+    "check_frame_kept",
+    "check_images_are_the_test_images",
+    "check_non_square_images",
+    "expected_images",
+    "loader_images",
+    "observe_dataset_images",
+    "write_test_images",
+]
+
 FRAME_BLUE = (20, 40, 220)
 
 
-def loader_images(seed=7):
+def loader_images(seed: int = 7) -> dict[str, Image.Image]:
     """{file stem: PIL image} of the data loader's test images; the square ones' colours come
     from `seed`. Square and non-square images, RGB, grayscale and RGBA.
 
@@ -51,7 +66,7 @@ def loader_images(seed=7):
     return images
 
 
-def write_test_images(root, seed=7):
+def write_test_images(root: Path | str, seed: int = 7) -> int:
     """Write loader_images(seed) as an ImageFolder tree under `root`; return how many."""
     folder = Path(root) / "faces"
     folder.mkdir(parents=True)
@@ -61,7 +76,7 @@ def write_test_images(root, seed=7):
     return len(images)
 
 
-def expected_images(seed, size):
+def expected_images(seed: int, size: int) -> torch.Tensor:
     """loader_images(seed) as a correct loader gives them: Resize, CenterCrop, ToTensor; (N, 3,
     size, size)."""
     transform = transforms.Compose(
@@ -70,7 +85,7 @@ def expected_images(seed, size):
     return torch.stack([transform(img.convert("RGB")) for img in loader_images(seed).values()])
 
 
-def check_images_are_the_test_images(images, seed, size):
+def check_images_are_the_test_images(images: torch.Tensor, seed: int, size: int) -> None:
     """Every image of a batch is one of the test images (or its mirror), as a correct loader
     gives it: the batch really comes from the files the test wrote."""
     expected = expected_images(seed, size)
@@ -83,7 +98,7 @@ def check_images_are_the_test_images(images, seed, size):
     )
 
 
-def observe_dataset_images(obs, dataset):
+def observe_dataset_images(obs: Observation, dataset: Any) -> None:
     """The test images framed, wide and tall as the dataset gives them, each loaded three times
     (obs["image NAME"]: a list of three), and the dataset's file stems (obs["samples"])."""
     samples = getattr(dataset, "samples", None)
@@ -99,7 +114,7 @@ def observe_dataset_images(obs, dataset):
         obs[f"image {name}"] = [plain(img)] + [plain(a) for a in again]
 
 
-def check_frame_kept(obs, size):
+def check_frame_kept(obs: Observation, size: int) -> None:
     """framed.png (64x64, blue frame) shrunk to size keeps its frame in the outer pixels."""
     img = obs.need("image framed")[0]
     check(
@@ -119,7 +134,7 @@ def check_frame_kept(obs, size):
     )
 
 
-def check_non_square_images(obs, size):
+def check_non_square_images(obs: Observation, size: int) -> None:
     """The same image always gives the same tensor (no random crop), and the wide and tall test
     images come out (3, size, size), in colour, centre-cropped: the crop keeps only their green
     centre, squashing would keep their red side strips (observe_dataset_images)."""

@@ -8,6 +8,8 @@ mistake (flipped or varying labels, a sigmoid too many, a sum instead of a mean)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -15,10 +17,28 @@ import torch.nn.functional as F
 from helpers.graded.failures import calling, check
 from helpers.graded.plain import plain, type_name
 
+if TYPE_CHECKING:  # for the annotations only
+    from helpers.graded.verdicts import Observation
+
+__all__ = [
+    "LOGITS",
+    "SIZED_HINT",
+    "bce",
+    "judge_loss",
+    "labels_cause",
+    "labels_used",
+    "loss_devices",
+    "observe_loss",
+    "one_hint",
+    "random_logits",
+]
+
 LOGITS = [[2.0], [-1.0], [0.5], [-3.0], [40.0], [-40.0]]
 
 
-def labels_used(value, grad, logits):
+def labels_used(
+    value: float, grad: torch.Tensor | None, logits: torch.Tensor
+) -> torch.Tensor | None:
     """The labels of a mean BCE-with-logits loss, read back from its gradient `grad` with respect
     to `logits` ((sigmoid(x) - label) / n per logit); None when the loss is not of that form."""
     if grad is None:
@@ -31,7 +51,7 @@ def labels_used(value, grad, logits):
     return labels.cpu()
 
 
-def labels_cause(labels, target):
+def labels_cause(labels: torch.Tensor, target: float) -> str:
     """What is wrong with labels that are not all `target`, in words."""
     kind = "fake" if target == 0 else "real"
     asked = (
@@ -57,7 +77,7 @@ def labels_cause(labels, target):
     )
 
 
-def bce(logits, target):
+def bce(logits: list[list[float]], target: float) -> float:
     """Hand-computed mean binary cross-entropy with logits, in float64."""
     total = 0.0
     for (x,) in logits:
@@ -79,7 +99,8 @@ SIZED_HINT = (
 )
 
 
-def one_hint(name):
+def one_hint(name: str) -> str:
+    """The likely cause when loss `name` works on a batch of 6 but not on a batch of one."""
     return (
         f"{name} works for a batch of 6 but not for a batch of one image: squeezing D_out turns "
         "its shape (1, 1) into a single number, while labels such as torch.ones(batch_size) keep "
@@ -88,12 +109,12 @@ def one_hint(name):
     )
 
 
-def random_logits(seed):
+def random_logits(seed: int) -> list[list[float]]:
     """A (16, 1) batch of logits in [-5, 5] drawn from `seed` (the grader's, unknown before)."""
     return (torch.rand(16, 1, generator=torch.Generator().manual_seed(seed)) * 10 - 5).tolist()
 
 
-def _loss_observation(loss, d_out):
+def _loss_observation(loss: object, d_out: torch.Tensor) -> dict[str, Any]:
     """A loss as data: its value (plain) and its gradient with respect to d_out (or None)."""
     grad = None
     if isinstance(loss, torch.Tensor) and loss.requires_grad and loss.dim() == 0:
@@ -105,7 +126,15 @@ def _loss_observation(loss, d_out):
     return {"value": plain(loss), "grad": grad}
 
 
-def observe_loss(obs, key, fn, name, call, devices, seed):
+def observe_loss(
+    obs: Observation,
+    key: str,
+    fn: Callable[[torch.Tensor], Any],
+    name: str,
+    call: str,
+    devices: list[str],
+    seed: int,
+) -> None:
     """What `fn` (a loss) gives on the kit's logits on each device, on a D_out of one image and
     on random logits from `seed`; stored in obs[key]."""
     found = obs[key] = {"devices": list(devices)}
@@ -122,7 +151,7 @@ def observe_loss(obs, key, fn, name, call, devices, seed):
         found["random"] = _loss_observation(fn(d_out), d_out)
 
 
-def judge_loss(obs, key, name, call, target, seed):
+def judge_loss(obs: Observation, key: str, name: str, call: str, target: float, seed: int) -> None:
     """The checks of a loss on what observe_loss saw: value, finiteness, gradient, a batch of one
     and random logits, each against the hand-computed mean BCE with logits."""
     found = obs.need(key)
@@ -148,7 +177,9 @@ def judge_loss(obs, key, name, call, target, seed):
     _judge_one_loss(seen, name, f"{call} on other logits", target, random_logits(seed))
 
 
-def _judge_one_loss(seen, name, call, target, logits):
+def _judge_one_loss(
+    seen: dict[str, Any], name: str, call: str, target: float, logits: list[list[float]]
+) -> None:
     loss, grad = seen["value"], seen["grad"]
     check(
         isinstance(loss, torch.Tensor) and loss.dim() == 0,
@@ -205,5 +236,6 @@ def _judge_one_loss(seen, name, call, target, logits):
     )
 
 
-def loss_devices():
+def loss_devices() -> list[str]:
+    """The devices the losses are tried on: the CPU, and the GPU when there is one."""
     return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]

@@ -7,22 +7,54 @@ critic reuse the shared ones (helpers/graded/part2.py).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
 import torch
 import torch.nn as nn
 
 from helpers.graded.failures import calling, check
-from helpers.graded.layers import POOLING
+from helpers.graded.layers import POOLING, Call, Leaf
 from helpers.graded.plain import plain
 
+if TYPE_CHECKING:  # for the annotations only
+    from helpers.graded.verdicts import Observation
 
-def device_of(module):
+__all__ = [
+    "BATCHES",
+    "FIND_TRUTHINESS",
+    "check_batch_sizes",
+    "check_d_activations",
+    "check_d_batch_norm",
+    "check_d_convs",
+    "check_d_gives_logits",
+    "check_d_gradients",
+    "check_g_ends_with_tanh",
+    "check_g_layers",
+    "check_init_picks_the_layers",
+    "check_no_dropout_on_output",
+    "check_size_follows_conv_dim",
+    "conv_ignores_batch_norm",
+    "device_of",
+    "leaky_slope",
+    "n_params",
+    "observe_batch_sizes",
+    "observe_gradients",
+    "observe_independence",
+    "params_without_gradient",
+    "push_output",
+    "samples_independent",
+]
+
+
+def device_of(module: nn.Module) -> torch.device:
     """The device of the module's first parameter (the CPU when it has none)."""
     for p in module.parameters():
         return p.device
     return torch.device("cpu")
 
 
-def check_no_dropout_on_output(out):
+def check_no_dropout_on_output(out: torch.Tensor) -> None:
     """D's logits (`out`, on 64 images in train mode) are never exactly 0; dropout after the last
     layer makes some so."""
     zeros = int((out == 0).sum())
@@ -34,10 +66,10 @@ def check_no_dropout_on_output(out):
     )
 
 
-def conv_ignores_batch_norm(Discriminator):
+def conv_ignores_batch_norm(Discriminator: type) -> bool:
     """Whether the notebook's conv() (the one Discriminator uses) adds batch norm even when
     called with batch_norm=False; False when it cannot tell."""
-    conv = getattr(Discriminator.__init__, "__globals__", {}).get("conv")
+    conv = getattr(getattr(Discriminator, "__init__", None), "__globals__", {}).get("conv")
     if not callable(conv):
         return False
     try:
@@ -47,7 +79,7 @@ def conv_ignores_batch_norm(Discriminator):
         return False
 
 
-def leaky_slope(before, after):
+def leaky_slope(before: torch.Tensor, after: torch.Tensor) -> float | None:
     """The negative slope of the activation between two layers, from their traced tensors.
 
     `before` is one layer's output, `after` the next layer's input; None when they are not one
@@ -70,16 +102,22 @@ FIND_TRUTHINESS = (
 )
 
 
-def check_init_picks_the_layers(model, before, kinds, batch_norm):
+def check_init_picks_the_layers(
+    model: nn.Sequential, before: list[torch.Tensor], kinds: dict[int, str], batch_norm: int
+) -> None:
     """weights_init_normal changed the conv/linear layers of `model` and left batch norm alone.
 
     `before` holds each layer's weights before model.apply; `kinds` maps the index of each layer
     it should initialise to a name; `batch_norm` is the index of the batch norm layer. The
     message names the likely mistake from which layers changed.
     """
-    left = [kind for i, kind in kinds.items() if torch.equal(model[i].weight.detach(), before[i])]
+
+    def weight(i: int) -> torch.Tensor:
+        return cast(torch.Tensor, model[i].weight).detach()
+
+    left = [kind for i, kind in kinds.items() if torch.equal(weight(i), before[i])]
     done = [kind for kind in kinds.values() if kind not in left]
-    bn = model[batch_norm].weight.detach()
+    bn = weight(batch_norm)
     bn_changed = not (torch.allclose(bn, before[batch_norm]) or abs(bn.mean().item() - 1) < 0.05)
     if bn_changed and left:
         check(
@@ -114,7 +152,15 @@ def check_init_picks_the_layers(model, before, kinds, batch_norm):
 BATCHES = (5, 16, 1)  # a batch of one last, so its failure can say only that one breaks
 
 
-def observe_batch_sizes(obs, net, make_input, who, in_shape, hint="", out_shape=None):
+def observe_batch_sizes(
+    obs: Observation,
+    net: Callable[[torch.Tensor], Any],
+    make_input: Callable[[int], torch.Tensor],
+    who: str,
+    in_shape: str,
+    hint: str = "",
+    out_shape: tuple[int, ...] | None = None,
+) -> bool:
     """The shape of net's output on batches of 5, 16 and then 1: obs["batch B"] ([] when it is
     not a tensor). Returns whether every shape was (B, *out_shape), when `out_shape` is given:
     part 2's observers stop there when not, as its judge does."""
@@ -130,7 +176,9 @@ def observe_batch_sizes(obs, net, make_input, who, in_shape, hint="", out_shape=
     return out_shape is None or all(obs[f"batch {b}"] == [b, *out_shape] for b in BATCHES)
 
 
-def check_batch_sizes(obs, who, in_shape, out_shape):
+def check_batch_sizes(
+    obs: Observation, who: str, in_shape: str, out_shape: tuple[int, ...]
+) -> None:
     """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes)."""
     for b in BATCHES:
         shape = tuple(obs.need(f"batch {b}"))
@@ -147,7 +195,7 @@ def check_batch_sizes(obs, who, in_shape, out_shape):
         )
 
 
-def check_d_convs(leaves, calls, conv_dim):
+def check_d_convs(leaves: list[Leaf], calls: list[Call], conv_dim: int) -> list[Call]:
     """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels.
 
     `leaves` are D's layers and `calls` their calls, from rebuild_trace."""
@@ -182,7 +230,7 @@ def check_d_convs(leaves, calls, conv_dim):
     return convs
 
 
-def check_d_batch_norm(conv_ignores_bn, calls, first):
+def check_d_batch_norm(conv_ignores_bn: bool, calls: list[Call], first: Leaf) -> None:
     """No batch norm right after D's first conv (the paper), batch norm after the next two.
 
     `conv_ignores_bn`: the notebook's conv() adds batch norm even with batch_norm=False."""
@@ -208,7 +256,7 @@ def check_d_batch_norm(conv_ignores_bn, calls, first):
     )
 
 
-def check_d_activations(convs):
+def check_d_activations(convs: list[Call]) -> None:
     """LeakyReLU with slope 0.2 between D's conv layers, read from what reaches the next conv."""
     for _, inp, _ in convs[1:3]:
         check(
@@ -234,7 +282,7 @@ def check_d_activations(convs):
         )
 
 
-def check_d_gives_logits(up, down):
+def check_d_gives_logits(up: torch.Tensor, down: torch.Tensor) -> None:
     """Trained to grow (push_output), D's outputs `up` pass 1 and, trained to shrink, `down` go
     below 0: no final sigmoid."""
     check(
@@ -245,7 +293,7 @@ def check_d_gives_logits(up, down):
     )
 
 
-def observe_gradients(net, images, who):
+def observe_gradients(net: nn.Module, images: torch.Tensor, who: str) -> dict[str, Any]:
     """Backpropagate net(images).sum(): {"missing": names of parameters without a gradient,
     "input": whether the input got a nonzero gradient}."""
     xg = images.requires_grad_(True)
@@ -253,7 +301,7 @@ def observe_gradients(net, images, who):
     return {"missing": missing, "input": bool(xg.grad is not None and torch.any(xg.grad != 0))}
 
 
-def check_d_gradients(found):
+def check_d_gradients(found: dict[str, Any]) -> None:
     """Every parameter of D gets a gradient, and so does D's input image (G learns through it)."""
     missing = found["missing"]
     check(
@@ -268,7 +316,7 @@ def check_d_gradients(found):
     )
 
 
-def check_g_layers(calls, conv_dim):
+def check_g_layers(calls: list[Call], conv_dim: int) -> None:
     """Transposed convs up to 3 channels, batch norm in hidden layers only, ReLU before the last."""
     deconvs = [(m, i, o) for m, i, o in calls if m.kind == "ConvTranspose2d"]
     check(
@@ -299,7 +347,7 @@ def check_g_layers(calls, conv_dim):
     )
 
 
-def check_g_ends_with_tanh(up, down):
+def check_g_ends_with_tanh(up: torch.Tensor, down: torch.Tensor) -> None:
     """Trained to grow or shrink (push_output: `up`, `down`), G's outputs stay in [-1, 1] and
     reach below -0.5: tanh."""
     check(
@@ -315,11 +363,12 @@ def check_g_ends_with_tanh(up, down):
     )
 
 
-def n_params(module):
+def n_params(module: nn.Module) -> int:
+    """How many numbers the parameters of `module` hold."""
     return sum(p.numel() for p in module.parameters())
 
 
-def observe_independence(net, inputs, n=4):
+def observe_independence(net: nn.Module, inputs: torch.Tensor, n: int = 4) -> dict[str, Any]:
     """In eval mode, the outputs of the first n samples inside the batch and alone."""
     net.eval()
     try:
@@ -331,13 +380,13 @@ def observe_independence(net, inputs, n=4):
     return {"together": plain(together[:n]), "alone": plain(alone)}
 
 
-def samples_independent(found):
+def samples_independent(found: dict[str, Any]) -> bool:
     """Is each sample's output the same alone as inside the batch (observe_independence)?"""
     together, alone = found["together"], found["alone"]
     return together.shape == alone.shape and torch.allclose(together, alone, atol=1e-4)
 
 
-def params_without_gradient(net, inputs, who):
+def params_without_gradient(net: nn.Module, inputs: torch.Tensor, who: str) -> list[str]:
     """Backpropagate net(inputs).sum(); return the names of parameters that got no gradient."""
     with calling(f"Backpropagating through {who}"):
         net.zero_grad()
@@ -345,7 +394,7 @@ def params_without_gradient(net, inputs, who):
     return [n for n, p in net.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
 
 
-def check_size_follows_conv_dim(small, big, who, low, layers):
+def check_size_follows_conv_dim(small: int, big: int, who: str, low: float, layers: str) -> None:
     """Doubling conv_dim should about quadruple the parameters (k x k x in x out): `small` and
     `big` are the parameter counts."""
     ratio = big / small if small else 0.0
@@ -356,7 +405,13 @@ def check_size_follows_conv_dim(small, big, who, low, layers):
     )
 
 
-def push_output(module, make_input, direction, steps=25, lr=0.05):
+def push_output(
+    module: nn.Module,
+    make_input: Callable[[], torch.Tensor],
+    direction: float,
+    steps: int = 25,
+    lr: float = 0.05,
+) -> torch.Tensor:
     """Train `module` briefly to push its outputs up (+1) or down (-1); return the final outputs.
 
     A linear output grows without bound; an output squashed by sigmoid or tanh cannot pass its

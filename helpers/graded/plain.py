@@ -8,12 +8,17 @@ test_scale (the notebook step "Scale the images to [-1, 1]").
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
+import torch.nn as nn
 
 from helpers.graded.failures import check
 
+__all__ = ["logged_numbers", "optimizer_facts", "plain", "tensor_like", "type_name"]
 
-def plain(value, _depth=0):
+
+def plain(value: object, _depth: int = 0) -> Any:
     """What the learner's code returned, as data: tensors detached on the CPU, lists and tuples
     item by item, plain numbers and text as they are, anything else as {"type": its name}."""
     if isinstance(value, torch.Tensor):
@@ -25,7 +30,7 @@ def plain(value, _depth=0):
     return {"type": type(value).__name__}
 
 
-def type_name(value):
+def type_name(value: object) -> str:
     """The type name of what the learner's code returned, from its plain() form."""
     if isinstance(value, torch.Tensor):
         return "Tensor"
@@ -36,7 +41,7 @@ def type_name(value):
     return type(value).__name__
 
 
-def tensor_like(value, reference, what):
+def tensor_like(value: object, reference: torch.Tensor, what: str) -> torch.Tensor:
     """`value` (observed) when it is a tensor shaped like `reference`, else a failure naming it."""
     check(
         isinstance(value, torch.Tensor) and value.shape == reference.shape,
@@ -47,17 +52,19 @@ def tensor_like(value, reference, what):
             else f"a {type(value).__name__}."
         ),
     )
-    return value
+    return cast(torch.Tensor, value)
 
 
-def optimizer_facts(opt, D, G):
+def optimizer_facts(
+    opt: torch.optim.Optimizer | None, D: nn.Module, G: nn.Module
+) -> dict[str, Any] | None:
     """An optimizer as data: its class, and per parameter group the learning rate, the betas and
     which parameters it holds (["D", i] for D's i-th parameter, ["G", i], or ["other", -1])."""
     if opt is None:
         return None
     which = {id(p): ["G", i] for i, p in enumerate(G.parameters())}
     which.update({id(p): ["D", i] for i, p in enumerate(D.parameters())})
-    groups = []
+    groups: list[dict[str, Any]] = []
     for group in getattr(opt, "param_groups", []):
         groups.append(
             {
@@ -73,11 +80,11 @@ def optimizer_facts(opt, D, G):
     }
 
 
-def logged_numbers(record):
+def logged_numbers(record: object) -> list[float | None] | dict[str, str]:
     """One logged record as a list of floats (None where an entry is not a number)."""
     if not isinstance(record, (tuple, list)):
         return {"type": type(record).__name__}
-    numbers = []
+    numbers: list[float | None] = []
     for value in list(record)[:8]:
         try:
             numbers.append(float(value))

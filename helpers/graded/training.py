@@ -9,19 +9,45 @@ train()'s signature. Part 2's WGAN-GP recorder and judge build on them (helpers/
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 import torch.nn as nn
 
 from helpers.graded.failures import calling, check
-from helpers.graded.gradients import check_d_step, check_g_step, grads_equal, is_zero, rows_match
+from helpers.graded.gradients import (
+    Window,
+    check_d_step,
+    check_g_step,
+    grads_equal,
+    is_zero,
+    rows_match,
+)
 from helpers.graded.plain import logged_numbers
+
+if TYPE_CHECKING:  # for the annotations only
+    from helpers.graded.verdicts import Observation
+
+__all__ = [
+    "FRESH_Z",
+    "TRAIN_SIGNATURE",
+    "Recorder",
+    "StepJudge",
+    "TinyD",
+    "TinyG",
+    "check_fresh_noise",
+    "check_train_signature",
+    "observe_training_run",
+    "quiet",
+    "takes_argument",
+]
 
 
 class TinyD(nn.Module):
     """A small DCGAN discriminator for 16x16 images, used only by test_train."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(3, 4, 4, 2, 1),
@@ -32,14 +58,14 @@ class TinyD(nn.Module):
         )
         self.fc = nn.Linear(8 * 4 * 4, 1)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.net(x).flatten(1))
 
 
 class TinyG(nn.Module):
     """A small DCGAN generator for 16x16 images, used only by test_train."""
 
-    def __init__(self, z_size):
+    def __init__(self, z_size: int) -> None:
         super().__init__()
         self.fc = nn.Linear(z_size, 8 * 4 * 4)
         self.net = nn.Sequential(
@@ -52,7 +78,7 @@ class TinyG(nn.Module):
             nn.Tanh(),  # (B, 3, 16, 16)
         )
 
-    def forward(self, z):
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(self.fc(z).view(-1, 8, 4, 4))
 
 
@@ -68,13 +94,15 @@ class Recorder:
 
     MAX_EVENTS = 200  # a right run of the test takes about 60
 
-    def __init__(self, D, G, d_opt, g_opt):
+    def __init__(
+        self, D: nn.Module, G: nn.Module, d_opt: torch.optim.Optimizer, g_opt: torch.optim.Optimizer
+    ) -> None:
         self.D, self.G = D, G
         # On a GPU, convolutions in full float32 while the run is recorded (cuDNN uses TF32 by
         # default, about 1e-3 off): the judge replays the steps on the CPU and must get the same
         # gradients. close() restores the setting.
         try:
-            self._tf32 = torch.backends.cudnn.allow_tf32
+            self._tf32: bool | None = torch.backends.cudnn.allow_tf32
             torch.backends.cudnn.allow_tf32 = False
         except RuntimeError:  # set through torch's newer per-operator flags: left as they are
             self._tf32 = None
@@ -126,13 +154,15 @@ class Recorder:
             }
         )
 
-    def close(self):
+    def close(self) -> None:
+        """Stop watching: the hooks removed, cuDNN's TF32 setting restored."""
         for h in self.handles:
             h.remove()
         if self._tf32 is not None:
             torch.backends.cudnn.allow_tf32 = self._tf32
 
-    def record(self):
+    def record(self) -> dict[str, Any]:
+        """What was recorded: {"events": [...], "overflow": whether events were left out}."""
         return {"events": self.events, "overflow": self.overflow}
 
 
@@ -144,15 +174,19 @@ class StepJudge:
     last step and compares gradients; the first wrong step raises its GradedTestFailure.
     """
 
-    def __init__(self, D, G, scaled_batches, record):
+    def __init__(
+        self, D: nn.Module, G: nn.Module, scaled_batches: list[torch.Tensor], record: dict[str, Any]
+    ) -> None:
         self.D, self.G = D, G
         self.scaled_batches = scaled_batches
-        self.window = []  # ("D" | "G", input, output) since the last optimizer step
-        self.g_history = []  # recent G calls, to find where the fakes D scores came from
+        self.window: Window = []  # ("D" | "G", input, output) since the last optimizer step
+        self.g_history: Window = []  # recent G calls, to find where the fakes D scores came from
         self.d_step_reached_g = False  # the D step's backward also filled G's gradients
         self.steps = {"d_step": 0, "g_step": 0}
-        self.g_inputs = []  # G's input in every call that is part of a step
-        self.sample_inputs = []  # G's input in calls under torch.no_grad() (the samples)
+        self.g_inputs: list[torch.Tensor] = []  # G's input in every call that is part of a step
+        self.sample_inputs: list[
+            torch.Tensor
+        ] = []  # G's input in calls under torch.no_grad() (the samples)
         self.overflow = record["overflow"] is True
         events = record["events"]
         check(
@@ -238,7 +272,8 @@ class StepJudge:
         self.last_g_grads, self.last_d_grads = g_grads, d_grads
         self.window = []
 
-    def count(self, kind):
+    def count(self, kind: str) -> int:
+        """How many "d_step" or "g_step" steps were checked."""
         return self.steps[kind]
 
 
@@ -248,7 +283,7 @@ FRESH_Z = (
 )
 
 
-def check_fresh_noise(g_inputs, sample_inputs):
+def check_fresh_noise(g_inputs: list[torch.Tensor], sample_inputs: list[torch.Tensor]) -> None:
     """Every batch's fakes come from new noise: no z row of the steps is one of the sample noise
     (fixed_z), and none feeds G in more than two calls (a D and a G step of one batch)."""
     rows = [z.flatten(1) for z in g_inputs if z.dim() >= 2 and z.is_floating_point()]
@@ -262,7 +297,9 @@ def check_fresh_noise(g_inputs, sample_inputs):
             "images, so G only ever learns to draw those few images. " + FRESH_Z,
         )
     all_rows = torch.cat(rows)
-    uses = sum(rows_match(all_rows, r).int() for r in rows)  # per row: G calls that used it
+    uses = cast(
+        torch.Tensor, sum(rows_match(all_rows, r).int() for r in rows)
+    )  # per row: G calls that used it
     check(
         uses.max() <= 2,
         f"The same noise z fed G in {uses.max()} training calls, across batches, so G keeps "
@@ -270,7 +307,7 @@ def check_fresh_noise(g_inputs, sample_inputs):
     )
 
 
-def takes_argument(fn, name):
+def takes_argument(fn: Callable[..., Any], name: str) -> bool:
     """Whether fn accepts the keyword argument `name` (True when its signature cannot be read)."""
     import inspect
 
@@ -287,7 +324,9 @@ TRAIN_SIGNATURE = (
 )
 
 
-def check_train_signature(train, args, kwargs):
+def check_train_signature(
+    train: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> None:
     """Fail with the expected signature, not a bare TypeError, when train cannot take the call."""
     import inspect
 
@@ -316,7 +355,7 @@ def check_train_signature(train, args, kwargs):
 
 
 @contextlib.contextmanager
-def quiet(train):
+def quiet(train: Callable[..., Any]) -> Iterator[None]:
     """Hide train's prints and progress bars while the test runs it, so the test prints one line."""
     import io
 
@@ -332,7 +371,14 @@ def quiet(train):
             namespace["tqdm"] = saved
 
 
-def observe_training_run(obs, recorder, train, label, *args, **options):
+def observe_training_run(
+    obs: Observation,
+    recorder: Recorder,
+    train: Callable[..., Any],
+    label: str,
+    *args: Any,
+    **options: Any,
+) -> None:
     """Run the learner's `train(*args, **options)` while `recorder` (a Recorder) watches it.
 
     Stores in `obs`: "run", the record (kept when train fails), "after", both networks' weights
