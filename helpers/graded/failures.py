@@ -231,7 +231,9 @@ def malformed(
     `what` names the record ("The record of the training run"), `part` the piece that is wrong
     ("event 4's kind"), `expected` what the judge reads there.
     """
+    shown = describe(got)
+    end = "" if shown.endswith("...") else "."
     return GradedTestFailure(
         f"{what} came back malformed{aside}. {part[:1].upper()}{part[1:]} should be {expected}, "
-        f"got {describe(got)}."
+        f"got {shown}{end}"
     )

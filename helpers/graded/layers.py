@@ -16,7 +16,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.graded.failures import check
+from helpers.graded.failures import check, describe, malformed
 from helpers.graded.plain import plain
 
 __all__ = [
@@ -194,10 +194,14 @@ class Leaf:
         self.state = dict(record["state"])
         self.params = list(record["params"])
         self.left_out = record.get("left_out") is True  # recorded without its state
-        check(
-            all(isinstance(v, torch.Tensor) for v in self.state.values()),
-            "The record of a layer came back malformed.",
-        )
+        for name, value in self.state.items():
+            if not isinstance(value, torch.Tensor):
+                raise malformed(
+                    "The record of a layer",
+                    f"the entry {describe(name)} of its {describe(self.kind)} layer's state",
+                    "a tensor",
+                    value,
+                )
         self.attrs: dict[str, Any] = {
             k: tuple(v) if isinstance(v, list) else v for k, v in dict(record["attrs"]).items()
         }
@@ -226,15 +230,16 @@ def rebuild_trace(
     With replay=False only read: the caller runs check_replayed(calls, who) itself, later."""
     leaves = [Leaf(r) for r in record["leaves"]]
     calls = []
-    for call in record["calls"]:
+    what = f"The record of {who}'s layers"
+    for n, call in enumerate(record["calls"]):
         i, inp, out = call["leaf"], call["input"], call["output"]
-        check(
-            isinstance(i, int)
-            and 0 <= i < len(leaves)
-            and isinstance(inp, torch.Tensor)
-            and isinstance(out, torch.Tensor),
-            f"The record of {who}'s layers came back malformed.",
-        )
+        if not (isinstance(i, int) and 0 <= i < len(leaves)):
+            layers = f"0 to {len(leaves) - 1}" if leaves else "but it lists no layer"
+            raise malformed(what, f"the layer of call {n}", f"the index of a layer ({layers})", i)
+        if not isinstance(inp, torch.Tensor):
+            raise malformed(what, f"the input of call {n}", "a tensor", inp)
+        if not isinstance(out, torch.Tensor):
+            raise malformed(what, f"the output of call {n}", "a tensor", out)
         calls.append((leaves[i], inp, out))
     if replay:
         check_replayed(calls, who)

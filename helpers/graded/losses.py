@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn.functional as F
 
-from helpers.graded.failures import calling, check
+from helpers.graded.failures import calling, check, malformed
 from helpers.graded.plain import plain, type_name
 
 if TYPE_CHECKING:  # for the annotations only
@@ -156,10 +156,14 @@ def judge_loss(obs: Observation, key: str, name: str, call: str, target: float, 
     and random logits, each against the hand-computed mean BCE with logits."""
     found = obs.need(key)
     devices = found["devices"]
-    check(
-        isinstance(devices, list) and 0 < len(devices) <= 2 and set(devices) <= {"cpu", "cuda"},
-        "The test's list of devices came back malformed.",
-    )
+    if not (
+        isinstance(devices, list)
+        and 0 < len(devices) <= 2
+        and all(device in ("cpu", "cuda") for device in devices)
+    ):
+        raise malformed(
+            "The test's list of devices", "it", 'one or two of "cpu" and "cuda"', devices
+        )
     for device in devices:
         seen = found.get(device) if device in found else obs.need(f"{key} on {device}")
         _judge_one_loss(seen, name, call, target, LOGITS)

@@ -14,12 +14,12 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from helpers.graded.failures import check
+from helpers.graded.failures import check, malformed
 from helpers.graded.gradients import grads_close, grads_equal, is_zero, replay_grads, rows_match
 from helpers.graded.layers import POOLING
 from helpers.graded.networks import BATCHES, leaky_slope
 from helpers.graded.plain import plain
-from helpers.graded.training import Recorder, StepJudge
+from helpers.graded.training import RUN, Recorder, StepJudge, check_recorded_call, run_events
 
 # ---------------------------------------------------------------- the 64x64 networks
 
@@ -367,16 +367,13 @@ class WGANJudge:
         self.steps = {"c_step": 0, "g_step": 0}
         self.order = []  # "c" and "g", the order of the steps
         self.overflow = record["overflow"] is True
-        events = record["events"]
-        check(
-            isinstance(events, list) and events and events[0].get("kind") == "start",
-            "The record of the training run came back malformed.",
-        )
+        events = run_events(record)
         self.last_g_grads = self._grads(events[0]["g_grads"], G)
-        for event in events[1:]:
+        for index, event in enumerate(events[1:], 1):
             kind = event["kind"]
             if kind in ("D", "G"):
-                self._forward("C" if kind == "D" else "G", event)
+                call = f"event {index} (a call of {'the critic' if kind == 'D' else 'G'})"
+                self._forward("C" if kind == "D" else "G", event, call)
             elif kind in ("d_step", "g_step"):
                 with torch.no_grad():
                     critic.load_state_dict(event["D"])
@@ -389,23 +386,17 @@ class WGANJudge:
                     self._check_g_step(g_grads)
                 self.window = []
             else:
-                check(False, "The record of the training run came back malformed.")
+                raise malformed(
+                    RUN, f"the kind of event {index}", '"D", "G", "d_step" or "g_step"', kind
+                )
 
     _grads = staticmethod(StepJudge._grads)  # recorded gradients, checked against the network
 
-    def _forward(self, kind, event):
+    def _forward(self, kind, event, call):
         inp, out, grad = event["input"], event["output"], event["grad"]
-        check(
-            isinstance(inp, torch.Tensor)
-            and isinstance(out, torch.Tensor)
-            and isinstance(grad, bool)
-            and inp.dim() >= 1
-            and len(inp) <= 64
-            and inp.numel() <= 64 * 3 * 16 * 16
-            and out.numel() <= 64 * 3 * 16 * 16,
-            "The record of the training run came back malformed (or the critic and G saw "
-            "batches far larger than the test's).",
-        )
+        check_recorded_call(call, inp, out, "the critic and G")
+        if not isinstance(grad, bool):
+            raise malformed(RUN, f'the "grad" entry of {call}', "True or False", grad)
         self.window.append((kind, inp.float(), out.float(), grad))
 
     def _check_c_step(self, got, g_grads):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 import torch.nn as nn
 
-from helpers.graded.failures import calling, check
+from helpers.graded.failures import calling, check, malformed
 from helpers.graded.gradients import (
     Window,
     check_d_step,
@@ -30,13 +30,18 @@ if TYPE_CHECKING:  # for the annotations only
     from helpers.graded.verdicts import Observation
 
 __all__ = [
+    "EVENT_KINDS",
     "FRESH_Z",
+    "MAX_CALL",
+    "RUN",
     "TRAIN_SIGNATURE",
     "Recorder",
     "StepJudge",
     "TinyD",
     "TinyG",
     "check_fresh_noise",
+    "check_recorded_call",
+    "run_events",
     "check_train_signature",
     "observe_training_run",
     "quiet",
@@ -166,6 +171,40 @@ class Recorder:
         return {"events": self.events, "overflow": self.overflow}
 
 
+RUN = "The record of the training run"
+EVENT_KINDS = '"D", "G", "sample", "d_step" or "g_step"'
+MAX_CALL = 64 * 3 * 16 * 16  # numbers in a recorded call's input or output: 64 images of 16x16
+
+
+def run_events(record: dict[str, Any]) -> list[Any]:
+    """The events of a recorded run (Recorder.record()), checked to begin with its "start" event;
+    else the record is malformed, and the failure says how."""
+    events = record["events"]
+    if not isinstance(events, list) or not events:
+        raise malformed(RUN, "its events", 'a list that begins with the "start" event', events)
+    if not isinstance(events[0], dict):
+        raise malformed(RUN, "event 0", 'the "start" event (a dict)', events[0])
+    if events[0].get("kind") != "start":
+        raise malformed(RUN, "the kind of event 0", '"start"', events[0].get("kind"))
+    return events
+
+
+def check_recorded_call(call: str, inp: object, out: object, who: str) -> None:
+    """A recorded call (`call` names it: "event 4 (a call of D)") holds an input and an output
+    that are tensors no larger than the test's batches (at most 64 images of 3x16x16); else the
+    record is malformed, and the failure says which part. `who` names the networks."""
+    aside = f" (or {who} saw batches far larger than the test's)"
+    if not isinstance(inp, torch.Tensor):
+        raise malformed(RUN, f"the input of {call}", "a tensor", inp, aside)
+    if not isinstance(out, torch.Tensor):
+        raise malformed(RUN, f"the output of {call}", "a tensor", out, aside)
+    if inp.dim() < 1 or len(inp) > 64 or inp.numel() > MAX_CALL:
+        limit = f"a batch of at most 64, with at most {MAX_CALL} numbers"
+        raise malformed(RUN, f"the input of {call}", limit, inp, aside)
+    if out.numel() > MAX_CALL:
+        raise malformed(RUN, f"the output of {call}", f"at most {MAX_CALL} numbers", out, aside)
+
+
 class StepJudge:
     """Checks every optimizer step of a recorded training run (Recorder.record()), in order.
 
@@ -184,22 +223,19 @@ class StepJudge:
         self.d_step_reached_g = False  # the D step's backward also filled G's gradients
         self.steps = {"d_step": 0, "g_step": 0}
         self.g_inputs: list[torch.Tensor] = []  # G's input in every call that is part of a step
-        self.sample_inputs: list[
-            torch.Tensor
-        ] = []  # G's input in calls under torch.no_grad() (the samples)
+        # G's input in calls under torch.no_grad() (the samples)
+        self.sample_inputs: list[torch.Tensor] = []
         self.overflow = record["overflow"] is True
-        events = record["events"]
-        check(
-            isinstance(events, list) and events and events[0].get("kind") == "start",
-            "The record of the training run came back malformed.",
-        )
+        events = run_events(record)
         start = events[0]
         self.last_g_grads = self._grads(start["g_grads"], G)  # G's at its last step (or before)
         self.last_d_grads = self._grads(start["d_grads"], D)  # D's at the last step of either
         self.g_grads_at_d_step = self.last_g_grads
-        for event in events[1:]:
+        for index, event in enumerate(events[1:], 1):
             kind = event["kind"]
             if kind in ("D", "G"):
+                call = f"event {index} (a call of {kind})"
+                check_recorded_call(call, event["input"], event["output"], "D and G")
                 self._forward(kind, event["input"], event["output"])
             elif kind == "sample":
                 self.sample_inputs.append(event["input"])
@@ -214,7 +250,7 @@ class StepJudge:
                 else:
                     self._g_step(d_grads, g_grads)
             else:
-                check(False, "The record of the training run came back malformed.")
+                raise malformed(RUN, f"the kind of event {index}", EVENT_KINDS, kind)
 
     @staticmethod
     def _grads(grads, net):
@@ -232,16 +268,6 @@ class StepJudge:
         return [None if g is None else g.float() for g in grads]
 
     def _forward(self, kind, inp, out):
-        check(
-            isinstance(inp, torch.Tensor)
-            and isinstance(out, torch.Tensor)
-            and inp.dim() >= 1
-            and len(inp) <= 64
-            and inp.numel() <= 64 * 3 * 16 * 16
-            and out.numel() <= 64 * 3 * 16 * 16,
-            "The record of the training run came back malformed (or D and G saw batches far "
-            "larger than the test's).",
-        )
         event = (kind, inp, out)
         self.window.append(event)
         if kind == "G":
