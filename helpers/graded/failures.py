@@ -16,6 +16,7 @@ import torch
 
 __all__ = [
     "KIT_FRAMES",
+    "SHOWN",
     "WIDTH",
     "GradedTestFailure",
     "calling",
