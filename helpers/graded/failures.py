@@ -230,7 +230,7 @@ def malformed(
     malformed{aside}." then "{part} should be {expected}, got {describe(got)}."
 
     `what` names the record ("The record of the training run"), `part` the piece that is wrong
-    ("event 4's kind"), `expected` what the judge reads there.
+    ("the kind of event 4"), `expected` what the judge reads there, `got` what came instead.
     """
     shown = describe(got)
     end = "" if shown.endswith("...") else "."

@@ -41,10 +41,10 @@ __all__ = [
     "TinyG",
     "check_fresh_noise",
     "check_recorded_call",
-    "run_events",
     "check_train_signature",
     "observe_training_run",
     "quiet",
+    "run_events",
     "takes_argument",
 ]
 
