@@ -234,8 +234,8 @@ def rebuild_trace(
     for n, call in enumerate(record["calls"]):
         i, inp, out = call["leaf"], call["input"], call["output"]
         if not (isinstance(i, int) and 0 <= i < len(leaves)):
-            layers = f"0 to {len(leaves) - 1}" if leaves else "but it lists no layer"
-            raise malformed(what, f"the layer of call {n}", f"the index of a layer ({layers})", i)
+            layers = f"(0 to {len(leaves) - 1})" if leaves else "(the record lists none)"
+            raise malformed(what, f"the layer of call {n}", f"the index of a layer {layers}", i)
         if not isinstance(inp, torch.Tensor):
             raise malformed(what, f"the input of call {n}", "a tensor", inp)
         if not isinstance(out, torch.Tensor):
