@@ -7,7 +7,7 @@ GradedTestFailure (an AssertionError) that says what was expected, what your cod
 the most likely cause. Like part 1's, each test is two halves (helpers/graded/verdicts.py):
 ``observe_x(..., seed)`` runs your code and returns plain data, ``judge_x(obs, seed)`` holds
 every check and message and never calls your code, so the grader can judge in its own process.
-Their machinery lives in helpers/graded/checks.py (shared with part 1) and helpers/graded/part2.py.
+Their machinery lives in helpers/graded/ (shared with part 1) and helpers/graded/part2.py.
 """
 
 from __future__ import annotations
@@ -17,33 +17,27 @@ import math
 import torch
 import torch.nn as nn
 
-from helpers.graded.checks import (
+from helpers.graded.failures import (
     GradedTestFailure,  # noqa: F401  (re-exported: `except tests.GradedTestFailure`)
-    TinyG,
     calling,
     check,
+    passed,
+)
+from helpers.graded.layers import check_record_is_own, rebuild_trace, trace_input, trace_record
+from helpers.graded.networks import (
     check_d_gives_logits,
     check_d_gradients,
     check_g_ends_with_tanh,
     check_no_dropout_on_output,
-    check_record_is_own,
     check_size_follows_conv_dim,
     device_of,
     n_params,
     observe_batch_sizes,
     observe_gradients,
     observe_independence,
-    observe_training_run,
-    optimizer_facts,
     params_without_gradient,
-    passed,
-    plain,
     push_output,
-    rebuild_trace,
     samples_independent,
-    trace_input,
-    trace_record,
-    type_name,
 )
 from helpers.graded.part2 import (
     LinearCritic,
@@ -62,6 +56,8 @@ from helpers.graded.part2 import (
     observe_train_independence,
     reference_penalty,
 )
+from helpers.graded.plain import optimizer_facts, plain, type_name
+from helpers.graded.training import TinyG, observe_training_run
 from helpers.graded.verdicts import NOTEBOOK_SEED, Observation, observing
 
 __all__ = [

@@ -5,7 +5,7 @@ Each ``test_*`` function checks one piece you write in the notebook. It prints
 GradedTestFailure (an AssertionError) that says what was expected, what your code
 gave, and the most likely cause. The tests feed varied inputs (never all-equal ones), run on the
 device your model is on, and each takes a few seconds on a CPU. Their machinery
-(tracing layers, replaying gradients) lives in helpers/graded/checks.py.
+(tracing layers, replaying gradients) lives in helpers/graded/.
 """
 
 from __future__ import annotations
@@ -17,58 +17,60 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 
-from helpers.graded.checks import (
+from helpers.graded.blocks import judge_block, observe_block
+from helpers.graded.failures import (
     GradedTestFailure,  # noqa: F401  (re-exported: `except tests.GradedTestFailure`)
-    Recorder,
-    StepJudge,
-    TinyD,
-    TinyG,
     calling,
     check,
+    passed,
+)
+from helpers.graded.layers import (
+    check_output_is_last_layers,
+    rebuild_trace,
+    trace_input,
+    trace_record,
+)
+from helpers.graded.loader import (
+    check_frame_kept,
+    check_images_are_the_test_images,
+    check_non_square_images,
+    loader_images,
+    observe_dataset_images,
+    write_test_images,
+)
+from helpers.graded.losses import judge_loss, loss_devices, observe_loss
+from helpers.graded.networks import (
     check_batch_sizes,
     check_d_activations,
     check_d_batch_norm,
     check_d_convs,
     check_d_gives_logits,
     check_d_gradients,
-    check_frame_kept,
-    check_fresh_noise,
     check_g_ends_with_tanh,
     check_g_layers,
-    check_images_are_the_test_images,
     check_init_picks_the_layers,
     check_no_dropout_on_output,
-    check_non_square_images,
-    check_output_is_last_layers,
     check_size_follows_conv_dim,
-    check_train_signature,
     conv_ignores_batch_norm,
     device_of,
-    judge_block,
-    judge_loss,
-    loader_images,
-    loss_devices,
     n_params,
     observe_batch_sizes,
-    observe_block,
-    observe_dataset_images,
     observe_gradients,
     observe_independence,
-    observe_loss,
-    observe_training_run,
-    optimizer_facts,
-    passed,
-    plain,
     push_output,
-    quiet,
-    rebuild_trace,
     samples_independent,
+)
+from helpers.graded.plain import optimizer_facts, plain, tensor_like, type_name
+from helpers.graded.training import (
+    Recorder,
+    StepJudge,
+    TinyD,
+    TinyG,
+    check_fresh_noise,
+    check_train_signature,
+    observe_training_run,
+    quiet,
     takes_argument,
-    tensor_like,
-    trace_input,
-    trace_record,
-    type_name,
-    write_test_images,
 )
 from helpers.graded.verdicts import NOTEBOOK_SEED, Observation, observing
 
@@ -793,7 +795,7 @@ def _shown_losses(losses):
 def test_train(train):
     """train(...) alternates a D step and a G step per batch, with the right losses and gradients.
 
-    Every optimizer step is recorded as it happens (helpers.graded.checks.Recorder) and checked by
+    Every optimizer step is recorded as it happens (helpers.graded.training.Recorder) and checked by
     replaying the expected loss on the same inputs and comparing gradients (StepJudge).
     """
     note = judge_train(observe_train(train, NOTEBOOK_SEED), NOTEBOOK_SEED)

@@ -14,7 +14,7 @@ import torch
 
 import part2_unittests as tests
 from helpers.graded import verdicts
-from helpers.graded.checks import GradedTestFailure
+from helpers.graded.failures import GradedTestFailure
 from helpers.instructor import grade
 from helpers.instructor.cells import kit_tests
 from helpers.notebook import PART2_NOTEBOOK, graded_test_calls, load_solution, read_notebook
@@ -180,6 +180,54 @@ def test_train_wgan_records_with_huge_batches_fail_before_any_replay(solution):
     event["input"] = torch.rand(3000, 3, 16, 16)
     with pytest.raises(GradedTestFailure, match="far larger"):
         tests.judge_train_wgan(obs, 3)
+
+
+def test_a_wgan_record_with_an_unknown_event_names_the_event_and_its_kind(solution):
+    obs = over_the_wire(observe(solution, "test_train_wgan", seed=3))
+    obs["run"]["events"][4]["kind"] = "sample"  # part 2's recorder records no samples
+    with pytest.raises(GradedTestFailure) as failure:
+        tests.judge_train_wgan(obs, 3)
+    assert str(failure.value) == (
+        "The record of the training run came back malformed. The kind of event 4 should be "
+        '"D", "G", "d_step" or "g_step", got \'sample\'.'
+    )
+
+
+def test_a_wgan_call_without_its_grad_flag_names_the_call(solution):
+    obs = over_the_wire(observe(solution, "test_train_wgan", seed=3))
+    index, event = next((i, e) for i, e in enumerate(obs["run"]["events"]) if e["kind"] == "D")
+    event["grad"] = 1
+    with pytest.raises(GradedTestFailure) as failure:
+        tests.judge_train_wgan(obs, 3)
+    assert str(failure.value) == (
+        'The record of the training run came back malformed. The "grad" entry of event '
+        f"{index} (a call of the critic) should be True or False, got 1."
+    )
+
+
+def test_a_huge_batch_in_a_wgan_record_names_the_critic_and_the_shape(solution):
+    obs = over_the_wire(observe(solution, "test_train_wgan", seed=3))
+    index, event = next((i, e) for i, e in enumerate(obs["run"]["events"]) if e["kind"] == "G")
+    event["output"] = torch.rand(3000, 3, 16, 16)
+    passed, message = judged("test_train_wgan", verdicts.encode(obs), 3)
+    assert not passed and message.startswith(
+        "The record of the training run came back malformed (or the critic and G saw batches far "
+        "larger than the test's)."
+    )
+    assert f"The output of event {index} (a call of G) should be at most" in message
+    assert message.endswith("got a float32 tensor of shape (3000, 3, 16, 16).")
+
+
+def test_a_part2_layer_call_to_no_layer_names_the_call(solution):
+    obs = over_the_wire(observe(solution, "test_critic", seed=5))
+    obs["trace"]["calls"][1]["leaf"] = -1
+    with pytest.raises(GradedTestFailure) as failure:
+        tests.judge_critic(obs, 5)
+    assert str(failure.value).startswith(
+        "The record of the critic's layers came back malformed. The layer of call 1 should be "
+        "the index of a layer (0 to "
+    )
+    assert str(failure.value).endswith("got -1.")
 
 
 def test_a_forged_passed_line_for_a_part2_test_gains_no_point():

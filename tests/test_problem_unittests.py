@@ -129,9 +129,11 @@ def test_in_jupyter_a_failure_shows_the_message_first_in_a_few_lines():
         in text
     )
     assert len(d_tb) <= 10
+    graded = ROOT / "helpers" / "graded"
     for kit_internal in (
         "problem_unittests.py",
-        "checks.py",
+        "helpers/graded",
+        *(module.name for module in graded.glob("*.py")),  # failures.py, layers.py, ...
         "contextlib",
         "torch/nn",
         "Traceback",

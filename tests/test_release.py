@@ -181,7 +181,7 @@ def test_release_folder_holds_what_the_notebook_imports(built):
         "helpers/__init__.py",
         "helpers/notebook.py",
         "helpers/checkpoint.py",
-        "helpers/graded/checks.py",
+        *(p.relative_to(ROOT).as_posix() for p in (ROOT / "helpers" / "graded").glob("*.py")),
     ):
         assert (out / name).read_bytes() == (ROOT / name).read_bytes(), name
     # the instructor's tools (release, grading, its sandbox, the classroom gradebook) and the
@@ -196,14 +196,13 @@ def test_release_folder_holds_what_the_notebook_imports(built):
 
 
 def test_release_folder_imports_the_graded_tests_on_its_own(built):
-    """problem_unittests.py and the machinery it imports (helpers/graded/checks.py) ship
-    together."""
+    """problem_unittests.py and the machinery it imports (helpers/graded/) ship together."""
     import subprocess
     import sys
 
     _, _, out = built
     probe = (
-        "import problem_unittests as t, helpers.graded.checks as c; print(t.__file__, c.__file__)"
+        "import problem_unittests as t, helpers.graded.training as c; print(t.__file__, c.__file__)"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     done = subprocess.run(

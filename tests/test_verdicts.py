@@ -16,7 +16,7 @@ import torch
 
 import problem_unittests as tests
 from helpers.graded import verdicts
-from helpers.graded.checks import GradedTestFailure
+from helpers.graded.failures import GradedTestFailure
 from helpers.instructor import grade
 from helpers.instructor.cells import kit_tests
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
@@ -182,3 +182,95 @@ def test_training_records_with_huge_batches_fail_before_any_replay(solution):
     event["input"] = torch.rand(3000, 3, 16, 16)
     with pytest.raises(GradedTestFailure, match="far larger"):
         tests.judge_train(obs, 3)
+
+
+# A record that comes back malformed (forged, or broken on the way) fails with a message that
+# keeps its first sentence and then says which part was wrong, what was expected and what came.
+
+
+def test_a_training_record_with_an_unknown_event_names_the_event_and_its_kind(solution):
+    obs = over_the_wire(observe(solution, "test_train", seed=3))
+    obs["run"]["events"][3]["kind"] = "forged"
+    with pytest.raises(GradedTestFailure) as failure:
+        tests.judge_train(obs, 3)
+    assert str(failure.value) == (
+        "The record of the training run came back malformed. The kind of event 3 should be "
+        '"D", "G", "sample", "d_step" or "g_step", got \'forged\'.'
+    )
+
+
+def test_a_training_record_that_does_not_start_with_its_start_event_says_so(solution):
+    obs = over_the_wire(observe(solution, "test_train", seed=3))
+    del obs["run"]["events"][0]
+    kind = obs["run"]["events"][0]["kind"]
+    with pytest.raises(
+        GradedTestFailure, match=f"The kind of event 0 should be \"start\", got '{kind}'"
+    ):
+        tests.judge_train(obs, 3)
+    obs["run"]["events"] = []
+    with pytest.raises(GradedTestFailure, match=r"Its events should be a list .*, got \[\]\."):
+        tests.judge_train(obs, 3)
+
+
+def test_a_huge_batch_in_a_training_record_is_named_with_its_shape(solution):
+    obs = over_the_wire(observe(solution, "test_train", seed=3))
+    index, event = next((i, e) for i, e in enumerate(obs["run"]["events"]) if e["kind"] == "D")
+    event["input"] = torch.rand(3000, 3, 16, 16)
+    with pytest.raises(GradedTestFailure) as failure:
+        tests.judge_train(obs, 3)
+    message = str(failure.value)
+    assert message.startswith("The record of the training run came back malformed (or D and G")
+    assert f"The input of event {index} (a call of D) should be a batch of at most 64" in message
+    assert message.endswith("got a float32 tensor of shape (3000, 3, 16, 16).")
+
+
+def test_a_long_malformed_value_is_cut_short_in_the_message(solution):
+    obs = over_the_wire(observe(solution, "test_train", seed=3))
+    obs["run"]["events"][2]["kind"] = "x" * 4000
+    passed, message = judged("test_train", verdicts.encode(obs), 3)
+    assert not passed and "The kind of event 2 should be" in message
+    assert "got 'xxxxx" in message and message.endswith("xxxxx ...") and len(message) < 200
+
+
+def test_a_layer_call_to_no_layer_names_the_call_and_the_layers_there_are(solution):
+    obs = over_the_wire(observe(solution, "test_discriminator", seed=5))
+    n_leaves = len(obs["trace"]["leaves"])
+    obs["trace"]["calls"][2]["leaf"] = 99
+    with pytest.raises(GradedTestFailure) as failure:
+        tests.judge_discriminator(obs, 5)
+    assert str(failure.value) == (
+        "The record of D's layers came back malformed. The layer of call 2 should be the index "
+        f"of a layer (0 to {n_leaves - 1}), got 99."
+    )
+
+
+def test_a_layer_call_whose_input_is_not_a_tensor_names_the_call(solution):
+    obs = over_the_wire(observe(solution, "test_generator", seed=5))
+    obs["trace"]["calls"][0]["input"] = "forged"
+    with pytest.raises(
+        GradedTestFailure, match="The input of call 0 should be a tensor, got 'forged'"
+    ):
+        tests.judge_generator(obs, 5)
+
+
+def test_a_layer_state_entry_that_is_not_a_tensor_names_the_entry_and_the_layer(solution):
+    obs = over_the_wire(observe(solution, "test_discriminator", seed=5))
+    leaf = obs["trace"]["leaves"][0]
+    leaf["state"]["weight"] = [1, 2, 3]
+    with pytest.raises(GradedTestFailure) as failure:
+        tests.judge_discriminator(obs, 5)
+    assert str(failure.value) == (
+        "The record of a layer came back malformed. The entry 'weight' of its "
+        f"'{leaf['kind']}' layer's state should be a tensor, got [1, 2, 3]."
+    )
+
+
+def test_a_forged_list_of_devices_is_shown_in_the_message(solution):
+    obs = over_the_wire(observe(solution, "test_real_loss", seed=5))
+    obs["loss"]["devices"] = ["cpu", "tpu"]
+    with pytest.raises(GradedTestFailure) as failure:
+        tests.judge_real_loss(obs, 5)
+    assert str(failure.value) == (
+        'The test\'s list of devices came back malformed. It should be one or two of "cpu" and '
+        "\"cuda\", got ['cpu', 'tpu']."
+    )

@@ -3,3 +3,5 @@ on (failure messages, network and training checks, replay, the observe/judge spl
 
 Ships to learners (their notebook's graded-test cells run it) and into the grader's sandbox.
 """
+
+__all__: list[str] = []  # import the modules themselves: helpers.graded.failures, ...

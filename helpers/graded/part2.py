@@ -2,50 +2,72 @@
 checks, small known-answer critics for the gradient penalty, and the WGAN-GP training recorder
 (observe side) with its judge, which replays every step's gradients.
 
-What part 2 shares with part 1 (the failure type, turning the learner's exceptions into
-messages, tracing layers and replaying them from their records, the training recorder, gradient
-replay) is imported from helpers/graded/checks.py, not copied. The checks here run on the judge's
-side
-(helpers/graded/verdicts.py): on recorded data, never on the learner's objects.
+What part 2 shares with part 1 is imported, not copied: the failure type and the learner's
+exceptions as messages (failures.py), layers traced and replayed from their records (layers.py),
+the network checks (networks.py), the training recorder (training.py) and gradient replay
+(gradients.py). The checks here run on the judge's side (helpers/graded/verdicts.py): on recorded
+data, never on the learner's objects.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import torch
 import torch.nn as nn
 
-from helpers.graded.checks import (
-    BATCHES,
-    POOLING,
-    Recorder,
-    StepJudge,
-    check,
-    grads_close,
-    grads_equal,
-    is_zero,
-    leaky_slope,
-    plain,
-    replay_grads,
-    rows_match,
-)
+from helpers.graded.failures import check, malformed
+from helpers.graded.gradients import grads_close, grads_equal, is_zero, replay_grads, rows_match
+from helpers.graded.layers import POOLING, Call, Leaf
+from helpers.graded.networks import BATCHES, leaky_slope
+from helpers.graded.plain import plain
+from helpers.graded.training import RUN, Recorder, StepJudge, check_recorded_call, run_events
 
 # ---------------------------------------------------------------- the 64x64 networks
 
 # The networks' checks run on the judge's side, on the layers as records
-# (helpers.graded.checks.Leaf,
-# from rebuild_trace; check_record_is_own replays every call after them): a layer is known by
-# its .kind.
+# (helpers.graded.layers.Leaf, from rebuild_trace; check_record_is_own replays every call after
+# them): a layer is known by its .kind.
+if TYPE_CHECKING:  # for the annotations only
+    from helpers.graded.verdicts import Observation
+
+__all__ = [
+    "NORMS",
+    "LinearCritic",
+    "SquareCritic",
+    "TinyCritic",
+    "WGANJudge",
+    "WGANRecorder",
+    "after",
+    "batch_norms",
+    "check_batch_sizes_64",
+    "check_d64_batch_norm",
+    "check_d64_layers",
+    "check_g64_layers",
+    "check_interpolates",
+    "check_leaky_between",
+    "check_no_batch_norm",
+    "kind",
+    "mixing_weights",
+    "observe_train_independence",
+    "on_segments",
+    "reference_penalty",
+]
+
 NORMS = ("BatchNorm2d", "GroupNorm", "LayerNorm", "InstanceNorm2d")
 
 
-def kind(leaf):
+def kind(leaf: Leaf | None) -> str | None:
     """The kind of a traced layer, or None (nothing came after the network's last layer)."""
     return None if leaf is None else leaf.kind
 
 
-def check_batch_sizes_64(obs, who, in_shape, out_shape):
+def check_batch_sizes_64(
+    obs: Observation, who: str, in_shape: str, out_shape: tuple[int, ...]
+) -> None:
     """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes of
-    helpers.graded.checks); part 2's advice for a (B, 1, 1, 1) output."""
+    helpers.graded.networks); part 2's advice for a (B, 1, 1, 1) output."""
     for b in BATCHES:
         shape = tuple(obs.need(f"batch {b}"))
         flat = " The last conv gives (B, 1, 1, 1): return it as (B, 1) with .flatten(1)."
@@ -56,7 +78,7 @@ def check_batch_sizes_64(obs, who, in_shape, out_shape):
         )
 
 
-def check_d64_layers(leaves, calls, conv_dim, who):
+def check_d64_layers(leaves: list[Leaf], calls: list[Call], conv_dim: int, who: str) -> list[Call]:
     """Four stride-2 4x4 convs 64 -> 32 -> 16 -> 8 -> 4 with conv_dim x 1, 2, 4, 8 channels, then a
     4x4 conv to one logit; no pooling, no fully connected layer. Returns the traced convs.
 
@@ -108,14 +130,14 @@ def check_d64_layers(leaves, calls, conv_dim, who):
     return convs
 
 
-def after(calls, leaf):
+def after(calls: list[Call], leaf: Leaf) -> Leaf | None:
     """The layer called right after `leaf` (None at the end)."""
     order = [m for m, _, _ in calls]
     i = order.index(leaf) + 1
     return order[i] if i < len(order) else None
 
 
-def check_d64_batch_norm(calls, convs):
+def check_d64_batch_norm(calls: list[Call], convs: list[Call]) -> None:
     """No batch norm after D's first and last conv (the paper), batch norm after the other three."""
     check(
         kind(after(calls, convs[0][0])) != "BatchNorm2d",
@@ -127,7 +149,7 @@ def check_d64_batch_norm(calls, convs):
         f"D should have an nn.BatchNorm2d right after its conv layers 2, 3 and 4; there is none "
         f"after conv layer(s) {missing}.",
     )
-    kinds = {kind(after(calls, convs[k][0])) for k in (1, 2, 3)}
+    kinds = {str(kind(after(calls, convs[k][0]))) for k in (1, 2, 3)}  # conv 5 comes after
     check(
         kinds == {"BatchNorm2d"},
         f"D (the DCGAN) should use batch norm, nn.BatchNorm2d, after its conv layers 2 to 4; it "
@@ -140,7 +162,7 @@ def check_d64_batch_norm(calls, convs):
     )
 
 
-def check_leaky_between(convs, who):
+def check_leaky_between(convs: list[Call], who: str) -> None:
     """LeakyReLU(0.2) before conv layers 2 to 5, read from what reaches each conv."""
     for k in range(1, 5):
         inp = convs[k][1]
@@ -159,7 +181,7 @@ def check_leaky_between(convs, who):
         )
 
 
-def check_g64_layers(calls, conv_dim, z_size):
+def check_g64_layers(calls: list[Call], conv_dim: int, z_size: int) -> None:
     """A stride-1 4x4 transposed conv z -> 4x4, then stride-2 ones to 8, 16, 32, 64 pixels with
     8, 4, 2, 1 x conv_dim and 3 channels; batch norm after all but the last; ReLU between."""
     deconvs = [(m, i, o) for m, i, o in calls if m.kind == "ConvTranspose2d"]
@@ -216,7 +238,7 @@ def check_g64_layers(calls, conv_dim, z_size):
         )
 
 
-def batch_norms(critic):
+def batch_norms(critic: nn.Module) -> list[str]:
     """The names of the critic's batch norm layers (observed, reported to the judge)."""
     return [
         type(m).__name__
@@ -225,7 +247,7 @@ def batch_norms(critic):
     ]
 
 
-def check_no_batch_norm(bns):
+def check_no_batch_norm(bns: list[str]) -> None:
     """The critic has no batch norm (`bns`: batch_norms, and any BatchNorm2d among its traced
     layers): the gradient penalty is per image, batch norm mixes them."""
     check(
@@ -236,9 +258,9 @@ def check_no_batch_norm(bns):
     )
 
 
-def observe_train_independence(net, x, n=4):
+def observe_train_independence(net: nn.Module, x: torch.Tensor, n: int = 4) -> dict[str, Any]:
     """In train mode (where batch norm mixes images), the scores of the first n images inside the
-    batch and alone (checks.samples_independent compares them)."""
+    batch and alone (networks.samples_independent compares them)."""
     net.train()
     with torch.no_grad():
         together = net(x)
@@ -252,13 +274,13 @@ def observe_train_independence(net, x, n=4):
 class LinearCritic(nn.Module):
     """score(x) = <w, x> + b: its gradient with respect to x is w for every image."""
 
-    def __init__(self, w):
+    def __init__(self, w: torch.Tensor) -> None:
         super().__init__()
         self.w = nn.Parameter(w.clone())
         self.b = nn.Parameter(torch.tensor(0.3))
-        self.inputs = []  # what the penalty scored (the interpolates)
+        self.inputs: list[torch.Tensor] = []  # what the penalty scored (the interpolates)
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.inputs.append(x.detach().clone())
         return (x * self.w).flatten(1).sum(1, keepdim=True) + self.b  # (B, 1)
 
@@ -267,24 +289,28 @@ class SquareCritic(nn.Module):
     """score(x) = sum(a * x^2) / 2: its gradient with respect to x is a * x, different for every
     image, so the penalty of a batch depends on each image's own gradient norm."""
 
-    def __init__(self, a):
+    def __init__(self, a: float) -> None:
         super().__init__()
         self.a = nn.Parameter(torch.tensor(float(a)))
-        self.inputs = []
+        self.inputs: list[torch.Tensor] = []
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.inputs.append(x.detach().clone())
         return (self.a * x**2).flatten(1).sum(1, keepdim=True) / 2
 
 
-def reference_penalty(critic, x_hat):
+def reference_penalty(
+    critic: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Tensor
+) -> torch.Tensor:
     """The penalty on given interpolates: mean over images of (||d critic / d x_hat|| - 1)^2."""
     x_hat = x_hat.detach().requires_grad_(True)
     (grads,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
-def mixing_weights(x_hat, real, fake):
+def mixing_weights(
+    x_hat: torch.Tensor, real: torch.Tensor, fake: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image, the eps that best writes x_hat as eps * real + (1 - eps) * fake, and the largest
     pixel error of that fit (0 when x_hat lies on the real-fake segment's line)."""
     d = (real - fake).flatten(1)
@@ -293,13 +319,13 @@ def mixing_weights(x_hat, real, fake):
     return eps, (x_hat.flatten(1) - fit).abs().amax(1)
 
 
-def on_segments(x_hat, real, fake):
+def on_segments(x_hat: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> bool:
     """Whether each image of x_hat lies on the segment from its fake to its real image."""
     eps, error = mixing_weights(x_hat, real, fake)
     return bool(error.max() < 1e-4 and eps.min() >= -1e-4 and eps.max() <= 1 + 1e-4)
 
 
-def check_interpolates(x_hat, real, fake):
+def check_interpolates(x_hat: torch.Tensor, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """x_hat mixes each real and fake pair with one eps per image, in [0, 1]; returns the eps."""
     eps, error = mixing_weights(x_hat, real, fake)
     check(
@@ -322,7 +348,7 @@ def check_interpolates(x_hat, real, fake):
 class TinyCritic(nn.Module):
     """A small critic for 16x16 images (layer norm, no batch norm), used only by test_train_wgan."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
         self.net = nn.Sequential(
             nn.Conv2d(3, 4, 4, 2, 1),
@@ -333,17 +359,17 @@ class TinyCritic(nn.Module):
             nn.Conv2d(8, 1, 4, 1, 0),  # (B, 1, 1, 1)
         )
 
-    def forward(self, x):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten(1)
 
 
 class WGANRecorder(Recorder):
     """Watches a WGAN-GP training run and records, as data, what WGANJudge needs.
 
-    helpers.graded.checks.Recorder's events, the critic's calls under the kind "D" and c_optimizer's
-    steps as "d_step"; each call made with gradients on also says whether its input required a
-    gradient ("grad": the interpolates of the penalty do). Calls under torch.no_grad() (sampling,
-    logging) are not recorded.
+    helpers.graded.training.Recorder's events, the critic's calls under the kind "D" and
+    c_optimizer's steps as "d_step"; each call made with gradients on also says whether its input
+    required a gradient ("grad": the interpolates of the penalty do). Calls under torch.no_grad()
+    (sampling, logging) are not recorded.
     """
 
     def _forward(self, kind, inputs, output):
@@ -369,23 +395,28 @@ class WGANJudge:
     critic step) or -critic(G(z)).mean() (at a G step) on them; the first wrong step raises.
     """
 
-    def __init__(self, critic, G, scaled_batches, gp_weight, record):
+    def __init__(
+        self,
+        critic: nn.Module,
+        G: nn.Module,
+        scaled_batches: list[torch.Tensor],
+        gp_weight: float,
+        record: dict[str, Any],
+    ) -> None:
         self.critic, self.G = critic, G
         self.scaled_batches, self.gp_weight = scaled_batches, gp_weight
-        self.window = []  # ("C" | "G", input, output, input needed grad) since the last step
+        # ("C" | "G", input, output, input needed grad) since the last step
+        self.window: list[tuple[str, torch.Tensor, torch.Tensor, bool]] = []
         self.steps = {"c_step": 0, "g_step": 0}
-        self.order = []  # "c" and "g", the order of the steps
+        self.order: list[str] = []  # "c" and "g", the order of the steps
         self.overflow = record["overflow"] is True
-        events = record["events"]
-        check(
-            isinstance(events, list) and events and events[0].get("kind") == "start",
-            "The record of the training run came back malformed.",
-        )
+        events = run_events(record)
         self.last_g_grads = self._grads(events[0]["g_grads"], G)
-        for event in events[1:]:
+        for index, event in enumerate(events[1:], 1):
             kind = event["kind"]
             if kind in ("D", "G"):
-                self._forward("C" if kind == "D" else "G", event)
+                call = f"event {index} (a call of {'the critic' if kind == 'D' else 'G'})"
+                self._forward("C" if kind == "D" else "G", event, call)
             elif kind in ("d_step", "g_step"):
                 with torch.no_grad():
                     critic.load_state_dict(event["D"])
@@ -398,23 +429,17 @@ class WGANJudge:
                     self._check_g_step(g_grads)
                 self.window = []
             else:
-                check(False, "The record of the training run came back malformed.")
+                raise malformed(
+                    RUN, f"the kind of event {index}", '"D", "G", "d_step" or "g_step"', kind
+                )
 
     _grads = staticmethod(StepJudge._grads)  # recorded gradients, checked against the network
 
-    def _forward(self, kind, event):
+    def _forward(self, kind, event, call):
         inp, out, grad = event["input"], event["output"], event["grad"]
-        check(
-            isinstance(inp, torch.Tensor)
-            and isinstance(out, torch.Tensor)
-            and isinstance(grad, bool)
-            and inp.dim() >= 1
-            and len(inp) <= 64
-            and inp.numel() <= 64 * 3 * 16 * 16
-            and out.numel() <= 64 * 3 * 16 * 16,
-            "The record of the training run came back malformed (or the critic and G saw "
-            "batches far larger than the test's).",
-        )
+        check_recorded_call(call, inp, out, "the critic and G")
+        if not isinstance(grad, bool):
+            raise malformed(RUN, f'the "grad" entry of {call}', "True or False", grad)
         self.window.append((kind, inp.float(), out.float(), grad))
 
     def _check_c_step(self, got, g_grads):
@@ -540,5 +565,6 @@ class WGANJudge:
             "with the critic, and call backward() on that loss.",
         )
 
-    def count(self, kind):
+    def count(self, kind: str) -> int:
+        """How many "c_step" or "g_step" steps were checked."""
         return self.steps[kind]

@@ -25,11 +25,27 @@ from __future__ import annotations
 import base64
 import contextlib
 import math
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
-from helpers.graded.checks import GradedTestFailure
+from helpers.graded.failures import GradedTestFailure
+
+__all__ = [
+    "DTYPES",
+    "MAX_ARRAY_BYTES",
+    "MAX_DEPTH",
+    "MAX_ITEMS",
+    "MAX_STRING",
+    "NOTEBOOK_SEED",
+    "MalformedObservation",
+    "Observation",
+    "decode",
+    "encode",
+    "observing",
+]
 
 NOTEBOOK_SEED = 0  # in the notebook: the same inputs every run, so a message reads the same
 DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "bool": np.bool_}
@@ -43,7 +59,7 @@ class MalformedObservation(ValueError):
     """What came back from the learner side is not an observation the judge can read."""
 
 
-class Observation(dict):
+class Observation(dict[str, Any]):
     """The data OBSERVE collects, in order; ``fail`` records the learner's failure that stopped it.
 
     ``need(key)`` is how JUDGE reads: the value, or, when observing stopped before `key`, the
@@ -51,11 +67,13 @@ class Observation(dict):
     MalformedObservation when neither is there.
     """
 
-    def fail(self, failure):
+    def fail(self, failure: GradedTestFailure) -> Observation:
+        """Record the failure that stopped OBSERVE; returns the observation."""
         self["failure"] = failure
         return self
 
-    def need(self, key):
+    def need(self, key: str) -> Any:
+        """The value at `key` for JUDGE (see the class)."""
         if key in self:
             return self[key]
         failure = self.get("failure")
@@ -65,9 +83,9 @@ class Observation(dict):
 
 
 @contextlib.contextmanager
-def observing(obs):
+def observing(obs: Observation) -> Iterator[Observation]:
     """Around OBSERVE's body: the first graded failure (the learner's code raised, see
-    checks.calling) is recorded in `obs` and ends the observation; JUDGE raises it in turn."""
+    failures.calling) is recorded in `obs` and ends the observation; JUDGE raises it in turn."""
     try:
         yield obs
     except GradedTestFailure as failure:
@@ -77,7 +95,7 @@ def observing(obs):
 # ---------------------------------------------------------------- JSON both ways
 
 
-def encode(obj, _depth=0):
+def encode(obj: object, _depth: int = 0) -> Any:
     """An observation as JSON-ready data: tensors and arrays become {"$array": ...}, a failure
     {"$failure": message}. Raises TypeError for anything else (a bug of the observer)."""
     if _depth > MAX_DEPTH:
@@ -114,7 +132,7 @@ def encode(obj, _depth=0):
     raise TypeError(f"cannot send {type(obj).__name__} in an observation")
 
 
-def decode(data, clean=str):
+def decode(data: object, clean: Callable[[str], str] = str) -> Observation:
     """The Observation that `data` (parsed JSON from the learner side) stands for, checked.
 
     Tensors come back as CPU tensors of a known dtype whose shape matches their bytes; failures

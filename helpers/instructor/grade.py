@@ -287,7 +287,7 @@ def judge_observation(
     code.
     """
     from helpers.graded import verdicts
-    from helpers.graded.checks import GradedTestFailure
+    from helpers.graded.failures import GradedTestFailure
 
     try:
         obs = verdicts.decode(observation, clean=lambda text: clean_text(text, secrets=secrets))

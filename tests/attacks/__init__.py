@@ -394,8 +394,11 @@ part2_unittests.observe_slerp.__code__ = _forged.__code__
         # Before part 2 was judged by the grader, this gave the point: the checks ran here.
         code=WRONG_SLERP
         + """
-import helpers.graded.checks, part2_unittests, torch
-helpers.graded.checks.check = part2_unittests.check = lambda condition, message: None
+import sys, part2_unittests, torch
+for name, module in list(sys.modules.items()):  # every module of the graded tests' machinery
+    if name.startswith("helpers.graded.") and hasattr(module, "check"):
+        module.check = lambda condition, message: None
+part2_unittests.check = lambda condition, message: None
 part2_unittests.judge_slerp.__code__ = (lambda obs, seed: None).__code__
 torch.allclose = lambda *args, **kwargs: True
 """,

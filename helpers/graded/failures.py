@@ -1,0 +1,240 @@
+"""How a graded test fails: the failure type, and the learner's exceptions as plain messages.
+
+Serves every graded test of problem_unittests.py and part2_unittests.py (every notebook step
+with a test, from the notebook step "Scale the images to [-1, 1]" to "The training loop"): a
+failure shows the message and the learner's own cell and line, never the kit's frames.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+
+__all__ = [
+    "KIT_FRAMES",
+    "SHOWN",
+    "WIDTH",
+    "GradedTestFailure",
+    "calling",
+    "check",
+    "describe",
+    "malformed",
+    "passed",
+    "render_failure",
+]
+
+
+class GradedTestFailure(AssertionError):
+    """A graded test did not pass. The message is written for the learner.
+
+    In Jupyter (and under nbval) it is shown without the kit's traceback: the message
+    first, then, when the learner's own code raised, the cell and line where it did.
+    """
+
+    def __init__(self, message: str, learner_error: BaseException | None = None) -> None:
+        super().__init__(message)
+        self.learner_frames = _learner_frames(learner_error)
+
+    def _render_traceback_(self) -> list[str]:
+        """IPython calls this instead of printing a traceback (the lines it shows, in order)."""
+        try:
+            return render_failure(self)
+        except Exception:  # never hide the message behind a formatting problem
+            return [f"{type(self).__name__}: {self}"]
+
+
+# Frames from these are the kit's, not the learner's (folders end with a separator, so a
+# learner's helpers_mine.py beside the kit is not taken for the kit's helpers/).
+_HELPERS = Path(__file__).resolve().parents[1]
+KIT_FRAMES = (
+    str(_HELPERS) + os.sep,
+    str(_HELPERS.parent / "problem_unittests.py"),
+    str(_HELPERS.parent / "part2_unittests.py"),  # part 2's graded tests
+)
+WIDTH = 100  # wrap long messages: error outputs do not always wrap
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    return tuple(
+        {
+            str(Path(paths[k]).resolve()) + os.sep
+            for k in ("stdlib", "platstdlib", "purelib", "platlib")
+        }
+    )
+
+
+def _learner_frames(err: BaseException | None, keep: int = 2) -> list[tuple[str, int, str]]:
+    """(file, line number, function) of the deepest frames of `err` that are the learner's code.
+
+    The learner's code is what is neither the kit (problem_unittests.py, helpers/) nor Python's
+    or a library's (torch): in Jupyter, the notebook's cells.
+    """
+    import traceback
+
+    if err is None or err.__traceback__ is None:
+        return []
+    skip = KIT_FRAMES + _library_dirs()
+    frames = []
+    for frame, lineno in traceback.walk_tb(err.__traceback__):
+        name = frame.f_code.co_filename
+        if name.startswith("<frozen") or str(Path(name).resolve()).startswith(skip):
+            continue
+        frames.append((name, lineno, frame.f_code.co_name))
+    return frames[-keep:]
+
+
+def _where(filename: str, lineno: int) -> str:
+    """'Cell In[5], line 3' for a Jupyter cell (as IPython writes it), 'Cell 5, line 3' for a
+    cell run by helpers.notebook.run_cells, else 'File "...", line 3'."""
+    try:
+        shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821  (only inside IPython)
+        label = shell.compile.format_code_name(filename)
+    except Exception:
+        label = None
+    if label:
+        return f"{label[0]} {label[1]}, line {lineno}"
+    if filename.startswith("<cell "):  # helpers.notebook.run_cells (grading, headless runs)
+        return f"Cell {filename[6:-1]}, line {lineno}"
+    return f'File "{filename}", line {lineno}'
+
+
+def _test_name(err: BaseException) -> str | None:
+    """The graded test the failure came from (test_scale, ...), or None."""
+    import traceback
+
+    names = [
+        f.f_code.co_name
+        for f, _ in traceback.walk_tb(err.__traceback__)
+        if f.f_code.co_name.startswith("test_")
+        and Path(f.f_code.co_filename).name in ("problem_unittests.py", "part2_unittests.py")
+    ]
+    return names[0] if names else None
+
+
+def render_failure(err: GradedTestFailure) -> list[str]:
+    """The failure as a few short lines: what failed and why, then the learner's line if any."""
+    import linecache
+    import textwrap
+
+    test = _test_name(err)
+    head = f"{type(err).__name__}" + (f" in {test}" if test else "") + ": "
+    lines = []
+    for i, paragraph in enumerate(str(err).split("\n")):
+        lines += textwrap.wrap((head if i == 0 else "") + paragraph, WIDTH) or [""]
+    if err.learner_frames:
+        lines.append("Your code raised it here:")
+        for filename, lineno, function in err.learner_frames:
+            lines.append(f"  {_where(filename, lineno)}, in {function}")
+            source = linecache.getline(filename, lineno).strip()
+            if source:
+                lines.append(f"    {source}")
+    return lines
+
+
+def check(condition: object, message: str) -> None:
+    """Fail the graded test with `message` (written for the learner) unless `condition` holds."""
+    if not condition:
+        raise GradedTestFailure(message)
+
+
+def passed() -> None:
+    """What a graded test prints when every check held."""
+    print("Tests Passed")
+
+
+@contextlib.contextmanager
+def calling(what: str, hint: str = "", shape_hint: str = "") -> Iterator[None]:
+    """Turn an exception raised by the learner's code into a failure that says where it came from.
+
+    `hint` names the likely cause when the caller knows it better than the generic guesses;
+    `shape_hint` does so only for errors about sizes or shapes.
+    """
+    try:
+        yield
+    except AssertionError:
+        raise
+    except NotImplementedError as err:
+        raise GradedTestFailure(
+            f"{what} is not implemented yet ({err}). Write it in the cell above, run that cell, "
+            "then run this test again."
+        ) from None
+    except Exception as err:  # anything else the learner's code raised
+        detail = str(err).strip().split("\n")[0]
+        if len(detail) > 200:
+            detail = detail[:200] + " ..."
+        text = f"{type(err).__name__}: {detail}"
+        lowered = text.lower()
+        if any(word in lowered for word in ("cuda", "device", "nvidia", "driver")):
+            hint = (
+                "Likely cause: a tensor made on a fixed device (for example with .cuda()). Create "
+                "tensors on the input's device, e.g. torch.ones_like(x) or torch.zeros(n, "
+                "device=x.device)."
+            )
+        elif "backward through the graph a second time" in lowered:
+            hint = (
+                "Likely cause: the D step's fakes are not detached, so d_loss.backward() goes "
+                "through G and frees its graph, and the G step then reuses the same fake_images. "
+                "Detach them in the D step: fake_loss(D(fake_images.detach()))."
+            )
+        elif not hint and ("shape" in lowered or "size" in lowered):
+            hint = shape_hint or (
+                "Likely cause: a layer's size or a reshape does not match the shapes given above."
+            )
+        end = "" if text.endswith(".") else "."
+        if hint:  # the likely cause first, then what Python said
+            message = f"{what} raised {type(err).__name__}. {hint} The error: {detail}{end}"
+        else:
+            message = f"{what} raised {text}{end}"
+        raise GradedTestFailure(message, learner_error=err) from err
+
+
+# A record the learner side sent that the judge cannot read: a forged or broken observation.
+# The message's first sentence stays the same for every such record (tests match on it); what
+# follows says which part was wrong, for the instructor who reads it.
+
+SHOWN = 60  # characters of a value shown in a message
+
+
+def describe(value: object, limit: int = SHOWN) -> str:
+    """`value` in a few words for a message: a tensor by its shape and dtype, a dict by its
+    keys, a long list by its length, anything else by its repr; never longer than about
+    `limit` characters."""
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).removeprefix("torch.")
+        return f"a {dtype} tensor of shape {tuple(value.shape)}"
+    if isinstance(value, dict):
+        text = f"a dict with the keys {sorted(map(str, value))}"
+    elif isinstance(value, (list, tuple)) and not all(
+        v is None or isinstance(v, (bool, int, float, str)) for v in value
+    ):
+        kinds = sorted({type(v).__name__ for v in value})
+        text = f"a {type(value).__name__} of {len(value)} items ({', '.join(kinds)})"
+    elif value is None or isinstance(value, (bool, int, float, str, list, tuple)):
+        text = repr(value)
+    else:
+        text = f"a {type(value).__name__}"
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def malformed(
+    what: str, part: str, expected: str, got: object, aside: str = ""
+) -> GradedTestFailure:
+    """The failure for a record the judge cannot read, to raise: "{what} came back
+    malformed{aside}." then "{part} should be {expected}, got {describe(got)}."
+
+    `what` names the record ("The record of the training run"), `part` the piece that is wrong
+    ("the kind of event 4"), `expected` what the judge reads there, `got` what came instead.
+    """
+    shown = describe(got)
+    end = "" if shown.endswith("...") else "."
+    return GradedTestFailure(
+        f"{what} came back malformed{aside}. {part[:1].upper()}{part[1:]} should be {expected}, "
+        f"got {shown}{end}"
+    )

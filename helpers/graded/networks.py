@@ -1,0 +1,431 @@
+"""The checks of D and G: layers, batch sizes, activations, logits and tanh, gradients, size.
+
+Serves test_discriminator, test_generator and test_weights_init (the notebook steps "The
+discriminator", "The generator" and "Initialise the weights"); part 2's 64x64 networks and the
+critic reuse the shared ones (helpers/graded/part2.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, cast
+
+import torch
+import torch.nn as nn
+
+from helpers.graded.failures import calling, check
+from helpers.graded.layers import POOLING, Call, Leaf
+from helpers.graded.plain import plain
+
+if TYPE_CHECKING:  # for the annotations only
+    from helpers.graded.verdicts import Observation
+
+__all__ = [
+    "BATCHES",
+    "FIND_TRUTHINESS",
+    "check_batch_sizes",
+    "check_d_activations",
+    "check_d_batch_norm",
+    "check_d_convs",
+    "check_d_gives_logits",
+    "check_d_gradients",
+    "check_g_ends_with_tanh",
+    "check_g_layers",
+    "check_init_picks_the_layers",
+    "check_no_dropout_on_output",
+    "check_size_follows_conv_dim",
+    "conv_ignores_batch_norm",
+    "device_of",
+    "leaky_slope",
+    "n_params",
+    "observe_batch_sizes",
+    "observe_gradients",
+    "observe_independence",
+    "params_without_gradient",
+    "push_output",
+    "samples_independent",
+]
+
+
+def device_of(module: nn.Module) -> torch.device:
+    """The device of the module's first parameter (the CPU when it has none)."""
+    for p in module.parameters():
+        return p.device
+    return torch.device("cpu")
+
+
+def check_no_dropout_on_output(out: torch.Tensor) -> None:
+    """D's logits (`out`, on 64 images in train mode) are never exactly 0; dropout after the last
+    layer makes some so."""
+    zeros = int((out == 0).sum())
+    check(
+        zeros == 0,
+        f"{zeros} of D's {out.numel()} outputs are exactly 0 in train mode: D applies dropout to "
+        "its final output (the logits), which zeroes random scores and scales up the others. Put "
+        "dropout, if you use it, before the last Linear layer, never after it.",
+    )
+
+
+def conv_ignores_batch_norm(Discriminator: type) -> bool:
+    """Whether the notebook's conv() (the one Discriminator uses) adds batch norm even when
+    called with batch_norm=False; False when it cannot tell."""
+    conv = getattr(getattr(Discriminator, "__init__", None), "__globals__", {}).get("conv")
+    if not callable(conv):
+        return False
+    try:
+        block = conv(3, 8, 4, batch_norm=False)
+        return any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
+    except Exception:
+        return False
+
+
+def leaky_slope(before: torch.Tensor, after: torch.Tensor) -> float | None:
+    """The negative slope of the activation between two layers, from their traced tensors.
+
+    `before` is one layer's output, `after` the next layer's input; None when they are not one
+    elementwise step apart. Zeros (dropout) are left out, and dropout's rescaling cancels.
+    """
+    if before.shape != after.shape:
+        return None
+    kept = after != 0
+    neg, pos = kept & (before < -1e-3), kept & (before > 1e-3)
+    if neg.sum() < 10 or pos.sum() < 10:
+        return None
+    ratio = after / before
+    return (ratio[neg].median() / ratio[pos].median()).item()
+
+
+FIND_TRUTHINESS = (
+    "classname.find('Conv') is 0, which is falsy, when the name starts with 'Conv', and -1, which "
+    "is truthy, when 'Conv' is not in it: write classname.find('Conv') != -1, or use "
+    "isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))."
+)
+
+
+def check_init_picks_the_layers(
+    model: nn.Sequential, before: list[torch.Tensor], kinds: dict[int, str], batch_norm: int
+) -> None:
+    """weights_init_normal changed the conv/linear layers of `model` and left batch norm alone.
+
+    `before` holds each layer's weights before model.apply; `kinds` maps the index of each layer
+    it should initialise to a name; `batch_norm` is the index of the batch norm layer. The
+    message names the likely mistake from which layers changed.
+    """
+
+    def weight(i: int) -> torch.Tensor:
+        return cast(torch.Tensor, model[i].weight).detach()
+
+    left = [kind for i, kind in kinds.items() if torch.equal(weight(i), before[i])]
+    done = [kind for kind in kinds.values() if kind not in left]
+    bn = weight(batch_norm)
+    bn_changed = not (torch.allclose(bn, before[batch_norm]) or abs(bn.mean().item() - 1) < 0.05)
+    if bn_changed and left:
+        check(
+            False,
+            "weights_init_normal picks the wrong layers: it changed batch norm's scale (mean "
+            f"{bn.mean().item():.3f}, it should stay near 1) and left the {', '.join(left)} layers "
+            f"as they were. Likely cause: {FIND_TRUTHINESS}",
+        )
+    check(
+        not bn_changed,
+        f"weights_init_normal changed the batch norm layer's scale (mean {bn.mean().item():.3f}, "
+        "it should stay near 1). Initialise only Conv2d, ConvTranspose2d and Linear layers. If "
+        f"you test class names: {FIND_TRUTHINESS}",
+    )
+    check(
+        done,
+        "weights_init_normal changed no layer: its test for the layer type is never true. "
+        "Conditions joined with `and` (classname.find('Conv') != -1 and classname.find('Linear') "
+        "!= -1) need both names in one class name: join them with `or`, or use isinstance(m, "
+        "(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)).",
+    )
+    check(
+        not left,
+        f"weights_init_normal left the {', '.join(left)} layers' weights as they were (it did "
+        f"initialise {', '.join(done)}). Check how you recognise the layers: the class names are "
+        "exactly 'Conv2d', 'ConvTranspose2d' and 'Linear' (a misspelt name such as 'Conv2D' or "
+        "'Convo2d' never matches), and isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)) "
+        "matches all three.",
+    )
+
+
+BATCHES = (5, 16, 1)  # a batch of one last, so its failure can say only that one breaks
+
+
+def observe_batch_sizes(
+    obs: Observation,
+    net: Callable[[torch.Tensor], Any],
+    make_input: Callable[[int], torch.Tensor],
+    who: str,
+    in_shape: str,
+    hint: str = "",
+    out_shape: tuple[int, ...] | None = None,
+) -> bool:
+    """The shape of net's output on batches of 5, 16 and then 1: obs["batch B"] ([] when it is
+    not a tensor). Returns whether every shape was (B, *out_shape), when `out_shape` is given:
+    part 2's observers stop there when not, as its judge does."""
+    for b in BATCHES:
+        one = (
+            f"{who} works on batches of 5 and 16 but not on a batch of one. Likely cause: "
+            "squeeze() drops the batch dimension when it is 1, or a reshape assumes a batch size; "
+            "keep the batch dimension (x.flatten(1), x.view(x.size(0), -1))."
+        )
+        with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
+            out = net(make_input(b))
+        obs[f"batch {b}"] = list(out.shape) if isinstance(out, torch.Tensor) else []
+    return out_shape is None or all(obs[f"batch {b}"] == [b, *out_shape] for b in BATCHES)
+
+
+def check_batch_sizes(
+    obs: Observation, who: str, in_shape: str, out_shape: tuple[int, ...]
+) -> None:
+    """net on batches of 5, 16 and then 1 returned (B, *out_shape) (observe_batch_sizes)."""
+    for b in BATCHES:
+        shape = tuple(obs.need(f"batch {b}"))
+        check(
+            shape == (b, *out_shape),
+            f"{who} on a ({b}, {in_shape}) batch should return shape {(b, *out_shape)}, got "
+            f"{shape}."
+            + (
+                " Flatten with x.flatten(1) (or x.view(x.size(0), -1)) before the final "
+                "nn.Linear(..., 1)."
+                if out_shape == (1,)
+                else ""
+            ),
+        )
+
+
+def check_d_convs(leaves: list[Leaf], calls: list[Call], conv_dim: int) -> list[Call]:
+    """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels.
+
+    `leaves` are D's layers and `calls` their calls, from rebuild_trace."""
+    convs = [(m, i, o) for m, i, o in calls if m.kind == "Conv2d"]
+    check(
+        len(convs) >= 3, f"D should use (at least) three strided conv layers, found {len(convs)}."
+    )
+    pools = [m.kind for m in leaves if m.kind in POOLING]
+    check(
+        not pools,
+        f"D should downsample with strided convolutions, not pooling; found {pools[:1]}.",
+    )
+    first = convs[0][0]
+    check(
+        first.in_channels == 3 and first.out_channels == conv_dim,
+        f"D's first conv layer should take the 3 colour channels to conv_dim={conv_dim} channels, "
+        f"got {first.in_channels} -> {first.out_channels}.",
+    )
+    sizes = [o.shape[-1] for _, _, o in convs[:3]]
+    check(
+        sizes == [16, 8, 4],
+        "D's conv layers should halve the image each time (32 -> 16 -> 8 -> 4), got sizes "
+        f"{sizes}. Use stride 2 (the conv helper's default).",
+    )
+    depths = [m.out_channels for m, _, _ in convs[:3]]
+    want = [conv_dim, 2 * conv_dim, 4 * conv_dim]
+    check(
+        depths == want,
+        f"With conv_dim={conv_dim}, D's conv layers should have {want} output channels (conv_dim, "
+        f"2x, 4x), got {depths}.",
+    )
+    return convs
+
+
+def check_d_batch_norm(conv_ignores_bn: bool, calls: list[Call], first: Leaf) -> None:
+    """No batch norm right after D's first conv (the paper), batch norm after the next two.
+
+    `conv_ignores_bn`: the notebook's conv() adds batch norm even with batch_norm=False."""
+    order = [m for m, _, _ in calls]
+    after = order[order.index(first) + 1] if order.index(first) + 1 < len(order) else None
+    after_bn = after is not None and after.kind == "BatchNorm2d"
+    check(
+        not (after_bn and conv_ignores_bn),
+        "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
+        "conv(3, 8, 4, batch_norm=False) still adds a BatchNorm2d. Add it only when batch_norm is "
+        "True (test_conv checks this), run that cell, then this test again.",
+    )
+    check(
+        not after_bn,
+        "D's first conv layer should have no batch norm (the paper leaves it out at D's input): "
+        "use conv(..., batch_norm=False) there.",
+    )
+    bn_count = sum(m.kind == "BatchNorm2d" for m in order)
+    check(
+        bn_count >= 2,
+        f"D should use batch norm after its 2nd and 3rd conv layers, found {bn_count} batch norm "
+        "layer(s).",
+    )
+
+
+def check_d_activations(convs: list[Call]) -> None:
+    """LeakyReLU with slope 0.2 between D's conv layers, read from what reaches the next conv."""
+    for _, inp, _ in convs[1:3]:
+        check(
+            inp.min() < 0,
+            "The input of D's second and third conv layers has no negative values, so D uses ReLU "
+            "(or no activation before a ReLU-like step). Use LeakyReLU with negative slope 0.2: "
+            "F.leaky_relu(x, 0.2) or nn.LeakyReLU(0.2).",
+        )
+    check(
+        (convs[1][1] < 0).float().mean() > 0.05,
+        "D's activations look like ReLU (almost no negative values reach the 2nd conv layer). Use "
+        "LeakyReLU(0.2) between the conv layers.",
+    )
+    slope = leaky_slope(convs[0][2], convs[1][1])
+    if slope is not None:
+        default = " (F.leaky_relu's default)" if abs(slope - 0.01) < 0.005 else ""
+        check(
+            abs(slope - 0.2) < 0.03,
+            f"D's LeakyReLU has negative slope {slope:.2f}{default}. The notebook asks for 0.2, "
+            "the slope of every model in the DCGAN paper; a much smaller one passes almost no "
+            "gradient for negative inputs, close to a ReLU. Use F.leaky_relu(x, 0.2) or "
+            "nn.LeakyReLU(0.2).",
+        )
+
+
+def check_d_gives_logits(up: torch.Tensor, down: torch.Tensor) -> None:
+    """Trained to grow (push_output), D's outputs `up` pass 1 and, trained to shrink, `down` go
+    below 0: no final sigmoid."""
+    check(
+        up.max() > 1.0 and down.min() < 0.0,
+        f"D's outputs stay inside [0, 1] even when trained to grow (max {up.max():.3f}, min "
+        f"{down.min():.3f}): D ends with a sigmoid. Return the raw Linear output (logits); "
+        "BCEWithLogitsLoss applies the sigmoid.",
+    )
+
+
+def observe_gradients(net: nn.Module, images: torch.Tensor, who: str) -> dict[str, Any]:
+    """Backpropagate net(images).sum(): {"missing": names of parameters without a gradient,
+    "input": whether the input got a nonzero gradient}."""
+    xg = images.requires_grad_(True)
+    missing = params_without_gradient(net, xg, who)
+    return {"missing": missing, "input": bool(xg.grad is not None and torch.any(xg.grad != 0))}
+
+
+def check_d_gradients(found: dict[str, Any]) -> None:
+    """Every parameter of D gets a gradient, and so does D's input image (G learns through it)."""
+    missing = found["missing"]
+    check(
+        not missing,
+        f"No gradient reached these parameters of D: {missing}. Every layer must be used in "
+        "forward(), without .detach() or torch.no_grad().",
+    )
+    check(
+        found["input"] is True,
+        "No gradient flows from D's output back to its input image, so G could not learn from D. "
+        "Do not detach x inside forward().",
+    )
+
+
+def check_g_layers(calls: list[Call], conv_dim: int) -> None:
+    """Transposed convs up to 3 channels, batch norm in hidden layers only, ReLU before the last."""
+    deconvs = [(m, i, o) for m, i, o in calls if m.kind == "ConvTranspose2d"]
+    check(
+        len(deconvs) >= 2,
+        f"G should upsample with transposed convolutions (deconv), found {len(deconvs)}.",
+    )
+    last, last_input, _ = deconvs[-1]
+    check(
+        last.out_channels == 3 and last.in_channels == conv_dim,
+        f"G's last transposed conv should go from conv_dim={conv_dim} channels to 3 (RGB), got "
+        f"{last.in_channels} -> {last.out_channels}.",
+    )
+    order = [m for m, _, _ in calls]
+    check(
+        not any(m.kind == "BatchNorm2d" for m in order[order.index(last) + 1 :]),
+        "G's output layer should have no batch norm: use deconv(..., batch_norm=False) for the "
+        "last layer.",
+    )
+    bn_count = sum(m.kind == "BatchNorm2d" for m in order)
+    check(
+        bn_count >= 2,
+        f"G should use batch norm in its hidden layers, found {bn_count} batch norm layer(s).",
+    )
+    check(
+        last_input.min() >= 0,
+        f"The input of G's last layer has negative values (min {last_input.min():.3f}): G's hidden "
+        "layers should end with ReLU (the paper uses ReLU in G and LeakyReLU only in D).",
+    )
+
+
+def check_g_ends_with_tanh(up: torch.Tensor, down: torch.Tensor) -> None:
+    """Trained to grow or shrink (push_output: `up`, `down`), G's outputs stay in [-1, 1] and
+    reach below -0.5: tanh."""
+    check(
+        up.max() <= 1.0 + 1e-6 and down.min() >= -1.0 - 1e-6,
+        f"G's outputs leave [-1, 1] when trained to grow or shrink (max {up.max():.3f}, min "
+        f"{down.min():.3f}): end G with torch.tanh.",
+    )
+    check(
+        down.min() < -0.5,
+        f"G's outputs cannot go below {down.min():.3f} even when trained to: it ends with a "
+        "sigmoid (range [0, 1]). Use torch.tanh, whose range [-1, 1] matches the scaled real "
+        "images.",
+    )
+
+
+def n_params(module: nn.Module) -> int:
+    """How many numbers the parameters of `module` hold."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def observe_independence(net: nn.Module, inputs: torch.Tensor, n: int = 4) -> dict[str, Any]:
+    """In eval mode, the outputs of the first n samples inside the batch and alone."""
+    net.eval()
+    try:
+        with torch.no_grad():
+            together = net(inputs)
+            alone = torch.cat([net(inputs[i : i + 1]) for i in range(n)])
+    finally:
+        net.train()
+    return {"together": plain(together[:n]), "alone": plain(alone)}
+
+
+def samples_independent(found: dict[str, Any]) -> bool:
+    """Is each sample's output the same alone as inside the batch (observe_independence)?"""
+    together, alone = found["together"], found["alone"]
+    return together.shape == alone.shape and torch.allclose(together, alone, atol=1e-4)
+
+
+def params_without_gradient(net: nn.Module, inputs: torch.Tensor, who: str) -> list[str]:
+    """Backpropagate net(inputs).sum(); return the names of parameters that got no gradient."""
+    with calling(f"Backpropagating through {who}"):
+        net.zero_grad()
+        net(inputs).sum().backward()
+    return [n for n, p in net.named_parameters() if p.grad is None or not torch.any(p.grad != 0)]
+
+
+def check_size_follows_conv_dim(small: int, big: int, who: str, low: float, layers: str) -> None:
+    """Doubling conv_dim should about quadruple the parameters (k x k x in x out): `small` and
+    `big` are the parameter counts."""
+    ratio = big / small if small else 0.0
+    check(
+        low < ratio < 4.5,
+        f"{who}'s size should follow conv_dim: doubling conv_dim should roughly quadruple the "
+        f"parameters, got {ratio:.2f}x. Build every layer from conv_dim ({layers}).",
+    )
+
+
+def push_output(
+    module: nn.Module,
+    make_input: Callable[[], torch.Tensor],
+    direction: float,
+    steps: int = 25,
+    lr: float = 0.05,
+) -> torch.Tensor:
+    """Train `module` briefly to push its outputs up (+1) or down (-1); return the final outputs.
+
+    A linear output grows without bound; an output squashed by sigmoid or tanh cannot pass its
+    limits. Works on a copy so the learner's module is untouched.
+    """
+    import copy
+
+    probe = copy.deepcopy(module)
+    probe.train()
+    opt = torch.optim.Adam(probe.parameters(), lr=lr)
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = -direction * probe(make_input()).mean()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return probe(make_input())
