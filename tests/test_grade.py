@@ -462,7 +462,8 @@ def test_sandbox_bundle_holds_no_solution_tests_or_instructor_tools(tmp_path):
     assert {
         "problem_unittests.py",
         "part2_unittests.py",
-        "helpers/graded/checks.py",
+        "helpers/graded/failures.py",
+        "helpers/graded/training.py",
         "helpers/sandboxed/scheduler.py",
         "helpers/sandboxed/tests_process.py",
     } <= names

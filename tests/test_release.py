@@ -151,7 +151,7 @@ def test_outputs_and_execution_counts_are_cleared_ids_and_tags_kept(tmp_path):
 
 
 def helpers_imported(path):
-    """The kit modules a file imports, dotted ('helpers.graded.checks'): for `from X import y`,
+    """The kit modules a file imports, dotted ('helpers.graded.training'): for `from X import y`,
     X and, when the kit has a module of that name, X.y."""
     found = []
     for node in ast.walk(ast.parse(path.read_text())):
@@ -168,7 +168,7 @@ def helpers_imported(path):
 
 
 def shipped_module(folder, dotted):
-    """Whether `folder` holds module `dotted` ('helpers.graded.checks'), as a file or package."""
+    """Whether `folder` holds module `dotted` ('helpers.graded.training'), as a file or package."""
     path = folder.joinpath(*dotted.split("."))
     return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
 
@@ -443,7 +443,7 @@ def test_learner_edition_under_nbval_stops_at_its_first_graded_test(tmp_path):
 def test_what_ships_to_learners_and_into_the_sandbox_follows_the_layout():
     learner, boxed = set(shipped_helpers("learner")), set(shipped_helpers("sandbox"))
     every = {p.relative_to(ROOT / "helpers") for p in (ROOT / "helpers").rglob("*.py")}
-    assert {Path("notebook.py"), Path("graded/checks.py"), Path("__init__.py")} <= learner
+    assert {Path("notebook.py"), Path("graded/failures.py"), Path("__init__.py")} <= learner
     # the sandbox gets what a learner has, plus the grader's side that runs inside it
     assert boxed - learner == {p for p in every if p.parts[0] == "sandboxed"} != set()
     assert learner < boxed

@@ -156,7 +156,7 @@ def check_d_step(
 
     def loss(real_label, per_call_mean=True, factor=1.0):
         def fn():
-            total = 0.0
+            total: float | torch.Tensor = 0.0
             outs, labels = [], []
             for inp, is_real in labelled:
                 out = D(inp.to(device_of(D)))
@@ -219,7 +219,7 @@ def flipped_d_loss(
     """The D loss with the labels swapped (real 0, fake 1), on the (input, is_real) calls."""
 
     def fn():
-        total = 0.0
+        total: float | torch.Tensor = 0.0
         for inp, is_real in labelled:
             out = D(inp.to(device_of(D)))
             is_real = is_real.to(out.device)

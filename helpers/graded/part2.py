@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from helpers.graded.failures import check, malformed
+from helpers.graded.failures import GradedTestFailure, check, malformed
 from helpers.graded.gradients import grads_close, grads_equal, is_zero, replay_grads, rows_match
 from helpers.graded.layers import POOLING, Call, Leaf
 from helpers.graded.networks import BATCHES, leaky_slope
@@ -482,7 +482,9 @@ class WGANJudge:
                 "The critic scored the real images in [0, 1]: scale them to [-1, 1] first "
                 "(real_images * 2 - 1, as the given code does), like G's tanh outputs.",
             )
-            check(False, "The critic step did not score the batch of real images it was given.")
+            raise GradedTestFailure(
+                "The critic step did not score the batch of real images it was given."
+            )
         mixed = [c[1] for c in calls if c[3] and not rows_match(c[1], fake).all()]
         check(
             len(mixed) == 1,

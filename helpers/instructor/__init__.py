@@ -3,3 +3,5 @@ sandbox host, and the rule for what ships where (``shipping``).
 
 Never ships to learners nor into the sandbox: it is the trusted side.
 """
+
+__all__: list[str] = []

@@ -10,3 +10,5 @@ when it is); each is tested on the CPU (gloo processes, dynamo's eager backend, 
 - ``fused_adam``: PyTorch's fused Adam kernel for the notebook's optimizers
   (``prepare_optimizers``).
 """
+
+__all__: list[str] = []
