@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 __all__ = ["COMMANDS", "PROG", "main"]
 
@@ -35,9 +36,22 @@ COMMANDS: dict[str, tuple[str, str]] = {
 PROG = "python -m helpers"  # each command's parser uses prog="python -m helpers COMMAND"
 
 
+def _shipped(module: str) -> bool:
+    """Whether this copy of the kit has `module`'s file: the learner release has no
+    helpers/instructor/, so its --help must not offer grade, release or classroom."""
+    here = Path(__file__).resolve().parent  # helpers/ of this copy, wherever it was imported from
+    return here.joinpath(*module.split(".")[1:]).with_suffix(".py").is_file()
+
+
 def _parser() -> argparse.ArgumentParser:
     width = max(map(len, COMMANDS))
-    listing = "\n".join(f"  {name:<{width}}  {about}" for name, (_, about) in COMMANDS.items())
+    listing = "\n".join(
+        f"  {name:<{width}}  {about}"
+        for name, (module, about) in COMMANDS.items()
+        if _shipped(module)
+    )
+    if not all(_shipped(module) for module, _ in COMMANDS.values()):
+        listing += "\n(the instructor's commands are not part of the learner's copy of the kit)"
     parser = argparse.ArgumentParser(
         prog=PROG,
         usage=f"{PROG} [-h] COMMAND [OPTIONS]",

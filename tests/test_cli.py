@@ -1,5 +1,6 @@
 """`python -m helpers COMMAND`: every command listed, each with its own help."""
 
+import os
 import re
 import subprocess
 import sys
@@ -44,6 +45,26 @@ def test_no_command_or_an_unknown_one_shows_the_commands(capsys):
         cli.main(["trian"])
     assert exit_.value.code == 2
     assert "invalid choice: 'trian'" in capsys.readouterr().err
+
+
+def test_help_lists_only_the_commands_this_copy_ships(tmp_path):
+    # The learner release has helpers/ without instructor/: its --help offers none of its commands.
+    from helpers.instructor.release import make_release
+
+    make_release(ROOT / "solution" / "dlnd_face_generation.ipynb", tmp_path / "rel")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers", "--help"],
+        cwd=tmp_path / "rel",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    listed = re.findall(r"^  (\w+) ", done.stdout.split("commands:")[1], re.MULTILINE)
+    assert listed == ["run", "data", "faces", "distributed"], done.stdout
+    assert "not part of the learner's copy" in done.stdout
 
 
 def test_a_command_missing_from_this_copy_is_named(monkeypatch, capsys):
