@@ -42,7 +42,7 @@ import time
 import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -136,29 +136,39 @@ def _row_names(entries: list[str]) -> dict[str, str]:
 _DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
-def _walk(parent: int, name: str, parts: tuple[str, ...], found: dict[str, list]) -> None:
-    """Add to `found` the notebooks (paths as name tuples), links and other oddities in folder
-    `name` of folder fd `parent`, opened without following links, and in its subfolders."""
+@dataclass
+class _Found:
+    """What one student's folder holds: notebooks, links and oddities (paths as name tuples)."""
+
+    notebooks: list[tuple[str, ...]] = field(default_factory=list)
+    links: list[tuple[str, ...]] = field(default_factory=list)
+    odd: list[str] = field(default_factory=list)
+    entries: int = 0
+
+
+def _walk(parent: int, name: str, parts: tuple[str, ...], found: _Found) -> None:
+    """Add to `found` what folder `name` of folder fd `parent` and its subfolders hold, every
+    folder opened without following a link, and bounded in depth and size."""
     if len(parts) > MAX_DEPTH:
-        found["odd"].append(f"folders nested deeper than {MAX_DEPTH}")
+        found.odd.append(f"folders nested deeper than {MAX_DEPTH}")
         return
     fd = os.open(name, _DIR, dir_fd=parent)
     try:
         with os.scandir(fd) as listing:
             entries = sorted(listing, key=lambda e: e.name)
         for entry in entries:
-            found["count"].append(1)
-            if len(found["count"]) > MAX_ENTRIES:
-                found["odd"].append(f"more than {MAX_ENTRIES} files")
+            found.entries += 1
+            if found.entries > MAX_ENTRIES:
+                found.odd.append(f"more than {MAX_ENTRIES} files")
                 return
             mode = entry.stat(follow_symlinks=False).st_mode
             path = (*parts, entry.name)
             if stat.S_ISLNK(mode):
-                found["links"].append(path)
+                found.links.append(path)
             elif stat.S_ISDIR(mode):
                 _walk(fd, entry.name, path, found)
             elif entry.name.endswith(".ipynb") and ".ipynb_checkpoints" not in parts:
-                found["notebooks"].append(path)
+                found.notebooks.append(path)
     finally:
         os.close(fd)
 
@@ -188,14 +198,14 @@ def find_submissions(folder: Path | str) -> list[Submission]:
                 why = "it is a symbolic link; the grader never follows links: submit the file"
                 kept.append((name, (name,), why))
             elif stat.S_ISDIR(mode):
-                found: dict[str, list] = {"notebooks": [], "links": [], "odd": [], "count": []}
+                found = _Found()
                 try:
                     _walk(top, name, (name,), found)
                 except OSError as err:
-                    found["odd"].append(f"its folder cannot be read ({err.strerror})")
-                notebooks, links = found["notebooks"], found["links"]
-                if found["odd"]:
-                    kept.append((name, (name,), f"{found['odd'][0]}: refused"))
+                    found.odd.append(f"its folder cannot be read ({err.strerror})")
+                notebooks, links = found.notebooks, found.links
+                if found.odd:
+                    kept.append((name, (name,), f"{found.odd[0]}: refused"))
                 elif links:
                     where = clean_name("/".join(links[0][1:]))
                     kept.append(
