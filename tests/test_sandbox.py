@@ -1,5 +1,5 @@
-"""Specification of helpers.instructor.sandbox's mount
-order: what the sandbox binds stays visible."""
+"""Specification of helpers.instructor.sandbox: its mount order (what the sandbox binds stays
+visible), its cgroups, and the caps on its writable space and memory."""
 
 import signal
 import subprocess
@@ -58,3 +58,38 @@ def test_each_pids_cgroup_is_new_and_removing_it_kills_what_is_left():
     finally:
         sandbox._remove_cgroup(first)
         sandbox._remove_cgroup(second)
+
+
+def test_every_tmpfs_of_the_sandbox_has_a_size():
+    # At the kernel's default a tmpfs may grow to half the machine's memory, each of them.
+    cmd = sandbox.command("/bundle", ["true"], sandbox.Limits(tmp_mb=7, scratch_mb=9), {})
+    sized = {cmd[i + 3]: int(cmd[i + 1]) >> 20 for i in range(len(cmd) - 3) if cmd[i] == "--size"}
+    assert sized == {"/tmp": 7, "/dev/shm": 7, sandbox.SCRATCH: 9}
+    assert cmd.count("--tmpfs") == 3
+
+
+def test_a_report_names_the_caps_and_says_when_memory_is_not_capped(monkeypatch):
+    # Without a memory cgroup (not root, no delegation) the sandbox still runs, but the report's
+    # sandbox line must say that its memory is capped per process only.
+    monkeypatch.setattr(sandbox, "_memory_cgroup", lambda limit_mb: None)
+    text = sandbox.mode(0, sandbox.Limits())
+    assert "256 MB (/tmp)" in text and "memory NOT capped" in text
+
+
+def test_the_sandbox_joins_its_memory_cgroup_before_dropping_its_uid():
+    # Every process of the sandbox must be counted from its first, and a shell started under the
+    # unprivileged uid could not move itself into a cgroup v2: join as root, then drop.
+    group = sandbox._memory_cgroup(64)
+    if group is None:
+        pytest.skip("no memory cgroup can be made here (not root, no delegated cgroup v2)")
+    try:
+        uid = sandbox.OUTSIDE_UID + 7
+        drop = {"user": uid, "group": uid, "extra_groups": []}
+        cmd, popen = sandbox._joining(
+            [group], ["/bin/sh", "-c", "id -u; cat /proc/self/cgroup"], drop
+        )
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True, **popen).stdout
+        assert popen == {} and out.splitlines()[0] == str(uid)
+        assert group.name in out, out
+    finally:
+        sandbox._remove_cgroup(group)

@@ -11,6 +11,17 @@ helpers.instructor.grade in its own bubblewrap sandbox, ``--parallel`` of them a
 - ``feedback/<student>.txt``: the rubric that student gets.
 
 A submission that cannot be read, crashes, hangs or attacks the grader affects its own row only.
+The grader reads each learner's own file only: a symbolic link anywhere in a submission (the
+notebook, the student's folder, anything inside it), a file with other hard links or a file that
+is not a regular file is refused with the reason and 0 points, never opened. Each notebook is
+copied once, opened with ``O_NOFOLLOW`` through folders opened the same way, into a private
+folder, and graded there. Row names are the submissions' names made safe for a file name; a name
+that had to change, or that another submission shares, gets a short hash of its original name
+(``alice!.ipynb`` becomes ``alice-1f3e2a``), so no two submissions share a row or a feedback file
+and the same file gets the same row in every run. Control, bidi and invisible characters are
+removed from every output, and CSV cells that a spreadsheet would run as a formula start with
+``'``. The gradebook is written before grading starts (every row "pending") and again after each
+row, so it is always complete.
 Exit status: 0 when the gradebook is written, 2 for a bad command line or no sandbox.
 """
 
@@ -18,62 +29,269 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import io
 import json
 import os
 import queue
 import re
+import stat
 import sys
+import tempfile
 import time
+import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from helpers.files import atomic_write, positive_int
 from helpers.instructor import grade as grader
+from helpers.instructor.cells import MAX_NOTEBOOK
 
-__all__ = ["find_submissions", "grade_class", "main"]
+__all__ = ["Submission", "clean_name", "find_submissions", "grade_class", "main"]
+
+# Unicode categories never shown: controls (ESC, line breaks), format characters (bidi
+# overrides, zero-width joiners, the BOM), surrogates, private use, unassigned, line and
+# paragraph separators.
+INVISIBLE = {"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"}
+MAX_DEPTH = 16  # folders inside one student's folder
+MAX_ENTRIES = 2000  # files and folders in one student's folder
+NAME_CHARS = 60  # of a row name, before its hash
 
 
-def find_submissions(folder: Path | str) -> list[tuple[str, Path]]:
-    """[(student, notebook path)] in `folder`: its .ipynb files, and its subfolders holding exactly
-    one .ipynb (checkpoint folders ignored), sorted by student. ValueError when there are none."""
+@dataclass
+class Submission:
+    """One row of the gradebook: `student` (the row and feedback file name), `entry` (the name
+    in the submissions folder, as it is), `parts` (the notebook's path inside that folder, as
+    names), `shown` (that path fit for any output) and `refused` (why it is not graded, or "")."""
+
+    student: str
+    entry: str
+    parts: tuple[str, ...]
+    shown: str
+    refused: str = ""
+
+
+def clean_name(text: str) -> str:
+    """`text` without control, bidi and invisible characters (NFC, spaces kept), for any output;
+    "?" when nothing is left."""
+    text = unicodedata.normalize("NFC", text)
+    kept = "".join(c for c in text if unicodedata.category(c) not in INVISIBLE).strip()
+    return kept or "?"
+
+
+def _clean_lines(text: str) -> str:
+    """Feedback text: every line cleaned as a name, line breaks kept (only the grader's own)."""
+    return "\n".join(
+        "".join(c for c in line if unicodedata.category(c) not in INVISIBLE)
+        for line in text.split("\n")
+    )
+
+
+def _clean_strings(value: Any) -> Any:
+    """`value` (a report: dicts, lists, strings) with every string cleaned by _clean_lines."""
+    if isinstance(value, str):
+        return _clean_lines(value)
+    if isinstance(value, dict):
+        return {_clean_strings(k): _clean_strings(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean_strings(v) for v in value]
+    return value
+
+
+def _stem(entry: str) -> str:
+    return entry[: -len(".ipynb")] if entry.endswith(".ipynb") else entry
+
+
+def _safe(entry: str) -> str:
+    """The entry's name as a file name: letters, digits, dot, dash and underscore."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", _stem(entry)).strip("._-")[:NAME_CHARS]
+    return safe or "student"
+
+
+def _hashed(entry: str, width: int) -> str:
+    digest = hashlib.sha256(os.fsencode(entry)).hexdigest()[:width]
+    return f"{_safe(entry)}-{digest}"
+
+
+def _row_names(entries: list[str]) -> dict[str, str]:
+    """{entry: row name}: the safe name when it is the name itself, else the safe name and a
+    hash of the entry; names that still clash (ignoring case, as some file systems do) all get
+    longer hashes. Depends only on the names, so it is the same in every run."""
+    names = {e: _safe(e) if _safe(e) == _stem(e) else _hashed(e, 6) for e in entries}
+    for width in (6, 12, 64):
+        groups: dict[str, list[str]] = {}
+        for entry, name in names.items():
+            groups.setdefault(name.casefold(), []).append(entry)
+        clashes = [e for group in groups.values() if len(group) > 1 for e in group]
+        if not clashes:
+            break
+        for entry in clashes:
+            names[entry] = _hashed(entry, width)
+    return names
+
+
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+
+@dataclass
+class _Found:
+    """What one student's folder holds: notebooks, links and oddities (paths as name tuples)."""
+
+    notebooks: list[tuple[str, ...]] = field(default_factory=list)
+    links: list[tuple[str, ...]] = field(default_factory=list)
+    odd: list[str] = field(default_factory=list)
+    entries: int = 0
+
+
+def _walk(parent: int, name: str, parts: tuple[str, ...], found: _Found) -> None:
+    """Add to `found` what folder `name` of folder fd `parent` and its subfolders hold, every
+    folder opened without following a link, and bounded in depth and size."""
+    if len(parts) > MAX_DEPTH:
+        found.odd.append(f"folders nested deeper than {MAX_DEPTH}")
+        return
+    fd = os.open(name, _DIR, dir_fd=parent)
+    try:
+        with os.scandir(fd) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        for entry in entries:
+            found.entries += 1
+            if found.entries > MAX_ENTRIES:
+                found.odd.append(f"more than {MAX_ENTRIES} files")
+                return
+            mode = entry.stat(follow_symlinks=False).st_mode
+            path = (*parts, entry.name)
+            if stat.S_ISLNK(mode):
+                found.links.append(path)
+            elif stat.S_ISDIR(mode):
+                _walk(fd, entry.name, path, found)
+            elif entry.name.endswith(".ipynb") and ".ipynb_checkpoints" not in parts:
+                found.notebooks.append(path)
+    finally:
+        os.close(fd)
+
+
+def _shown(folder: Path, parts: tuple[str, ...]) -> str:
+    return str(folder.joinpath(*(clean_name(p) for p in parts)))
+
+
+def find_submissions(folder: Path | str) -> list[Submission]:
+    """The rows of `folder`, sorted by student: its .ipynb files, and its subfolders holding one
+    .ipynb (checkpoint folders ignored; hidden entries and folders with none skipped); links,
+    files that are not regular, and folders with links or several notebooks come as refused
+    rows. Nothing is followed. ValueError when there is nothing to grade."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder of submissions.")
-    found, used = [], set()
-    for entry in sorted(folder.iterdir()):
-        if entry.is_file() and entry.suffix == ".ipynb":
-            student, path = entry.stem, entry
-        elif entry.is_dir() and not entry.name.startswith("."):
-            notebooks = [p for p in entry.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts]
-            if len(notebooks) != 1:
+    top = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)  # the instructor's own
+    try:
+        with os.scandir(top) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+        kept: list[tuple[str, tuple[str, ...], str]] = []  # (entry, parts, refused)
+        for entry in entries:
+            name, mode = entry.name, entry.stat(follow_symlinks=False).st_mode
+            if name.startswith(".") and not name.endswith(".ipynb"):
                 continue
-            student, path = entry.name, notebooks[0]
-        else:
-            continue
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", student).strip("._") or "student"
-        while name in used:  # two ids that clean up to one file name
-            name += "_"
-        used.add(name)
-        found.append((name, path))
-    if not found:
+            if stat.S_ISLNK(mode):
+                why = "it is a symbolic link; the grader never follows links: submit the file"
+                kept.append((name, (name,), why))
+            elif stat.S_ISDIR(mode):
+                found = _Found()
+                try:
+                    _walk(top, name, (name,), found)
+                except OSError as err:
+                    found.odd.append(f"its folder cannot be read ({err.strerror})")
+                notebooks, links = found.notebooks, found.links
+                if found.odd:
+                    kept.append((name, (name,), f"{found.odd[0]}: refused"))
+                elif links:
+                    where = clean_name("/".join(links[0][1:]))
+                    kept.append(
+                        (
+                            name,
+                            (name,),
+                            f"its folder holds {len(links)} symbolic link(s) ({where}); the "
+                            f"grader never follows links: submit files only",
+                        )
+                    )
+                elif len(notebooks) > 1:
+                    kept.append((name, (name,), f"its folder holds {len(notebooks)} notebooks"))
+                elif notebooks:
+                    kept.append((name, notebooks[0], ""))
+            elif name.endswith(".ipynb"):
+                why = "" if stat.S_ISREG(mode) else "it is not a regular file"
+                kept.append((name, (name,), why))
+    finally:
+        os.close(top)
+    if not kept:
         raise ValueError(
             f"No notebooks in {folder}: put one .ipynb per student there, or one folder "
             f"per student holding one .ipynb."
         )
-    return found
+    names = _row_names([entry for entry, _, _ in kept])
+    rows = [
+        Submission(names[entry], entry, parts, _shown(folder, parts), refused)
+        for entry, parts, refused in kept
+    ]
+    return sorted(rows, key=lambda s: s.student)
 
 
-def _row(student, path, report=None, status="graded", problem=""):
+class _Refused(ValueError):
+    """A submission the grader will not open: a link, not a regular file, a shared file."""
+
+
+def _copy_notebook(folder: Path, parts: tuple[str, ...], dest: Path) -> None:
+    """Copy the notebook at `parts` in `folder` to `dest`, opening every folder on the way and
+    the file itself without following a link; ValueError (the row's reason) when one is a link,
+    the file is not a regular file, has other hard links or is too large."""
+    fds = [os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)]
+    try:
+        for part in parts[:-1]:
+            try:
+                fds.append(os.open(part, _DIR, dir_fd=fds[-1]))
+            except OSError as err:
+                raise _Refused(
+                    f"a folder of this submission cannot be opened as a folder "
+                    f"without following links ({err.strerror})"
+                ) from err
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        try:
+            fds.append(os.open(parts[-1], flags, dir_fd=fds[-1]))
+        except OSError as err:  # ELOOP: it became a link since the folder was read
+            raise _Refused(
+                f"the notebook cannot be opened without following links ({err.strerror})"
+            ) from err
+        info = os.fstat(fds[-1])
+        if not stat.S_ISREG(info.st_mode):
+            raise _Refused("it is not a regular file")
+        if info.st_nlink > 1:
+            raise _Refused(
+                f"the file has {info.st_nlink - 1} other hard link(s), so it may be another "
+                f"file (a classmate's, the solution): submit a copy of your own"
+            )
+        if info.st_size > MAX_NOTEBOOK:
+            raise ValueError(
+                f"the notebook is {info.st_size / 1e6:.0f} MB, more than the grader reads "
+                f"({MAX_NOTEBOOK / 1e6:.0f} MB). Clear its outputs and save it again."
+            )
+        with os.fdopen(fds.pop(), "rb") as source, open(dest, "xb") as copy:
+            copy.write(source.read(MAX_NOTEBOOK + 1))
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _row(student, shown, report=None, status="graded", problem=""):
     failed = [t["name"] for t in report["tests"] if not t["passed"]] if report else []
+    total = report["total"] if report else 0
     return {
         "student": student,
-        "notebook": str(path),
+        "notebook": shown,
         "passed": report["passed"] if report else 0,
-        "total": report["total"] if report else 0,
-        "score": round(100 * report["passed"] / report["total"], 1) if report else 0.0,
+        "total": total,
+        "score": round(100 * report["passed"] / total, 1) if report and total else 0.0,
         "status": status,
         "problem": problem,
         "failed_tests": " ".join(failed),
@@ -82,8 +300,8 @@ def _row(student, path, report=None, status="graded", problem=""):
 
 
 def _spreadsheet_safe(value):
-    """A CSV cell a spreadsheet will not run as a formula."""
-    text = str(value)
+    """A CSV cell a spreadsheet will not run as a formula, without invisible characters."""
+    text = clean_name(value) if isinstance(value, str) and value else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
@@ -103,6 +321,57 @@ def _grade_with_retry(path, **options):
     return report
 
 
+def _grade_one(
+    folder: Path, sub: Submission, work: Path, out: Path, options: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Grade one submission and write its feedback file; (row, report or None). Never raises:
+    whatever goes wrong (the grader itself included) ends in this row's status and problem."""
+    report = None
+    try:
+        if sub.refused:
+            raise _Refused(sub.refused)
+        copy = work / f"{sub.student}.ipynb"
+        try:
+            _copy_notebook(folder, sub.parts, copy)
+            report = _clean_strings(_grade_with_retry(copy, **options))
+        finally:
+            copy.unlink(missing_ok=True)
+        report["notebook"] = sub.shown
+        row = _row(sub.student, sub.shown, report)
+        text = grader.format_report(report)
+    except (FileNotFoundError, ValueError) as err:
+        status = "refused" if isinstance(err, _Refused) else "unreadable"
+        row, report = _row(sub.student, sub.shown, None, status, grader.clean_text(str(err))), None
+    except (Exception, SystemExit) as err:  # the grader's fault on this submission: its row only
+        problem = grader.clean_text(f"{type(err).__name__}: {err}")
+        row, report = _row(sub.student, sub.shown, None, "grader error", problem), None
+    if report is None:
+        text = f"Grading {sub.shown}\n\nYour notebook could not be graded: {row['problem']}\n"
+    try:
+        with atomic_write(out / "feedback" / f"{sub.student}.txt", "w") as f:
+            f.write(_clean_lines(text) + "\n")
+    except OSError as err:
+        row["problem"] = grader.clean_text(f"{row['problem']} (feedback not written: {err})")
+    return row, report
+
+
+def _write_gradebook(out: Path, rows: list[dict[str, Any]], reports: dict, seconds: float):
+    """gradebook.csv and gradebook.json from `rows` (in order) and {student: report}."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows({k: _spreadsheet_safe(v) for k, v in row.items()} for row in rows)
+    with atomic_write(out / "gradebook.csv", "w") as f:
+        f.write(buffer.getvalue())
+    book = {
+        "submissions": len(rows),
+        "seconds": round(seconds, 1),
+        "students": [{**row, "report": reports.get(row["student"])} for row in rows],
+    }
+    with atomic_write(out / "gradebook.json", "w") as f:
+        f.write(json.dumps(book, indent=1) + "\n")
+
+
 def grade_class(
     folder: Path | str,
     out: Path | str,
@@ -113,7 +382,9 @@ def grade_class(
     sandbox: bool = True,
     progress: Callable[[str], object] | None = print,
 ) -> list[dict[str, Any]]:
-    """Grade every submission in `folder` into `out` (see the module docstring); return the rows."""
+    """Grade every submission in `folder` into `out` (see the module docstring); return the rows
+    (sorted by student)."""
+    folder = Path(folder)
     submissions = find_submissions(folder)
     if sandbox:
         from helpers.instructor.sandbox import SandboxUnavailable, available
@@ -127,63 +398,36 @@ def grade_class(
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(parallel):
         slots.put(slot)
+    options = {"timeout": timeout, "workers": workers, "deadline": deadline, "sandbox": sandbox}
+    start = time.monotonic()
+    pending = "not graded: the run stopped before this submission was graded"
+    rows = [_row(s.student, s.shown, None, "pending", pending) for s in submissions]
+    reports: dict[str, Any] = {}
+    _write_gradebook(out, rows, reports, 0.0)
 
-    def one(student, path):
+    def one(index, sub, work):
         slot = slots.get()
         try:
-            report = _grade_with_retry(
-                path,
-                timeout=timeout,
-                workers=workers,
-                deadline=deadline,
-                sandbox=sandbox,
-                slot=slot,
-                threads=threads,
-            )
-            return student, path, report, "graded", ""
-        except (FileNotFoundError, ValueError) as err:
-            return student, path, None, "unreadable", grader.clean_text(str(err))
-        except Exception as err:  # a fault of the grader on this one submission: its row only
-            return (
-                student,
-                path,
-                None,
-                "grader error",
-                grader.clean_text(f"{type(err).__name__}: {err}"),
+            return index, *_grade_one(
+                folder, sub, work, out, {**options, "slot": slot, "threads": threads}
             )
         finally:
             slots.put(slot)
 
-    rows, reports, start = [], {}, time.monotonic()
-    with ThreadPoolExecutor(max_workers=parallel) as pool:
-        futures = [pool.submit(one, student, path) for student, path in submissions]
+    with (
+        tempfile.TemporaryDirectory(prefix="dcgan-class-") as work,
+        ThreadPoolExecutor(max_workers=parallel) as pool,
+    ):
+        futures = [pool.submit(one, i, s, Path(work)) for i, s in enumerate(submissions)]
         for done, future in enumerate(as_completed(futures), start=1):
-            student, path, report, status, problem = future.result()
-            rows.append(_row(student, path, report, status, problem))
+            index, row, report = future.result()
+            rows[index] = row
             if report:
-                reports[student] = report
-                text = grader.format_report(report)
-            else:
-                text = f"Grading {path}\n\nYour notebook could not be graded: {problem}\n"
-            with atomic_write(out / "feedback" / f"{student}.txt", "w") as f:
-                f.write(text + "\n")
+                reports[row["student"]] = report
+            _write_gradebook(out, rows, reports, time.monotonic() - start)
             if progress:
-                score = f"{report['passed']}/{report['total']}" if report else status
-                progress(f"[{done}/{len(submissions)}] {student}: {score}")
-    rows.sort(key=lambda r: r["student"])
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows({k: _spreadsheet_safe(v) for k, v in row.items()} for row in rows)
-    with atomic_write(out / "gradebook.csv", "w") as f:
-        f.write(buffer.getvalue())
-    book = {
-        "submissions": len(rows),
-        "seconds": round(time.monotonic() - start, 1),
-        "students": [{**row, "report": reports.get(row["student"])} for row in rows],
-    }
-    with atomic_write(out / "gradebook.json", "w") as f:
-        f.write(json.dumps(book, indent=1) + "\n")
+                score = f"{report['passed']}/{report['total']}" if report else row["status"]
+                progress(f"[{done}/{len(submissions)}] {row['student']}: {score}")
     return rows
 
 

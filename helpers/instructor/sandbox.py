@@ -12,9 +12,12 @@ root, with:
 - the learner side's first process (the grader's scheduler) as PID 1 (``--as-pid-1``): no
   bwrap helper process inside holds the result pipe, and the scheduler makes itself
   non-dumpable, so no learner process can open the pipe through ``/proc`` and write results;
-- a tmpfs scratch folder (``/scratch``, size-capped) as its only writable place, and a cleared
-  environment;
-- limits (``prlimit``) on address space, processes, file size, open files and CPU time.
+- three size-capped tmpfs as its only writable places (``/scratch``, ``/tmp``, ``/dev/shm``), and
+  a cleared environment;
+- limits (``prlimit``) on address space, processes, file size, open files and CPU time, and,
+  where a memory cgroup can be made (root, or a delegated cgroup v2), one memory cap on the whole
+  sandbox that also counts its tmpfs pages. Where none can be made, the report's ``sandbox``
+  line says that memory is capped per process only.
 
 Running as root (CI): bwrap is started under an unprivileged uid when the Python environment can
 be reached by one; when it lives under a folder only root may enter (``/root/.pyenv``), bwrap
@@ -64,6 +67,7 @@ __all__ = [
 
 BWRAP = "/usr/bin/bwrap"
 PRLIMIT = "/usr/bin/prlimit"
+SETPRIV = "/usr/bin/setpriv"  # util-linux, like prlimit: drops the uid after joining a cgroup
 INSTALL_HINT = (
     "Install bubblewrap (Debian/Ubuntu: `sudo apt-get install bubblewrap`; Fedora: `sudo dnf "
     "install "
@@ -84,7 +88,9 @@ class Limits:
     memory_mb: int = 6144  # address space per process; torch alone maps about 1.5 GB
     processes: int = 512  # processes and threads of the sandbox's uid
     file_mb: int = 64  # largest file a process may write (the test logs too)
-    scratch_mb: int = 512  # size of the writable tmpfs
+    scratch_mb: int = 512  # size of the writable tmpfs /scratch
+    tmp_mb: int = 256  # size of /tmp, and of /dev/shm (each)
+    sandbox_mb: int = 4096  # all the sandbox's memory together, tmpfs pages included (cgroup)
     cpu_s: int = 900  # CPU seconds per process
     open_files: int = 1024
 
@@ -158,6 +164,12 @@ def available() -> str | None:
         return f"bubblewrap ({BWRAP}) is not installed. {INSTALL_HINT}"
     if not os.path.exists(PRLIMIT):
         return f"prlimit ({PRLIMIT}, from util-linux) is not installed. {INSTALL_HINT}"
+    helptext = subprocess.run([BWRAP, "--help"], capture_output=True, text=True).stdout
+    if "--size" not in helptext:  # bubblewrap 0.5.0 added it: without it no tmpfs has a cap
+        return (
+            f"this bubblewrap ({BWRAP}) cannot cap the size of a tmpfs (no --size option; "
+            f"0.5.0 or later has it). {INSTALL_HINT}"
+        )
     probe = subprocess.run(
         [BWRAP, "--unshare-all", "--uid", str(SANDBOX_UID), *_os_binds(), "--", "/usr/bin/true"],
         capture_output=True,
@@ -181,8 +193,29 @@ def _drop_kwargs(slot, binds):
     return {"user": uid, "group": uid, "extra_groups": []}
 
 
-def mode(slot: int = 0) -> str:
-    """How the sandbox runs here, in words, for the report."""
+def mode(slot: int = 0, limits: Limits | None = None) -> str:
+    """How the sandbox runs here, in words, for the report: who starts bwrap, and its caps on
+    writable space and memory (saying so where the memory of the whole sandbox is not capped)."""
+    return f"{_who(slot)}; {_caps(limits or Limits())}"
+
+
+def _caps(limits):
+    writable = (
+        f"writable space capped at {limits.scratch_mb} MB (/scratch), {limits.tmp_mb} MB (/tmp) "
+        f"and {limits.tmp_mb} MB (/dev/shm)"
+    )
+    group = _memory_cgroup(limits.sandbox_mb)
+    if group:
+        _remove_cgroup(group)
+        return f"{writable}; memory of the whole sandbox capped at {limits.sandbox_mb} MB"
+    return (
+        f"{writable}; memory NOT capped for the sandbox as a whole (no memory cgroup can be made "
+        f"here: not root, and no delegated cgroup v2), only per process "
+        f"({limits.memory_mb} MB of address space each)"
+    )
+
+
+def _who(slot):
     if os.geteuid() != 0:
         return "bubblewrap, as this user"
     if _drop_kwargs(slot, _python_paths()):
@@ -225,9 +258,14 @@ def command(
         "--dev",
         "/dev",
         # Empty /tmp and /dev/shm first: a later mount hides what lies under it, and the Python
-        # environment or the kit may themselves live under /tmp (a CI clone).
+        # environment or the kit may themselves live under /tmp (a CI clone). Each is capped:
+        # at the kernel's default a tmpfs may grow to half the machine's memory.
+        "--size",
+        str(limits.tmp_mb << 20),
         "--tmpfs",
         "/tmp",
+        "--size",
+        str(limits.tmp_mb << 20),
         "--tmpfs",
         "/dev/shm",
         *_os_binds(),
@@ -385,14 +423,81 @@ def run_in_sandbox(
         bundle_dir = bundle(Path(tmp) / "kit")
         cmd = command(bundle_dir, argv, limits, env)
         drop = _drop_kwargs(slot, _python_paths() + [str(bundle_dir)])
-        group = None if drop or os.geteuid() != 0 else _pids_cgroup(limits.processes)
-        if group:  # join the cgroup, then become bwrap: every process inside is counted
-            cmd = ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', str(group), *cmd]
+        groups = [_memory_cgroup(limits.sandbox_mb)]
+        if not drop and os.geteuid() == 0:
+            groups.append(_pids_cgroup(limits.processes))
+        groups = [g for g in groups if g]
+        if groups:
+            cmd, drop = _joining(groups, cmd, drop)
         try:
             return run_capped(cmd, stdin, deadline_s, stdout_cap, **drop)
         finally:
-            if group:
+            for group in groups:
                 _remove_cgroup(group)
+
+
+def _joining(groups, cmd, drop):
+    """`cmd` started by a shell that first joins every cgroup of `groups` (so every process of
+    the sandbox is counted from its first), then drops to the unprivileged uid of `drop` (with
+    setpriv: a shell started under that uid could not move itself into a cgroup v2), then
+    becomes bwrap. Returns the new command and the Popen arguments that go with it."""
+    script = 'for g in "$@"; do [ "$g" = -- ] && break; echo $$ > "$g/cgroup.procs" || exit 125; '
+    script += 'shift; done; shift; exec "$@"'
+    prefix = ["/bin/sh", "-c", script, "sh", *map(str, groups), "--"]
+    if drop:
+        uid = drop["user"]
+        prefix += [SETPRIV, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"]
+    return prefix + list(cmd), {}
+
+
+def _own_cgroup(controller):
+    """This process's cgroup path for `controller` (v1), or its v2 path when `controller` is
+    empty, from /proc/self/cgroup; "/" when it is not listed."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return "/"
+    for line in lines:
+        _, names, path = line.split(":", 2)
+        if (controller and controller in names.split(",")) or (not controller and not names):
+            return path
+    return "/"
+
+
+def _memory_cgroup(limit_mb):
+    """A fresh memory cgroup capped at `limit_mb` MB (tmpfs pages count: they are charged to the
+    cgroup of the process that writes them), without swap, or None where none can be made.
+
+    Made below this process's own cgroup, so a cap set above it (a container's) still holds:
+    cgroup v1's memory hierarchy, or a cgroup v2 whose children may use the memory controller."""
+    limit = str(limit_mb << 20)
+    v1 = Path("/sys/fs/cgroup/memory")
+    v2 = Path("/sys/fs/cgroup")
+    if (v1 / "cgroup.procs").exists():
+        parent = v1 / _own_cgroup("memory").lstrip("/")
+        files = [("memory.limit_in_bytes", limit), ("memory.memsw.limit_in_bytes", limit)]
+    elif (v2 / "cgroup.controllers").exists():
+        parent = v2 / _own_cgroup("").lstrip("/")
+        files = [("memory.max", limit), ("memory.swap.max", "0")]
+        try:
+            if "memory" not in (parent / "cgroup.subtree_control").read_text().split():
+                return None
+        except OSError:
+            return None
+    else:
+        return None
+    if not os.access(parent, os.W_OK):
+        return None
+    group = parent / f"dcgan-memory-{os.getpid()}-{next(_GROUP_NUMBERS)}"
+    try:
+        group.mkdir()
+        for name, value in files:
+            if name == files[0][0] or (group / name).exists():  # swap files need swap accounting
+                (group / name).write_text(f"{value}\n")
+        return group
+    except OSError:
+        _remove_cgroup(group)
+        return None
 
 
 def _pids_cgroup(limit):
