@@ -46,7 +46,7 @@ def test_the_zip_has_gradescopes_layout_and_no_solution(bundle):
         infos = {info.filename: info for info in zf.infolist()}
         names = set(infos)
         assert {"setup.sh", "run_autograder", "grading.json", "requirements.txt"} <= names
-        for script in ("setup.sh", "run_autograder"):
+        for script in gradescope.EXECUTABLES:
             assert (infos[script].external_attr >> 16) & 0o111, f"{script} is not executable"
         assert "helpers/instructor/grade.py" in names and "problem_unittests.py" in names
         assert not [n for n in names if n.split("/")[0] in ("tests", "benchmarks", ".git")]
@@ -62,6 +62,25 @@ def test_the_zip_has_gradescopes_layout_and_no_solution(bundle):
         assert json.loads(zf.read("grading.json"))["visibility"] == "hidden"
         assert "apt-get install" in zf.read("setup.sh").decode()
         assert "bubblewrap" in zf.read("setup.sh").decode()
+
+
+def test_one_kit_makes_one_zip_byte_for_byte(bundle, tmp_path):
+    again = gradescope.build_bundle(tmp_path, visibility="hidden")
+    assert again.read_bytes() == bundle.read_bytes()
+
+
+def test_a_grader_crash_is_reported_not_raised(tmp_path, monkeypatch):
+    (tmp_path / "submission").mkdir()
+    (tmp_path / "submission" / "mine.ipynb").write_text("{}")
+    monkeypatch.setattr(sandbox, "available", lambda: None)
+
+    def crash(path, **options):
+        raise RuntimeError("out of disk")
+
+    monkeypatch.setattr(gradescope.grader, "grade", crash)
+    results = gradescope.run_autograder(tmp_path, {"visibility": "visible"})
+    assert "The grader failed on this submission (RuntimeError: out of disk)" in results["output"]
+    assert json.loads((tmp_path / "results" / "results.json").read_text()) == results
 
 
 def test_a_visibility_gradescope_does_not_know_is_refused(tmp_path):
@@ -93,6 +112,18 @@ def test_results_json_is_written_even_when_the_grader_cannot_start(bundle, tmp_p
     subprocess.run(["bash", str(tmp_path / "source" / "run_autograder")], env=env, timeout=60)
     results = json.loads((tmp_path / "results" / "results.json").read_text())
     assert results["score"] == 0 and "before it wrote any results" in results["output"]
+
+
+def test_the_same_zip_is_prairielearns_grader(bundle, tmp_path):
+    with zipfile.ZipFile(bundle) as zf:
+        zf.extractall(tmp_path / "kit")
+    (tmp_path / "job" / "student").mkdir(parents=True)
+    env = {**os.environ, "AUTOGRADER_PYTHON": sys.executable}
+    script = tmp_path / "kit" / "run_prairielearn"
+    command = ["bash", str(script), "--job-root", str(tmp_path / "job")]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=120)
+    results = json.loads((tmp_path / "job" / "results" / "results.json").read_text())
+    assert results["gradable"] is False and "has no notebook" in results["message"]
 
 
 def test_without_a_sandbox_nothing_is_graded_unless_the_instructor_allowed_it(

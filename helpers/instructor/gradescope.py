@@ -13,7 +13,9 @@ its root, beside the kit files grading needs (Gradescope unzips it into
   grader reads only their ``graded-test`` cells (which tests, with which arguments) and setup
   cells, and the learner editions carry the same ones, so the solution never leaves your
   machine;
-- ``grading.json``: what you chose at bundle time (visibility, sandbox fallback, time limits).
+- ``grading.json``: what you chose at bundle time (visibility, sandbox fallback, time limits);
+- ``run_prairielearn``: the same files serve as PrairieLearn's external grader
+  (helpers.instructor.prairielearn), with this script as the question's entrypoint.
 
 Never in it: the solution notebooks, the mutants, the tests, the benchmarks, ``.git``.
 
@@ -46,6 +48,7 @@ from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT
 __all__ = [
     "BUNDLE_NAME",
     "CONFIG_NAME",
+    "EXECUTABLES",
     "VISIBILITIES",
     "Graded",
     "build_bundle",
@@ -70,6 +73,9 @@ SETUP_SH = """\
 # Gradescope runs this once, as root, when it builds the autograder image (Ubuntu base image).
 set -euxo pipefail
 export DEBIAN_FRONTEND=noninteractive
+# Ubuntu 24.04's pip refuses system-wide installs without this (older pips ignore it); the
+# image exists only to grade.
+export PIP_BREAK_SYSTEM_PACKAGES=1
 apt-get update
 # bubblewrap is the grader's sandbox; prlimit (util-linux) sets its limits.
 apt-get install -y --no-install-recommends python3 python3-pip bubblewrap util-linux
@@ -97,9 +103,22 @@ exit 0
 """
 
 
+# The same files serve PrairieLearn (docs/instructor-guide.md): this is the question's entrypoint.
+RUN_PRAIRIELEARN = """\
+#!/usr/bin/env bash
+# PrairieLearn's entrypoint: grade /grade/student/ into /grade/results/results.json.
+cd "$(dirname "$0")" && exec "${AUTOGRADER_PYTHON:-python3}" -m helpers prairielearn "$@"
+"""
+EXECUTABLES = ("setup.sh", "run_autograder", "run_prairielearn")
+
+
 def bundle_members() -> dict[str, Path | str]:
     """{name in the zip: the kit file it copies, or its text}: what grading on Gradescope needs."""
-    members: dict[str, Path | str] = {"setup.sh": SETUP_SH, "run_autograder": RUN_AUTOGRADER}
+    members: dict[str, Path | str] = {
+        "setup.sh": SETUP_SH,
+        "run_autograder": RUN_AUTOGRADER,
+        "run_prairielearn": RUN_PRAIRIELEARN,
+    }
     for path in sorted((ROOT / "helpers").rglob("*")):
         if path.is_file() and "__pycache__" not in path.parts and path.suffix in (".py", ".typed"):
             members[path.relative_to(ROOT).as_posix()] = path
@@ -137,8 +156,7 @@ def build_bundle(
         for name, source in members.items():
             info = zipfile.ZipInfo(name, _ZIP_DATE)
             info.compress_type = zipfile.ZIP_DEFLATED
-            executable = name in ("setup.sh", "run_autograder")
-            info.external_attr = (0o100755 if executable else 0o100644) << 16
+            info.external_attr = (0o100755 if name in EXECUTABLES else 0o100644) << 16
             data = source.encode() if isinstance(source, str) else source.read_bytes()
             zf.writestr(info, data)
     return path
@@ -272,10 +290,12 @@ def gradescope_results(graded: Graded, visibility: str = "after_due_date") -> di
 
 def run_autograder(root: Path | str, config: dict[str, Any] | None = None) -> dict[str, Any]:
     """Grade ``root/submission/`` and write ``root/results/results.json``; return what was
-    written. `config` defaults to the bundle's grading.json."""
+    written. `config` defaults to the bundle's grading.json (keys visibility, allow_no_sandbox,
+    timeout, workers)."""
     root = Path(root)
-    if config is None:
-        config = json.loads((ROOT / CONFIG_NAME).read_text())
+    if config is None:  # outside a bundle (the kit itself) there is none: the defaults
+        path = ROOT / CONFIG_NAME
+        config = json.loads(path.read_text()) if path.exists() else {}
     visibility = config.get("visibility", "after_due_date")
     try:
         graded = grade_folder(
