@@ -160,3 +160,14 @@ def test_the_solution_gets_full_marks_and_the_bare_release_none(bundle, tmp_path
     assert bare["score"] == 0 and len(bare["tests"]) == len(solution["tests"])
     assert all(t["output"] != "Tests Passed" for t in bare["tests"])
     shutil.rmtree(tmp_path / "release")
+
+
+@pytest.mark.slow  # one real grade, without the sandbox
+def test_the_opt_in_fallback_grades_without_the_sandbox_and_says_so(tmp_path, monkeypatch):
+    shutil.copy(NOTEBOOK, tmp_path / NOTEBOOK.name)
+    monkeypatch.setattr(sandbox, "available", lambda: "user namespaces are off")
+    graded = gradescope.grade_folder(tmp_path, allow_no_sandbox=True)
+    results = gradescope.gradescope_results(graded)
+    assert results["score"] == len(results["tests"]) > 0
+    assert "Graded without the bubblewrap sandbox" in results["output"]
+    assert "user namespaces are off" in results["output"]
