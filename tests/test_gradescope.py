@@ -69,6 +69,14 @@ def test_one_kit_makes_one_zip_byte_for_byte(bundle, tmp_path):
     assert again.read_bytes() == bundle.read_bytes()
 
 
+def test_a_link_or_a_checkpoint_is_not_the_submission(tmp_path):
+    (tmp_path / "mine.ipynb").write_text("{}")
+    (tmp_path / "other.ipynb").symlink_to(NOTEBOOK)
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / ".ipynb_checkpoints" / "mine-checkpoint.ipynb").write_text("{}")
+    assert gradescope.find_notebook(tmp_path) == tmp_path / "mine.ipynb"
+
+
 def test_a_grader_crash_is_reported_not_raised(tmp_path, monkeypatch):
     (tmp_path / "submission").mkdir()
     (tmp_path / "submission" / "mine.ipynb").write_text("{}")

@@ -178,13 +178,16 @@ class Graded:
 
 
 def find_notebook(folder: Path | str) -> Path:
-    """The one notebook in submission `folder` (checkpoint copies ignored); ValueError naming
-    what was found when there is none or more than one."""
+    """The one notebook in submission `folder` (checkpoint copies and links ignored: a link
+    could point at any file of the grading machine); ValueError naming what was found when
+    there is none or more than one."""
     folder = Path(folder)
     found = sorted(
         p
         for p in folder.rglob("*.ipynb")
-        if p.is_file() and ".ipynb_checkpoints" not in p.relative_to(folder).parts
+        if p.is_file()
+        and not p.is_symlink()
+        and ".ipynb_checkpoints" not in p.relative_to(folder).parts
     )
     if not found:
         raise ValueError(
