@@ -27,6 +27,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "helpers.instructor.classroom",
         "grade a folder of submissions into one gradebook",
     ),
+    "gradescope": (
+        "helpers.instructor.gradescope",
+        "build a Gradescope autograder bundle (autograder.zip) of the grader",
+    ),
+    "prairielearn": (
+        "helpers.instructor.prairielearn",
+        "grade a PrairieLearn external-grading job (/grade/student)",
+    ),
     "distributed": (
         "helpers.scale.distributed",
         "train with DDP on several GPUs or machines (torchrun)",

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.files import atomic_write, positive_int
+from helpers.instructor import canvas
 from helpers.instructor import grade as grader
 from helpers.instructor.cells import MAX_NOTEBOOK
 
@@ -460,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
         "(default: %(default)s)",
     )
     grader.add_grading_arguments(parser)
+    canvas.add_canvas_arguments(parser)
     args = parser.parse_args(argv)
     from helpers.instructor.sandbox import SandboxUnavailable
 
@@ -476,6 +478,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, SandboxUnavailable) as err:
         print(f"classroom: error: {err}", file=sys.stderr)
         return 2
+    canvas.write_canvas(args, rows)
     graded = sum(r["status"] == "graded" for r in rows)
     print(f"Graded {graded} of {len(rows)} submissions; gradebook in {args.out}/")
     return 0
