@@ -348,7 +348,10 @@ def _judge_in_child(
     pid = os.fork()
     if pid == 0:  # the child: judge, write one JSON line per result, never return
         try:
-            os.close(read_end)
+            # Only its own pipe stays open: a copy of another thread's pipe (a sandbox's stdin)
+            # would keep that pipe from ending while this child judges.
+            os.closerange(3, write_end)
+            os.closerange(write_end + 1, os.sysconf("SC_OPEN_MAX"))
             # torch's thread pool does not survive a fork (the child would wait on threads that
             # are not there): judge on this thread alone
             import torch
