@@ -9,6 +9,7 @@ of a layer it knows with torch.nn.functional before its checks read it.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,13 +17,19 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from helpers.graded.failures import check, describe, malformed
+from helpers.graded.failures import GradedTestFailure, check, describe, malformed
 from helpers.graded.plain import plain
 
 __all__ = [
+    "INPUT_RANKS",
     "KNOWN_LEAVES",
+    "MAX_KERNEL",
+    "MAX_REPLAY_CALLS",
     "MAX_REPLAY_MACS",
+    "MAX_REPLAY_OUTPUT",
+    "MAX_STEP",
     "POOLING",
+    "REFUSED",
     "Call",
     "Leaf",
     "check_first_input",
@@ -33,6 +40,7 @@ __all__ = [
     "leaf_modules",
     "leaf_record",
     "rebuild_trace",
+    "refuse",
     "replay",
     "replay_cost",
     "trace_input",
@@ -250,10 +258,20 @@ def rebuild_trace(
 
 def check_replayed(calls: list[Call], who: str) -> None:
     """Every call of a layer the judge knows gives what that layer computes from its recorded
-    weights and input (the calls of rebuild_trace)."""
+    weights and input (the calls of rebuild_trace). Before any replay, the whole record is
+    priced (replay_cost): a shape or hyperparameter no real layer has is refused, and a record
+    whose replay would cost more than MAX_REPLAY_MACS fails."""
+    if len(calls) > MAX_REPLAY_CALLS:
+        raise refuse(
+            f"the record of {who}'s layers holds {len(calls)} calls, over the "
+            f"{MAX_REPLAY_CALLS} the grader replays"
+        )
+    cost = sum(
+        replay_cost(leaf, inp, f"{who}'s {leaf.kind} layer (call {n})")
+        for n, (leaf, inp, _) in enumerate(calls)
+    )
     check(
-        sum(replay_cost(leaf, inp) for leaf, inp, _ in calls) <= MAX_REPLAY_MACS
-        and not any(leaf.left_out for leaf, _, _ in calls),
+        cost <= MAX_REPLAY_MACS and not any(leaf.left_out for leaf, _, _ in calls),
         f"The record of {who}'s layers is far larger than the test's networks: it cannot be "
         "replayed.",
     )
@@ -302,43 +320,157 @@ def check_record_is_own(
 
 
 MAX_REPLAY_MACS = 5 * 10**9  # the test's D needs 10**7 (10**9 with 16 times the channels)
+# The numbers one replayed call may make: more than a record can carry back (decode's 32 MB of
+# arrays, 8 M float32), so a call refused for it could never have matched its recorded output.
+MAX_REPLAY_OUTPUT = 2**24
+MAX_REPLAY_CALLS = 4096  # the notebook's networks make about 15 calls per trace
+# Ranges of a real layer of the notebook's networks (kernel 4, stride 1 or 2, padding 0 or 1),
+# with room for every variant: a kernel of at most MAX_KERNEL pixels a side, strides, paddings
+# and dilations of at most MAX_STEP.
+MAX_KERNEL = 16
+MAX_STEP = 16
+# The input ranks a real layer of each kind takes (torch's own rules); others take any rank.
+INPUT_RANKS = {
+    "Conv2d": (3, 4),
+    "ConvTranspose2d": (3, 4),
+    "BatchNorm2d": (4,),
+    "InstanceNorm2d": (3, 4),
+    "GroupNorm": tuple(range(2, 9)),
+    "LayerNorm": tuple(range(1, 9)),
+    "Linear": tuple(range(1, 9)),
+}
+REFUSED = "The grader refused this observation"
 
 
-def replay_cost(leaf: Leaf, x: torch.Tensor) -> int:
-    """An upper bound on the multiply-adds replay(leaf, x) does, from shapes alone."""
+def refuse(why: str) -> GradedTestFailure:
+    """The failure for an observation the judge will not compute with: "The grader refused this
+    observation: `why`." (a shape or size no run of the learner's code can give)."""
+    return GradedTestFailure(f"{REFUSED}: {why}.")
+
+
+def _replayed(leaf: Leaf, x: torch.Tensor) -> bool:
+    """Whether replay(leaf, x) computes anything (not a random, unknown or in-place layer)."""
+    a = leaf.attrs
+    if not leaf.known or not x.is_floating_point() or a.get("inplace"):
+        return False
+    return leaf.kind not in ("Conv2d", "ConvTranspose2d") or a.get("padding_mode") == "zeros"
+
+
+def _pair(a: dict[str, Any], name: str, low: int, where: str) -> tuple[int, int]:
+    """Hyperparameter `name` as a real Conv layer holds it: two ints from `low` to MAX_STEP."""
+    value = a.get(name)
+    if not (
+        isinstance(value, tuple)
+        and len(value) == 2
+        and all(type(n) is int and low <= n <= MAX_STEP for n in value)
+    ):
+        raise refuse(
+            f"{where} has {name} {describe(value)}; a real layer of the test's networks has two "
+            f"whole numbers from {low} to {MAX_STEP}"
+        )
+    return value[0], value[1]
+
+
+def _conv_output(leaf: Leaf, x: torch.Tensor, where: str) -> tuple[int, int]:
+    """(multiply-adds, output numbers) of a Conv2d or ConvTranspose2d call, from shapes alone;
+    refuses hyperparameters and shapes no real layer has."""
+    a, weight = leaf.attrs, leaf.state.get("weight")
+    if not isinstance(weight, torch.Tensor) or weight.dim() != 4:
+        raise refuse(f"{where} has no 4-dimensional weight")
+    kernel = tuple(weight.shape[2:])
+    if not all(1 <= k <= MAX_KERNEL for k in kernel):
+        raise refuse(
+            f"{where} has a {kernel[0]}x{kernel[1]} kernel; the grader replays kernels of 1 to "
+            f"{MAX_KERNEL} pixels a side"
+        )
+    stride = _pair(a, "stride", 1, where)
+    dilation = _pair(a, "dilation", 1, where)
+    groups = a.get("groups")
+    if not (type(groups) is int and 1 <= groups <= 4096):
+        raise refuse(f"{where} has groups {describe(groups)}, not a whole number from 1 to 4096")
+    transposed = leaf.kind == "ConvTranspose2d"
+    padding = a.get("padding")
+    if transposed or padding not in ("same", "valid"):
+        padding = _pair(a, "padding", 0, where)
+    spatial = tuple(x.shape[-2:])
+    if transposed:
+        extra = _pair(a, "output_padding", 0, where)
+        size = [
+            (spatial[i] - 1) * stride[i]
+            - 2 * padding[i]
+            + dilation[i] * (kernel[i] - 1)
+            + extra[i]
+            + 1
+            for i in (0, 1)
+        ]
+        channels = weight.shape[1] * groups
+    else:
+        size = [
+            spatial[i]
+            if padding == "same"
+            else (
+                spatial[i]
+                + 2 * (0 if padding == "valid" else padding[i])
+                - dilation[i] * (kernel[i] - 1)
+                - 1
+            )
+            // stride[i]
+            + 1
+            for i in (0, 1)
+        ]
+        channels = weight.shape[0]
+    batch = x.shape[0] if x.dim() == 4 else 1
+    out = batch * channels * max(size[0], 0) * max(size[1], 0)
+    # each output number of a conv costs a pass of one filter; each input pixel of a transposed
+    # conv spreads over the whole weight
+    if transposed:
+        return batch * math.prod(spatial) * weight.numel(), out
+    return out * weight[0].numel(), out
+
+
+def replay_cost(leaf: Leaf, x: torch.Tensor, where: str = "a layer") -> int:
+    """What replay(leaf, x) costs, from shapes alone, before any tensor is made: an upper bound
+    on its multiply-adds plus the numbers of its output. Raises the grader's refusal (refuse)
+    for a call no real layer makes: an input rank the layer does not take, hyperparameters in
+    odd forms or out of range (see MAX_KERNEL and MAX_STEP), or an output of more than
+    MAX_REPLAY_OUTPUT numbers. `where` names the layer in the message."""
+    if not _replayed(leaf, x):
+        return 0
+    ranks = INPUT_RANKS.get(leaf.kind)
+    if ranks is not None and x.dim() not in ranks:
+        raise refuse(
+            f"{where} took an input of {x.dim()} dimensions {list(x.shape)}; a real "
+            f"{leaf.kind} layer takes {' or '.join(map(str, ranks[:3]))}"
+            + (" or more" if len(ranks) > 3 else "")
+        )
     weight = leaf.state.get("weight")
-    if not isinstance(weight, torch.Tensor) or x.dim() < 1:
-        return x.numel()
-    if leaf.kind == "Conv2d" and x.dim() == 4 and weight.dim() == 4:
-        a = leaf.attrs
-        try:  # each output pixel costs one pass of the weight
-            pad = (0, 0) if a["padding"] == "valid" else a["padding"]
-            size = []
-            for i in (0, 1):
-                reach = a["dilation"][i] * (weight.shape[2 + i] - 1) + 1
-                span = x.shape[2 + i] + (0 if pad == "same" else 2 * pad[i] - reach)
-                size.append(x.shape[2 + i] if pad == "same" else span // a["stride"][i] + 1)
-        except (KeyError, TypeError, IndexError, ZeroDivisionError):
-            return 0  # hyperparameters replay() refuses anyway
-        return x.shape[0] * max(size[0], 0) * max(size[1], 0) * weight.numel()
-    if leaf.kind == "ConvTranspose2d":
-        return x.numel() // max(1, x.shape[1] if x.dim() > 1 else 1) * weight.numel()
-    if leaf.kind == "Linear":
-        return x.numel() // max(1, x.shape[-1]) * weight.numel()
-    return x.numel()
+    if leaf.kind in ("Conv2d", "ConvTranspose2d"):
+        work, out = _conv_output(leaf, x, where)
+    elif leaf.kind == "Linear":
+        if not isinstance(weight, torch.Tensor) or weight.dim() != 2:
+            raise refuse(f"{where} has no 2-dimensional weight")
+        rows = math.prod(x.shape[:-1])
+        work, out = rows * weight.numel(), rows * weight.shape[0]
+    else:  # element-wise, norms and flatten: an output the size of the input
+        work = out = x.numel()
+    if out > MAX_REPLAY_OUTPUT:
+        raise refuse(
+            f"{where} would make an output of {out} numbers, over the {MAX_REPLAY_OUTPUT} the "
+            "grader replays (no record can carry that much back)"
+        )
+    return work + out
 
 
 def replay(leaf: Leaf, x: torch.Tensor) -> torch.Tensor | None:
     """What `leaf` computes from input x with its recorded weights; None for layers that are
     random (dropout) or unknown to the judge."""
     a, st = leaf.attrs, leaf.state
-    if not leaf.known or not x.is_floating_point() or a.get("inplace"):
+    if not _replayed(leaf, x):
         return None  # an in-place activation's recorded input is already its output
+    replay_cost(leaf, x)  # refuses what no real layer computes, before any tensor is made
     x = x.float()
     kind = leaf.kind
     if kind in ("Conv2d", "ConvTranspose2d"):
-        if a.get("padding_mode") != "zeros":
-            return None
         small = all(
             isinstance(a.get(k), tuple) and all(isinstance(n, int) and 0 <= n <= 16 for n in a[k])
             for k in ("stride", "dilation") + (("output_padding",) if "output_padding" in a else ())

@@ -8,9 +8,10 @@ train()'s signature. Part 2's WGAN-GP recorder and judge build on them (helpers/
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn as nn
@@ -24,6 +25,7 @@ from helpers.graded.gradients import (
     is_zero,
     rows_match,
 )
+from helpers.graded.layers import refuse
 from helpers.graded.plain import logged_numbers
 
 if TYPE_CHECKING:  # for the annotations only
@@ -178,10 +180,17 @@ MAX_CALL = 64 * 3 * 16 * 16  # numbers in a recorded call's input or output: 64 
 
 def run_events(record: dict[str, Any]) -> list[Any]:
     """The events of a recorded run (Recorder.record()), checked to begin with its "start" event;
-    else the record is malformed, and the failure says how."""
+    else the record is malformed, and the failure says how. A record of more events than a
+    Recorder keeps (MAX_EVENTS) is refused, whatever its "overflow" flag says: no recorder made
+    it, and judging it would cost the grader time in proportion."""
     events = record["events"]
     if not isinstance(events, list) or not events:
         raise malformed(RUN, "its events", 'a list that begins with the "start" event', events)
+    if len(events) > Recorder.MAX_EVENTS:
+        raise refuse(
+            f"the record of the training run holds {len(events)} events, over the "
+            f"{Recorder.MAX_EVENTS} a recorder keeps"
+        )
     if not isinstance(events[0], dict):
         raise malformed(RUN, "event 0", 'the "start" event (a dict)', events[0])
     if events[0].get("kind") != "start":
@@ -238,7 +247,9 @@ class StepJudge:
                 check_recorded_call(call, event["input"], event["output"], "D and G")
                 self._forward(kind, event["input"], event["output"])
             elif kind == "sample":
-                self.sample_inputs.append(event["input"])
+                inp = event["input"]
+                check_recorded_call(f"event {index} (a sample from G)", inp, inp, "G")
+                self.sample_inputs.append(inp)
             elif kind in ("d_step", "g_step"):
                 with torch.no_grad():
                     self.D.load_state_dict(event["D"])
@@ -311,7 +322,11 @@ FRESH_Z = (
 
 def check_fresh_noise(g_inputs: list[torch.Tensor], sample_inputs: list[torch.Tensor]) -> None:
     """Every batch's fakes come from new noise: no z row of the steps is one of the sample noise
-    (fixed_z), and none feeds G in more than two calls (a D and a G step of one batch)."""
+    (fixed_z), and none feeds G in more than two calls (a D and a G step of one batch).
+
+    Linear in the rows: a row's uses are counted by its exact bytes (noise fed again is the
+    same tensor), and each call's rows are compared with fixed_z's (a recorded call, at most
+    MAX_CALL numbers, see check_recorded_call)."""
     rows = [z.flatten(1) for z in g_inputs if z.dim() >= 2 and z.is_floating_point()]
     if not rows or len({r.shape[1] for r in rows}) != 1:
         return
@@ -322,13 +337,13 @@ def check_fresh_noise(g_inputs: list[torch.Tensor], sample_inputs: list[torch.Te
             "The D and G steps make their fakes from fixed_z, the noise kept for the sample "
             "images, so G only ever learns to draw those few images. " + FRESH_Z,
         )
-    all_rows = torch.cat(rows)
-    uses = cast(
-        torch.Tensor, sum(rows_match(all_rows, r).int() for r in rows)
-    )  # per row: G calls that used it
+    uses = collections.Counter(  # per row: G calls that used it
+        row.tobytes() for r in rows for row in r.float().contiguous().numpy()
+    )
+    most = max(uses.values(), default=0)
     check(
-        uses.max() <= 2,
-        f"The same noise z fed G in {uses.max()} training calls, across batches, so G keeps "
+        most <= 2,
+        f"The same noise z fed G in {most} training calls, across batches, so G keeps "
         "training on the same few fakes. " + FRESH_Z,
     )
 

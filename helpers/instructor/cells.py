@@ -23,6 +23,7 @@ import builtins
 import json
 import re
 import symtable
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ from helpers.notebook import (
 from helpers.sandboxed.job import Cell, GradedTest
 
 __all__ = [
+    "ANALYSIS_SECONDS",
+    "MAX_CELL",
+    "MAX_CODE",
     "MAX_NOTEBOOK",
     "TESTS_MODULES",
     "WORK_CALLS",
@@ -94,6 +98,13 @@ WORK_PREFIXES = (
 # What reading a hostile cell may raise in the grader (null bytes, the parser's stack overflowing).
 UNPARSABLE = (SyntaxError, ValueError, MemoryError, RecursionError)
 MAX_NOTEBOOK = 50 * 1024 * 1024  # larger is outputs, not code
+# Code the grader reads (parses, analyses) per submission: the solution's longest cell is about
+# 4 KB and all its code about 17 KB. Reading costs time and memory in proportion (a 10 MB cell
+# took minutes and gigabytes; 128 KB of small defs takes about 3 s), so more is refused before
+# any of it is parsed, and the reading stops at a time budget.
+MAX_CELL = 128 * 1024  # characters of one code cell
+MAX_CODE = 512 * 1024  # characters of all code cells together
+ANALYSIS_SECONDS = 30.0  # the time budget for reading one submission's cells
 # Functions whose signature the grader checks before their test runs: the original course's
 # train(D, G, n_epochs, print_every=50) reads the optimizers and data from globals, so the kit's
 # test_train cannot call it; one clear message beats the TypeError the call would raise.
@@ -104,31 +115,44 @@ SIGNATURE_CHECKED = ("train",)
 
 
 def read_submission(submission: Path | str) -> dict[str, Any]:
-    """The submission as a notebook dict; ValueError or FileNotFoundError with a clear reason when
-    it is not a notebook the grader can read (not JSON, nbformat 3, cells not a list, ...)."""
+    """The submission as a notebook dict; ValueError or FileNotFoundError with a clear one-line
+    reason when it is not a notebook the grader can read: not a file, over MAX_NOTEBOOK, not
+    UTF-8 JSON, nested too deep, not nbformat 4, or a cell whose type, source, metadata or tags
+    are not what nbformat says (cells a list of objects, sources text, tags a list of strings),
+    or code over MAX_CELL or MAX_CODE characters."""
     path = Path(submission)
     if not path.is_file():
         raise FileNotFoundError(f"No notebook at {path}.")
-    size = path.stat().st_size
-    if size > MAX_NOTEBOOK:
-        raise ValueError(
-            f"{path} is {size / 1e6:.0f} MB; the grader reads notebooks up to "
-            f"{MAX_NOTEBOOK / 1e6:.0f} MB. Clear its outputs (Cell > All Output > Clear) and save "
-            "it."
-        )
     try:
-        nb = json.loads(path.read_bytes().decode("utf-8"))
+        size = path.stat().st_size
+        if size > MAX_NOTEBOOK:
+            raise ValueError(
+                f"{path} is {size / 1e6:.0f} MB; the grader reads notebooks up to "
+                f"{MAX_NOTEBOOK / 1e6:.0f} MB. Clear its outputs (Cell > All Output > Clear) and "
+                "save it."
+            )
+        data = path.read_bytes()
+    except OSError as err:
+        raise ValueError(f"{path} cannot be read ({type(err).__name__}).") from None
+    try:
+        nb = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as err:
         raise ValueError(
             f"{path} is not a Jupyter notebook: it is not valid JSON ({err})."
         ) from None
+    except RecursionError:
+        raise ValueError(
+            f"{path} is not a Jupyter notebook: its JSON is nested too deep to read."
+        ) from None
     if not isinstance(nb, dict):
         raise ValueError(f"{path} is not a Jupyter notebook: its JSON is not an object.")
     if nb.get("nbformat") != 4:
+        shown = nb.get("nbformat")
         raise ValueError(
-            f"{path} is a version {nb.get('nbformat')!r} notebook; the grader reads version 4 "
-            "(open and save it in Jupyter 4 or later, or run `jupyter nbconvert --to notebook "
-            "--nbformat 4`)."
+            f"{path} is a version "
+            f"{shown if isinstance(shown, int) and not isinstance(shown, bool) else '(none)'} "
+            "notebook; the grader reads version 4 (open and save it in Jupyter 4 or later, or "
+            "run `jupyter nbconvert --to notebook --nbformat 4`)."
         )
     cells = nb.get("cells")
     if not isinstance(cells, list):
@@ -136,6 +160,7 @@ def read_submission(submission: Path | str) -> dict[str, Any]:
             f"{path} is not a Jupyter notebook: 'cells' should be a list, got "
             f"{type(cells).__name__}."
         )
+    code = 0
     for number, cell in enumerate(cells, start=1):
         if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
             raise ValueError(f"{path}: cell {number} is not a notebook cell (no cell_type).")
@@ -147,10 +172,27 @@ def read_submission(submission: Path | str) -> dict[str, Any]:
                 f"{path}: the source of cell {number} is not text (got {type(source).__name__})."
             )
         metadata = cell.get("metadata", {})
-        if not isinstance(metadata, dict) or not isinstance(metadata.get("tags", []), list):
+        if not (
+            isinstance(metadata, dict)
+            and isinstance(metadata.get("tags", []), list)
+            and all(isinstance(tag, str) for tag in metadata.get("tags", []))
+        ):
             raise ValueError(
-                f"{path}: the metadata of cell {number} is malformed (tags should be a list)."
+                f"{path}: the metadata of cell {number} is malformed (tags should be a list of "
+                "strings)."
             )
+        if cell["cell_type"] == "code":
+            if len(source) > MAX_CELL:
+                raise ValueError(
+                    f"{path}: code cell {number} is {len(source)} characters long; the grader "
+                    f"reads code cells of up to {MAX_CELL} characters."
+                )
+            code += len(source)
+            if code > MAX_CODE:
+                raise ValueError(
+                    f"{path}: its code cells hold more than the {MAX_CODE} characters of code "
+                    "the grader reads."
+                )
         cell["source"] = source
     return nb
 
@@ -356,14 +398,23 @@ def analyse_cell(cell: Cell, aliases: Iterable[str] = ("tests",)) -> dict[str, A
 def definition_cells(nb: dict[str, Any], needs: Iterable[str]) -> tuple[list[Cell], bool]:
     """The submission's cells to run before the tests, in notebook order; whether tags chose them.
 
-    `nb` is a notebook from read_notebook; `needs` are the names the graded tests take. Returns
-    (list of Cell, used_tags). See the module docstring for the rules.
+    `nb` is a notebook from read_submission; `needs` are the names the graded tests take.
+    Returns (list of Cell, used_tags). See the module docstring for the rules. Raises ValueError
+    when reading the cells takes over ANALYSIS_SECONDS.
     """
     code = [(i + 1, c) for i, c in enumerate(nb["cells"]) if c.get("cell_type") == "code"]
     cells = [Cell(number, c.get("source", "")) for number, c in code]
     tagged = {number for number, c in code if set(tags(c)) & set(DEFINITION_TAGS)}
     aliases = graded_test_aliases(nb)
-    info = {c.number: analyse_cell(c, aliases) for c in cells}
+    info: dict[int, dict[str, Any]] = {}
+    started = time.monotonic()
+    for c in cells:
+        if time.monotonic() - started > ANALYSIS_SECONDS:
+            raise ValueError(
+                f"Reading the notebook's code cells took over {ANALYSIS_SECONDS:g} s (stopped "
+                f"at cell {c.number}); the grader refuses it. Remove the code no test needs."
+            )
+        info[c.number] = analyse_cell(c, aliases)
     for c in cells:
         c.run, c.binds = info[c.number]["run"], sorted(info[c.number]["binds"])
     if tagged:

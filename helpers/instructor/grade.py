@@ -29,9 +29,13 @@ import importlib
 import json
 import os
 import re
+import resource
+import select
+import signal
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +55,8 @@ from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT
 from helpers.sandboxed.job import MAX_LINE, Cell, GradedTest, how_it_ended
 
 __all__ = [
+    "JUDGE_MEMORY",
+    "JUDGE_SECONDS",
     "MAX_ERRORS",
     "MAX_LINES",
     "MAX_MESSAGE",
@@ -64,6 +70,7 @@ __all__ = [
     "grade",
     "judge",
     "judge_observation",
+    "judge_observations",
     "judged_tests",
     "main",
     "read",
@@ -77,6 +84,13 @@ MAX_ERRORS = 50  # definition errors kept in a report
 MAX_OUTPUT = 64 * 1024 * 1024  # everything the learner side may send back (observations)
 MAX_LINES = 200
 MAX_PROBLEMS_SHOWN = 5  # malformed lines described in a report's note
+# Judging one observation, in a process of its own forked from the grader's: its deadline, and
+# the memory it may add to the grader's address space. The solution's slowest judge (test_train)
+# takes about a second and 100 MB; the replay caps (helpers.graded.layers) keep any observation
+# well inside both, and these catch what they miss.
+JUDGE_SECONDS = 30.0
+JUDGE_MEMORY = 2 * 1024**3
+REFUSED = "The grader refused this observation"
 # The learner side's entry point, run inside the sandbox (where helpers/instructor/ is absent).
 LEARNER_SIDE = [
     sys.executable,
@@ -300,11 +314,116 @@ def judge_observation(
             f"What the learner side observed for this test cannot be read ({err}), so the test "
             "fails."
         )
+    except MemoryError:
+        return False, f"{REFUSED}: judging it needed more memory than the grader gives a judge."
     except Exception as err:  # data that does not fit the judge's checks (shapes, types)
+        if isinstance(err, RuntimeError) and "allocate" in str(err):  # torch's MemoryError
+            return False, f"{REFUSED}: judging it needed more memory than the grader gives a judge."
         return False, (
             "What the learner side observed for this test does not fit the test "
             f"({type(err).__name__}: {_first_line(err)[:200]}), so the test fails."
         )
+
+
+def _address_space() -> int:
+    """Bytes of this process's address space now (VmSize), 0 where /proc cannot tell."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _judge_in_child(
+    jobs: list[tuple[Callable[..., Any], Any]],
+    seed: int,
+    secrets: list[str],
+    seconds: float,
+    memory: int,
+) -> tuple[list[tuple[bool, str]], str]:
+    """Judge `jobs` in order in one forked child; (the results it gave, in order; why it stopped
+    before the next one, or "" when it judged them all)."""
+    limit = _address_space() + memory
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: judge, write one JSON line per result, never return
+        try:
+            # Only its own pipe stays open: a copy of another thread's pipe (a sandbox's stdin)
+            # would keep that pipe from ending while this child judges.
+            os.closerange(3, write_end)
+            os.closerange(write_end + 1, os.sysconf("SC_OPEN_MAX"))
+            # torch's thread pool does not survive a fork (the child would wait on threads that
+            # are not there): judge on this thread alone
+            import torch
+
+            torch.set_num_threads(1)
+            if limit > memory:
+                resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+            with os.fdopen(write_end, "w") as out:
+                for judge_fn, observation in jobs:
+                    passed, message = judge_observation(judge_fn, observation, seed, secrets)
+                    out.write(json.dumps([passed, message]) + "\n")
+                    out.flush()
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    results: list[tuple[bool, str]] = []
+    buffer, why = b"", ""
+    with os.fdopen(read_end, "rb", buffering=0) as pipe:
+        waited = 0.0
+        while len(results) < len(jobs):
+            started = time.monotonic()
+            ready, _, _ = select.select([pipe], [], [], max(0.0, seconds - waited))
+            waited += time.monotonic() - started
+            if not ready:
+                why = f"judging it took over {seconds:g} s"
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            buffer += chunk
+            while b"\n" in buffer and len(results) < len(jobs):
+                line, buffer = buffer.split(b"\n", 1)
+                passed, message = json.loads(line)
+                results.append((passed is True, str(message)))
+                waited = 0.0  # each observation has its own deadline
+    _, status = os.waitpid(pid, 0)
+    if len(results) < len(jobs) and not why:
+        code = os.waitstatus_to_exitcode(status)
+        why = (
+            f"judging it needed more than the grader's {memory / 2**30:g} GB"
+            if code == -signal.SIGKILL
+            else f"judging it ended the judge's process ({how_it_ended(code)})"
+        )
+    return results, why
+
+
+def judge_observations(
+    jobs: list[tuple[Callable[..., Any], Any]],
+    seed: int,
+    secrets: Iterable[str] = (),
+    seconds: float | None = None,
+    memory: int | None = None,
+) -> list[tuple[bool, str]]:
+    """(passed, message) for each (judge, observation) of `jobs`, as judge_observation gives
+    it, but judged in a child process forked from this one: at most `seconds` per observation
+    and `memory` bytes over this process's address space. An observation that runs past either
+    (or ends its process) fails as refused, with why; the rest are judged in a new child.
+    `seconds` and `memory` default to JUDGE_SECONDS and JUDGE_MEMORY. Without fork (not POSIX),
+    they are judged in this process."""
+    seconds = JUDGE_SECONDS if seconds is None else seconds
+    memory = JUDGE_MEMORY if memory is None else memory
+    secrets = list(secrets)
+    if not hasattr(os, "fork"):
+        return [judge_observation(j, o, seed, secrets) for j, o in jobs]
+    results: list[tuple[bool, str]] = []
+    while len(results) < len(jobs):
+        done, why = _judge_in_child(jobs[len(results) :], seed, secrets, seconds, memory)
+        results += done
+        if why:
+            results.append((False, f"{REFUSED}: {why}."))
+    return results
 
 
 class Judged(NamedTuple):
@@ -330,6 +449,8 @@ class _Context:
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     errors: dict[int, dict[str, Any]] = field(default_factory=dict)
     done: bool = False
+    # (test name, observation): judged after every line is read (judge_observations)
+    observed: list[tuple[str, Any]] = field(default_factory=list)
 
 
 def _shown(value: object) -> str:
@@ -366,9 +487,8 @@ def _on_test(ctx: _Context, value: Any) -> str | None:
         return f"the result for {name} has 'seconds' {_shown(value.get('seconds'))}, not a number"
     if name in ctx.judges and ("observation" in value or value.get("passed") is not False):
         if "observation" in value:
-            passed, message = judge_observation(
-                ctx.judges[name], value["observation"], ctx.seed, ctx.secrets
-            )
+            ctx.observed.append((name, value["observation"]))
+            passed, message = False, "Not judged yet."  # judge_observations fills it in
         else:
             passed, message = (
                 False,
@@ -457,7 +577,8 @@ def _collect(
     and what was wrong with it is one of the `problems` ("line 4: ..."). With a `seed` (the one
     the learner side observed with), the tests the kit judges itself (judged_tests) pass only
     on an observation that their judge, run here, accepts: a verdict of "passed" sent for them
-    counts as a failure.
+    counts as a failure. The observations are judged once every line is read, each in a process
+    of its own under a deadline and a memory cap (judge_observations).
     """
     ctx = _Context(
         tests={t.name: t for t in tests},
@@ -472,6 +593,16 @@ def _collect(
             problem = _problem_with_line(ctx, line)
             if problem:
                 problems.append(f"line {number}: {problem}")
+    verdicts = judge_observations(
+        [(ctx.judges[name], observation) for name, observation in ctx.observed],
+        ctx.seed,
+        ctx.secrets,
+    )
+    for (name, _), (passed, message) in zip(ctx.observed, verdicts):
+        ctx.results[name].update(
+            passed=passed,
+            message="Tests Passed" if passed else clean_text(message, secrets=ctx.secrets),
+        )
     return Judged(ctx.results, [ctx.errors[n] for n in sorted(ctx.errors)], ctx.done, problems)
 
 
