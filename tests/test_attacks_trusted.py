@@ -4,8 +4,10 @@ allocate gigabytes, run for minutes or crash the grader.
 
 Each attack (tests/attacks/trusted.py) is the solution's honest observation with one part
 forged, given to the judge as the grader would give it; its outcome is asserted: refused with
-its reason, within generous bounds on the process's own peak memory and CPU time
-(resource.getrusage), the other tests still graded, or exit status 2 with one line. Most call the
+its reason, within a generous bound on the process's own peak memory (resource.getrusage:
+what was refused was never allocated), the other tests still graded, or exit status 2 with one
+line. Time is not asserted (a loaded machine would make that flaky): `python -m
+benchmarks.judge_bounds` prints what judging and each attack cost. Most call the
 judge functions directly; one reads a whole forged learner side's answer (grade._collect), the
 sandbox aside.
 """
@@ -28,10 +30,9 @@ from tests.attacks import trusted
 from tests.attacks.trusted import SEED, UNREADABLE
 
 MB = 1024 * 1024
-# Generous bounds: far above what the refused attacks cost now (a few MB, well under a second),
-# far below what they cost before (3.7 GB; 23 to 102 s).
+# A generous bound: far above what the refused attacks cost now (a few MB), far below what they
+# cost before (3.7 GB; a pairwise noise check over 12,160 rows alone needs 590 MB).
 MEMORY_BOUND = 500 * MB
-CPU_BOUND = 20.0
 
 
 @pytest.fixture(scope="module")
@@ -46,19 +47,17 @@ def fresh(honest, name):
 
 
 class Cost:
-    """The growth of this process's peak memory (bytes) and its CPU seconds across a block."""
+    """The growth of this process's peak memory (bytes) across a block."""
 
     def __enter__(self):
         self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-        self.cpu = time.process_time()
         return self
 
     def __exit__(self, *exc):
         self.memory = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - self.peak
-        self.seconds = time.process_time() - self.cpu
 
     def bounded(self):
-        return self.memory < MEMORY_BOUND and self.seconds < CPU_BOUND
+        return self.memory < MEMORY_BOUND
 
 
 def refused(judge, obs, *phrases):
@@ -67,7 +66,7 @@ def refused(judge, obs, *phrases):
         judge(obs, SEED)
     message = str(failure.value)
     assert message.startswith(REFUSED) and all(p in message for p in phrases), message
-    assert cost.bounded(), (cost.memory, cost.seconds)
+    assert cost.bounded(), cost.memory
     return message
 
 
@@ -119,14 +118,14 @@ def test_a_sample_far_larger_than_the_tests_fails_before_the_noise_check(honest)
     sample["input"] = torch.rand(400_000, 8)
     with pytest.raises(GradedTestFailure, match="far larger"), Cost() as cost:
         tests.judge_train(obs, SEED)
-    assert cost.bounded(), (cost.memory, cost.seconds)
+    assert cost.bounded(), cost.memory
 
 
 def test_fresh_noise_is_checked_in_time_linear_in_the_rows():
     rows = trusted.many_noise_rows()  # 12 160 rows: pairwise, 3e10 comparisons
     with Cost() as cost:
         check_fresh_noise(rows, [torch.rand(16, 192)])
-    assert cost.bounded(), (cost.memory, cost.seconds)
+    assert cost.bounded(), cost.memory
     with pytest.raises(GradedTestFailure, match="fed G in 3 training calls"):
         check_fresh_noise(rows + [rows[5][:2], rows[5][1:3]], [])
 
@@ -190,7 +189,7 @@ def test_a_forged_learner_side_answer_is_refused_test_by_test_and_the_report_wri
     assert results["test_discriminator"]["passed"] is True
     for name in ("test_generator", "test_train"):
         assert not results[name]["passed"] and results[name]["message"].startswith(REFUSED)
-    assert cost.bounded(), (cost.memory, cost.seconds)
+    assert cost.bounded(), cost.memory
 
 
 # ---------------------------------------------------------------- cell analysis
@@ -201,7 +200,7 @@ def test_a_10_mb_cell_is_refused_before_it_is_parsed(tmp_path):
     path.write_text(json.dumps(trusted.notebook_with_cell("x = 1\n" * (10 * MB // 6))))
     with pytest.raises(ValueError, match="code cell 1 is .* characters long") as err, Cost() as c:
         read_submission(path)
-    assert "\n" not in str(err.value) and c.bounded(), (c.memory, c.seconds)
+    assert "\n" not in str(err.value) and c.bounded(), c.memory
 
 
 def test_code_over_the_submissions_budget_is_refused(tmp_path):
