@@ -502,3 +502,14 @@ def test_cells_the_parser_cannot_read_do_not_crash_the_grader():
     }
     cells, _ = definition_cells(nb, ["scale"])
     assert [c.number for c in cells] == [3]
+
+
+def test_a_sandbox_without_its_memory_cap_is_named_in_the_reports_notes():
+    plan = grade.Plan([t for t in kit_tests() if t.name == "test_scale"], [], [])
+    judged = grade.Judged({"test_scale": {"name": "test_scale", "passed": True}}, [], True, [])
+    outcome = sandbox.Outcome(b"", b"", 0, False, False, 1.0)
+    missing = "bubblewrap; memory NOT capped for the sandbox as a whole (no memory cgroup)"
+    for how, noted in ((missing, True), ("bubblewrap; memory of the whole sandbox capped", False)):
+        report = grade.build_report("nb.ipynb", plan, grade.LearnerRun(outcome, 1, how), judged, 60)
+        assert any("cap missing" in n and "NOT capped" in n for n in report["notes"]) is noted
+        assert report["sandbox"] == how
