@@ -55,9 +55,11 @@ __all__ = [
     "bundle_members",
     "find_notebook",
     "grade_folder",
+    "grade_folder_or_say_why",
     "gradescope_results",
     "main",
     "run_autograder",
+    "write_results",
     "summary",
 ]
 
@@ -300,23 +302,35 @@ def run_autograder(root: Path | str, config: dict[str, Any] | None = None) -> di
         path = ROOT / CONFIG_NAME
         config = json.loads(path.read_text()) if path.exists() else {}
     visibility = config.get("visibility", "after_due_date")
-    try:
-        graded = grade_folder(
-            root / "submission",
-            allow_no_sandbox=bool(config.get("allow_no_sandbox", False)),
-            timeout=float(config.get("timeout", 60.0)),
-            workers=int(config.get("workers", 2)),
-        )
-    except Exception as err:  # grade_folder catches the grader's faults; this is the rest
-        traceback.print_exc()
-        graded = Graded(
-            None, f"The grader failed ({type(err).__name__}: {err}). Tell your instructor."
-        )
+    graded = grade_folder_or_say_why(
+        root / "submission",
+        bool(config.get("allow_no_sandbox", False)),
+        float(config.get("timeout", 60.0)),
+        int(config.get("workers", 2)),
+        tell=" Tell your instructor.",
+    )
     results = gradescope_results(graded, visibility)
-    (root / "results").mkdir(parents=True, exist_ok=True)
-    with atomic_write(root / "results" / "results.json", "w") as f:
-        f.write(json.dumps(results, indent=2) + "\n")
+    write_results(root / "results" / "results.json", results)
     return results
+
+
+def grade_folder_or_say_why(
+    folder: Path, allow_no_sandbox: bool, timeout: float, workers: int, tell: str = ""
+) -> Graded:
+    """grade_folder, with any fault it did not catch itself turned into a Graded that says what
+    failed: a platform must always get a results file, never a traceback alone."""
+    try:
+        return grade_folder(folder, allow_no_sandbox, timeout, workers)
+    except Exception as err:
+        traceback.print_exc()  # the platform's log keeps the whole story for the instructor
+        return Graded(None, f"The grader failed ({type(err).__name__}: {err}).{tell}")
+
+
+def write_results(path: Path, results: dict[str, Any]) -> None:
+    """Write a platform's results JSON whole (never half a file), making its folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "w") as f:
+        f.write(json.dumps(results, indent=2) + "\n")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,13 +16,15 @@ from are those of the Gradescope bundle (docs/instructor-guide.md says where the
 from __future__ import annotations
 
 import argparse
-import json
-import traceback
 from pathlib import Path
 from typing import Any
 
-from helpers.files import atomic_write
-from helpers.instructor.gradescope import Graded, grade_folder, summary
+from helpers.instructor.gradescope import (
+    Graded,
+    grade_folder_or_say_why,
+    summary,
+    write_results,
+)
 
 __all__ = ["JOB_ROOT", "grade_job", "main", "prairielearn_results"]
 
@@ -61,15 +63,9 @@ def grade_job(
 ) -> dict[str, Any]:
     """Grade ``job_root/student/`` and write ``job_root/results/results.json``; return it."""
     job_root = Path(job_root)
-    try:
-        graded = grade_folder(job_root / "student", allow_no_sandbox, timeout, workers)
-    except Exception as err:  # grade_folder catches the grader's faults; this is the rest
-        traceback.print_exc()
-        graded = Graded(None, f"The grader failed ({type(err).__name__}: {err}).")
+    graded = grade_folder_or_say_why(job_root / "student", allow_no_sandbox, timeout, workers)
     results = prairielearn_results(graded)
-    (job_root / "results").mkdir(parents=True, exist_ok=True)
-    with atomic_write(job_root / "results" / "results.json", "w") as f:
-        f.write(json.dumps(results, indent=2) + "\n")
+    write_results(job_root / "results" / "results.json", results)
     return results
 
 
