@@ -3,7 +3,9 @@ visible), its cgroups, and the caps on its writable space and memory."""
 
 import signal
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -93,3 +95,51 @@ def test_the_sandbox_joins_its_memory_cgroup_before_dropping_its_uid():
         assert group.name in out, out
     finally:
         sandbox._remove_cgroup(group)
+
+
+def test_the_kit_stays_hidden_when_it_lies_inside_a_folder_the_sandbox_shows(monkeypatch, tmp_path):
+    # Installed as a system package (/usr/local/share/...), the kit would lie inside the sandbox's
+    # read-only /usr: the learner's code could read the solution notebook and score full marks.
+    # Here `shown` stands for such a folder, bound as the Python environment's folders are.
+    shown = tmp_path / "share"
+    kit = shown / "kit"
+    (kit / "solution").mkdir(parents=True)
+    (kit / "solution" / "answers.ipynb").write_text("{}")
+    (kit / ".venv").mkdir()  # what the environment needs from inside the kit stays visible
+    (kit / ".venv" / "marker").write_text("env")
+    (shown / "neighbour").write_text("seen")
+    for path in [tmp_path, *tmp_path.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    python = sandbox._python_paths()
+    binds = [*python, str(shown), str(kit / ".venv")]
+    monkeypatch.setattr(sandbox, "_python_paths", lambda: binds)
+    monkeypatch.setattr(sandbox, "_kit_folders", lambda: [kit])
+    look = (
+        "import os, sys; a, b, c, kit = sys.argv[1:]; "
+        "print(os.path.exists(a), open(b).read(), open(c).read(), *os.listdir(kit))"
+    )
+    paths = [str(kit / "solution" / "answers.ipynb"), str(kit / ".venv" / "marker")]
+    outcome = sandbox.run_in_sandbox(
+        [sys.executable, "-c", look, *paths, str(shown / "neighbour"), str(kit)], b"", 60, 10_000
+    )
+    assert outcome.returncode == 0 and not outcome.timed_out, outcome.stderr[-500:]
+    # the kit's folder is empty but for the environment's folder bound again inside it
+    assert outcome.stdout.decode().split() == ["False", "env", "seen", ".venv"], outcome.stdout
+
+
+def test_a_kit_under_usr_is_hidden_and_one_under_tmp_needs_no_mask(monkeypatch, tmp_path):
+    monkeypatch.setattr(
+        sandbox, "_python_paths", lambda: ["/opt/env", "/usr/local/share/kit/.venv"]
+    )
+    monkeypatch.setattr(sandbox, "_kit_folders", lambda: [Path("/usr/local/share/kit")])
+    cmd = sandbox.command(tmp_path, ["true"], sandbox.Limits(), {})
+    pairs = list(zip(cmd, cmd[1:]))
+    mask = pairs.index(("--tmpfs", "/usr/local/share/kit"))
+    assert (
+        pairs.index(("--ro-bind", "/usr"))
+        < mask
+        < pairs.index(("--ro-bind", "/usr/local/share/kit/.venv"))
+    )
+    monkeypatch.setattr(sandbox, "_kit_folders", lambda: [Path("/tmp/ci-clone")])
+    cmd = sandbox.command(tmp_path, ["true"], sandbox.Limits(), {})
+    assert "/tmp/ci-clone" not in cmd  # the empty /tmp already hides a clone under /tmp

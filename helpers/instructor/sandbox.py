@@ -136,6 +136,24 @@ def _python_paths():
     return keep
 
 
+def _kit_folders() -> list[Path]:
+    """The host's folders the learner side must never see: the kit's own (solution, tests)."""
+    return [ROOT.resolve()]
+
+
+def _within(path: str | Path, folder: str | Path) -> bool:
+    """Whether `path` is `folder` or lies inside it (paths as given, not resolved)."""
+    path, folder = str(path).rstrip("/") or "/", str(folder).rstrip("/") or "/"
+    return path == folder or path.startswith(folder if folder == "/" else folder + "/")
+
+
+def _shown_by_binds(folder: Path, binds: Sequence[str]) -> bool:
+    """Whether the sandbox would show `folder`: it lies inside /usr, /bin, /lib... or inside a
+    folder of the Python environment bound as it is (a /tmp folder is hidden by the empty /tmp)."""
+    shown = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", *binds]
+    return any(_within(folder, s) for s in shown)
+
+
 def _world_reachable(path):
     """Whether a uid that owns nothing can reach `path`: every folder above it open to others."""
     parts = Path(path).resolve().parents
@@ -270,7 +288,19 @@ def command(
         "/dev/shm",
         *_os_binds(),
     ]
-    for path in _python_paths():
+    binds = _python_paths()
+    hidden = [k for k in _kit_folders() if _shown_by_binds(k, binds)]
+    inside = [p for p in binds if any(_within(p, k) for k in hidden)]
+    for path in binds:
+        if path not in inside:
+            cmd += ["--ro-bind", path, path]
+    # The kit itself stays out of sight wherever it is installed: under /usr or a folder of the
+    # Python environment (a system package in /usr/local/share), the binds above would show the
+    # learner's code its solution notebook and tests. An empty tmpfs hides it; what the
+    # environment needs from inside it (a .venv in the kit's folder) is bound again after.
+    for kit in hidden:
+        cmd += ["--size", str(1 << 20), "--tmpfs", str(kit)]
+    for path in inside:
         cmd += ["--ro-bind", path, path]
     for device in sorted(Path("/dev").glob("nvidia*")):  # a GPU, when the machine has one
         cmd += ["--dev-bind-try", str(device), str(device)]
