@@ -56,7 +56,13 @@ from helpers.graded.part2 import (
     observe_train_independence,
     reference_penalty,
 )
-from helpers.graded.plain import optimizer_facts, plain, type_name
+from helpers.graded.plain import (
+    check_adam_steps,
+    optimizer_facts,
+    optimizer_steps,
+    plain,
+    type_name,
+)
 from helpers.graded.training import TinyG, observe_training_run
 from helpers.graded.verdicts import NOTEBOOK_SEED, Observation, observing
 
@@ -627,6 +633,7 @@ def observe_wgan_optimizers(critic, G, c_optimizer, g_optimizer, seed):
     obs["c_optimizer"] = optimizer_facts(c_optimizer, critic, G)  # the critic's as "D"
     obs["g_optimizer"] = optimizer_facts(g_optimizer, critic, G)
     obs["same"] = c_optimizer is g_optimizer
+    obs["steps"] = optimizer_steps(critic, G, c_optimizer, g_optimizer, seed)
     return obs
 
 
@@ -674,6 +681,18 @@ def judge_wgan_optimizers(obs, seed):
         f"c_optimizer's learning rate is {lrs['c_optimizer']} and g_optimizer's "
         f"{lrs['g_optimizer']}: give both wgan_lr.",
     )
+    # the facts above are reported; this step is run, on this test's gradients
+    for name, net in (("c_optimizer", "D"), ("g_optimizer", "G")):
+        check_adam_steps(
+            obs.need("steps"),
+            sizes,
+            net,
+            float(lrs[name]),
+            (0.0, 0.9),
+            seed,
+            f"The optimizer steps the learner side recorded for {name} are not Adam's with lr "
+            f"{lrs[name]} and betas (0.0, 0.9) on this test's gradients:",
+        )
 
 
 def test_wgan_optimizers(critic, G, c_optimizer, g_optimizer):

@@ -60,7 +60,14 @@ from helpers.graded.networks import (
     push_output,
     samples_independent,
 )
-from helpers.graded.plain import optimizer_facts, plain, tensor_like, type_name
+from helpers.graded.plain import (
+    check_adam_steps,
+    optimizer_facts,
+    optimizer_steps,
+    plain,
+    tensor_like,
+    type_name,
+)
 from helpers.graded.training import (
     Recorder,
     StepJudge,
@@ -461,6 +468,8 @@ def _init_model(seed):
         for m in model:
             if getattr(m, "bias", None) is not None:
                 m.bias.fill_(0.5)
+        # a probe only this seed draws, in a buffer no weight initialisation touches
+        model[1].running_mean.copy_(torch.randn(64, generator=torch.Generator().manual_seed(seed)))
     return model
 
 
@@ -479,6 +488,7 @@ def observe_weights_init(weights_init_normal, seed):
 def judge_weights_init(obs, seed):
     model = _init_model(seed)
     before = [m.weight.detach().clone() for m in model]
+    probe = model[1].running_mean.clone()
     state = obs.need("state")
     check(
         isinstance(state, dict) and set(state) == set(model.state_dict()),
@@ -520,6 +530,12 @@ def judge_weights_init(obs, seed):
                 f"The {kind} layer's bias should be set to 0, but it still holds "
                 f"{layer.bias.detach().flatten()[0].item():.3f}. Use nn.init.zeros_(m.bias).",
             )
+    check(
+        torch.equal(model[1].running_mean, probe),
+        "The network the learner side initialised is not this test's: its batch norm layer's "
+        "running mean, drawn for this run's seed, came back changed. weights_init_normal should "
+        "change only weights and biases.",
+    )
 
 
 def test_weights_init(weights_init_normal):
@@ -594,6 +610,7 @@ def observe_optimizers(D, G, d_optimizer, g_optimizer, seed):
     obs["d_optimizer"] = optimizer_facts(d_optimizer, D, G)
     obs["g_optimizer"] = optimizer_facts(g_optimizer, D, G)
     obs["same"] = d_optimizer is g_optimizer
+    obs["steps"] = optimizer_steps(D, G, d_optimizer, g_optimizer, seed)
     return obs
 
 
@@ -637,6 +654,18 @@ def judge_optimizers(obs, seed):
         obs.need("same") is False,
         "d_optimizer and g_optimizer must be two different optimizers.",
     )
+    # the facts above are reported; this step is run, on this test's gradients
+    for name, net in (("d_optimizer", "D"), ("g_optimizer", "G")):
+        check_adam_steps(
+            obs.need("steps"),
+            sizes,
+            net,
+            0.0002,
+            (0.5, 0.999),
+            seed,
+            f"The optimizer steps the learner side recorded for {name} are not Adam's with lr "
+            "0.0002 and betas (0.5, 0.999) on this test's gradients:",
+        )
 
 
 def test_optimizers(D, G, d_optimizer, g_optimizer):

@@ -8,6 +8,8 @@ test_scale (the notebook step "Scale the images to [-1, 1]").
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any, cast
 
 import torch
@@ -15,7 +17,22 @@ import torch.nn as nn
 
 from helpers.graded.failures import check
 
-__all__ = ["logged_numbers", "optimizer_facts", "plain", "tensor_like", "type_name"]
+__all__ = [
+    "STEP_SAMPLE",
+    "check_adam_steps",
+    "logged_numbers",
+    "optimizer_facts",
+    "optimizer_steps",
+    "plain",
+    "tensor_like",
+    "type_name",
+]
+
+# The first STEP_SAMPLE numbers of each parameter are recorded before and after the steps of
+# optimizer_steps; at most STEP_PARAMETERS parameters a network (the notebook's have about 20).
+STEP_SAMPLE = 8
+STEP_PARAMETERS = 256
+STEPS = 2  # two steps: Adam's first one cancels beta1 and beta2 out (bias correction)
 
 
 def plain(value: object, _depth: int = 0) -> Any:
@@ -78,6 +95,148 @@ def optimizer_facts(
         "type": type(opt).__name__,
         "groups": groups,
     }
+
+
+def _step_gradients(
+    shapes: dict[str, list[list[int]]], seed: int
+) -> list[dict[str, list[torch.Tensor]]]:
+    """Per step, per network ("D", "G"), per parameter: the gradient of its first sampled numbers,
+    drawn from `seed` in a fixed order (the rest of each gradient is 0)."""
+    gen = torch.Generator().manual_seed(seed)
+    steps = []
+    for _ in range(STEPS):
+        steps.append(
+            {
+                net: [
+                    torch.randn(min(STEP_SAMPLE, math.prod(shape)), generator=gen)
+                    for shape in shapes[net]
+                ]
+                for net in ("D", "G")
+            }
+        )
+    return steps
+
+
+def optimizer_steps(
+    D: nn.Module,
+    G: nn.Module,
+    d_optimizer: torch.optim.Optimizer | None,
+    g_optimizer: torch.optim.Optimizer | None,
+    seed: int,
+) -> dict[str, Any] | None:
+    """Two real steps of both optimizers, on copies, with gradients drawn from `seed`.
+
+    Returns {"shapes": {"D": [...], "G": [...]}, "D": {"before": (n,), "after": (n,)}, "G": ...}:
+    each network's parameter shapes and the first STEP_SAMPLE numbers of each of its parameters
+    (concatenated) before the first step and after the last, or None when the optimizers cannot
+    step. The learner's own networks and optimizers are left as they are.
+    """
+    if d_optimizer is None or g_optimizer is None:
+        return None
+    try:
+        return _steps(D, G, d_optimizer, g_optimizer, seed)
+    except Exception:  # noqa: BLE001 - not an optimizer: its reported facts say what is wrong
+        return None
+
+
+def _steps(
+    D: nn.Module,
+    G: nn.Module,
+    d_optimizer: torch.optim.Optimizer,
+    g_optimizer: torch.optim.Optimizer,
+    seed: int,
+) -> dict[str, Any] | None:
+    # one deepcopy, so the copied optimizers hold the copied parameters
+    nets = copy.deepcopy((D, G, d_optimizer, g_optimizer))
+    params = {"D": list(nets[0].parameters()), "G": list(nets[1].parameters())}
+    if any(len(ps) > STEP_PARAMETERS for ps in params.values()):
+        return None
+    shapes = {net: [list(p.shape) for p in ps] for net, ps in params.items()}
+
+    def sample() -> dict[str, torch.Tensor]:
+        return {
+            net: torch.cat([p.detach().flatten()[:STEP_SAMPLE].float().cpu() for p in ps])
+            for net, ps in params.items()
+        }
+
+    before = sample()
+    for grads in _step_gradients(shapes, seed):
+        for net, ps in params.items():
+            for p, g in zip(ps, grads[net]):
+                full = torch.zeros(p.numel(), dtype=p.dtype)
+                full[: g.numel()] = g.to(p.dtype)
+                p.grad = full.view_as(p).to(p.device)
+        nets[2].step()
+        if nets[3] is not nets[2]:
+            nets[3].step()
+    after = sample()
+    return {
+        "shapes": shapes,
+        **{net: {"before": before[net], "after": after[net]} for net in params},
+    }
+
+
+def check_adam_steps(
+    steps: object,
+    sizes: dict[str, int],
+    net: str,
+    lr: float,
+    betas: tuple[float, float],
+    seed: int,
+    message: str,
+) -> None:
+    """The steps optimizer_steps recorded for network `net` ("D" or "G") are Adam's (eps 1e-8,
+    no weight decay) with `lr` and `betas` on this seed's gradients: replayed here on the recorded
+    "before" numbers. `message` opens the failure; the failure names what does not match."""
+    check(isinstance(steps, dict), f"{message} no step was recorded.")
+    steps = cast(dict[str, Any], steps)
+    shapes = steps.get("shapes")
+    check(
+        isinstance(shapes, dict)
+        and all(
+            isinstance(shapes.get(n), list)
+            and len(shapes[n]) == sizes[n] <= STEP_PARAMETERS
+            and all(
+                isinstance(s, list) and all(isinstance(d, int) and 0 <= d for d in s)
+                for s in shapes[n]
+            )
+            for n in ("D", "G")
+        ),
+        f"{message} the recorded parameter shapes do not match the networks' parameters.",
+    )
+    shapes = cast(dict[str, list[list[int]]], shapes)
+    n = sum(min(STEP_SAMPLE, math.prod(s)) for s in shapes[net])
+    record = steps.get(net)
+    check(
+        isinstance(record, dict)
+        and all(
+            isinstance(record.get(k), torch.Tensor) and record[k].shape == (n,)
+            for k in ("before", "after")
+        ),
+        f"{message} the recorded numbers of {net}'s parameters are missing or of the wrong size.",
+    )
+    record = cast(dict[str, torch.Tensor], record)
+    param = record["before"].double()
+    m = torch.zeros_like(param)
+    v = torch.zeros_like(param)
+    b1, b2 = betas
+    for t, grads in enumerate(_step_gradients(shapes, seed), start=1):
+        g = torch.cat(grads[net]).double() if grads[net] else torch.zeros(0, dtype=torch.float64)
+        m = b1 * m + (1 - b1) * g
+        v = b2 * v + (1 - b2) * g * g
+        m_hat = m / (1 - b1**t)
+        v_hat = v / (1 - b2**t)
+        param = param - lr * m_hat / (v_hat.sqrt() + 1e-8)
+    after = record["after"].double()
+    wrong = ~torch.isclose(after, param, rtol=1e-6, atol=1e-8)
+    if bool(wrong.any()):
+        i = int(wrong.nonzero()[0].item())
+        check(
+            False,
+            f"{message} {int(wrong.sum())} of {n} recorded numbers of {net}'s parameters differ "
+            f"(the first: {record['before'][i].item():.8f} became {after[i].item():.8f}, "
+            f"Adam's steps give {param[i].item():.8f}).",
+        )
 
 
 def logged_numbers(record: object) -> list[float | None] | dict[str, str]:
