@@ -533,7 +533,7 @@ def judge_weights_init(obs, seed):
     check(
         torch.equal(model[1].running_mean, probe),
         "The network the learner side initialised is not this test's: its batch norm layer's "
-        "running mean, drawn for this run's seed, came back changed. weights_init_normal should "
+        "running mean is not the one drawn for this run's seed. weights_init_normal should "
         "change only weights and biases.",
     )
 

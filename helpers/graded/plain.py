@@ -135,7 +135,7 @@ def optimizer_steps(
         return None
     try:
         return _steps(D, G, d_optimizer, g_optimizer, seed)
-    except Exception:  # noqa: BLE001 - not an optimizer: its reported facts say what is wrong
+    except Exception:  # not an optimizer: its reported facts say what is wrong
         return None
 
 
@@ -197,7 +197,7 @@ def check_adam_steps(
             isinstance(shapes.get(n), list)
             and len(shapes[n]) == sizes[n] <= STEP_PARAMETERS
             and all(
-                isinstance(s, list) and all(isinstance(d, int) and 0 <= d for d in s)
+                isinstance(s, list) and all(isinstance(d, int) and d >= 0 for d in s)
                 for s in shapes[n]
             )
             for n in ("D", "G")
