@@ -4,6 +4,8 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Kernels and subprocesses the tests start import this checkout too, not another installed copy
@@ -12,6 +14,19 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
     p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p
 )
 os.environ.setdefault("MPLBACKEND", "Agg")  # plots render headless in tests
+
+
+@pytest.fixture(scope="module")
+def needs_sandbox():
+    """The attack suites run in the real bubblewrap sandbox: under CI a missing one is a failure,
+    elsewhere the module is skipped with the reason."""
+    from helpers.instructor import sandbox
+
+    unavailable = sandbox.available()
+    if unavailable:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the attack suite in the sandbox: {unavailable}")
+        pytest.skip(f"no sandbox here: {unavailable}")
 
 
 def pytest_terminal_summary(terminalreporter):

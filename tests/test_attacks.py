@@ -17,21 +17,13 @@ import uuid
 import nbformat
 import pytest
 
-from helpers.instructor import grade, sandbox
+from helpers.instructor import grade
 from helpers.instructor.release import make_release
 from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT
 from tests.attacks import ATTACKS, PART2_SUBMISSIONS, SUBMISSIONS
 
 MARK = f"dcgan-attack-{uuid.uuid4().hex[:12]}"
-UNAVAILABLE = sandbox.available()
-
-
-@pytest.fixture(scope="module", autouse=True)
-def needs_sandbox():
-    if UNAVAILABLE:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI must run the attack suite in the sandbox: {UNAVAILABLE}")
-        pytest.skip(f"no sandbox here: {UNAVAILABLE}")
+pytestmark = pytest.mark.usefixtures("needs_sandbox")  # tests/conftest.py
 
 
 def kit_fingerprint():
