@@ -75,6 +75,8 @@ INSTALL_HINT = (
     "python:3.11 ...`) and pass --no-sandbox there. --no-sandbox runs learner code with your "
     "rights: use it only for notebooks you trust (your own solution)."
 )
+# Top-level OS folders the sandbox shows as on the host, beside /usr (_os_binds).
+_OS_DIRS = ("bin", "sbin", "lib", "lib32", "lib64", "libx32")
 SANDBOX_UID = 1000  # the uid inside; outside, root drops to OUTSIDE_UID + slot
 OUTSIDE_UID = 3_500_000  # far above any real account, so it owns no file on the host
 KIT = "/kit"
@@ -129,9 +131,9 @@ def _python_paths():
     paths.add(os.path.dirname(os.path.realpath(sys.executable)))
     keep: list[str] = []
     for path in sorted(paths):
-        if path == "/usr" or path.startswith("/usr/"):
+        if _within(path, "/usr"):
             continue
-        if not any(path == k or path.startswith(k + "/") for k in keep):
+        if not any(_within(path, k) for k in keep):
             keep.append(path)
     return keep
 
@@ -150,7 +152,7 @@ def _within(path: str | Path, folder: str | Path) -> bool:
 def _shown_by_binds(folder: Path, binds: Sequence[str]) -> bool:
     """Whether the sandbox would show `folder`: it lies inside /usr, /bin, /lib... or inside a
     folder of the Python environment bound as it is (a /tmp folder is hidden by the empty /tmp)."""
-    shown = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", *binds]
+    shown = ["/usr", *(f"/{name}" for name in _OS_DIRS), *binds]
     return any(_within(folder, s) for s in shown)
 
 
@@ -163,7 +165,7 @@ def _world_reachable(path):
 def _os_binds():
     """bwrap arguments for the OS: /usr read-only, /bin, /lib... as on the host, ld.so's cache."""
     args = ["--ro-bind", "/usr", "/usr"]
-    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+    for name in _OS_DIRS:
         host = Path("/") / name
         if host.is_symlink():
             args += ["--symlink", os.readlink(host), f"/{name}"]
