@@ -920,22 +920,6 @@ MUTANTS = [
         "d's loss on real images",
     ),
     M(
-        "test_train",
-        "course-signature",
-        "the original course's signature train(D, G, n_epochs, print_every=50)",
-        "train",
-        [
-            (
-                "def train(\n    D,\n    G,\n    d_optimizer,\n    g_optimizer,\n    dataloader,\n"
-                "    n_epochs,\n    z_size,\n    device,\n    print_every=50,\n"
-                "    checkpoint_path=None,\n    sample_size=16,\n    fresh=False,\n):",
-                "def train(D, G, n_epochs, print_every=50):",
-            )
-        ],
-        "original course",
-        "train(d, g, d_optimizer, g_optimizer, dataloader",
-    ),
-    M(
         "test_get_dataloader",
         "crop-before-resize",
         "CenterCrop before Resize, so a large image keeps only its central patch",
@@ -1087,6 +1071,62 @@ def _region_text(cells, scope, index):
             )
             return "".join(lines[first:last])
     raise LookupError(f"no solution region {index} in {scope!r}")
+
+
+# ---------------------------------------------------------------- the original course's format
+# Mistakes in the original course's train(D, G, n_epochs, print_every=50), which reads the
+# optimizers, the loader and z_size from globals: edits of tests/original_format.py's cells (the
+# train cell is scope "train"), graded as the grader picks and runs an untagged notebook's cells.
+
+ORIGINAL_MUTANTS = [
+    M(
+        "test_train",
+        "original-fixed-z",
+        "both steps make their fakes from fixed_z, so G only ever learns 16 images",
+        "train",
+        [("fake_images = G(z)", "fake_images = G(fixed_z)")],
+        "fixed_z",
+        "sample images",
+    ),
+    M(
+        "test_train",
+        "original-g-smoothed",
+        "G's loss smoothed, real_loss(D_fake, smooth=True)",
+        "train",
+        [
+            (
+                "g_loss = real_loss(D(fake_images))",
+                "D_fake = D(fake_images)\n            g_loss = real_loss(D_fake, smooth=True)",
+            )
+        ],
+        "smoothed labels",
+        "g's loss uses labels 1",
+    ),
+    M(
+        "test_train",
+        "original-no-d-zero-grad",
+        "never calls d_optimizer.zero_grad()",
+        "train",
+        [("            d_optimizer.zero_grad()\n", "")],
+        "d_optimizer.zero_grad() is missing",
+    ),
+    M(
+        "test_train",
+        "original-no-scale",
+        "trains D on images in [0, 1], never scaled",
+        "train",
+        [("            real_images = scale(real_images)\n", "")],
+        "scale",
+    ),
+    M(
+        "test_train",
+        "original-g-fake-loss",
+        "G's loss against fake labels, fake_loss(D_fake)",
+        "train",
+        [("g_loss = real_loss(D(fake_images))", "g_loss = fake_loss(D(fake_images))")],
+        "real_loss",
+    ),
+]
 
 
 # ---------------------------------------------------------------- part 2

@@ -54,6 +54,7 @@ __all__ = [
     "graded_test_aliases",
     "kit_notebook_for",
     "kit_tests",
+    "original_train_note",
     "read_kit",
     "read_submission",
 ]
@@ -105,9 +106,9 @@ MAX_NOTEBOOK = 50 * 1024 * 1024  # larger is outputs, not code
 MAX_CELL = 128 * 1024  # characters of one code cell
 MAX_CODE = 512 * 1024  # characters of all code cells together
 ANALYSIS_SECONDS = 30.0  # the time budget for reading one submission's cells
-# Functions whose signature the grader checks before their test runs: the original course's
-# train(D, G, n_epochs, print_every=50) reads the optimizers and data from globals, so the kit's
-# test_train cannot call it; one clear message beats the TypeError the call would raise.
+# Functions whose signature the grader checks before their test runs: one clear message beats
+# the TypeError the call would raise. The original course's train(D, G, n_epochs, print_every=50)
+# passes: test_train runs it with the globals it reads (original_train_note).
 SIGNATURE_CHECKED = ("train",)
 
 
@@ -437,3 +438,27 @@ def definition_cells(nb: dict[str, Any], needs: Iterable[str]) -> tuple[list[Cel
             break
         chosen |= extra
     return [c for c in cells if c.number in chosen], bool(tagged)
+
+
+def original_train_note(cells: Iterable[Cell]) -> list[str]:
+    """The report's note, once, when the chosen `cells` define the original course's
+    ``train(D, G, n_epochs, print_every=50)``, which test_train runs with the globals the
+    original notebook gives it; else no note."""
+    from helpers.graded.training import ORIGINAL_GLOBALS, ORIGINAL_PARAMETERS
+
+    for cell in cells:
+        try:
+            tree = ast.parse(cell.run or strip_magics(cell.source))
+        except UNPARSABLE:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "train":
+                names = tuple(a.arg for a in node.args.posonlyargs + node.args.args)
+                if names[: len(ORIGINAL_PARAMETERS)] == ORIGINAL_PARAMETERS:
+                    return [
+                        f"`train` has the original course's signature train("
+                        f"{ast.unparse(node.args)}): test_train ran it for 2 epochs with "
+                        f"print_every=1 and the globals the original notebook gives it "
+                        f"({ORIGINAL_GLOBALS}), and judged each of its D and G steps."
+                    ]
+    return []

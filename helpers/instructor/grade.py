@@ -47,6 +47,7 @@ from helpers.instructor.cells import (
     TESTS_MODULES,
     definition_cells,
     kit_notebook_for,
+    original_train_note,
     read_kit,
     read_submission,
 )
@@ -177,6 +178,8 @@ def read(
             "define, without their graded-test calls."
         ]
     )
+    if any(t.name == "test_train" for t in tests):
+        notes += original_train_note(cells)
     return Plan(tests, cells, kit.preload, notes)
 
 
