@@ -318,7 +318,13 @@ def observe_discriminator(Discriminator, seed):
         def images(b):
             return (torch.rand(b, 3, 32, 32, generator=gen) * 2 - 1).to(device)
 
-        observe_batch_sizes(obs, D, images, "D", "3, 32, 32")
+        # The shapes first: the checks below need D's parameters and a (B, 1) output, and a
+        # stub (no layers, forward returns x) must get the shape message, not their errors.
+        if not observe_batch_sizes(obs, D, images, "D", "3, 32, 32", out_shape=(1,)):
+            return obs
+        obs["parameters"] = n_params(D)
+        if not obs["parameters"]:
+            return obs
         with torch.no_grad():
             obs["logits on 64"] = plain(D(images(64)))
         x = trace_input(seed, 16, 3, 32, 32).to(device)
@@ -336,6 +342,11 @@ def observe_discriminator(Discriminator, seed):
 def judge_discriminator(obs, seed):
     check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
     check_batch_sizes(obs, "D", "3, 32, 32", (1,))
+    check(
+        obs.need("parameters") > 0,
+        "Discriminator(conv_dim=8) has no parameters: define its layers in __init__ (self.conv1 "
+        "= conv(...), ..., self.fc = nn.Linear(...)) and use them in forward.",
+    )
     check_no_dropout_on_output(obs.need("logits on 64"))
     out = obs.need("out")
     leaves, calls = rebuild_trace(obs.need("trace"), "D", trace_input(seed, 16, 3, 32, 32))
@@ -383,7 +394,7 @@ def observe_generator(Generator, seed):
         def noise(b, size=20):
             return (torch.rand(b, size, generator=gen) * 2 - 1).to(device)
 
-        observe_batch_sizes(
+        if not observe_batch_sizes(
             obs,
             G,
             noise,
@@ -391,7 +402,12 @@ def observe_generator(Generator, seed):
             "20",
             hint="Generator(z_size=20, ...) must accept z of shape (B, 20): build its first Linear "
             "layer from the z_size argument, and check the layer sizes above.",
-        )
+            out_shape=(3, 32, 32),
+        ):
+            return obs  # the shape message first, as for D
+        obs["parameters"] = n_params(G)
+        if not obs["parameters"]:
+            return obs
         z = trace_input(seed, 16, 20).to(device)
         with calling("G on a (16, 20) batch of z"):
             obs["out"], obs["trace"] = trace_record(G, z)
@@ -410,6 +426,11 @@ def observe_generator(Generator, seed):
 def judge_generator(obs, seed):
     check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
     check_batch_sizes(obs, "G", "20", (3, 32, 32))
+    check(
+        obs.need("parameters") > 0,
+        "Generator(z_size=20, conv_dim=8) has no parameters: define its layers in __init__ and "
+        "use them in forward.",
+    )
     out = obs.need("out")
     _, calls = rebuild_trace(obs.need("trace"), "G", trace_input(seed, 16, 20))
     check(
@@ -485,6 +506,12 @@ def observe_weights_init(weights_init_normal, seed):
             with calling("model.apply(weights_init_normal)"):
                 model.apply(weights_init_normal)
         obs["state"] = {k: plain(v) for k, v in model.state_dict().items()}
+        # A layer no test of the layer type should pick: a class-name test that is always true
+        # (find() without != -1) changes it, one that picks batch norm on purpose does not.
+        other = nn.LayerNorm(8)
+        with calling("weights_init_normal(nn.LayerNorm(8))"):
+            weights_init_normal(other)
+        obs["other layer changed"] = not torch.all(other.weight == 1).item()
     return obs
 
 
@@ -508,7 +535,9 @@ def judge_weights_init(obs, seed):
             v.copy_(state[k])
 
     kinds = {0: "Conv2d", 2: "ConvTranspose2d", 3: "Conv2d (bias=False)", 4: "Linear"}
-    check_init_picks_the_layers(model, before, kinds, batch_norm=1)
+    check_init_picks_the_layers(
+        model, before, kinds, batch_norm=1, any_layer=obs.need("other layer changed") is True
+    )
     for index, kind in kinds.items():
         layer = model[index]
         w = layer.weight.detach().flatten()

@@ -599,6 +599,48 @@ VARIANTS = [
     ),
 ]
 
+# Correct code from real submissions (issue 21) that a graded test must still pass.
+VARIANTS += [
+    V(
+        "test_discriminator",
+        "instance-norm",
+        "InstanceNorm2d instead of BatchNorm2d after D's 2nd and 3rd conv (the original course "
+        "allowed it)",
+        "Discriminator",
+        (
+            "self.conv2 = conv(conv_dim, conv_dim * 2, 4)",
+            "self.conv2 = nn.Sequential(\n"
+            "            nn.Conv2d(conv_dim, conv_dim * 2, 4, 2, 1), "
+            "nn.InstanceNorm2d(conv_dim * 2)\n        )",
+        ),
+        (
+            "self.conv3 = conv(conv_dim * 2, conv_dim * 4, 4)",
+            "self.conv3 = nn.Sequential(\n"
+            "            nn.Conv2d(conv_dim * 2, conv_dim * 4, 4, 2, 1), "
+            "nn.InstanceNorm2d(conv_dim * 4, affine=True)\n        )",
+        ),
+    ),
+    V(
+        "test_real_loss",
+        "cuda-if-train-on-gpu",
+        "labels moved with .cuda() when train_on_gpu (the original course's habit)",
+        "real_loss",
+        (
+            Region(0),
+            code(
+                """
+        batch_size = D_out.size(0)
+        labels = torch.ones(batch_size, 1) * (0.9 if smooth else 1.0)
+        if torch.cuda.is_available():
+            labels = labels.cuda()
+        return nn.BCEWithLogitsLoss()(D_out, labels)
+        """,
+                4,
+            ),
+        ),
+    ),
+]
+
 # The original course's train(D, G, n_epochs, print_every=50), right in ways learners wrote it:
 # edits of tests/original_format.py's cells (the train cell is scope "train"), graded with the
 # globals the original notebook gives it. Each passes with the note that says so (ORIGINAL_NOTE).
