@@ -517,6 +517,8 @@ MUTANTS = [
         "real_loss",
         [("nn.BCEWithLogitsLoss()", "nn.BCELoss()")],
         "raised",
+        "bcewithlogitsloss",
+        "probabilities in [0, 1]",
     ),
     M(
         "test_real_loss",
@@ -1153,15 +1155,6 @@ ROUND2_MUTANTS = [
         "batch norm's scale",
         "n(0, 0.02)",
         "n(1, 0.02)",
-    ),
-    M(
-        "test_real_loss",
-        "bce-on-logits",
-        "nn.BCELoss on D's logits",
-        "real_loss",
-        [("return nn.BCEWithLogitsLoss()(D_out, labels)", "return nn.BCELoss()(D_out, labels)")],
-        "bcewithlogitsloss",
-        "probabilities",
     ),
     M(
         "test_discriminator",

@@ -12,6 +12,7 @@ import io
 from collections import Counter
 
 import pytest
+import torch
 
 import problem_unittests
 from tests.mutants import MUTANTS, ORIGINAL_MUTANTS, apply, definition_cells, run_definitions
@@ -30,6 +31,11 @@ def test_catalogue_covers_every_graded_test_with_three_mutants():
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
 def test_mutant_is_rejected(mutant):
+    if mutant.name == "cuda-labels" and torch.cuda.is_available():
+        pytest.skip(
+            "on a GPU the loss tests run there, where .cuda() labels are right; "
+            "test_problem_unittests.py checks that they pass"
+        )
     namespace, _ = run_definitions(NUMBERS, apply(mutant, CELLS))
     test = getattr(problem_unittests, mutant.test)
     args = [namespace.get(name) for name in CALLS[mutant.test]]

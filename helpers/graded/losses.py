@@ -249,5 +249,7 @@ def _judge_one_loss(
 
 
 def loss_devices() -> list[str]:
-    """The devices the losses are tried on: the CPU, and the GPU when there is one."""
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    """The device the losses are tried on: the learner's, where train runs them, so the GPU
+    when there is one (the original course moves its labels with .cuda() when train_on_gpu,
+    right there and wrong on the CPU), else the CPU."""
+    return ["cuda"] if torch.cuda.is_available() else ["cpu"]

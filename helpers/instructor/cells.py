@@ -470,7 +470,8 @@ _DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import,
 
 def _statement_names(stmt: ast.stmt) -> tuple[set[str], set[str]]:
     """(names `stmt` reads, names it binds) at its top level, not inside function bodies."""
-    reads, binds = set(), set()
+    reads: set[str] = set()
+    binds: set[str] = set()
     for node in _top_level_nodes(stmt):
         if isinstance(node, ast.Name):
             (reads if isinstance(node.ctx, ast.Load) else binds).add(node.id)
