@@ -69,13 +69,16 @@ from helpers.graded.plain import (
     type_name,
 )
 from helpers.graded.training import (
+    ORIGINAL_GLOBALS,
     Recorder,
     StepJudge,
     TinyD,
     TinyG,
     check_fresh_noise,
     check_train_signature,
+    is_original_train,
     observe_training_run,
+    original_globals,
     quiet,
     takes_argument,
 )
@@ -315,7 +318,13 @@ def observe_discriminator(Discriminator, seed):
         def images(b):
             return (torch.rand(b, 3, 32, 32, generator=gen) * 2 - 1).to(device)
 
-        observe_batch_sizes(obs, D, images, "D", "3, 32, 32")
+        # The shapes first: the checks below need D's parameters and a (B, 1) output, and a
+        # stub (no layers, forward returns x) must get the shape message, not their errors.
+        if not observe_batch_sizes(obs, D, images, "D", "3, 32, 32", out_shape=(1,)):
+            return obs
+        obs["parameters"] = n_params(D)
+        if not obs["parameters"]:
+            return obs
         with torch.no_grad():
             obs["logits on 64"] = plain(D(images(64)))
         x = trace_input(seed, 16, 3, 32, 32).to(device)
@@ -333,6 +342,11 @@ def observe_discriminator(Discriminator, seed):
 def judge_discriminator(obs, seed):
     check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
     check_batch_sizes(obs, "D", "3, 32, 32", (1,))
+    check(
+        obs.need("parameters") > 0,
+        "Discriminator(conv_dim=8) has no parameters: define its layers in __init__ (self.conv1 "
+        "= conv(...), ..., self.fc = nn.Linear(...)) and use them in forward.",
+    )
     check_no_dropout_on_output(obs.need("logits on 64"))
     out = obs.need("out")
     leaves, calls = rebuild_trace(obs.need("trace"), "D", trace_input(seed, 16, 3, 32, 32))
@@ -380,7 +394,7 @@ def observe_generator(Generator, seed):
         def noise(b, size=20):
             return (torch.rand(b, size, generator=gen) * 2 - 1).to(device)
 
-        observe_batch_sizes(
+        if not observe_batch_sizes(
             obs,
             G,
             noise,
@@ -388,7 +402,12 @@ def observe_generator(Generator, seed):
             "20",
             hint="Generator(z_size=20, ...) must accept z of shape (B, 20): build its first Linear "
             "layer from the z_size argument, and check the layer sizes above.",
-        )
+            out_shape=(3, 32, 32),
+        ):
+            return obs  # the shape message first, as for D
+        obs["parameters"] = n_params(G)
+        if not obs["parameters"]:
+            return obs
         z = trace_input(seed, 16, 20).to(device)
         with calling("G on a (16, 20) batch of z"):
             obs["out"], obs["trace"] = trace_record(G, z)
@@ -407,6 +426,11 @@ def observe_generator(Generator, seed):
 def judge_generator(obs, seed):
     check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
     check_batch_sizes(obs, "G", "20", (3, 32, 32))
+    check(
+        obs.need("parameters") > 0,
+        "Generator(z_size=20, conv_dim=8) has no parameters: define its layers in __init__ and "
+        "use them in forward.",
+    )
     out = obs.need("out")
     _, calls = rebuild_trace(obs.need("trace"), "G", trace_input(seed, 16, 20))
     check(
@@ -482,6 +506,12 @@ def observe_weights_init(weights_init_normal, seed):
             with calling("model.apply(weights_init_normal)"):
                 model.apply(weights_init_normal)
         obs["state"] = {k: plain(v) for k, v in model.state_dict().items()}
+        # A layer no test of the layer type should pick: a class-name test that is always true
+        # (find() without != -1) changes it, one that picks batch norm on purpose does not.
+        other = nn.LayerNorm(8)
+        with calling("weights_init_normal(nn.LayerNorm(8))"):
+            weights_init_normal(other)
+        obs["other layer changed"] = not torch.all(other.weight == 1).item()
     return obs
 
 
@@ -505,7 +535,9 @@ def judge_weights_init(obs, seed):
             v.copy_(state[k])
 
     kinds = {0: "Conv2d", 2: "ConvTranspose2d", 3: "Conv2d (bias=False)", 4: "Linear"}
-    check_init_picks_the_layers(model, before, kinds, batch_norm=1)
+    check_init_picks_the_layers(
+        model, before, kinds, batch_norm=1, any_layer=obs.need("other layer changed") is True
+    )
     for index, kind in kinds.items():
         layer = model[index]
         w = layer.weight.detach().flatten()
@@ -702,9 +734,35 @@ def observe_train(train, seed):
         TensorDataset(data, torch.zeros(12, dtype=torch.long)), batch_size=4, shuffle=False
     )
     args = (D, G, d_opt, g_opt, loader, 2, TRAIN_Z, device)
+    options = {"print_every": 1, "checkpoint_path": None, "sample_size": 6}
+    obs["original"] = is_original_train(train, args, options)
+    if obs["original"]:
+        # The original course's train(D, G, n_epochs, print_every=50): the same run, with the
+        # globals the original notebook gives it (docs/testing.md lists them).
+        provided = {
+            "d_optimizer": d_opt,
+            "g_optimizer": g_opt,
+            "<loader>": loader,
+            "z_size": TRAIN_Z,
+            "train_on_gpu": device.type == "cuda",
+            "batch_size": 4,
+            "device": device,
+        }
+        with observing(obs), original_globals(train, provided):
+            observe_training_run(
+                obs,
+                Recorder(D, G, d_opt, g_opt),
+                train,
+                "train(D, G, n_epochs=2, print_every=1), with the original notebook's globals",
+                D,
+                G,
+                n_epochs=2,
+                print_every=1,
+            )
+        return obs
     with observing(obs), tempfile.TemporaryDirectory() as tmp:
         checkpoint = Path(tmp) / "checkpoint.pt"
-        options = {"print_every": 1, "checkpoint_path": checkpoint, "sample_size": 6}
+        options["checkpoint_path"] = checkpoint
         check_train_signature(train, args, options)
         observe_training_run(
             obs,
@@ -769,6 +827,8 @@ def judge_train(obs, seed):
         any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())),
         "train did not change G's weights.",
     )
+    if obs.need("original") is True:
+        return _original_note(rec.d_step_reached_g)
 
     result = obs.need("result")
     check(
@@ -808,12 +868,27 @@ def judge_train(obs, seed):
         f"{resumed['samples']} sample batches.",
     )
     if rec.d_step_reached_g:
-        return (
-            "Note: your D step also computes gradients for G (the fakes are not detached), which "
-            "g_optimizer.zero_grad() then throws away. Training is right; "
-            "fake_loss(D(fake_images.detach())) would save that backward pass through G."
-        )
+        return DETACH_NOTE
     return None
+
+
+def _original_note(d_step_reached_g):
+    """The note for a train with the original course's signature, graded with its globals."""
+    note = (
+        "Note: your train has the original course's signature train(D, G, n_epochs, "
+        "print_every=50). The test ran it for 2 epochs with print_every=1 and the globals the "
+        f"original notebook gives it: {ORIGINAL_GLOBALS}. Each D and G step was checked."
+    )
+    if d_step_reached_g:
+        note += " " + DETACH_NOTE.removeprefix("Note: ")
+    return note
+
+
+DETACH_NOTE = (
+    "Note: your D step also computes gradients for G (the fakes are not detached), which "
+    "g_optimizer.zero_grad() then throws away. Training is right; "
+    "fake_loss(D(fake_images.detach())) would save that backward pass through G."
+)
 
 
 def _shown_losses(losses):

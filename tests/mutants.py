@@ -499,6 +499,8 @@ MUTANTS = [
         "real_loss",
         [("0.9 if smooth else 1.0", "0.9")],
         "exactly 1",
+        "0.9 even without smooth=true",
+        "harm g's loss",
     ),
     M(
         "test_real_loss",
@@ -515,6 +517,8 @@ MUTANTS = [
         "real_loss",
         [("nn.BCEWithLogitsLoss()", "nn.BCELoss()")],
         "raised",
+        "bcewithlogitsloss",
+        "probabilities in [0, 1]",
     ),
     M(
         "test_real_loss",
@@ -920,22 +924,6 @@ MUTANTS = [
         "d's loss on real images",
     ),
     M(
-        "test_train",
-        "course-signature",
-        "the original course's signature train(D, G, n_epochs, print_every=50)",
-        "train",
-        [
-            (
-                "def train(\n    D,\n    G,\n    d_optimizer,\n    g_optimizer,\n    dataloader,\n"
-                "    n_epochs,\n    z_size,\n    device,\n    print_every=50,\n"
-                "    checkpoint_path=None,\n    sample_size=16,\n    fresh=False,\n):",
-                "def train(D, G, n_epochs, print_every=50):",
-            )
-        ],
-        "original course",
-        "train(d, g, d_optimizer, g_optimizer, dataloader",
-    ),
-    M(
         "test_get_dataloader",
         "crop-before-resize",
         "CenterCrop before Resize, so a large image keeps only its central patch",
@@ -1087,6 +1075,154 @@ def _region_text(cells, scope, index):
             )
             return "".join(lines[first:last])
     raise LookupError(f"no solution region {index} in {scope!r}")
+
+
+# ---------------------------------------------------------------- real learners, round 2
+# Misleading messages found on real submissions to the original course (issue 21): each mutant's
+# message must name the real cause first.
+
+ROUND2_MUTANTS = [
+    M(
+        "test_discriminator",
+        "template-stub",
+        "the original template's empty Discriminator: no layers, forward returns x",
+        "Discriminator",
+        [(Region(0), "        pass\n"), (Region(1), "        return x\n")],
+        "should return shape (5, 1)",
+        "got (5, 3, 32, 32)",
+    ),
+    M(
+        "test_weights_init",
+        "template-stub",
+        "the original template's empty weights_init_normal: reads the class name, sets nothing",
+        "weights_init_normal",
+        [(Region(0), "    classname = m.__class__.__name__\n")],
+        "changed no layer's weights",
+        "n(0, 0.02)",
+    ),
+    M(
+        "test_discriminator",
+        "conv-signature",
+        "calls conv with arguments its signature does not take",
+        "Discriminator",
+        [
+            (
+                "self.conv1 = conv(3, conv_dim, 4, batch_norm=False)",
+                "self.conv1 = conv(3, batch_norm=False)",
+            )
+        ],
+        "signature",
+        "conv() missing 2 required positional arguments",
+    ),
+    M(
+        "test_discriminator",
+        "instance-norm-slope",
+        "InstanceNorm2d in D (allowed), with a LeakyReLU slope of 0.001",
+        "Discriminator",
+        [
+            (
+                "self.conv2 = conv(conv_dim, conv_dim * 2, 4)",
+                "self.conv2 = nn.Sequential(\n"
+                "            nn.Conv2d(conv_dim, conv_dim * 2, 4, 2, 1), "
+                "nn.InstanceNorm2d(conv_dim * 2)\n        )",
+            ),
+            (
+                "self.conv3 = conv(conv_dim * 2, conv_dim * 4, 4)",
+                "self.conv3 = nn.Sequential(\n"
+                "            nn.Conv2d(conv_dim * 2, conv_dim * 4, 4, 2, 1), "
+                "nn.InstanceNorm2d(conv_dim * 4)\n        )",
+            ),
+            ("F.leaky_relu(self.conv1(x), 0.2)", "F.leaky_relu(self.conv1(x), 0.001)"),
+            ("F.leaky_relu(self.conv2(x), 0.2)", "F.leaky_relu(self.conv2(x), 0.001)"),
+            ("F.leaky_relu(self.conv3(x), 0.2)", "F.leaky_relu(self.conv3(x), 0.001)"),
+        ],
+        "negative slope 0.00",
+    ),
+    M(
+        "test_weights_init",
+        "batch-norm-normal",
+        "batch norm's scale drawn from N(0, 0.02) on purpose, like the conv weights",
+        "weights_init_normal",
+        [
+            (
+                "            nn.init.zeros_(m.bias)\n",
+                "            nn.init.zeros_(m.bias)\n"
+                "    elif isinstance(m, nn.BatchNorm2d):\n"
+                "        nn.init.normal_(m.weight, 0.0, 0.02)\n"
+                "        nn.init.zeros_(m.bias)\n",
+            )
+        ],
+        "batch norm's scale",
+        "n(0, 0.02)",
+        "n(1, 0.02)",
+    ),
+    M(
+        "test_discriminator",
+        "squeezed-output",
+        "D's forward returns self.fc(x).squeeze()",
+        "Discriminator",
+        [("return self.fc(x)", "return self.fc(x).squeeze()")],
+        "should return shape (5, 1)",
+        "got (5,)",
+    ),
+]
+
+# ---------------------------------------------------------------- the original course's format
+# Mistakes in the original course's train(D, G, n_epochs, print_every=50), which reads the
+# optimizers, the loader and z_size from globals: edits of tests/original_format.py's cells (the
+# train cell is scope "train"), graded as the grader picks and runs an untagged notebook's cells.
+
+MUTANTS += ROUND2_MUTANTS
+
+ORIGINAL_MUTANTS = [
+    M(
+        "test_train",
+        "original-fixed-z",
+        "both steps make their fakes from fixed_z, so G only ever learns 16 images",
+        "train",
+        [("fake_images = G(z)", "fake_images = G(fixed_z)")],
+        "fixed_z",
+        "sample images",
+    ),
+    M(
+        "test_train",
+        "original-g-smoothed",
+        "G's loss smoothed, real_loss(D_fake, smooth=True)",
+        "train",
+        [
+            (
+                "g_loss = real_loss(D(fake_images))",
+                "D_fake = D(fake_images)\n            g_loss = real_loss(D_fake, smooth=True)",
+            )
+        ],
+        "smoothed labels",
+        "g's loss uses labels 1",
+    ),
+    M(
+        "test_train",
+        "original-no-d-zero-grad",
+        "never calls d_optimizer.zero_grad()",
+        "train",
+        [("            d_optimizer.zero_grad()\n", "")],
+        "d_optimizer.zero_grad() is missing",
+    ),
+    M(
+        "test_train",
+        "original-no-scale",
+        "trains D on images in [0, 1], never scaled",
+        "train",
+        [("            real_images = scale(real_images)\n", "")],
+        "scale",
+    ),
+    M(
+        "test_train",
+        "original-g-fake-loss",
+        "G's loss against fake labels, fake_loss(D_fake)",
+        "train",
+        [("g_loss = real_loss(D(fake_images))", "g_loss = fake_loss(D(fake_images))")],
+        "real_loss",
+    ),
+]
 
 
 # ---------------------------------------------------------------- part 2

@@ -176,14 +176,9 @@ SAMPLES = """with open('train_samples.pkl', 'rb') as f:
     samples = pkl.load(f)"""
 
 
-def original_notebook(path, variant="template"):
-    """Write a notebook in the original course's format to `path`; return the path.
-
-    Variants: ``template`` (the layout above, helpers inside the D and G cells),
-    ``helpers-apart`` (conv/deconv in their own cell; test calls on one line with other
-    statements, or spread over several lines), ``alias`` (problem_unittests imported as ``t``),
-    ``kit-train`` (the original layout with the kit's train signature).
-    """
+def original_cells(variant="template", train=ORIGINAL_TRAIN):
+    """The code cells' sources of a notebook in the original course's format (variants as for
+    original_notebook), with `train` as its train cell unless the variant is ``kit-train``."""
     imports, call = IMPORTS, "tests"
     if variant == "alias":
         imports, call = IMPORTS.replace("as tests", "as t"), "t"
@@ -198,6 +193,10 @@ def original_notebook(path, variant="template"):
         CHECK_SCALE,
         NN_IMPORTS,
     ]
+    if variant == "check-then-scale":  # the range check first, then scale, in one cell
+        cells[4:6] = [f"{CHECK_SCALE}\n\n{solution_code('scale')}"]
+    elif variant == "scale-then-check":  # scale, then its range check, in one cell
+        cells[4:6] = [f"{solution_code('scale')}\n\n{CHECK_SCALE}"]
     if variant == "helpers-apart":
         d_call = "print('D defined'); tests.test_discriminator(\n    Discriminator)"
         d_cell = f"{solution_code('Discriminator')}\n\n{d_call}"
@@ -222,10 +221,54 @@ def original_notebook(path, variant="template"):
             "                        z_size, device)",
         ]
     else:
-        cells += [ORIGINAL_TRAIN, RUN_TRAIN]
-    cells += [PLOT, SAMPLES]
+        cells += [train, RUN_TRAIN]
+    return cells + [PLOT, SAMPLES]
+
+
+def original_notebook(path, variant="template", train=ORIGINAL_TRAIN):
+    """Write a notebook in the original course's format to `path`; return the path.
+
+    Variants: ``template`` (the layout above, helpers inside the D and G cells),
+    ``helpers-apart`` (conv/deconv in their own cell; test calls on one line with other
+    statements, or spread over several lines), ``alias`` (problem_unittests imported as ``t``),
+    ``kit-train`` (the original layout with the kit's train signature), ``check-then-scale`` and
+    ``scale-then-check`` (scale and its range check ``img = images[0]`` in one cell, ``images``
+    coming from the plotting cell the grader does not run). `train` is the source of the train
+    cell (an original-format mutant or variant).
+    """
+    cells = original_cells(variant, train)
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_markdown_cell("# Face Generation")]
     nb.cells += [nbformat.v4.new_code_cell(source) for source in cells]
     nbformat.write(nb, path)
     return path
+
+
+def edited_original(edited):
+    """The original-format notebook's cells (magics blanked) with the edits of `edited`, a mutant
+    or variant of tests/mutants.py or tests/variants.py (its train cell is scope "train")."""
+    from tests.mutants import apply
+
+    return apply(edited, [strip_magics(c) for c in original_cells()])
+
+
+def original_definitions(cells):
+    """Run the definition cells of an original-format notebook with these code `cells`, picked
+    and edited as the grader does an untagged notebook's (by what they do; statements that read
+    what only skipped cells define left out); return their namespace. A cell that fails raises
+    AssertionError."""
+    import contextlib
+    import io
+
+    from helpers.instructor.cells import definition_cells, kit_tests, leave_out_skipped_reads
+    from helpers.sandboxed import tests_process
+
+    nb = {"cells": [{"cell_type": "code", "source": c} for c in cells]}
+    needs = [n for t in kit_tests() for n in t.needs]
+    cells, _ = definition_cells(nb, needs)
+    leave_out_skipped_reads(nb, cells, needs)
+    namespace = {"__name__": "__notebook__"}
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        errors = tests_process.run_definitions(cells, namespace)
+    assert not errors, errors
+    return namespace

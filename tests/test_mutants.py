@@ -12,9 +12,11 @@ import io
 from collections import Counter
 
 import pytest
+import torch
 
 import problem_unittests
-from tests.mutants import MUTANTS, apply, definition_cells, run_definitions
+from tests.mutants import MUTANTS, ORIGINAL_MUTANTS, apply, definition_cells, run_definitions
+from tests.original_format import edited_original, original_definitions
 
 NUMBERS, CELLS, CALLS = definition_cells()
 RESULTS = []  # (test, mutant name, caught) for the catch-rate table
@@ -29,6 +31,11 @@ def test_catalogue_covers_every_graded_test_with_three_mutants():
 
 @pytest.mark.parametrize("mutant", MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
 def test_mutant_is_rejected(mutant):
+    if mutant.name == "cuda-labels" and torch.cuda.is_available():
+        pytest.skip(
+            "on a GPU the loss tests run there, where .cuda() labels are right; "
+            "test_problem_unittests.py checks that they pass"
+        )
     namespace, _ = run_definitions(NUMBERS, apply(mutant, CELLS))
     test = getattr(problem_unittests, mutant.test)
     args = [namespace.get(name) for name in CALLS[mutant.test]]
@@ -50,3 +57,14 @@ def test_mutant_is_rejected(mutant):
         f"{mutant.test} accepted a mistake: {mutant.mistake} "
         f"(it printed {out.getvalue().strip()!r})"
     )
+
+
+@pytest.mark.parametrize("mutant", ORIGINAL_MUTANTS, ids=lambda m: m.name)
+def test_original_format_mutant_is_rejected_in_the_learners_terms(mutant):
+    """The original course's train(D, G, n_epochs, print_every=50), graded with its globals."""
+    namespace = original_definitions(edited_original(mutant))
+    with pytest.raises(AssertionError) as failure, contextlib.redirect_stdout(io.StringIO()):
+        problem_unittests.test_train(namespace["train"])
+    message = str(failure.value).lower()
+    missing = [word for word in mutant.expect if word.lower() not in message]
+    assert not missing, f"{mutant.mistake}: the message does not mention {missing}: {message}"

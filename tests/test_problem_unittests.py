@@ -189,3 +189,30 @@ def test_failures_are_assertion_errors_under_a_public_name():
         problem_unittests.test_scale(scale)
     lines = info.value._render_traceback_()
     assert lines[0].startswith("GradedTestFailure in test_scale: ") and len(lines) <= 4
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_learner_code_that_calls_cuda_passes_on_the_learners_device(capsys):
+    """The original course's losses and train move tensors with .cuda() when train_on_gpu (13
+    of 14 real notebooks did): on a GPU the loss and training tests run there and pass them."""
+    from tests.original_format import ORIGINAL_TRAIN, original_cells, original_definitions
+
+    namespace = original_definitions(original_cells())
+    assert namespace["train_on_gpu"] is True and ".cuda()" in ORIGINAL_TRAIN
+    for name in ("real_loss", "fake_loss"):
+        observed = getattr(problem_unittests, f"observe_{name}")(namespace[name], seed=3)
+        assert observed["loss"]["devices"] == ["cuda"]
+        getattr(problem_unittests, f"test_{name}")(namespace[name])
+    torch.cuda.reset_peak_memory_stats()
+    problem_unittests.test_train(namespace["train"])
+    assert torch.cuda.max_memory_allocated() > 0  # D and G trained on the GPU
+    assert capsys.readouterr().out.count("Tests Passed") == 3
+
+    # labels moved with .cuda() always: right on the learner's GPU
+    source = (
+        "def real_loss(D_out):\n"
+        "    return nn.BCEWithLogitsLoss()(D_out, torch.ones(D_out.size(0), 1).cuda())\n"
+    )
+    exec(source, namespace)
+    problem_unittests.test_real_loss(namespace["real_loss"])

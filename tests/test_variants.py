@@ -13,7 +13,8 @@ import pytest
 
 import problem_unittests
 from tests.mutants import apply, definition_cells, run_definitions
-from tests.variants import NOTES, VARIANTS
+from tests.original_format import edited_original, original_definitions
+from tests.variants import NOTES, ORIGINAL_NOTE, ORIGINAL_VARIANTS, VARIANTS
 
 NUMBERS, CELLS, CALLS = definition_cells()
 
@@ -41,6 +42,22 @@ def test_correct_variant_passes(variant):
         assert "Note:" in printed and note in printed, printed
     else:
         assert "Note:" not in printed, printed
+
+
+@pytest.mark.parametrize("variant", ORIGINAL_VARIANTS, ids=lambda v: v.name)
+def test_original_format_variant_passes_with_the_note_that_says_how(variant):
+    """The original course's train(D, G, n_epochs, print_every=50), graded with its globals."""
+    namespace = original_definitions(edited_original(variant))
+    with contextlib.redirect_stdout(io.StringIO()) as out:
+        try:
+            problem_unittests.test_train(namespace["train"])
+        except AssertionError as err:
+            pytest.fail(f"test_train rejected a correct original loop ({variant.style}): {err}")
+    printed = out.getvalue().strip()
+    assert printed.splitlines()[-1] == "Tests Passed"
+    assert printed.count(ORIGINAL_NOTE) == 1, printed
+    note = NOTES.get((variant.test, variant.name))
+    assert note is None or note in printed, printed
 
 
 def test_the_testing_page_counts_match_the_catalogues():

@@ -599,10 +599,116 @@ VARIANTS = [
     ),
 ]
 
+# Correct code from real submissions (issue 21) that a graded test must still pass.
+VARIANTS += [
+    V(
+        "test_discriminator",
+        "instance-norm",
+        "InstanceNorm2d instead of BatchNorm2d after D's 2nd and 3rd conv (the original course "
+        "allowed it)",
+        "Discriminator",
+        (
+            "self.conv2 = conv(conv_dim, conv_dim * 2, 4)",
+            "self.conv2 = nn.Sequential(\n"
+            "            nn.Conv2d(conv_dim, conv_dim * 2, 4, 2, 1), "
+            "nn.InstanceNorm2d(conv_dim * 2)\n        )",
+        ),
+        (
+            "self.conv3 = conv(conv_dim * 2, conv_dim * 4, 4)",
+            "self.conv3 = nn.Sequential(\n"
+            "            nn.Conv2d(conv_dim * 2, conv_dim * 4, 4, 2, 1), "
+            "nn.InstanceNorm2d(conv_dim * 4, affine=True)\n        )",
+        ),
+    ),
+    V(
+        "test_real_loss",
+        "cuda-if-train-on-gpu",
+        "labels moved with .cuda() when train_on_gpu (the original course's habit)",
+        "real_loss",
+        (
+            Region(0),
+            code(
+                """
+        batch_size = D_out.size(0)
+        labels = torch.ones(batch_size, 1) * (0.9 if smooth else 1.0)
+        if torch.cuda.is_available():
+            labels = labels.cuda()
+        return nn.BCEWithLogitsLoss()(D_out, labels)
+        """,
+                4,
+            ),
+        ),
+    ),
+]
+
+# The original course's train(D, G, n_epochs, print_every=50), right in ways learners wrote it:
+# edits of tests/original_format.py's cells (the train cell is scope "train"), graded with the
+# globals the original notebook gives it. Each passes with the note that says so (ORIGINAL_NOTE).
+ORIGINAL_VARIANTS = [
+    V(
+        "test_train",
+        "original-template",
+        "the original course's loop as its template has it",
+        TRAIN,
+    ),
+    V(
+        "test_train",
+        "original-new-fakes",
+        "fakes not detached in the D step; new fakes for G after g_optimizer.zero_grad()",
+        TRAIN,
+        ("fake_loss(D(fake_images.detach()))", "fake_loss(D(fake_images))"),
+        (
+            "            g_optimizer.zero_grad()\n",
+            "            g_optimizer.zero_grad()\n"
+            "            z = np.random.uniform(-1, 1, size=(batch_size, z_size))\n"
+            "            z = torch.from_numpy(z).float()\n"
+            "            if train_on_gpu:\n"
+            "                z = z.cuda()\n"
+            "            fake_images = G(z)\n",
+        ),
+    ),
+    V(
+        "test_train",
+        "original-renamed",
+        "the loader named train_loader, the optimizers d_opt and g_opt, samples under no_grad",
+        "<module>",
+        ("enumerate(celeba_train_loader)", "enumerate(train_loader)"),
+        ("d_optimizer = optim.Adam(", "d_opt = optim.Adam("),
+        ("g_optimizer = optim.Adam(", "g_opt = optim.Adam("),
+        ("            d_optimizer.zero_grad()\n", "            d_opt.zero_grad()\n"),
+        ("            d_optimizer.step()\n", "            d_opt.step()\n"),
+        ("            g_optimizer.zero_grad()\n", "            g_opt.zero_grad()\n"),
+        ("            g_optimizer.step()\n", "            g_opt.step()\n"),
+        (
+            "        samples.append(G(fixed_z))\n",
+            "        with torch.no_grad():\n            samples.append(G(fixed_z).cpu())\n",
+        ),
+    ),
+    V(
+        "test_train",
+        "original-separate-losses",
+        "the course's suggested loop: D_real, D_fake, separate losses, global batch_size",
+        TRAIN,
+        ("            batch_size = real_images.size(0)\n", ""),
+        (
+            "d_loss = real_loss(D(real_images)) + fake_loss(D(fake_images.detach()))",
+            "D_real = D(real_images)\n"
+            "            d_real_loss = real_loss(D_real, smooth=True)\n"
+            "            D_fake = D(fake_images.detach())\n"
+            "            d_fake_loss = fake_loss(D_fake)\n"
+            "            d_loss = d_real_loss + d_fake_loss",
+        ),
+    ),
+]
+
+# Words every original-format variant's note holds.
+ORIGINAL_NOTE = "original course's signature"
+
 # Variants that pass with a printed note that teaches something (words the note must contain);
 # every other variant passes without one.
 NOTES = {
     ("test_real_loss", "course-signature"): "no smooth argument",
     ("test_train", "no-detach"): "fakes are not detached",
     ("test_train", "course-loop"): "fakes are not detached",
+    ("test_train", "original-new-fakes"): "fakes are not detached",
 }

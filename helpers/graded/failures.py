@@ -183,6 +183,18 @@ def calling(what: str, hint: str = "", shape_hint: str = "") -> Iterator[None]:
                 "through G and frees its graph, and the G step then reuses the same fake_images. "
                 "Detach them in the D step: fake_loss(D(fake_images.detach()))."
             )
+        elif isinstance(err, TypeError) and (called := _signature_mismatch(detail)):
+            hint = (
+                f"Likely cause: a signature mismatch: {called}() is called with arguments its "
+                "parameters do not take. Compare its def line with the call (the names, their "
+                "order, which have defaults); the notebook gives each function's signature."
+            )
+        elif "should be between 0 and 1" in lowered:
+            hint = (
+                "Likely cause: nn.BCELoss (or F.binary_cross_entropy) on D's logits. BCELoss "
+                "takes probabilities in [0, 1], but D returns logits, any real number: use "
+                "nn.BCEWithLogitsLoss(), which applies the sigmoid itself."
+            )
         elif not hint and ("shape" in lowered or "size" in lowered):
             hint = shape_hint or (
                 "Likely cause: a layer's size or a reshape does not match the shapes given above."
@@ -193,6 +205,19 @@ def calling(what: str, hint: str = "", shape_hint: str = "") -> Iterator[None]:
         else:
             message = f"{what} raised {text}{end}"
         raise GradedTestFailure(message, learner_error=err) from err
+
+
+def _signature_mismatch(detail: str) -> str:
+    """The function a TypeError's message says was called with arguments it does not take
+    ("conv() missing 2 required positional arguments: ..." gives "conv"), or ""."""
+    import re
+
+    match = re.match(
+        r"([\w.]+)\(\) (missing \d+ required|takes \d+|takes from|got an unexpected keyword|"
+        r"got multiple values)",
+        detail,
+    )
+    return match.group(1).removesuffix(".__init__") if match else ""
 
 
 # A record the learner side sent that the judge cannot read: a forged or broken observation.

@@ -62,6 +62,14 @@ def labels_cause(labels: torch.Tensor, target: float) -> str:
         "zero and keeps pushing D's logits up without end."
     )
     low, high = labels.min().item(), labels.max().item()
+    if target == 1 and high - low < 1e-3 and abs(low - 0.9) < 1e-3:
+        return (
+            "Your real labels are 0.9 even without smooth=True: smoothing is always on, and "
+            "that would harm G's loss. train also uses real_loss for G's loss (g_loss = "
+            "real_loss(D(fake_images))), which needs labels of exactly 1: with 0.9, G is pushed "
+            "to make D score its fakes 0.9, not 1. Use 0.9 only when smooth=True, so that only "
+            "D's loss on real images is smoothed."
+        )
     if high > 1 + 1e-3:
         return f"Some of your {kind} labels are above 1 (up to {high:.2f}). {asked}"
     if high - low > 1e-3:
@@ -241,5 +249,7 @@ def _judge_one_loss(
 
 
 def loss_devices() -> list[str]:
-    """The devices the losses are tried on: the CPU, and the GPU when there is one."""
-    return ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]
+    """The device the losses are tried on: the learner's, where train runs them, so the GPU
+    when there is one (the original course moves its labels with .cuda() when train_on_gpu,
+    right there and wrong on the CPU), else the CPU."""
+    return ["cuda"] if torch.cuda.is_available() else ["cpu"]

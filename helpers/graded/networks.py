@@ -22,6 +22,7 @@ if TYPE_CHECKING:  # for the annotations only
 
 __all__ = [
     "BATCHES",
+    "D_NORMS",
     "FIND_TRUTHINESS",
     "check_batch_sizes",
     "check_d_activations",
@@ -103,13 +104,18 @@ FIND_TRUTHINESS = (
 
 
 def check_init_picks_the_layers(
-    model: nn.Sequential, before: list[torch.Tensor], kinds: dict[int, str], batch_norm: int
+    model: nn.Sequential,
+    before: list[torch.Tensor],
+    kinds: dict[int, str],
+    batch_norm: int,
+    any_layer: bool = True,
 ) -> None:
     """weights_init_normal changed the conv/linear layers of `model` and left batch norm alone.
 
     `before` holds each layer's weights before model.apply; `kinds` maps the index of each layer
-    it should initialise to a name; `batch_norm` is the index of the batch norm layer. The
-    message names the likely mistake from which layers changed.
+    it should initialise to a name; `batch_norm` is the index of the batch norm layer;
+    `any_layer`: it also changed a layer of another kind (a LayerNorm), as a class-name test
+    that is always true does. The message names the likely mistake from which layers changed.
     """
 
     def weight(i: int) -> torch.Tensor:
@@ -119,6 +125,21 @@ def check_init_picks_the_layers(
     done = [kind for kind in kinds.values() if kind not in left]
     bn = weight(batch_norm)
     bn_changed = not (torch.allclose(bn, before[batch_norm]) or abs(bn.mean().item() - 1) < 0.05)
+    if (
+        bn_changed
+        and not left
+        and not any_layer
+        and abs(bn.mean().item()) < 0.01
+        and abs(bn.std().item() - 0.02) < 0.005
+    ):
+        check(
+            False,
+            "weights_init_normal draws batch norm's scale (its weight) from N(0, 0.02) too, so "
+            "every normalised activation is multiplied by about 0.02 and the network starts "
+            "almost silent. The notebook initialises only Conv2d, ConvTranspose2d and Linear "
+            "layers: leave BatchNorm2d as it is (scale 1, shift 0), or draw its scale from "
+            "N(1, 0.02) as PyTorch's DCGAN example does.",
+        )
     if bn_changed and left:
         check(
             False,
@@ -134,10 +155,13 @@ def check_init_picks_the_layers(
     )
     check(
         done,
-        "weights_init_normal changed no layer: its test for the layer type is never true. "
-        "Conditions joined with `and` (classname.find('Conv') != -1 and classname.find('Linear') "
-        "!= -1) need both names in one class name: join them with `or`, or use isinstance(m, "
-        "(nn.Conv2d, nn.ConvTranspose2d, nn.Linear)).",
+        "weights_init_normal changed no layer's weights: the weights of Conv2d, "
+        "ConvTranspose2d and Linear layers should be drawn from N(0, 0.02) "
+        "(nn.init.normal_(m.weight, 0.0, 0.02)) and their biases set to 0. If it does test the "
+        "layer type, that test is never true: conditions joined with `and` "
+        "(classname.find('Conv') != -1 and classname.find('Linear') != -1) need both names in "
+        "one class name; join them with `or`, or use isinstance(m, (nn.Conv2d, "
+        "nn.ConvTranspose2d, nn.Linear)).",
     )
     check(
         not left,
@@ -230,13 +254,19 @@ def check_d_convs(leaves: list[Leaf], calls: list[Call], conv_dim: int) -> list[
     return convs
 
 
+# The normalisations D may use after its 2nd and 3rd conv: the paper's batch norm, or instance
+# norm, which the original course allowed (each image normalised on its own).
+D_NORMS = ("BatchNorm2d", "InstanceNorm2d")
+
+
 def check_d_batch_norm(conv_ignores_bn: bool, calls: list[Call], first: Leaf) -> None:
-    """No batch norm right after D's first conv (the paper), batch norm after the next two.
+    """No batch norm right after D's first conv (the paper), batch norm after the next two
+    (instance norm counts as batch norm, D_NORMS).
 
     `conv_ignores_bn`: the notebook's conv() adds batch norm even with batch_norm=False."""
     order = [m for m, _, _ in calls]
     after = order[order.index(first) + 1] if order.index(first) + 1 < len(order) else None
-    after_bn = after is not None and after.kind == "BatchNorm2d"
+    after_bn = after is not None and after.kind in D_NORMS
     check(
         not (after_bn and conv_ignores_bn),
         "D's first conv layer has batch norm because your conv() ignores batch_norm=False: "
@@ -248,11 +278,11 @@ def check_d_batch_norm(conv_ignores_bn: bool, calls: list[Call], first: Leaf) ->
         "D's first conv layer should have no batch norm (the paper leaves it out at D's input): "
         "use conv(..., batch_norm=False) there.",
     )
-    bn_count = sum(m.kind == "BatchNorm2d" for m in order)
+    bn_count = sum(m.kind in D_NORMS for m in order)
     check(
         bn_count >= 2,
         f"D should use batch norm after its 2nd and 3rd conv layers, found {bn_count} batch norm "
-        "layer(s).",
+        "layer(s) (InstanceNorm2d, which the original course allowed, counts too).",
     )
 
 

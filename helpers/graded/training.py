@@ -35,6 +35,9 @@ __all__ = [
     "EVENT_KINDS",
     "FRESH_Z",
     "MAX_CALL",
+    "ORIGINAL_GLOBALS",
+    "ORIGINAL_LOADERS",
+    "ORIGINAL_PARAMETERS",
     "RUN",
     "TRAIN_SIGNATURE",
     "Recorder",
@@ -44,7 +47,9 @@ __all__ = [
     "check_fresh_noise",
     "check_recorded_call",
     "check_train_signature",
+    "is_original_train",
     "observe_training_run",
+    "original_globals",
     "quiet",
     "run_events",
     "takes_argument",
@@ -94,7 +99,8 @@ class Recorder:
 
     Events, in order: {"kind": "start"} with the gradients D and G hold before the run; "D" or
     "G" with the input and output of each call made with gradients on (the steps' calls);
-    "sample" with G's input in calls under torch.no_grad() (sampling, logging); and at each
+    "sample" with G's input in calls under torch.no_grad() or with G in eval mode (sampling,
+    logging); and at each
     optimizer step, before the weights change, "d_step" or "g_step" with D's and G's weights
     (state_dict) and gradients. At most MAX_EVENTS; past them it only sets `overflow`.
     """
@@ -129,7 +135,8 @@ class Recorder:
             self.events.append(event)
 
     def _forward(self, kind, inputs, output):
-        if not torch.is_grad_enabled():
+        # the original course samples with G.eval() but without torch.no_grad()
+        if not torch.is_grad_enabled() or (kind == "G" and not self.G.training):
             if kind == "G":
                 self._add({"kind": "sample", "input": inputs[0].detach().cpu().clone()})
             return
@@ -393,6 +400,112 @@ def check_train_signature(
             + "Keep the def line and the code around the TODO as given, and write only the D and "
             "G steps.",
         )
+
+
+# The original course's train(D, G, n_epochs, print_every=50) starts with these parameters and
+# reads the rest from the notebook's globals; its loader was celeba_train_loader (some learners
+# renamed it train_loader).
+ORIGINAL_PARAMETERS = ("D", "G", "n_epochs")
+ORIGINAL_LOADERS = ("celeba_train_loader", "train_loader")
+# What test_train gives such a train, in words (the learner's note and the grader's report).
+ORIGINAL_GLOBALS = (
+    "d_optimizer and g_optimizer (Adam over the test's small D and G), celeba_train_loader and "
+    "train_loader (12 test images of 16x16 in batches of 4), z_size=8 and train_on_gpu; "
+    "batch_size=4 and device when train reads them, and the test's optimizers and loader under "
+    "any other name train reads that holds one"
+)
+
+
+def is_original_train(
+    train: Callable[..., Any], args: Sequence[Any], kwargs: dict[str, Any]
+) -> bool:
+    """Whether `train` has the original course's signature: its first parameters are
+    ORIGINAL_PARAMETERS and it cannot take the kit's call train(*args, **kwargs)."""
+    import inspect
+
+    try:
+        signature = inspect.signature(train)
+    except (TypeError, ValueError):
+        return False
+    if tuple(signature.parameters)[:3] != ORIGINAL_PARAMETERS:
+        return False
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError:
+        return True
+    return False
+
+
+def global_names(fn: Callable[..., Any]) -> set[str]:
+    """Names `fn`'s code (nested functions and comprehensions included) may read as globals:
+    a superset (attribute names are in it too), enough to see which loader names it uses."""
+    names: set[str] = set()
+    todo = [getattr(fn, "__code__", None)]
+    while todo:
+        code = todo.pop()
+        if code is None:
+            continue
+        names.update(code.co_names)
+        todo += [c for c in code.co_consts if hasattr(c, "co_names")]
+    return names
+
+
+@contextlib.contextmanager
+def original_globals(train: Callable[..., Any], values: dict[str, Any]) -> Iterator[None]:
+    """Run the body with `values` set in the globals of the original course's `train` (the
+    notebook's namespace), and in a temporary working folder (it pickles its samples to
+    train_samples.pkl); both restored afterwards. `values` holds the names set always; a value
+    under "<loader>" goes to ORIGINAL_LOADERS, to every other global name train reads that holds
+    "loader", and to those that hold a DataLoader; every optimizer train reads over the notebook's
+    own D or G is replaced by "d_optimizer" or "g_optimizer"; "device" and "batch_size" are set
+    only when train reads them (ORIGINAL_GLOBALS says it in words)."""
+    import os
+    import tempfile
+
+    namespace = getattr(train, "__globals__", None)
+    if not isinstance(namespace, dict):
+        yield
+        return
+    reads = global_names(train)
+    wanted = {k: v for k, v in values.items() if k not in ("<loader>", "device", "batch_size")}
+    for name in ("device", "batch_size"):
+        if name in values and name in reads:
+            wanted[name] = values[name]
+    if "<loader>" in values:
+        for name in set(ORIGINAL_LOADERS) | {n for n in reads if "loader" in n.lower()}:
+            wanted[name] = values["<loader>"]
+    # Optimizers and loaders under the learner's own names: those train reads, by what they hold.
+    from torch.utils.data import DataLoader
+
+    nets = [
+        (namespace.get("D"), values.get("d_optimizer")),
+        (namespace.get("G"), values.get("g_optimizer")),
+    ]
+    for name in sorted(reads & set(namespace) - set(wanted)):
+        value = namespace[name]
+        if isinstance(value, DataLoader) and "<loader>" in values:
+            wanted[name] = values["<loader>"]
+        elif isinstance(value, torch.optim.Optimizer):
+            params = {id(p) for group in value.param_groups for p in group["params"]}
+            for net, ours in nets:
+                if isinstance(net, nn.Module) and params & {id(p) for p in net.parameters()}:
+                    wanted[name] = ours
+                    break
+    missing = object()
+    saved = {name: namespace.get(name, missing) for name in wanted}
+    here = os.getcwd()
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            namespace.update(wanted)
+            os.chdir(tmp)
+            yield
+        finally:
+            os.chdir(here)
+            for name, value in saved.items():
+                if value is missing:
+                    namespace.pop(name, None)
+                else:
+                    namespace[name] = value
 
 
 @contextlib.contextmanager

@@ -54,6 +54,8 @@ __all__ = [
     "graded_test_aliases",
     "kit_notebook_for",
     "kit_tests",
+    "leave_out_skipped_reads",
+    "original_train_note",
     "read_kit",
     "read_submission",
 ]
@@ -105,9 +107,9 @@ MAX_NOTEBOOK = 50 * 1024 * 1024  # larger is outputs, not code
 MAX_CELL = 128 * 1024  # characters of one code cell
 MAX_CODE = 512 * 1024  # characters of all code cells together
 ANALYSIS_SECONDS = 30.0  # the time budget for reading one submission's cells
-# Functions whose signature the grader checks before their test runs: the original course's
-# train(D, G, n_epochs, print_every=50) reads the optimizers and data from globals, so the kit's
-# test_train cannot call it; one clear message beats the TypeError the call would raise.
+# Functions whose signature the grader checks before their test runs: one clear message beats
+# the TypeError the call would raise. The original course's train(D, G, n_epochs, print_every=50)
+# passes: test_train runs it with the globals it reads (original_train_note).
 SIGNATURE_CHECKED = ("train",)
 
 
@@ -437,3 +439,99 @@ def definition_cells(nb: dict[str, Any], needs: Iterable[str]) -> tuple[list[Cel
             break
         chosen |= extra
     return [c for c in cells if c.number in chosen], bool(tagged)
+
+
+def original_train_note(cells: Iterable[Cell]) -> list[str]:
+    """The report's note, once, when the chosen `cells` define the original course's
+    ``train(D, G, n_epochs, print_every=50)``, which test_train runs with the globals the
+    original notebook gives it; else no note."""
+    from helpers.graded.training import ORIGINAL_GLOBALS, ORIGINAL_PARAMETERS
+
+    for cell in cells:
+        try:
+            tree = ast.parse(cell.run or strip_magics(cell.source))
+        except UNPARSABLE:
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.FunctionDef) and node.name == "train":
+                names = tuple(a.arg for a in node.args.posonlyargs + node.args.args)
+                if names[: len(ORIGINAL_PARAMETERS)] == ORIGINAL_PARAMETERS:
+                    return [
+                        f"`train` has the original course's signature train("
+                        f"{ast.unparse(node.args)}): test_train ran it for 2 epochs with "
+                        f"print_every=1 and the globals the original notebook gives it "
+                        f"({ORIGINAL_GLOBALS}), and judged each of its D and G steps."
+                    ]
+    return []
+
+
+_DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
+
+
+def _statement_names(stmt: ast.stmt) -> tuple[set[str], set[str]]:
+    """(names `stmt` reads, names it binds) at its top level, not inside function bodies."""
+    reads: set[str] = set()
+    binds: set[str] = set()
+    for node in _top_level_nodes(stmt):
+        if isinstance(node, ast.Name):
+            (reads if isinstance(node.ctx, ast.Load) else binds).add(node.id)
+    return reads, binds
+
+
+def leave_out_skipped_reads(
+    nb: dict[str, Any], cells: list[Cell], needs: Iterable[str]
+) -> list[str]:
+    """Leave out of the chosen `cells` the top-level statements that read a name only skipped
+    cells define; return a note per cell so edited (none when nothing was left out).
+
+    The original course checks scale with ``img = images[0]``, where ``images`` comes from a
+    plotting cell the grader does not run: in Jupyter the cell runs, in the grader it would stop
+    at that line, before the definitions below it. So such a statement is replaced by ``pass``
+    (line numbers kept), and so is every later statement of the cell that reads what a left-out
+    one binds; definitions (``def``, ``class``, imports) always stay. A statement that binds a
+    name the graded tests take (`needs`) stays too, so its failure still says why that name is
+    missing. Each cell's ``run`` is edited in place.
+    """
+    chosen = {c.number for c in cells}
+    aliases = graded_test_aliases(nb)
+    skipped: dict[str, int] = {}  # name -> the first skipped cell that binds it
+    for number, cell in enumerate(nb["cells"], start=1):
+        if cell.get("cell_type") == "code" and number not in chosen:
+            for name in analyse_cell(Cell(number, cell.get("source", "")), aliases)["binds"]:
+                skipped.setdefault(name, number)
+    bound = set().union(*(c.binds for c in cells)) if cells else set()
+    only_skipped = set(skipped) - bound - set(dir(builtins))
+    keep = set(needs)
+    notes = []
+    for cell in cells:
+        source = cell.run or strip_magics(cell.source)
+        try:
+            tree = ast.parse(source)
+        except UNPARSABLE:
+            continue
+        unknown, left, read = set(only_skipped), [], set()
+        for stmt in tree.body:
+            if isinstance(stmt, _DEFINITIONS):
+                continue
+            reads, binds = _statement_names(stmt)
+            if reads & unknown and not binds & keep:
+                left.append(stmt)
+                read |= reads & only_skipped
+                unknown |= binds
+        if not left:
+            continue
+        lines = source.encode("utf-8").split(b"\n")
+        for stmt in reversed(left):  # ast offsets are UTF-8 bytes
+            first, last = stmt.lineno - 1, (stmt.end_lineno or stmt.lineno) - 1
+            head = lines[first][: stmt.col_offset]
+            tail = lines[last][stmt.end_col_offset :]
+            lines[first : last + 1] = [head + b"pass" + tail] + [b""] * (last - first)
+        cell.run = b"\n".join(lines).decode("utf-8")
+        where = ", ".join(f"`{n}` (cell {skipped[n]})" for n in sorted(read))
+        numbers = ", ".join(str(s.lineno) for s in left)
+        notes.append(
+            f"Cell {cell.number}: line(s) {numbers} were not run, and its definitions were kept: "
+            f"they read {where}, which only a cell the grader does not run defines (it loads "
+            "data, trains or plots). In Jupyter that cell ran first."
+        )
+    return notes

@@ -47,6 +47,8 @@ from helpers.instructor.cells import (
     TESTS_MODULES,
     definition_cells,
     kit_notebook_for,
+    leave_out_skipped_reads,
+    original_train_note,
     read_kit,
     read_submission,
 )
@@ -168,6 +170,7 @@ def read(
         )
     needs = list(dict.fromkeys(n for t in tests for n in t.needs))
     cells, used_tags = definition_cells(nb, needs)
+    skipped_reads = leave_out_skipped_reads(nb, cells, needs)
     notes = (
         []
         if used_tags
@@ -177,6 +180,9 @@ def read(
             "define, without their graded-test calls."
         ]
     )
+    notes += skipped_reads
+    if any(t.name == "test_train" for t in tests):
+        notes += original_train_note(cells)
     return Plan(tests, cells, kit.preload, notes)
 
 
