@@ -17,22 +17,32 @@ Command line (``python -m helpers data --help``; the built-in set: ``python -m h
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import hashlib
 import json
 import os
 import shlex
 import shutil
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from helpers.faces import BUILTIN_DIR
 from helpers.faces import DEFAULT_N as N_BUILTIN
-from helpers.files import atomic_write, positive_int
+from helpers.files import (
+    NoSpaceError,
+    NotWritableError,
+    atomic_write,
+    check_writable_folder,
+    is_no_space,
+    no_space_message,
+    positive_int,
+)
 from helpers.imagefile import (
     DataFolderError,
     DataFolderNotFoundError,
-    NoSpaceError,
     check_image_file,
     to_8bit,
 )
@@ -44,6 +54,7 @@ __all__ = [
     "JUNK_DIRS",
     "POOL_MIN_FILES",
     "SKIPPED_FILE",
+    "VIEW_MARKER",
     "DataFolderError",  # defined in helpers.imagefile; what find_data_dir and the checks raise
     "FolderReport",
     "check_image_folder",
@@ -56,7 +67,7 @@ __all__ = [
 # Defaults in one place; the notebook and the CLI use these.
 DEFAULT_DATA_DIR = "processed_celeba_small/"  # where Udacity's zip (and prepare-celeba) put CelebA
 CHECK_FILE = ".kit_check.json"  # per-file check results, kept in the data folder
-CHECK_VERSION = 2  # bump when check_image_file's verdicts change
+CHECK_VERSION = 3  # bump when check_image_file's verdicts or the change key below change
 SKIPPED_FILE = "skipped_files.txt"  # written into a clean view: what was left out and why
 JUNK_DIRS = {"__MACOSX"}  # resource-fork folders macOS puts into zips
 POOL_MIN_FILES = 256  # below this a process pool costs more than it saves
@@ -122,7 +133,8 @@ class FolderReport:
     loops: list[str] = field(default_factory=list)  # folders reached a second time, not read again
     checked: int = 0
     cache_file: Path | None = None
-    entries: dict = field(default_factory=dict, repr=False)  # rel -> [size, mtime_ns, status, why]
+    # rel -> [*_change_key(file), status, why]
+    entries: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_images(self) -> int:
@@ -240,7 +252,7 @@ def _scan(root: Path, extensions: tuple[str, ...], report: FolderReport) -> list
                         report.junk_images.append(rel)
                     else:
                         candidates.append(rel)
-        elif name == CHECK_FILE:
+        elif name.startswith(".kit_"):  # the kit's own records (CHECK_FILE, prepare-celeba's)
             continue
         elif name.lower().endswith(extensions) and not _is_junk(name):
             report.stray.append(name)
@@ -342,17 +354,34 @@ def _check_layout_or_raise(report: FolderReport, shown: str) -> None:
         )
 
 
+_KEY = 4  # entries start with the change key: size, mtime, ctime, inode
+
+
+def _change_key(path: str | os.PathLike) -> list[int]:
+    """What tells a changed file from the one checked before: size, modification time, status
+    change time and inode. A rewrite that keeps the size and puts the old modification time
+    back still moves the status change time (no program can set it); a content change that
+    keeps all four (a disk fault under the file system) is only found by ``recheck``."""
+    try:
+        st = os.stat(path)
+    except OSError:  # a broken symlink: ImageFolder would list it and then fail to open it
+        return [-1, -1, -1, -1]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def check_image_folder(
     root: str | os.PathLike,
     workers: int | None = None,
     progress: bool = True,
     cache_file: str | os.PathLike | None = None,
+    recheck: bool = False,
 ) -> FolderReport:
     """Check every image ImageFolder would load from ``root`` (layout ``root/<class>/<image>``).
 
     Each file with an ImageFolder extension is opened with PIL (``check_image_file``). Results
-    are cached in ``root/.kit_check.json`` keyed on path, size and modification time, so a
-    second call re-opens only new or changed files. ``workers`` processes share a first scan
+    are cached in ``root/.kit_check.json`` keyed on path, size, modification and status-change
+    time and inode (``_change_key``), so a second call re-opens only new or changed files;
+    ``recheck=True`` re-opens every file. ``workers`` processes share a first scan
     of many files (default: all cores). Raises ``DataFolderError`` (with the fix in the message)
     when the path is missing or a file, the folder is empty, the images lie directly in
     ``root``, or no image can be read. Serves the notebook step "Get the data".
@@ -382,17 +411,13 @@ def check_image_folder(
     candidates = _scan(root, _image_extensions(), report)
 
     cache_path = Path(cache_file) if cache_file is not None else root / CHECK_FILE
-    cached = _load_cache(cache_path)
+    cached = {} if recheck else _load_cache(cache_path)
     fresh: dict[str, list] = {}
     todo: list[tuple[str, str]] = []
     for rel in candidates:
-        try:
-            st = os.stat(root / rel)
-            key = [st.st_size, st.st_mtime_ns]
-        except OSError:  # a broken symlink: ImageFolder would list it and then fail to open it
-            key = [-1, -1]
+        key = _change_key(root / rel)
         hit = cached.get(rel)
-        if hit is not None and hit[:2] == key:
+        if hit is not None and hit[:_KEY] == key:
             fresh[rel] = hit
         else:
             fresh[rel] = key + ["?", ""]
@@ -416,7 +441,7 @@ def check_image_folder(
         else:
             results = list(tqdm(map(_check_one, todo), **bar))
         for rel, status, why in results:
-            fresh[rel][2:] = [status, why]
+            fresh[rel][_KEY:] = [status, why]
         report.checked = len(todo)
 
     if fresh != cached:
@@ -426,7 +451,7 @@ def check_image_folder(
 
     report.entries = fresh
     for rel in candidates:
-        status, why = fresh[rel][2], fresh[rel][3]
+        status, why = fresh[rel][_KEY], fresh[rel][_KEY + 1]
         if status == "bad":
             report.bad[rel] = why
             continue
@@ -459,6 +484,50 @@ def _place(src: Path, dest: Path, how: list[str]) -> None:
             how[0] = "hardlink" if how[0] == "symlink" else "copy"
 
 
+VIEW_MARKER = ".kit_view.json"  # written last into a finished clean view
+
+
+def _listing(view: Path) -> tuple[int, str]:
+    """(number of entries, hash of their sorted relative paths) in a clean view, marker left
+    out: what a finished view's marker records, so a view is used only when it is whole."""
+    names = []
+    for dirpath, dirnames, filenames in os.walk(view):  # links are listed, not followed
+        rel = Path(dirpath).relative_to(view).as_posix()
+        names += [f"{rel}/{f}" for f in filenames + dirnames if f != VIEW_MARKER]
+    names.sort()
+    return len(names), hashlib.sha1("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def _view_is(view: Path, stamp: str) -> bool:
+    """True when ``view`` is a finished clean view of ``stamp`` holding all it should."""
+    try:
+        marker = json.loads((view / VIEW_MARKER).read_text())
+        if marker.get("stamp") != stamp:
+            return False
+        return list(_listing(view)) == marker.get("listing")
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive
+        return True
+    return True
+
+
+def _remove_abandoned(parent: Path, name: str) -> None:
+    """Half-built or set-aside views of ``name`` whose process is gone (killed, or Ctrl-C'd)."""
+    for p in parent.glob(f".{name}.*-*-*"):
+        kind, _, rest = p.name[len(name) + 2 :].partition("-")
+        pid = rest.split("-", 1)[0]
+        if kind in ("building", "old") and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(p, ignore_errors=True)
+
+
 def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
     """Build (or reuse) ``view_dir``: the usable images of ``report.root``, same class layout.
 
@@ -466,32 +535,50 @@ def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
     allowed), high-bit-depth ones are 8-bit copies, unreadable ones are left out and listed in
     ``view_dir/skipped_files.txt``. The originals are never moved, changed or deleted. The view
     is rebuilt only when the check results change. Returns ``view_dir`` for ImageFolder.
+
+    Each call builds in a temporary folder of its own and writes the marker (the stamp of the
+    check results, and the view's listing) last, then renames the folder into place: processes
+    building the same view at once each end with a whole view, and a view is used only when its
+    marker matches both the check results and what the folder holds. A full disk raises
+    ``NoSpaceError`` and leaves nothing behind; a read-only folder, ``NotWritableError``.
     """
     view = Path(view_dir)
     root = report.root.resolve()
     usable = sorted(report.good) + sorted(report.converted)
-    # Size and mtime of every usable file are in the stamp: copies (converted images, or all of
+    # The change key of every usable file is in the stamp: copies (converted images, or all of
     # them where links are not allowed) must follow changes to their originals.
     stamp = hashlib.sha1(
         json.dumps(
             [
                 str(root),
-                [[rel] + report.entries.get(rel, [])[:2] for rel in usable],
+                [[rel] + report.entries.get(rel, [])[:_KEY] for rel in usable],
                 sorted(report.bad),
             ]
         ).encode()
     ).hexdigest()
-    marker = view / ".kit_view.json"
+    if _view_is(view, stamp):
+        return view
+    if view.exists() and not (view / VIEW_MARKER).exists():
+        raise DataFolderError(
+            f"{view} exists and was not made by the kit; remove it or choose another clean_dir."
+        )
+    parent = check_writable_folder(view.parent, "clean_dir (the clean view's folder)")
+    _remove_abandoned(parent, view.name)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{view.name}.building-{os.getpid()}-", dir=parent))
     try:
-        if json.loads(marker.read_text()).get("stamp") == stamp:
-            return view
-    except (OSError, ValueError):
-        pass
+        _fill_view(report, root, tmp, stamp)
+        _swap_in(tmp, view, stamp)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if is_no_space(exc):
+            copies = sum(os.path.getsize(root / rel) for rel in report.converted)
+            needed = copies + 4096 * (len(usable) + 1)  # links and folders take a block each
+            raise NoSpaceError(no_space_message(view, needed)) from None
+        raise
+    return view
 
-    tmp = view.with_name(view.name + ".building")
-    if tmp.exists():
-        shutil.rmtree(tmp)  # our own half-built view from an interrupted run
-    tmp.mkdir(parents=True)
+
+def _fill_view(report: FolderReport, root: Path, tmp: Path, stamp: str) -> None:
     how = ["symlink"]
     for rel in report.good:
         dest = tmp / rel
@@ -502,24 +589,36 @@ def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
         dest.parent.mkdir(parents=True, exist_ok=True)
         to_8bit(root / rel, dest)
     # A file in the view's root is invisible to ImageFolder (it only lists folders there).
-    (tmp / SKIPPED_FILE).write_text(
-        printable(
-            f"Files in {root} left out of training, and why:\n"
-            + "".join(f"{rel}\t{why}\n" for rel, why in sorted(report.bad.items()))
-        ),
-        encoding="utf-8",
-    )
-    (tmp / ".kit_view.json").write_text(
-        json.dumps({"stamp": stamp, "source": str(root), "linked_by": how[0]})
-    )
-    if view.exists():
-        if not (view / ".kit_view.json").exists():
-            raise DataFolderError(
-                f"{view} exists and was not made by the kit; remove it or choose another clean_dir."
+    with atomic_write(tmp / SKIPPED_FILE, "w") as f:
+        f.write(
+            printable(
+                f"Files in {root} left out of training, and why:\n"
+                + "".join(f"{rel}\t{why}\n" for rel, why in sorted(report.bad.items()))
             )
-        shutil.rmtree(view)  # links and copies only: rmtree never follows symlinks
-    os.replace(tmp, view)
-    return view
+        )
+    marker = {"stamp": stamp, "source": str(root), "linked_by": how[0], "listing": _listing(tmp)}
+    with atomic_write(tmp / VIEW_MARKER, "w") as f:  # last: the view is whole from here on
+        f.write(json.dumps(marker))
+
+
+def _swap_in(tmp: Path, view: Path, stamp: str) -> None:
+    """Rename the finished ``tmp`` to ``view``; an older view there is set aside and removed.
+    When another process put the same view in place first, ours is dropped."""
+    for _ in range(20):
+        try:
+            os.rename(tmp, view)  # atomic; fails when view is a folder that holds anything
+            return
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+        if _view_is(view, stamp):  # another process finished the same view: use it
+            shutil.rmtree(tmp, ignore_errors=True)
+            return
+        old = Path(tempfile.mkdtemp(prefix=f".{view.name}.old-{os.getpid()}-", dir=view.parent))
+        with contextlib.suppress(FileNotFoundError):  # another process set it aside first
+            os.rename(view, old / "view")
+        shutil.rmtree(old, ignore_errors=True)  # links and copies only: never follows links
+    raise DataFolderError(f"Could not put the clean view in place at {view}: try again.")
 
 
 def _view_dir_for(root: Path, clean_dir: Path) -> Path:
@@ -666,9 +765,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     prep.add_argument(
         "--out",
-        default=DEFAULT_DATA_DIR.rstrip("/"),
-        help="folder to write; images go to OUT/celeba/ (default: %(default)s, "
-        "where the notebook looks)",
+        default=None,
+        help="folder to write; images go to OUT/celeba/ (default: the kit's own "
+        f"{DEFAULT_DATA_DIR.rstrip('/')}/, where the notebook looks, from any working directory)",
     )
     prep.add_argument(
         "--size",
@@ -709,6 +808,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _where_to_train(out: str | None) -> str:
+    """What the learner does next with prepare-celeba's folder: true from any working directory
+    (the notebook works from the kit's folder, helpers.KIT_DIR)."""
+    from helpers import KIT_DIR
+
+    made = (KIT_DIR / DEFAULT_DATA_DIR if out is None else Path(out)).resolve()
+    if made == (KIT_DIR / DEFAULT_DATA_DIR).resolve():
+        return "The notebook finds it there (its default data_dir)."
+    return f"Train on it with data_dir='{made}' in the notebook's \"Get the data\" cell."
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``python -m helpers data``; returns the exit status."""
     args = _parser().parse_args(argv)
@@ -725,11 +835,7 @@ def main(argv: list[str] | None = None) -> int:
                 progress=True,
             )
             if summary["written"] + summary["skipped"] > 0:
-                print(
-                    "The notebook finds it there (its default data_dir)."
-                    if Path(args.out) == Path(DEFAULT_DATA_DIR)
-                    else f"Train on it with data_dir='{args.out}'."
-                )
+                print(_where_to_train(args.out))
             return 1 if summary["failed"] and not summary["written"] + summary["skipped"] else 0
         if args.command == "check":
             print(check_image_folder(args.folder, workers=args.workers).summary())
@@ -737,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     except NoSpaceError as exc:
         print(printable(f"error: {exc}"), file=sys.stderr)
         return 1
-    except (DataFolderError, FileNotFoundError) as exc:
+    except (DataFolderError, FileNotFoundError, NotWritableError) as exc:
         print(printable(f"error: {exc}"), file=sys.stderr)
         return 2
     return 0
