@@ -493,7 +493,10 @@ def _listing(view: Path) -> tuple[int, str]:
     names = []
     for dirpath, dirnames, filenames in os.walk(view):  # links are listed, not followed
         rel = Path(dirpath).relative_to(view).as_posix()
-        names += [f"{rel}/{f}" for f in filenames + dirnames if f != VIEW_MARKER]
+        # the kit's own files at the top (the marker, the fast loader's caches) are not content
+        names += [
+            f"{rel}/{f}" for f in filenames + dirnames if not (rel == "." and f.startswith(".kit_"))
+        ]
     names.sort()
     return len(names), hashlib.sha1("\n".join(names).encode("utf-8", "surrogateescape")).hexdigest()
 
@@ -799,6 +802,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("folder", metavar="FOLDER", help="the folder you would give ImageFolder")
     chk.add_argument(
+        "--recheck",
+        action="store_true",
+        help="re-open every file, not only new or changed ones (changes are found by size, "
+        "modification and status-change time and inode; this also finds a file whose bytes "
+        "changed under all four), and drop the fast loader's image caches of FOLDER so the "
+        "next training run decodes every image again",
+    )
+    chk.add_argument(
         "--workers",
         type=positive_int,
         default=None,
@@ -838,7 +849,22 @@ def main(argv: list[str] | None = None) -> int:
                 print(_where_to_train(args.out))
             return 1 if summary["failed"] and not summary["written"] + summary["skipped"] else 0
         if args.command == "check":
-            print(check_image_folder(args.folder, workers=args.workers).summary())
+            report = check_image_folder(args.folder, workers=args.workers, recheck=args.recheck)
+            print(report.summary())
+            if args.recheck:
+                from helpers import KIT_DIR
+                from helpers.fastdata import forget_caches
+
+                dropped = forget_caches(args.folder)
+                view = _view_dir_for(
+                    Path(args.folder), KIT_DIR / Path(BUILTIN_DIR).parent / ".clean"
+                )
+                if view.is_dir():  # the notebook reads this folder through its clean view
+                    dropped += forget_caches(view)
+                print(
+                    f"  dropped {_plural(dropped, 'image cache')} of the fast loader: the next "
+                    "training run decodes every image again"
+                )
             return 0
     except NoSpaceError as exc:
         print(printable(f"error: {exc}"), file=sys.stderr)
