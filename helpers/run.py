@@ -668,16 +668,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _write_record(nb, executed, record, summary):
-    """Write the executed notebook and the run record (run.json), each whole or not at all;
-    returns None, or the one line to print when the disk is full."""
+    """Write the run record (run.json), then the executed notebook, each whole or not at all;
+    returns None, or the one line to print when the disk is full. What cannot be written is
+    removed, so a file of an earlier run never passes for this run's."""
     import nbformat
 
-    try:
-        if nb is not None:
-            text = nbformat.writes(nb)
-            write_text_atomic(executed, text if text.endswith("\n") else text + "\n")
-        if record is not None:
-            write_text_atomic(record, json.dumps(summary, indent=2) + "\n")
-    except NoSpaceError as err:
-        return f"error: {err}"
+    writes = []
+    if record is not None:
+        writes.append((record, json.dumps(summary, indent=2) + "\n"))
+    if nb is not None:
+        text = nbformat.writes(nb)
+        writes.append((executed, text if text.endswith("\n") else text + "\n"))
+    for path, text in writes:
+        try:
+            write_text_atomic(path, text)
+        except NoSpaceError as err:
+            if record is not None:  # the output folder's files, never the solution notebook
+                Path(path).unlink(missing_ok=True)
+            return f"error: {err}"
     return None

@@ -41,6 +41,8 @@ from helpers.files import (
     NoSpaceError,
     NotWritableError,
     check_writable_folder,
+    is_no_space,
+    no_space_message,
     write_bytes_atomic,
     write_text_atomic,
 )
@@ -430,6 +432,19 @@ def main(argv: list[str] | None = None) -> int:
     except (ReleaseError, NoSpaceError) as err:
         print(f"release: error: {err}", file=sys.stderr)
         return 1
+    except OSError as err:
+        if not is_no_space(err):
+            raise
+        # a copy (shutil) filled the disk: the same one line as every other write
+        where = err.filename2 or err.filename or args.out
+        print(f"release: error: {no_space_message(where, _release_bytes())}", file=sys.stderr)
+        return 1
+
+
+def _release_bytes() -> int:
+    """About how much a release folder takes: the helpers and the notebooks, at most."""
+    files = [*(ROOT / "helpers").rglob("*.py"), *KIT_NOTEBOOKS]
+    return sum(p.stat().st_size for p in files if p.is_file())
 
 
 def _release(args: argparse.Namespace, notebooks: Sequence[Path | str]) -> int:
