@@ -46,6 +46,7 @@ __all__ = [
     "FACES_VERSION",
     "draw_face",
     "face_attributes",
+    "is_builtin_set",
     "main",
     "make_faces",
 ]
@@ -673,6 +674,11 @@ def make_faces(
         needed = (len(todo) - done) * size * size * 3 // 4 + 2**20  # a PNG face: ~0.75 B/px
         raise NoSpaceError(no_space_message(folder, needed)) from None
     return root
+
+
+def is_builtin_set(root: str | os.PathLike[str]) -> bool:
+    """True when ``root`` holds a set ``make_faces`` drew (its ``faces/`` folder is marked)."""
+    return (pathlib.Path(root) / "faces" / _MARKER).is_file()
 
 
 def _read_marker(marker):

@@ -56,6 +56,7 @@ __all__ = [
     "FastLoader",
     "TransformPlan",
     "data_identity",
+    "describe_images",
     "fast_loader",
     "forget_caches",
     "load_dataset",
@@ -656,6 +657,20 @@ class FastLoader:
             yield batch, torch.zeros(len(index), dtype=torch.long, device=self.device)
 
 
+def describe_images(
+    folder: str | os.PathLike[str], images: torch.Tensor, hold_out: int, sha256: str = ""
+) -> dict[str, Any]:
+    """The ``data_identity`` of a loader over ``images[:-hold_out]`` (uint8 (N, C, H, W)) read
+    from ``folder``; ``sha256`` is ``Decoded.sha256`` when known (else it is computed)."""
+    return {
+        "folder": _shown(Path(folder).resolve()),
+        "images": images.shape[0] - hold_out,
+        "held out": hold_out,
+        "image size": "x".join(str(s) for s in images.shape[1:]),
+        "fingerprint": (sha256 or _checksum(images))[:16],
+    }
+
+
 def data_identity(loader: Any) -> dict[str, Any] | None:
     """Which data a training loader serves, for a checkpoint's run record (``describe_run``).
 
@@ -758,14 +773,8 @@ def fast_loader(
         channels_last=channels_last,
         flips=decoded.flips,
     )
+    train_loader.data_identity = describe_images(where, images, hold_out, decoded.sha256)
     shape = "x".join(str(s) for s in images.shape[1:])
-    train_loader.data_identity = {
-        "folder": _shown(Path(where).resolve()),
-        "images": n - hold_out,
-        "held out": hold_out,
-        "image size": shape,
-        "fingerprint": (decoded.sha256 or _checksum(images))[:16],
-    }
     how = {
         "hit": "loaded from the cache",
         "miss": "decoded once and cached",

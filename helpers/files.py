@@ -4,6 +4,7 @@
   a full disk raises ``NoSpaceError`` with one line naming the file and the room to free.
 - ``write_text_atomic`` / ``write_bytes_atomic``: the same for a whole text or byte string.
 - ``NoSpaceError``, ``is_no_space``, ``no_space_message``: one way to say the disk is full.
+- ``printable``: a file name safe to print on any terminal.
 - ``check_writable_folder``: a folder the kit must write into, with a clear error and hint when
   it is a file or read-only.
 - ``positive_int`` / ``check_positive_int``: one way to validate counts on the command line and
@@ -31,6 +32,7 @@ __all__ = [
     "is_no_space",
     "no_space_message",
     "positive_int",
+    "printable",
     "write_bytes_atomic",
     "write_text_atomic",
 ]
@@ -180,6 +182,12 @@ def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+def printable(text: str) -> str:
+    """``text`` safe for any terminal: bytes of a file name that are not UTF-8 (a Latin-1
+    ``Zo\\xeb.png`` from a Windows zip) are shown as ``\\xNN`` instead of crashing the print."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def check_positive_int(value: object, name: str, minimum: int = 1) -> int:

@@ -30,7 +30,8 @@ from torchvision import datasets, transforms
 from helpers import faces, fastdata, plotting
 from helpers.celeba import prepare_celeba
 from helpers.checkpoint import describe_run, load_checkpoint, save_checkpoint
-from helpers.data import VIEW_MARKER, check_image_folder, find_data_dir
+from helpers.cleanview import VIEW_MARKER
+from helpers.data import check_image_folder, find_data_dir
 from helpers.data import main as data_main
 from helpers.files import NoSpaceError, NotWritableError
 from helpers.instructor import classroom, release
@@ -154,7 +155,7 @@ def test_a_short_clean_view_is_rebuilt_not_trusted(tmp_path, capsys):
 
 
 def test_an_interrupted_clean_view_leaves_nothing_that_looks_finished(tmp_path, monkeypatch):
-    from helpers import data as data_module
+    from helpers import cleanview as data_module
 
     data = tmp_path / "data"
     write_images(data, 10)
@@ -442,6 +443,22 @@ def test_the_same_images_in_a_moved_folder_still_resume(tmp_path, capsys):
     data.rename(tmp_path / "moved")
     resumed, _ = _run_on(tmp_path / "moved", capsys, out)
     assert resumed is not None and resumed["epoch"] == 1
+
+
+def test_the_notebooks_default_output_folder_separates_data_sets(tmp_path, monkeypatch):
+    from helpers.data import output_dir_for
+
+    monkeypatch.delenv("DCGAN_OUT", raising=False)
+    builtin, celeba = tmp_path / "generated_faces", tmp_path / "processed_celeba_small"
+    with contextlib.redirect_stdout(io.StringIO()):
+        faces.make_faces(builtin, n=2, workers=1, progress=False)
+    write_images(celeba, 2)
+    outputs = tmp_path / "outputs"
+    assert output_dir_for(builtin, outputs) == outputs  # the README's outputs/, as before
+    assert output_dir_for(celeba, outputs) == outputs / "processed_celeba_small"
+    assert (outputs / "processed_celeba_small").is_dir()
+    monkeypatch.setenv("DCGAN_OUT", str(outputs))  # chosen by hand (helpers run --out): kept
+    assert output_dir_for(celeba, outputs) == outputs
 
 
 # ---------------------------------------------------------------- 4. the other cases

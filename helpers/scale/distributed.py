@@ -482,7 +482,7 @@ def _load_data(
     the cache.
     """
     from helpers.data import find_data_dir
-    from helpers.fastdata import load_dataset
+    from helpers.fastdata import data_identity, describe_images, load_dataset
 
     leader = local_rank == 0
     found = None
@@ -545,6 +545,12 @@ def _load_data(
             channels_last=device.type == "cuda",
             flips=decoded.flips,
         )
+    # which data this run trains on, for the checkpoint (as the notebook's fast_loader says)
+    loader.data_identity = (
+        data_identity(learner_loader)
+        if decoded.random
+        else describe_images(str(data_dir), images, n_eval, decoded.sha256)
+    )
     reference = images[: min(n_eval, n_train)].clone()
     return loader, images[n_train:].clone(), reference
 
