@@ -10,7 +10,9 @@ which ``helpers.data.find_data_dir`` and ``ImageFolder`` read directly.
 
 from __future__ import annotations
 
+import contextlib
 import io
+import json
 import os
 import re
 import zipfile
@@ -20,14 +22,17 @@ from typing import Any
 
 from PIL import Image
 
-from helpers.files import atomic_write, check_positive_int
-from helpers.imagefile import (
-    DataFolderError,
+from helpers.files import (
     NoSpaceError,
-    describe_read_error,
+    NotWritableError,
+    atomic_write,
+    check_positive_int,
+    check_writable_folder,
     is_no_space,
     no_space_message,
+    write_text_atomic,
 )
+from helpers.imagefile import DataFolderError, describe_read_error, eight_bit
 
 __all__ = [
     "ALIGNED_SIZE",
@@ -35,6 +40,7 @@ __all__ = [
     "CROP",
     "JPEG_QUALITY",
     "NO_SPACE",
+    "SETTINGS_FILE",
     "crop_box",
     "format_summary",
     "is_aligned_size",
@@ -56,6 +62,8 @@ CLASS_NAME = "celeba"  # the single ImageFolder class folder, as in Udacity's zi
 _JPEG = re.compile(r".*\.jpe?g$", re.IGNORECASE)
 NO_SPACE = "no space left on device"  # a _Job result that stops the run: not the image's fault
 _CHUNK = 64  # images per task sent to a worker: amortises the inter-process hop
+# In OUT: the settings the images were made with. ImageFolder lists only folders there.
+SETTINGS_FILE = ".kit_prepare.json"
 
 
 def _is_listed_image(name: str) -> bool:
@@ -159,7 +167,8 @@ class _Job:
         try:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()  # decode fully now, so a truncated file fails here, not half-written
-                rgb = im.convert("RGB")
+                # 16-bit and float images: convert('RGB') would clip them to white
+                rgb = eight_bit(im).convert("RGB")
             # Crop and resize in one LANCZOS pass: sharp 64x64 faces without aliasing.
             small = rgb.resize(
                 (self.size, self.size), Image.Resampling.LANCZOS, box=crop_box(*rgb.size)
@@ -220,17 +229,42 @@ def _remove_temp_files(out_dir: Path) -> None:
 def _check_writable(out_dir: Path, shown: str) -> None:
     """Fail before any work when the output folder cannot be made or written."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_write(out_dir / ".kit_write_test", "wb") as f:
-            f.write(b"")
-        (out_dir / ".kit_write_test").unlink()
-    except OSError as exc:
-        if is_no_space(exc):
-            raise NoSpaceError(no_space_message(shown, 2**20)) from None
+        check_writable_folder(out_dir, "--out")
+    except NoSpaceError:
+        raise NoSpaceError(no_space_message(out_dir, 2**20)) from None
+    except NotWritableError as exc:
+        raise DataFolderError(str(exc).replace(str(out_dir), shown, 1)) from None
+
+
+def _check_settings(out_dir: Path, size: int, shown: str) -> None:
+    """Refuse to add ``size`` images to a folder of another size (a mix would not train), and
+    record the size the first time."""
+    marker = out_dir.parent / SETTINGS_FILE
+    try:
+        made = json.loads(marker.read_text()).get("size")
+    except (OSError, ValueError, AttributeError):
+        made = None
+    if made is None:  # an older run, or a folder of someone else's images: look at one
+        first = next((p for p in sorted(out_dir.glob("*.jpg")) if p.is_file()), None)
+        if first is not None:
+            with contextlib.suppress(OSError, ValueError), Image.open(first) as im:
+                made = im.size[0] if im.size[0] == im.size[1] else None
+    if made is not None and made != size:
         raise DataFolderError(
-            f"cannot write to {shown} ({exc.strerror or exc}): choose a folder you can write "
-            f"to with --out."
-        ) from None
+            f"{shown}/{CLASS_NAME} holds {made}x{made} images from an earlier run; adding "
+            f"{size}x{size} ones would mix two sizes. Use another --out for --size {size}, or "
+            f"delete {shown}/{CLASS_NAME} and run again (or rerun with --size {made})."
+        )
+    if made is None:
+        write_text_atomic(marker, json.dumps({"size": size, "crop": CROP}) + "\n")
+
+
+def _default_out() -> Path:
+    """The notebook's data folder, in the kit's folder: where the notebook looks, from any
+    working directory (the notebook works from the kit's folder)."""
+    from helpers import KIT_DIR
+
+    return KIT_DIR / "processed_celeba_small"
 
 
 def _bytes_per_image(out_dir: Path, size: int) -> int:
@@ -251,7 +285,7 @@ def _odd_size_warning(odd: list[tuple[str, tuple[int, int]]]) -> str:
 
 def prepare_celeba(
     source: str | os.PathLike,
-    out: str | os.PathLike = "processed_celeba_small",
+    out: str | os.PathLike | None = None,
     size: int = 64,
     limit: int | None = None,
     workers: int | None = None,
@@ -260,13 +294,18 @@ def prepare_celeba(
     """Write ``out/celeba/NNNNNN.jpg``: ``size`` x ``size`` RGB face crops of CelebA.
 
     ``source`` is the official ``img_align_celeba.zip`` (read member by member, never extracted)
-    or the folder it was extracted to. Each image is centre-cropped to a square 108/178 of its
+    or the folder it was extracted to; ``out`` defaults to the kit's own
+    ``processed_celeba_small`` (where the notebook looks, whatever the working directory). Each
+    image is centre-cropped to a square 108/178 of its
     width (108x108 of the 178x218 originals, 54x54 of a half-size copy; ``crop_box``), resized
     with LANCZOS and saved as JPEG quality 95 under its original number. ``limit`` keeps the
     first N in name order; ``workers`` processes share the work (default: all cores). Images
-    already in ``out/celeba`` are skipped, so a rerun finishes an interrupted run. Unreadable
+    already in ``out/celeba`` are skipped, so a rerun finishes an interrupted run; a rerun with
+    another ``size`` is refused with ``DataFolderError`` (it would mix sizes). 16-bit and float
+    images are scaled to 8 bits, never clipped to white. Unreadable
     images are counted, never fatal; images of other proportions get one warning. A full disk
-    stops the run with ``NoSpaceError`` ("no space left on device (needs about N MB)"); the
+    stops the run with ``NoSpaceError`` ("No space left on device while writing OUT/celeba; free
+    N MB and rerun"); the
     images written so far are kept and no temporary file is left.
 
     Returns ``{'written': int, 'skipped': int, 'failed': int, 'failed_files': [(name, reason)],
@@ -282,8 +321,14 @@ def prepare_celeba(
     if limit is not None:
         names = names[:limit]
 
-    out_dir = Path(out) / CLASS_NAME
+    out = _default_out() if out is None else Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataFolderError(
+            f"--out {out} is a file, not a folder: choose a folder (it is made if missing)."
+        )
+    out_dir = out / CLASS_NAME
     _check_writable(out_dir, str(out))
+    _check_settings(out_dir, size, str(out))
     _remove_temp_files(out_dir)  # our leftovers from an interrupted run
     done = {p.name for p in out_dir.iterdir()}
     todo = [n for n in names if _out_name(n) not in done]
@@ -345,10 +390,9 @@ def prepare_celeba(
         left = len(todo) - summary["written"] - summary["failed"]
         needed = left * _bytes_per_image(out_dir, size)
         raise NoSpaceError(
-            f"{no_space_message(out, needed)} to write the {left:,} images still to do. "
-            f"Free some space there, or use --out on another disk, then run the same command "
-            f"again: the {summary['written'] + summary['skipped']:,} images already written are "
-            f"kept."
+            f"{no_space_message(out_dir, needed)} (the {left:,} images still to do; or use --out "
+            f"on another disk). Run the same command again: the "
+            f"{summary['written'] + summary['skipped']:,} images already written are kept."
         )
     summary["failed_files"].sort()
     summary["odd_sizes"].sort()

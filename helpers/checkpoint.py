@@ -3,9 +3,10 @@
 A checkpoint holds everything a rerun of ``train`` needs to continue where it stopped: both
 networks, both optimizers, the fixed noise, the losses, the per-epoch samples, and a record of
 what the run was trained with (``describe_run``: the settings and a fingerprint of the learner's
-code). A rerun resumes only when that record matches today's; otherwise training starts afresh
-and the old checkpoint is set aside under a new name, never deleted. ``train(..., fresh=True)``
-starts afresh on purpose, the same way.
+code). A rerun resumes only when that record matches today's (the data included: which folder, how
+many images of which size, and a fingerprint of their content); otherwise training starts
+afresh and the old checkpoint is set aside under a new name, never deleted.
+``train(..., fresh=True)`` starts afresh on purpose, the same way.
 
 What can go wrong, and what happens:
 
@@ -106,13 +107,15 @@ def describe_run(
     dataloader: Any,
     z_size: int,
 ) -> dict[str, Any]:
-    """What a training run is trained with: ``{"settings": {...}, "code": {...}}``.
+    """What a training run is trained with: ``{"settings": {...}, "code": {...}, "data": {...}}``.
 
     Serves the notebook's ``train``, which passes its ``globals()`` as ``namespace``.
     settings: z_size, the batch size and batches per epoch, and every optimizer option that
         changes the maths (lr, betas, eps, weight decay...), read from the optimizers themselves.
     code: a short fingerprint of each function and class in LEARNER_CODE, of the notebook
         functions and classes they use, and of D's and G's layers as built.
+    data: which data ``dataloader`` serves (``helpers.fastdata.data_identity``: folder, number
+        of images, image size, fingerprint), when it says.
     A checkpoint resumes only a run whose description is equal (see ``load_checkpoint``).
     """
     settings: dict[str, Any] = {"z_size": z_size}
@@ -138,7 +141,34 @@ def describe_run(
     code["D's layers"] = _digest(repr(_unwrap(D)).encode())
     code["G's layers"] = _digest(repr(_unwrap(G)).encode())
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return {"settings": settings, "code": code, "python": python}
+    described = {"settings": settings, "code": code, "python": python}
+    from helpers.fastdata import data_identity  # late: it imports torchvision's loaders
+
+    data = data_identity(dataloader)
+    if data is not None:
+        described["data"] = data
+    return described
+
+
+_DATA_KEYS = ("images", "held out", "image size", "fingerprint")  # what makes data the same
+
+
+def _data_words(data):
+    size = f" of {data['image size']}" if data.get("image size") else ""
+    images = data.get("images")
+    count = f"{images:,} images" if isinstance(images, int) else "images"
+    return f"{count}{size} from {data.get('folder')}"
+
+
+def _data_change(saved, now):
+    """'' when both runs train on the same data, else the change in words."""
+    old, new = saved.get("data"), now.get("data")
+    if not old or not new or all(old.get(k) == new.get(k) for k in _DATA_KEYS):
+        return ""
+    before, after = _data_words(old), _data_words(new)
+    if before == after:
+        after += " (other content)"
+    return f"{before} -> {after}"
 
 
 def _unwrap(net):
@@ -556,7 +586,8 @@ def load_checkpoint(
     """Restore a checkpoint into D, G and their optimizers, if one of this same run exists.
 
     Returns None when training starts from scratch: no path, no file yet, ``fresh=True``, or a
-    checkpoint trained with other settings or code than ``run`` (``describe_run``); an existing
+    checkpoint trained on other data or with other settings or code than ``run``
+    (``describe_run``); an existing
     file is then set aside (renamed, never deleted) and one line says so. Otherwise returns a
     dict with ``epoch`` (finished epochs), ``fixed_z`` (on `device`), ``losses`` and ``samples``.
     Raises CheckpointError, before any training, for a path that is a folder, a file that is not
@@ -592,9 +623,19 @@ def load_checkpoint(
             f"train(..., fresh=True) to start afresh."
         )
     elif run is not None:
+        if run.get("data") and not saved_run.get("data"):
+            print(
+                f"Note: {path} was saved by an older version of the kit, which did not record "
+                f"the data it was trained on; if you changed the data since, call "
+                f"train(..., fresh=True) to start afresh."
+            )
+        data_change = _data_change(saved_run, run)
         changes = _differences(saved_run, run)
-        if changes:
-            why = f"{path} was trained with other settings or code ({'; '.join(changes)})"
+        if data_change or changes:
+            reasons = [f"on other data ({data_change})"] if data_change else []
+            if changes:
+                reasons.append(f"with other settings or code ({'; '.join(changes)})")
+            why = f"{path} was trained {' and '.join(reasons)}"
             _check_networks_are_fresh(D, G, why[0].upper() + why[1:])
             kept = _set_aside(path)
             print(f"Starting afresh: {why}. It is kept as {kept.name}.")

@@ -21,21 +21,15 @@ import hashlib
 import json
 import os
 import shlex
-import shutil
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from helpers.cleanview import SKIPPED_FILE, make_clean_view
 from helpers.faces import BUILTIN_DIR
 from helpers.faces import DEFAULT_N as N_BUILTIN
-from helpers.files import atomic_write, positive_int
-from helpers.imagefile import (
-    DataFolderError,
-    DataFolderNotFoundError,
-    NoSpaceError,
-    check_image_file,
-    to_8bit,
-)
+from helpers.files import NoSpaceError, NotWritableError, atomic_write, positive_int, printable
+from helpers.imagefile import DataFolderError, DataFolderNotFoundError, check_image_file
 
 __all__ = [
     "CHECK_FILE",
@@ -43,21 +37,18 @@ __all__ = [
     "DEFAULT_DATA_DIR",
     "JUNK_DIRS",
     "POOL_MIN_FILES",
-    "SKIPPED_FILE",
     "DataFolderError",  # defined in helpers.imagefile; what find_data_dir and the checks raise
     "FolderReport",
     "check_image_folder",
     "find_data_dir",
     "main",
-    "make_clean_view",
-    "printable",
+    "output_dir_for",
 ]
 
 # Defaults in one place; the notebook and the CLI use these.
 DEFAULT_DATA_DIR = "processed_celeba_small/"  # where Udacity's zip (and prepare-celeba) put CelebA
 CHECK_FILE = ".kit_check.json"  # per-file check results, kept in the data folder
-CHECK_VERSION = 2  # bump when check_image_file's verdicts change
-SKIPPED_FILE = "skipped_files.txt"  # written into a clean view: what was left out and why
+CHECK_VERSION = 3  # bump when check_image_file's verdicts or the change key below change
 JUNK_DIRS = {"__MACOSX"}  # resource-fork folders macOS puts into zips
 POOL_MIN_FILES = 256  # below this a process pool costs more than it saves
 
@@ -78,12 +69,6 @@ def _is_junk(name: str) -> bool:
 
 def _fmt_count(n: int) -> str:
     return f"{n:,}"
-
-
-def printable(text: str) -> str:
-    """``text`` safe for any terminal: bytes of a file name that are not UTF-8 (a Latin-1
-    ``Zo\\xeb.png`` from a Windows zip) are shown as ``\\xNN`` instead of crashing the print."""
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def _loops_note(loops: list[str]) -> str:
@@ -122,7 +107,8 @@ class FolderReport:
     loops: list[str] = field(default_factory=list)  # folders reached a second time, not read again
     checked: int = 0
     cache_file: Path | None = None
-    entries: dict = field(default_factory=dict, repr=False)  # rel -> [size, mtime_ns, status, why]
+    # rel -> [*_change_key(file), status, why]
+    entries: dict = field(default_factory=dict, repr=False)
 
     @property
     def n_images(self) -> int:
@@ -240,7 +226,7 @@ def _scan(root: Path, extensions: tuple[str, ...], report: FolderReport) -> list
                         report.junk_images.append(rel)
                     else:
                         candidates.append(rel)
-        elif name == CHECK_FILE:
+        elif name.startswith(".kit_"):  # the kit's own records (CHECK_FILE, prepare-celeba's)
             continue
         elif name.lower().endswith(extensions) and not _is_junk(name):
             report.stray.append(name)
@@ -342,17 +328,34 @@ def _check_layout_or_raise(report: FolderReport, shown: str) -> None:
         )
 
 
+_KEY = 4  # entries start with the change key: size, mtime, ctime, inode
+
+
+def _change_key(path: str | os.PathLike) -> list[int]:
+    """What tells a changed file from the one checked before: size, modification time, status
+    change time and inode. A rewrite that keeps the size and puts the old modification time
+    back still moves the status change time (no program can set it); a content change that
+    keeps all four (a disk fault under the file system) is only found by ``recheck``."""
+    try:
+        st = os.stat(path)
+    except OSError:  # a broken symlink: ImageFolder would list it and then fail to open it
+        return [-1, -1, -1, -1]
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
+
+
 def check_image_folder(
     root: str | os.PathLike,
     workers: int | None = None,
     progress: bool = True,
     cache_file: str | os.PathLike | None = None,
+    recheck: bool = False,
 ) -> FolderReport:
     """Check every image ImageFolder would load from ``root`` (layout ``root/<class>/<image>``).
 
     Each file with an ImageFolder extension is opened with PIL (``check_image_file``). Results
-    are cached in ``root/.kit_check.json`` keyed on path, size and modification time, so a
-    second call re-opens only new or changed files. ``workers`` processes share a first scan
+    are cached in ``root/.kit_check.json`` keyed on path, size, modification and status-change
+    time and inode (``_change_key``), so a second call re-opens only new or changed files;
+    ``recheck=True`` re-opens every file. ``workers`` processes share a first scan
     of many files (default: all cores). Raises ``DataFolderError`` (with the fix in the message)
     when the path is missing or a file, the folder is empty, the images lie directly in
     ``root``, or no image can be read. Serves the notebook step "Get the data".
@@ -382,17 +385,13 @@ def check_image_folder(
     candidates = _scan(root, _image_extensions(), report)
 
     cache_path = Path(cache_file) if cache_file is not None else root / CHECK_FILE
-    cached = _load_cache(cache_path)
+    cached = {} if recheck else _load_cache(cache_path)
     fresh: dict[str, list] = {}
     todo: list[tuple[str, str]] = []
     for rel in candidates:
-        try:
-            st = os.stat(root / rel)
-            key = [st.st_size, st.st_mtime_ns]
-        except OSError:  # a broken symlink: ImageFolder would list it and then fail to open it
-            key = [-1, -1]
+        key = _change_key(root / rel)
         hit = cached.get(rel)
-        if hit is not None and hit[:2] == key:
+        if hit is not None and hit[:_KEY] == key:
             fresh[rel] = hit
         else:
             fresh[rel] = key + ["?", ""]
@@ -416,7 +415,7 @@ def check_image_folder(
         else:
             results = list(tqdm(map(_check_one, todo), **bar))
         for rel, status, why in results:
-            fresh[rel][2:] = [status, why]
+            fresh[rel][_KEY:] = [status, why]
         report.checked = len(todo)
 
     if fresh != cached:
@@ -426,7 +425,7 @@ def check_image_folder(
 
     report.entries = fresh
     for rel in candidates:
-        status, why = fresh[rel][2], fresh[rel][3]
+        status, why = fresh[rel][_KEY], fresh[rel][_KEY + 1]
         if status == "bad":
             report.bad[rel] = why
             continue
@@ -439,87 +438,6 @@ def check_image_folder(
     report.classes = {c: n for c, n in report.classes.items() if n}
     _check_layout(report, shown)
     return report
-
-
-def _place(src: Path, dest: Path, how: list[str]) -> None:
-    """Put ``src`` at ``dest`` as a symlink, else a hard link, else a copy (``how`` remembers
-    which works here, so a system without symlinks pays for the failed try once)."""
-    while True:
-        try:
-            if how[0] == "symlink":
-                os.symlink(src, dest)
-            elif how[0] == "hardlink":
-                os.link(src, dest)
-            else:
-                shutil.copy2(src, dest)
-            return
-        except OSError:
-            if how[0] == "copy":
-                raise
-            how[0] = "hardlink" if how[0] == "symlink" else "copy"
-
-
-def make_clean_view(report: FolderReport, view_dir: str | os.PathLike) -> Path:
-    """Build (or reuse) ``view_dir``: the usable images of ``report.root``, same class layout.
-
-    Good images are symlinks to the originals (hard links or copies where symlinks are not
-    allowed), high-bit-depth ones are 8-bit copies, unreadable ones are left out and listed in
-    ``view_dir/skipped_files.txt``. The originals are never moved, changed or deleted. The view
-    is rebuilt only when the check results change. Returns ``view_dir`` for ImageFolder.
-    """
-    view = Path(view_dir)
-    root = report.root.resolve()
-    usable = sorted(report.good) + sorted(report.converted)
-    # Size and mtime of every usable file are in the stamp: copies (converted images, or all of
-    # them where links are not allowed) must follow changes to their originals.
-    stamp = hashlib.sha1(
-        json.dumps(
-            [
-                str(root),
-                [[rel] + report.entries.get(rel, [])[:2] for rel in usable],
-                sorted(report.bad),
-            ]
-        ).encode()
-    ).hexdigest()
-    marker = view / ".kit_view.json"
-    try:
-        if json.loads(marker.read_text()).get("stamp") == stamp:
-            return view
-    except (OSError, ValueError):
-        pass
-
-    tmp = view.with_name(view.name + ".building")
-    if tmp.exists():
-        shutil.rmtree(tmp)  # our own half-built view from an interrupted run
-    tmp.mkdir(parents=True)
-    how = ["symlink"]
-    for rel in report.good:
-        dest = tmp / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _place(root / rel, dest, how)
-    for rel in report.converted:
-        dest = tmp / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        to_8bit(root / rel, dest)
-    # A file in the view's root is invisible to ImageFolder (it only lists folders there).
-    (tmp / SKIPPED_FILE).write_text(
-        printable(
-            f"Files in {root} left out of training, and why:\n"
-            + "".join(f"{rel}\t{why}\n" for rel, why in sorted(report.bad.items()))
-        ),
-        encoding="utf-8",
-    )
-    (tmp / ".kit_view.json").write_text(
-        json.dumps({"stamp": stamp, "source": str(root), "linked_by": how[0]})
-    )
-    if view.exists():
-        if not (view / ".kit_view.json").exists():
-            raise DataFolderError(
-                f"{view} exists and was not made by the kit; remove it or choose another clean_dir."
-            )
-        shutil.rmtree(view)  # links and copies only: rmtree never follows symlinks
-    os.replace(tmp, view)
-    return view
 
 
 def _view_dir_for(root: Path, clean_dir: Path) -> Path:
@@ -624,6 +542,24 @@ def find_data_dir(
     return Path(builtin_dir)
 
 
+def output_dir_for(data_dir: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """The notebook's output folder for the data it trains on (its "Get the data" step).
+
+    ``out_dir`` itself for the built-in faces, or when ``DCGAN_OUT`` chose it; for any other
+    data a subfolder named after the data folder (``outputs/processed_celeba_small/``), made if
+    needed: a run on CelebA never meets the built-in faces' checkpoint, nor overwrites their
+    pictures.
+    """
+    from helpers.faces import is_builtin_set
+
+    out = Path(out_dir)
+    if os.environ.get("DCGAN_OUT") or is_builtin_set(data_dir):
+        return out
+    out = out / Path(data_dir).resolve().name
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line (the problem and where to read more),
     with exit status 2 as argparse's own."""
@@ -666,9 +602,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     prep.add_argument(
         "--out",
-        default=DEFAULT_DATA_DIR.rstrip("/"),
-        help="folder to write; images go to OUT/celeba/ (default: %(default)s, "
-        "where the notebook looks)",
+        default=None,
+        help="folder to write; images go to OUT/celeba/ (default: the kit's own "
+        f"{DEFAULT_DATA_DIR.rstrip('/')}/, where the notebook looks, from any working directory)",
     )
     prep.add_argument(
         "--size",
@@ -700,6 +636,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     chk.add_argument("folder", metavar="FOLDER", help="the folder you would give ImageFolder")
     chk.add_argument(
+        "--recheck",
+        action="store_true",
+        help="re-open every file, not only new or changed ones (changes are found by size, "
+        "modification and status-change time and inode; this also finds a file whose bytes "
+        "changed under all four), and drop the fast loader's image caches of FOLDER so the "
+        "next training run decodes every image again",
+    )
+    chk.add_argument(
         "--workers",
         type=positive_int,
         default=None,
@@ -707,6 +651,17 @@ def _parser() -> argparse.ArgumentParser:
         help="processes for the first check of many files (default: one per CPU core)",
     )
     return p
+
+
+def _where_to_train(out: str | None) -> str:
+    """What the learner does next with prepare-celeba's folder: true from any working directory
+    (the notebook works from the kit's folder, helpers.KIT_DIR)."""
+    from helpers import KIT_DIR
+
+    made = (KIT_DIR / DEFAULT_DATA_DIR if out is None else Path(out)).resolve()
+    if made == (KIT_DIR / DEFAULT_DATA_DIR).resolve():
+        return "The notebook finds it there (its default data_dir)."
+    return f"Train on it with data_dir='{made}' in the notebook's \"Get the data\" cell."
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -725,19 +680,30 @@ def main(argv: list[str] | None = None) -> int:
                 progress=True,
             )
             if summary["written"] + summary["skipped"] > 0:
-                print(
-                    "The notebook finds it there (its default data_dir)."
-                    if Path(args.out) == Path(DEFAULT_DATA_DIR)
-                    else f"Train on it with data_dir='{args.out}'."
-                )
+                print(_where_to_train(args.out))
             return 1 if summary["failed"] and not summary["written"] + summary["skipped"] else 0
         if args.command == "check":
-            print(check_image_folder(args.folder, workers=args.workers).summary())
+            report = check_image_folder(args.folder, workers=args.workers, recheck=args.recheck)
+            print(report.summary())
+            if args.recheck:
+                from helpers import KIT_DIR
+                from helpers.fastdata import forget_caches
+
+                dropped = forget_caches(args.folder)
+                view = _view_dir_for(
+                    Path(args.folder), KIT_DIR / Path(BUILTIN_DIR).parent / ".clean"
+                )
+                if view.is_dir():  # the notebook reads this folder through its clean view
+                    dropped += forget_caches(view)
+                print(
+                    f"  dropped {_plural(dropped, 'image cache')} of the fast loader: the next "
+                    "training run decodes every image again"
+                )
             return 0
     except NoSpaceError as exc:
         print(printable(f"error: {exc}"), file=sys.stderr)
         return 1
-    except (DataFolderError, FileNotFoundError) as exc:
+    except (DataFolderError, FileNotFoundError, NotWritableError) as exc:
         print(printable(f"error: {exc}"), file=sys.stderr)
         return 2
     return 0

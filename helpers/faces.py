@@ -20,6 +20,7 @@ import numbers
 import os
 import pathlib
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from functools import partial
 from multiprocessing import Pool
@@ -28,7 +29,14 @@ import numpy as np
 from PIL import Image, ImageDraw
 from tqdm.auto import tqdm
 
-from helpers.files import atomic_write, positive_int
+from helpers.files import (
+    NoSpaceError,
+    NotWritableError,
+    atomic_write,
+    check_writable_folder,
+    no_space_message,
+    positive_int,
+)
 
 __all__ = [
     "ATTRIBUTES",
@@ -38,6 +46,7 @@ __all__ = [
     "FACES_VERSION",
     "draw_face",
     "face_attributes",
+    "is_builtin_set",
     "main",
     "make_faces",
 ]
@@ -623,15 +632,16 @@ def make_faces(
 
     root = pathlib.Path(root)
     folder = root / "faces"
-    folder.mkdir(parents=True, exist_ok=True)
     marker = folder / _MARKER
     wanted = {"n": n, "size": size, "seed": seed, "version": FACES_VERSION}
     finished = _read_marker(marker) == wanted
     if finished:  # the files present are right; redraw only any that went missing
         todo = [i for i in range(1, n + 1) if not (folder / f"{i:06d}.png").exists()]
         if not todo:
-            return root
-    else:
+            return root  # a finished set is only read: a read-only kit folder is fine
+    # a file in the way or a read-only kit folder: one clear error with what to do
+    check_writable_folder(folder, "the built-in faces (builtin_dir, or faces --root)")
+    if not finished:
         # Remove the marker first: if this redraw is interrupted, the folder must not look
         # finished. Files from another seed or size are overwritten, extra ones removed below.
         marker.unlink(missing_ok=True)
@@ -643,19 +653,32 @@ def make_faces(
 
     job = partial(_draw_and_save, folder=folder, seed=seed, size=size)
     bar = tqdm(total=len(todo), desc="Drawing faces", unit="img", disable=not progress)
-    with bar:
-        if workers == 1 or len(todo) < 2 * workers:
-            for i in todo:
-                job(i)
-                bar.update()
-        else:
-            with Pool(min(workers, len(todo))) as pool:
-                for _ in pool.imap_unordered(job, todo, chunksize=16):
+    done = 0
+    try:
+        with bar:
+            if workers == 1 or len(todo) < 2 * workers:
+                for i in todo:
+                    job(i)
+                    done += 1
                     bar.update()
-
-    with atomic_write(marker, "w") as f:
-        f.write(json.dumps(wanted))
+            else:
+                with Pool(min(workers, len(todo))) as pool:
+                    for _ in pool.imap_unordered(job, todo, chunksize=16):
+                        done += 1
+                        bar.update()
+        with atomic_write(marker, "w") as f:
+            f.write(json.dumps(wanted))
+    except NoSpaceError:
+        # The faces drawn so far are whole files (atomic writes) and the set has no marker, so
+        # it never looks finished: a rerun after freeing space completes it.
+        needed = (len(todo) - done) * size * size * 3 // 4 + 2**20  # a PNG face: ~0.75 B/px
+        raise NoSpaceError(no_space_message(folder, needed)) from None
     return root
+
+
+def is_builtin_set(root: str | os.PathLike[str]) -> bool:
+    """True when ``root`` holds a set ``make_faces`` drew (its ``faces/`` folder is marked)."""
+    return (pathlib.Path(root) / "faces" / _MARKER).is_file()
 
 
 def _read_marker(marker):
@@ -673,9 +696,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--root",
-        default=BUILTIN_DIR,
-        help="folder to fill; torchvision's ImageFolder(ROOT) reads it (default: "
-        "%(default)s, the built-in set the notebook trains on without CelebA)",
+        default=None,
+        help="folder to fill; torchvision's ImageFolder(ROOT) reads it (default: the kit's "
+        f"{BUILTIN_DIR}, the built-in set the notebook trains on without CelebA, from any "
+        "working directory)",
     )
     parser.add_argument(
         "--n",
@@ -703,9 +727,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--quiet", action="store_true", help="hide the progress bar")
     args = parser.parse_args(argv)
+    from helpers import KIT_DIR
+
     try:
         root = make_faces(
-            args.root,
+            KIT_DIR / BUILTIN_DIR if args.root is None else args.root,
             n=args.n,
             size=args.size,
             seed=args.seed,
@@ -714,5 +740,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except ValueError as err:
         parser.error(str(err))
+    except (NoSpaceError, NotWritableError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
     print(f"{args.n} faces of {args.size}x{args.size} in {root / 'faces'}")
     return 0

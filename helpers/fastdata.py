@@ -38,10 +38,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from helpers.files import atomic_write, check_positive_int
-from helpers.imagefile import describe_read_error, is_no_space, no_space_message
+from helpers.files import atomic_write, check_positive_int, is_no_space, no_space_message
+from helpers.imagefile import describe_read_error
 
 __all__ = [
+    "CACHE_FORMAT",
     "CACHE_PREFIX",
     "CACHE_VERSION",
     "DECODE_BATCH",
@@ -54,12 +55,16 @@ __all__ = [
     "Decoded",
     "FastLoader",
     "TransformPlan",
+    "data_identity",
+    "describe_images",
     "fast_loader",
+    "forget_caches",
     "load_dataset",
     "plan_transform",
 ]
 
-CACHE_VERSION = 2  # bump when the decoding below changes: old caches are then ignored
+CACHE_VERSION = 3  # bump when the decoding below changes: old caches are then ignored
+CACHE_FORMAT = "dcgan-face-kit images"  # what a cache file holds, with its key and checksum
 CACHE_PREFIX = ".kit_images_"  # a hidden *file* in the data folder, next to helpers.data's
 # .kit_check.json. Not a folder: ImageFolder would take a folder there for an empty class.
 DECODE_BATCH = 256  # images per worker task while decoding
@@ -190,9 +195,15 @@ def _describe(exc_or_text) -> str:
     return exc_or_text if isinstance(exc_or_text, str) else describe_read_error(exc_or_text)
 
 
-def _fingerprint(dataset, transform) -> str:
-    """A short hash of what the cache depends on: the transform, and every file's path, size and
-    modification time (file names are bytes on disk: Latin-1 names hash like any other)."""
+def _fingerprint(dataset, transform, changes: bool = True) -> str:
+    """A short hash of what the cache depends on: the folder (its resolved path), the transform,
+    and every file's path, size, modification and status-change time and inode (file names are
+    bytes on disk: Latin-1 names hash like any other). A file rewritten with its size and
+    modification time put back still has a new status-change time, which no program can set.
+
+    ``changes=False`` leaves out the times and inodes: the same files, copied elsewhere or
+    touched, then give the same hash (what a checkpoint compares, see ``data_identity``).
+    """
     loader = getattr(dataset, "loader", None)
     digest = hashlib.sha1(
         json.dumps(
@@ -201,6 +212,7 @@ def _fingerprint(dataset, transform) -> str:
                 type(dataset).__name__,
                 getattr(loader, "__qualname__", ""),
                 repr(transform),
+                os.fsencode(Path(dataset.root).resolve()).decode("latin-1") if changes else "",
             ]
         ).encode()
     )
@@ -208,11 +220,20 @@ def _fingerprint(dataset, transform) -> str:
     for path, _ in dataset.samples:
         try:
             st = os.stat(path)  # follows the clean view's symlinks to the original files
-            stamp = f"\0{st.st_size}\0{st.st_mtime_ns}\n"
+            stamp = f"\0{st.st_size}"
+            if changes:
+                stamp += f"\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}"
         except OSError:
-            stamp = "\0missing\n"
-        digest.update(os.fsencode(os.path.relpath(path, root)) + stamp.encode())
+            stamp = "\0missing"
+        digest.update(os.fsencode(os.path.relpath(path, root)) + stamp.encode() + b"\n")
     return digest.hexdigest()[:16]
+
+
+def _checksum(images: torch.Tensor) -> str:
+    """SHA-256 of a uint8 image tensor's shape and bytes."""
+    hasher = hashlib.sha256(repr(tuple(images.shape)).encode())
+    hasher.update(images.contiguous().numpy().data)  # the buffer itself: no copy
+    return hasher.hexdigest()
 
 
 def _default_cache_dir() -> Path:
@@ -231,6 +252,24 @@ def _cache_paths(root: Path, transform, fingerprint: str, cache_dir) -> list[Pat
     if cache_dir is not None:
         return [Path(cache_dir) / elsewhere]
     return [root / name, _default_cache_dir() / elsewhere]
+
+
+def forget_caches(root: str | os.PathLike[str], cache_dir: str | Path | None = None) -> int:
+    """Delete every image cache of the data folder ``root`` (in it, and in the user cache
+    folder), so the next ``fast_loader`` decodes every file again; returns how many were
+    deleted. What ``python -m helpers data check --recheck`` does after re-opening every file."""
+    root = Path(root)
+    where = hashlib.sha1(os.fsencode(root.resolve())).hexdigest()[:8]
+    elsewhere = Path(cache_dir) if cache_dir is not None else _default_cache_dir()
+    found = list(root.glob(f"{CACHE_PREFIX}*.pt")) + list(
+        elsewhere.glob(f"*-{where}{CACHE_PREFIX}*.pt")
+    )
+    removed = 0
+    for path in found:
+        with contextlib.suppress(OSError):
+            path.unlink()
+            removed += 1
+    return removed
 
 
 def _remove_stale(path: Path) -> None:
@@ -360,28 +399,32 @@ class Decoded:
     flips: tuple[tuple[int, float], ...] = ()  # (dim, p): random flips to apply per batch
     random: str = ""  # why the learner's own loader must train ('' = the fast path can)
     cache: str = "off"  # 'hit', 'miss', 'off', or 'not saved'
+    sha256: str = ""  # checksum of images (shape and bytes); '' when not computed
     path: Path | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)  # one-line notices for the learner
 
 
-def _write_cache(images, paths, notes) -> Path | None:
-    """Save to the first writable place; on a full disk say so once and keep going without."""
+def _write_cache(images, paths, notes, key, sha) -> Path | None:
+    """Save to the first writable place, with its key and checksum; on a full disk say so once
+    and keep going without. Each writer has its own temporary file, renamed into place whole:
+    two processes caching the same images at once both end with a good file."""
     needed = images.numel() + 4096
+    content = {"format": CACHE_FORMAT, "key": key, "sha256": sha, "images": images}
     for path in paths:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             with atomic_write(path, "wb") as f:
-                torch.save(images, f)
+                torch.save(content, f)
         except Exception as exc:  # a full disk shows up as RuntimeError from torch's writer
             try:
                 full = is_no_space(exc) or shutil.disk_usage(path.parent).free < needed
             except OSError:
                 full = False
             if full:
-                full_disk = no_space_message(path.parent, needed)
+                full_disk = no_space_message(path, needed)
                 notes.append(
-                    f"Fast loader: could not cache the images: {full_disk}. "
+                    f"Fast loader: could not cache the images: {full_disk} to keep the cache. "
                     "Training goes on without the cache (the images are decoded again next time)."
                 )
                 return None
@@ -395,21 +438,48 @@ def _write_cache(images, paths, notes) -> Path | None:
     return None
 
 
-def _read_cache(paths, n):
+def _read_cache(paths, n, key, first, notes):
+    """(path, images, checksum) of the first cache that is whole and made from these files with this
+    transform, else (None, None, ''). ``first`` is image 0 decoded now: the cache must hold it.
+    A cache that fails a check adds one line to ``notes`` saying why it is rebuilt."""
     for path in paths:
-        if path.is_file():
-            try:
-                images = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception:  # a cache cut short or damaged: decode again and rewrite it
-                continue
-            if (
+        if not path.is_file():
+            continue
+        why = ""
+        try:
+            content = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception:  # cut short or damaged beyond reading
+            content, why = None, "cannot be read (cut short or damaged)"
+        if why or not isinstance(content, dict) or content.get("format") != CACHE_FORMAT:
+            why = why or "has no checksum (made by an older kit, or not by the kit)"
+            why = "has no checksum (made by an older kit, or not by the kit)"
+        else:
+            images = content.get("images")
+            if content.get("key") != key:
+                why = "was made from other files or another transform"
+            elif not (
                 isinstance(images, torch.Tensor)
                 and images.dtype == torch.uint8
                 and images.dim() == 4
                 and images.shape[0] == n
             ):
-                return path, images
-    return None, None
+                why = "does not hold one uint8 image per file"
+            elif content.get("sha256") != _checksum(images):
+                why = "is damaged (its checksum does not match its content)"
+            elif first is not None and not torch.equal(images[0], first):
+                why = "does not hold these images (image 0 differs)"
+            else:
+                return path, images, content["sha256"]
+        notes.append(f"Fast loader: the image cache {path} {why}; decoding the images again.")
+    return None, None, ""
+
+
+def _first_image(view):
+    """Image 0 through the cached part of the transform, as the cache stores it (or None)."""
+    if len(view) == 0:
+        return None
+    u, exact, why = _Decode(view)[0]
+    return u if not why and exact and isinstance(u, torch.Tensor) else None
 
 
 def load_dataset(
@@ -431,8 +501,11 @@ def load_dataset(
         dataset: the learner's dataset (``ImageFolder(data_dir, transform=...)``).
         cache: keep the images in ``<data_dir>/.kit_images_<transform>_<files>.pt`` (or under
             ``~/.cache/dcgan-face-kit`` when the folder is read-only) and load them from there
-            while the files and the transform are unchanged: the key covers the transform's
-            description and every file's path, size and modification time.
+            while the files and the transform are unchanged: the key covers the folder, the
+            transform's description (the image size with it) and every file's path, size,
+            modification and status-change time and inode. A cache is used only when its key,
+            its SHA-256 checksum and its first image match; otherwise one note says why and
+            the images are decoded again. ``forget_caches`` drops them all.
         progress: show a tqdm bar while decoding.
         cache_dir: keep the cache there instead.
         workers: decoding processes (default: one per core).
@@ -455,19 +528,23 @@ def load_dataset(
         return Decoded(images, random=plan.random, seconds=time.perf_counter() - start)
 
     assert root is not None  # not an ImageFolder: plan.random was set above
-    paths = (
-        _cache_paths(root, plan.cached, _fingerprint(dataset, plan.cached), cache_dir)
-        if cache
-        else []
-    )
-    where, images = _read_cache(paths, len(dataset))
-    if images is not None:
-        return Decoded(
-            images, plan.flips, cache="hit", path=where, seconds=time.perf_counter() - start
-        )
-
+    key = _fingerprint(dataset, plan.cached) if cache else ""
+    paths = _cache_paths(root, plan.cached, key, cache_dir) if cache else []
     view = copy.copy(dataset)  # the learner's dataset, flips left for the loader
     view.transform = plan.decoder()
+    if any(p.is_file() for p in paths):
+        where, images, sha = _read_cache(paths, len(dataset), key, _first_image(view), notes)
+        if images is not None:
+            return Decoded(
+                images,
+                plan.flips,
+                cache="hit",
+                sha256=sha,
+                path=where,
+                seconds=time.perf_counter() - start,
+                notes=notes,
+            )
+
     images, exact = _decode_all(view, workers, progress, desc)
     if not exact:
         return Decoded(
@@ -476,12 +553,14 @@ def load_dataset(
             "(ToTensor's output), so they cannot be stored as images",
             seconds=time.perf_counter() - start,
         )
-    where = _write_cache(images, paths, notes) if cache else None
+    sha = _checksum(images)
+    where = _write_cache(images, paths, notes, key, sha) if cache else None
     state = "off" if not cache else ("miss" if where else "not saved")
     return Decoded(
         images,
         plan.flips,
         cache=state,
+        sha256=sha,
         path=where,
         seconds=time.perf_counter() - start,
         notes=notes,
@@ -543,6 +622,8 @@ class FastLoader:
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.channels_last, self.flips = channels_last, tuple(flips)
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        # which data this is, for a checkpoint's run record: set by fast_loader
+        self.data_identity: dict[str, Any] | None = None
 
     @property
     def n_images(self) -> int:
@@ -574,6 +655,50 @@ class FastLoader:
             if self.channels_last:
                 batch = batch.contiguous(memory_format=torch.channels_last)
             yield batch, torch.zeros(len(index), dtype=torch.long, device=self.device)
+
+
+def describe_images(
+    folder: str | os.PathLike[str], images: torch.Tensor, hold_out: int, sha256: str = ""
+) -> dict[str, Any]:
+    """The ``data_identity`` of a loader over ``images[:-hold_out]`` (uint8 (N, C, H, W)) read
+    from ``folder``; ``sha256`` is ``Decoded.sha256`` when known (else it is computed)."""
+    return {
+        "folder": _shown(Path(folder).resolve()),
+        "images": images.shape[0] - hold_out,
+        "held out": hold_out,
+        "image size": "x".join(str(s) for s in images.shape[1:]),
+        "fingerprint": (sha256 or _checksum(images))[:16],
+    }
+
+
+def data_identity(loader: Any) -> dict[str, Any] | None:
+    """Which data a training loader serves, for a checkpoint's run record (``describe_run``).
+
+    ``{"folder": resolved path, "images": N, "image size": "3x32x32" or None, "fingerprint":
+    16 hex digits}``. For ``fast_loader``'s loaders the fingerprint is a hash of the decoded
+    images themselves (so a moved or copied folder is still the same data); for a DataLoader
+    over an ``ImageFolder`` (or a ``Subset`` of one), a hash of the transform and of each
+    file's path and size. None when the loader says nothing about its data.
+    """
+    known = getattr(loader, "data_identity", None)
+    if isinstance(known, dict):
+        return known
+    dataset = getattr(loader, "dataset", None)
+    n = None
+    with contextlib.suppress(TypeError):
+        n = len(dataset)  # type: ignore[arg-type]  # a dataset without a length: None
+    while isinstance(dataset, Subset):
+        dataset = dataset.dataset
+    root = getattr(dataset, "root", None)
+    if root is None or not hasattr(dataset, "samples"):
+        return None
+    transform = getattr(dataset, "transform", None)
+    return {
+        "folder": _shown(Path(root).resolve()),
+        "images": n,
+        "image size": None,
+        "fingerprint": _fingerprint(dataset, transform, changes=False),
+    }
 
 
 def _too_few(n, hold_out, batch_size, where) -> str:
@@ -634,6 +759,7 @@ def fast_loader(
             num_workers=loader.num_workers,
             drop_last=True,
         )
+        train_loader.data_identity = data_identity(train_loader)
         print(
             f"Fast loader: off, because {decoded.random}. Training uses your get_dataloader's "
             f"own loader, which decodes every image again in every epoch (slower)."
@@ -647,6 +773,8 @@ def fast_loader(
         channels_last=channels_last,
         flips=decoded.flips,
     )
+    train_loader.data_identity = describe_images(where, images, hold_out, decoded.sha256)
+    shape = "x".join(str(s) for s in images.shape[1:])
     how = {
         "hit": "loaded from the cache",
         "miss": "decoded once and cached",
@@ -656,7 +784,6 @@ def fast_loader(
         f", random {'horizontal' if d == -1 else 'vertical'} flips (p={p:g}) per batch"
         for d, p in decoded.flips
     )
-    shape = "x".join(str(s) for s in images.shape[1:])
     print(
         f"Fast loader: {n - hold_out:,} training images of {shape} (+{hold_out:,} held out) "
         f"from {_shown(where)}, {how} in {decoded.seconds:.1f} s; {len(train_loader):,} "

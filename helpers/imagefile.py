@@ -3,29 +3,29 @@ helpers.fastdata (notebook step "Get the data").
 
 - ``check_image_file``: can ImageFolder's default loader use this file, and if not, why not.
 - ``describe_read_error``: a read error as a short reason a learner can act on.
-- ``to_8bit``: an 8-bit copy of a 16-bit or floating-point image (scaled, not clipped).
+- ``to_8bit`` / ``eight_bit``: an 8-bit copy of a 16-bit or floating-point image (scaled, not
+  clipped), as a file or as a PIL image.
 - ``DataFolderError``: the data cannot be used as it is; the message says what to do.
 """
 
 from __future__ import annotations
 
-import errno
 import os
 import warnings
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from helpers.files import is_no_space
+
 __all__ = [
     "HIGH_BIT_MODES",
     "DataFolderError",
     "DataFolderNotFoundError",
-    "NoSpaceError",
     "check_image_file",
     "describe_read_error",
+    "eight_bit",
     "format_from_name",
-    "is_no_space",
-    "no_space_message",
     "to_8bit",
 ]
 
@@ -41,21 +41,6 @@ class DataFolderError(ValueError):
 
 class DataFolderNotFoundError(DataFolderError, FileNotFoundError):
     """The data folder does not exist (catchable as DataFolderError or FileNotFoundError)."""
-
-
-class NoSpaceError(OSError):
-    """A disk filled up while writing; the message says how much room is needed and where."""
-
-
-def is_no_space(exc: BaseException) -> bool:
-    """True for 'no space left on device' and 'disk quota exceeded' errors."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
-
-
-def no_space_message(where: str | os.PathLike, needed_bytes: int) -> str:
-    """'no space left on device (needs about N MB) in WHERE'."""
-    mb = max(1, round(needed_bytes / 2**20))
-    return f"no space left on device (needs about {mb:,} MB) in {where}"
 
 
 def format_from_name(path: str | os.PathLike) -> str:
@@ -145,17 +130,30 @@ def _full_scale(mode: str, top: float) -> float:
     return 65535.0 if top <= 65535 else float(top)
 
 
-def to_8bit(path: str | os.PathLike, dest: str | os.PathLike) -> None:
-    """Write an 8-bit greyscale copy of a high-bit-depth or float image (scaled, not clipped).
+def eight_bit(im: Image.Image) -> Image.Image:
+    """An 8-bit greyscale ('L') copy of a high-bit-depth or float PIL image, scaled, not clipped.
 
     16-bit images map 0..65535 to 0..255; float images holding [0, 1] map that range to 0..255.
+    Other modes are returned as they are.
     """
     import numpy as np
 
-    with Image.open(path) as im:
-        a = np.asarray(im.convert("F") if im.mode not in ("I", "F") else im, dtype=np.float64)
-        mode = im.mode
+    if im.mode not in HIGH_BIT_MODES:
+        return im
+    a = np.asarray(im.convert("F") if im.mode not in ("I", "F") else im, dtype=np.float64)
     a = np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
-    top = _full_scale(mode, float(a.max()) if a.size else 0.0)
+    top = _full_scale(im.mode, float(a.max()) if a.size else 0.0)
     a8 = np.clip(np.round(a / top * 255.0), 0, 255).astype(np.uint8)
-    Image.fromarray(a8, mode="L").save(Path(dest))
+    return Image.fromarray(a8, mode="L")
+
+
+def to_8bit(path: str | os.PathLike, dest: str | os.PathLike) -> None:
+    """Write an 8-bit greyscale copy of a high-bit-depth or float image (``eight_bit``) to
+    ``dest``, atomically."""
+    from helpers.files import atomic_write
+
+    dest = Path(dest)
+    with Image.open(path) as im:
+        small = eight_bit(im)
+        with atomic_write(dest, "wb") as f:
+            small.save(f, format=Image.registered_extensions().get(dest.suffix.lower(), "PNG"))

@@ -35,6 +35,8 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from torchvision.utils import make_grid, save_image
 
+from helpers.files import write_bytes_atomic
+
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.image import AxesImage
@@ -105,10 +107,21 @@ def _new_figure(**kwargs):
 
 def _finish(fig, path=None):
     if path is not None:
-        fig.savefig(path, dpi=SAVE_DPI, facecolor="white")
+        # in memory, then a temp file renamed over `path`: a full disk or a kill never leaves
+        # a half-written PNG (docs/samples.png is a copy of one)
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png", dpi=SAVE_DPI, facecolor="white")
+        write_bytes_atomic(path, buffer.getvalue())
     if _backend() in _FILE_ONLY_BACKENDS:
         plt.close(fig)
     return fig
+
+
+def _save_grid(images, path, **options):
+    """torchvision's save_image, written whole or not at all (see ``_finish``)."""
+    buffer = io.BytesIO()
+    save_image(images, buffer, format="png", **options)
+    write_bytes_atomic(path, buffer.getvalue())
 
 
 def _png_path(path, function):
@@ -285,7 +298,7 @@ def show_batch(
     images = _check_unit_range(_check_batch(images, "show_batch"), "show_batch")
     path = _png_path(path, "show_batch")
     if path is not None:
-        save_image(images, path, nrow=nrow, padding=PADDING, pad_value=PAD_VALUE)
+        _save_grid(images, path, nrow=nrow, padding=PADDING, pad_value=PAD_VALUE)
     return _finish(_grid_figure(_grid(images, nrow), title))
 
 
@@ -303,7 +316,7 @@ def view_samples(
     samples = _check_tanh_range(_check_batch(samples, "view_samples"), "view_samples")
     path = _png_path(path, "view_samples")
     if path is not None:
-        save_image(
+        _save_grid(
             samples,
             path,
             nrow=nrow,

@@ -26,6 +26,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from helpers.files import (
+    NoSpaceError,
+    NotWritableError,
+    check_writable_folder,
+    write_text_atomic,
+)
 from helpers.notebook import (
     NOTEBOOK,
     PART2_NOTEBOOK,
@@ -622,22 +628,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     notebook = Path(args.notebook)
     if not notebook.is_file():
         parser.error(f"no notebook at {notebook}")
+    try:  # a file in the way, a read-only kit folder or a full disk: one clear line
+        check_writable_folder(out_dir, "--out")
+    except (NotWritableError, NoSpaceError) as err:
+        parser.error(str(err))
     mode = "quick" if args.quick else "full"
     print(f"Running {notebook.name} ({mode} mode); results go to {out_dir}/ ...", flush=True)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    nb = None
     if args.plain:
         seconds, failure = run_plain(notebook, out_dir, args.quick)
         executed = None
     else:
         nb, seconds, failure = run_notebook(notebook, out_dir, args.quick, args.timeout)
-        import nbformat
-
         executed = out_dir / notebook.name
-        nbformat.write(nb, str(executed))
     summary = {"mode": mode, "plain": args.plain, "seconds": round(seconds, 1), "ok": not failure}
-    (out_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
+    unwritten = _write_record(nb, executed, out_dir / "run.json", summary)
     if failure:
-        report_failure(failure, seconds, executed)
+        report_failure(failure, seconds, None if unwritten else executed)
+    if unwritten:
+        print(unwritten, file=sys.stderr)
+    if failure or unwritten:
         return 1
     artefacts = artefacts_for(notebook)
     missing = [name for name in artefacts if not (out_dir / name).is_file()]
@@ -648,7 +658,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     if missing:
         print(f"Missing results: {', '.join(missing)}", file=sys.stderr)
         return 1
-    if args.update_notebook and not args.plain:
-        nbformat.write(clean_for_commit(nb), str(notebook))
+    if args.update_notebook and nb is not None:
+        unwritten = _write_record(clean_for_commit(nb), notebook, None, {})
+        if unwritten:
+            print(unwritten, file=sys.stderr)
+            return 1
         print(f"Stored this run's outputs in {notebook}.")
     return 0
+
+
+def _write_record(nb, executed, record, summary):
+    """Write the run record (run.json), then the executed notebook, each whole or not at all;
+    returns None, or the one line to print when the disk is full. What cannot be written is
+    removed, so a file of an earlier run never passes for this run's."""
+    import nbformat
+
+    writes = []
+    if record is not None:
+        writes.append((record, json.dumps(summary, indent=2) + "\n"))
+    if nb is not None:
+        text = nbformat.writes(nb)
+        writes.append((executed, text if text.endswith("\n") else text + "\n"))
+    for path, text in writes:
+        try:
+            write_text_atomic(path, text)
+        except NoSpaceError as err:
+            if record is not None:  # the output folder's files, never the solution notebook
+                Path(path).unlink(missing_ok=True)
+            return f"error: {err}"
+    return None

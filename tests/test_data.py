@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from helpers import data
+from helpers import cleanview, data
 from helpers.data import DataFolderError, check_image_folder, find_data_dir, main
 from helpers.notebook import load_solution
 from tests import imagefiles
@@ -132,7 +132,7 @@ def test_unreadable_file_is_skipped_reported_and_left_untouched(kind, root, find
     assert [Path(p).name for p, _ in ds.samples] == ["000001.jpg"]
     assert_images_ok(tensors)
     assert snapshot(bad) == before, "the original file must not be changed"
-    listed = (chosen / data.SKIPPED_FILE).read_text()
+    listed = (chosen / cleanview.SKIPPED_FILE).read_text()
     assert f"celeba/{bad.name}" in listed and reason in listed
 
 
@@ -495,7 +495,7 @@ def test_non_utf8_file_names_are_checked_and_printed_on_a_strict_utf8_terminal(r
     out = done.stdout.decode("utf-8")  # strict: valid UTF-8
     assert "2 usable images" in out and "celeba/Zo\\xeb.png: truncated PNG" in out
     view = find(root)
-    skipped = (view / data.SKIPPED_FILE).read_text(encoding="utf-8")
+    skipped = (view / cleanview.SKIPPED_FILE).read_text(encoding="utf-8")
     assert "celeba/Zo\\xeb.png\ttruncated PNG" in skipped
     assert len(load_all(view)[1]) == 2
 

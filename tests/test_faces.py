@@ -270,8 +270,11 @@ def test_command_line_defaults_draw_the_set_the_notebook_trains_on(tmp_path, mon
         raise Drawn
 
     monkeypatch.setattr(faces, "make_faces", record)
+    # The notebook works from the kit's folder; the command finds it from any working directory.
+    monkeypatch.setattr("helpers.KIT_DIR", tmp_path)
     monkeypatch.chdir(tmp_path)  # no processed_celeba_small/ here: the built-in set is used
     for draw in (lambda: faces.main(["--quiet"]), lambda: find_data_dir(verbose=False)):
         with pytest.raises(Drawn):
             draw()
-    assert calls[0] == calls[1] == (Path(faces.BUILTIN_DIR), faces.DEFAULT_N)
+    wanted = (tmp_path / faces.BUILTIN_DIR, faces.DEFAULT_N)
+    assert [(tmp_path / root, n) for root, n in calls] == [wanted, wanted]

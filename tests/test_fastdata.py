@@ -307,8 +307,9 @@ def test_full_disk_trains_without_the_cache_with_one_notice(
     train_loader, images, lines = quiet(solution["get_dataloader"](2, 32, str(root)))
     assert len(lines) == 2, lines
     assert re.match(
-        r"Fast loader: could not cache the images: no space left on device "
-        r"\(needs about 1 MB\) in .*data\. Training goes on without the cache",
+        r"Fast loader: could not cache the images: No space left on device while writing "
+        r".*data/\.kit_images_\w+\.pt; free 1 MB and rerun to keep the cache\. Training goes "
+        r"on without the cache",
         lines[0],
     )
     assert "decoded once (not cached)" in lines[1]
@@ -453,7 +454,7 @@ def test_full_disk_seen_by_torchs_own_writer_is_also_a_notice(
     monkeypatch.setattr(fastdata.torch, "save", save)
     monkeypatch.setattr(fastdata.shutil, "disk_usage", lambda path: usage(10**9, 10**9, 0))
     train_loader, _, lines = quiet(solution["get_dataloader"](2, 32, str(root)))
-    assert lines[0].startswith("Fast loader: could not cache the images: no space left on device")
+    assert lines[0].startswith("Fast loader: could not cache the images: No space left on device")
     assert cache_files(root) == [] and leftovers(root, user_cache) == [] and len(train_loader) == 2
 
 

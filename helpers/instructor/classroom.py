@@ -35,6 +35,7 @@ import json
 import os
 import queue
 import re
+import shutil
 import stat
 import sys
 import tempfile
@@ -356,8 +357,11 @@ def _grade_one(
     return row, report
 
 
-def _write_gradebook(out: Path, rows: list[dict[str, Any]], reports: dict, seconds: float):
-    """gradebook.csv and gradebook.json from `rows` (in order) and {student: report}."""
+def _write_gradebook(
+    out: Path, rows: list[dict[str, Any]], reports: dict, seconds: float, complete: bool = False
+):
+    """gradebook.csv and gradebook.json from `rows` (in order) and {student: report};
+    ``complete`` only once every submission was graded (a stopped run says it is not)."""
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=list(rows[0]))
     writer.writeheader()
@@ -366,6 +370,7 @@ def _write_gradebook(out: Path, rows: list[dict[str, Any]], reports: dict, secon
         f.write(buffer.getvalue())
     book = {
         "submissions": len(rows),
+        "complete": complete,
         "seconds": round(seconds, 1),
         "students": [{**row, "report": reports.get(row["student"])} for row in rows],
     }
@@ -394,7 +399,13 @@ def grade_class(
         if reason:
             raise SandboxUnavailable(reason)
     out = Path(out)
-    (out / "feedback").mkdir(parents=True, exist_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    # The last run's feedback is set aside, not mixed with this run's: a run stopped midway
+    # must not leave last time's files looking like this time's.
+    if (out / "feedback").is_dir():
+        shutil.rmtree(out / "feedback.previous", ignore_errors=True)
+        os.replace(out / "feedback", out / "feedback.previous")
+    (out / "feedback").mkdir()
     threads = max(1, (os.cpu_count() or 1) // (parallel * workers))
     slots: queue.Queue[int] = queue.Queue()
     for slot in range(parallel):
@@ -429,6 +440,8 @@ def grade_class(
             if progress:
                 score = f"{report['passed']}/{report['total']}" if report else row["status"]
                 progress(f"[{done}/{len(submissions)}] {row['student']}: {score}")
+    _write_gradebook(out, rows, reports, time.monotonic() - start, complete=True)
+    shutil.rmtree(out / "feedback.previous", ignore_errors=True)
     return rows
 
 

@@ -26,16 +26,26 @@ from __future__ import annotations
 
 import argparse
 import ast
+import contextlib
 import copy
 import hashlib
 import re
-import shutil
 import sys
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
 
+from helpers.files import (
+    NoSpaceError,
+    NotWritableError,
+    check_writable_folder,
+    is_no_space,
+    no_space_message,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 from helpers.instructor.shipping import TOP_LEVEL_FILES, copy_helpers
 from helpers.notebook import BEGIN, END, NOTEBOOK, PART2_NOTEBOOK, ROOT, strip_magics
 
@@ -46,6 +56,7 @@ __all__ = [
     "PART2_LEARNER_NOTEBOOK",
     "STUB_MESSAGE",
     "ReleaseError",
+    "INCOMPLETE",
     "first_failure_check",
     "learner_text",
     "main",
@@ -271,8 +282,49 @@ def learner_text(notebook: Path | str = NOTEBOOK) -> tuple[str, int, int]:
 
 
 def _write_text(path, text):
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
+    # temp file then rename: a full disk or a kill never leaves a half-written notebook
+    write_text_atomic(path, text)
+
+
+INCOMPLETE = "RELEASE_INCOMPLETE.txt"  # in a release folder while it is being written
+_writing: set[Path] = set()  # release folders this process is writing now
+
+
+@contextlib.contextmanager
+def _marked_incomplete(out: Path) -> Iterator[None]:
+    """Keep INCOMPLETE in ``out`` while it is written: a release that is killed midway, or
+    stops on a full disk, never looks finished. Nested uses of one folder share one mark."""
+    key = out.resolve()
+    if key in _writing:
+        yield
+        return
+    _write_text(
+        out / INCOMPLETE,
+        "This release folder is incomplete: writing it was interrupted. Run the same\n"
+        "python -m helpers release command again; it replaces what is here.\n",
+    )
+    _writing.add(key)
+    try:
+        yield
+    finally:
+        _writing.discard(key)
+    (out / INCOMPLETE).unlink()
+
+
+def _refuse_kit(notebook: Path, out: Path) -> None:
+    target = out.resolve()
+    if target == ROOT or target in ROOT.parents or (target / notebook.name) == notebook.resolve():
+        raise ReleaseError(
+            f"--out {out} is the kit folder (or holds it, or holds the solution): the "
+            f"release would overwrite the kit. Choose a new folder, e.g. --out release."
+        )
+
+
+def _check_out(out: Path) -> None:
+    try:
+        check_writable_folder(out, "--out")
+    except NotWritableError as err:
+        raise ReleaseError(str(err)) from None
 
 
 def runtime_requirements(pyproject: Path | str = ROOT / "pyproject.toml") -> str:
@@ -303,24 +355,22 @@ def make_release(
     the files it needs beside it.
 
     Returns (path of the release notebook, regions stubbed, cells changed). Raises ReleaseError
-    for a notebook with unbalanced markers, or an `out` that would overwrite the kit itself.
+    for a notebook with unbalanced markers, or an `out` that would overwrite the kit itself, is a
+    file or cannot be written. While it writes, `out` holds RELEASE_INCOMPLETE.txt, so a release
+    cut short (killed, a full disk: ``NoSpaceError``) never looks finished; a rerun completes it.
     """
     notebook, out = Path(notebook), Path(out)
-    target = out.resolve()
-    if target == ROOT or target in ROOT.parents or (target / notebook.name) == notebook.resolve():
-        raise ReleaseError(
-            f"--out {out} is the kit folder (or holds it, or holds the solution): the "
-            f"release would overwrite the kit. Choose a new folder, e.g. --out release."
-        )
+    _refuse_kit(notebook, out)
     text, n_regions, n_cells = learner_text(notebook)
-    out.mkdir(parents=True, exist_ok=True)
+    _check_out(out)
     path = out / notebook.name
-    _write_text(path, text)
-    for name in TOP_LEVEL_FILES:
-        shutil.copyfile(ROOT / name, out / name)
-    shutil.copyfile(LEARNER_README, out / "README.md")
-    _write_text(out / "requirements.txt", runtime_requirements())
-    copy_helpers(out / "helpers", "learner")  # the learner runtime and graded/, no instructor/
+    with _marked_incomplete(out):
+        for name in TOP_LEVEL_FILES:
+            write_bytes_atomic(out / name, (ROOT / name).read_bytes())
+        write_bytes_atomic(out / "README.md", LEARNER_README.read_bytes())
+        _write_text(out / "requirements.txt", runtime_requirements())
+        copy_helpers(out / "helpers", "learner")  # the learner runtime and graded/, no instructor/
+        _write_text(path, text)  # the notebook last
     return path, n_regions, n_cells
 
 
@@ -377,22 +427,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     notebooks = [args.notebook] if args.notebook else KIT_NOTEBOOKS
-    for notebook in notebooks:
-        try:
-            if args.update_kit:
-                path, n_regions, n_cells, changed = update_kit(notebook)
-            else:
-                path, n_regions, n_cells = make_release(notebook, args.out)
-        except ReleaseError as err:
-            print(f"release: error: {err}", file=sys.stderr)
-            return 1
-        print(f"Stubbed {n_regions} solution regions in {n_cells} cells -> {path}")
-        if args.update_kit:
-            print(
-                "The learner edition was up to date."
-                if not changed
-                else "Updated the learner edition."
-            )
+    try:
+        return _release(args, notebooks)
+    except (ReleaseError, NoSpaceError) as err:
+        print(f"release: error: {err}", file=sys.stderr)
+        return 1
+    except OSError as err:
+        if not is_no_space(err):
+            raise
+        # a copy (shutil) filled the disk: the same one line as every other write
+        where = err.filename2 or err.filename or args.out
+        print(f"release: error: {no_space_message(where, _release_bytes())}", file=sys.stderr)
+        return 1
+
+
+def _release_bytes() -> int:
+    """About how much a release folder takes: the helpers and the notebooks, at most."""
+    files = [*(ROOT / "helpers").rglob("*.py"), *KIT_NOTEBOOKS]
+    return sum(p.stat().st_size for p in files if p.is_file())
+
+
+def _release(args: argparse.Namespace, notebooks: Sequence[Path | str]) -> int:
+    if not args.update_kit:
+        for notebook in notebooks:
+            _refuse_kit(Path(notebook), Path(args.out))
+        _check_out(Path(args.out))
+    whole = contextlib.nullcontext() if args.update_kit else _marked_incomplete(Path(args.out))
+    with whole:  # every notebook's release, or the folder stays marked incomplete
+        for notebook in notebooks:
+            _release_one(args, notebook)
     if not args.update_kit:
         print(
             "Beside it: README.md (the learner README), requirements.txt, "
@@ -401,3 +464,15 @@ def main(argv: list[str] | None = None) -> int:
             "sandbox side, helpers/sandboxed/)"
         )
     return 0
+
+
+def _release_one(args: argparse.Namespace, notebook: Path | str) -> None:
+    if args.update_kit:
+        path, n_regions, n_cells, changed = update_kit(notebook)
+    else:
+        path, n_regions, n_cells = make_release(notebook, args.out)
+    print(f"Stubbed {n_regions} solution regions in {n_cells} cells -> {path}")
+    if args.update_kit:
+        print(
+            "The learner edition was up to date." if not changed else "Updated the learner edition."
+        )

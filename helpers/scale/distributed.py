@@ -34,6 +34,8 @@ import inspect
 import io
 import json
 import os
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -65,6 +67,7 @@ __all__ = [
     "setup",
     "train",
     "unwrap",
+    "watch_agent",
     "wrap",
 ]
 
@@ -397,11 +400,42 @@ def _pick_device(name: str, local_rank: int) -> torch.device:
     return torch.device("cuda", local_rank)
 
 
+def watch_agent(interval: float = 1.0) -> threading.Thread:
+    """Stop this process when the process that started it (torchrun's agent) dies.
+
+    torchrun stops its ranks when it is stopped with a signal it can catch; a SIGKILL (or an
+    out-of-memory kill) of the agent leaves them training and writing the checkpoint with
+    nobody to stop them. A daemon thread checks the parent's pid every ``interval`` seconds
+    and ends the process when it changes. The checkpoint is written atomically, so a rank
+    stopped mid-save leaves the previous one whole: the same torchrun command resumes from it.
+    Returns the (started) thread.
+    """
+    parent = os.getppid()
+    rank = os.environ.get("RANK", "?")
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            if os.getppid() != parent:
+                print(
+                    f"Rank {rank}: torchrun's agent (pid {parent}) is gone; stopping. Run the "
+                    f"same torchrun command again to resume from the last checkpoint.",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                os._exit(1)  # no cleanup can reach the other ranks; the checkpoint is whole
+
+    thread = threading.Thread(target=watch, name="torchrun-agent-watchdog", daemon=True)
+    thread.start()
+    return thread
+
+
 def _init_process_group(device: torch.device) -> None:
     backend = "nccl" if device.type == "cuda" else "gloo"
     if dist.is_initialized():
         return
     if "RANK" in os.environ:  # started by torchrun: it set RANK, WORLD_SIZE and the rendezvous
+        watch_agent()
         dist.init_process_group(backend)
     else:  # plain `python -m`: a group of one, no network needed
         dist.init_process_group(backend, store=dist.HashStore(), rank=0, world_size=1)
@@ -448,7 +482,7 @@ def _load_data(
     the cache.
     """
     from helpers.data import find_data_dir
-    from helpers.fastdata import load_dataset
+    from helpers.fastdata import data_identity, describe_images, load_dataset
 
     leader = local_rank == 0
     found = None
@@ -511,6 +545,12 @@ def _load_data(
             channels_last=device.type == "cuda",
             flips=decoded.flips,
         )
+    # which data this run trains on, for the checkpoint (as the notebook's fast_loader says)
+    loader.data_identity = (
+        data_identity(learner_loader)
+        if decoded.random
+        else describe_images(str(data_dir), images, n_eval, decoded.sha256)
+    )
     reference = images[: min(n_eval, n_train)].clone()
     return loader, images[n_train:].clone(), reference
 

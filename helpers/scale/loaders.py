@@ -34,6 +34,9 @@ class ShardedLoader:
     with W times the batch size: what the 1-vs-N equivalence test relies on.
     """
 
+    # which data this is, for a checkpoint's run record (helpers.fastdata.data_identity)
+    data_identity: dict[str, Any] | None = None
+
     def __init__(
         self,
         images_uint8: torch.Tensor,
@@ -100,6 +103,9 @@ class SampledLoader:
     ``DistributedSampler`` gives each rank every W-th index of one permutation per epoch
     (seeded by ``seed`` and the epoch), dropping the tail so every rank has as many batches.
     """
+
+    # which data this is, for a checkpoint's run record (helpers.fastdata.data_identity)
+    data_identity: dict[str, Any] | None = None
 
     def __init__(
         self,
