@@ -104,6 +104,9 @@ class Thresholds:
     swing_low: float = 0.1
     swing_high: float = 1.0
     swings: int = 4
+    # ... and each extreme holds at least this share of the window's logging steps: two lone
+    # spikes of a healthy run logged at every step made 4 swings, but under 5% of the steps.
+    swing_share: float = 0.1
 
 
 class Doctor:
@@ -214,20 +217,20 @@ class Doctor:
         self._still = self._still + 1 if still else 0
         if grad_norm == 0 or n_grads == 0:
             why = (
-                "its gradients are zero: G's loss does not reach G (a .detach() on the fakes in "
-                "G's step, or g_loss computed from D's step?)"
+                "and its gradients are zero.\nG's loss does not reach G: is there a .detach() on "
+                "the fakes in G's step, or is g_loss computed from D's step?"
             )
         else:
             why = (
-                f"though its gradients are not zero (norm {grad_norm:.3g}): check g_optimizer, "
+                f"though its gradients are not zero (norm {grad_norm:.3g}).\nCheck g_optimizer: "
                 "its learning rate may be 0, it may hold D's parameters, or g_optimizer.step() "
-                "is not called"
+                "is not called."
             )
         return self._say(
             "g_still",
             self._still >= self.t.still_logs,
             f"GAN doctor, {where}: G is not learning. Its weights have not changed over the last "
-            f"{self._still} logging steps, {why}.",
+            f"{self._still} logging steps, {why}",
         )
 
     def _window(self):
@@ -270,9 +273,12 @@ class Doctor:
                 swings += 1
             state = now
         steps = logs[-1][0] - logs[0][0] if logs else 0
+        least = self.t.swing_share * len(d_losses)
+        low = sum(d <= self.t.swing_low for d in d_losses)
+        high = sum(d >= self.t.swing_high for d in d_losses)
         return self._say(
             "oscillation",
-            swings >= self.t.swings,
+            swings >= self.t.swings and d_losses != [] and min(low, high) >= least,
             f"GAN doctor, {where}: training oscillates. d_loss swung between under "
             f"{self.t.swing_low} and over {self.t.swing_high} {swings} times in {steps} steps "
             f"(from {min(d_losses, default=0):.2f} to {max(d_losses, default=0):.2f}):\nthe two "

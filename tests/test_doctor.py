@@ -23,7 +23,11 @@ from helpers.faces import draw_face
 from helpers.notebook import load_solution
 
 Z_SIZE, CONV_DIM, BATCH, EPOCH_STEPS = 16, 4, 8, 20
-HEALTHY_SEEDS = (0, 1, 2)
+
+
+def seeds(*values):
+    """The first seed in the quick subset, the others marked slow."""
+    return [values[0], *(pytest.param(v, marks=pytest.mark.slow) for v in values[1:])]
 
 
 @pytest.fixture(scope="module")
@@ -161,27 +165,39 @@ def test_a_g_step_that_never_reaches_g_is_named(notebook, faces):
     assert said(messages, "G is not learning", "gradients are zero", ".detach()"), messages
 
 
-def test_a_g_that_ignores_z_is_named_mode_collapse(notebook, faces):
-    messages, _ = train(notebook, faces, steps=160, ignore_z=True)
+@pytest.mark.parametrize("seed", seeds(0, 1, 2))
+def test_a_g_that_ignores_z_is_named_mode_collapse(notebook, faces, seed):
+    messages, _ = train(notebook, faces, seed=seed, steps=160, ignore_z=True)
     named = said(messages, "mode collapse", "barely vary with z", "0.000")
     assert len(named) == 1, messages
 
 
-def test_a_d_with_a_much_higher_learning_rate_is_named_d_winning(notebook, faces):
-    messages, _ = train(notebook, faces, steps=200, d_lr=0.005, g_lr=0.0001)
+@pytest.mark.parametrize("seed", seeds(0, 1, 2))
+def test_a_d_with_a_much_higher_learning_rate_is_named_d_winning(notebook, faces, seed):
+    messages, _ = train(notebook, faces, seed=seed, steps=200, d_lr=0.005, g_lr=0.0001)
     named = said(messages, "D is winning", "D(G(z))", "G's loss climbed", "lower learning rate")
     assert len(named) == 1, messages
 
 
-def test_learning_rates_far_too_high_with_beta1_0_9_are_named_oscillation(notebook, faces):
-    messages, _ = train(notebook, faces, steps=200, d_lr=0.01, g_lr=0.01, beta1=0.9)
+# This setup oscillates on 5 of the first 8 seeds (1, 4, 5, 6, 7) in 300 steps; on the others D
+# settles into winning by a margin too small for that diagnosis, and the doctor says nothing.
+@pytest.mark.parametrize("seed", seeds(4, 1, 5))
+def test_learning_rates_far_too_high_with_beta1_0_9_are_named_oscillation(notebook, faces, seed):
+    messages, _ = train(notebook, faces, seed=seed, steps=300, d_lr=0.01, g_lr=0.01, beta1=0.9)
     named = said(messages, "oscillates", "d_loss swung", "beta1 = 0.5")
     assert named, messages
 
 
-@pytest.mark.parametrize("seed", HEALTHY_SEEDS)
+@pytest.mark.parametrize("seed", seeds(0, 1, 2))
 def test_a_healthy_training_draws_no_message(notebook, faces, seed):
     messages, _ = train(notebook, faces, seed=seed, steps=240)
+    assert messages == [], messages
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_longer_healthy_training_logged_at_every_step_draws_no_message(notebook, faces, seed):
+    messages, _ = train(notebook, faces, seed=seed, steps=600, print_every=1)
     assert messages == [], messages
 
 
@@ -225,4 +241,4 @@ def test_every_demo_names_what_it_broke(broken):
     }[broken]
     with contextlib.redirect_stdout(io.StringIO()):
         messages = demo(broken)
-    assert (said(messages, words) if words else not messages), messages
+    assert said(messages, words) if words else not messages, messages
