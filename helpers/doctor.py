@@ -46,15 +46,23 @@ class StopTraining(Exception):
 
 
 class _Stats(Protocol):
-    """What a logging step tells the doctor (helpers.training.StepStats has these fields)."""
+    """What a logging step tells the doctor (helpers.training.StepStats has these fields), read
+    only: a frozen dataclass fits."""
 
-    epoch: int
-    batch: int
-    step: int
-    d_loss: float
-    g_loss: float
-    d_x: float
-    d_g_z: float
+    @property
+    def epoch(self) -> int: ...  # from 0
+    @property
+    def batch(self) -> int: ...  # from 0 within the epoch
+    @property
+    def step(self) -> int: ...  # from 0 over the whole run
+    @property
+    def d_loss(self) -> float: ...
+    @property
+    def g_loss(self) -> float: ...
+    @property
+    def d_x(self) -> float: ...  # nan when not measured
+    @property
+    def d_g_z(self) -> float: ...
 
 
 @dataclass(frozen=True)
@@ -280,10 +288,10 @@ class Doctor:
             "oscillation",
             swings >= self.t.swings and d_losses != [] and min(low, high) >= least,
             f"GAN doctor, {where}: training oscillates. d_loss swung between under "
-            f"{self.t.swing_low} and over {self.t.swing_high} {swings} times in {steps} steps "
-            f"(from {min(d_losses, default=0):.2f} to {max(d_losses, default=0):.2f}):\nthe two "
-            "networks overshoot each other instead of settling. Try a lower learning rate for "
-            "both, and beta1 = 0.5 (the paper's; 0.9 made its training oscillate).",
+            f"{self.t.swing_low} and over {self.t.swing_high} {swings} times in {steps} "
+            f"steps (from {min(d_losses, default=0):.2f} to {max(d_losses, default=0):.2f}):\n"
+            "the two networks overshoot each other instead of settling. Try lower learning rates "
+            "for both, and beta1 = 0.5 (the paper's; 0.9 made its training oscillate).",
         )
 
     # --- after each epoch -----------------------------------------------------------------------
