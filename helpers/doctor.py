@@ -38,6 +38,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from helpers.metrics import spread
+
 __all__ = ["DEMOS", "Doctor", "StopTraining", "Thresholds", "demo"]
 
 
@@ -301,16 +303,16 @@ class Doctor:
         state restored); the messages to show. `epoch` counts from 0."""
         if self._step < self.t.collapse_after_steps:
             return []
-        spread, flatness = self._spread()
+        across, flatness = self._spread()
         where = f"after epoch {epoch + 1}"
         messages = []
-        if flatness >= self.t.flat_below or spread < self.t.identical_below:
-            ratio = spread / max(flatness, 1e-12)
+        if flatness >= self.t.flat_below or across < self.t.identical_below:
+            ratio = across / max(flatness, 1e-12)
             messages += self._say(
                 "collapse",
-                ratio < self.t.collapse_ratio or spread < self.t.identical_below,
+                ratio < self.t.collapse_ratio or across < self.t.identical_below,
                 f"GAN doctor, {where}: mode collapse. G's samples barely vary with z: across "
-                f"{self.t.spread_batch} noise vectors they differ by {spread:.3f} (pixel std), "
+                f"{self.t.spread_batch} noise vectors they differ by {across:.3f} (pixel std), "
                 f"{ratio:.2f} of how much each varies within itself (real faces: about 1).\nG "
                 "has found a few images that fool D and draws them for every z. Try a lower "
                 "learning rate for G, label smoothing, or restarting with another seed.",
@@ -319,14 +321,14 @@ class Doctor:
         if best is not None:
             messages += self._say(
                 "spread_drop",
-                spread < self.t.collapse_drop * best[0] and "collapse" not in self.said,
+                across < self.t.collapse_drop * best[0] and "collapse" not in self.said,
                 f"GAN doctor, {where}: G's samples vary with z much less than before: their "
-                f"spread fell from {best[0]:.3f} after epoch {best[1] + 1} to {spread:.3f}, a sign "
+                f"spread fell from {best[0]:.3f} after epoch {best[1] + 1} to {across:.3f}, a sign "
                 "of mode collapse.\nLook at the samples; if they look alike, try a lower "
                 "learning rate for G or label smoothing.",
             )
-        if best is None or spread > best[0]:
-            self._best_spread = (spread, epoch)
+        if best is None or across > best[0]:
+            self._best_spread = (across, epoch)
         return messages
 
     def _spread(self) -> tuple[float, float]:
@@ -339,15 +341,16 @@ class Doctor:
         try:
             self.G.eval()
             with torch.no_grad():
-                x = self.G(z).float().flatten(start_dim=1)  # (spread_batch, C*H*W)
-                numbers = torch.stack([x.std(dim=0).mean(), x.std(dim=1).mean()]).tolist()
+                images = self.G(z).float()  # (spread_batch, 3, H, W)
+                across = spread(images)  # the measure of the notebook's "Evaluate" verdict
+                within = images.flatten(start_dim=1).std(dim=1).mean().item()
         finally:
             for module, mode in modes:
                 module.training = mode
             torch.set_rng_state(cpu_state)
             if cuda_state is not None:
                 torch.cuda.set_rng_state(cuda_state, self.device)
-        return numbers[0], numbers[1]
+        return across, within
 
 
 def _flat(tensors) -> torch.Tensor:

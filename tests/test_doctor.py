@@ -242,3 +242,27 @@ def test_every_demo_names_what_it_broke(broken):
     with contextlib.redirect_stdout(io.StringIO()):
         messages = demo(broken)
     assert said(messages, words) if words else not messages, messages
+
+
+class Varies(torch.nn.Module):
+    """A fixed picture plus `amount` times a picture drawn from z: `amount` sets the spread."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.picture = torch.nn.Parameter(torch.rand(1, 3, 8, 8) - 0.5)
+        self.from_z = torch.nn.Linear(Z_SIZE, 3 * 8 * 8)
+        self.amount = 1.0
+
+    def forward(self, z):
+        return self.picture + self.amount * self.from_z(z).view(-1, 3, 8, 8)
+
+
+def test_samples_that_vary_much_less_than_at_an_earlier_epoch_are_named():
+    G = Varies()
+    doctor = Doctor(torch.nn.Linear(1, 1), G, Z_SIZE, "cpu", collapse_after_steps=0)
+    assert doctor.on_epoch(0) == []
+    G.amount = 0.2
+    messages = doctor.on_epoch(1)
+    assert said(messages, "after epoch 2", "vary with z much less", "after epoch 1"), messages
+    assert doctor.on_epoch(2) == []  # said once
