@@ -77,8 +77,9 @@ class Thresholds:
     window_steps: int = 200
     # ... and the fewest logging steps in it for a verdict (print_every=10 gives 20).
     min_logs: int = 8
-    # D winning: D(G(z)) below this in most of the window. A healthy run sits at 0.02 to 0.1 with
-    # dips (the full run's first 400 steps); a D with 25 times G's learning rate sits under 0.001.
+    # D winning: D(G(z)) below this in most of the window. A healthy run sits at 0.02 to 0.1,
+    # with dips (the full run's first 400 steps); a D with 25 to 50 times G's learning rate sits
+    # under 0.001.
     d_wins_below: float = 0.005
     # ... in at least this share of the window's logging steps,
     d_wins_share: float = 0.8
@@ -92,7 +93,7 @@ class Thresholds:
     # ... on this many logging steps in a row (one could be a skipped step).
     still_logs: int = 3
     # Mode collapse: the spread of G's samples across z, relative to how much each sample varies
-    # within itself (pixel std), under this. Real faces: about 1.1; healthy runs 0.3 to 0.8; a G
+    # within itself (pixel std), under this. Real faces: about 1.1; healthy runs 0.4 to 1; a G
     # that ignores z: 0; a G with 25 times D's learning rate collapsed to about 0.05.
     collapse_ratio: float = 0.1
     # ... or under this share of the largest spread G had at an earlier epoch.
