@@ -193,7 +193,7 @@ class Doctor:
             bad.append("G's gradients hold NaN or inf")
         if bad:
             raise StopTraining(
-                f"GAN doctor, {where}: training stopped, {'; '.join(bad)}. Likely causes: a "
+                f"GAN doctor, {where}: training stopped, {'; '.join(bad)}.\nLikely causes: a "
                 "learning rate too high, a hand-written log(0) in a loss (use "
                 "nn.BCEWithLogitsLoss on logits), real images not scaled to [-1, 1], or a NaN "
                 "in the data or the starting weights."
