@@ -452,3 +452,46 @@ def test_part2_learner_edition_stops_at_its_first_stub(driver, server):
     shown = cell.find_element(By.CSS_SELECTOR, ".jp-OutputArea").get_attribute("innerText").strip()
     assert "Discriminator64" in shown and "not implemented yet" in shown, shown
     assert len([line for line in shown.splitlines() if line.strip()]) <= 10, shown
+
+
+# --- the GAN doctor's demo (helpers.doctor.demo), in the learner edition ------------------------
+
+RUN_CELL_JS = """
+const panel = window.jupyterapp.shell.currentWidget;
+panel.content.activeCellIndex = arguments[0];
+window.jupyterapp.commands.execute('notebook:run-cell');
+return true;
+"""
+
+
+def test_learner_edition_shows_the_gan_doctors_message_for_its_demo(driver, server):
+    """The learner runs the demo cell alone (before writing any code): the doctor's message for
+    a G whose learning rate is 0 appears under it."""
+    from selenium.webdriver.common.by import By
+
+    open_notebook(driver, server, "lab", LEARNER_NOTEBOOK.name)
+    cells = _state(driver)["cells"]
+    index = next(
+        i
+        for i, c in enumerate(cells)
+        if c["cell_type"] == "code" and "helpers.doctor.demo(" in "".join(c["source"])
+    )
+    count = cells[index].get("execution_count")
+    driver.execute_script(RUN_CELL_JS, index)
+
+    def ran():
+        state = _state(driver)
+        cell = state["cells"][index]
+        done = cell.get("execution_count") not in (None, count) and state["kernel"] == "idle"
+        return cell if done else None
+
+    cell = _wait(ran, 120, "the doctor's demo cell to run")
+    text = output_text(cell)
+    assert not any(o["output_type"] == "error" for o in cell["outputs"]), text
+    assert "learning rate set to 0" in text, text
+    assert "G is not learning" in text and "learning rate may be 0" in text, text
+    code_index = [i for i, c in enumerate(cells) if c["cell_type"] == "code"].index(index)
+    area = notebook_node(driver).find_elements(By.CSS_SELECTOR, ".jp-CodeCell")[code_index]
+    shown = area.find_element(By.CSS_SELECTOR, ".jp-OutputArea").get_attribute("innerText")
+    assert "G is not learning" in shown, shown
+    screenshot(driver, "lab-learner-gan-doctor", area)
