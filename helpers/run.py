@@ -5,10 +5,12 @@
     python -m helpers run --update-notebook   # also store the run's outputs in the notebook
 
 It executes the solution notebook top to bottom in a fresh kernel of this Python environment and
-leaves in the output folder: the executed notebook, samples.png (the last epoch's faces),
-progress.png, losses.png, checkpoint.pt and train_samples.pt. While it runs it prints the
-section being run, what the cells print, and training progress (epoch k/n, images/s, time
-left); when a cell fails, that cell and its whole error message.
+leaves in its own output folder (finished_run/, or finished_run/quick/; never the learner's
+outputs/): the executed notebook, samples.png (the last epoch's faces), progress.png, losses.png,
+checkpoint.pt and train_samples.pt. While it runs it prints the section being run, what the cells
+print, and training progress (epoch k/n, batches, images/s, time left), at least every
+PROGRESS_EVERY seconds; when a cell fails, that cell and its whole error message. Ctrl-C stops
+it in a few lines that say where, what is saved and how to go on (the same command resumes).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import html
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import time
@@ -48,6 +51,8 @@ __all__ = [
     "CELL_LINE",
     "EPOCH",
     "PART2_ARTEFACTS",
+    "PROGRESS_EVERY",
+    "RUN_OUT",
     "TRAIN_IMAGES",
     "WIDGET",
     "Progress",
@@ -60,6 +65,11 @@ __all__ = [
     "strip_ansi",
 ]
 
+# Command 1's own folder: the learner's notebook writes to outputs/ (and outputs/quick/), and a
+# run of the finished notebook must not set their checkpoint aside or overwrite their pictures.
+RUN_OUT = Path("finished_run")
+# Off a terminal, a running bar prints its state at least this often (seconds): never silent long.
+PROGRESS_EVERY = 10.0
 ARTEFACTS = ("samples.png", "progress.png", "losses.png", "checkpoint.pt", "train_samples.pt")
 # Part 2's results, in the part2/ folder of the output folder (its hyperparameters cell)
 PART2_ARTEFACTS = tuple(
@@ -146,6 +156,8 @@ class Progress:
         self.bar_started: float | None = None
         # how long each finished epoch took, sampling and saving included
         self.epoch_seconds: list[float] = []
+        self.last_section: str | None = None
+        self.last_line = self.start  # when the last line was printed (clock())
 
     def _print(self, text):
         if self.drawn:
@@ -153,9 +165,11 @@ class Progress:
             self.drawn = False
         self.out.write(text + "\n")
         self.out.flush()
+        self.last_line = self.clock()
 
     def section(self, title: str) -> None:
         self.end_bar()
+        self.last_section = title
         elapsed = int(self.clock() - self.start)
         self._print(f"[{elapsed // 60}:{elapsed % 60:02d}] {title}")
 
@@ -192,6 +206,21 @@ class Progress:
         elif self._counts_epochs() and self.count["done"] not in ("0", self.reported):
             self.reported = self.count["done"]
             self._print(f"    {self._status()}")
+        elif self.clock() - self.last_line >= PROGRESS_EVERY and self.count["done"] != "0":
+            self._print(f"    {self._status()}")  # a long bar in a log: its state now and then
+
+    def where(self) -> str:
+        """Where the run is now, for a message: the section and the running bar's count."""
+        words = [f"in '{self.last_section}'"] if self.last_section else []
+        if self.count:
+            epoch = EPOCH.search(self.desc or "")
+            if epoch:
+                words.append(f"epoch {epoch.group(1)}/{epoch.group(2)}")
+                words.append(f"batch {self.count['done']}/{self.count['total']}")
+            else:
+                label = self.desc or "progress"
+                words.append(f"{label} {self.count['done']}/{self.count['total']}")
+        return ", ".join(words)
 
     def bar_closed(self) -> None:
         """The bar's widget was closed (tqdm with leave=False): its loop is done."""
@@ -351,6 +380,12 @@ def _client(nb, progress, **kwargs):
                     progress.bar_closed()
             return super().process_message(msg, cell, cell_index)
 
+        async def _async_cleanup_kernel(self):
+            # Ctrl-C: nbclient's own signal handler shuts the kernel down at once, and the
+            # cleanup at the end would then fail on the missing kernel manager.
+            if self.km is not None:
+                await super()._async_cleanup_kernel()
+
     def on_cell_start(cell, cell_index):
         running["cell"] = cell_index
         for title in sections.get(cell_index, ()):
@@ -430,6 +465,8 @@ def run_notebook(
                 f"The cell ran for more than --timeout {timeout} s and was stopped.",
             )
         except DeadKernelError as err:
+            if _stopped_by_a_signal(client):
+                raise KeyboardInterrupt from None
             failure = _failure(
                 nb,
                 client.running.get("cell"),
@@ -438,6 +475,39 @@ def run_notebook(
             )
     progress.end_bar()
     return nb, time.perf_counter() - start, failure
+
+
+def _stopped_by_a_signal(client):
+    """Whether nbclient's handler for Ctrl-C (SIGINT) or SIGTERM shut the kernel down."""
+    return getattr(client, "_async_cleanup_kernel_future", None) is not None
+
+
+def _report_interrupt(
+    progress: Progress, out_dir: Path, command: str, out: TextIO | None = None
+) -> None:
+    """After Ctrl-C: where the run stopped, what is saved, how to go on; three lines."""
+    from helpers.training import saved_epochs
+
+    out = out or sys.stderr
+    where = progress.where()
+    elapsed = _clock(progress.clock() - progress.start)
+    checkpoint = out_dir / "checkpoint.pt"
+    epochs = saved_epochs(checkpoint) if checkpoint.is_file() else None
+    if epochs:
+        saved = f"Saved: {checkpoint}, after epoch {epochs}; later batches are not saved."
+        again = f"To go on, run the same command again; training resumes from epoch {epochs + 1}:"
+    else:
+        saved = f"No training checkpoint is saved in {out_dir}/ yet."
+        again = "To go on, run the same command again:"
+    lines = [
+        "",
+        f"Stopped by Ctrl-C after {elapsed}" + (f", {where}." if where else "."),
+        saved,
+        f"{again} {command}",
+    ]
+    if progress.drawn:
+        out.write("\r\x1b[K")
+    print("\n".join(lines), file=out, flush=True)
 
 
 def _failure(nb, index=None, ename=None, evalue=None):
@@ -585,8 +655,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--out",
         default=None,
-        help="folder for the executed notebook, images and checkpoint "
-        "(default: outputs/, or outputs/quick/ with --quick)",
+        help=f"folder for the executed notebook, images and checkpoint (default: {RUN_OUT}/, or "
+        f"{RUN_OUT}/quick/ with --quick; never your notebook's outputs/)",
     )
     parser.add_argument(
         "--quick",
@@ -618,22 +688,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    out_dir = Path(args.out or ("outputs/quick" if args.quick else "outputs"))
+    out_dir = Path(args.out) if args.out else RUN_OUT / "quick" if args.quick else RUN_OUT
     notebook = Path(args.notebook)
     if not notebook.is_file():
         parser.error(f"no notebook at {notebook}")
     mode = "quick" if args.quick else "full"
-    print(f"Running {notebook.name} ({mode} mode); results go to {out_dir}/ ...", flush=True)
+    print(
+        f"Running {notebook.name} ({mode} mode); results go to {out_dir}/"
+        + ("" if args.out else " (your own outputs/ is not touched)")
+        + " ...",
+        flush=True,
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
-    if args.plain:
-        seconds, failure = run_plain(notebook, out_dir, args.quick)
-        executed = None
-    else:
-        nb, seconds, failure = run_notebook(notebook, out_dir, args.quick, args.timeout)
-        import nbformat
+    progress = Progress(batch_size=_batch_size(read_notebook(notebook)))
+    command = shlex.join(
+        ["python", "-m", "helpers", "run", *(sys.argv[1:] if argv is None else argv)]
+    )
+    try:
+        if args.plain:
+            seconds, failure = run_plain(notebook, out_dir, args.quick, progress)
+            executed = None
+        else:
+            nb, seconds, failure = run_notebook(
+                notebook, out_dir, args.quick, args.timeout, progress
+            )
+            import nbformat
 
-        executed = out_dir / notebook.name
-        nbformat.write(nb, str(executed))
+            executed = out_dir / notebook.name
+            nbformat.write(nb, str(executed))
+    except KeyboardInterrupt:
+        _report_interrupt(progress, out_dir, command)
+        return 130  # the shell's status for a run stopped by Ctrl-C
     summary = {"mode": mode, "plain": args.plain, "seconds": round(seconds, 1), "ok": not failure}
     (out_dir / "run.json").write_text(json.dumps(summary, indent=2) + "\n")
     if failure:
