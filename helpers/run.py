@@ -643,6 +643,11 @@ def _run_plain_cells(nb, namespace, start, progress):
     return time.perf_counter() - start, None
 
 
+def _default_notebook():
+    """The solution notebook, or in the learner's release (no solution/) the learner's own."""
+    return NOTEBOOK if NOTEBOOK.is_file() else ROOT / NOTEBOOK.name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run the notebook, show its progress, list its results; 0 when all went well."""
     parser = argparse.ArgumentParser(
@@ -671,8 +676,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--notebook",
-        default=str(NOTEBOOK),
-        help="the notebook to run (default: the solution notebook)",
+        default=str(_default_notebook()),
+        help="the notebook to run (default: the solution notebook; in the learner's copy of the "
+        "kit, which has none, your own dlnd_face_generation.ipynb)",
     )
     parser.add_argument(
         "--plain",
