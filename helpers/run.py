@@ -1,7 +1,7 @@
 """Run the whole notebook headless: the kit's main job (README.md, command 1).
 
     python -m helpers run                     # full run on the built-in faces (or your CelebA)
-    python -m helpers run --quick             # a one-minute smoke run (DCGAN_QUICK=1)
+    python -m helpers run --quick             # a short smoke run (DCGAN_QUICK=1)
     python -m helpers run --update-notebook   # also store the run's outputs in the notebook
 
 It executes the solution notebook top to bottom in a fresh kernel of this Python environment and
@@ -666,7 +666,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="quick mode (DCGAN_QUICK=1): 512 built-in images and one epoch, about a minute",
+        help="quick mode (DCGAN_QUICK=1): 512 built-in images and one epoch, to check that every "
+        "cell runs",
     )
     parser.add_argument(
         "--timeout",
