@@ -203,3 +203,22 @@ def test_ctrl_c_after_train_failed_interrupts_at_once():
                 pass
     finally:
         signal.signal(signal.SIGINT, handler)
+
+
+def test_in_jupyter_a_ctrl_c_shows_its_three_lines_and_no_traceback(tmp_path, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.user_ns.update(train=train, setup=setup, os=os, signal=signal, path=tmp_path / "c.pt")
+    shell.run_cell(
+        "def ctrl_c(epoch, batch):\n"
+        "    if (epoch, batch) == (1, 1):\n"
+        "        os.kill(os.getpid(), signal.SIGINT)\n"
+        "train(2, setup(), path, on_batch=ctrl_c)\n"
+    )
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert shown == [
+        "Stopped by Ctrl-C in epoch 1/2, after batch 2 of 4.",
+        f"Nothing is saved yet: no epoch finished, so there is no {tmp_path / 'c.pt'}.",
+        "To go on, run the training cell again.",
+    ]
