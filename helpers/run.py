@@ -24,6 +24,7 @@ import re
 import shlex
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -68,7 +69,8 @@ __all__ = [
 # Command 1's own folder: the learner's notebook writes to outputs/ (and outputs/quick/), and a
 # run of the finished notebook must not set their checkpoint aside or overwrite their pictures.
 RUN_OUT = Path("finished_run")
-# Off a terminal, a running bar prints its state at least this often (seconds): never silent long.
+# Off a terminal, a running bar prints its state at least this often (seconds); with no bar, a
+# cell that prints nothing for twice as long gets a line that says it is still running.
 PROGRESS_EVERY = 10.0
 ARTEFACTS = ("samples.png", "progress.png", "losses.png", "checkpoint.pt", "train_samples.pt")
 # Part 2's results, in the part2/ folder of the output folder (its hyperparameters cell)
@@ -158,14 +160,24 @@ class Progress:
         self.epoch_seconds: list[float] = []
         self.last_section: str | None = None
         self.last_line = self.start  # when the last line was printed (clock())
+        self._lock = threading.Lock()
+
+    def heartbeat(self) -> None:
+        """Called every second or so while a cell runs: after 2 * PROGRESS_EVERY seconds without
+        a line, one that says the run goes on, and where."""
+        quiet = self.clock() - self.last_line
+        if quiet >= 2 * PROGRESS_EVERY:
+            where = self.where() or "starting"
+            self._print(f"    (still running, {where}: {_clock(quiet)} since the last line)")
 
     def _print(self, text):
-        if self.drawn:
-            self.out.write("\r\x1b[K")
-            self.drawn = False
-        self.out.write(text + "\n")
-        self.out.flush()
-        self.last_line = self.clock()
+        with self._lock:  # the heartbeat prints from its own thread
+            if self.drawn:
+                self.out.write("\r\x1b[K")
+                self.drawn = False
+            self.out.write(text + "\n")
+            self.out.flush()
+            self.last_line = self.clock()
 
     def section(self, title: str) -> None:
         self.end_bar()
@@ -200,9 +212,11 @@ class Progress:
             self.desc, self.bar_started = "", self.clock()
         self.count = count.groupdict()
         if self.live:
-            self.out.write(f"\r\x1b[K    {self._status()}")
-            self.out.flush()
-            self.drawn = True
+            with self._lock:
+                self.out.write(f"\r\x1b[K    {self._status()}")
+                self.out.flush()
+                self.drawn = True
+                self.last_line = self.clock()  # on screen now: no heartbeat needed
         elif self._counts_epochs() and self.count["done"] not in ("0", self.reported):
             self.reported = self.count["done"]
             self._print(f"    {self._status()}")
@@ -451,6 +465,8 @@ def run_notebook(
             resources={"metadata": {"path": str(Path(notebook).resolve().parent)}},
         )
         client.owns_km = True  # shut the kernel down at the end, as when nbclient makes it
+        beating = threading.Event()
+        threading.Thread(target=_beat, args=(progress, beating), daemon=True).start()
         try:
             client.execute()
         except CellExecutionError as err:
@@ -473,8 +489,16 @@ def run_notebook(
                 "DeadKernelError",
                 f"The kernel died while the cell ran (out of memory?): {err}",
             )
+        finally:
+            beating.set()
     progress.end_bar()
     return nb, time.perf_counter() - start, failure
+
+
+def _beat(progress, stop):
+    """Progress.heartbeat every second until `stop` is set (a thread beside nbclient's loop)."""
+    while not stop.wait(1.0):
+        progress.heartbeat()
 
 
 def _stopped_by_a_signal(client):

@@ -265,6 +265,19 @@ def test_progress_in_a_log_prints_a_running_bar_every_few_seconds():
     assert lines[0] == "    Drawing faces: 90/1000, 10.0 img/s, about 4 s left"
 
 
+def test_a_cell_silent_for_long_gets_a_line_that_says_the_run_goes_on():
+    log, now = io.StringIO(), [0.0]
+    progress = Progress(log, live=False, clock=lambda: now[0])
+    progress.section("5. The discriminator")
+    for second in range(1, 61):  # a minute without a line from the cell
+        now[0] = second
+        progress.heartbeat()
+    lines = log.getvalue().splitlines()[1:]
+    assert lines == [
+        "    (still running, in '5. The discriminator': 20 s since the last line)"
+    ] * int(60 // (2 * PROGRESS_EVERY))
+
+
 def test_progress_says_where_a_run_stopped():
     progress = Progress(io.StringIO(), live=False)
     progress.section("11. The training loop")
