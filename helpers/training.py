@@ -227,16 +227,17 @@ class Session:
         self._last: tuple[float, float] | None = None  # the last logged (d_loss, g_loss)
         self._bar: Any = None
         self._started = time.perf_counter()
-        # Ctrl-C: only while the caller (train) is running; see _on_sigint
-        caller = sys._getframe(1)
-        self._caller = (id(caller), caller.f_code)
+        # Ctrl-C: only while the loop over epochs() runs; see _on_sigint
+        self._caller: tuple[int, Any] | None = None
         self._interrupted = False
         self._previous_handler: Any = None
 
     # ---------------------------------------------------------------- the loops
 
     def epochs(self) -> Iterator[int]:
-        """The epochs still to train, from 1; after each: samples, a checkpoint and one line."""
+        """The epochs still to train, from 1; after each, a checkpoint and one line."""
+        loop = sys._getframe(1)  # the frame running the loop over epochs (train's, in the notebook)
+        self._caller = (id(loop), loop.f_code)
         self._catch_ctrl_c()
         try:
             for epoch in range(self.start_epoch + 1, self.n_epochs + 1):
@@ -400,7 +401,7 @@ class Session:
         second Ctrl-C, or one after train ended (with an error: its loop never closed), stops
         at once, as Python would."""
         training = False
-        while frame is not None:
+        while frame is not None and self._caller is not None:
             if id(frame) == self._caller[0] and frame.f_code is self._caller[1]:
                 training = True
                 break
@@ -419,11 +420,14 @@ class Session:
             where += f", after batch {self.batch + 1}"
             if self._per_epoch is not None:
                 where += f" of {self._per_epoch}"
-        again = (
-            f"To go on, run the training cell again: it resumes from epoch {self.saved + 1}."
-            if self.checkpoint_path is not None and self.saved
-            else "To go on, run the training cell again."
-        )
+        if self.checkpoint_path is None:
+            again = "Without a checkpoint_path nothing resumes: run the cell again to train anew."
+        elif self.saved:
+            again = (
+                f"To go on, run the training cell again: it resumes from epoch {self.saved + 1}."
+            )
+        else:
+            again = "To go on, run the training cell again: it starts from epoch 1."
         raise TrainingInterrupted(f"{where}.\n{self._saved_line()}\n{again}")
 
 

@@ -4,6 +4,7 @@ optimizers' settings)."""
 
 import os
 import signal
+import time
 
 import pytest
 import torch
@@ -220,5 +221,52 @@ def test_in_jupyter_a_ctrl_c_shows_its_three_lines_and_no_traceback(tmp_path, ca
     assert shown == [
         "Stopped by Ctrl-C in epoch 1/2, after batch 2 of 4.",
         f"Nothing is saved yet: no epoch finished, so there is no {tmp_path / 'c.pt'}.",
-        "To go on, run the training cell again.",
+        "To go on, run the training cell again: it starts from epoch 1.",
     ]
+
+
+KERNEL_TRAINS = """
+import time
+import torch
+from tests.test_training import setup, step, Z
+from helpers.training import Session
+
+D, G, d_opt, g_opt, loader, namespace = setup()
+session = Session(namespace, D, G, d_opt, g_opt, loader, 1000, Z, "cpu", print_every=2)
+print("training", flush=True)
+for epoch in session.epochs():
+    for real_images in session.batches(epoch):
+        d_loss, g_loss = step(D, G, d_opt, g_opt, real_images)
+        time.sleep(0.05)
+        session.log(d_loss, g_loss)
+    session.keep_samples(session.fixed_z)
+"""
+
+
+@pytest.mark.slow
+def test_interrupting_a_jupyter_kernel_that_trains_shows_the_three_lines():
+    from jupyter_client.manager import start_new_kernel
+
+    from helpers.notebook import ROOT
+
+    km, kc = start_new_kernel(kernel_name="python3", cwd=str(ROOT))
+    try:
+        kc.execute(KERNEL_TRAINS)
+        errors = []
+        while True:
+            msg = kc.get_iopub_msg(timeout=120)
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream" and "training" in content.get("text", ""):
+                time.sleep(3)  # a few epochs in
+                km.interrupt_kernel()
+            elif kind == "error":
+                errors.append(content)
+            elif kind == "status" and content["execution_state"] == "idle" and errors:
+                break
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert [e["ename"] for e in errors] == ["TrainingInterrupted"]
+    shown = "\n".join(errors[0]["traceback"]).splitlines()
+    assert len(shown) == 3 and shown[0].startswith("Stopped by Ctrl-C in epoch "), shown
+    assert shown[1] == "Nothing is saved (train was given no checkpoint_path)."
