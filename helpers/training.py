@@ -263,7 +263,7 @@ class Session:
                 self.dataloader,
                 desc=f"Epoch {self.epoch}/{self.n_epochs}",
                 unit="batch",
-                leave=False,
+                leave=epoch == self.n_epochs,  # one bar stays: the last epoch's, full
             )
         ) as bar:
             self._bar = bar
