@@ -676,10 +676,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run the notebook, show its progress, list its results; 0 when all went well."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers run",
-        description="Execute the solution notebook top to bottom, headless, and collect its "
-        "results. Prints each section as it starts, what the cells print, and training progress.",
+        description="Execute the solution notebook (in the learner's copy of the kit: your own) "
+        "top to bottom, headless, and collect its results in a folder of its own. Prints each "
+        "section as it starts, what the cells print, and training progress. Ctrl-C stops it and "
+        "says how to go on.",
         epilog="Exit status: 0 when every cell ran and every result was written, 1 when a cell "
-        "failed or a result is missing, 2 for a bad command line.",
+        "failed or a result is missing, 2 for a bad command line, 130 when stopped by Ctrl-C.",
     )
     parser.add_argument(
         "--out",
