@@ -234,7 +234,9 @@ def judge_scale(obs, seed):
     check(
         abs(out[0, 0, 0, 0].item() + 1) < 1e-5 and abs(out[0, 0, 0, 1].item() - 1) < 1e-5,
         "With the default feature_range=(-1, 1), 0 should map to -1 and 1 to 1; got "
-        f"{out[0, 0, 0, 0].item():.3f} and {out[0, 0, 0, 1].item():.3f}.",
+        f"{out[0, 0, 0, 0].item():.3f} and {out[0, 0, 0, 1].item():.3f}. Stretch [0, 1] to the "
+        "width of the range, then shift it to start at the range's minimum: with min, max = "
+        "feature_range, return x * (max - min) + min.",
     )
     check(
         torch.allclose(out, x * 2 - 1, atol=1e-5),

@@ -652,6 +652,8 @@ def make_faces(
             path.unlink()
 
     job = partial(_draw_and_save, folder=folder, seed=seed, size=size)
+    if progress:  # the bar alone says nothing of why, or that it happens once
+        print(f"Drawing {len(todo):,} built-in faces into {folder} (once: later runs reuse them).")
     bar = tqdm(total=len(todo), desc="Drawing faces", unit="img", disable=not progress)
     done = 0
     try:

@@ -4,6 +4,8 @@
     ...                                   # each batch: probe.active = (a logging step?)
     d_x, d_g_z = probe.means()            # on logging steps, next to d_loss.item()
 
+``helpers.training.Session`` does this around the notebook's ``train``.
+
 D(x) is the mean probability D gives the real images of its step, D(G(z)) the mean it gives
 the fakes; healthy training moves both toward 0.5, while "D wins" reads D(x) near 1 and D(G(z))
 near 0. The probe watches the learner's own ``train`` without changing it: a forward hook on G

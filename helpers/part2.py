@@ -26,6 +26,10 @@ PART1_NAME = "dlnd_face_generation.ipynb"
 class Part1Error(RuntimeError):
     """Your part-1 notebook cannot be found or its definition cells fail (the message says why)."""
 
+    def _render_traceback_(self) -> list[str]:
+        # IPython shows this instead of the chained tracebacks: the message names the cell.
+        return [f"{type(self).__name__}: {self}"]
+
 
 def load_part1(notebook: str | Path) -> dict[str, Any]:
     """Run the setup and solution cells of your part-1 notebook; return their names as a dict.

@@ -1,14 +1,16 @@
 """Run the whole notebook headless: the kit's main job (README.md, command 1).
 
     python -m helpers run                     # full run on the built-in faces (or your CelebA)
-    python -m helpers run --quick             # a one-minute smoke run (DCGAN_QUICK=1)
+    python -m helpers run --quick             # a short smoke run (DCGAN_QUICK=1)
     python -m helpers run --update-notebook   # also store the run's outputs in the notebook
 
 It executes the solution notebook top to bottom in a fresh kernel of this Python environment and
-leaves in the output folder: the executed notebook, samples.png (the last epoch's faces),
-progress.png, losses.png, checkpoint.pt and train_samples.pt. While it runs it prints the
-section being run, what the cells print, and training progress (epoch k/n, images/s, time
-left); when a cell fails, that cell and its whole error message.
+leaves in its own output folder (finished_run/, or finished_run/quick/; never the learner's
+outputs/): the executed notebook, samples.png (the last epoch's faces), progress.png, losses.png,
+checkpoint.pt and train_samples.pt. While it runs it prints the section being run, what the cells
+print, and training progress (epoch k/n, batches, images/s, time left), at least every
+PROGRESS_EVERY seconds; when a cell fails, that cell and its whole error message. Ctrl-C stops
+it in a few lines that say where, what is saved and how to go on (the same command resumes).
 """
 
 from __future__ import annotations
@@ -19,8 +21,10 @@ import html
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -54,6 +58,8 @@ __all__ = [
     "CELL_LINE",
     "EPOCH",
     "PART2_ARTEFACTS",
+    "PROGRESS_EVERY",
+    "RUN_OUT",
     "TRAIN_IMAGES",
     "WIDGET",
     "Progress",
@@ -66,6 +72,12 @@ __all__ = [
     "strip_ansi",
 ]
 
+# Command 1's own folder: the learner's notebook writes to outputs/ (and outputs/quick/), and a
+# run of the finished notebook must not set their checkpoint aside or overwrite their pictures.
+RUN_OUT = Path("finished_run")
+# Off a terminal, a running bar prints its state at least this often (seconds); with no bar, a
+# cell that prints nothing for twice as long gets a line that says it is still running.
+PROGRESS_EVERY = 10.0
 ARTEFACTS = ("samples.png", "progress.png", "losses.png", "checkpoint.pt", "train_samples.pt")
 # Part 2's results, in the part2/ folder of the output folder (its hyperparameters cell)
 PART2_ARTEFACTS = tuple(
@@ -152,16 +164,30 @@ class Progress:
         self.bar_started: float | None = None
         # how long each finished epoch took, sampling and saving included
         self.epoch_seconds: list[float] = []
+        self.last_section: str | None = None
+        self.last_line = self.start  # when the last line was printed (clock())
+        self._lock = threading.Lock()
+
+    def heartbeat(self) -> None:
+        """Called every second or so while a cell runs: after 2 * PROGRESS_EVERY seconds without
+        a line, one that says the run goes on, and where."""
+        quiet = self.clock() - self.last_line
+        if quiet >= 2 * PROGRESS_EVERY:
+            where = self.where() or "starting"
+            self._print(f"    (still running, {where}: {_clock(quiet)} since the last line)")
 
     def _print(self, text):
-        if self.drawn:
-            self.out.write("\r\x1b[K")
-            self.drawn = False
-        self.out.write(text + "\n")
-        self.out.flush()
+        with self._lock:  # the heartbeat prints from its own thread
+            if self.drawn:
+                self.out.write("\r\x1b[K")
+                self.drawn = False
+            self.out.write(text + "\n")
+            self.out.flush()
+            self.last_line = self.clock()
 
     def section(self, title: str) -> None:
         self.end_bar()
+        self.last_section = title
         elapsed = int(self.clock() - self.start)
         self._print(f"[{elapsed // 60}:{elapsed % 60:02d}] {title}")
 
@@ -192,12 +218,29 @@ class Progress:
             self.desc, self.bar_started = "", self.clock()
         self.count = count.groupdict()
         if self.live:
-            self.out.write(f"\r\x1b[K    {self._status()}")
-            self.out.flush()
-            self.drawn = True
+            with self._lock:
+                self.out.write(f"\r\x1b[K    {self._status()}")
+                self.out.flush()
+                self.drawn = True
+                self.last_line = self.clock()  # on screen now: no heartbeat needed
         elif self._counts_epochs() and self.count["done"] not in ("0", self.reported):
             self.reported = self.count["done"]
             self._print(f"    {self._status()}")
+        elif self.clock() - self.last_line >= PROGRESS_EVERY and self.count["done"] != "0":
+            self._print(f"    {self._status()}")  # a long bar in a log: its state now and then
+
+    def where(self) -> str:
+        """Where the run is now, for a message: the section and the running bar's count."""
+        words = [f"in '{self.last_section}'"] if self.last_section else []
+        if self.count:
+            epoch = EPOCH.search(self.desc or "")
+            if epoch:
+                words.append(f"epoch {epoch.group(1)}/{epoch.group(2)}")
+                words.append(f"batch {self.count['done']}/{self.count['total']}")
+            else:
+                label = self.desc or "progress"
+                words.append(f"{label} {self.count['done']}/{self.count['total']}")
+        return ", ".join(words)
 
     def bar_closed(self) -> None:
         """The bar's widget was closed (tqdm with leave=False): its loop is done."""
@@ -357,6 +400,12 @@ def _client(nb, progress, **kwargs):
                     progress.bar_closed()
             return super().process_message(msg, cell, cell_index)
 
+        async def _async_cleanup_kernel(self):
+            # Ctrl-C: nbclient's own signal handler shuts the kernel down at once, and the
+            # cleanup at the end would then fail on the missing kernel manager.
+            if self.km is not None:
+                await super()._async_cleanup_kernel()
+
     def on_cell_start(cell, cell_index):
         running["cell"] = cell_index
         for title in sections.get(cell_index, ()):
@@ -422,6 +471,8 @@ def run_notebook(
             resources={"metadata": {"path": str(Path(notebook).resolve().parent)}},
         )
         client.owns_km = True  # shut the kernel down at the end, as when nbclient makes it
+        beating = threading.Event()
+        threading.Thread(target=_beat, args=(progress, beating), daemon=True).start()
         try:
             client.execute()
         except CellExecutionError as err:
@@ -436,14 +487,57 @@ def run_notebook(
                 f"The cell ran for more than --timeout {timeout} s and was stopped.",
             )
         except DeadKernelError as err:
+            if _stopped_by_a_signal(client):
+                raise KeyboardInterrupt from None
             failure = _failure(
                 nb,
                 client.running.get("cell"),
                 "DeadKernelError",
                 f"The kernel died while the cell ran (out of memory?): {err}",
             )
+        finally:
+            beating.set()
     progress.end_bar()
     return nb, time.perf_counter() - start, failure
+
+
+def _beat(progress, stop):
+    """Progress.heartbeat every second until `stop` is set (a thread beside nbclient's loop)."""
+    while not stop.wait(1.0):
+        progress.heartbeat()
+
+
+def _stopped_by_a_signal(client):
+    """Whether nbclient's handler for Ctrl-C (SIGINT) or SIGTERM shut the kernel down."""
+    return getattr(client, "_async_cleanup_kernel_future", None) is not None
+
+
+def _report_interrupt(
+    progress: Progress, out_dir: Path, command: str, out: TextIO | None = None
+) -> None:
+    """After Ctrl-C: where the run stopped, what is saved, how to go on; three lines."""
+    from helpers.training import saved_epochs
+
+    out = out or sys.stderr
+    where = progress.where()
+    elapsed = _clock(progress.clock() - progress.start)
+    checkpoint = out_dir / "checkpoint.pt"
+    epochs = saved_epochs(checkpoint) if checkpoint.is_file() else None
+    if epochs:
+        saved = f"Saved: {checkpoint}, after epoch {epochs}; later batches are not saved."
+        again = f"To go on, run the same command again; training resumes from epoch {epochs + 1}:"
+    else:
+        saved = f"No training checkpoint is saved in {out_dir}/ yet."
+        again = "To go on, run the same command again:"
+    lines = [
+        "",
+        f"Stopped by Ctrl-C after {elapsed}" + (f", {where}." if where else "."),
+        saved,
+        f"{again} {command}",
+    ]
+    if progress.drawn:
+        out.write("\r\x1b[K")
+    print("\n".join(lines), file=out, flush=True)
 
 
 def _failure(nb, index=None, ename=None, evalue=None):
@@ -579,25 +673,33 @@ def _run_plain_cells(nb, namespace, start, progress):
     return time.perf_counter() - start, None
 
 
+def _default_notebook():
+    """The solution notebook, or in the learner's release (no solution/) the learner's own."""
+    return NOTEBOOK if NOTEBOOK.is_file() else ROOT / NOTEBOOK.name
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: run the notebook, show its progress, list its results; 0 when all went well."""
     parser = argparse.ArgumentParser(
         prog="python -m helpers run",
-        description="Execute the solution notebook top to bottom, headless, and collect its "
-        "results. Prints each section as it starts, what the cells print, and training progress.",
+        description="Execute the solution notebook (in the learner's copy of the kit: your own) "
+        "top to bottom, headless, and collect its results in a folder of its own. Prints each "
+        "section as it starts, what the cells print, and training progress. Ctrl-C stops it and "
+        "says how to go on.",
         epilog="Exit status: 0 when every cell ran and every result was written, 1 when a cell "
-        "failed or a result is missing, 2 for a bad command line.",
+        "failed or a result is missing, 2 for a bad command line, 130 when stopped by Ctrl-C.",
     )
     parser.add_argument(
         "--out",
         default=None,
-        help="folder for the executed notebook, images and checkpoint "
-        "(default: outputs/, or outputs/quick/ with --quick)",
+        help=f"folder for the executed notebook, images and checkpoint (default: {RUN_OUT}/, or "
+        f"{RUN_OUT}/quick/ with --quick; never your notebook's outputs/)",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="quick mode (DCGAN_QUICK=1): 512 built-in images and one epoch, about a minute",
+        help="quick mode (DCGAN_QUICK=1): 512 built-in images and one epoch, to check that every "
+        "cell runs",
     )
     parser.add_argument(
         "--timeout",
@@ -607,8 +709,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument(
         "--notebook",
-        default=str(NOTEBOOK),
-        help="the notebook to run (default: the solution notebook)",
+        default=str(_default_notebook()),
+        help="the notebook to run (default: the solution notebook; in the learner's copy of the "
+        "kit, which has none, your own dlnd_face_generation.ipynb)",
     )
     parser.add_argument(
         "--plain",
@@ -624,7 +727,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    out_dir = Path(args.out or ("outputs/quick" if args.quick else "outputs"))
+    out_dir = Path(args.out) if args.out else RUN_OUT / "quick" if args.quick else RUN_OUT
     notebook = Path(args.notebook)
     if not notebook.is_file():
         parser.error(f"no notebook at {notebook}")
@@ -633,14 +736,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (NotWritableError, NoSpaceError) as err:
         parser.error(str(err))
     mode = "quick" if args.quick else "full"
-    print(f"Running {notebook.name} ({mode} mode); results go to {out_dir}/ ...", flush=True)
+    print(
+        f"Running {notebook.name} ({mode} mode); results go to {out_dir}/"
+        + ("" if args.out else " (your own outputs/ is not touched)")
+        + " ...",
+        flush=True,
+    )
+    progress = Progress(batch_size=_batch_size(read_notebook(notebook)))
+    command = shlex.join(
+        ["python", "-m", "helpers", "run", *(sys.argv[1:] if argv is None else argv)]
+    )
     nb = None
-    if args.plain:
-        seconds, failure = run_plain(notebook, out_dir, args.quick)
-        executed = None
-    else:
-        nb, seconds, failure = run_notebook(notebook, out_dir, args.quick, args.timeout)
-        executed = out_dir / notebook.name
+    try:
+        if args.plain:
+            seconds, failure = run_plain(notebook, out_dir, args.quick, progress)
+            executed = None
+        else:
+            nb, seconds, failure = run_notebook(
+                notebook, out_dir, args.quick, args.timeout, progress
+            )
+            executed = out_dir / notebook.name
+    except KeyboardInterrupt:
+        _report_interrupt(progress, out_dir, command)
+        return 130  # the shell's status for a run stopped by Ctrl-C
     summary = {"mode": mode, "plain": args.plain, "seconds": round(seconds, 1), "ok": not failure}
     unwritten = _write_record(nb, executed, out_dir / "run.json", summary)
     if failure:

@@ -402,6 +402,10 @@ def test_learner_edition_stops_at_its_first_stub_with_a_short_message(driver, se
     assert "get_dataloader" in shown and "not implemented yet" in shown, shown
     lines = [line for line in shown.splitlines() if line.strip()]
     assert len(lines) <= 10, f"the first failure takes {len(lines)} lines:\n{shown}"
+    # ... and the page said beforehand that Run All stops there, and what to do then
+    page = " ".join(notebook_node(driver).get_attribute("textContent").split())
+    assert "stops at the first piece you have not written yet" in page
+    assert "Run Selected Cell and All Below" in page
 
 
 # --- part 2 (solution/part2_dcgan64_wgan.ipynb), in JupyterLab only, to keep CI's time down ----

@@ -67,6 +67,28 @@ def test_help_lists_only_the_commands_this_copy_ships(tmp_path):
     assert "not part of the learner's copy" in done.stdout
 
 
+@pytest.mark.slow
+def test_run_in_the_learners_copy_runs_their_own_notebook_to_its_first_unwritten_piece(tmp_path):
+    # The release has no solution/: command 1 runs the learner's notebook, in its own folder.
+    from helpers.instructor.release import make_release
+
+    rel = tmp_path / "rel"
+    make_release(ROOT / "solution" / "dlnd_face_generation.ipynb", rel)
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "DCGAN_OUT")}
+    done = subprocess.run(
+        [sys.executable, "-m", "helpers", "run", "--quick", "--plain"],
+        cwd=rel,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert done.stdout.startswith("Running dlnd_face_generation.ipynb (quick mode); results go ")
+    assert "get_dataloader: not implemented yet" in done.stderr
+    assert not (rel / "outputs" / "quick").exists()  # the learner's own folder: not touched
+
+
 def test_a_command_missing_from_this_copy_is_named(monkeypatch, capsys):
     monkeypatch.setitem(cli.COMMANDS, "grade", ("helpers.not_here", "gone"))
     assert cli.main(["grade", "x.ipynb"]) == 2

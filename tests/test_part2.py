@@ -123,6 +123,15 @@ def test_load_part1_names_a_failing_cell(tmp_path):
         load_part1(path)
 
 
+def test_a_failing_part1_shows_its_message_alone_in_jupyter(tmp_path, capsys):
+    from IPython.core.interactiveshell import InteractiveShell
+
+    shell = InteractiveShell.instance()
+    shell.run_cell(f"import helpers.part2\nhelpers.part2.load_part1({str(tmp_path / 'x.ipynb')!r})")
+    shown = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert len(shown) == 1 and shown[0].startswith("Part1Error: Part 2 uses your part-1 code")
+
+
 # ---------------------------------------------------------------- face attributes
 
 

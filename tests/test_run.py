@@ -1,29 +1,45 @@
 """README command 1: `python -m helpers run` executes the notebook, shows its progress and leaves
 its results; a failing cell is shown with its whole error."""
 
+import hashlib
 import io
 import json
+import os
 import re
+import signal
 import subprocess
 import sys
+import time
 
 import nbformat
 import pytest
 
 from helpers.notebook import NOTEBOOK, ROOT, headings
-from helpers.run import ARTEFACTS, Progress, clean_for_commit, strip_ansi
+from helpers.run import ARTEFACTS, PROGRESS_EVERY, RUN_OUT, Progress, clean_for_commit, strip_ansi
 
 RED = "\x1b[31m"
 
 
-def run_cli(*args, timeout=900):
+def run_cli(*args, timeout=900, cwd=ROOT):
     return subprocess.run(
         [sys.executable, "-m", "helpers", "run", *map(str, args)],
-        cwd=ROOT,
+        cwd=cwd,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},  # this kit, from any folder
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def snapshot(folder):
+    """{path: SHA-256} of every file under `folder`; None when there is no such folder."""
+    if not folder.exists():
+        return None
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def tiny_notebook(path, failing=True):
@@ -81,9 +97,79 @@ def test_quick_run_leaves_the_executed_notebook_and_every_result(tmp_path):
     ]
     for title in section_titles[:-1]:  # the last one, a question, has no code cell under it
         assert f"] {title}\n" in proc.stdout, title
-    assert re.search(r"\n    epoch 1/1, [\d,]+ images/s\n", proc.stdout)
+    assert re.search(r"\n    epoch 1/1 done in [^\n]*, [\d,]+ images/s\n", proc.stdout)
     assert "Tests Passed" in proc.stdout
     assert "without encryption" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.slow
+def test_by_default_results_go_to_its_own_folder_and_the_learners_outputs_stay_as_they_were(
+    tmp_path,
+):
+    learners = [ROOT / "outputs", ROOT / "outputs" / "quick"]  # the notebook's own folders
+    before = [snapshot(folder) for folder in learners]
+    proc = run_cli("--quick", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert f"results go to {RUN_OUT / 'quick'}/ (your own outputs/ is not touched)" in first
+    assert [snapshot(folder) for folder in learners] == before
+    for name in ARTEFACTS:
+        assert (tmp_path / RUN_OUT / "quick" / name).is_file(), name
+
+
+def ctrl_c_after(notebook, ready, *args):
+    """Run command 1 on `notebook`, send it Ctrl-C (SIGINT) once a line contains `ready`; returns
+    (exit status, what it printed after that line)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "helpers", "run", "--notebook", str(notebook), *map(str, args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for line in proc.stdout:
+            if ready in line:
+                break
+        time.sleep(2)  # into the loop
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    return proc.returncode, rest
+
+
+def looping_notebook(path):
+    """A notebook whose training cell runs for minutes under a progress bar."""
+    nb = nbformat.read(tiny_notebook(path, failing=False), as_version=4)
+    nb.cells[3].source = (
+        "import time\nfrom tqdm.auto import tqdm\n"
+        "for batch in tqdm(range(1000), desc='Epoch 1/2'):\n"
+        "    time.sleep(0.2)"
+    )
+    nbformat.write(nb, path)
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", [(), ("--plain",)], ids=["kernel", "plain"])
+def test_ctrl_c_ends_in_a_few_lines_that_say_where_what_is_saved_and_how_to_go_on(tmp_path, mode):
+    notebook = looping_notebook(tmp_path / "loop.ipynb")
+    out = tmp_path / "out"
+    status, rest = ctrl_c_after(notebook, "] 2. Train", "--out", out, *mode)
+    # after the bar's last state (plain mode: tqdm's own text bar, each redraw a line here)
+    lines = [line for line in rest.splitlines() if line.strip()]
+    lines = lines[
+        max((i + 1 for i, x in enumerate(lines) if x.startswith("Epoch 1/2:")), default=0) :
+    ]
+    assert status == 130
+    assert "Traceback" not in rest and len(lines) <= 5, rest
+    assert "Stopped by Ctrl-C after" in rest and "in '2. Train'" in rest
+    if not mode:  # the kernel's progress bar comes through command 1 (plain: tqdm's own, above)
+        assert "in '2. Train', epoch 1/2, batch " in rest
+    assert f"No training checkpoint is saved in {out}/ yet." in rest
+    assert lines[-1].startswith("To go on, run the same command again: python -m helpers run")
+    assert lines[-1].endswith(f"--notebook {notebook} --out {out}" + " --plain" * bool(mode))
 
 
 @pytest.mark.slow
@@ -164,6 +250,40 @@ def test_progress_in_a_log_prints_each_bar_once_when_it_ends():
     progress.section("2. The data loader")
     assert log.getvalue().splitlines()[0] == "    Drawing faces: 500/512, 99.0 img/s"
     assert log.getvalue().splitlines()[1].endswith("] 2. The data loader")
+
+
+def test_progress_in_a_log_prints_a_running_bar_every_few_seconds():
+    log, now = io.StringIO(), [0.0]
+    progress = Progress(log, live=False, clock=lambda: now[0])
+    progress.bar("Drawing faces:   0%")
+    for done in range(0, 1000, 10):  # 100 updates, one a second
+        now[0] += 1
+        progress.bar(f"\u2007{done}/1000\u2007[00:01&lt;00:04,\u200710.0img/s]")
+    lines = log.getvalue().splitlines()
+    # a line every PROGRESS_EVERY seconds of the 100, each with the count at that time
+    assert len(lines) == 100 // PROGRESS_EVERY
+    assert lines[0] == "    Drawing faces: 90/1000, 10.0 img/s, about 4 s left"
+
+
+def test_a_cell_silent_for_long_gets_a_line_that_says_the_run_goes_on():
+    log, now = io.StringIO(), [0.0]
+    progress = Progress(log, live=False, clock=lambda: now[0])
+    progress.section("5. The discriminator")
+    for second in range(1, 61):  # a minute without a line from the cell
+        now[0] = second
+        progress.heartbeat()
+    lines = log.getvalue().splitlines()[1:]
+    assert lines == [
+        "    (still running, in '5. The discriminator': 20 s since the last line)"
+    ] * int(60 // (2 * PROGRESS_EVERY))
+
+
+def test_progress_says_where_a_run_stopped():
+    progress = Progress(io.StringIO(), live=False)
+    progress.section("11. The training loop")
+    progress.bar("Epoch 3/12:  45%")
+    progress.bar("\u2007127/281\u2007[00:10&lt;00:12,\u200712.7batch/s]")
+    assert progress.where() == "in '11. The training loop', epoch 3/12, batch 127/281"
 
 
 def test_progress_in_a_log_prints_a_line_per_epoch_of_an_epoch_bar():
