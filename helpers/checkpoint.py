@@ -636,9 +636,10 @@ def load_checkpoint(
             if changes:
                 reasons.append(f"with other settings or code ({'; '.join(changes)})")
             why = f"{path} was trained {' and '.join(reasons)}"
-            _check_networks_are_fresh(D, G, why[0].upper() + why[1:])
+            # "The checkpoint" starts the sentence: a path is spelled as it is, never capitalised.
+            _check_networks_are_fresh(D, G, f"The checkpoint {why}")
             kept = _set_aside(path)
-            print(f"Starting afresh: {why}. It is kept as {kept.name}.")
+            print(f"Starting afresh: the checkpoint {why}. It is kept as {kept.name}.")
             _check_space(path, D, G)
             _last_seen[key] = None
             return None

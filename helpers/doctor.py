@@ -44,7 +44,8 @@ __all__ = ["DEMOS", "Doctor", "StopTraining", "Thresholds", "demo"]
 
 
 class StopTraining(Exception):
-    """Raised by the doctor when training cannot go on (NaN or inf); its message says why."""
+    """Raised by a watcher of training (the doctor, on a NaN or inf) to end the run; the
+    training session saves nothing new and prints the message."""
 
 
 class _Stats(Protocol):
@@ -52,7 +53,7 @@ class _Stats(Protocol):
     only: a frozen dataclass fits."""
 
     @property
-    def epoch(self) -> int: ...  # from 0
+    def epoch(self) -> int: ...  # from 1, as helpers.training.Session counts
     @property
     def batch(self) -> int: ...  # from 0 within the epoch
     @property
@@ -159,7 +160,7 @@ class Doctor:
 
         Raises StopTraining when a loss, a weight or a gradient is NaN or inf.
         """
-        where = f"epoch {stats.epoch + 1}, batch {stats.batch}"
+        where = f"epoch {stats.epoch}, batch {stats.batch}"
         self._step = stats.step
         bad = [
             f"{name} is {value}"
@@ -301,11 +302,11 @@ class Doctor:
 
     def on_epoch(self, epoch: int) -> list[str]:
         """Measure how much G's samples vary with z (one G forward, no_grad, eval mode, the RNG
-        state restored); the messages to show. `epoch` counts from 0."""
+        state restored); the messages to show. `epoch` counts from 1."""
         if self._step < self.t.collapse_after_steps:
             return []
         across, flatness = self._spread()
-        where = f"after epoch {epoch + 1}"
+        where = f"after epoch {epoch}"
         messages = []
         if flatness >= self.t.flat_below or across < self.t.identical_below:
             ratio = across / max(flatness, 1e-12)
@@ -324,7 +325,7 @@ class Doctor:
                 "spread_drop",
                 across < self.t.collapse_drop * best[0] and "collapse" not in self.said,
                 f"GAN doctor, {where}: G's samples vary with z much less than before: their "
-                f"spread fell from {best[0]:.3f} after epoch {best[1] + 1} to {across:.3f}, a sign "
+                f"spread fell from {best[0]:.3f} after epoch {best[1]} to {across:.3f}, a sign "
                 "of mode collapse.\nLook at the samples; if they look alike, try a lower "
                 "learning rate for G or label smoothing.",
             )
@@ -447,6 +448,7 @@ def demo(
     try:
         for step in range(steps):
             epoch, batch = divmod(step, per_epoch)
+            epoch += 1  # epochs count from 1, as the notebook's train shows them
             images = real[torch.randint(0, len(real), (batch_size,))]
             z = torch.rand(batch_size, z_size) * 2 - 1
             fakes = G(z)

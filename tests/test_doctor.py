@@ -96,6 +96,7 @@ def train(
     messages = []
     for step in range(steps):
         epoch, batch = divmod(step, EPOCH_STEPS)
+        epoch += 1  # from 1, as helpers.training.Session counts
         real = scale(faces[torch.randint(0, len(faces), (BATCH,))])
         z = torch.rand(BATCH, Z_SIZE) * 2 - 1
         fake = G(z)
@@ -147,7 +148,7 @@ def test_a_nan_loss_stops_training_before_anything_else(notebook):
     D = notebook["Discriminator"](CONV_DIM)
     G = notebook["Generator"](z_size=Z_SIZE, conv_dim=CONV_DIM)
     stats = types.SimpleNamespace(
-        epoch=0, batch=3, step=3, d_loss=0.7, g_loss=math.inf, d_x=0.5, d_g_z=0.5
+        epoch=1, batch=3, step=3, d_loss=0.7, g_loss=math.inf, d_x=0.5, d_g_z=0.5
     )
     with pytest.raises(StopTraining, match=r"epoch 1, batch 3: training stopped, g_loss is inf"):
         Doctor(D, G, Z_SIZE, "cpu").on_log(stats)
@@ -213,7 +214,7 @@ def test_on_epoch_puts_g_back_in_its_mode_and_leaves_the_rng_alone(notebook):
     G.deconv1.eval()  # a mixed mode, which G.train(mode) would not restore
     doctor = Doctor(notebook["Discriminator"](CONV_DIM), G, Z_SIZE, "cpu", collapse_after_steps=0)
     state = torch.get_rng_state()
-    doctor.on_epoch(0)
+    doctor.on_epoch(1)
     assert torch.equal(torch.get_rng_state(), state)
     assert G.training and G.fc.training and not G.deconv1.training
 
@@ -261,8 +262,8 @@ class Varies(torch.nn.Module):
 def test_samples_that_vary_much_less_than_at_an_earlier_epoch_are_named():
     G = Varies()
     doctor = Doctor(torch.nn.Linear(1, 1), G, Z_SIZE, "cpu", collapse_after_steps=0)
-    assert doctor.on_epoch(0) == []
+    assert doctor.on_epoch(1) == []
     G.amount = 0.2
-    messages = doctor.on_epoch(1)
+    messages = doctor.on_epoch(2)
     assert said(messages, "after epoch 2", "vary with z much less", "after epoch 1"), messages
-    assert doctor.on_epoch(2) == []  # said once
+    assert doctor.on_epoch(3) == []  # said once

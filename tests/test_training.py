@@ -11,11 +11,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from helpers.doctor import StopTraining
 from helpers.training import (
     OptimizerSettingsError,
     Session,
     StepStats,
-    StopTraining,
     TrainingInterrupted,
 )
 
