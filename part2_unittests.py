@@ -23,7 +23,13 @@ from helpers.graded.failures import (
     check,
     passed,
 )
-from helpers.graded.layers import check_record_is_own, rebuild_trace, trace_input, trace_record
+from helpers.graded.layers import (
+    check_output_activation,
+    check_record_is_own,
+    rebuild_trace,
+    trace_input,
+    trace_record,
+)
 from helpers.graded.networks import (
     check_d_gives_logits,
     check_d_gradients,
@@ -139,6 +145,7 @@ def judge_discriminator64(obs, seed):
         "In eval mode, D's score for one image changes when other images are in the batch: keep "
         "each image's numbers together (x.flatten(1) at the end, not a view that mixes images).",
     )
+    check_output_activation(calls, out, "D", "none")  # from the record, replayed below
     check_d_gives_logits(*obs.need("pushed"))
     check_d_gradients(obs.need("gradients"))
     small, big = obs.need("sizes")
@@ -232,6 +239,7 @@ def judge_generator64(obs, seed):
         "In eval mode, G's image for one z changes when other z are in the batch: reshape z with "
         "z.view(z.size(0), z_size, 1, 1), which keeps each z's numbers together.",
     )
+    check_output_activation(calls, out, "G", "tanh")  # from the record, replayed below
     check_g_ends_with_tanh(*obs.need("pushed"))
     missing = obs.need("missing")
     check(
@@ -298,6 +306,7 @@ def judge_critic(obs, seed):
         "norm and no statistics across the batch (layer norm, nn.GroupNorm(1, channels), "
         "normalises each image on its own).",
     )
+    check_output_activation(calls, out, "the critic", "none")  # from the record, replayed below
     check_d_gives_logits(*obs.need("pushed"))
     check_d_gradients(obs.need("gradients"))
     check_record_is_own(calls, out, trace_input(seed, TRACE_BATCH, 3, 64, 64), "the critic")

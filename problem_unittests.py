@@ -25,6 +25,7 @@ from helpers.graded.failures import (
     passed,
 )
 from helpers.graded.layers import (
+    check_output_activation,
     check_output_is_last_layers,
     rebuild_trace,
     trace_input,
@@ -350,6 +351,7 @@ def judge_discriminator(obs, seed):
         "image's logit must depend only on that image: check the reshape before the Linear layer "
         "(x.flatten(1), not a view that mixes images).",
     )
+    check_output_activation(calls, out, "D", "none")  # from the replayed record
     check_d_gives_logits(*obs.need("pushed"))
     check_d_gradients(obs.need("gradients"))
     small, big = obs.need("sizes")
@@ -426,6 +428,7 @@ def judge_generator(obs, seed):
         "reshape after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's numbers "
         "together).",
     )
+    check_output_activation(calls, out, "G", "tanh")  # from the replayed record
     check_g_ends_with_tanh(*obs.need("pushed"))
     missing = obs.need("gradients")["missing"]
     check(

@@ -33,12 +33,14 @@ __all__ = [
     "Call",
     "Leaf",
     "check_first_input",
+    "check_output_activation",
     "check_output_is_last_layers",
     "check_record_is_own",
     "check_replayed",
     "follows",
     "leaf_modules",
     "leaf_record",
+    "output_activation",
     "rebuild_trace",
     "refuse",
     "replay",
@@ -305,6 +307,51 @@ def check_output_is_last_layers(calls: list[Call], out: object, who: str) -> Non
         follows(calls[-1][2], out),
         f"{who[0].upper()}{who[1:]}'s output is not what its last layer gave: the record of {who} "
         "cannot be trusted.",
+    )
+
+
+def output_activation(calls: list[Call], out: object) -> str | None:
+    """What the network applies after its last conv, transposed conv or linear layer, read from
+    its record: "none" (that layer's output is the network's output, up to a reshape), "tanh" or
+    "sigmoid" (a function or a module); None when the record cannot tell (no such layer, none of
+    the three, or outputs so small that tanh and none agree). Derived on the judge's side: the
+    layer's output is replayed from its recorded weights (check_replayed) and `out` is the
+    network's own output on the judge's batch; no value the learner side computes about the
+    network is trusted."""
+    weighted = ("Conv2d", "ConvTranspose2d", "Linear")
+    known = [o for leaf, _, o in calls if leaf.known and leaf.kind in weighted]
+    if not known or not isinstance(out, torch.Tensor) or known[-1].numel() != out.numel():
+        return None
+    p, o = known[-1].flatten().double(), out.flatten().double()
+    fits = [
+        name
+        for name, f in (("none", lambda t: t), ("tanh", torch.tanh), ("sigmoid", torch.sigmoid))
+        if torch.allclose(f(p), o, atol=1e-5, rtol=1e-4)
+    ]
+    return fits[0] if len(fits) == 1 else None
+
+
+def check_output_activation(calls: list[Call], out: object, who: str, want: str) -> None:
+    """The network's output is its last weighted layer's output with `want` ("none": logits, or
+    "tanh") after it, as its record shows (output_activation); a record that cannot tell passes."""
+    found = output_activation(calls, out)
+    name = f"{who[0].upper()}{who[1:]}"
+    if found is None or found == want:
+        return
+    if want == "none":
+        raise GradedTestFailure(
+            f"{name}'s output is the {found} of its last layer's output: {who} ends with a "
+            f"{found}. Return the raw output of the last layer (logits, any real number); "
+            "the loss applies what it needs (BCEWithLogitsLoss its own sigmoid)."
+        )
+    if found == "sigmoid":
+        raise GradedTestFailure(
+            f"{name}'s output is the sigmoid of its last layer's output: it ends with a sigmoid "
+            "(range [0, 1]). Use torch.tanh, whose range [-1, 1] matches the scaled real images."
+        )
+    raise GradedTestFailure(
+        f"{name}'s output is its last layer's output with nothing after it, so it can leave "
+        "[-1, 1]: end it with torch.tanh, whose range matches the scaled real images."
     )
 
 

@@ -1,0 +1,113 @@
+"""Patching the observers' helpers in the learner's process gains nothing (issue 20, item 4).
+
+A solution with three mistakes per part (tests/attacks/patching.py: sigmoid at D's and at G's
+output and SGD for Adam in part 1; G64 ending with nn.Sigmoid, the critic with a sigmoid and
+SGD for the WGAN-GP Adam in part 2) replaces the kit's ``push_output`` and ``optimizer_facts``
+so the observation reports a right network and right optimizers. Before, that scored 11/11 and
+10/10; the judge now derives those facts from the replayed record and the replayed optimizer
+steps, so each mistake still fails its test, with the message that names it.
+
+The in-process tests run the patch as the learner side would (observe with the patched helpers,
+the observation over the wire), then judge with the kit's own code, as the grader does in its
+process. The slow tests grade the same notebooks for real, in the sandbox.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+
+import pytest
+
+import part2_unittests as part2
+import problem_unittests as part1
+from helpers.graded.failures import GradedTestFailure
+from helpers.notebook import graded_test_calls, load_solution, read_notebook
+from tests.attacks.patching import MISTAKES, mistaken_notebook
+from tests.attacks.trusted import over_the_wire
+
+SEED = 4242  # the grader's seed
+PARTS = {1: part1, 2: part2}
+# What each caught mistake's message names.
+NAMED = {
+    "test_discriminator": "sigmoid",
+    "test_generator": "sigmoid",
+    "test_optimizers": "Adam",
+    "test_generator64": "sigmoid",
+    "test_critic": "sigmoid",
+    "test_wgan_optimizers": "Adam",
+}
+
+
+@contextlib.contextmanager
+def restored_kit():
+    """The kit's graded-test modules as they were before the block, whatever it patched."""
+    names = [n for n in sys.modules if n in ("problem_unittests", "part2_unittests")]
+    names += [n for n in sys.modules if n.startswith("helpers.graded")]
+    saved = {n: dict(vars(sys.modules[n])) for n in names}
+    try:
+        yield
+    finally:
+        for n, attrs in saved.items():
+            module = vars(sys.modules[n])
+            module.clear()
+            module.update(attrs)
+
+
+def patched_observations(part, tmp_path):
+    """{test: the observation of the mistaken, patching notebook of `part` at SEED}, each taken
+    with the patch in place and sent over the wire, as the learner side sends it."""
+    path = mistaken_notebook(part, tmp_path / f"part{part}.ipynb")
+    calls = graded_test_calls(read_notebook(path))
+    observations = {}
+    with restored_kit(), contextlib.redirect_stdout(io.StringIO()):
+        namespace = load_solution(path)  # runs the patch cell too
+        module = PARTS[part]
+        assert module.push_output.__name__ == "_pushed"  # the patch took
+        for test, _, _ in MISTAKES[part]:
+            observe = module.VERDICTS[test][0]
+            args = [namespace[a] for a in calls[test]]
+            observations[test] = over_the_wire(observe(*args, seed=SEED))
+    assert PARTS[part].push_output.__name__ == "push_output"
+    return observations
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["part1", "part2"])
+def patched(request, tmp_path_factory):
+    return request.param, patched_observations(request.param, tmp_path_factory.mktemp("patch"))
+
+
+def test_the_patch_forges_what_the_helpers_report(patched):
+    """The attack works on what it targets: the probes and the facts say "right"."""
+    part, observations = patched
+    for test, obs in observations.items():
+        if "optimizers" in test:
+            name = "d_optimizer" if part == 1 else "c_optimizer"
+            assert obs[name]["adam"] is True
+        else:
+            up, down = obs["pushed"]
+            assert up.max() > 0.8 and down.min() < -0.8
+
+
+def test_each_mistake_is_still_caught(patched):
+    part, observations = patched
+    for test, obs in observations.items():
+        judge = PARTS[part].VERDICTS[test][1]
+        with pytest.raises(GradedTestFailure, match=re.escape(NAMED[test])):
+            judge(obs, SEED)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_sandbox")
+@pytest.mark.parametrize("part", [1, 2], ids=["part1", "part2"])
+def test_graded_in_the_sandbox_the_mistakes_score_nothing(part, tmp_path):
+    from helpers.instructor import grade
+
+    path = mistaken_notebook(part, tmp_path / f"part{part}.ipynb")
+    tests = [test for test, _, _ in MISTAKES[part]]
+    report = grade.grade(path, only=tests, timeout=240)
+    assert report["passed"] == 0, grade.format_report(report)
+    for result in report["tests"]:
+        assert NAMED[result["name"]] in result["message"], result
