@@ -282,7 +282,11 @@ def judged_tests(
     modules: Iterable[str] = (TESTS_MODULES[NOTEBOOK],),
 ) -> dict[str, Callable[..., Any]]:
     """{test name: judge} for the graded tests this process decides itself
-    (helpers.graded.verdicts), from the tests `modules` (part 2's are in part2_unittests)."""
+    (helpers.graded.verdicts), from the tests `modules` (part 2's are in part2_unittests),
+    with the reference answers they need, which never ship (helpers.instructor.references)."""
+    from helpers.instructor import references
+
+    references.install()
     judges = {}
     for name in modules:
         module = importlib.import_module(name)
