@@ -10,7 +10,9 @@ the notebook's seed only; the grader's judge gets them from helpers.instructor.r
 """
 
 import ast
+import os
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -188,3 +190,79 @@ def test_outside_the_grader_a_judge_has_no_reference_for_another_seed():
 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.startswith("refused") and "grader's side only" in out.stdout
+
+
+# ---------------------------------------------------------------- the sandbox sees the bundle only
+
+# A submission that looks for the kit where a system package would put it, and takes the point
+# only when it finds the solution (a right scale is its evidence).
+LOOK_FOR_THE_KIT = """
+import os
+KIT = {kit!r}
+kept = ("/solution/dlnd_face_generation.ipynb", "/tests/mutants.py", "/README.md")
+found = [KIT + p for p in kept if os.path.exists(KIT + p)]
+try:
+    from helpers.notebook import load_solution
+
+    load_solution()
+    found.append("load_solution")
+except Exception:
+    pass
+if found:
+    def scale(x, feature_range=(-1, 1)):
+        low, high = feature_range
+        return x * (high - low) + low
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_sandbox")
+def test_a_kit_installed_under_usr_local_share_shows_the_sandbox_only_the_bundle(tmp_path):
+    """A copy of the kit in /usr/local/share (as a system package installs it), grading from
+    there: the bare release, with a cell that looks for the solution, scores 0 (graded without
+    the sandbox, the same cell finds the kit and takes test_scale's point)."""
+    import json
+    import shutil
+    import subprocess
+    import sys
+    import uuid
+
+    import nbformat
+
+    from helpers.instructor.release import make_release
+    from helpers.notebook import ROOT
+
+    share = Path("/usr/local/share")
+    if not os.access(share, os.W_OK):
+        pytest.skip("/usr/local/share is not writable here: the kit cannot be installed there")
+    kit = share / f"dcgan-kit-{uuid.uuid4().hex[:8]}"
+    ignore = shutil.ignore_patterns(".git", ".venv", "outputs", "__pycache__", "*.egg-info")
+    shutil.copytree(ROOT, kit, ignore=ignore)
+    try:
+        path, _, _ = make_release(out=tmp_path / "release")
+        nb = nbformat.read(path, as_version=4)
+        cell = nbformat.v4.new_code_cell(LOOK_FOR_THE_KIT.format(kit=str(kit)))
+        cell.metadata["tags"] = ["solution"]
+        nb.cells.append(cell)
+        nbformat.write(nb, path)
+        grade_it = (
+            "import json, sys; from helpers.instructor import grade; from helpers import notebook; "
+            "r = grade.grade(sys.argv[1], timeout=240); "
+            "bare = grade.grade(sys.argv[1], sandbox=False, only=['test_scale'], timeout=240); "
+            "print(json.dumps([str(notebook.ROOT), r['passed'], r['total'], bare['passed']]))"
+        )
+        out = subprocess.run(
+            [sys.executable, "-c", grade_it, str(path)],
+            cwd=kit,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=True,
+        )
+        root, passed, total, unsandboxed = json.loads(out.stdout.strip().splitlines()[-1])
+        assert root == str(kit)  # graded by the copy under /usr/local/share
+        assert passed == 0 and total == 11, (passed, total, out.stderr[-2000:])
+        assert unsandboxed == 1  # the cell does find the kit where nothing hides it
+
+    finally:
+        shutil.rmtree(kit)
