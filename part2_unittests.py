@@ -25,6 +25,7 @@ from helpers.graded.failures import (
 )
 from helpers.graded.layers import (
     check_output_activation,
+    check_output_shape,
     check_record_is_own,
     rebuild_trace,
     trace_input,
@@ -131,6 +132,7 @@ def judge_discriminator64(obs, seed):
     check_batch_sizes_64(obs, "D", "3, 64, 64", (1,))
     check_no_dropout_on_output(obs.need("logits on 32"))
     out = obs.need("out")
+    check_output_shape(out, "D", TRACE_BATCH, "3, 64, 64", (1,))  # from the record
     leaves, calls = rebuild_trace(obs.need("trace"), "D", replay=False)
     check(
         out.std() > 1e-6,
@@ -222,6 +224,7 @@ def judge_generator64(obs, seed):
         "z_size, 1, 1) first.",
     )
     out = obs.need("out")
+    check_output_shape(out, "G", TRACE_BATCH, "20, 1, 1", (3, 64, 64))  # from the record
     _, calls = rebuild_trace(obs.need("trace"), "G", replay=False)
     check(
         out.min() >= -1 and out.max() <= 1,
@@ -295,6 +298,7 @@ def judge_critic(obs, seed):
     traced = [m.kind for m in leaves if m.kind == "BatchNorm2d"]
     check_no_batch_norm(list(obs.need("batch norms")) + traced)
     out = obs.need("out")
+    check_output_shape(out, "The critic", TRACE_BATCH, "3, 64, 64", (1,))  # from the record
     check(out.std() > 1e-6, "The critic gives the same score to every image.")
     convs = check_d64_layers(leaves, calls, 8, "the critic")
     check_leaky_between(convs, "the critic")

@@ -27,6 +27,7 @@ from helpers.graded.failures import (
 from helpers.graded.layers import (
     check_output_activation,
     check_output_is_last_layers,
+    check_output_shape,
     rebuild_trace,
     trace_input,
     trace_record,
@@ -336,6 +337,7 @@ def judge_discriminator(obs, seed):
     check_batch_sizes(obs, "D", "3, 32, 32", (1,))
     check_no_dropout_on_output(obs.need("logits on 64"))
     out = obs.need("out")
+    check_output_shape(out, "D", 16, "3, 32, 32", (1,))  # from the record
     leaves, calls = rebuild_trace(obs.need("trace"), "D", trace_input(seed, 16, 3, 32, 32))
     check(
         out.std() > 1e-6,
@@ -410,6 +412,7 @@ def judge_generator(obs, seed):
     check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
     check_batch_sizes(obs, "G", "20", (3, 32, 32))
     out = obs.need("out")
+    check_output_shape(out, "G", 16, "20", (3, 32, 32))  # from the record
     _, calls = rebuild_trace(obs.need("trace"), "G", trace_input(seed, 16, 20))
     check(
         out.min() >= -1 and out.max() <= 1,

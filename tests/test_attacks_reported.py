@@ -85,6 +85,22 @@ def test_the_replay_tells_the_notebooks_settings_from_others(lr, betas):
         check_adam_steps(steps, sizes, "D", lr, betas, SEED, "replay:")
 
 
+@pytest.mark.parametrize(
+    ("name", "judge"),
+    [
+        ("test_optimizers", part1.judge_optimizers),
+        ("test_wgan_optimizers", part2.judge_wgan_optimizers),
+    ],
+)
+def test_optimizers_swapped_between_the_networks_fail_on_their_steps(name, judge):
+    """Two right Adams, each given the other network: the facts the learner side reports can say
+    otherwise, the steps cannot (each optimizer is stepped alone and moved the other network)."""
+    obs = reported.solution_observation(name, SEED)
+    obs["steps"] = reported.swapped_steps(obs["steps"])
+    with pytest.raises(GradedTestFailure, match="moved [DG]'s parameters"):
+        judge(obs, SEED)
+
+
 def test_recording_the_steps_leaves_the_learners_objects_as_they_were():
     D, G = torch.nn.Linear(3, 2), torch.nn.Linear(2, 3)
     d_opt = torch.optim.Adam(D.parameters(), lr=0.0002, betas=(0.5, 0.999))

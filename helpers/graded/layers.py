@@ -35,6 +35,7 @@ __all__ = [
     "check_first_input",
     "check_output_activation",
     "check_output_is_last_layers",
+    "check_output_shape",
     "check_record_is_own",
     "check_replayed",
     "follows",
@@ -307,6 +308,19 @@ def check_output_is_last_layers(calls: list[Call], out: object, who: str) -> Non
         follows(calls[-1][2], out),
         f"{who[0].upper()}{who[1:]}'s output is not what its last layer gave: the record of {who} "
         "cannot be trusted.",
+    )
+
+
+def check_output_shape(
+    out: object, who: str, batch: int, in_shape: str, out_shape: tuple[int, ...]
+) -> None:
+    """The network's own output on the judge's traced batch (batch, in_shape) has the shape
+    (batch, *out_shape): the output shape read from the record, not from a reported one."""
+    shape = tuple(getattr(out, "shape", ()))
+    check(
+        shape == (batch, *out_shape),
+        f"{who} on the test's ({batch}, {in_shape}) batch returned shape {shape}, expected "
+        f"{(batch, *out_shape)}.",
     )
 
 
