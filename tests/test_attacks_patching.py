@@ -20,11 +20,14 @@ import re
 import sys
 
 import pytest
+import torch
 
 import part2_unittests as part2
 import problem_unittests as part1
 from helpers.graded.failures import GradedTestFailure
+from helpers.graded.layers import output_activation, rebuild_trace
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
+from tests.attacks import reported
 from tests.attacks.patching import MISTAKES, mistaken_notebook
 from tests.attacks.trusted import over_the_wire
 
@@ -111,3 +114,23 @@ def test_graded_in_the_sandbox_the_mistakes_score_nothing(part, tmp_path):
     assert report["passed"] == 0, grade.format_report(report)
     for result in report["tests"]:
         assert NAMED[result["name"]] in result["message"], result
+
+
+@pytest.mark.parametrize(
+    ("after", "found"),
+    [
+        (lambda t: t, "none"),
+        (torch.sigmoid, "sigmoid"),
+        (torch.tanh, "tanh"),
+        (lambda t: t * (torch.arange(t.numel()).view_as(t) % 2) * 2, "dropout"),
+        (lambda t: t * 2 + 1, None),
+    ],
+    ids=["logits", "sigmoid", "tanh", "dropout", "other"],
+)
+def test_what_follows_the_last_layer_is_read_from_the_record(after, found):
+    """output_activation compares the network's output with its last weighted layer's (replayed)
+    output: what the probes reported before is now derived."""
+    obs = reported.solution_observation("test_discriminator", SEED)
+    _, calls = rebuild_trace(obs["trace"], "D")
+    last = next(o for leaf, _, o in reversed(calls) if leaf.kind == "Linear")
+    assert output_activation(calls, after(last)) == found

@@ -327,8 +327,9 @@ def check_output_shape(
 def output_activation(calls: list[Call], out: object) -> str | None:
     """What the network applies after its last conv, transposed conv or linear layer, read from
     its record: "none" (that layer's output is the network's output, up to a reshape), "tanh" or
-    "sigmoid" (a function or a module); None when the record cannot tell (no such layer, none of
-    the three, or outputs so small that tanh and none agree). Derived on the judge's side: the
+    "sigmoid" (a function or a module), or "dropout" (outputs zeroed, the others scaled by one
+    factor); None when the record cannot tell (no such layer, none of these, or outputs so small
+    that tanh and none agree). Derived on the judge's side: the
     layer's output is replayed from its recorded weights (check_replayed) and `out` is the
     network's own output on the judge's batch; no value the learner side computes about the
     network is trusted."""
@@ -337,6 +338,12 @@ def output_activation(calls: list[Call], out: object) -> str | None:
     if not known or not isinstance(out, torch.Tensor) or known[-1].numel() != out.numel():
         return None
     p, o = known[-1].flatten().double(), out.flatten().double()
+    dropped = (o == 0) & (p != 0)
+    if bool(dropped.any()):  # zeros the layer did not give, the rest scaled by one factor
+        kept = ~dropped & (p != 0)
+        ratio = o[kept] / p[kept]
+        if not kept.any() or torch.allclose(ratio, ratio.median().expand_as(ratio), rtol=1e-4):
+            return "dropout"
     fits = [
         name
         for name, f in (("none", lambda t: t), ("tanh", torch.tanh), ("sigmoid", torch.sigmoid))
@@ -352,6 +359,12 @@ def check_output_activation(calls: list[Call], out: object, who: str, want: str)
     name = f"{who[0].upper()}{who[1:]}"
     if found is None or found == want:
         return
+    if found == "dropout":
+        raise GradedTestFailure(
+            f"Some of {who}'s outputs on the test's batch are exactly 0 where its last layer's "
+            f"are not, and the others are scaled up: {who} applies dropout to its final output. "
+            "Put dropout, if you use it, before the last layer, never after it."
+        )
     if want == "none":
         raise GradedTestFailure(
             f"{name}'s output is the {found} of its last layer's output: {who} ends with a "
