@@ -297,7 +297,7 @@ class SquareCritic(nn.Module):
         return (self.a * x**2).flatten(1).sum(1, keepdim=True) / 2
 
 
-def _tiny_critic_penalty(critic: TinyCritic, x_hat: torch.Tensor) -> torch.Tensor:
+def _tiny_critic_penalty(critic: nn.Module, x_hat: torch.Tensor) -> torch.Tensor:
     """The penalty of the judge's TinyCritic on given interpolates: mean over images of
     (||d critic / d x_hat|| - 1)^2. Refuses any other critic: what learners get holds no
     gradient penalty that answers test_gradient_penalty's critics or the notebook's Critic."""
