@@ -13,8 +13,8 @@ in a forked child whose own peak is read (os.wait4). Prints tables and one JSON 
 nothing.
 
 Peak memory is a process's resident peak (ru_maxrss): this process's for the in-process
-judging, the largest child's for the forked one. A forked child's peak counts what it shares
-with the grader, so it is the grader's peak while it judges that observation.
+judging, the largest child's for the forked one; per observation, also what judging it added to
+the child's resident size (the grader's pages it touched, and what it made).
 """
 
 from __future__ import annotations
@@ -49,9 +49,8 @@ def _resident_mb() -> float:
 
 def judged_alone(judge: Callable[..., Any], wire: Any, seed: int) -> dict[str, Any]:
     """Judge one observation (as sent) in a forked child, as the grader's judge child does:
-    {seconds, peak_mb (the child's resident peak, shared pages included), added_mb (that peak
-    less this process's resident size when it forked: what judging added), passed, message}."""
-    resident = _resident_mb()
+    {seconds, peak_mb (the child's resident peak), added_mb (that peak less what the child
+    held when it started judging: what judging added), passed, message}."""
     read_end, write_end = os.pipe()
     started = time.perf_counter()
     pid = os.fork()
@@ -61,19 +60,21 @@ def judged_alone(judge: Callable[..., Any], wire: Any, seed: int) -> dict[str, A
 
             torch.set_num_threads(1)
             os.close(read_end)
+            resident = _resident_mb()  # what the child holds of the grader's pages, forked
             passed, message = grade.judge_observation(judge, wire, seed)
-            os.write(write_end, json.dumps([passed, message[:90]]).encode())
+            added = _peak(resource.RUSAGE_SELF) - resident
+            os.write(write_end, json.dumps([passed, message[:90], added]).encode())
         finally:
             os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         data = pipe.read()
     _, _, usage = os.wait4(pid, 0)
-    passed, message = json.loads(data) if data else (False, "the child ended without a verdict")
+    passed, message, added = json.loads(data) if data else (False, "ended without a verdict", 0)
     return {
         "seconds": round(time.perf_counter() - started, 3),
         "peak_mb": round(usage.ru_maxrss / 1024),
-        "added_mb": round(max(0.0, usage.ru_maxrss / 1024 - resident)),
+        "added_mb": round(max(0.0, added)),
         "passed": passed,
         "message": message,
     }
@@ -245,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
     heaviest = max(r["peak_mb"] for r in table["observations"].values())
     added = max(r["added_mb"] for r in table["observations"].values())
     print(
-        f"\nslowest observation {worst['seconds']} s; highest peak {heaviest} MB (judging added "
-        f"at most {added} MB to this process's {table['self_mb']} MB)"
+        f"\nslowest observation {worst['seconds']} s; highest peak {heaviest} MB (judging one "
+        f"added at most {added} MB)"
     )
     line = json.dumps(result)
     print(line)
