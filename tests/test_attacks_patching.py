@@ -9,7 +9,10 @@ steps, so each mistake still fails its test, with the message that names it.
 
 The in-process tests run the patch as the learner side would (observe with the patched helpers,
 the observation over the wire), then judge with the kit's own code, as the grader does in its
-process. The slow tests grade the same notebooks for real, in the sandbox.
+process. The slow tests grade the same notebooks for real, in the sandbox, and measure what the
+strongest such patch can still hide: each of part 1's mutants of the loader, D, G, the optimizers
+and train, with every value its observation only reports replaced by the solution's, is still
+caught, but for the two named in KNOWN_HIDDEN (docs/threat-model.md says why).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import torch
 import part2_unittests as part2
 import problem_unittests as part1
 from helpers.graded.failures import GradedTestFailure
-from helpers.graded.layers import output_activation, rebuild_trace
+from helpers.graded.layers import mixes_images, output_activation, rebuild_trace
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
 from tests.attacks import reported
 from tests.attacks.patching import MISTAKES, mistaken_notebook
@@ -134,3 +137,90 @@ def test_what_follows_the_last_layer_is_read_from_the_record(after, found):
     _, calls = rebuild_trace(obs["trace"], "D")
     last = next(o for leaf, _, o in reversed(calls) if leaf.kind == "Linear")
     assert output_activation(calls, after(last)) == found
+
+
+# ---------------------------------------------------------------- what a patch can still hide
+
+# Per graded test, what its judge checks against its own computation (the record, the data);
+# every other key of the observation is a value the learner side reports, which a patch of the
+# kit's helpers can set to anything.
+DERIVED = {
+    "test_discriminator": {"module", "out", "trace"},
+    "test_generator": {"module", "out", "trace"},
+    "test_optimizers": {"steps"},
+    "test_train": {"run", "after", "resume"},
+    "test_get_dataloader": {
+        "n_images",
+        "batch",
+        "small batch",
+        "image framed",
+        "image wide",
+        "image tall",
+    },
+}
+# The mistakes only reported values show (docs/threat-model.md, "Patching the kit inside the
+# sandbox"): a patch that reports the solution's values hides them.
+KNOWN_HIDDEN = {
+    ("test_discriminator", "detached"): "the gradient to D's input is observed, not replayed",
+    ("test_get_dataloader", "no-shuffle"): "shuffling is a reported fact",
+}
+
+
+def _mutants():
+    from tests.mutants import MUTANTS
+
+    for m in MUTANTS:
+        if m.test in DERIVED:
+            reason = KNOWN_HIDDEN.get((m.test, m.name))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            yield pytest.param(m, id=f"{m.test}-{m.name}", marks=marks)
+
+
+@pytest.fixture(scope="module")
+def solution_reports():
+    """The solution's observations at SEED, for the reported values a patch would send."""
+    names = ["test_get_dataloader", "test_optimizers", "test_train"]
+    names += ["test_discriminator", "test_generator"]
+    return {n: reported.solution_observation(n, SEED) for n in names}
+
+
+@pytest.fixture(scope="module")
+def definitions():
+    from tests.mutants import definition_cells
+
+    return definition_cells()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", _mutants())
+def test_a_mutant_with_every_reported_value_forged_is_still_caught(
+    mutant, solution_reports, definitions
+):
+    """The mutant observed as it is, then every value its observation only reports replaced by
+    the solution's (what the strongest patch of the reporting helpers sends): the judge still
+    fails it, from the record and the data alone."""
+    from tests.mutants import apply, run_definitions
+
+    numbers, cells, calls = definitions
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        namespace, _ = run_definitions(numbers, apply(mutant, cells))
+        observe, judge = part1.VERDICTS[mutant.test]
+        obs = over_the_wire(observe(*[namespace.get(a) for a in calls[mutant.test]], seed=SEED))
+    for key, value in solution_reports[mutant.test].items():
+        if key not in DERIVED[mutant.test]:
+            obs[key] = value
+    with pytest.raises(GradedTestFailure):
+        judge(obs, SEED)
+
+
+def test_a_reshape_that_mixes_the_batch_is_read_from_the_record():
+    """mixes_images finds, bit for bit, another image's numbers in a layer's input; a record
+    whose numbers stay in their rows (the solution's) is not flagged."""
+    obs = reported.solution_observation("test_discriminator", SEED)
+    _, calls = rebuild_trace(obs["trace"], "D")
+    assert not mixes_images(calls)
+    leaf, inp, out = calls[-1]  # the Linear layer, its input flattened from the last conv's
+    b = inp.shape[0]
+    mixed = inp.transpose(0, 1).reshape(b, -1)
+    assert mixes_images([*calls[:-1], (leaf, mixed, out)])
+    assert not mixes_images([*calls[:-1], (leaf, inp.flip(1), out)])  # reordered within a row

@@ -41,6 +41,7 @@ __all__ = [
     "follows",
     "leaf_modules",
     "leaf_record",
+    "mixes_images",
     "output_activation",
     "rebuild_trace",
     "refuse",
@@ -322,6 +323,40 @@ def check_output_shape(
         f"{who} on the test's ({batch}, {in_shape}) batch returned shape {shape}, expected "
         f"{(batch, *out_shape)}.",
     )
+
+
+def mixes_images(calls: list[Call]) -> bool:
+    """Whether a layer's recorded input carries numbers of other images of the batch: between
+    two calls, the next input's positive numbers found, bit for bit, in the previous output of
+    another image (a reshape that mixes the batch, such as x.transpose(0, 1).reshape(B, -1)).
+
+    Read from the record: an elementwise step (an activation's positive side, a flatten or view
+    that keeps each image's numbers in its row) keeps each number in its own image; numbers that
+    changed on the way (dropout's scaling) or that several images share are not counted."""
+    for (_, _, before), (_, after, _) in zip(calls, calls[1:]):
+        b = before.shape[0] if before.dim() >= 2 else 0
+        if b < 2 or after.dim() < 2 or after.shape[0] != b:
+            continue
+        prev, nxt = before.reshape(b, -1), after.reshape(b, -1)
+        owner = torch.arange(b).unsqueeze(1).expand_as(prev)
+        keep = prev > 0
+        values, order = prev[keep].sort()
+        owners = owner[keep][order]
+        if values.numel() < 2:
+            continue
+        # a number held by more than one image says nothing about where it came from
+        shared = torch.zeros_like(values, dtype=torch.bool)
+        same = values[1:] == values[:-1]
+        shared[1:] |= same
+        shared[:-1] |= same
+        rows = torch.arange(b).unsqueeze(1).expand_as(nxt)
+        wanted, row = nxt[nxt > 0], rows[nxt > 0]
+        at = torch.searchsorted(values, wanted).clamp(max=values.numel() - 1)
+        found = (values[at] == wanted) & ~shared[at]
+        foreign = found & (owners[at] != row)
+        if int(found.sum()) >= 16 and float(foreign.sum()) > 0.5 * float(found.sum()):
+            return True
+    return False
 
 
 def output_activation(calls: list[Call], out: object) -> str | None:
