@@ -23,7 +23,15 @@ from helpers.graded.failures import (
     check,
     passed,
 )
-from helpers.graded.layers import check_record_is_own, rebuild_trace, trace_input, trace_record
+from helpers.graded.layers import (
+    check_output_activation,
+    check_output_shape,
+    check_record_is_own,
+    mixes_images,
+    rebuild_trace,
+    trace_input,
+    trace_record,
+)
 from helpers.graded.networks import (
     check_d_gives_logits,
     check_d_gradients,
@@ -54,7 +62,6 @@ from helpers.graded.part2 import (
     check_leaky_between,
     check_no_batch_norm,
     observe_train_independence,
-    reference_penalty,
 )
 from helpers.graded.plain import (
     check_adam_steps,
@@ -126,6 +133,7 @@ def judge_discriminator64(obs, seed):
     check_batch_sizes_64(obs, "D", "3, 64, 64", (1,))
     check_no_dropout_on_output(obs.need("logits on 32"))
     out = obs.need("out")
+    check_output_shape(out, "D", TRACE_BATCH, "3, 64, 64", (1,))  # from the record
     leaves, calls = rebuild_trace(obs.need("trace"), "D", replay=False)
     check(
         out.std() > 1e-6,
@@ -135,10 +143,12 @@ def judge_discriminator64(obs, seed):
     check_d64_batch_norm(calls, convs)
     check_leaky_between(convs, "D")
     check(
-        samples_independent(obs.need("independence")),
+        # the record shows a reshape that mixes the batch; eval mode is observed
+        not mixes_images(calls) and samples_independent(obs.need("independence")),
         "In eval mode, D's score for one image changes when other images are in the batch: keep "
         "each image's numbers together (x.flatten(1) at the end, not a view that mixes images).",
     )
+    check_output_activation(calls, out, "D", "none")  # from the record, replayed below
     check_d_gives_logits(*obs.need("pushed"))
     check_d_gradients(obs.need("gradients"))
     small, big = obs.need("sizes")
@@ -216,6 +226,7 @@ def judge_generator64(obs, seed):
         "z_size, 1, 1) first.",
     )
     out = obs.need("out")
+    check_output_shape(out, "G", TRACE_BATCH, "20, 1, 1", (3, 64, 64))  # from the record
     _, calls = rebuild_trace(obs.need("trace"), "G", replay=False)
     check(
         out.min() >= -1 and out.max() <= 1,
@@ -228,10 +239,12 @@ def judge_generator64(obs, seed):
     )
     check_g64_layers(calls, 8, 20)
     check(
-        samples_independent(obs.need("independence")),
+        # the record shows a reshape that mixes the batch; eval mode is observed
+        not mixes_images(calls) and samples_independent(obs.need("independence")),
         "In eval mode, G's image for one z changes when other z are in the batch: reshape z with "
         "z.view(z.size(0), z_size, 1, 1), which keeps each z's numbers together.",
     )
+    check_output_activation(calls, out, "G", "tanh")  # from the record, replayed below
     check_g_ends_with_tanh(*obs.need("pushed"))
     missing = obs.need("missing")
     check(
@@ -288,16 +301,19 @@ def judge_critic(obs, seed):
     traced = [m.kind for m in leaves if m.kind == "BatchNorm2d"]
     check_no_batch_norm(list(obs.need("batch norms")) + traced)
     out = obs.need("out")
+    check_output_shape(out, "The critic", TRACE_BATCH, "3, 64, 64", (1,))  # from the record
     check(out.std() > 1e-6, "The critic gives the same score to every image.")
     convs = check_d64_layers(leaves, calls, 8, "the critic")
     check_leaky_between(convs, "the critic")
     check(
-        samples_independent(obs.need("independence")),
+        # the record shows a reshape that mixes the batch; eval mode is observed
+        not mixes_images(calls) and samples_independent(obs.need("independence")),
         "In train mode, the critic's score for one image changes when other images are in the "
         "batch. The gradient penalty needs each score to depend on its own image only: no batch "
         "norm and no statistics across the batch (layer norm, nn.GroupNorm(1, channels), "
         "normalises each image on its own).",
     )
+    check_output_activation(calls, out, "the critic", "none")  # from the record, replayed below
     check_d_gives_logits(*obs.need("pushed"))
     check_d_gradients(obs.need("gradients"))
     check_record_is_own(calls, out, trace_input(seed, TRACE_BATCH, 3, 64, 64), "the critic")
@@ -311,6 +327,13 @@ def test_critic(Critic):
 
 GP_SHAPE = (16, 3, 8, 8)
 GP_SQUARE = 1.7  # SquareCritic's a: its gradient a * x differs from image to image
+
+
+def _square_penalty(a, x_hat):
+    """SquareCritic(a)'s penalty on x_hat, in closed form: its gradient for image i is a * x_i, of
+    norm |a| * ||x_i||, so the penalty is the mean of (|a| * ||x_i|| - 1)^2 (with a graph to a).
+    This critic's alone: what learners get holds no general gradient penalty to return."""
+    return ((a.abs() * x_hat.detach().flatten(1).norm(dim=1) - 1) ** 2).mean()
 
 
 def _penalty_inputs(seed):
@@ -448,7 +471,7 @@ def judge_gradient_penalty(obs, seed):
         f"{tuple(getattr(x_hat, 'shape', ()))}.",
     )
     check_interpolates(x_hat, real, fake)
-    want = reference_penalty(SquareCritic(GP_SQUARE), x_hat).item()
+    want = _square_penalty(torch.tensor(GP_SQUARE), x_hat).item()
     got = gp.item() if isinstance(gp, torch.Tensor) and gp.numel() == 1 else math.nan
     check(
         math.isclose(got, want, rel_tol=1e-3, abs_tol=1e-5),
@@ -471,12 +494,12 @@ def judge_gradient_penalty(obs, seed):
         "gradient_penalty should call the critic on x_hat of the images' shape.",
     )
     check_interpolates(x_hat, real, fake)
-    critic = SquareCritic(GP_SQUARE)
-    reference_penalty(critic, x_hat).backward()
+    a = torch.tensor(GP_SQUARE, requires_grad=True)
+    _square_penalty(a, x_hat).backward()
     check(
-        math.isclose(grad.item(), critic.a.grad.item(), rel_tol=1e-3, abs_tol=1e-6),
+        math.isclose(grad.item(), a.grad.item(), rel_tol=1e-3, abs_tol=1e-6),
         f"The penalty's gradient for the critic's weight is {grad.item():.4f}, but the penalty on "
-        f"your own x_hat gives {critic.a.grad.item():.4f}: take the gradient with "
+        f"your own x_hat gives {a.grad.item():.4f}: take the gradient with "
         "torch.autograd.grad(scores.sum(), x_hat, create_graph=True) and build the penalty from "
         "it, without detaching.",
     )

@@ -168,6 +168,16 @@ def test_a_judge_past_its_deadline_or_memory_is_refused_and_the_others_still_jud
     assert cost.memory < MEMORY_BOUND  # the grader's own process stays small
 
 
+def test_a_submissions_judging_stops_when_its_budget_is_spent():
+    """Observations each within their own deadline (30 s here) but too slow together: judging
+    ends when the submission's budget is spent, and the observations left are refused."""
+    jobs = [(passing_judge, {})] + [(slow_judge, {})] * 3
+    results = grade.judge_observations(jobs, SEED, seconds=30, budget=3)
+    assert results[0] == (True, "Tests Passed")
+    spent = f"{REFUSED}: the grader's time for judging this submission ran out."
+    assert results[1:] == [(False, spent)] * 3, results
+
+
 def test_a_forged_learner_side_answer_is_refused_test_by_test_and_the_report_written(honest):
     generator = trusted.huge_stride_deconv(fresh(honest, "test_generator"))
     train = trusted.flood_of_noise(fresh(honest, "test_train"))

@@ -17,9 +17,11 @@ import torch
 import problem_unittests as tests
 from helpers.graded import verdicts
 from helpers.graded.failures import GradedTestFailure
-from helpers.instructor import grade
+from helpers.instructor import grade, references
 from helpers.instructor.cells import kit_tests
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
+
+references.install()  # judged here as the grader judges, at seeds other than the notebook's
 
 CALLS = graded_test_calls(read_notebook())
 

@@ -33,12 +33,16 @@ __all__ = [
     "Call",
     "Leaf",
     "check_first_input",
+    "check_output_activation",
     "check_output_is_last_layers",
+    "check_output_shape",
     "check_record_is_own",
     "check_replayed",
     "follows",
     "leaf_modules",
     "leaf_record",
+    "mixes_images",
+    "output_activation",
     "rebuild_trace",
     "refuse",
     "replay",
@@ -305,6 +309,111 @@ def check_output_is_last_layers(calls: list[Call], out: object, who: str) -> Non
         follows(calls[-1][2], out),
         f"{who[0].upper()}{who[1:]}'s output is not what its last layer gave: the record of {who} "
         "cannot be trusted.",
+    )
+
+
+def check_output_shape(
+    out: object, who: str, batch: int, in_shape: str, out_shape: tuple[int, ...]
+) -> None:
+    """The network's own output on the judge's traced batch (batch, in_shape) has the shape
+    (batch, *out_shape): the output shape read from the record, not from a reported one."""
+    shape = tuple(getattr(out, "shape", ()))
+    check(
+        shape == (batch, *out_shape),
+        f"{who} on the test's ({batch}, {in_shape}) batch returned shape {shape}, expected "
+        f"{(batch, *out_shape)}.",
+    )
+
+
+def mixes_images(calls: list[Call]) -> bool:
+    """Whether a layer's recorded input carries numbers of other images of the batch: between
+    two calls, the next input's positive numbers found, bit for bit, in the previous output of
+    another image (a reshape that mixes the batch, such as x.transpose(0, 1).reshape(B, -1)).
+
+    Read from the record: an elementwise step (an activation's positive side, a flatten or view
+    that keeps each image's numbers in its row) keeps each number in its own image; numbers that
+    changed on the way (dropout's scaling) or that several images share are not counted."""
+    for (_, _, before), (_, after, _) in zip(calls, calls[1:]):
+        b = before.shape[0] if before.dim() >= 2 else 0
+        if b < 2 or after.dim() < 2 or after.shape[0] != b:
+            continue
+        prev, nxt = before.reshape(b, -1), after.reshape(b, -1)
+        owner = torch.arange(b).unsqueeze(1).expand_as(prev)
+        keep = prev > 0
+        values, order = prev[keep].sort()
+        owners = owner[keep][order]
+        if values.numel() < 2:
+            continue
+        # a number held by more than one image says nothing about where it came from
+        shared = torch.zeros_like(values, dtype=torch.bool)
+        same = values[1:] == values[:-1]
+        shared[1:] |= same
+        shared[:-1] |= same
+        rows = torch.arange(b).unsqueeze(1).expand_as(nxt)
+        wanted, row = nxt[nxt > 0], rows[nxt > 0]
+        at = torch.searchsorted(values, wanted).clamp(max=values.numel() - 1)
+        found = (values[at] == wanted) & ~shared[at]
+        foreign = found & (owners[at] != row)
+        if int(found.sum()) >= 16 and float(foreign.sum()) > 0.5 * float(found.sum()):
+            return True
+    return False
+
+
+def output_activation(calls: list[Call], out: object) -> str | None:
+    """What the network applies after its last conv, transposed conv or linear layer, read from
+    its record: "none" (that layer's output is the network's output, up to a reshape), "tanh" or
+    "sigmoid" (a function or a module), or "dropout" (outputs zeroed, the others scaled by one
+    factor); None when the record cannot tell (no such layer, none of these, or outputs so small
+    that tanh and none agree). Derived on the judge's side: the
+    layer's output is replayed from its recorded weights (check_replayed) and `out` is the
+    network's own output on the judge's batch; no value the learner side computes about the
+    network is trusted."""
+    weighted = ("Conv2d", "ConvTranspose2d", "Linear")
+    known = [o for leaf, _, o in calls if leaf.known and leaf.kind in weighted]
+    if not known or not isinstance(out, torch.Tensor) or known[-1].numel() != out.numel():
+        return None
+    p, o = known[-1].flatten().double(), out.flatten().double()
+    dropped = (o == 0) & (p != 0)
+    if bool(dropped.any()):  # zeros the layer did not give, the rest scaled by one factor
+        kept = ~dropped & (p != 0)
+        ratio = o[kept] / p[kept]
+        if not kept.any() or torch.allclose(ratio, ratio.median().expand_as(ratio), rtol=1e-4):
+            return "dropout"
+    fits = [
+        name
+        for name, f in (("none", lambda t: t), ("tanh", torch.tanh), ("sigmoid", torch.sigmoid))
+        if torch.allclose(f(p), o, atol=1e-5, rtol=1e-4)
+    ]
+    return fits[0] if len(fits) == 1 else None
+
+
+def check_output_activation(calls: list[Call], out: object, who: str, want: str) -> None:
+    """The network's output is its last weighted layer's output with `want` ("none": logits, or
+    "tanh") after it, as its record shows (output_activation); a record that cannot tell passes."""
+    found = output_activation(calls, out)
+    name = f"{who[0].upper()}{who[1:]}"
+    if found is None or found == want:
+        return
+    if found == "dropout":
+        raise GradedTestFailure(
+            f"Some of {who}'s outputs on the test's batch are exactly 0 where its last layer's "
+            f"are not, and the others are scaled up: {who} applies dropout to its final output. "
+            "Put dropout, if you use it, before the last layer, never after it."
+        )
+    if want == "none":
+        raise GradedTestFailure(
+            f"{name}'s output is the {found} of its last layer's output: {who} ends with a "
+            f"{found}. Return the raw output of the last layer (logits, any real number); "
+            "the loss applies what it needs (BCEWithLogitsLoss its own sigmoid)."
+        )
+    if found == "sigmoid":
+        raise GradedTestFailure(
+            f"{name}'s output is the sigmoid of its last layer's output: it ends with a sigmoid "
+            "(range [0, 1]). Use torch.tanh, whose range [-1, 1] matches the scaled real images."
+        )
+    raise GradedTestFailure(
+        f"{name}'s output is its last layer's output with nothing after it, so it can leave "
+        "[-1, 1]: end it with torch.tanh, whose range matches the scaled real images."
     )
 
 

@@ -11,7 +11,6 @@ data, never on the learner's objects.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -52,7 +51,6 @@ __all__ = [
     "mixing_weights",
     "observe_train_independence",
     "on_segments",
-    "reference_penalty",
 ]
 
 NORMS = ("BatchNorm2d", "GroupNorm", "LayerNorm", "InstanceNorm2d")
@@ -299,10 +297,12 @@ class SquareCritic(nn.Module):
         return (self.a * x**2).flatten(1).sum(1, keepdim=True) / 2
 
 
-def reference_penalty(
-    critic: Callable[[torch.Tensor], torch.Tensor], x_hat: torch.Tensor
-) -> torch.Tensor:
-    """The penalty on given interpolates: mean over images of (||d critic / d x_hat|| - 1)^2."""
+def _tiny_critic_penalty(critic: nn.Module, x_hat: torch.Tensor) -> torch.Tensor:
+    """The penalty of the judge's TinyCritic on given interpolates: mean over images of
+    (||d critic / d x_hat|| - 1)^2. Refuses any other critic: what learners get holds no
+    gradient penalty that answers test_gradient_penalty's critics or the notebook's Critic."""
+    if type(critic) is not TinyCritic:
+        raise TypeError("the judge's penalty is TinyCritic's alone")
     x_hat = x_hat.detach().requires_grad_(True)
     (grads,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
     return ((grads.flatten(1).norm(dim=1) - 1) ** 2).mean()
@@ -504,7 +504,7 @@ class WGANJudge:
 
         def loss(weight=gp_weight, sign=1.0):
             wass = critic(fake).mean() - critic(real).mean()
-            return sign * wass + weight * reference_penalty(critic, x_hat)
+            return sign * wass + weight * _tiny_critic_penalty(critic, x_hat)
 
         if grads_close(got, replay_grads([critic], critic, loss)):
             return

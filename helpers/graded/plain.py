@@ -124,56 +124,52 @@ def optimizer_steps(
     g_optimizer: torch.optim.Optimizer | None,
     seed: int,
 ) -> dict[str, Any] | None:
-    """Two real steps of both optimizers, on copies, with gradients drawn from `seed`.
+    """Two real steps of each optimizer alone, on copies, with gradients drawn from `seed` for
+    every parameter of both networks.
 
-    Returns {"shapes": {"D": [...], "G": [...]}, "D": {"before": (n,), "after": (n,)}, "G": ...}:
-    each network's parameter shapes and the first STEP_SAMPLE numbers of each of its parameters
-    (concatenated) before the first step and after the last, or None when the optimizers cannot
-    step. The learner's own networks and optimizers are left as they are.
+    Returns {"shapes": {"D": [...], "G": [...]}, "before": {"D": (n,), "G": (m,)}, "after":
+    {"D": {"D": (n,), "G": (m,)}, "G": {...}}}: each network's parameter shapes, the first
+    STEP_SAMPLE numbers of each of its parameters (concatenated) before the steps, and after
+    the two steps of d_optimizer alone (after["D"]) or of g_optimizer alone (after["G"]); or
+    None when the optimizers cannot step. Which numbers each optimizer moved tells which
+    parameters it holds. The learner's own networks and optimizers are left as they are.
     """
     if d_optimizer is None or g_optimizer is None:
         return None
     try:
-        return _steps(D, G, d_optimizer, g_optimizer, seed)
+        return _steps(D, G, {"D": d_optimizer, "G": g_optimizer}, seed)
     except Exception:  # not an optimizer: its reported facts say what is wrong
         return None
 
 
 def _steps(
-    D: nn.Module,
-    G: nn.Module,
-    d_optimizer: torch.optim.Optimizer,
-    g_optimizer: torch.optim.Optimizer,
-    seed: int,
+    D: nn.Module, G: nn.Module, optimizers: dict[str, torch.optim.Optimizer], seed: int
 ) -> dict[str, Any] | None:
-    # one deepcopy, so the copied optimizers hold the copied parameters
-    nets = copy.deepcopy((D, G, d_optimizer, g_optimizer))
-    params = {"D": list(nets[0].parameters()), "G": list(nets[1].parameters())}
-    if any(len(ps) > STEP_PARAMETERS for ps in params.values()):
+    shapes = {net: [list(p.shape) for p in m.parameters()] for net, m in (("D", D), ("G", G))}
+    if any(len(s) > STEP_PARAMETERS for s in shapes.values()):
         return None
-    shapes = {net: [list(p.shape) for p in ps] for net, ps in params.items()}
 
-    def sample() -> dict[str, torch.Tensor]:
+    def sample(params: dict[str, list[nn.Parameter]]) -> dict[str, torch.Tensor]:
         return {
             net: torch.cat([p.detach().flatten()[:STEP_SAMPLE].float().cpu() for p in ps])
             for net, ps in params.items()
         }
 
-    before = sample()
-    for grads in _step_gradients(shapes, seed):
-        for net, ps in params.items():
-            for p, g in zip(ps, grads[net]):
-                full = torch.zeros(p.numel(), dtype=p.dtype)
-                full[: g.numel()] = g.to(p.dtype)
-                p.grad = full.view_as(p).to(p.device)
-        nets[2].step()
-        if nets[3] is not nets[2]:
-            nets[3].step()
-    after = sample()
-    return {
-        "shapes": shapes,
-        **{net: {"before": before[net], "after": after[net]} for net in params},
-    }
+    before, after = None, {}
+    for stepped in ("D", "G"):
+        # one deepcopy per optimizer, so the copied optimizer holds the copied parameters
+        d, g, opt = copy.deepcopy((D, G, optimizers[stepped]))
+        params = {"D": list(d.parameters()), "G": list(g.parameters())}
+        before = before or sample(params)
+        for grads in _step_gradients(shapes, seed):
+            for net, ps in params.items():
+                for p, grad in zip(ps, grads[net]):
+                    full = torch.zeros(p.numel(), dtype=p.dtype)
+                    full[: grad.numel()] = grad.to(p.dtype)
+                    p.grad = full.view_as(p).to(p.device)
+            opt.step()
+        after[stepped] = sample(params)
+    return {"shapes": shapes, "before": before, "after": after}
 
 
 def check_adam_steps(
@@ -185,9 +181,10 @@ def check_adam_steps(
     seed: int,
     message: str,
 ) -> None:
-    """The steps optimizer_steps recorded for network `net` ("D" or "G") are Adam's (eps 1e-8,
-    no weight decay) with `lr` and `betas` on this seed's gradients: replayed here on the recorded
-    "before" numbers. `message` opens the failure; the failure names what does not match."""
+    """The steps optimizer_steps recorded for the optimizer of network `net` ("D" or "G") are
+    Adam's (eps 1e-8, no weight decay) with `lr` and `betas` on this seed's gradients, replayed
+    here on the recorded "before" numbers, and left the other network's numbers as they were.
+    `message` opens the failure; the failure names what does not match."""
     check(isinstance(steps, dict), f"{message} no step was recorded.")
     steps = cast(dict[str, Any], steps)
     shapes = steps.get("shapes")
@@ -205,18 +202,28 @@ def check_adam_steps(
         f"{message} the recorded parameter shapes do not match the networks' parameters.",
     )
     shapes = cast(dict[str, list[list[int]]], shapes)
-    n = sum(min(STEP_SAMPLE, math.prod(s)) for s in shapes[net])
-    record = steps.get(net)
+    sizes_of = {n: sum(min(STEP_SAMPLE, math.prod(s)) for s in shapes[n]) for n in ("D", "G")}
+    before, after = steps.get("before"), steps.get("after")
+    after = after.get(net) if isinstance(after, dict) else None
     check(
-        isinstance(record, dict)
-        and all(
-            isinstance(record.get(k), torch.Tensor) and record[k].shape == (n,)
-            for k in ("before", "after")
+        all(
+            isinstance(record, dict)
+            and all(
+                isinstance(record.get(n), torch.Tensor) and record[n].shape == (sizes_of[n],)
+                for n in ("D", "G")
+            )
+            for record in (before, after)
         ),
-        f"{message} the recorded numbers of {net}'s parameters are missing or of the wrong size.",
+        f"{message} the recorded numbers of the parameters are missing or of the wrong size.",
     )
-    record = cast(dict[str, torch.Tensor], record)
-    param = record["before"].double()
+    before, after = cast(dict[str, torch.Tensor], before), cast(dict[str, torch.Tensor], after)
+    other = "G" if net == "D" else "D"
+    check(
+        torch.equal(after[other], before[other]),
+        f"{message} stepping it moved {other}'s parameters: it should hold {net}'s alone.",
+    )
+    n = sizes_of[net]
+    param = before[net].double()
     m = torch.zeros_like(param)
     v = torch.zeros_like(param)
     b1, b2 = betas
@@ -227,14 +234,14 @@ def check_adam_steps(
         m_hat = m / (1 - b1**t)
         v_hat = v / (1 - b2**t)
         param = param - lr * m_hat / (v_hat.sqrt() + 1e-8)
-    after = record["after"].double()
-    wrong = ~torch.isclose(after, param, rtol=1e-6, atol=1e-8)
+    moved = after[net].double()
+    wrong = ~torch.isclose(moved, param, rtol=1e-6, atol=1e-8)
     if bool(wrong.any()):
         i = int(wrong.nonzero()[0].item())
         check(
             False,
             f"{message} {int(wrong.sum())} of {n} recorded numbers of {net}'s parameters differ "
-            f"(the first: {record['before'][i].item():.8f} became {after[i].item():.8f}, "
+            f"(the first: {before[net][i].item():.8f} became {moved[i].item():.8f}, "
             f"Adam's steps give {param[i].item():.8f}).",
         )
 

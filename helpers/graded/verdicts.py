@@ -45,6 +45,8 @@ __all__ = [
     "decode",
     "encode",
     "observing",
+    "provide_reference",
+    "reference",
 ]
 
 NOTEBOOK_SEED = 0  # in the notebook: the same inputs every run, so a message reads the same
@@ -53,6 +55,28 @@ MAX_ARRAY_BYTES = 32 * 1024 * 1024  # all arrays of one observation together
 MAX_DEPTH = 16
 MAX_ITEMS = 200_000  # numbers, strings, list items and dict entries of one observation
 MAX_STRING = 4096
+
+
+# Answers a judge compares with that must not ship to learners (a learner could return them as
+# their own): the grader's trusted side provides them (helpers.instructor.references) before it
+# judges; in the notebook the tests use the answers stored for NOTEBOOK_SEED alone.
+_REFERENCES: dict[str, Callable[..., Any]] = {}
+
+
+def provide_reference(name: str, function: Callable[..., Any]) -> None:
+    """Make `function` the reference answer `name` that judges ask for with reference(name)."""
+    _REFERENCES[name] = function
+
+
+def reference(name: str) -> Callable[..., Any]:
+    """The reference answer `name` (provide_reference); RuntimeError where none was provided:
+    outside the grader, the tests judge NOTEBOOK_SEED only."""
+    if name not in _REFERENCES:
+        raise RuntimeError(
+            f"The reference {name!r} is on the grader's side only: outside the grader, judge the "
+            f"notebook's seed ({NOTEBOOK_SEED})."
+        )
+    return _REFERENCES[name]
 
 
 class MalformedObservation(ValueError):

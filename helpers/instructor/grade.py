@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import math
 import os
 import re
 import resource
@@ -56,6 +57,7 @@ from helpers.notebook import NOTEBOOK, PART2_NOTEBOOK, ROOT
 from helpers.sandboxed.job import MAX_LINE, Cell, GradedTest, how_it_ended
 
 __all__ = [
+    "JUDGE_BUDGET",
     "JUDGE_MEMORY",
     "JUDGE_SECONDS",
     "MAX_ERRORS",
@@ -87,10 +89,14 @@ MAX_LINES = 200
 MAX_PROBLEMS_SHOWN = 5  # malformed lines described in a report's note
 # Judging one observation, in a process of its own forked from the grader's: its deadline, and
 # the memory it may add to the grader's address space. The solution's slowest judge (test_train)
-# takes about a second and 100 MB; the replay caps (helpers.graded.layers) keep any observation
-# well inside both, and these catch what they miss.
-JUDGE_SECONDS = 30.0
+# takes under a second and adds 40 MB (benchmarks.judge_bounds); the replay caps
+# (helpers.graded.layers) keep any observation well inside both, and these catch what they miss.
+JUDGE_SECONDS = 10.0
 JUDGE_MEMORY = 2 * 1024**3
+# All of one submission's judging together: the grader's time after its sandbox ends stays under
+# this whatever the observations (the solution's 11 take under half a second; an observation
+# still waiting when it runs out is refused).
+JUDGE_BUDGET = 15.0
 REFUSED = "The grader refused this observation"
 # The learner side's entry point, run inside the sandbox (where helpers/instructor/ is absent).
 LEARNER_SIDE = [
@@ -288,7 +294,11 @@ def judged_tests(
     modules: Iterable[str] = (TESTS_MODULES[NOTEBOOK],),
 ) -> dict[str, Callable[..., Any]]:
     """{test name: judge} for the graded tests this process decides itself
-    (helpers.graded.verdicts), from the tests `modules` (part 2's are in part2_unittests)."""
+    (helpers.graded.verdicts), from the tests `modules` (part 2's are in part2_unittests),
+    with the reference answers they need, which never ship (helpers.instructor.references)."""
+    from helpers.instructor import references
+
+    references.install()
     judges = {}
     for name in modules:
         module = importlib.import_module(name)
@@ -345,9 +355,11 @@ def _judge_in_child(
     secrets: list[str],
     seconds: float,
     memory: int,
+    deadline: float = math.inf,
 ) -> tuple[list[tuple[bool, str]], str]:
-    """Judge `jobs` in order in one forked child; (the results it gave, in order; why it stopped
-    before the next one, or "" when it judged them all)."""
+    """Judge `jobs` in order in one forked child, `seconds` each and all by `deadline` (of
+    time.monotonic); (the results it gave, in order; why it stopped before the next one, or ""
+    when it judged them all)."""
     limit = _address_space() + memory
     read_end, write_end = os.pipe()
     pid = os.fork()
@@ -378,10 +390,15 @@ def _judge_in_child(
         waited = 0.0
         while len(results) < len(jobs):
             started = time.monotonic()
-            ready, _, _ = select.select([pipe], [], [], max(0.0, seconds - waited))
+            wait = min(seconds - waited, deadline - started)
+            ready, _, _ = select.select([pipe], [], [], max(0.0, wait))
             waited += time.monotonic() - started
             if not ready:
-                why = f"judging it took over {seconds:g} s"
+                why = (
+                    f"judging it took over {seconds:g} s"
+                    if waited >= seconds
+                    else "the grader's time for judging this submission ran out"
+                )
                 os.kill(pid, signal.SIGKILL)
                 break
             chunk = pipe.read(65536)
@@ -410,21 +427,28 @@ def judge_observations(
     secrets: Iterable[str] = (),
     seconds: float | None = None,
     memory: int | None = None,
+    budget: float | None = None,
 ) -> list[tuple[bool, str]]:
     """(passed, message) for each (judge, observation) of `jobs`, as judge_observation gives
-    it, but judged in a child process forked from this one: at most `seconds` per observation
-    and `memory` bytes over this process's address space. An observation that runs past either
-    (or ends its process) fails as refused, with why; the rest are judged in a new child.
-    `seconds` and `memory` default to JUDGE_SECONDS and JUDGE_MEMORY. Without fork (not POSIX),
-    they are judged in this process."""
+    it, but judged in a child process forked from this one: at most `seconds` per observation,
+    `budget` seconds for them all, and `memory` bytes over this process's address space. An
+    observation that runs past any of them (or ends its process) fails as refused, with why, and
+    so does each one left when the budget is spent; the rest are judged in a new child.
+    `seconds`, `memory` and `budget` default to JUDGE_SECONDS, JUDGE_MEMORY and JUDGE_BUDGET.
+    Without fork (not POSIX), they are judged in this process, unbounded."""
     seconds = JUDGE_SECONDS if seconds is None else seconds
     memory = JUDGE_MEMORY if memory is None else memory
+    deadline = time.monotonic() + (JUDGE_BUDGET if budget is None else budget)
     secrets = list(secrets)
     if not hasattr(os, "fork"):
         return [judge_observation(j, o, seed, secrets) for j, o in jobs]
     results: list[tuple[bool, str]] = []
     while len(results) < len(jobs):
-        done, why = _judge_in_child(jobs[len(results) :], seed, secrets, seconds, memory)
+        if time.monotonic() >= deadline:
+            spent = f"{REFUSED}: the grader's time for judging this submission ran out."
+            results += [(False, spent)] * (len(jobs) - len(results))
+            break
+        done, why = _judge_in_child(jobs[len(results) :], seed, secrets, seconds, memory, deadline)
         results += done
         if why:
             results.append((False, f"{REFUSED}: {why}."))

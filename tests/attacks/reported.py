@@ -20,7 +20,7 @@ from helpers.graded import verdicts
 from helpers.notebook import PART2_NOTEBOOK, graded_test_calls, load_solution, read_notebook
 from tests.attacks.trusted import over_the_wire
 
-__all__ = ["constant_optimizers", "solution_observation", "still_steps"]
+__all__ = ["constant_optimizers", "solution_observation", "still_steps", "swapped_steps"]
 
 
 def solution_observation(name: str, seed: int) -> verdicts.Observation:
@@ -65,4 +65,12 @@ def still_steps() -> dict[str, Any]:
     in which nothing moved: the numbers "after" are those "before"."""
     shapes = {"D": [[4, 4]] * 10, "G": [[4, 4]] * 12}
     record = {net: torch.full((8 * len(s),), 0.01) for net, s in shapes.items()}
-    return {"shapes": shapes, **{n: {"before": r, "after": r.clone()} for n, r in record.items()}}
+    after = {stepped: {n: r.clone() for n, r in record.items()} for stepped in ("D", "G")}
+    return {"shapes": shapes, "before": record, "after": after}
+
+
+def swapped_steps(steps: dict[str, Any]) -> dict[str, Any]:
+    """A step record in which each optimizer moved the other network's parameters, as two
+    right Adams given each other's network do."""
+    after = steps["after"]
+    return {**steps, "after": {"D": after["G"], "G": after["D"]}}

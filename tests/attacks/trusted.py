@@ -18,7 +18,10 @@ import torch
 
 import problem_unittests as tests
 from helpers.graded import verdicts
+from helpers.instructor import references
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
+
+references.install()  # these observations are judged as the grader judges them, at its seeds
 
 SEED = 4242  # the grader's seed in these attacks
 

@@ -1,0 +1,226 @@
+"""Patching the observers' helpers in the learner's process gains nothing (issue 20, item 4).
+
+A solution with three mistakes per part (tests/attacks/patching.py: sigmoid at D's and at G's
+output and SGD for Adam in part 1; G64 ending with nn.Sigmoid, the critic with a sigmoid and
+SGD for the WGAN-GP Adam in part 2) replaces the kit's ``push_output`` and ``optimizer_facts``
+so the observation reports a right network and right optimizers. Before, that scored 11/11 and
+10/10; the judge now derives those facts from the replayed record and the replayed optimizer
+steps, so each mistake still fails its test, with the message that names it.
+
+The in-process tests run the patch as the learner side would (observe with the patched helpers,
+the observation over the wire), then judge with the kit's own code, as the grader does in its
+process. The slow tests grade the same notebooks for real, in the sandbox, and measure what the
+strongest such patch can still hide: each of part 1's mutants of the loader, D, G, the optimizers
+and train, with every value its observation only reports replaced by the solution's, is still
+caught, but for the two named in KNOWN_HIDDEN (docs/threat-model.md says why).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import re
+import sys
+
+import pytest
+import torch
+
+import part2_unittests as part2
+import problem_unittests as part1
+from helpers.graded.failures import GradedTestFailure
+from helpers.graded.layers import mixes_images, output_activation, rebuild_trace
+from helpers.notebook import graded_test_calls, load_solution, read_notebook
+from tests.attacks import reported
+from tests.attacks.patching import MISTAKES, mistaken_notebook
+from tests.attacks.trusted import over_the_wire
+
+SEED = 4242  # the grader's seed
+PARTS = {1: part1, 2: part2}
+# What each caught mistake's message names.
+NAMED = {
+    "test_discriminator": "sigmoid",
+    "test_generator": "sigmoid",
+    "test_optimizers": "Adam",
+    "test_generator64": "sigmoid",
+    "test_critic": "sigmoid",
+    "test_wgan_optimizers": "Adam",
+}
+
+
+@contextlib.contextmanager
+def restored_kit():
+    """The kit's graded-test modules as they were before the block, whatever it patched."""
+    names = [n for n in sys.modules if n in ("problem_unittests", "part2_unittests")]
+    names += [n for n in sys.modules if n.startswith("helpers.graded")]
+    saved = {n: dict(vars(sys.modules[n])) for n in names}
+    try:
+        yield
+    finally:
+        for n, attrs in saved.items():
+            module = vars(sys.modules[n])
+            module.clear()
+            module.update(attrs)
+
+
+def patched_observations(part, tmp_path):
+    """{test: the observation of the mistaken, patching notebook of `part` at SEED}, each taken
+    with the patch in place and sent over the wire, as the learner side sends it."""
+    path = mistaken_notebook(part, tmp_path / f"part{part}.ipynb")
+    calls = graded_test_calls(read_notebook(path))
+    observations = {}
+    with restored_kit(), contextlib.redirect_stdout(io.StringIO()):
+        namespace = load_solution(path)  # runs the patch cell too
+        module = PARTS[part]
+        assert module.push_output.__name__ == "_pushed"  # the patch took
+        for test, _, _ in MISTAKES[part]:
+            observe = module.VERDICTS[test][0]
+            args = [namespace[a] for a in calls[test]]
+            observations[test] = over_the_wire(observe(*args, seed=SEED))
+    assert PARTS[part].push_output.__name__ == "push_output"
+    return observations
+
+
+@pytest.fixture(scope="module", params=[1, 2], ids=["part1", "part2"])
+def patched(request, tmp_path_factory):
+    return request.param, patched_observations(request.param, tmp_path_factory.mktemp("patch"))
+
+
+def test_the_patch_forges_what_the_helpers_report(patched):
+    """The attack works on what it targets: the probes and the facts say "right"."""
+    part, observations = patched
+    for test, obs in observations.items():
+        if "optimizers" in test:
+            name = "d_optimizer" if part == 1 else "c_optimizer"
+            assert obs[name]["adam"] is True
+        else:
+            up, down = obs["pushed"]
+            assert up.max() > 0.8 and down.min() < -0.8
+
+
+def test_each_mistake_is_still_caught(patched):
+    part, observations = patched
+    for test, obs in observations.items():
+        judge = PARTS[part].VERDICTS[test][1]
+        with pytest.raises(GradedTestFailure, match=re.escape(NAMED[test])):
+            judge(obs, SEED)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("needs_sandbox")
+@pytest.mark.parametrize("part", [1, 2], ids=["part1", "part2"])
+def test_graded_in_the_sandbox_the_mistakes_score_nothing(part, tmp_path):
+    from helpers.instructor import grade
+
+    path = mistaken_notebook(part, tmp_path / f"part{part}.ipynb")
+    tests = [test for test, _, _ in MISTAKES[part]]
+    report = grade.grade(path, only=tests, timeout=240)
+    assert report["passed"] == 0, grade.format_report(report)
+    for result in report["tests"]:
+        assert NAMED[result["name"]] in result["message"], result
+
+
+@pytest.mark.parametrize(
+    ("after", "found"),
+    [
+        (lambda t: t, "none"),
+        (torch.sigmoid, "sigmoid"),
+        (torch.tanh, "tanh"),
+        (lambda t: t * (torch.arange(t.numel()).view_as(t) % 2) * 2, "dropout"),
+        (lambda t: t * 2 + 1, None),
+    ],
+    ids=["logits", "sigmoid", "tanh", "dropout", "other"],
+)
+def test_what_follows_the_last_layer_is_read_from_the_record(after, found):
+    """output_activation compares the network's output with its last weighted layer's (replayed)
+    output: what the probes reported before is now derived."""
+    obs = reported.solution_observation("test_discriminator", SEED)
+    _, calls = rebuild_trace(obs["trace"], "D")
+    last = next(o for leaf, _, o in reversed(calls) if leaf.kind == "Linear")
+    assert output_activation(calls, after(last)) == found
+
+
+# ---------------------------------------------------------------- what a patch can still hide
+
+# Per graded test, what its judge checks against its own computation (the record, the data);
+# every other key of the observation is a value the learner side reports, which a patch of the
+# kit's helpers can set to anything.
+DERIVED = {
+    "test_discriminator": {"module", "out", "trace"},
+    "test_generator": {"module", "out", "trace"},
+    "test_optimizers": {"steps"},
+    "test_train": {"run", "after", "resume"},
+    "test_get_dataloader": {
+        "n_images",
+        "batch",
+        "small batch",
+        "image framed",
+        "image wide",
+        "image tall",
+    },
+}
+# The mistakes only reported values show (docs/threat-model.md, "Patching the kit inside the
+# sandbox"): a patch that reports the solution's values hides them.
+KNOWN_HIDDEN = {
+    ("test_discriminator", "detached"): "the gradient to D's input is observed, not replayed",
+    ("test_get_dataloader", "no-shuffle"): "shuffling is a reported fact",
+}
+
+
+def _mutants():
+    from tests.mutants import MUTANTS
+
+    for m in MUTANTS:
+        if m.test in DERIVED:
+            reason = KNOWN_HIDDEN.get((m.test, m.name))
+            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
+            yield pytest.param(m, id=f"{m.test}-{m.name}", marks=marks)
+
+
+@pytest.fixture(scope="module")
+def solution_reports():
+    """The solution's observations at SEED, for the reported values a patch would send."""
+    names = ["test_get_dataloader", "test_optimizers", "test_train"]
+    names += ["test_discriminator", "test_generator"]
+    return {n: reported.solution_observation(n, SEED) for n in names}
+
+
+@pytest.fixture(scope="module")
+def definitions():
+    from tests.mutants import definition_cells
+
+    return definition_cells()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", _mutants())
+def test_a_mutant_with_every_reported_value_forged_is_still_caught(
+    mutant, solution_reports, definitions
+):
+    """The mutant observed as it is, then every value its observation only reports replaced by
+    the solution's (what the strongest patch of the reporting helpers sends): the judge still
+    fails it, from the record and the data alone."""
+    from tests.mutants import apply, run_definitions
+
+    numbers, cells, calls = definitions
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        namespace, _ = run_definitions(numbers, apply(mutant, cells))
+        observe, judge = part1.VERDICTS[mutant.test]
+        obs = over_the_wire(observe(*[namespace.get(a) for a in calls[mutant.test]], seed=SEED))
+    for key, value in solution_reports[mutant.test].items():
+        if key not in DERIVED[mutant.test]:
+            obs[key] = value
+    with pytest.raises(GradedTestFailure):
+        judge(obs, SEED)
+
+
+def test_a_reshape_that_mixes_the_batch_is_read_from_the_record():
+    """mixes_images finds, bit for bit, another image's numbers in a layer's input; a record
+    whose numbers stay in their rows (the solution's) is not flagged."""
+    obs = reported.solution_observation("test_discriminator", SEED)
+    _, calls = rebuild_trace(obs["trace"], "D")
+    assert not mixes_images(calls)
+    leaf, inp, out = calls[-1]  # the Linear layer, its input flattened from the last conv's
+    b = inp.shape[0]
+    mixed = inp.transpose(0, 1).reshape(b, -1)
+    assert mixes_images([*calls[:-1], (leaf, mixed, out)])
+    assert not mixes_images([*calls[:-1], (leaf, inp.flip(1), out)])  # reordered within a row
