@@ -325,8 +325,9 @@ def test_changing_the_learning_rate_trains_anew_and_sets_the_old_checkpoint_asid
     assert len(kept) == 1 and kept[0].read_bytes() == old
     lines = printed.strip().splitlines()
     assert lines[0] == (
-        f"Starting afresh: the checkpoint {path} was trained with other settings or code (d_optimizer lr 0.0002 "
-        f"-> 0.001; g_optimizer lr 0.0002 -> 0.001). It is kept as {kept[0].name}."
+        f"Starting afresh: the checkpoint {path} was trained with other settings or code "
+        f"(d_optimizer lr 0.0002 -> 0.001; g_optimizer lr 0.0002 -> 0.001). "
+        f"It is kept as {kept[0].name}."
     )
     assert run.d_steps == 3 and len(losses) == 3 and len(samples) == 1
     assert not any(line.startswith("Resuming") for line in lines)
