@@ -24,7 +24,6 @@ from helpers.graded.failures import (
     check,
     passed,
 )
-from helpers.graded.gradients import least_squares_replay
 from helpers.graded.layers import (
     check_output_is_last_layers,
     rebuild_trace,
@@ -71,6 +70,7 @@ from helpers.graded.plain import (
     type_name,
 )
 from helpers.graded.training import (
+    COURSE_PIECES,
     ORIGINAL_GLOBALS,
     Recorder,
     StepJudge,
@@ -909,6 +909,7 @@ def observe_train(train, seed):
             "train_on_gpu": device.type == "cuda",
             "batch_size": 4,
             "device": device,
+            **COURSE_PIECES,
         }
         with observing(obs), original_globals(train, provided):
             observe_training_run(
@@ -948,33 +949,8 @@ def observe_train(train, seed):
     return obs
 
 
-def judge_train(obs, seed, original=False):
-    """The checks of test_train; returns a note for the learner, or None. `original`: the
-    original course's notebook, which offered a least-squares loss too: when the replay of the
-    BCE loss fails, the steps are replayed with the least-squares loss, and a loop right with
-    it passes with a note."""
-    if not original:
-        return _judge_train(obs, seed)
-    try:
-        return _judge_train(obs, seed)
-    except GradedTestFailure as failure:
-        try:
-            with least_squares_replay():
-                note = _judge_train(obs, seed)
-        except GradedTestFailure as other:
-            # the BCE replay's failure, unless it only says the gradients are not BCE's
-            raise (other if "gradients are not those of" in str(failure) else failure) from None
-    return (note or "Note:") + " " + LEAST_SQUARES_TRAIN
-
-
-LEAST_SQUARES_TRAIN = (
-    "The steps were replayed with the least-squares loss (the mean of (D_out - label)^2), "
-    "which the original course offered, and match it; the kit's notebook uses the mean BCE with "
-    "logits, the DCGAN paper's loss."
-)
-
-
-def _judge_train(obs, seed):
+def judge_train(obs, seed):
+    """The checks of test_train; returns a note for the learner, or None."""
     D, G, _, scaled = _train_setup(seed)
     d_before = [p.detach().clone() for p in D.parameters()]
     g_before = [p.detach().clone() for p in G.parameters()]

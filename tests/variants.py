@@ -746,7 +746,7 @@ ORIGINAL_VARIANTS += [
     V(
         "test_train",
         "original-least-squares",
-        "the original loop with the least-squares losses",
+        "the original loop, the notebook's losses least-squares (it runs with the course's own)",
         "<module>",
         *LS_LOSSES,
     ),
@@ -861,7 +861,6 @@ NOTES = {
     ("test_weights_init", "original-bias-left"): "leaves the biases",
     ("test_real_loss", "original-least-squares"): "least-squares loss",
     ("test_fake_loss", "original-least-squares"): "least-squares loss",
-    ("test_train", "original-least-squares"): "replayed with the least-squares loss",
     ("test_optimizers", "original-own-settings"): "lr 0.0002 and betas (0.5, 0.999)",
     ("test_get_dataloader", "original-resize-alone"): "right on square images",
     ("test_get_dataloader", "original-resize-square"): "right on square images",

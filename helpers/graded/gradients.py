@@ -9,9 +9,7 @@ same tools.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import cast
 
 import torch
@@ -24,6 +22,7 @@ from helpers.graded.networks import device_of
 __all__ = [
     "Grads",
     "Window",
+    "bce_logits",
     "check_d_step",
     "check_g_step",
     "flipped_d_loss",
@@ -31,9 +30,7 @@ __all__ = [
     "grads_equal",
     "grads_plus",
     "is_zero",
-    "least_squares_replay",
     "replay_grads",
-    "replay_loss",
     "rows_match",
 ]
 
@@ -106,29 +103,9 @@ def grads_close(
     return (got - exp).norm() <= rtol * max(exp.norm().item(), 1e-8)
 
 
-# The replays expect the mean BCE with logits; the original course also offered a least-squares
-# loss, replayed inside least_squares_replay() (a context variable: judges run in threads).
-_LEAST_SQUARES: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "least_squares", default=False
-)
-
-
-def replay_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """The loss the replays expect: the mean BCE with logits, or inside least_squares_replay()
-    the mean squared error (the original course's least-squares option)."""
-    if _LEAST_SQUARES.get():
-        return F.mse_loss(logits, labels)
+def bce_logits(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Mean binary cross-entropy with logits (the loss the replays expect)."""
     return F.binary_cross_entropy_with_logits(logits, labels)
-
-
-@contextlib.contextmanager
-def least_squares_replay() -> Iterator[None]:
-    """Replay the steps with the least-squares loss (replay_loss) inside the body."""
-    token = _LEAST_SQUARES.set(True)
-    try:
-        yield
-    finally:
-        _LEAST_SQUARES.reset(token)
 
 
 def check_d_step(
@@ -189,12 +166,12 @@ def check_d_step(
                     # real and fake may come in one call: mean over each kind separately
                     for mask in (is_real, ~is_real):
                         if mask.any():
-                            total = total + replay_loss(out[mask], lab[mask])
+                            total = total + bce_logits(out[mask], lab[mask])
                 else:
                     outs.append(out)
                     labels.append(lab)
             if not per_call_mean:
-                total = replay_loss(torch.cat(outs), torch.cat(labels))
+                total = bce_logits(torch.cat(outs), torch.cat(labels))
             return factor * total
 
         return fn
@@ -248,7 +225,7 @@ def flipped_d_loss(
             is_real = is_real.to(out.device)
             for mask, label in ((is_real, 0.0), (~is_real, 1.0)):
                 if mask.any():
-                    total = total + replay_loss(out[mask], torch.full_like(out[mask], label))
+                    total = total + bce_logits(out[mask], torch.full_like(out[mask], label))
         return total
 
     return fn
@@ -293,7 +270,7 @@ def check_g_step(
     def g_loss(label):
         def fn():
             out = D(G(z.to(device_of(G))))
-            return replay_loss(out, torch.full_like(out, label))
+            return bce_logits(out, torch.full_like(out, label))
 
         return fn
 
