@@ -435,9 +435,10 @@ def _course_fake_loss(D_out: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
 def _course_scale(
     x: torch.Tensor, feature_range: tuple[float, float] = (-1, 1), *_: Any, **__: Any
 ) -> torch.Tensor:
-    """The original course's scale: [0, 1] -> feature_range."""
+    """The original course's scale: [0, 1] -> feature_range (the map test_scale's messages
+    state; the solution notebook's own code is not in the graded machinery)."""
     low, high = feature_range
-    return x * (high - low) + low
+    return low + (high - low) * x
 
 
 # What the original course's train gets instead of the notebook's own pieces of these names:

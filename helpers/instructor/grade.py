@@ -671,8 +671,12 @@ def build_report(
         or {"name": t.name, "passed": False, "message": f"No result: {why}.", "seconds": 0.0}
         for t in plan.tests
     ]
-    # a passed test's note (a choice the original course left open): one report note each
-    notes += [f"{r['name']}: {r.pop('note')}" for r in ordered if "note" in r]
+    # a passed test's note (a choice the original course left open): one report note each; the
+    # original train's is the plan's note already (original_train_note)
+    for r in ordered:
+        note = r.pop("note", None)
+        if note and not (r["name"] == "test_train" and plan.original):
+            notes.append(f"{r['name']}: {note}")
     return {
         "notebook": str(submission),
         "passed": sum(r["passed"] for r in ordered),
