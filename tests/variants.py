@@ -818,6 +818,41 @@ ORIGINAL_VARIANTS += [
     ),
     V(
         "test_generator",
+        "original-leaky-module",
+        "an nn.LeakyReLU(0.2) module in G's hidden layers",
+        "Generator",
+        (
+            "        self.deconv3 = deconv(conv_dim, 3, 4, batch_norm=False)",
+            "        self.act = nn.LeakyReLU(0.2)\n"
+            "        self.deconv3 = deconv(conv_dim, 3, 4, batch_norm=False)",
+        ),
+        ("x = F.relu(self.bn0(x))", "x = self.act(self.bn0(x))"),
+        ("x = F.relu(self.deconv1(x))", "x = self.act(self.deconv1(x))"),
+        ("x = F.relu(self.deconv2(x))", "x = self.act(self.deconv2(x))"),
+    ),
+    V(
+        "test_train",
+        "original-two-g-steps",
+        "two G steps per batch, each with new fakes",
+        TRAIN,
+        (
+            "            g_optimizer.zero_grad()\n"
+            "            g_loss = real_loss(D(fake_images))\n"
+            "            g_loss.backward()\n"
+            "            g_optimizer.step()\n",
+            "            for _ in range(2):\n"
+            "                g_optimizer.zero_grad()\n"
+            "                z = np.random.uniform(-1, 1, size=(batch_size, z_size))\n"
+            "                z = torch.from_numpy(z).float()\n"
+            "                if train_on_gpu:\n"
+            "                    z = z.cuda()\n"
+            "                g_loss = real_loss(D(G(z)))\n"
+            "                g_loss.backward()\n"
+            "                g_optimizer.step()\n",
+        ),
+    ),
+    V(
+        "test_generator",
         "original-wide-last",
         "G's last layer fed from 2*conv_dim channels",
         "Generator",
@@ -868,6 +903,8 @@ NOTES = {
     ("test_discriminator", "original-selu"): "uses SELU",
     ("test_generator", "original-leaky"): "use LeakyReLU",
     ("test_generator", "original-wide-last"): "takes 16 channels",
+    ("test_generator", "original-leaky-module"): "use LeakyReLU",
+    ("test_train", "original-two-g-steps"): "2 G steps per batch",
     ("test_conv", "original-own-defaults"): "own defaults",
     ("test_conv", "original-own-names"): "own signature",
 }

@@ -417,6 +417,11 @@ def check_d_gradients(found: dict[str, Any]) -> None:
     )
 
 
+# Layers that act on each number alone: the tensor before G's activation is the output of the
+# last layer that is not one of these.
+ELEMENTWISE = ("Dropout", "LeakyReLU", "ReLU", "ELU", "SELU", "Identity", "Tanh", "Sigmoid")
+
+
 def check_g_layers(calls: list[Call], conv_dim: int, original: bool = False) -> str | None:
     """Transposed convs up to 3 channels, batch norm in hidden layers only, ReLU before the last.
 
@@ -458,7 +463,7 @@ def check_g_layers(calls: list[Call], conv_dim: int, original: bool = False) -> 
         before = [
             o
             for m, _, o in calls[:at]
-            if o.shape == last_input.shape and not m.kind.startswith("Dropout")
+            if o.shape == last_input.shape and not m.kind.startswith(ELEMENTWISE)
         ]
         slope = leaky_slope(before[-1], last_input) if before else None
         if slope is not None and 0.005 <= slope <= 0.35:

@@ -95,6 +95,8 @@ MAX_PROBLEMS_SHOWN = 5  # malformed lines described in a report's note
 JUDGE_SECONDS = 30.0
 JUDGE_MEMORY = 2 * 1024**3
 REFUSED = "The grader refused this observation"
+# How test_train's note on the original course's signature ends (problem_unittests._original_note)
+ORIGINAL_TRAIN_CHECKED = "Each D and G step was checked."
 # The learner side's entry point, run inside the sandbox (where helpers/instructor/ is absent).
 LEARNER_SIDE = [
     sys.executable,
@@ -671,11 +673,13 @@ def build_report(
         or {"name": t.name, "passed": False, "message": f"No result: {why}.", "seconds": 0.0}
         for t in plan.tests
     ]
-    # a passed test's note (a choice the original course left open): one report note each; the
-    # original train's is the plan's note already (original_train_note)
+    # a passed test's note (a choice the original course left open): one report note each; what
+    # the original train's says of its signature is the plan's note already (original_train_note)
     for r in ordered:
         note = r.pop("note", None)
-        if note and not (r["name"] == "test_train" and plan.original):
+        if note and r["name"] == "test_train" and plan.original:
+            note = note.partition(ORIGINAL_TRAIN_CHECKED)[2].strip()
+        if note:
             notes.append(f"{r['name']}: {note}")
     return {
         "notebook": str(submission),
