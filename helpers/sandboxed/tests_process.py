@@ -271,6 +271,15 @@ def run_graded_tests(
     return results, errors
 
 
+# test_train records every D and G call of a run on batches of 4: it grows that large only when
+# they see far more images than that.
+TRAIN_TOO_BIG = (
+    " For test_train: D and G saw far more images per step than the test's batches of 4. "
+    "Likely cause: the fakes are made from fixed_z (the sample noise, often hundreds of "
+    "samples) instead of new noise of the batch's size; keep fixed_z for the sample images only."
+)
+
+
 def one_test_process(job: dict[str, Any], conn: Connection) -> None:
     """Body of one test's process: its own output log, then run_graded_tests for one test.
 
@@ -322,7 +331,8 @@ def one_test_process(job: dict[str, Any], conn: Connection) -> None:
             "name": test.name,
             "passed": False,
             "message": f"What the test observed ({len(data) / 1e6:.0f} MB) is larger than the "
-            f"grader reads ({MAX_CHILD_REPLY / 1e6:.0f} MB): does your code return huge tensors?",
+            f"grader reads ({MAX_CHILD_REPLY / 1e6:.0f} MB): does your code return huge tensors?"
+            + (TRAIN_TOO_BIG if test.name == "test_train" else ""),
         }
         data = json.dumps(reply, default=str).encode()[:MAX_CHILD_REPLY]
     conn.send_bytes(data)
