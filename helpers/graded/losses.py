@@ -64,13 +64,13 @@ def labels_cause(labels: torch.Tensor, target: float) -> str:
         "zero and keeps pushing D's logits up without end."
     )
     low, high = labels.min().item(), labels.max().item()
-    if target == 1 and high - low < 1e-3 and abs(low - 0.9) < 1e-3:
+    if target == 1 and high - low < 1e-3 and 0.7 <= low < 1 - 1e-3:
         return (
-            "Your real labels are 0.9 even without smooth=True: smoothing is always on, and "
+            f"Your real labels are {low:.3g} even without smooth=True: smoothing is always on, and "
             "that would harm G's loss. train also uses real_loss for G's loss (g_loss = "
-            "real_loss(D(fake_images))), which needs labels of exactly 1: with 0.9, G is pushed "
-            "to make D score its fakes 0.9, not 1. Use 0.9 only when smooth=True, so that only "
-            "D's loss on real images is smoothed."
+            f"real_loss(D(fake_images))), which needs labels of exactly 1: with {low:.3g}, G is "
+            f"pushed to make D score its fakes {low:.3g}, not 1. Use 0.9 only when smooth=True, so "
+            "that only D's loss on real images is smoothed."
         )
     if high > 1 + 1e-3:
         return f"Some of your {kind} labels are above 1 (up to {high:.2f}). {asked}"
