@@ -19,7 +19,7 @@ import torch.nn as nn
 
 from helpers.graded.blocks import judge_block, observe_block
 from helpers.graded.failures import (
-    GradedTestFailure,  # noqa: F401  (re-exported: `except tests.GradedTestFailure`)
+    GradedTestFailure,  # also re-exported: `except tests.GradedTestFailure`
     calling,
     check,
     passed,
@@ -34,6 +34,7 @@ from helpers.graded.layers import (
     trace_record,
 )
 from helpers.graded.loader import (
+    SQUARE,
     check_frame_kept,
     check_images_are_the_test_images,
     check_non_square_images,
@@ -72,6 +73,7 @@ from helpers.graded.plain import (
     type_name,
 )
 from helpers.graded.training import (
+    COURSE_PIECES,
     ORIGINAL_GLOBALS,
     Recorder,
     StepJudge,
@@ -105,33 +107,75 @@ __all__ = [
 # ---------------------------------------------------------------- data loader
 
 
-def observe_get_dataloader(get_dataloader, seed):
+# The test's data folders, given as the original course gives its own: a relative path (with
+# the working directory set to where they are), so the course's './' + data_dir works. Not the
+# course's own name, so a loader that ignores data_dir fails.
+DATA_DIR, SQUARE_DIR = "test_faces/", "test_square_faces/"
+
+
+def _observe_loader(obs, get_dataloader, data_dir):
+    """What get_dataloader gives for the test images under `data_dir` (relative to the working
+    directory), stored in `obs`."""
     from torch.utils.data import DataLoader, RandomSampler
 
-    obs = Observation()
-    with observing(obs), tempfile.TemporaryDirectory() as tmp:
-        obs["n_images"] = write_test_images(tmp, seed)
-        with calling("get_dataloader(batch_size=4, image_size=32, data_dir=...)"):
-            loader = get_dataloader(4, 32, tmp)
-        obs["loader"] = isinstance(loader, DataLoader) or type(loader).__name__
-        if obs["loader"] is not True:
-            return obs
-        obs["dataset size"] = len(loader.dataset)
-        obs["batch_size"] = plain(loader.batch_size)
-        obs["shuffles"] = isinstance(loader.sampler, RandomSampler)
-        observe_dataset_images(obs, loader.dataset)
-        with calling("Reading a batch from your DataLoader"):
-            images, labels = list(loader)[0]
-        obs["batch"] = plain(images)
-        obs["labels"] = len(labels)
-        with calling("get_dataloader(batch_size=3, image_size=16, data_dir=...)"):
-            small = next(iter(get_dataloader(3, 16, tmp)))[0]
-        obs["small batch"] = plain(small)
+    with calling(f"get_dataloader(batch_size=4, image_size=32, data_dir='{data_dir}')"):
+        loader = get_dataloader(4, 32, data_dir)
+    obs["loader"] = isinstance(loader, DataLoader) or type(loader).__name__
+    if obs["loader"] is not True:
+        return
+    obs["dataset size"] = len(loader.dataset)
+    obs["batch_size"] = plain(loader.batch_size)
+    obs["shuffles"] = isinstance(loader.sampler, RandomSampler)
+    observe_dataset_images(obs, loader.dataset)
+    with calling("Reading a batch from your DataLoader"):
+        images, labels = list(loader)[0]
+    obs["batch"] = plain(images)
+    obs["labels"] = len(labels)
+    with calling(f"get_dataloader(batch_size=3, image_size=16, data_dir='{data_dir}')"):
+        small = next(iter(get_dataloader(3, 16, data_dir)))[0]
+    obs["small batch"] = plain(small)
+
+
+def observe_get_dataloader(get_dataloader, seed):
+    """The loader on the test images (obs), and on the square ones alone (obs["square"], for
+    the original course's notebooks, whose data are square)."""
+    import contextlib
+
+    obs, square = Observation(), Observation()
+    with tempfile.TemporaryDirectory() as tmp, contextlib.chdir(tmp):
+        obs["n_images"] = write_test_images(DATA_DIR, seed)
+        write_test_images(SQUARE_DIR, seed, square_only=True)
+        with observing(obs):
+            _observe_loader(obs, get_dataloader, DATA_DIR)
+        with observing(square):
+            _observe_loader(square, get_dataloader, SQUARE_DIR)
+    obs["square"] = dict(square)
     return obs
 
 
-def judge_get_dataloader(obs, seed):
-    n_images = len(loader_images(seed))
+def judge_get_dataloader(obs, seed, original=False):
+    """The checks of test_get_dataloader; returns a note for the learner, or None. `original`:
+    the original course's notebook, whose data are square 64x64 faces: a loader right on the
+    square test images passes with a note when it fails only on the non-square ones."""
+    if not original:
+        _judge_loader(obs, seed, square_only=False)
+        return None
+    try:
+        _judge_loader(obs, seed, square_only=False)
+        return None
+    except GradedTestFailure as failure:
+        full = str(failure).split(". ")[0]
+        _judge_loader(Observation(obs.need("square")), seed, square_only=True)
+    return (
+        f"Note: your get_dataloader is right on square images, which the original course's "
+        f"data are (64x64), but not on other photos ({full}). The kit's notebook asks for "
+        "transforms.Resize(image_size) then transforms.CenterCrop(image_size), which keeps a "
+        "face's proportions and gives a square from any photo."
+    )
+
+
+def _judge_loader(obs, seed, square_only):
+    n_images = len(SQUARE) if square_only else len(loader_images(seed))
     loader = obs.need("loader")
     check(
         loader is True,
@@ -156,7 +200,7 @@ def judge_get_dataloader(obs, seed):
 
     # A deterministic transform; non-square images centre-cropped (all green), not squashed
     # (red strips on the sides).
-    check_non_square_images(obs, 32)
+    check_non_square_images(obs, 32, square_only)
 
     images = obs.need("batch")
     check(
@@ -278,8 +322,10 @@ def observe_conv(conv, seed):
     return obs
 
 
-def judge_conv(obs, seed):
-    judge_block(obs, "conv", "Conv2d", 32, 16, seed)
+def judge_conv(obs, seed, original=False):
+    """The checks of test_conv; returns a note, or None (`original`: the original course's
+    notebook, which never asked for conv, blocks.judge_block)."""
+    return judge_block(obs, "conv", "Conv2d", 32, 16, seed, original)
 
 
 def test_conv(conv):
@@ -295,8 +341,10 @@ def observe_deconv(deconv, seed):
     return obs
 
 
-def judge_deconv(obs, seed):
-    judge_block(obs, "deconv", "ConvTranspose2d", 8, 16, seed)
+def judge_deconv(obs, seed, original=False):
+    """The checks of test_deconv; returns a note, or None (`original`: the original course's
+    notebook, which never asked for deconv, blocks.judge_block)."""
+    return judge_block(obs, "deconv", "ConvTranspose2d", 8, 16, seed, original)
 
 
 def test_deconv(deconv):
@@ -344,7 +392,9 @@ def observe_discriminator(Discriminator, seed):
     return obs
 
 
-def judge_discriminator(obs, seed):
+def judge_discriminator(obs, seed, original=False):
+    """The checks of test_discriminator; returns a note for the learner, or None. `original`:
+    the original course's notebook, which left D's depths and activation open."""
     check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
     check_batch_sizes(obs, "D", "3, 32, 32", (1,))
     check(
@@ -360,9 +410,9 @@ def judge_discriminator(obs, seed):
         out.std() > 1e-6,
         "D gives the same output for every image: its output must depend on the input.",
     )
-    convs = check_d_convs(leaves, calls, conv_dim=8)
+    convs = check_d_convs(leaves, calls, conv_dim=8, original=original)
     check_d_batch_norm(obs.need("conv ignores batch_norm"), calls, first=convs[0][0])
-    check_d_activations(convs)
+    note = check_d_activations(convs, original)
     check_output_is_last_layers(calls, out, "D")
     check(
         # the record shows a reshape that mixes the batch; eval mode is observed
@@ -376,15 +426,22 @@ def judge_discriminator(obs, seed):
     check_d_gradients(obs.need("gradients"))
     small, big = obs.need("sizes")
     check_size_follows_conv_dim(small, big, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
+    return note
 
 
 def test_discriminator(Discriminator):
     """Discriminator(conv_dim): (B, 3, 32, 32) in [-1, 1] -> logits (B, 1)."""
-    judge_discriminator(observe_discriminator(Discriminator, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    note = judge_discriminator(observe_discriminator(Discriminator, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    if note:
+        print(note)
     passed()
 
 
 # ---------------------------------------------------------------- generator
+
+
+# Far more than any G built from conv_dim=8 holds (the notebook's has about 21 thousand).
+MAX_G_PARAMETERS = 2_000_000
 
 
 def observe_generator(Generator, seed):
@@ -416,6 +473,10 @@ def observe_generator(Generator, seed):
         obs["parameters"] = n_params(G)
         if not obs["parameters"]:
             return obs
+        if obs["parameters"] > MAX_G_PARAMETERS:  # its traces would be too big to send back
+            with calling("Generator(z_size=20, conv_dim=16)"):
+                obs["sizes"] = [n_params(G), n_params(Generator(z_size=20, conv_dim=16))]
+            return obs
         z = trace_input(seed, 16, 20).to(device)
         with calling("G on a (16, 20) batch of z"):
             obs["out"], obs["trace"] = trace_record(G, z)
@@ -431,7 +492,9 @@ def observe_generator(Generator, seed):
     return obs
 
 
-def judge_generator(obs, seed):
+def judge_generator(obs, seed, original=False):
+    """The checks of test_generator; returns a note for the learner, or None. `original`: the
+    original course's notebook, which left G's depths and hidden activation open."""
     check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
     check_batch_sizes(obs, "G", "20", (3, 32, 32))
     check(
@@ -439,6 +502,16 @@ def judge_generator(obs, seed):
         "Generator(z_size=20, conv_dim=8) has no parameters: define its layers in __init__ and "
         "use them in forward.",
     )
+    n = obs.need("parameters")
+    if n > MAX_G_PARAMETERS:
+        small, big = obs.need("sizes")
+        check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+        check(
+            False,
+            f"Generator(z_size=20, conv_dim=8) has {n:,} parameters, far more than conv_dim=8 "
+            f"gives (the notebook's has about 21 thousand): build every layer from the conv_dim "
+            "argument (4*conv_dim, 2*conv_dim, conv_dim), not from a fixed number of filters.",
+        )
     out = obs.need("out")
     check_output_shape(out, "G", 16, "20", (3, 32, 32))  # from the record
     _, calls = rebuild_trace(obs.need("trace"), "G", trace_input(seed, 16, 20))
@@ -451,7 +524,7 @@ def judge_generator(obs, seed):
         (out[0] - out[1]).abs().max() > 1e-4,
         "G makes the same image for different z: its output must depend on z.",
     )
-    check_g_layers(calls, conv_dim=8)
+    note = check_g_layers(calls, conv_dim=8, original=original)
     check_output_is_last_layers(calls, out, "G")
     check(
         # the record shows a reshape that mixes the batch; eval mode is observed
@@ -477,11 +550,14 @@ def judge_generator(obs, seed):
     small, big = obs.need("sizes")
     # G's first Linear grows only linearly with conv_dim, hence the lower bound
     check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+    return note
 
 
 def test_generator(Generator):
     """Generator(z_size, conv_dim): z (B, z_size) -> images (B, 3, 32, 32) in [-1, 1]."""
-    judge_generator(observe_generator(Generator, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    note = judge_generator(observe_generator(Generator, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    if note:
+        print(note)
     passed()
 
 
@@ -508,13 +584,24 @@ def _init_model(seed):
     return model
 
 
+# A layer built with bias=False (before batch norm) has m.bias = None.
+BIAS_NONE_HINTS = (
+    (
+        "'nonetype' object has no attribute",
+        "Likely cause: a layer built with bias=False (as before batch norm) has m.bias = None, "
+        "and weights_init_normal sets its bias anyway. Set the bias only when it exists: "
+        "if m.bias is not None: nn.init.zeros_(m.bias).",
+    ),
+)
+
+
 def observe_weights_init(weights_init_normal, seed):
     obs = Observation()
     with observing(obs):
         model = _init_model(seed)
         with torch.random.fork_rng():
             torch.manual_seed(seed + 1)
-            with calling("model.apply(weights_init_normal)"):
+            with calling("model.apply(weights_init_normal)", hints=BIAS_NONE_HINTS):
                 model.apply(weights_init_normal)
         obs["state"] = {k: plain(v) for k, v in model.state_dict().items()}
         # A layer no test of the layer type should pick: a class-name test that is always true
@@ -526,7 +613,9 @@ def observe_weights_init(weights_init_normal, seed):
     return obs
 
 
-def judge_weights_init(obs, seed):
+def judge_weights_init(obs, seed, original=False):
+    """The checks of test_weights_init; returns a note for the learner, or None. `original`:
+    the original course's notebook, whose biases "may be left alone or set to 0"."""
     model = _init_model(seed)
     before = [m.weight.detach().clone() for m in model]
     probe = model[1].running_mean.clone()
@@ -546,6 +635,7 @@ def judge_weights_init(obs, seed):
             v.copy_(state[k])
 
     kinds = {0: "Conv2d", 2: "ConvTranspose2d", 3: "Conv2d (bias=False)", 4: "Linear"}
+    left_alone = False
     check_init_picks_the_layers(
         model, before, kinds, batch_norm=1, any_layer=obs.need("other layer changed") is True
     )
@@ -568,6 +658,9 @@ def judge_weights_init(obs, seed):
             "not uniform_.",
         )
         if layer.bias is not None:
+            if original and torch.all(layer.bias == 0.5):
+                left_alone = True  # the test set them to 0.5: untouched
+                continue
             check(
                 torch.all(layer.bias == 0),
                 f"The {kind} layer's bias should be set to 0, but it still holds "
@@ -579,11 +672,22 @@ def judge_weights_init(obs, seed):
         "running mean is not the one drawn for this run's seed. weights_init_normal should "
         "change only weights and biases.",
     )
+    if left_alone:
+        return (
+            "Note: weights_init_normal leaves the biases as they were, which the original course "
+            "allowed. The kit's notebook sets them to 0 (nn.init.zeros_(m.bias)), so every run "
+            "starts from the same known biases instead of PyTorch's random ones."
+        )
+    return None
 
 
 def test_weights_init(weights_init_normal):
     """weights_init_normal(m): Conv2d, ConvTranspose2d, Linear weights ~ N(0, 0.02), biases 0."""
-    judge_weights_init(observe_weights_init(weights_init_normal, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    note = judge_weights_init(
+        observe_weights_init(weights_init_normal, NOTEBOOK_SEED), NOTEBOOK_SEED
+    )
+    if note:
+        print(note)
     passed()
 
 
@@ -605,18 +709,26 @@ def observe_real_loss(real_loss, seed):
     return obs
 
 
-def judge_real_loss(obs, seed):
-    """The checks of test_real_loss; returns a note for the learner, or None."""
-    judge_loss(obs, "loss", "real_loss", "real_loss(D_out)", 1.0, seed)
+def judge_real_loss(obs, seed, original=False):
+    """The checks of test_real_loss; returns a note for the learner, or None. `original`: the
+    original course's notebook, which offered a least-squares loss too."""
+    note = judge_loss(obs, "loss", "real_loss", "real_loss(D_out)", 1.0, seed, original)
     if not obs.need("takes_smooth"):
         # The original course's real_loss(D_out): correct, and train does not need smoothing.
-        return (
+        return note or (
             "Note: your real_loss has no smooth argument (the original course's signature). The "
             "notebook's is real_loss(D_out, smooth=False), for the optional label smoothing."
         )
     judge_loss(
-        obs, "smooth", "real_loss with smooth=True", "real_loss(D_out, smooth=True)", 0.9, seed
+        obs,
+        "smooth",
+        "real_loss with smooth=True",
+        "real_loss(D_out, smooth=True)",
+        0.9,
+        seed,
+        original,
     )
+    return note
 
 
 def test_real_loss(real_loss):
@@ -634,13 +746,17 @@ def observe_fake_loss(fake_loss, seed):
     return obs
 
 
-def judge_fake_loss(obs, seed):
-    judge_loss(obs, "loss", "fake_loss", "fake_loss(D_out)", 0.0, seed)
+def judge_fake_loss(obs, seed, original=False):
+    """The checks of test_fake_loss; returns a note for the learner, or None (`original` as
+    for judge_real_loss)."""
+    return judge_loss(obs, "loss", "fake_loss", "fake_loss(D_out)", 0.0, seed, original)
 
 
 def test_fake_loss(fake_loss):
     """fake_loss(D_out): mean BCE with logits against labels 0."""
-    judge_fake_loss(observe_fake_loss(fake_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    note = judge_fake_loss(observe_fake_loss(fake_loss, NOTEBOOK_SEED), NOTEBOOK_SEED)
+    if note:
+        print(note)
     passed()
 
 
@@ -657,8 +773,35 @@ def observe_optimizers(D, G, d_optimizer, g_optimizer, seed):
     return obs
 
 
-def judge_optimizers(obs, seed):
+# The original course asked for Adam "with appropriate hyperparameters": its notebooks may use
+# any learning rate and betas in these ranges (the kit's notebook asks for the paper's).
+ORIGINAL_LR = (1e-5, 1e-2)
+ORIGINAL_BETAS = ((0.0, 0.99), (0.9, 0.9999))
+
+
+def _original_settings(name, lr, b1, b2):
+    """Check an original-format optimizer's lr and betas against the ranges above; True when
+    they differ from the paper's (lr 0.0002, betas (0.5, 0.999))."""
+    check(
+        ORIGINAL_LR[0] <= lr <= ORIGINAL_LR[1],
+        f"{name}'s learning rate is {lr:g}, outside what trains a DCGAN ({ORIGINAL_LR[0]:g} to "
+        f"{ORIGINAL_LR[1]:g}); the DCGAN paper uses 0.0002.",
+    )
+    (low1, high1), (low2, high2) = ORIGINAL_BETAS
+    check(
+        low1 <= b1 <= high1 and low2 <= b2 <= high2,
+        f"{name}'s betas are ({b1:g}, {b2:g}), outside what trains a DCGAN (beta1 {low1:g} to "
+        f"{high1:g}, beta2 {low2:g} to {high2:g}); the DCGAN paper uses (0.5, 0.999).",
+    )
+    return abs(lr - 0.0002) > 1e-9 or abs(b1 - 0.5) > 1e-9 or abs(b2 - 0.999) > 1e-9
+
+
+def judge_optimizers(obs, seed, original=False):
+    """The checks of test_optimizers; returns a note for the learner, or None. `original`: the
+    original course's notebook, which left Adam's settings to the learner (ORIGINAL_LR,
+    ORIGINAL_BETAS); its steps are then replayed with the optimizer's own settings."""
     sizes = obs.need("sizes")
+    settings, own_choice = {}, False
     for name, net_name, other_name in (("d_optimizer", "D", "G"), ("g_optimizer", "G", "D")):
         opt = obs.need(name)
         check(opt is not None, f"{name} is None: create it in the cell above.")
@@ -680,6 +823,11 @@ def judge_optimizers(obs, seed):
         )
         for group in opt["groups"]:
             lr = float(group["lr"])
+            if original:
+                b1, b2 = (float(b) for b in group["betas"])
+                own_choice |= _original_settings(name, lr, b1, b2)
+                settings[name] = (lr, (b1, b2))
+                continue
             check(
                 abs(lr - 0.0002) < 1e-9,
                 f"{name}'s learning rate is {group['lr']}; the notebook asks for 0.0002 (lr in the "
@@ -699,23 +847,37 @@ def judge_optimizers(obs, seed):
     )
     # the facts above are reported; this step is run, on this test's gradients
     for name, net in (("d_optimizer", "D"), ("g_optimizer", "G")):
+        lr, betas = settings.get(name, (0.0002, (0.5, 0.999)))
         check_adam_steps(
             obs.need("steps"),
             sizes,
             net,
-            0.0002,
-            (0.5, 0.999),
+            lr,
+            betas,
             seed,
             f"The optimizer steps the learner side recorded for {name} are not Adam's with lr "
-            "0.0002 and betas (0.5, 0.999) on this test's gradients:",
+            f"{lr:g} and betas {betas} on this test's gradients:",
         )
+    if own_choice:
+        shown = "; ".join(
+            f"{n}: lr {lr:g}, betas ({b[0]:g}, {b[1]:g})" for n, (lr, b) in settings.items()
+        )
+        return (
+            f"Note: your optimizers use their own settings ({shown}), which the original course "
+            "left to you. The kit's notebook uses the DCGAN paper's lr 0.0002 and betas (0.5, "
+            "0.999): the paper found Adam's usual lr 0.001 too high for GANs and its usual "
+            "beta1 0.9 made training oscillate."
+        )
+    return None
 
 
 def test_optimizers(D, G, d_optimizer, g_optimizer):
     """d_optimizer: Adam over exactly D's parameters, g_optimizer over G's, the paper's settings."""
-    judge_optimizers(
+    note = judge_optimizers(
         observe_optimizers(D, G, d_optimizer, g_optimizer, NOTEBOOK_SEED), NOTEBOOK_SEED
     )
+    if note:
+        print(note)
     passed()
 
 
@@ -758,6 +920,7 @@ def observe_train(train, seed):
             "train_on_gpu": device.type == "cuda",
             "batch_size": 4,
             "device": device,
+            **COURSE_PIECES,
         }
         with observing(obs), original_globals(train, provided):
             observe_training_run(
@@ -797,8 +960,9 @@ def observe_train(train, seed):
     return obs
 
 
-def judge_train(obs, seed):
-    """The checks of test_train; returns a note for the learner, or None."""
+def judge_train(obs, seed, original=False):
+    """The checks of test_train; returns a note for the learner, or None. `original`: the
+    original course's notebook, whose loop may take 2 or 3 G steps per batch (each is judged)."""
     D, G, _, scaled = _train_setup(seed)
     d_before = [p.detach().clone() for p in D.parameters()]
     g_before = [p.detach().clone() for p in G.parameters()]
@@ -820,8 +984,9 @@ def judge_train(obs, seed):
         "train should take one D step per batch: 3 batches x 2 epochs = 6 calls of "
         f"d_optimizer.step(), got {n_d}.",
     )
+    g_steps = n_g // 6 if original and n_g in (12, 18) else 1
     check(
-        n_g == 6,
+        n_g == 6 * g_steps,
         "train should take one G step per batch: 3 batches x 2 epochs = 6 calls of "
         f"g_optimizer.step(), got {n_g}.",
     )
@@ -839,7 +1004,13 @@ def judge_train(obs, seed):
         "train did not change G's weights.",
     )
     if obs.need("original") is True:
-        return _original_note(rec.d_step_reached_g)
+        note = _original_note(rec.d_step_reached_g)
+        if g_steps > 1:
+            note += (
+                f" It takes {g_steps} G steps per batch, which the original course left open; "
+                "the kit's notebook takes one, as the DCGAN paper does."
+            )
+        return note
 
     result = obs.need("result")
     check(

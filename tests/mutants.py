@@ -1167,6 +1167,62 @@ ROUND2_MUTANTS = [
     ),
 ]
 
+# Messages that name the real cause (issue 21, the corpus of real learner notebooks): choices the
+# original course allowed and the kit's notebook does not, and mistakes whose messages misled.
+MUTANTS += [
+    M(
+        "test_real_loss",
+        "least-squares",
+        "the least-squares loss the original course offered, in the kit's notebook",
+        "real_loss",
+        [("return nn.BCEWithLogitsLoss()(D_out, labels)", "return ((D_out - labels) ** 2).mean()")],
+        "least-squares loss",
+        "bcewithlogitsloss",
+    ),
+    M(
+        "test_discriminator",
+        "selu",
+        "F.selu(x, 0.2) between D's conv layers, taking selu's inplace flag for a slope",
+        "Discriminator",
+        [(LEAKY.format(n), f"F.selu(self.conv{n}(x), 0.2)") for n in (1, 2, 3)],
+        "d uses selu",
+        "inplace, not a slope",
+    ),
+    M(
+        "test_generator",
+        "fixed-1024",
+        "G hard-codes conv_dim = 1024 filters, ignoring its argument",
+        "Generator",
+        [("        self.conv_dim = conv_dim\n", "        self.conv_dim = conv_dim = 1024\n")],
+        "parameters",
+        "conv_dim",
+    ),
+    M(
+        "test_discriminator",
+        "batch-norm-1x1",
+        "a 4x4 conv head followed by batch norm on its 1x1 map",
+        "Discriminator",
+        [
+            (
+                Region(0),
+                "        self.conv1 = conv(3, conv_dim, 4, batch_norm=False)\n"
+                "        self.conv2 = conv(conv_dim, conv_dim * 2, 4)\n"
+                "        self.conv3 = conv(conv_dim * 2, conv_dim * 4, 4)\n"
+                "        self.head = conv(conv_dim * 4, 1, 4, 1, 0)  # with batch norm on 1x1\n",
+            ),
+            (
+                Region(1),
+                "        x = F.leaky_relu(self.conv1(x), 0.2)\n"
+                "        x = F.leaky_relu(self.conv2(x), 0.2)\n"
+                "        x = F.leaky_relu(self.conv3(x), 0.2)\n"
+                "        return self.head(x).view(-1, 1)\n",
+            ),
+        ],
+        "batch norm",
+        "1x1",
+    ),
+]
+
 # ---------------------------------------------------------------- the original course's format
 # Mistakes in the original course's train(D, G, n_epochs, print_every=50), which reads the
 # optimizers, the loader and z_size from globals: edits of tests/original_format.py's cells (the
@@ -1221,6 +1277,103 @@ ORIGINAL_MUTANTS = [
         "train",
         [("g_loss = real_loss(D(fake_images))", "g_loss = fake_loss(D(fake_images))")],
         "real_loss",
+    ),
+]
+
+
+def _kit_mutant(test, name):
+    """The kit's mutant `name` of `test`, as an original-format one (its edits are of the
+    solution code the original-format notebook holds too)."""
+    import dataclasses
+
+    found = next(m for m in MUTANTS if (m.test, m.name) == (test, name))
+    return dataclasses.replace(found, name=f"original-{name}")
+
+
+OWN_LOSS = (
+    "    criterion = nn.BCEWithLogitsLoss()\n    return criterion(D_out, labels)\n\ndef fake_loss"
+)
+
+# Real mistakes the original format's judges (which accept the choices that course left open,
+# docs/testing.md) must still reject, graded as the grader grades an untagged notebook.
+ORIGINAL_MUTANTS += [
+    *(
+        _kit_mutant(*key)
+        for key in (
+            ("test_get_dataloader", "random-resized-crop"),
+            ("test_get_dataloader", "grayscale"),
+            ("test_get_dataloader", "crop-before-resize"),
+            ("test_get_dataloader", "ignores-data-dir"),
+            ("test_conv", "stride-1"),
+            ("test_conv", "bn-always"),
+            ("test_discriminator", "relu"),
+        )
+    ),
+    M(
+        "test_weights_init",
+        "original-bias-normal",
+        "draws the biases from N(0, 0.02) too: neither left alone nor 0",
+        "weights_init_normal",
+        [("nn.init.zeros_(m.bias)", "nn.init.normal_(m.bias, 0.0, 0.02)")],
+        "bias should be set to 0",
+    ),
+    M(
+        "test_weights_init",
+        "original-bias-none",
+        "sets the bias of a layer built with bias=False (m.bias is None)",
+        "weights_init_normal",
+        [
+            (
+                "        if m.bias is not None:\n            nn.init.zeros_(m.bias)",
+                "        m.bias.data.fill_(0)",
+            )
+        ],
+        "bias=false",
+        "m.bias is not none",
+    ),
+    M(
+        "test_real_loss",
+        "original-squared-mean",
+        "least squares written as torch.mean(D_out - 1)**2: the square of the mean",
+        "<module>",
+        [(OWN_LOSS, "    return torch.mean(D_out - labels) ** 2\n\ndef fake_loss")],
+        "squares the mean",
+    ),
+    M(
+        "test_optimizers",
+        "original-lr-0.1",
+        "a learning rate of 0.1, far too high for a GAN",
+        "<module>",
+        [("lr = 0.0002", "lr = 0.1")],
+        "learning rate is 0.1",
+        "0.0002",
+    ),
+    M(
+        "test_discriminator",
+        "original-slope-0.001",
+        "LeakyReLU slope 0.001, close to a ReLU",
+        "Discriminator",
+        [(LEAKY.format(n), f"F.leaky_relu(self.conv{n}(x), 0.001)") for n in (1, 2, 3)],
+        "close to a relu",
+    ),
+    M(
+        "test_generator",
+        "original-no-activation",
+        "no activation between G's hidden layers (linear up to the tanh)",
+        "Generator",
+        [
+            ("x = F.relu(self.deconv1(x))", "x = self.deconv1(x)"),
+            ("x = F.relu(self.deconv2(x))", "x = self.deconv2(x)"),
+        ],
+        "should end with relu",
+    ),
+    M(
+        "test_generator",
+        "original-one-channel",
+        "G's last layer makes 1 channel, not 3",
+        "Generator",
+        [("deconv(conv_dim, 3, 4, batch_norm=False)", "deconv(conv_dim, 1, 4, batch_norm=False)")],
+        "got (5, 1, 32, 32)",
     ),
 ]
 

@@ -252,11 +252,11 @@ def edited_original(edited):
     return apply(edited, [strip_magics(c) for c in original_cells()])
 
 
-def original_definitions(cells):
+def original_definitions(cells, strict=True):
     """Run the definition cells of an original-format notebook with these code `cells`, picked
     and edited as the grader does an untagged notebook's (by what they do; statements that read
     what only skipped cells define left out); return their namespace. A cell that fails raises
-    AssertionError."""
+    AssertionError when `strict` (else the others run on, as in the grader)."""
     import contextlib
     import io
 
@@ -270,5 +270,27 @@ def original_definitions(cells):
     namespace = {"__name__": "__notebook__"}
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         errors = tests_process.run_definitions(cells, namespace)
-    assert not errors, errors
+    assert not (strict and errors), errors
     return namespace
+
+
+def judge_original(test, namespace, seed=0):
+    """Grade graded test `test` on an original-format notebook's `namespace` as the grader does
+    an untagged notebook: observe the learner's code, then judge with the original format's
+    judge (original=True); returns the judge's note, or None. Raises AssertionError on a
+    failure."""
+    import contextlib
+    import io
+
+    import problem_unittests
+    from helpers.instructor.cells import kit_tests
+
+    args = next(t.args for t in kit_tests() if t.name == test)
+    import inspect
+
+    observe, judge = problem_unittests.VERDICTS[test]
+    with contextlib.redirect_stdout(io.StringIO()):
+        obs = observe(*[eval(a, namespace) for a in args], seed=seed)
+    if "original" in inspect.signature(judge).parameters:
+        return judge(obs, seed, original=True)
+    return judge(obs, seed)

@@ -16,6 +16,7 @@ import sys
 
 import nbformat
 import pytest
+import torch
 
 from helpers.instructor import grade, sandbox
 from helpers.instructor.cells import (
@@ -23,6 +24,7 @@ from helpers.instructor.cells import (
     definition_cells,
     kit_tests,
     leave_out_skipped_reads,
+    original_format,
 )
 from helpers.instructor.release import make_release
 from helpers.notebook import NOTEBOOK, ROOT, read_notebook, strip_magics
@@ -370,6 +372,70 @@ def test_original_format_with_scale_after_its_check_gets_full_marks_and_a_note(t
     assert status == 0 and f"{len(TESTS)}/{len(TESTS)} tests passed" in text, text
     assert text.count("were not run, and its definitions were kept") == 1, text
     assert "Problems while running the definition cells" not in text
+
+
+def test_the_original_format_is_an_untagged_notebook_without_the_kits_helpers(tmp_path):
+    """Only the original course's notebooks get its judges: a kit notebook whose tags an
+    editor dropped still imports helpers, so it keeps the kit's spec."""
+    original = read_notebook(original_notebook(tmp_path / "original.ipynb"))
+    kit = read_notebook(NOTEBOOK)
+    untagged = json.loads(json.dumps(kit))
+    for cell in untagged["cells"]:
+        cell.get("metadata", {}).pop("tags", None)
+    assert original_format(original, definition_cells(original, ["scale"])[1])
+    assert not original_format(kit, definition_cells(kit, ["scale"])[1])
+    assert not original_format(untagged, definition_cells(untagged, ["scale"])[1])
+
+
+def test_original_format_choices_pass_with_the_kits_recommendation_in_the_notes(tmp_path):
+    """Choices the original course left open (Adam's settings, biases left alone) pass in an
+    original-format notebook; the report's notes say what the kit's notebook asks and why."""
+    from tests.mutants import apply
+    from tests.original_format import original_cells
+    from tests.variants import ORIGINAL_VARIANTS
+
+    chosen = {"original-own-settings", "original-bias-left"}
+    cells = [strip_magics(c) for c in original_cells()]
+    for variant in ORIGINAL_VARIANTS:
+        if variant.name in chosen:
+            cells = apply(variant, cells)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in cells]
+    path = tmp_path / "choices.ipynb"
+    nbformat.write(nb, path)
+    report = grade.grade(
+        path, sandbox=not NO_SANDBOX, only=["test_optimizers", "test_weights_init"]
+    )
+    text = grade.format_report(report)
+    assert "2/2 tests passed" in text, text
+    assert "Note: test_optimizers: your optimizers use their own settings" in text, text
+    assert "lr 0.0002 and betas (0.5, 0.999)" in text
+    assert "Note: test_weights_init: weights_init_normal leaves the biases" in text, text
+
+
+def test_a_cuda_call_without_a_gpu_is_named_where_it_stops_later_cells():
+    """A .cuda() in weights_init_normal stops the cell that builds D on the grader's CPU; a
+    later cell that reads D fails with NameError. The reason names the .cuda() call."""
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "source": "import torch\ndef weights_init_normal(m):\n    torch.zeros(1).cuda()",
+            },
+            {"cell_type": "code", "source": "weights_init_normal(None)\nD = 1"},
+            {"cell_type": "code", "source": "D.load = 1\ndef train(D, G, n_epochs):\n    pass"},
+        ]
+    }
+    cells, _ = definition_cells(nb, ["train", "D"])
+    with contextlib.redirect_stdout(io.StringIO()):
+        errors = tests_process.run_definitions(cells, {})
+    if torch.cuda.is_available():
+        pytest.skip("with a GPU, .cuda() works")
+    reason = tests_process._missing_reason("train", cells, errors)
+    assert reason.startswith("`train` is not defined because cell 3 raised NameError"), reason
+    assert "`D` is not defined because cell 2 raised" in reason, reason
+    assert "Likely cause: .cuda() called where there is no GPU" in reason
+    assert "if train_on_gpu:" in reason
 
 
 def test_graded_test_calls_are_dropped_and_line_numbers_kept():

@@ -16,7 +16,7 @@ import torch
 
 import problem_unittests
 from tests.mutants import MUTANTS, ORIGINAL_MUTANTS, apply, definition_cells, run_definitions
-from tests.original_format import edited_original, original_definitions
+from tests.original_format import edited_original, judge_original, original_definitions
 
 NUMBERS, CELLS, CALLS = definition_cells()
 RESULTS = []  # (test, mutant name, caught) for the catch-rate table
@@ -59,12 +59,17 @@ def test_mutant_is_rejected(mutant):
     )
 
 
-@pytest.mark.parametrize("mutant", ORIGINAL_MUTANTS, ids=lambda m: m.name)
+@pytest.mark.parametrize("mutant", ORIGINAL_MUTANTS, ids=lambda m: f"{m.test}-{m.name}")
 def test_original_format_mutant_is_rejected_in_the_learners_terms(mutant):
-    """The original course's train(D, G, n_epochs, print_every=50), graded with its globals."""
-    namespace = original_definitions(edited_original(mutant))
+    """Mistakes in original-format notebooks: the original course's train(D, G, n_epochs,
+    print_every=50) graded with its globals, and the other tests judged as the grader judges an
+    untagged notebook (accepting the choices that course left open, never these mistakes)."""
+    namespace = original_definitions(edited_original(mutant), strict=mutant.test == "test_train")
     with pytest.raises(AssertionError) as failure, contextlib.redirect_stdout(io.StringIO()):
-        problem_unittests.test_train(namespace["train"])
+        if mutant.test == "test_train":
+            problem_unittests.test_train(namespace["train"])
+        else:
+            judge_original(mutant.test, namespace)
     message = str(failure.value).lower()
     missing = [word for word in mutant.expect if word.lower() not in message]
     assert not missing, f"{mutant.mistake}: the message does not mention {missing}: {message}"

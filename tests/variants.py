@@ -268,6 +268,24 @@ VARIANTS = [
     ),
     V(
         "test_discriminator",
+        "stride-1-between",
+        "stride-1 conv layers between the strided ones (real learners' deeper D)",
+        "Discriminator",
+        (
+            "        self.conv2 = conv(conv_dim, conv_dim * 2, 4)",
+            "        self.keep1 = conv(conv_dim, conv_dim, 3, stride=1, padding=1)\n"
+            "        self.conv2 = conv(conv_dim, conv_dim * 2, 4)\n"
+            "        self.keep2 = conv(conv_dim * 2, conv_dim * 2, 3, stride=1, padding=1)",
+        ),
+        (
+            "        x = F.leaky_relu(self.conv2(x), 0.2)  # (B, 2*conv_dim, 8, 8)",
+            "        x = F.leaky_relu(self.keep1(x), 0.2)\n"
+            "        x = F.leaky_relu(self.conv2(x), 0.2)  # (B, 2*conv_dim, 8, 8)\n"
+            "        x = F.leaky_relu(self.keep2(x), 0.2)",
+        ),
+    ),
+    V(
+        "test_discriminator",
         "dropout-hidden",
         "dropout before the Linear layer (not on the logits)",
         "Discriminator",
@@ -701,7 +719,171 @@ ORIGINAL_VARIANTS = [
     ),
 ]
 
-# Words every original-format variant's note holds.
+# Choices the original course left open, in original-format notebooks: each passes with a note
+# that says what the kit's notebook recommends and why (ORIGINAL_NOTES: words the note holds).
+LS_REAL = (
+    "    criterion = nn.BCEWithLogitsLoss()\n    return criterion(D_out, labels)\n\ndef fake_loss"
+)
+LS_FAKE = (
+    "    labels = torch.zeros(batch_size, 1)\n"
+    "    if train_on_gpu:\n        labels = labels.cuda()\n"
+    "    criterion = nn.BCEWithLogitsLoss()\n    return criterion(D_out, labels)"
+)
+LS_LOSSES = (
+    (LS_REAL, "    return torch.mean((D_out - labels) ** 2)\n\ndef fake_loss"),
+    (LS_FAKE, "    return torch.mean(D_out ** 2)"),
+)
+ORIGINAL_VARIANTS += [
+    V(
+        "test_weights_init",
+        "original-bias-left",
+        "biases left alone (the original: they 'may be left alone or set to 0')",
+        "weights_init_normal",
+        ("            nn.init.zeros_(m.bias)", "            pass"),
+    ),
+    V("test_real_loss", "original-least-squares", "the least-squares loss", "<module>", *LS_LOSSES),
+    V("test_fake_loss", "original-least-squares", "the least-squares loss", "<module>", *LS_LOSSES),
+    V(
+        "test_train",
+        "original-least-squares",
+        "the original loop, the notebook's losses least-squares (it runs with the course's own)",
+        "<module>",
+        *LS_LOSSES,
+    ),
+    V(
+        "test_optimizers",
+        "original-own-settings",
+        "lr 0.0005 and betas (0.1, 0.99), 'appropriate hyperparameters'",
+        "<module>",
+        ("lr = 0.0002\nbeta1 = 0.5\nbeta2 = 0.999", "lr = 0.0005\nbeta1 = 0.1\nbeta2 = 0.99"),
+    ),
+    V(
+        "test_get_dataloader",
+        "original-resize-alone",
+        "Resize(image_size) alone, right on the course's square 64x64 images",
+        "get_dataloader",
+        ("            transforms.CenterCrop(image_size),  # then the central square\n", ""),
+    ),
+    V(
+        "test_get_dataloader",
+        "original-resize-square",
+        "Resize((s, s)) alone, right on the course's square images",
+        "get_dataloader",
+        ("transforms.Resize(image_size)", "transforms.Resize((image_size, image_size))"),
+        ("            transforms.CenterCrop(image_size),  # then the central square\n", ""),
+    ),
+    V(
+        "test_discriminator",
+        "original-slope-0.1",
+        "LeakyReLU slope 0.1",
+        "Discriminator",
+        *[
+            (f"F.leaky_relu(self.conv{n}(x), 0.2)", f"F.leaky_relu(self.conv{n}(x), 0.1)")
+            for n in (1, 2, 3)
+        ],
+    ),
+    V(
+        "test_discriminator",
+        "original-selu",
+        "SELU between D's conv layers",
+        "Discriminator",
+        *[(f"F.leaky_relu(self.conv{n}(x), 0.2)", f"F.selu(self.conv{n}(x))") for n in (1, 2, 3)],
+    ),
+    V(
+        "test_discriminator",
+        "original-deeper",
+        "a stride-1 layer that grows the depth: the strided ones have conv_dim, 4x, 4x",
+        "Discriminator",
+        (
+            "        self.conv2 = conv(conv_dim, conv_dim * 2, 4)\n"
+            "        self.conv3 = conv(conv_dim * 2, conv_dim * 4, 4)",
+            "        self.conv2 = conv(conv_dim, conv_dim * 2, 3, stride=1)\n"
+            "        self.down2 = conv(conv_dim * 2, conv_dim * 4, 4)\n"
+            "        self.conv3 = conv(conv_dim * 4, conv_dim * 4, 4)",
+        ),
+        (
+            "        x = F.leaky_relu(self.conv2(x), 0.2)  # (B, 2*conv_dim, 8, 8)",
+            "        x = F.leaky_relu(self.conv2(x), 0.2)\n"
+            "        x = F.leaky_relu(self.down2(x), 0.2)",
+        ),
+    ),
+    V(
+        "test_generator",
+        "original-leaky",
+        "LeakyReLU(0.2) in G's hidden layers",
+        "Generator",
+        ("x = F.relu(self.bn0(x))", "x = F.leaky_relu(self.bn0(x), 0.2)"),
+        ("x = F.relu(self.deconv1(x))", "x = F.leaky_relu(self.deconv1(x), 0.2)"),
+        ("x = F.relu(self.deconv2(x))", "x = F.leaky_relu(self.deconv2(x), 0.2)"),
+    ),
+    V(
+        "test_generator",
+        "original-leaky-module",
+        "an nn.LeakyReLU(0.2) module in G's hidden layers",
+        "Generator",
+        (
+            "        self.deconv3 = deconv(conv_dim, 3, 4, batch_norm=False)",
+            "        self.act = nn.LeakyReLU(0.2)\n"
+            "        self.deconv3 = deconv(conv_dim, 3, 4, batch_norm=False)",
+        ),
+        ("x = F.relu(self.bn0(x))", "x = self.act(self.bn0(x))"),
+        ("x = F.relu(self.deconv1(x))", "x = self.act(self.deconv1(x))"),
+        ("x = F.relu(self.deconv2(x))", "x = self.act(self.deconv2(x))"),
+    ),
+    V(
+        "test_train",
+        "original-two-g-steps",
+        "two G steps per batch, each with new fakes",
+        TRAIN,
+        (
+            "            g_optimizer.zero_grad()\n"
+            "            g_loss = real_loss(D(fake_images))\n"
+            "            g_loss.backward()\n"
+            "            g_optimizer.step()\n",
+            "            for _ in range(2):\n"
+            "                g_optimizer.zero_grad()\n"
+            "                z = np.random.uniform(-1, 1, size=(batch_size, z_size))\n"
+            "                z = torch.from_numpy(z).float()\n"
+            "                if train_on_gpu:\n"
+            "                    z = z.cuda()\n"
+            "                g_loss = real_loss(D(G(z)))\n"
+            "                g_loss.backward()\n"
+            "                g_optimizer.step()\n",
+        ),
+    ),
+    V(
+        "test_generator",
+        "original-wide-last",
+        "G's last layer fed from 2*conv_dim channels",
+        "Generator",
+        ("deconv(conv_dim * 2, conv_dim, 4)", "deconv(conv_dim * 2, conv_dim * 2, 4)"),
+        (
+            "deconv(conv_dim, 3, 4, batch_norm=False)",
+            "deconv(conv_dim * 2, 3, 4, batch_norm=False)",
+        ),
+    ),
+    V(
+        "test_conv",
+        "original-own-defaults",
+        "conv with its own defaults (stride 1), the stride passed where needed",
+        "conv",
+        (
+            "kernel_size, stride=2, padding=1, batch_norm",
+            "kernel_size, stride=1, padding=1, batch_norm",
+        ),
+    ),
+    V(
+        "test_conv",
+        "original-own-names",
+        "conv whose batch-norm switch is named norm",
+        "conv",
+        ("padding=1, batch_norm=True):", "padding=1, norm=True):"),
+        ("bias=not batch_norm)", "bias=not norm)"),
+        ("    if batch_norm:\n", "    if norm:\n"),
+    ),
+]
+
+# Words every original-format train variant's note holds.
 ORIGINAL_NOTE = "original course's signature"
 
 # Variants that pass with a printed note that teaches something (words the note must contain);
@@ -711,4 +893,18 @@ NOTES = {
     ("test_train", "no-detach"): "fakes are not detached",
     ("test_train", "course-loop"): "fakes are not detached",
     ("test_train", "original-new-fakes"): "fakes are not detached",
+    ("test_weights_init", "original-bias-left"): "leaves the biases",
+    ("test_real_loss", "original-least-squares"): "least-squares loss",
+    ("test_fake_loss", "original-least-squares"): "least-squares loss",
+    ("test_optimizers", "original-own-settings"): "lr 0.0002 and betas (0.5, 0.999)",
+    ("test_get_dataloader", "original-resize-alone"): "right on square images",
+    ("test_get_dataloader", "original-resize-square"): "right on square images",
+    ("test_discriminator", "original-slope-0.1"): "slope 0.10",
+    ("test_discriminator", "original-selu"): "uses SELU",
+    ("test_generator", "original-leaky"): "use LeakyReLU",
+    ("test_generator", "original-wide-last"): "takes 16 channels",
+    ("test_generator", "original-leaky-module"): "use LeakyReLU",
+    ("test_train", "original-two-g-steps"): "2 G steps per batch",
+    ("test_conv", "original-own-defaults"): "own defaults",
+    ("test_conv", "original-own-names"): "own signature",
 }

@@ -150,11 +150,15 @@ def passed() -> None:
 
 
 @contextlib.contextmanager
-def calling(what: str, hint: str = "", shape_hint: str = "") -> Iterator[None]:
+def calling(
+    what: str, hint: str = "", shape_hint: str = "", hints: tuple[tuple[str, str], ...] = ()
+) -> Iterator[None]:
     """Turn an exception raised by the learner's code into a failure that says where it came from.
 
     `hint` names the likely cause when the caller knows it better than the generic guesses;
-    `shape_hint` does so only for errors about sizes or shapes.
+    `shape_hint` does so only for errors about sizes or shapes; `hints` are (words, hint) pairs
+    tried first: the hint of the first whose words the error's "Type: message" contains
+    (lower case).
     """
     try:
         yield
@@ -171,7 +175,9 @@ def calling(what: str, hint: str = "", shape_hint: str = "") -> Iterator[None]:
             detail = detail[:200] + " ..."
         text = f"{type(err).__name__}: {detail}"
         lowered = text.lower()
-        if any(word in lowered for word in ("cuda", "device", "nvidia", "driver")):
+        if chosen := next((h for words, h in hints if words in lowered), ""):
+            hint = chosen
+        elif any(word in lowered for word in ("cuda", "device", "nvidia", "driver")):
             hint = (
                 "Likely cause: a tensor made on a fixed device (for example with .cuda()). Create "
                 "tensors on the input's device, e.g. torch.ones_like(x) or torch.zeros(n, "

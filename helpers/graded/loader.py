@@ -21,6 +21,7 @@ from helpers.graded.verdicts import Observation, reference
 __all__ = [
     "FRAME_BLUE",
     "LOADED_TEST_IMAGES",
+    "SQUARE",
     "check_frame_kept",
     "check_images_are_the_test_images",
     "check_non_square_images",
@@ -32,6 +33,8 @@ __all__ = [
 
 FRAME_BLUE = (20, 40, 220)
 LOADED_TEST_IMAGES = "loaded test images"  # the reference's name (helpers.instructor.references)
+# The square test images: the original course's data are all square (64x64)
+SQUARE = ("sq0", "sq1", "sq2", "sq3", "sq4", "sq5", "gray", "rgba", "framed")
 
 
 def loader_images(seed: int = 7) -> dict[str, Image.Image]:
@@ -66,14 +69,17 @@ def loader_images(seed: int = 7) -> dict[str, Image.Image]:
     return images
 
 
-def write_test_images(root: Path | str, seed: int = 7) -> int:
-    """Write loader_images(seed) as an ImageFolder tree under `root`; return how many."""
-    folder = Path(root) / "faces"
+def write_test_images(root: Path | str, seed: int = 7, square_only: bool = False) -> int:
+    """Write loader_images(seed) as an ImageFolder tree under `root`, laid out as the original
+    course's data (root/celeba/*.png); return how many. `square_only`: only the square ones,
+    as the course's pre-processed 64x64 faces are (SQUARE)."""
+    folder = Path(root) / "celeba"
     folder.mkdir(parents=True)
     images = loader_images(seed)
     for name, img in images.items():
-        img.save(folder / f"{name}.png")
-    return len(images)
+        if not square_only or name in SQUARE:
+            img.save(folder / f"{name}.png")
+    return len(SQUARE) if square_only else len(images)
 
 
 def loaded_test_images(seed: int, size: int) -> torch.Tensor:
@@ -110,6 +116,8 @@ def observe_dataset_images(obs: Observation, dataset: Any) -> None:
         return
     by_name = {Path(p).stem: i for i, (p, _) in enumerate(samples)}
     for name in ("framed", "wide", "tall"):
+        if name not in by_name:  # the square-only tree (write_test_images)
+            continue
         with calling(f"Loading the test image {name}.png"):
             img, _ = dataset[by_name[name]]
         with calling(f"Loading the test image {name}.png again"):
@@ -137,15 +145,16 @@ def check_frame_kept(obs: Observation, size: int) -> None:
     )
 
 
-def check_non_square_images(obs: Observation, size: int) -> None:
+def check_non_square_images(obs: Observation, size: int, square_only: bool = False) -> None:
     """The same image always gives the same tensor (no random crop), and the wide and tall test
     images come out (3, size, size), in colour, centre-cropped: the crop keeps only their green
-    centre, squashing would keep their red side strips (observe_dataset_images)."""
+    centre, squashing would keep their red side strips (observe_dataset_images). `square_only`:
+    the square-only tree, where framed.png alone is checked (no random transform, in colour)."""
     check(
         obs.need("samples") is not None,
         "The DataLoader's dataset should be a torchvision datasets.ImageFolder.",
     )
-    for name in ("framed", "wide", "tall"):
+    for name in ("framed",) if square_only else ("framed", "wide", "tall"):
         img, *again = obs.need(f"image {name}")
         check(
             isinstance(img, torch.Tensor),
@@ -160,6 +169,12 @@ def check_non_square_images(obs: Observation, size: int) -> None:
             "by transforms.CenterCrop(image_size), which always give the whole face.",
         )
         if name == "framed":
+            check(
+                not square_only or (img.amax(0) - img.amin(0)).mean() > 0.2,
+                "The images have lost their colour: the three channels of the test image "
+                "framed.png are (almost) equal. The faces are RGB: leave out transforms such as "
+                "Grayscale, and keep the 3 colour channels ImageFolder loads.",
+            )
             continue  # its frame is checked by check_frame_kept, after the colour and range
         check(
             tuple(img.shape) == (3, size, size),

@@ -27,6 +27,8 @@ __all__ = [
     "judge_loss",
     "labels_cause",
     "labels_used",
+    "least_squares",
+    "least_squares_note",
     "loss_devices",
     "observe_loss",
     "one_hint",
@@ -62,13 +64,13 @@ def labels_cause(labels: torch.Tensor, target: float) -> str:
         "zero and keeps pushing D's logits up without end."
     )
     low, high = labels.min().item(), labels.max().item()
-    if target == 1 and high - low < 1e-3 and abs(low - 0.9) < 1e-3:
+    if target == 1 and high - low < 1e-3 and 0.7 <= low < 1 - 1e-3:
         return (
-            "Your real labels are 0.9 even without smooth=True: smoothing is always on, and "
+            f"Your real labels are {low:.3g} even without smooth=True: smoothing is always on, and "
             "that would harm G's loss. train also uses real_loss for G's loss (g_loss = "
-            "real_loss(D(fake_images))), which needs labels of exactly 1: with 0.9, G is pushed "
-            "to make D score its fakes 0.9, not 1. Use 0.9 only when smooth=True, so that only "
-            "D's loss on real images is smoothed."
+            f"real_loss(D(fake_images))), which needs labels of exactly 1: with {low:.3g}, G is "
+            f"pushed to make D score its fakes {low:.3g}, not 1. Use 0.9 only when smooth=True, so "
+            "that only D's loss on real images is smoothed."
         )
     if high > 1 + 1e-3:
         return f"Some of your {kind} labels are above 1 (up to {high:.2f}). {asked}"
@@ -97,6 +99,25 @@ def bce(logits: list[list[float]], target: float) -> float:
         )  # log(1 - sigmoid(x))
         total += -(target * log_p + (1 - target) * log_1mp)
     return total / len(logits)
+
+
+def least_squares(logits: list[list[float]], target: float) -> float:
+    """The least-squares loss the original course offered: mean of (logit - target)^2."""
+    return sum((x - target) ** 2 for (x,) in logits) / len(logits)
+
+
+def _near(got: float, expected: float, rel: float = 1e-4) -> bool:
+    return abs(got - expected) <= rel * max(1.0, abs(expected))
+
+
+def least_squares_note(name: str, target: float) -> str:
+    """The note for a least-squares loss, accepted in the original course's notebooks."""
+    return (
+        f"Note: your {name} is a least-squares loss (the mean of (D_out - {target:g})^2), which "
+        "the original course offered. The kit's notebook uses the DCGAN paper's loss, the mean "
+        "BCE with logits (nn.BCEWithLogitsLoss()); a least-squares loss (LSGAN) trains too, "
+        "with gradients that do not vanish for the fakes D already rejects."
+    )
 
 
 SIZED_HINT = (
@@ -159,9 +180,19 @@ def observe_loss(
         found["random"] = _loss_observation(fn(d_out), d_out)
 
 
-def judge_loss(obs: Observation, key: str, name: str, call: str, target: float, seed: int) -> None:
+def judge_loss(
+    obs: Observation,
+    key: str,
+    name: str,
+    call: str,
+    target: float,
+    seed: int,
+    original: bool = False,
+) -> str | None:
     """The checks of a loss on what observe_loss saw: value, finiteness, gradient, a batch of one
-    and random logits, each against the hand-computed mean BCE with logits."""
+    and random logits, each against the hand-computed mean BCE with logits. `original`: the
+    original course's notebook, which offered a least-squares loss too: one is then checked
+    against least_squares instead, and its note returned (else None)."""
     found = obs.need(key)
     devices = found["devices"]
     if not (
@@ -172,25 +203,40 @@ def judge_loss(obs: Observation, key: str, name: str, call: str, target: float, 
         raise malformed(
             "The test's list of devices", "it", 'one or two of "cpu" and "cuda"', devices
         )
+    first = found.get(devices[0]) if devices[0] in found else obs.need(f"{key} on {devices[0]}")
+    value = first["value"] if isinstance(first, dict) else None
+    lsq = (
+        original
+        and isinstance(value, torch.Tensor)
+        and value.dim() == 0
+        and _near(value.item(), least_squares(LOGITS, target))
+    )
+    expected = least_squares if lsq else bce
     for device in devices:
         seen = found.get(device) if device in found else obs.need(f"{key} on {device}")
-        _judge_one_loss(seen, name, call, target, LOGITS)
+        _judge_one_loss(seen, name, call, target, LOGITS, lsq)
     single = found["one"] if "one" in found else obs.need(f"{key} on one image")
     shown = single if isinstance(single, torch.Tensor) else type_name(single)
     check(
         isinstance(single, torch.Tensor)
         and single.dim() == 0
-        and abs(single.item() - bce([[0.3]], target)) < 1e-4,
+        and abs(single.item() - expected([[0.3]], target)) < 1e-4,
         f"{name} should also work for a batch of one, D_out of shape (1, 1): expected "
-        f"{bce([[0.3]], target):.5f}, got {shown}. "
+        f"{expected([[0.3]], target):.5f}, got {shown}. "
         "Make the labels shaped like D_out (torch.ones_like(D_out)) instead of squeezing D_out.",
     )
     seen = found["random"] if "random" in found else obs.need(f"{key} on random logits")
-    _judge_one_loss(seen, name, f"{call} on other logits", target, random_logits(seed))
+    _judge_one_loss(seen, name, f"{call} on other logits", target, random_logits(seed), lsq)
+    return least_squares_note(name, target) if lsq else None
 
 
 def _judge_one_loss(
-    seen: dict[str, Any], name: str, call: str, target: float, logits: list[list[float]]
+    seen: dict[str, Any],
+    name: str,
+    call: str,
+    target: float,
+    logits: list[list[float]],
+    lsq: bool = False,
 ) -> None:
     loss, grad = seen["value"], seen["grad"]
     check(
@@ -203,9 +249,17 @@ def _judge_one_loss(
         f"{name} gave {loss.item()} for logits of +-40. Use nn.BCEWithLogitsLoss, which stays "
         "finite, instead of a sigmoid followed by a log.",
     )
-    expected = bce(logits, target)
+    expected = (least_squares if lsq else bce)(logits, target)
     got = loss.item()
-    if abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
+    if lsq and not _near(got, expected):
+        check(
+            False,
+            f"{call} should be {expected:.5f} for the logits {[round(x, 3) for (x,) in logits]}, "
+            f"got {got:.5f}. Your {name} is a least-squares loss on the kit's other logits, but "
+            f"not on these: take the mean of (D_out - {target:g})^2 over the batch, with labels "
+            "shaped like D_out.",
+        )
+    if not lsq and abs(got - expected) > 1e-4 * max(1.0, abs(expected)):
         flipped = bce(logits, 1 - target)
         cause = (
             "Use nn.BCEWithLogitsLoss() on D_out directly (it applies the sigmoid itself) "
@@ -222,6 +276,17 @@ def _judge_one_loss(
             )
         elif abs(got - expected * len(logits)) < 1e-3 * max(1.0, expected * len(logits)):
             cause = "You summed over the batch: return the mean (BCEWithLogitsLoss's default)."
+        elif _near(got, least_squares(logits, target), 1e-3):
+            cause = (
+                f"Your {name} is a least-squares loss (the mean of (D_out - {target:g})^2), "
+                "which the original course offered. This notebook asks for the DCGAN paper's "
+                "loss, the mean BCE with logits: nn.BCEWithLogitsLoss() on D_out directly."
+            )
+        elif _near(got, (sum(x for (x,) in logits) / len(logits) - target) ** 2, 1e-3):
+            cause = (
+                f"Your {name} squares the mean of D_out - {target:g} instead of taking the mean "
+                f"of the squares: the least-squares loss is torch.mean((D_out - {target:g})**2)."
+            )
         elif (labels := labels_used(got, grad, torch.tensor(logits))) is not None:
             cause = labels_cause(labels, target)
         elif target in (1.0, 0.9) and abs(got - bce(logits, 1.0 if target == 0.9 else 0.9)) < 1e-4:
@@ -240,11 +305,15 @@ def _judge_one_loss(
         f"{name}'s result carries no gradient: do not detach D_out or use .item() inside the loss.",
     )
     expected_grad = torch.tensor(
-        [[(1 / (1 + math.exp(-x)) - target) / len(logits)] for (x,) in logits]
+        [
+            [(2 * (x - target) if lsq else 1 / (1 + math.exp(-x)) - target) / len(logits)]
+            for (x,) in logits
+        ]
     )
     check(
         torch.allclose(grad.to(expected_grad.dtype), expected_grad, atol=1e-5),
-        f"{name}'s gradient with respect to D_out is not that of the mean BCE with logits.",
+        f"{name}'s gradient with respect to D_out is not that of the mean "
+        f"{'least-squares loss' if lsq else 'BCE with logits'}.",
     )
 
 

@@ -22,8 +22,10 @@ if TYPE_CHECKING:  # for the annotations only
 
 __all__ = [
     "BATCHES",
+    "BATCH_NORM_ONE_HINTS",
     "D_NORMS",
     "FIND_TRUTHINESS",
+    "ORIGINAL_SLOPES",
     "check_batch_sizes",
     "check_d_activations",
     "check_d_batch_norm",
@@ -174,6 +176,16 @@ def check_init_picks_the_layers(
 
 
 BATCHES = (5, 16, 1)  # a batch of one last, so its failure can say only that one breaks
+# Batch norm on a 1x1 map sees one value per channel in a batch of one: it cannot train on it.
+BATCH_NORM_ONE_HINTS = (
+    (
+        "expected more than 1 value per channel",
+        "Likely cause: a batch norm layer normalises a 1x1 feature map (for example after a "
+        "conv that shrinks the image to 1x1), which in a batch of one holds a single value per "
+        "channel, so batch norm cannot train on it. Leave batch norm out of that layer (the "
+        "last layer before the output needs none).",
+    ),
+)
 
 
 def observe_batch_sizes(
@@ -194,7 +206,11 @@ def observe_batch_sizes(
             "squeeze() drops the batch dimension when it is 1, or a reshape assumes a batch size; "
             "keep the batch dimension (x.flatten(1), x.view(x.size(0), -1))."
         )
-        with calling(f"{who} on a ({b}, {in_shape}) batch", hint=one if b == 1 else hint):
+        with calling(
+            f"{who} on a ({b}, {in_shape}) batch",
+            hint=one if b == 1 else hint,
+            hints=BATCH_NORM_ONE_HINTS if b == 1 else (),
+        ):
             out = net(make_input(b))
         obs[f"batch {b}"] = list(out.shape) if isinstance(out, torch.Tensor) else []
     return out_shape is None or all(obs[f"batch {b}"] == [b, *out_shape] for b in BATCHES)
@@ -219,10 +235,15 @@ def check_batch_sizes(
         )
 
 
-def check_d_convs(leaves: list[Leaf], calls: list[Call], conv_dim: int) -> list[Call]:
-    """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels.
+def check_d_convs(
+    leaves: list[Leaf], calls: list[Call], conv_dim: int, original: bool = False
+) -> list[Call]:
+    """Three strided convs (no pooling) halve 32 -> 16 -> 8 -> 4 with conv_dim, 2x, 4x channels;
+    convs that keep the size (stride 1) may come between them or after them.
 
-    `leaves` are D's layers and `calls` their calls, from rebuild_trace."""
+    `leaves` are D's layers and `calls` their calls, from rebuild_trace. `original`: the
+    original course's notebook, which left D's depths open (only the first conv's, conv_dim,
+    and the halving are checked)."""
     convs = [(m, i, o) for m, i, o in calls if m.kind == "Conv2d"]
     check(
         len(convs) >= 3, f"D should use (at least) three strided conv layers, found {len(convs)}."
@@ -238,18 +259,21 @@ def check_d_convs(leaves: list[Leaf], calls: list[Call], conv_dim: int) -> list[
         f"D's first conv layer should take the 3 colour channels to conv_dim={conv_dim} channels, "
         f"got {first.in_channels} -> {first.out_channels}.",
     )
-    sizes = [o.shape[-1] for _, _, o in convs[:3]]
+    # the convs that shrink the image; stride-1 ones (same size out as in) are extra layers
+    shrinking = [c for c in convs if c[2].shape[-1] != c[1].shape[-1]]
+    sizes = [o.shape[-1] for _, _, o in shrinking[:3]]
     check(
         sizes == [16, 8, 4],
-        "D's conv layers should halve the image each time (32 -> 16 -> 8 -> 4), got sizes "
-        f"{sizes}. Use stride 2 (the conv helper's default).",
+        "D's strided conv layers should halve the image each time (32 -> 16 -> 8 -> 4), got "
+        f"sizes {sizes}. Use stride 2 (the conv helper's default); layers with stride 1 that "
+        "keep the size may come in between.",
     )
-    depths = [m.out_channels for m, _, _ in convs[:3]]
+    depths = [m.out_channels for m, _, _ in shrinking[:3]]
     want = [conv_dim, 2 * conv_dim, 4 * conv_dim]
     check(
-        depths == want,
-        f"With conv_dim={conv_dim}, D's conv layers should have {want} output channels (conv_dim, "
-        f"2x, 4x), got {depths}.",
+        original or depths == want,
+        f"With conv_dim={conv_dim}, D's strided conv layers should have {want} output channels "
+        f"(conv_dim, 2x, 4x), got {depths}.",
     )
     return convs
 
@@ -286,8 +310,42 @@ def check_d_batch_norm(conv_ignores_bn: bool, calls: list[Call], first: Leaf) ->
     )
 
 
-def check_d_activations(convs: list[Call]) -> None:
-    """LeakyReLU with slope 0.2 between D's conv layers, read from what reaches the next conv."""
+# The LeakyReLU slopes the original course's notebooks may use (it asked for none in particular;
+# below 0.005 it is close to a ReLU, a real mistake).
+ORIGINAL_SLOPES = (0.005, 0.35)
+
+
+def _selu_like(before: torch.Tensor, after: torch.Tensor) -> str:
+    """ "SELU" or "ELU" when `after` is that function of `before` (one elementwise step), else
+    ""."""
+    if before.shape != after.shape:
+        return ""
+    for name, fn in (("SELU", torch.nn.functional.selu), ("ELU", torch.nn.functional.elu)):
+        if torch.allclose(fn(before), after, atol=1e-4, rtol=1e-4):
+            return name
+    return ""
+
+
+def check_d_activations(convs: list[Call], original: bool = False) -> str | None:
+    """LeakyReLU with slope 0.2 between D's conv layers, read from what reaches the next conv.
+
+    `original`: the original course's notebook, which left the activation open: a slope in
+    ORIGINAL_SLOPES, SELU or ELU pass with a note (returned), a ReLU still fails."""
+    elu = _selu_like(convs[0][2], convs[1][1])
+    if elu:
+        if original:
+            return (
+                f"Note: D uses {elu} between its conv layers, which the original course left "
+                "open. The kit's notebook uses LeakyReLU(0.2), the activation of every model in "
+                "the DCGAN paper."
+            )
+        selu = " (F.selu's second argument is inplace, not a slope)" if elu == "SELU" else ""
+        check(
+            False,
+            f"D uses {elu} between its conv layers{selu}, not LeakyReLU. The notebook asks for "
+            "LeakyReLU with negative slope 0.2, the activation of every model in the DCGAN "
+            "paper: F.leaky_relu(x, 0.2) or nn.LeakyReLU(0.2).",
+        )
     for _, inp, _ in convs[1:3]:
         check(
             inp.min() < 0,
@@ -301,6 +359,18 @@ def check_d_activations(convs: list[Call]) -> None:
         "LeakyReLU(0.2) between the conv layers.",
     )
     slope = leaky_slope(convs[0][2], convs[1][1])
+    if slope is not None and original and abs(slope - 0.2) >= 0.03:
+        low, high = ORIGINAL_SLOPES
+        check(
+            low <= slope <= high,
+            f"D's LeakyReLU has negative slope {slope:.3g}, so small or large that it is close "
+            "to a ReLU or to no activation at all. The DCGAN paper uses 0.2: "
+            "F.leaky_relu(x, 0.2) or nn.LeakyReLU(0.2).",
+        )
+        return (
+            f"Note: D's LeakyReLU has negative slope {slope:.2f}, which the original course left "
+            "open. The kit's notebook asks for 0.2, the slope of every model in the DCGAN paper."
+        )
     if slope is not None:
         default = " (F.leaky_relu's default)" if abs(slope - 0.01) < 0.005 else ""
         check(
@@ -310,6 +380,7 @@ def check_d_activations(convs: list[Call]) -> None:
             "gradient for negative inputs, close to a ReLU. Use F.leaky_relu(x, 0.2) or "
             "nn.LeakyReLU(0.2).",
         )
+    return None
 
 
 def check_d_gives_logits(up: torch.Tensor, down: torch.Tensor) -> None:
@@ -346,8 +417,17 @@ def check_d_gradients(found: dict[str, Any]) -> None:
     )
 
 
-def check_g_layers(calls: list[Call], conv_dim: int) -> None:
-    """Transposed convs up to 3 channels, batch norm in hidden layers only, ReLU before the last."""
+# Layers that act on each number alone: the tensor before G's activation is the output of the
+# last layer that is not one of these.
+ELEMENTWISE = ("Dropout", "LeakyReLU", "ReLU", "ELU", "SELU", "Identity", "Tanh", "Sigmoid")
+
+
+def check_g_layers(calls: list[Call], conv_dim: int, original: bool = False) -> str | None:
+    """Transposed convs up to 3 channels, batch norm in hidden layers only, ReLU before the last.
+
+    `original`: the original course's notebook, which left G's depths and its hidden activation
+    open: the last layer may come from any depth, and LeakyReLU may replace ReLU (a note is
+    returned); no activation at all still fails."""
     deconvs = [(m, i, o) for m, i, o in calls if m.kind == "ConvTranspose2d"]
     check(
         len(deconvs) >= 2,
@@ -355,11 +435,18 @@ def check_g_layers(calls: list[Call], conv_dim: int) -> None:
     )
     last, last_input, _ = deconvs[-1]
     check(
-        last.out_channels == 3 and last.in_channels == conv_dim,
+        last.out_channels == 3 and (original or last.in_channels == conv_dim),
         f"G's last transposed conv should go from conv_dim={conv_dim} channels to 3 (RGB), got "
         f"{last.in_channels} -> {last.out_channels}.",
     )
     order = [m for m, _, _ in calls]
+    notes = []
+    if original and last.in_channels != conv_dim:
+        notes.append(
+            f"G's last transposed conv takes {last.in_channels} channels; the kit's notebook "
+            f"takes conv_dim={conv_dim} there (4*conv_dim, 2*conv_dim, conv_dim, then 3), "
+            "halving the depth at each step as the DCGAN paper does"
+        )
     check(
         not any(m.kind == "BatchNorm2d" for m in order[order.index(last) + 1 :]),
         "G's output layer should have no batch norm: use deconv(..., batch_norm=False) for the "
@@ -370,11 +457,28 @@ def check_g_layers(calls: list[Call], conv_dim: int) -> None:
         bn_count >= 2,
         f"G should use batch norm in its hidden layers, found {bn_count} batch norm layer(s).",
     )
+    leaky = None
+    if original and last_input.min() < 0:
+        at = order.index(last)
+        before = [
+            o
+            for m, _, o in calls[:at]
+            if o.shape == last_input.shape and not m.kind.startswith(ELEMENTWISE)
+        ]
+        slope = leaky_slope(before[-1], last_input) if before else None
+        if slope is not None and 0.005 <= slope <= 0.35:
+            leaky = slope
+            notes.append(
+                f"G's hidden layers use LeakyReLU (slope {slope:.2f}), which the original "
+                "course left open; the kit's notebook uses ReLU in G, as the DCGAN paper does "
+                "(LeakyReLU only in D)"
+            )
     check(
-        last_input.min() >= 0,
+        leaky is not None or last_input.min() >= 0,
         f"The input of G's last layer has negative values (min {last_input.min():.3f}): G's hidden "
         "layers should end with ReLU (the paper uses ReLU in G and LeakyReLU only in D).",
     )
+    return f"Note: {'; '.join(notes)}." if notes else None
 
 
 def check_g_ends_with_tanh(up: torch.Tensor, down: torch.Tensor) -> None:

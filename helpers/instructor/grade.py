@@ -25,7 +25,9 @@ that cannot be read, or no sandbox.
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
+import inspect
 import json
 import math
 import os
@@ -49,6 +51,7 @@ from helpers.instructor.cells import (
     definition_cells,
     kit_notebook_for,
     leave_out_skipped_reads,
+    original_format,
     original_train_note,
     read_kit,
     read_submission,
@@ -98,6 +101,8 @@ JUDGE_MEMORY = 2 * 1024**3
 # still waiting when it runs out is refused).
 JUDGE_BUDGET = 15.0
 REFUSED = "The grader refused this observation"
+# How test_train's note on the original course's signature ends (problem_unittests._original_note)
+ORIGINAL_TRAIN_CHECKED = "Each D and G step was checked."
 # The learner side's entry point, run inside the sandbox (where helpers/instructor/ is absent).
 LEARNER_SIDE = [
     sys.executable,
@@ -157,6 +162,7 @@ class Plan:
     cells: list[Cell]
     preload: list[str]
     notes: list[str] = field(default_factory=list)
+    original: bool = False  # the original course's format: its judges (original_format)
 
 
 def read(
@@ -189,7 +195,7 @@ def read(
     notes += skipped_reads
     if any(t.name == "test_train" for t in tests):
         notes += original_train_note(cells)
-    return Plan(tests, cells, kit.preload, notes)
+    return Plan(tests, cells, kit.preload, notes, original_format(nb, used_tags))
 
 
 # ---------------------------------------------------------------- 2. run in the sandbox
@@ -291,18 +297,24 @@ def _first_line(err: BaseException) -> str:
 
 
 def judged_tests(
-    modules: Iterable[str] = (TESTS_MODULES[NOTEBOOK],),
+    modules: Iterable[str] = (TESTS_MODULES[NOTEBOOK],), original: bool = False
 ) -> dict[str, Callable[..., Any]]:
     """{test name: judge} for the graded tests this process decides itself
     (helpers.graded.verdicts), from the tests `modules` (part 2's are in part2_unittests),
-    with the reference answers they need, which never ship (helpers.instructor.references)."""
+    with the reference answers they need, which never ship (helpers.instructor.references).
+    `original`: the submission is in the original course's format, so the judges that take an
+    ``original`` argument get it (they accept the choices that course left open)."""
     from helpers.instructor import references
 
     references.install()
     judges = {}
     for name in modules:
         module = importlib.import_module(name)
-        judges.update({test: pair[1] for test, pair in getattr(module, "VERDICTS", {}).items()})
+        for test, (_, judge_fn) in getattr(module, "VERDICTS", {}).items():
+            takes = "original" in inspect.signature(judge_fn).parameters
+            judges[test] = (
+                functools.partial(judge_fn, original=True) if original and takes else judge_fn
+            )
     return judges
 
 
@@ -320,8 +332,8 @@ def judge_observation(
 
     try:
         obs = verdicts.decode(observation, clean=lambda text: clean_text(text, secrets=secrets))
-        judge(obs, seed)  # prints nothing: a note for the learner is its return value
-        return True, "Tests Passed"
+        note = judge(obs, seed)  # prints nothing: a note for the learner is its return value
+        return True, "Tests Passed" + (f" {clean_text(note, secrets=secrets)}" if note else "")
     except GradedTestFailure as err:
         return False, _first_line(err) or "The test failed."
     except verdicts.MalformedObservation as err:
@@ -597,7 +609,11 @@ def _problem_with_line(ctx: _Context, line: bytes) -> str | None:
 
 
 def _collect(
-    stdout: bytes, tests: list[GradedTest], cells: list[Cell], seed: int | None = None
+    stdout: bytes,
+    tests: list[GradedTest],
+    cells: list[Cell],
+    seed: int | None = None,
+    original: bool = False,
 ) -> Judged:
     """Validate what the learner side sent, line by line (_HANDLERS), and judge it.
 
@@ -612,7 +628,7 @@ def _collect(
     ctx = _Context(
         tests={t.name: t for t in tests},
         cells={c.number: c for c in cells},
-        judges=judged_tests({t.module for t in tests}) if seed is not None else {},
+        judges=judged_tests({t.module for t in tests}, original) if seed is not None else {},
         seed=seed or 0,
         secrets=_environment_secrets(),
     )
@@ -632,12 +648,14 @@ def _collect(
             passed=passed,
             message="Tests Passed" if passed else clean_text(message, secrets=ctx.secrets),
         )
+        if passed and message.startswith("Tests Passed Note: "):  # the judge's note
+            ctx.results[name]["note"] = message.removeprefix("Tests Passed Note: ")
     return Judged(ctx.results, [ctx.errors[n] for n in sorted(ctx.errors)], ctx.done, problems)
 
 
 def judge(run: LearnerRun, plan: Plan) -> Judged:
     """Step 3: validate the learner side's answer and judge its observations (_collect)."""
-    return _collect(run.outcome.stdout, plan.tests, plan.cells, run.seed)
+    return _collect(run.outcome.stdout, plan.tests, plan.cells, run.seed, plan.original)
 
 
 # ---------------------------------------------------------------- 4. report
@@ -679,6 +697,14 @@ def build_report(
         or {"name": t.name, "passed": False, "message": f"No result: {why}.", "seconds": 0.0}
         for t in plan.tests
     ]
+    # a passed test's note (a choice the original course left open): one report note each; what
+    # the original train's says of its signature is the plan's note already (original_train_note)
+    for r in ordered:
+        note = r.pop("note", None)
+        if note and r["name"] == "test_train" and plan.original:
+            note = note.partition(ORIGINAL_TRAIN_CHECKED)[2].strip()
+        if note:
+            notes.append(f"{r['name']}: {note}")
     return {
         "notebook": str(submission),
         "passed": sum(r["passed"] for r in ordered),

@@ -119,8 +119,11 @@ def run_definitions(
     return errors
 
 
-def _missing_reason(name: str, cells: list[Cell], errors: list[dict[str, Any]]) -> str:
-    """Why `name` is missing: the failed cell meant to define it, or that no cell defines it."""
+def _missing_reason(
+    name: str, cells: list[Cell], errors: list[dict[str, Any]], chain: bool = True
+) -> str:
+    """Why `name` is missing: the failed cell meant to define it (and, when `chain`, that
+    failure's own cause further up), or that no cell defines it."""
     failed = {e["cell"]: e for e in errors}
     for cell in cells:
         if cell.number in failed and name in cell.binds:
@@ -132,7 +135,8 @@ def _missing_reason(name: str, cells: list[Cell], errors: list[dict[str, Any]]) 
                     f"({err['where']})."
                 )
             text = f"`{name}` is not defined because {err['text'][0].lower()}{err['text'][1:]}"
-            return text if text.endswith((".", "?", "!")) else text + "."
+            text = text if text.endswith((".", "?", "!")) else text + "."
+            return text + _upstream(err, name, cells, errors, chain)
     reason = (
         f"`{name}` is not defined in your notebook. Define it with exactly this name, "
         f"run its cell, then run the test again."
@@ -147,6 +151,30 @@ def _missing_reason(name: str, cells: list[Cell], errors: list[dict[str, Any]]) 
     if unreadable:
         reason += f" ({unreadable[0]['text']}: was it meant to define `{name}`?)"
     return reason
+
+
+NO_GPU = (
+    " Likely cause: .cuda() called where there is no GPU (the grader has none): move tensors "
+    "and models with .cuda() only `if train_on_gpu:`, as the notebook's other cells do."
+)
+
+
+def _upstream(
+    err: dict[str, Any], name: str, cells: list[Cell], errors: list[dict[str, Any]], chain: bool
+) -> str:
+    """What to add to why `name` is missing when cell error `err` has a cause further up: a
+    .cuda() call without a GPU, or (when `chain`) a NameError for a name that a cell which
+    failed was meant to define (that cell's reason, one step up only)."""
+    detail = err["detail"].lower()
+    if err["error"] != "NameError" and any(w in detail for w in ("nvidia", "cuda")):
+        return NO_GPU
+    match = re.match(r"name '(\w+)' is not defined", err["detail"])
+    if chain and err["error"] == "NameError" and match and match.group(1) != name:
+        other = match.group(1)
+        failed = {e["cell"] for e in errors}
+        if any(c.number in failed and other in c.binds for c in cells):
+            return " " + _missing_reason(other, cells, errors, chain=False)
+    return ""
 
 
 def _first_line(err: BaseException) -> str:
@@ -243,6 +271,15 @@ def run_graded_tests(
     return results, errors
 
 
+# test_train records every D and G call of a run on batches of 4: it grows that large only when
+# they see far more images than that.
+TRAIN_TOO_BIG = (
+    " For test_train: D and G saw far more images per step than the test's batches of 4. "
+    "Likely cause: the fakes are made from fixed_z (the sample noise, often hundreds of "
+    "samples) instead of new noise of the batch's size; keep fixed_z for the sample images only."
+)
+
+
 def one_test_process(job: dict[str, Any], conn: Connection) -> None:
     """Body of one test's process: its own output log, then run_graded_tests for one test.
 
@@ -294,7 +331,8 @@ def one_test_process(job: dict[str, Any], conn: Connection) -> None:
             "name": test.name,
             "passed": False,
             "message": f"What the test observed ({len(data) / 1e6:.0f} MB) is larger than the "
-            f"grader reads ({MAX_CHILD_REPLY / 1e6:.0f} MB): does your code return huge tensors?",
+            f"grader reads ({MAX_CHILD_REPLY / 1e6:.0f} MB): does your code return huge tensors?"
+            + (TRAIN_TOO_BIG if test.name == "test_train" else ""),
         }
         data = json.dumps(reply, default=str).encode()[:MAX_CHILD_REPLY]
     conn.send_bytes(data)
