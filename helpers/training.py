@@ -184,7 +184,7 @@ def _silent_bar(iterable: Any, *args: Any, **kwargs: Any) -> Any:
 # The decay of the average of G's weights. Chosen by a short race on the built-in faces
 # (docs/performance.md, "The averaged generator"); a notebook's `ema_decay` overrides it, and
 # 0 turns the average off (it is then G itself).
-EMA_DECAY = 0.999
+EMA_DECAY = 0.99
 
 
 def _unwrap(model: nn.Module) -> nn.Module:
