@@ -59,6 +59,7 @@ from benchmarks.throughput import (
 )
 from helpers.data import find_data_dir
 from helpers.metrics import memorisation_report, sliced_wasserstein_distance
+from helpers.training import EMA_DECAY, averaged
 
 # The course's DCGAN lesson (SVHN), which the face project starts from. The face project's
 # notebook leaves these blank for the learner, so this is our stated assumption. Its z_size
@@ -159,7 +160,7 @@ def kit_settings(ns, overrides=None):
         "d_lr": o.get("d_lr", lr),
         "g_lr": o.get("g_lr", lr),
         "betas": (o.get("beta1", ns["beta1"]), o.get("beta2", ns["beta2"])),
-        "ema": o.get("ema", 0.0),
+        "ema": o.get("ema", EMA_DECAY),
     }
 
 
@@ -194,7 +195,8 @@ def train_course(ns, job, device):
 
 def train_kit(ns, job, device):
     """The kit recipe for the job's budget, decoding included; returns (G, steps, images seen,
-    budget spent). With ema > 0, G is the exponential moving average of its weights."""
+    budget spent). G is the averaged G the notebook's train kept (helpers.training.averaged),
+    with the decay `ema` (0: G itself), as the notebook samples from it."""
     from helpers.fastdata import FastLoader, load_dataset
     from helpers.gpu import prepare_models
 
@@ -203,12 +205,7 @@ def train_kit(ns, job, device):
     D, G = prepare_models(device, D, G)
     d_optimizer = torch.optim.Adam(D.parameters(), lr=k["d_lr"], betas=k["betas"])
     g_optimizer = torch.optim.Adam(G.parameters(), lr=k["g_lr"], betas=k["betas"])
-    average = None
-    if k["ema"]:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        average = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(k["ema"]), use_buffers=True)
-        g_optimizer.register_step_post_hook(lambda *_: average.update_parameters(G))
+    ns["ema_decay"] = k["ema"]  # what the notebook's train reads (helpers.training.Session)
     clock = CLOCKS[job["clock"]]
     start = clock()
     # The kit's one-off decoding is part of its budget: no cache, in this process.
@@ -231,7 +228,7 @@ def train_kit(ns, job, device):
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     spent = batches.spent()
-    return (average.module if average else G), batches.steps, batches.images, spent
+    return averaged(G), batches.steps, batches.images, spent
 
 
 @torch.no_grad()
@@ -376,7 +373,7 @@ def parse_args(argv=None):
         help="train the kit recipe with another setting than the notebook's: "
         + ", ".join(KIT_KEYS)
         + " (d_lr/g_lr: separate learning rates; ema: decay of an average of G's weights "
-        "that draws the samples, 0 = off)",
+        "that draws the samples, 0 = off; default: helpers.training.EMA_DECAY)",
     )
     add_device_argument(p)
     p.add_argument(

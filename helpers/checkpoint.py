@@ -1,7 +1,8 @@
 """Save and resume training (notebook step "The training loop").
 
 A checkpoint holds everything a rerun of ``train`` needs to continue where it stopped: both
-networks, both optimizers, the fixed noise, the losses, the per-epoch samples, and a record of
+networks, both optimizers, the averaged G (``helpers.training.Average``), the fixed noise, the
+losses, the per-epoch samples, and a record of
 what the run was trained with (``describe_run``: the settings and a fingerprint of the learner's
 code). A rerun resumes only when that record matches today's (the data included: which folder, how
 many images of which size, and a fingerprint of their content); otherwise training starts
@@ -402,12 +403,14 @@ def save_checkpoint(
     losses: Iterable[Iterable[float]],
     samples: Iterable[torch.Tensor],
     run: dict[str, Any] | None = None,
+    ema: Mapping[str, Any] | None = None,
 ) -> None:
     """Write the training state after `epoch` epochs (an int, 1-based count of finished epochs).
 
     run: what the run is trained with (``describe_run``), so that a rerun resumes only the same
-    run. Raises CheckpointError on a full disk (the previous checkpoint is kept, no temporary
-    file is left) and when another run wrote this checkpoint since this run last read or wrote it.
+    run. ema: the averaged G's state (``helpers.training.Average.state``), or None. Raises
+    CheckpointError on a full disk (the previous checkpoint is kept, no temporary file is left)
+    and when another run wrote this checkpoint since this run last read or wrote it.
     """
     if path is None:
         return
@@ -436,6 +439,12 @@ def save_checkpoint(
         "samples": [s.detach().cpu() for s in samples],
         "run": run,
     }
+    if ema is not None:
+        state["ema"] = {
+            "decay": float(ema["decay"]),
+            "updates": int(ema["updates"]),
+            "weights": {k: t.detach().cpu() for k, t in ema["weights"].items()},
+        }
     state["checksum"] = _checksum(state)
     buffer = io.BytesIO()
     torch.save(state, buffer)  # in memory first: the size is known, the disk sees one write
@@ -589,7 +598,8 @@ def load_checkpoint(
     checkpoint trained on other data or with other settings or code than ``run``
     (``describe_run``); an existing
     file is then set aside (renamed, never deleted) and one line says so. Otherwise returns a
-    dict with ``epoch`` (finished epochs), ``fixed_z`` (on `device`), ``losses`` and ``samples``.
+    dict with ``epoch`` (finished epochs), ``fixed_z`` (on `device`), ``losses``, ``samples`` and
+    ``ema`` (the averaged G's state, weights on the CPU; None in a checkpoint without one).
     Raises CheckpointError, before any training, for a path that is a folder, a file that is not
     a checkpoint or is damaged, a full disk, and for a fresh start with networks that were
     already trained in this session.
@@ -663,4 +673,5 @@ def load_checkpoint(
         "fixed_z": state["fixed_z"].to(device),
         "losses": [tuple(x) for x in state["losses"]],
         "samples": [s.cpu() for s in state["samples"]],
+        "ema": state.get("ema"),
     }

@@ -9,12 +9,17 @@ The notebook's ``train`` keeps only what the learner writes; a ``Session`` does 
         for real_images in session.batches(epoch):  # on `device`, in [0, 1]; a bar per epoch
             ...                                     # the learner's D step and G step
             session.log(d_loss, g_loss)             # every print_every batches: losses, D(x)...
-        session.keep_samples(fixed_z)               # G's images for fixed_z
+        session.keep_samples(fixed_z)               # the averaged G's images for fixed_z
     return session.finish()                         # (losses, samples)
+
+    G_ema = helpers.training.averaged(G)            # after train: the averaged G, to sample from
 
 Before training it checks that the optimizers were made with the hyperparameters cell's ``lr``
 and betas, then resumes from the checkpoint when it holds this same run (``helpers.checkpoint``).
 After each epoch it saves a checkpoint and prints one line.
+Every batch, ``log`` also updates an exponential moving average of G's weights (``Average``;
+Karras et al. 2018, Yazici et al. 2019): the samples are drawn with it, the checkpoint carries it,
+and ``averaged(G)`` gives it after training as a network of its own.
 A Ctrl-C stops at the end of the batch that runs and says, in three lines, where it stopped, what
 is saved and how to go on. Watchers (``Watcher``; by default the GAN doctor, ``helpers.doctor``)
 see every logged step and every epoch's end, and may print advice or stop the run
@@ -24,11 +29,13 @@ see every logged step and every epoch's end, and may print advice or stop the ru
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import signal
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,11 +49,14 @@ from helpers.doctor import Doctor, StopTraining
 from helpers.monitor import DiscriminatorProbe
 
 __all__ = [
+    "EMA_DECAY",
+    "Average",
     "OptimizerSettingsError",
     "Session",
     "StepStats",
     "TrainingInterrupted",
     "Watcher",
+    "averaged",
     "check_optimizer_settings",
     "doctor_off",
     "saved_epochs",
@@ -169,15 +179,134 @@ def _silent_bar(iterable: Any, *args: Any, **kwargs: Any) -> Any:
     return iterable
 
 
+# ---------------------------------------------------------------- the averaged G
+
+# The decay of the average of G's weights. Chosen by a short race on the built-in faces
+# (docs/performance.md, "The averaged generator"); a notebook's `ema_decay` overrides it, and
+# 0 turns the average off (it is then G itself).
+EMA_DECAY = 0.99
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    """The network inside a DistributedDataParallel or torch.compile wrapper."""
+    while True:
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, nn.Module):
+            return model
+        model = inner
+
+
+class Average:
+    """An exponential moving average of a network's weights (Polyak averaging, as in Karras et
+    al. 2018 and Yazici et al. 2019, "The Unusual Effectiveness of Averaging in GAN Training").
+
+    After each step, ``update`` moves every average toward the network's weight:
+    ``avg = d * avg + (1 - d) * w``, with ``d = min(decay, (1 + n) / (10 + n))`` at the n-th
+    update, so the first steps (a random network) fade out fast. Batch norm's running mean and
+    variance are averaged the same way: they are the statistics of the averaged weights' recent
+    past, as the weights are. Integer buffers (batches counted) are copied. decay 0: the average
+    is the network itself.
+    """
+
+    def __init__(self, model: nn.Module, decay: float = EMA_DECAY) -> None:
+        if not 0 <= decay < 1:
+            raise ValueError(f"The decay of the averaged G must be in [0, 1), not {decay}.")
+        self.model, self.decay, self.updates = _unwrap(model), float(decay), 0
+        live = self.model.state_dict(keep_vars=True)
+        self.weights = {name: t.detach().clone() for name, t in live.items()}
+        self._live = list(live.values())
+        self._float = [i for i, t in enumerate(self._live) if t.is_floating_point()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Move the average one step toward the network's weights (after its optimizer step)."""
+        self.updates += 1
+        decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        averages = list(self.weights.values())
+        floats = [averages[i] for i in self._float]
+        torch._foreach_lerp_(floats, [self._live[i].detach() for i in self._float], 1 - decay)
+        for average, live in zip(averages, self._live):
+            if not live.is_floating_point():
+                average.copy_(live)
+
+    @contextlib.contextmanager
+    def swapped_in(self) -> Iterator[None]:
+        """The averaged weights in the network itself while the block runs; its own weights are
+        restored, bit for bit, afterwards. The network's hooks see the calls (the graded test
+        records the sample noise this way)."""
+        with torch.no_grad():
+            own = [t.detach().clone() for t in self._live]
+            for live, average in zip(self._live, self.weights.values()):
+                live.copy_(average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for live, saved in zip(self._live, own):
+                    live.copy_(saved)
+
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint keeps: {"decay", "updates", "weights" (name -> tensor, CPU)}."""
+        weights = {name: t.detach().cpu().clone() for name, t in self.weights.items()}
+        return {"decay": self.decay, "updates": self.updates, "weights": weights}
+
+    def restore(self, state: Mapping[str, Any]) -> bool:
+        """Take up a saved ``state``; False (nothing changed) when it was saved with another decay
+        or for another network."""
+        weights = state.get("weights", {})
+        if float(state.get("decay", -1)) != self.decay or set(weights) != set(self.weights):
+            return False
+        if any(weights[k].shape != t.shape for k, t in self.weights.items()):
+            return False
+        with torch.no_grad():
+            for name, average in self.weights.items():
+                average.copy_(weights[name])
+        self.updates = int(state["updates"])
+        return True
+
+    def network(self) -> nn.Module:
+        """A network of its own with the averaged weights, in eval mode, without gradients: a copy
+        of the network without its forward hooks (the kit's probes), for sampling."""
+        stashed = []
+        for module in self.model.modules():
+            stashed.append((module, module._forward_hooks))
+            module._forward_hooks = type(module._forward_hooks)()
+        try:
+            copied = copy.deepcopy(self.model)
+        finally:
+            for module, hooks in stashed:
+                module._forward_hooks = hooks
+        copied.load_state_dict(self.weights)
+        copied.requires_grad_(False)
+        return copied.eval()
+
+
+# Each trained G's average, for ``averaged`` after train returns.
+_averages: weakref.WeakKeyDictionary[nn.Module, Average] = weakref.WeakKeyDictionary()
+
+
+def averaged(G: nn.Module) -> nn.Module:
+    """The averaged G the last ``train`` of `G` kept (``Average``): a network of its own, in eval
+    mode, on G's device, that maps z (N, z_size) to images (N, 3, H, W) in [-1, 1] as G does.
+    Raises LookupError when `G` was not trained in this session."""
+    average = _averages.get(_unwrap(G))
+    if average is None:
+        raise LookupError(
+            "This G was not trained by train in this session, so it has no averaged weights. "
+            "Run the training cell first (it resumes from its checkpoint)."
+        )
+    return average.network()
+
+
 class Session:
     """One run of the notebook's ``train``: everything but the learner's D and G steps.
 
     namespace: the notebook's ``globals()``: what the run is trained with is read from it
-    (``describe_run``), the hyperparameters cell's lr and betas, and its ``tqdm``,
-    ``save_checkpoint`` and ``load_checkpoint`` when it has them. watchers: what looks at the
-    run as it goes (default: the GAN doctor, ``helpers.doctor``). The other arguments are
-    ``train``'s own. Raises OptimizerSettingsError or ``helpers.checkpoint.CheckpointError``
-    before any training.
+    (``describe_run``), the hyperparameters cell's lr and betas, its ``ema_decay`` (default
+    EMA_DECAY), and its ``tqdm``, ``save_checkpoint`` and ``load_checkpoint`` when it has them.
+    watchers: what looks at the run as it goes (default: the GAN doctor, ``helpers.doctor``). The
+    other arguments are ``train``'s own. Raises OptimizerSettingsError or
+    ``helpers.checkpoint.CheckpointError`` before any training.
     """
 
     def __init__(
@@ -232,6 +361,16 @@ class Session:
                 f"already done (train(..., fresh=True) starts afresh)."
             )
         self.saved = self.start_epoch  # epochs in the checkpoint on disk
+        decay = namespace.get("ema_decay", EMA_DECAY)
+        self.average = Average(G, decay if isinstance(decay, (int, float)) else EMA_DECAY)
+        saved_average = (resumed or {}).get("ema")
+        if saved_average is not None and not self.average.restore(saved_average):
+            print(
+                f"The averaged G in {checkpoint_path} was kept with decay "
+                f"{saved_average.get('decay')}; with decay {self.average.decay} it starts again "
+                f"from G's weights."
+            )
+        _averages[self.average.model] = self.average
         # D(x) and D(G(z)): the mean probabilities D gives the real and the fake images
         self.probe = DiscriminatorProbe(D, G, d_optimizer, g_optimizer)
         self.epoch = self.start_epoch  # the epoch running, from 1 (0 before the first)
@@ -299,7 +438,9 @@ class Session:
 
     def log(self, d_loss: torch.Tensor | float, g_loss: torch.Tensor | float) -> None:
         """Keep this batch's losses, D(x) and D(G(z)) on every print_every-th batch; then let the
-        watchers look. Call it once per batch, after the G step."""
+        watchers look. Call it once per batch, after the G step: it also updates the averaged G
+        (``Average``)."""
+        self.average.update()
         if self.batch % self.print_every != 0:
             return
         # .item() waits for the GPU, so only on logging steps
@@ -327,13 +468,13 @@ class Session:
     # ---------------------------------------------------------------- after each epoch
 
     def keep_samples(self, fixed_z: torch.Tensor) -> None:
-        """Keep G's images for `fixed_z` (sample_size, z_size), made in eval mode (batch norm's
-        running averages) without gradients, on the CPU: one entry of ``samples`` per epoch.
-        Nothing after a watcher stopped the run."""
+        """Keep the averaged G's images for `fixed_z` (sample_size, z_size), made in eval mode
+        (batch norm's running averages) without gradients, on the CPU: one entry of ``samples``
+        per epoch. Nothing after a watcher stopped the run."""
         if self.stopped:
             return
         self.G.eval()
-        with torch.no_grad():
+        with torch.no_grad(), self.average.swapped_in():
             self.samples.append(self.G(fixed_z).cpu())
         self.G.train()
 
@@ -349,6 +490,7 @@ class Session:
             losses=self.losses,
             samples=self.samples,
             run=self.run,
+            ema=self.average.state(),
         )
         if self.checkpoint_path is not None:
             self.saved = epoch
