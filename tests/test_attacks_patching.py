@@ -29,6 +29,7 @@ import part2_unittests as part2
 import problem_unittests as part1
 from helpers.graded.failures import GradedTestFailure
 from helpers.graded.layers import mixes_images, output_activation, rebuild_trace
+from helpers.graded.verdicts import MalformedObservation
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
 from tests.attacks import reported
 from tests.attacks.patching import MISTAKES, mistaken_notebook
@@ -198,7 +199,9 @@ def test_a_mutant_with_every_reported_value_forged_is_still_caught(
 ):
     """The mutant observed as it is, then every value its observation only reports replaced by
     the solution's (what the strongest patch of the reporting helpers sends): the judge still
-    fails it, from the record and the data alone."""
+    fails it, from the record and the data alone, or refuses the observation as malformed (a
+    mutant that stops at the shape check records no output; the grader gives a refused
+    observation no points)."""
     from tests.mutants import apply, run_definitions
 
     numbers, cells, calls = definitions
@@ -209,7 +212,7 @@ def test_a_mutant_with_every_reported_value_forged_is_still_caught(
     for key, value in solution_reports[mutant.test].items():
         if key not in DERIVED[mutant.test]:
             obs[key] = value
-    with pytest.raises(GradedTestFailure):
+    with pytest.raises((GradedTestFailure, MalformedObservation)):
         judge(obs, SEED)
 
 
