@@ -73,7 +73,6 @@ from helpers.graded.plain import (
     type_name,
 )
 from helpers.graded.training import (
-    COURSE_PIECES,
     ORIGINAL_GLOBALS,
     Recorder,
     StepJudge,
@@ -81,6 +80,7 @@ from helpers.graded.training import (
     TinyG,
     check_fresh_noise,
     check_train_signature,
+    course_pieces,
     is_original_train,
     observe_training_run,
     original_globals,
@@ -920,7 +920,7 @@ def observe_train(train, seed):
             "train_on_gpu": device.type == "cuda",
             "batch_size": 4,
             "device": device,
-            **COURSE_PIECES,
+            **course_pieces(),
         }
         with observing(obs), original_globals(train, provided):
             observe_training_run(

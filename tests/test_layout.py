@@ -13,6 +13,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 NOT_COMMITTED = {
     "data",
     "outputs",
+    "finished_run",
     "release",
     "processed_celeba_small",
     "artifacts",

@@ -16,7 +16,12 @@ import torch
 
 import problem_unittests
 from tests.mutants import MUTANTS, ORIGINAL_MUTANTS, apply, definition_cells, run_definitions
-from tests.original_format import edited_original, judge_original, original_definitions
+from tests.original_format import (
+    course_pieces_provided,
+    edited_original,
+    judge_original,
+    original_definitions,
+)
 
 NUMBERS, CELLS, CALLS = definition_cells()
 RESULTS = []  # (test, mutant name, caught) for the catch-rate table
@@ -67,7 +72,8 @@ def test_original_format_mutant_is_rejected_in_the_learners_terms(mutant):
     namespace = original_definitions(edited_original(mutant), strict=mutant.test == "test_train")
     with pytest.raises(AssertionError) as failure, contextlib.redirect_stdout(io.StringIO()):
         if mutant.test == "test_train":
-            problem_unittests.test_train(namespace["train"])
+            with course_pieces_provided():
+                problem_unittests.test_train(namespace["train"])
         else:
             judge_original(mutant.test, namespace)
     message = str(failure.value).lower()

@@ -27,6 +27,7 @@ from helpers.graded.gradients import (
 )
 from helpers.graded.layers import refuse
 from helpers.graded.plain import logged_numbers
+from helpers.graded.verdicts import reference
 from helpers.training import doctor_off
 
 if TYPE_CHECKING:  # for the annotations only
@@ -36,8 +37,9 @@ __all__ = [
     "EVENT_KINDS",
     "FRESH_Z",
     "MAX_CALL",
-    "COURSE_PIECES",
+    "COURSE_PIECE_NAMES",
     "ORIGINAL_GLOBALS",
+    "course_pieces",
     "ORIGINAL_LOADERS",
     "ORIGINAL_PARAMETERS",
     "RUN",
@@ -414,42 +416,26 @@ ORIGINAL_GLOBALS = (
     "d_optimizer and g_optimizer (Adam over the test's small D and G), celeba_train_loader and "
     "train_loader (12 test images of 16x16 in batches of 4), z_size=8 and train_on_gpu; "
     "batch_size=4 and device when train reads them, and the test's optimizers and loader under "
-    "any other name train reads that holds one; and the course's own real_loss, fake_loss and "
-    "scale (BCE with logits, labels 1, 0.9 with smooth=True, 0; [0, 1] to feature_range), since "
-    "test_real_loss, test_fake_loss and test_scale grade yours"
+    "any other name train reads that holds one; and, in the grader, the course's own real_loss, "
+    "fake_loss and scale (BCE with logits, labels 1, 0.9 with smooth=True, 0; [0, 1] to "
+    "feature_range), since test_real_loss, test_fake_loss and test_scale grade yours"
 )
 
 
-def _course_real_loss(
-    D_out: torch.Tensor, smooth: bool = False, *_: Any, **__: Any
-) -> torch.Tensor:
-    """The original course's real_loss: mean BCE with logits against 1 (0.9 when smooth)."""
-    labels = torch.full_like(D_out, 0.9 if smooth else 1.0)
-    return nn.functional.binary_cross_entropy_with_logits(D_out, labels)
+# The course's own real_loss, fake_loss and scale, which the original train gets in the grader
+# (helpers.sandboxed.course provides them there; they never ship to learners, being answers).
+COURSE_PIECE_NAMES = ("real_loss", "fake_loss", "scale")
 
 
-def _course_fake_loss(D_out: torch.Tensor, *_: Any, **__: Any) -> torch.Tensor:
-    """The original course's fake_loss: mean BCE with logits against 0."""
-    return nn.functional.binary_cross_entropy_with_logits(D_out, torch.zeros_like(D_out))
-
-
-def _course_scale(
-    x: torch.Tensor, feature_range: tuple[float, float] = (-1, 1), *_: Any, **__: Any
-) -> torch.Tensor:
-    """The original course's scale: [0, 1] -> feature_range (the map test_scale's messages
-    state; the solution notebook's own code is not in the graded machinery)."""
-    low, high = feature_range
-    return low + (high - low) * x
-
-
-# What the original course's train gets instead of the notebook's own pieces of these names:
-# test_real_loss, test_fake_loss and test_scale grade those, so test_train grades the loop alone
-# (a loss that always smooths fails test_real_loss, not the loop that calls it too).
-COURSE_PIECES = {
-    "real_loss": _course_real_loss,
-    "fake_loss": _course_fake_loss,
-    "scale": _course_scale,
-}
+def course_pieces() -> dict[str, Callable[..., Any]]:
+    """{name: the course's own piece} where the grader provided them, else {}: outside the
+    grader the original train runs with the notebook's own pieces. test_real_loss, test_fake_loss
+    and test_scale grade those, so in the grader test_train grades the loop alone (a loss that
+    always smooths fails test_real_loss, not the loop that calls it too)."""
+    try:
+        return {name: reference(f"the course's {name}") for name in COURSE_PIECE_NAMES}
+    except RuntimeError:
+        return {}
 
 
 def is_original_train(
