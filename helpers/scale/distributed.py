@@ -639,10 +639,12 @@ def train(run: Run) -> tuple[list[Any], list[torch.Tensor], float]:
 
 
 def evaluate(run: Run, n: int | None = None) -> dict[str, Any]:
-    """SWD x 1e3 of G's images against the held-out real ones, and the real-vs-real floor."""
+    """SWD x 1e3 of the averaged G's images (helpers.training.averaged, as the notebook scores)
+    against the held-out real ones, and the real-vs-real floor."""
     import helpers.metrics
+    from helpers.training import averaged
 
-    G = unwrap(run.G)
+    G = averaged(unwrap(run.G))
     n = n or run.heldout.shape[0]
     G.eval()
     with torch.no_grad():
