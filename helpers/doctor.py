@@ -32,7 +32,7 @@ import math
 import statistics
 from collections import deque
 from dataclasses import dataclass, fields
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,7 +40,7 @@ from torch import nn
 
 from helpers.metrics import spread
 
-__all__ = ["DEMOS", "Doctor", "StopTraining", "Thresholds", "demo"]
+__all__ = ["DEMOS", "Doctor", "StepStats", "StopTraining", "Thresholds", "demo"]
 
 
 class StopTraining(Exception):
@@ -48,24 +48,23 @@ class StopTraining(Exception):
     training session saves nothing new and prints the message."""
 
 
-class _Stats(Protocol):
-    """What a logging step tells the doctor (helpers.training.StepStats has these fields), read
-    only: a frozen dataclass fits."""
+@dataclass(frozen=True)
+class StepStats:
+    """One logged training step, as a watcher sees it.
 
-    @property
-    def epoch(self) -> int: ...  # from 1, as helpers.training.Session counts
-    @property
-    def batch(self) -> int: ...  # from 0 within the epoch
-    @property
-    def step(self) -> int: ...  # from 0 over the whole run
-    @property
-    def d_loss(self) -> float: ...
-    @property
-    def g_loss(self) -> float: ...
-    @property
-    def d_x(self) -> float: ...  # nan when not measured
-    @property
-    def d_g_z(self) -> float: ...
+    epoch: the epoch it belongs to, from 1. batch: its index in the epoch, from 0. step: its
+    index among all the run's batches, from 0 (a resumed run goes on counting). d_loss, g_loss:
+    the losses of this batch. d_x, d_g_z: the mean probabilities D gave the real and the fake
+    images in its step, in [0, 1] (nan when they could not be measured).
+    """
+
+    epoch: int
+    batch: int
+    step: int
+    d_loss: float
+    g_loss: float
+    d_x: float
+    d_g_z: float
 
 
 @dataclass(frozen=True)
@@ -155,7 +154,7 @@ class Doctor:
 
     # --- on each logging step ---------------------------------------------------------------
 
-    def on_log(self, stats: _Stats) -> list[str]:
+    def on_log(self, stats: StepStats) -> list[str]:
         """Read one logging step (called right after G's optimizer step); the messages to show.
 
         Raises StopTraining when a loss, a weight or a gradient is NaN or inf.
@@ -391,17 +390,6 @@ DEMOS = {
 }
 
 
-@dataclass(frozen=True)
-class _Step:
-    epoch: int
-    batch: int
-    step: int
-    d_loss: float
-    g_loss: float
-    d_x: float
-    d_g_z: float
-
-
 def _demo_faces(n: int, seed: int) -> torch.Tensor:
     """n built-in faces, 16x16, as a (n, 3, 16, 16) tensor in [-1, 1]."""
     from helpers.faces import draw_face  # here: the doctor itself needs no drawing
@@ -467,7 +455,7 @@ def demo(
                     next(G.parameters())[0, 0] = math.nan
             new: list[str] = []
             if step % print_every == 0:
-                stats = _Step(
+                stats = StepStats(
                     epoch,
                     batch,
                     step,

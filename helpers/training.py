@@ -37,7 +37,6 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -45,7 +44,7 @@ import torch
 from torch import nn
 
 from helpers.checkpoint import describe_run, load_checkpoint, save_checkpoint
-from helpers.doctor import Doctor, StopTraining
+from helpers.doctor import Doctor, StepStats, StopTraining
 from helpers.monitor import DiscriminatorProbe
 
 __all__ = [
@@ -53,7 +52,6 @@ __all__ = [
     "Average",
     "OptimizerSettingsError",
     "Session",
-    "StepStats",
     "TrainingInterrupted",
     "Watcher",
     "averaged",
@@ -61,25 +59,6 @@ __all__ = [
     "doctor_off",
     "saved_epochs",
 ]
-
-
-@dataclass(frozen=True)
-class StepStats:
-    """One logged training step, as a watcher sees it.
-
-    epoch: the epoch it belongs to, from 1. batch: its index in the epoch, from 0. step: its
-    index among all the run's batches, from 0 (a resumed run goes on counting). d_loss, g_loss:
-    the losses of this batch. d_x, d_g_z: the mean probabilities D gave the real and the fake
-    images in its step, in [0, 1] (nan when they could not be measured).
-    """
-
-    epoch: int
-    batch: int
-    step: int
-    d_loss: float
-    g_loss: float
-    d_x: float
-    d_g_z: float
 
 
 class Watcher(Protocol):

@@ -11,11 +11,10 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from helpers.doctor import StopTraining
+from helpers.doctor import StepStats, StopTraining
 from helpers.training import (
     OptimizerSettingsError,
     Session,
-    StepStats,
     TrainingInterrupted,
 )
 
