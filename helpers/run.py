@@ -742,6 +742,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         + " ...",
         flush=True,
     )
+    if args.update_notebook:
+        _set_aside_checkpoint(out_dir)
     progress = Progress(batch_size=_batch_size(read_notebook(notebook)))
     command = shlex.join(
         ["python", "-m", "helpers", "run", *(sys.argv[1:] if argv is None else argv)]
@@ -783,6 +785,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(f"Stored this run's outputs in {notebook}.")
     return 0
+
+
+def _set_aside_checkpoint(out_dir: Path) -> None:
+    """Before --update-notebook: the committed outputs must show a whole training, never a run
+    that resumed from an earlier one's checkpoint, so that checkpoint is set aside (kept)."""
+    old = out_dir / "checkpoint.pt"
+    if old.exists():
+        kept = old.with_name("checkpoint.before-update.pt")
+        old.replace(kept)
+        print(f"Set aside {old} as {kept.name}: --update-notebook trains from scratch.")
 
 
 def _write_record(nb, executed, record, summary):

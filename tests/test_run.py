@@ -373,3 +373,25 @@ def test_plain_mode_runs_the_code_cells_without_jupyter(tmp_path):
     for name in ARTEFACTS:
         assert (out / name).stat().st_size > 0, name
     assert json.loads((out / "run.json").read_text())["plain"] is True
+
+
+def test_update_notebook_trains_from_scratch_never_resumes(tmp_path, monkeypatch, capsys):
+    """--update-notebook sets an earlier run's checkpoint aside (kept, not deleted) before it
+    runs, so the committed outputs show a whole training."""
+    import helpers.run as run
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"an earlier run")
+    seen = {}
+
+    def fake_run(notebook, out_dir, quick, timeout, progress):
+        seen["checkpoint there"] = (out_dir / "checkpoint.pt").exists()
+        raise KeyboardInterrupt  # stop before anything is written back
+
+    monkeypatch.setattr(run, "run_notebook", fake_run)
+    monkeypatch.setattr(run, "_report_interrupt", lambda *a: None)
+    run.main(["--out", str(out), "--update-notebook"])
+    assert seen == {"checkpoint there": False}
+    assert (out / "checkpoint.before-update.pt").read_bytes() == b"an earlier run"
+    assert "trains from scratch" in capsys.readouterr().out
