@@ -173,7 +173,7 @@ def server(browser_paths, tmp_path_factory):
                 log_text = (base / "server.log").read_text()[-3000:]
                 pytest.fail(f"The Jupyter server did not start:\n{log_text}")
             time.sleep(0.5)
-    yield {"url": url, "token": token, "root": root}
+    yield {"url": url, "token": token, "root": root, "outputs": base / "outputs"}
     proc.terminate()
     try:
         proc.wait(timeout=20)
@@ -331,6 +331,8 @@ def screenshot(browser, name, element=None):
 def test_solution_runs_all_cells_in_the_browser(driver, server, front_end):
     from selenium.webdriver.common.by import By
 
+    # Each front end trains afresh: resuming the other's finished run draws no training bars.
+    shutil.rmtree(server["outputs"], ignore_errors=True)
     open_notebook(driver, server, front_end, f"solution/{NOTEBOOK.name}")
     state = run_all(driver)
     code = [c for c in state["cells"] if c["cell_type"] == "code"]
