@@ -200,22 +200,30 @@ def read_submission(submission: Path | str) -> dict[str, Any]:
     return nb
 
 
-def _tests_modules_imported(nb: dict[str, Any]) -> dict[str, set[str]]:
-    """{tests module: the names code cells of `nb` import it as}, for the kit's tests modules."""
-    imported: dict[str, set[str]] = {}
+def _import_statements(nb: dict[str, Any], word: str) -> Iterator[ast.Import | ast.ImportFrom]:
+    """The import statements of `nb`'s code cells whose source mentions `word` (the cheap test
+    first: a cell is parsed only when it can hold such an import)."""
     for cell in nb["cells"]:
         source = cell.get("source", "")
-        if cell.get("cell_type") != "code" or "_unittests" not in source:
+        if cell.get("cell_type") != "code" or word not in source:
             continue
         try:
             tree = ast.parse(strip_magics(source))
         except UNPARSABLE:
             continue
         for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name in TESTS_MODULES.values():
-                        imported.setdefault(alias.name, set()).add(alias.asname or alias.name)
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                yield node
+
+
+def _tests_modules_imported(nb: dict[str, Any]) -> dict[str, set[str]]:
+    """{tests module: the names code cells of `nb` import it as}, for the kit's tests modules."""
+    imported: dict[str, set[str]] = {}
+    for node in _import_statements(nb, "_unittests"):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in TESTS_MODULES.values():
+                    imported.setdefault(alias.name, set()).add(alias.asname or alias.name)
     return imported
 
 
@@ -449,24 +457,13 @@ def original_format(nb: dict[str, Any], used_tags: bool) -> bool:
     then accept the choices the original course left open (docs/testing.md)."""
     if used_tags:
         return False
-    for cell in nb["cells"]:
-        source = cell.get("source", "")
-        if cell.get("cell_type") != "code" or "helpers" not in source:
-            continue
-        try:
-            tree = ast.parse(strip_magics(source))
-        except UNPARSABLE:
-            continue
-        for node in ast.walk(tree):
-            names = (
-                [a.name for a in node.names]
-                if isinstance(node, ast.Import)
-                else [node.module or ""]
-                if isinstance(node, ast.ImportFrom)
-                else []
-            )
-            if any(n == "helpers" or n.startswith("helpers.") for n in names):
-                return False
+    for node in _import_statements(nb, "helpers"):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        else:
+            names = [node.module or ""]
+        if any(n == "helpers" or n.startswith("helpers.") for n in names):
+            return False
     return True
 
 
