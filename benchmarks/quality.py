@@ -37,6 +37,7 @@ import io
 import os
 import resource
 import time
+import types
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -79,7 +80,19 @@ KIT_KEYS = {
     "d_lr": float,
     "g_lr": float,
     "ema": float,
+    "bf16": "flag",
+    "channels_last": "flag",
 }
+
+
+def flag(value):
+    """'0' or '1' -> False or True (a --kit-set switch); ValueError otherwise."""
+    if value not in ("0", "1"):
+        raise ValueError(value)
+    return value == "1"
+
+
+KIT_KEYS = {key: flag if kind == "flag" else kind for key, kind in KIT_KEYS.items()}
 
 
 def cpu_seconds():
@@ -161,6 +174,9 @@ def kit_settings(ns, overrides=None):
         "g_lr": o.get("g_lr", lr),
         "betas": (o.get("beta1", ns["beta1"]), o.get("beta2", ns["beta2"])),
         "ema": o.get("ema", EMA_DECAY),
+        # CPU levers (benchmarks.cpu_levers measures their speed; this race, their faces)
+        "bf16": o.get("bf16", False),
+        "channels_last": o.get("channels_last", False),
     }
 
 
@@ -203,6 +219,8 @@ def train_kit(ns, job, device):
     k = kit_settings(ns, job["kit_set"])
     D, G = build_models(ns, k["d_conv_dim"], k["g_conv_dim"], k["z_size"])
     D, G = prepare_models(device, D, G)
+    if device.type == "cpu":
+        D, G = cpu_levers(D, G, bf16=k["bf16"], channels_last=k["channels_last"])
     d_optimizer = torch.optim.Adam(D.parameters(), lr=k["d_lr"], betas=k["betas"])
     g_optimizer = torch.optim.Adam(G.parameters(), lr=k["g_lr"], betas=k["betas"])
     ns["ema_decay"] = k["ema"]  # what the notebook's train reads (helpers.training.Session)
@@ -217,7 +235,7 @@ def train_kit(ns, job, device):
         decoded.images[: job["n_train"]],
         k["batch_size"],
         device,
-        channels_last=device.type == "cuda",
+        channels_last=device.type == "cuda" or k["channels_last"],
         flips=decoded.flips,
     )
     batches = Budget(endless(loader), job["budget"], start, device, clock)
@@ -229,6 +247,24 @@ def train_kit(ns, job, device):
         torch.cuda.synchronize(device)
     spent = batches.spent()
     return averaged(G), batches.steps, batches.images, spent
+
+
+def _cpu_bf16_forward(self, *args, **kwargs):
+    """A model's own forward under CPU bf16 autocast, float outputs cast back to float32 (as
+    helpers.gpu does on CUDA), so the losses and the averaged G stay float32."""
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        out = type(self).forward(self, *args, **kwargs)
+    return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
+
+
+def cpu_levers(*models, bf16=False, channels_last=False):
+    """The CPU levers of --kit-set: bf16 autocast inside each forward, channels_last weights."""
+    for model in models:
+        if channels_last:
+            model.to(memory_format=torch.channels_last)
+        if bf16:
+            model.forward = types.MethodType(_cpu_bf16_forward, model)
+    return models
 
 
 @torch.no_grad()
@@ -373,7 +409,9 @@ def parse_args(argv=None):
         help="train the kit recipe with another setting than the notebook's: "
         + ", ".join(KIT_KEYS)
         + " (d_lr/g_lr: separate learning rates; ema: decay of an average of G's weights "
-        "that draws the samples, 0 = off; default: helpers.training.EMA_DECAY)",
+        "that draws the samples, 0 = off; default: helpers.training.EMA_DECAY; bf16=1: bf16 "
+        "autocast inside D and G on the CPU; channels_last=1: channels_last weights and "
+        "batches on the CPU)",
     )
     add_device_argument(p)
     p.add_argument(
