@@ -187,6 +187,29 @@ def test_kit_set_parses_known_settings_and_refuses_others():
     assert settings["d_lr"] == 0.0004 and settings["g_lr"] == throughput.load_notebook()["lr"]
 
 
+def test_kit_set_cpu_levers_are_switches_that_change_how_the_networks_run():
+    assert quality.parse_kit_set(["bf16=1", "channels_last=0"]) == {
+        "bf16": True,
+        "channels_last": False,
+    }
+    for bad in ("bf16=2", "bf16=yes", "channels_last=-1"):
+        with pytest.raises(SystemExit, match="--kit-set"):
+            quality.parse_kit_set([bad])
+    ns = throughput.load_notebook()
+    D, G = throughput.build_models(ns, 8, 8, ns["z_size"])
+    seen = []
+    G.fc.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    z = torch.rand(2, ns["z_size"])
+    assert G(z).dtype == torch.float32 and seen == [torch.float32]
+    quality.cpu_levers(D, G, bf16=True, channels_last=True)
+    out = G(z)
+    # inside the forward the layers ran in bf16; what leaves it is float32 for the losses
+    assert seen[-1] == torch.bfloat16 and out.dtype == torch.float32 and out.shape == (2, 3, 32, 32)
+    assert D.fc.weight.is_contiguous() and any(
+        p.dim() == 4 and p.is_contiguous(memory_format=torch.channels_last) for p in D.parameters()
+    )
+
+
 @pytest.mark.parametrize(
     "argv",
     [
