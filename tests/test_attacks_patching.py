@@ -12,13 +12,15 @@ the observation over the wire), then judge with the kit's own code, as the grade
 process. The slow tests grade the same notebooks for real, in the sandbox, and measure what the
 strongest such patch can still hide: each of part 1's mutants of the loader, D, G, the optimizers
 and train, with every value its observation only reports replaced by the solution's, is still
-caught, but for the two named in KNOWN_HIDDEN (docs/threat-model.md says why).
+caught, but for the one named in UNSCORED, whose check no record can confirm: the grader scores
+it for no one, honest or patched, and its report says so (docs/threat-model.md says why).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import json
 import re
 import sys
 
@@ -27,9 +29,10 @@ import torch
 
 import part2_unittests as part2
 import problem_unittests as part1
-from helpers.graded.failures import GradedTestFailure
+from helpers.graded import failures
+from helpers.graded.failures import GradedTestFailure, ReportedFailure
 from helpers.graded.layers import mixes_images, output_activation, rebuild_trace
-from helpers.graded.verdicts import MalformedObservation
+from helpers.graded.verdicts import MalformedObservation, Observation, encode
 from helpers.notebook import graded_test_calls, load_solution, read_notebook
 from tests.attacks import reported
 from tests.attacks.patching import MISTAKES, mistaken_notebook
@@ -157,24 +160,23 @@ DERIVED = {
         "image framed",
         "image wide",
         "image tall",
+        "epochs",
     },
 }
 # The mistakes only reported values show (docs/threat-model.md, "Patching the kit inside the
-# sandbox"): a patch that reports the solution's values hides them.
-KNOWN_HIDDEN = {
-    ("test_discriminator", "detached"): "the gradient to D's input is observed, not replayed",
-    ("test_get_dataloader", "no-shuffle"): "shuffling is a reported fact",
+# sandbox"): a patch that reports the solution's values hides them, so their check carries no
+# points in the grader (failures.ReportedFailure), for the honest and the patched alike.
+UNSCORED = {
+    ("test_discriminator", "detached"): "where D's gradients flow is observed, not replayed",
 }
 
 
-def _mutants():
+def _mutants(unscored=False):
     from tests.mutants import MUTANTS
 
     for m in MUTANTS:
-        if m.test in DERIVED:
-            reason = KNOWN_HIDDEN.get((m.test, m.name))
-            marks = [pytest.mark.xfail(strict=True, reason=reason)] if reason else []
-            yield pytest.param(m, id=f"{m.test}-{m.name}", marks=marks)
+        if m.test in DERIVED and ((m.test, m.name) in UNSCORED) is unscored:
+            yield pytest.param(m, id=f"{m.test}-{m.name}")
 
 
 @pytest.fixture(scope="module")
@@ -192,28 +194,89 @@ def definitions():
     return definition_cells()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("mutant", _mutants())
-def test_a_mutant_with_every_reported_value_forged_is_still_caught(
-    mutant, solution_reports, definitions
-):
-    """The mutant observed as it is, then every value its observation only reports replaced by
-    the solution's (what the strongest patch of the reporting helpers sends): the judge still
-    fails it, from the record and the data alone, or refuses the observation as malformed (a
-    mutant that stops at the shape check records no output; the grader gives a refused
-    observation no points)."""
+def honest_and_forged(mutant, solution_reports, definitions):
+    """The mutant's observation at SEED as it is, and with every value it only reports replaced
+    by the solution's (what the strongest patch of the reporting helpers sends)."""
     from tests.mutants import apply, run_definitions
 
     numbers, cells, calls = definitions
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         namespace, _ = run_definitions(numbers, apply(mutant, cells))
-        observe, judge = part1.VERDICTS[mutant.test]
+        observe = part1.VERDICTS[mutant.test][0]
         obs = over_the_wire(observe(*[namespace.get(a) for a in calls[mutant.test]], seed=SEED))
+    forged = Observation(obs)
     for key, value in solution_reports[mutant.test].items():
         if key not in DERIVED[mutant.test]:
-            obs[key] = value
+            forged[key] = value
+    return obs, forged
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", list(_mutants()))
+def test_a_mutant_with_every_reported_value_forged_is_still_caught(
+    mutant, solution_reports, definitions
+):
+    """The forged observation (honest_and_forged): the judge still fails it, from the record and
+    the data alone, or refuses the observation as malformed (a mutant that stops at the shape
+    check records no output; the grader gives a refused observation no points). A loader that
+    does not shuffle is among them: the judge reads the order of two epochs from their images."""
+    _, forged = honest_and_forged(mutant, solution_reports, definitions)
     with pytest.raises((GradedTestFailure, MalformedObservation)):
-        judge(obs, SEED)
+        part1.VERDICTS[mutant.test][1](forged, SEED)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", list(_mutants(unscored=True)))
+def test_a_check_no_record_confirms_scores_the_forged_no_more_than_the_honest(
+    mutant, solution_reports, definitions
+):
+    """A mutant UNSCORED names: in the notebook its test still fails, with the message that
+    names it; the grader gives the point to its honest and its forged observation alike, and the
+    report says that the failed check is not scored, and why."""
+    from helpers.instructor import grade, references
+    from helpers.instructor.cells import kit_tests
+    from helpers.instructor.sandbox import Outcome
+
+    references.install()
+    honest, forged = honest_and_forged(mutant, solution_reports, definitions)
+    judge = part1.VERDICTS[mutant.test][1]
+    with pytest.raises(ReportedFailure, match="(?i)" + re.escape(mutant.expect[0])):
+        judge(honest, SEED)
+    judge(forged, SEED)  # what the patch hides
+    honest_points, message = grade.judge_observation(judge, encode(honest), SEED)
+    forged_points, _ = grade.judge_observation(judge, encode(forged), SEED)
+    assert honest_points is forged_points is True
+    assert message.startswith(f"Tests Passed Note: {grade.NOT_SCORED}"), message
+    assert mutant.expect[0].lower() in message.lower(), message
+
+    line = {"test": {"name": mutant.test, "observation": encode(honest), "seconds": 1.0}}
+    stdout = b"\n".join(json.dumps(x).encode() for x in ({"started": True}, line, {"done": True}))
+    plan = grade.Plan([t for t in kit_tests() if t.name == mutant.test], [], [])
+    judged = grade._collect(stdout + b"\n", plan.tests, [], seed=SEED)
+    run = grade.LearnerRun(Outcome(stdout, b"", 0, False, False, 1.0), SEED, "bubblewrap")
+    feedback = grade.format_report(grade.build_report("nb.ipynb", plan, run, judged, 60))
+    assert "1/1 tests passed" in feedback, feedback
+    unscored = [
+        x for x in feedback.splitlines() if x.startswith(f"Note: {mutant.test}: not scored")
+    ]
+    assert len(unscored) == 1 and mutant.expect[0].lower() in unscored[0].lower(), feedback
+
+
+def test_an_unscored_check_keeps_the_judges_own_note():
+    """A judge's note (a choice the original course left open) survives a failed check that is
+    not scored: both are in the passed test's message, the note first."""
+    from helpers.instructor import grade
+
+    def judge(obs, seed):
+        with failures.reported("Note: D uses SELU."):
+            failures.check(False, "No gradient flows from D's output back to its input image.")
+
+    passed, message = grade.judge_observation(judge, {}, SEED)
+    assert passed is True
+    assert message == (
+        f"Tests Passed Note: D uses SELU. Note: {grade.NOT_SCORED}No gradient flows from D's "
+        "output back to its input image."
+    )
 
 
 def test_a_reshape_that_mixes_the_batch_is_read_from_the_record():

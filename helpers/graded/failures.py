@@ -19,12 +19,14 @@ __all__ = [
     "SHOWN",
     "WIDTH",
     "GradedTestFailure",
+    "ReportedFailure",
     "calling",
     "check",
     "describe",
     "malformed",
     "passed",
     "render_failure",
+    "reported",
 ]
 
 
@@ -45,6 +47,20 @@ class GradedTestFailure(AssertionError):
             return render_failure(self)
         except Exception:  # never hide the message behind a formatting problem
             return [f"{type(self).__name__}: {self}"]
+
+
+class ReportedFailure(GradedTestFailure):
+    """A failed check on a value the learner's side only reports, which no record the judge
+    replays can confirm (a patch of the kit's observers could report anything there).
+
+    The notebook's test fails as for any other check; the grader gives the point and its
+    report says the check is not scored (helpers.instructor.grade). `note`: the judge's note
+    for the learner, as it would have returned it.
+    """
+
+    def __init__(self, message: str, note: str | None = None) -> None:
+        super().__init__(message)
+        self.note = note
 
 
 # Frames from these are the kit's, not the learner's (folders end with a separator, so a
@@ -124,7 +140,8 @@ def render_failure(err: GradedTestFailure) -> list[str]:
     import textwrap
 
     test = _test_name(err)
-    head = f"{type(err).__name__}" + (f" in {test}" if test else "") + ": "
+    # a ReportedFailure reads as any other failure in the notebook
+    head = "GradedTestFailure" + (f" in {test}" if test else "") + ": "
     lines = []
     for i, paragraph in enumerate(str(err).split("\n")):
         lines += textwrap.wrap((head if i == 0 else "") + paragraph, WIDTH) or [""]
@@ -142,6 +159,21 @@ def check(condition: object, message: str) -> None:
     """Fail the graded test with `message` (written for the learner) unless `condition` holds."""
     if not condition:
         raise GradedTestFailure(message)
+
+
+@contextlib.contextmanager
+def reported(note: str | None = None) -> Iterator[None]:
+    """Around a judge's checks on values the learner's side only reports, run after every check
+    it derives (so they cannot hide a scored failure): a failure among them is raised as a
+    ReportedFailure that carries the judge's `note` so far."""
+    try:
+        yield
+    except ReportedFailure:
+        raise
+    except GradedTestFailure as failure:
+        unscored = ReportedFailure(str(failure), note)
+        unscored.learner_frames = failure.learner_frames
+        raise unscored from failure
 
 
 def passed() -> None:

@@ -25,6 +25,7 @@ __all__ = [
     "check_frame_kept",
     "check_images_are_the_test_images",
     "check_non_square_images",
+    "check_reshuffles",
     "loaded_test_images",
     "loader_images",
     "observe_dataset_images",
@@ -104,6 +105,40 @@ def check_images_are_the_test_images(images: torch.Tensor, seed: int, size: int)
         bool((diff.min(1).values < 0.08).all()),
         "The DataLoader's batches are not the test's images: each image of a batch should be one "
         "of the files in data_dir, resized and centre-cropped.",
+    )
+
+
+def check_reshuffles(epochs: Any, seed: int, size: int, n_images: int) -> None:
+    """Two epochs read from the same loader (observe: a list of two lists of image batches,
+    each (B, 3, size, size)) give the test images in different orders. Derived, not reported:
+    every image is matched to the test file it is (check_images_are_the_test_images), each epoch
+    covers the data set (batch_size 4: a dropped last batch leaves at least n_images - 3), and a
+    loader that does not shuffle gives the same files in the same order twice."""
+
+    def covers(epoch: Any) -> bool:  # batches of images that hold (almost) the whole data set
+        return (
+            isinstance(epoch, list)
+            and all(isinstance(b, torch.Tensor) and b.shape[1:] == (3, size, size) for b in epoch)
+            and n_images - 3 <= sum(len(b) for b in epoch) <= n_images
+        )
+
+    check(
+        isinstance(epochs, list) and len(epochs) == 2 and all(covers(e) for e in epochs),
+        f"Reading the DataLoader twice should give two epochs of the {n_images} test images, each "
+        f"in batches of (3, {size}, {size}) images.",
+    )
+    expected = loaded_test_images(seed, size).double()
+    candidates = torch.cat([expected, expected.flip(-1)])
+    orders = []
+    for epoch in epochs:
+        images = torch.cat(epoch)
+        check_images_are_the_test_images(images, seed, size)
+        diff = (images.double()[:, None] - candidates[None]).abs().mean((2, 3, 4))
+        orders.append((diff.argmin(1) % len(expected)).tolist())  # a mirror is the same file
+    check(
+        orders[0] != orders[1],
+        "The DataLoader does not shuffle: pass shuffle=True so each epoch sees the images in "
+        "a new order.",
     )
 
 

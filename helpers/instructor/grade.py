@@ -67,6 +67,7 @@ __all__ = [
     "MAX_LINES",
     "MAX_MESSAGE",
     "MAX_OUTPUT",
+    "NOT_SCORED",
     "Judged",
     "LearnerRun",
     "Plan",
@@ -89,6 +90,9 @@ MAX_MESSAGE = 1024  # one test message or definition error
 MAX_ERRORS = 50  # definition errors kept in a report
 MAX_OUTPUT = 64 * 1024 * 1024  # everything the learner side may send back (observations)
 MAX_LINES = 200
+# How the note on a failed check that carries no points starts (judge_observation): the check
+# reads a value only the learner's side reports, so a patch of the kit there could forge it.
+NOT_SCORED = "not scored, as only the learner's side reports what it checks: "
 MAX_PROBLEMS_SHOWN = 5  # malformed lines described in a report's note
 # Judging one observation, in a process of its own forked from the grader's: its deadline, and
 # the memory it may add to the grader's address space. The solution's slowest judge (test_train)
@@ -324,16 +328,21 @@ def judge_observation(
     """(passed, message): run `judge` (trusted) on what the learner side observed.
 
     The observation is decoded and checked first (helpers.graded.verdicts.decode); a malformed
-    one, or one the judge cannot read, fails the test with the reason. Never runs the learner's
-    code.
+    one, or one the judge cannot read, fails the test with the reason. A check on a value the
+    learner side only reports (ReportedFailure) is not scored: the test passes, and its note
+    says the check failed and why it carries no points. Never runs the learner's code.
     """
     from helpers.graded import verdicts
-    from helpers.graded.failures import GradedTestFailure
+    from helpers.graded.failures import GradedTestFailure, ReportedFailure
 
     try:
         obs = verdicts.decode(observation, clean=lambda text: clean_text(text, secrets=secrets))
         note = judge(obs, seed)  # prints nothing: a note for the learner is its return value
         return True, "Tests Passed" + (f" {clean_text(note, secrets=secrets)}" if note else "")
+    except ReportedFailure as err:
+        unscored = f"Note: {NOT_SCORED}{_first_line(err)}"
+        notes = [err.note, unscored] if err.note else [unscored]
+        return True, "Tests Passed " + clean_text(" ".join(notes), secrets=secrets)
     except GradedTestFailure as err:
         return False, _first_line(err) or "The test failed."
     except verdicts.MalformedObservation as err:
