@@ -104,6 +104,22 @@ def test_dataloader_batches_that_are_not_the_test_images_fail(solution):
         tests.judge_get_dataloader(obs, 4)
 
 
+def test_dataloader_epochs_in_one_order_fail_whatever_else_it_reports(solution):
+    """Shuffling is read from the images of two epochs, not from a reported flag: the same
+    order twice fails, and so do epochs that are not the test images or miss some of them."""
+    obs = over_the_wire(observe(solution, "test_get_dataloader", seed=4))
+    assert "shuffles" not in obs  # nothing to forge
+    first, _ = obs["epochs"]
+    for epochs, message in [
+        ([first, [b.clone() for b in first]], "does not shuffle"),
+        ([first, [torch.rand_like(b) for b in first]], "not the test's images"),
+        ([first, first[:1]], "two epochs of the 11 test images"),
+        ([first], "two epochs"),
+    ]:
+        with pytest.raises(GradedTestFailure, match=message):
+            tests.judge_get_dataloader(verdicts.Observation(obs, epochs=epochs), 4)
+
+
 def test_a_forged_passed_line_gains_no_point():
     tests_ = [t for t in kit_tests() if t.name == "test_scale"]
     line = {"test": {"name": "test_scale", "passed": True, "message": "Tests Passed"}}
