@@ -44,7 +44,13 @@ from helpers.graded.loader import (
     observe_dataset_images,
     write_test_images,
 )
-from helpers.graded.losses import judge_loss, loss_devices, observe_loss
+from helpers.graded.losses import (
+    judge_loss,
+    loss_devices,
+    losses_take_probabilities,
+    observe_loss,
+    observe_probability_losses,
+)
 from helpers.graded.networks import (
     check_batch_sizes,
     check_d_activations,
@@ -384,6 +390,11 @@ def observe_discriminator(Discriminator, seed):
         x = trace_input(seed, 16, 3, 32, 32).to(device)
         with calling("D on a (16, 3, 32, 32) batch"):
             obs["out"], obs["trace"] = trace_record(D, x)
+        out = obs["out"]
+        if isinstance(out, torch.Tensor) and bool(((out >= 0) & (out <= 1)).all()):
+            # D may end with a sigmoid: the notebook's own losses say whether that is right
+            notebook = _notebook_of(Discriminator)
+            obs["probability losses"] = observe_probability_losses(notebook, seed)
         obs["conv ignores batch_norm"] = conv_ignores_batch_norm(Discriminator)
         obs["independence"] = observe_independence(D, x)
         obs["pushed"] = [plain(push_output(D, lambda: images(8), d)) for d in (+1, -1)]
@@ -393,9 +404,29 @@ def observe_discriminator(Discriminator, seed):
     return obs
 
 
+def _notebook_of(cls):
+    """The namespace a class was defined in (the notebook's globals), read from its methods;
+    {} when it has none of its own."""
+    for member in vars(cls).values():
+        found = getattr(member, "__globals__", None)
+        if isinstance(found, dict):
+            return found
+    return {}
+
+
+def _sigmoid_accepted(losses):
+    """Why a sigmoid at D's end is right with the notebook's `losses` (losses_take_probabilities),
+    for the messages and the note."""
+    return (
+        f"D's final sigmoid is right with your real_loss and fake_loss, which take "
+        f"probabilities ({losses}), as the original course allowed."
+    )
+
+
 def judge_discriminator(obs, seed, original=False):
     """The checks of test_discriminator; returns a note for the learner, or None. `original`:
-    the original course's notebook, which left D's depths and activation open."""
+    the original course's notebook, which left D's depths and activation open, and let D end
+    with a sigmoid when its own real_loss and fake_loss take probabilities."""
     check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
     check_batch_sizes(obs, "D", "3, 32, 32", (1,))
     check(
@@ -422,8 +453,18 @@ def judge_discriminator(obs, seed, original=False):
         "image's logit must depend only on that image: check the reshape before the Linear layer "
         "(x.flatten(1), not a view that mixes images).",
     )
-    check_output_activation(calls, out, "D", "none")  # from the replayed record
-    check_d_gives_logits(*obs.need("pushed"))
+    losses = losses_take_probabilities(obs.get("probability losses"), seed) if original else None
+    accepted = {"sigmoid": _sigmoid_accepted(losses)} if losses else {}
+    ending = check_output_activation(calls, out, "D", "none", accepted)  # the replayed record
+    if ending in accepted:
+        sigmoid_note = (
+            f"Note: {accepted[ending]} The kit's notebook returns D's raw logits and uses "
+            "nn.BCEWithLogitsLoss(), which applies the sigmoid inside the loss, more stably "
+            "than a sigmoid in D followed by a log."
+        )
+        note = f"{note} {sigmoid_note.removeprefix('Note: ')}" if note else sigmoid_note
+    else:
+        check_d_gives_logits(*obs.need("pushed"))
     small, big = obs.need("sizes")
     check_size_follows_conv_dim(small, big, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
     # Where gradients flow is seen only by running backward on the learner's side: the record

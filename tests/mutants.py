@@ -46,6 +46,11 @@ def M(test, name, mistake, scope, edits, *expect):
 
 
 LEAKY = "F.leaky_relu(self.conv{0}(x), 0.2)"
+# dropout on D's logits, then a sigmoid
+DROPOUT_SIGMOID = (
+    "return self.fc(x)",
+    "return torch.sigmoid(F.dropout(self.fc(x), 0.5, self.training))",
+)
 
 MUTANTS = [
     # ---- get_dataloader
@@ -791,6 +796,15 @@ MUTANTS = [
     ),
     M(
         "test_discriminator",
+        "dropout-before-sigmoid",
+        "dropout on D's logits, then a sigmoid",
+        "Discriminator",
+        [DROPOUT_SIGMOID],
+        "applies dropout to its last layer's output (the logits) before its sigmoid",
+        "also, d ends with a sigmoid",
+    ),
+    M(
+        "test_discriminator",
         "leaky-default-slope",
         "F.leaky_relu with its default slope 0.01",
         "Discriminator",
@@ -1290,8 +1304,19 @@ def _kit_mutant(test, name):
     return dataclasses.replace(found, name=f"original-{name}")
 
 
+# The original-format notebook's losses (tests/original_format.py's LOSSES), as edits find them
 OWN_LOSS = (
     "    criterion = nn.BCEWithLogitsLoss()\n    return criterion(D_out, labels)\n\ndef fake_loss"
+)
+OWN_FAKE_LOSS = (
+    "    labels = torch.zeros(batch_size, 1)\n"
+    "    if train_on_gpu:\n        labels = labels.cuda()\n"
+    "    criterion = nn.BCEWithLogitsLoss()\n    return criterion(D_out, labels)"
+)
+# Both losses least squares, which the original course offered
+LEAST_SQUARES = (
+    (OWN_LOSS, "    return torch.mean((D_out - labels) ** 2)\n\ndef fake_loss"),
+    (OWN_FAKE_LOSS, "    return torch.mean(D_out ** 2)"),
 )
 
 # Real mistakes the original format's judges (which accept the choices that course left open,
@@ -1307,7 +1332,17 @@ ORIGINAL_MUTANTS += [
             ("test_conv", "stride-1"),
             ("test_conv", "bn-always"),
             ("test_discriminator", "relu"),
+            ("test_discriminator", "sigmoid"),  # with the notebook's BCEWithLogitsLoss
         )
+    ),
+    M(
+        "test_discriminator",
+        "original-dropout-before-sigmoid",
+        "dropout on D's logits before its sigmoid (the sigmoid is right with least squares)",
+        "<module>",
+        [DROPOUT_SIGMOID, *LEAST_SQUARES],
+        "applies dropout to its last layer's output (the logits) before its sigmoid",
+        "sigmoid is right with your real_loss and fake_loss",
     ),
     M(
         "test_weights_init",

@@ -130,9 +130,17 @@ def test_graded_in_the_sandbox_the_mistakes_score_nothing(part, tmp_path):
         (torch.sigmoid, "sigmoid"),
         (torch.tanh, "tanh"),
         (lambda t: t * (torch.arange(t.numel()).view_as(t) % 2) * 2, "dropout"),
+        (
+            lambda t: torch.sigmoid(t * (torch.arange(t.numel()).view_as(t) % 2) * 2),
+            "dropout, then sigmoid",
+        ),
+        (
+            lambda t: torch.tanh(t * (torch.arange(t.numel()).view_as(t) % 2) * 2),
+            "dropout, then tanh",
+        ),
         (lambda t: t * 2 + 1, None),
     ],
-    ids=["logits", "sigmoid", "tanh", "dropout", "other"],
+    ids=["logits", "sigmoid", "tanh", "dropout", "dropout-sigmoid", "dropout-tanh", "other"],
 )
 def test_what_follows_the_last_layer_is_read_from_the_record(after, found):
     """output_activation compares the network's output with its last weighted layer's (replayed)

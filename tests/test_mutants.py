@@ -79,3 +79,24 @@ def test_original_format_mutant_is_rejected_in_the_learners_terms(mutant):
     message = str(failure.value).lower()
     missing = [word for word in mutant.expect if word.lower() not in message]
     assert not missing, f"{mutant.mistake}: the message does not mention {missing}: {message}"
+
+
+@pytest.mark.parametrize("original", [False, True], ids=["kit", "original"])
+def test_dropout_before_ds_sigmoid_is_named_before_the_sigmoid(original):
+    """Dropout on D's logits before its sigmoid: the message names the dropout first (the
+    mistake in both formats), then the sigmoid, which is a mistake in the kit's notebook and
+    right in an original-format one whose losses take probabilities (least squares here)."""
+    name = "original-dropout-before-sigmoid" if original else "dropout-before-sigmoid"
+    mutant = next(m for m in [*MUTANTS, *ORIGINAL_MUTANTS] if m.name == name)
+    if original:
+        namespace = original_definitions(edited_original(mutant))
+    else:
+        namespace, _ = run_definitions(NUMBERS, apply(mutant, CELLS))
+    with pytest.raises(AssertionError) as failure, contextlib.redirect_stdout(io.StringIO()):
+        if original:
+            judge_original("test_discriminator", namespace)
+        else:
+            problem_unittests.test_discriminator(namespace["Discriminator"])
+    message = str(failure.value)
+    sigmoid = "sigmoid is right with your real_loss" if original else "Also, D ends with a sigmoid"
+    assert 0 <= message.index("applies dropout") < message.index(sigmoid), message

@@ -10,6 +10,7 @@ import io
 from collections import Counter
 
 import pytest
+import torch
 
 import problem_unittests
 from tests.mutants import apply, definition_cells, run_definitions
@@ -58,6 +59,29 @@ def test_original_format_variant_passes_with_the_note_that_says_how(variant):
         assert note.count(ORIGINAL_NOTE) == 1, note
     expected = NOTES.get((variant.test, variant.name))
     assert (expected or "") in note and bool(note) == bool(expected or variant.test == "test_train")
+
+
+def test_a_sigmoid_d_passes_with_losses_that_take_probabilities_in_the_original_format_only():
+    """An original-format D that ends with a sigmoid passes beside its least-squares losses
+    (ORIGINAL_VARIANTS); judged by the kit's spec (its notebook), the same observation fails
+    with the sigmoid named, and so does the sigmoid with the notebook's BCEWithLogitsLoss."""
+    import problem_unittests
+
+    observe, judge = problem_unittests.VERDICTS["test_discriminator"]
+    variant = next(v for v in ORIGINAL_VARIANTS if v.name == "original-sigmoid-least-squares")
+    namespace = original_definitions(edited_original(variant))
+    with contextlib.redirect_stdout(io.StringIO()):
+        obs = observe(namespace["Discriminator"], seed=3)
+    assert "take probabilities (a least-squares loss)" in judge(obs, 3, original=True)
+    with pytest.raises(AssertionError, match="D ends with a sigmoid"):
+        judge(obs, 3)
+    bce_with_logits = torch.nn.functional.binary_cross_entropy_with_logits
+    namespace["real_loss"] = lambda d: bce_with_logits(d, torch.ones_like(d))
+    namespace["fake_loss"] = lambda d: bce_with_logits(d, torch.zeros_like(d))
+    with contextlib.redirect_stdout(io.StringIO()):
+        obs = observe(namespace["Discriminator"], seed=3)
+    with pytest.raises(AssertionError, match="D ends with a sigmoid"):
+        judge(obs, 3, original=True)
 
 
 def test_the_original_template_passes_every_test_in_the_original_format():

@@ -12,7 +12,7 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from tests.mutants import Region
+from tests.mutants import LEAST_SQUARES, OWN_FAKE_LOSS, OWN_LOSS, Region
 
 
 @dataclass(frozen=True)
@@ -721,19 +721,33 @@ ORIGINAL_VARIANTS = [
 
 # Choices the original course left open, in original-format notebooks: each passes with a note
 # that says what the kit's notebook recommends and why (ORIGINAL_NOTES: words the note holds).
-LS_REAL = (
-    "    criterion = nn.BCEWithLogitsLoss()\n    return criterion(D_out, labels)\n\ndef fake_loss"
-)
-LS_FAKE = (
-    "    labels = torch.zeros(batch_size, 1)\n"
-    "    if train_on_gpu:\n        labels = labels.cuda()\n"
-    "    criterion = nn.BCEWithLogitsLoss()\n    return criterion(D_out, labels)"
-)
-LS_LOSSES = (
-    (LS_REAL, "    return torch.mean((D_out - labels) ** 2)\n\ndef fake_loss"),
-    (LS_FAKE, "    return torch.mean(D_out ** 2)"),
+# A sigmoid at D's end, right when the losses take probabilities
+SIGMOID_D = ("return self.fc(x)", "return torch.sigmoid(self.fc(x))")
+BCE_LOSSES = (
+    (OWN_LOSS, "    return nn.BCELoss()(D_out, labels)\n\ndef fake_loss"),
+    (OWN_FAKE_LOSS, OWN_FAKE_LOSS.replace("nn.BCEWithLogitsLoss()", "nn.BCELoss()")),
 )
 ORIGINAL_VARIANTS += [
+    V(
+        "test_discriminator",
+        "original-sigmoid-least-squares",
+        "D ends with a sigmoid, and both losses are least squares on its probabilities",
+        "<module>",
+        SIGMOID_D,
+        *LEAST_SQUARES,
+    ),
+    V(
+        "test_discriminator",
+        "original-sigmoid-bce",
+        "D ends with an nn.Sigmoid module, and both losses are nn.BCELoss",
+        "<module>",
+        (
+            "        self.fc = nn.Linear(conv_dim * 4 * 4 * 4, 1)",
+            "        self.fc = nn.Linear(conv_dim * 4 * 4 * 4, 1)\n        self.out = nn.Sigmoid()",
+        ),
+        ("return self.fc(x)", "return self.out(self.fc(x))"),
+        *BCE_LOSSES,
+    ),
     V(
         "test_weights_init",
         "original-bias-left",
@@ -741,14 +755,26 @@ ORIGINAL_VARIANTS += [
         "weights_init_normal",
         ("            nn.init.zeros_(m.bias)", "            pass"),
     ),
-    V("test_real_loss", "original-least-squares", "the least-squares loss", "<module>", *LS_LOSSES),
-    V("test_fake_loss", "original-least-squares", "the least-squares loss", "<module>", *LS_LOSSES),
+    V(
+        "test_real_loss",
+        "original-least-squares",
+        "the least-squares loss",
+        "<module>",
+        *LEAST_SQUARES,
+    ),
+    V(
+        "test_fake_loss",
+        "original-least-squares",
+        "the least-squares loss",
+        "<module>",
+        *LEAST_SQUARES,
+    ),
     V(
         "test_train",
         "original-least-squares",
         "the original loop, the notebook's losses least-squares (it runs with the course's own)",
         "<module>",
-        *LS_LOSSES,
+        *LEAST_SQUARES,
     ),
     V(
         "test_optimizers",
@@ -895,6 +921,8 @@ NOTES = {
     ("test_train", "original-new-fakes"): "fakes are not detached",
     ("test_weights_init", "original-bias-left"): "leaves the biases",
     ("test_real_loss", "original-least-squares"): "least-squares loss",
+    ("test_discriminator", "original-sigmoid-least-squares"): "which take probabilities (a least",
+    ("test_discriminator", "original-sigmoid-bce"): "which take probabilities (nn.BCELoss)",
     ("test_fake_loss", "original-least-squares"): "least-squares loss",
     ("test_optimizers", "original-own-settings"): "lr 0.0002 and betas (0.5, 0.999)",
     ("test_get_dataloader", "original-resize-alone"): "right on square images",

@@ -87,17 +87,22 @@ def trace_input(seed: int, *shape: int, normal: bool = False) -> torch.Tensor:
     )
 
 
-def follows(prev: torch.Tensor, out: object) -> bool:
+def follows(prev: torch.Tensor, out: object, dropout: bool = False) -> bool:
     """Whether `out` is `prev` (a network's last layer's output), or tanh or sigmoid of it, up to
-    a reshape: nothing else happens after a network's last layer."""
+    a reshape: nothing else happens after a network's last layer. `dropout`: `prev` is the last
+    weighted layer's, so dropout on it (before a tanh or sigmoid or not) counts too, for
+    output_activation to name."""
     if not isinstance(out, torch.Tensor) or prev.numel() != out.numel():
         return False
     p, o = prev.flatten().double(), out.flatten().double()
     return any(
         torch.allclose(f(p), o, atol=1e-5, rtol=1e-4)
         for f in (lambda t: t, torch.tanh, torch.sigmoid)
-    )
+    ) or (dropout and _dropped_out(p, o) is not None)
 
+
+# The layers with weights, whose output a network's own output follows
+WEIGHTED = ("Conv2d", "ConvTranspose2d", "Linear")
 
 # Layers the judge knows: their hyperparameters, read into a record and replayed from it.
 KNOWN_LEAVES = {
@@ -305,8 +310,9 @@ def check_first_input(calls: list[Call], first_input: torch.Tensor, who: str) ->
 
 def check_output_is_last_layers(calls: list[Call], out: object, who: str) -> None:
     """The network's output `out` is what its last traced layer gave (follows)."""
+    leaf, _, last = calls[-1]
     check(
-        follows(calls[-1][2], out),
+        follows(last, out, dropout=leaf.known and leaf.kind in WEIGHTED),
         f"{who[0].upper()}{who[1:]}'s output is not what its last layer gave: the record of {who} "
         "cannot be trusted.",
     )
@@ -362,23 +368,21 @@ def mixes_images(calls: list[Call]) -> bool:
 def output_activation(calls: list[Call], out: object) -> str | None:
     """What the network applies after its last conv, transposed conv or linear layer, read from
     its record: "none" (that layer's output is the network's output, up to a reshape), "tanh" or
-    "sigmoid" (a function or a module), or "dropout" (outputs zeroed, the others scaled by one
-    factor); None when the record cannot tell (no such layer, none of these, or outputs so small
-    that tanh and none agree). Derived on the judge's side: the
+    "sigmoid" (a function or a module), "dropout" (outputs zeroed, the others scaled by one
+    factor), or "dropout, then tanh" / "dropout, then sigmoid" (dropout on that layer's output
+    before the squashing: outputs of exactly tanh(0) or sigmoid(0), the others the squashing of
+    the output scaled by one factor); None when the record cannot tell (no such layer, none of
+    these, or outputs so small that tanh and none agree). Derived on the judge's side: the
     layer's output is replayed from its recorded weights (check_replayed) and `out` is the
     network's own output on the judge's batch; no value the learner side computes about the
     network is trusted."""
-    weighted = ("Conv2d", "ConvTranspose2d", "Linear")
-    known = [o for leaf, _, o in calls if leaf.known and leaf.kind in weighted]
+    known = [o for leaf, _, o in calls if leaf.known and leaf.kind in WEIGHTED]
     if not known or not isinstance(out, torch.Tensor) or known[-1].numel() != out.numel():
         return None
     p, o = known[-1].flatten().double(), out.flatten().double()
-    dropped = (o == 0) & (p != 0)
-    if bool(dropped.any()):  # zeros the layer did not give, the rest scaled by one factor
-        kept = ~dropped & (p != 0)
-        ratio = o[kept] / p[kept]
-        if not kept.any() or torch.allclose(ratio, ratio.median().expand_as(ratio), rtol=1e-4):
-            return "dropout"
+    dropped = _dropped_out(p, o)
+    if dropped is not None:
+        return dropped
     fits = [
         name
         for name, f in (("none", lambda t: t), ("tanh", torch.tanh), ("sigmoid", torch.sigmoid))
@@ -387,31 +391,95 @@ def output_activation(calls: list[Call], out: object) -> str | None:
     return fits[0] if len(fits) == 1 else None
 
 
-def check_output_activation(calls: list[Call], out: object, who: str, want: str) -> None:
+def _dropped_out(p: torch.Tensor, o: torch.Tensor) -> str | None:
+    """What output_activation calls "dropout", "dropout, then tanh" or "dropout, then sigmoid",
+    when output `o` is the last layer's output `p` with dropout on it (before that squashing,
+    or none); else None."""
+    dropped = (o == 0) & (p != 0)
+    if bool(dropped.any()):  # zeros the layer did not give, the rest scaled by one factor
+        kept = ~dropped & (p != 0)
+        ratio = o[kept] / p[kept]
+        if not kept.any() or torch.allclose(ratio, ratio.median().expand_as(ratio), rtol=1e-4):
+            return "dropout"
+    # where dropout zeroed the output, tanh(0) or sigmoid(0); elsewhere the squashing of the
+    # output scaled up by one factor (a factor of 1 is no dropout: a sigmoid of a tiny output)
+    squashings = (("tanh", torch.atanh, 0.0, 1.0), ("sigmoid", torch.logit, 0.5, 0.5))
+    for name, inverse, centre, half in squashings:
+        dropped = (o == centre) & (p != 0)
+        # where the squashing saturates, its inverse says little: those outputs are left out
+        kept = ~dropped & (p.abs() > 1e-3) & ((o - centre).abs() < half * (1 - 1e-3))
+        if not bool(dropped.any()) or int(kept.sum()) < 2:
+            continue
+        scaled = inverse(o[kept])
+        factor = (scaled / p[kept]).median()
+        if factor > 1 and torch.allclose(scaled, factor * p[kept], atol=1e-4, rtol=1e-3):
+            return f"dropout, then {name}"
+    return None
+
+
+def check_output_activation(
+    calls: list[Call], out: object, who: str, want: str, accepted: dict[str, str] | None = None
+) -> str | None:
     """The network's output is its last weighted layer's output with `want` ("none": logits, or
-    "tanh") after it, as its record shows (output_activation); a record that cannot tell passes."""
+    "tanh") after it, as its record shows (output_activation); a record that cannot tell passes.
+    `accepted`: {ending: why it is right here}, endings accepted besides `want` (a sigmoid at
+    D's end with losses that take probabilities, in the original course's notebooks). Returns
+    the ending found (None when the record cannot tell)."""
+    accepted = accepted or {}
     found = output_activation(calls, out)
-    name = f"{who[0].upper()}{who[1:]}"
-    if found is None or found == want:
-        return
+    if found is None or found == want or found in accepted:
+        return found
     if found == "dropout":
         raise GradedTestFailure(
             f"Some of {who}'s outputs on the test's batch are exactly 0 where its last layer's "
             f"are not, and the others are scaled up: {who} applies dropout to its final output. "
             "Put dropout, if you use it, before the last layer, never after it."
         )
+    if found.startswith("dropout, then "):
+        squashing = found.removeprefix("dropout, then ")
+        fixed = 0.5 if squashing == "sigmoid" else 0
+        message = (
+            f"Some of {who}'s outputs on the test's batch are exactly {fixed:g} where its last "
+            f"layer's are not, and the others are the {squashing} of its last layer's output "
+            f"scaled up: {who} applies dropout to its last layer's output"
+            f"{' (the logits)' if want == 'none' else ''} before its {squashing}, so random "
+            f"images get {fixed:g} whatever they show. Put dropout, if you use it, before the "
+            "last layer, never after it."
+        )
+        if squashing in accepted:
+            message += f" {accepted[squashing]}"
+        elif squashing != want:
+            message += f" {_ending_message(who, squashing, want, also=True)}"
+        raise GradedTestFailure(message)
+    raise GradedTestFailure(_ending_message(who, found, want))
+
+
+def _ending_message(who: str, found: str, want: str, also: bool = False) -> str:
+    """The message for a network that ends with `found` ("tanh", "sigmoid" or "none") where it
+    should end with `want`; `also`: it follows another mistake's message."""
+    name = f"{who[0].upper()}{who[1:]}"
     if want == "none":
-        raise GradedTestFailure(
-            f"{name}'s output is the {found} of its last layer's output: {who} ends with a "
-            f"{found}. Return the raw output of the last layer (logits, any real number); "
-            "the loss applies what it needs (BCEWithLogitsLoss its own sigmoid)."
+        what = (
+            f"Also, {who} ends with a {found}"
+            if also
+            else f"{name}'s output is the {found} of its last layer's output: {who} ends with a "
+            f"{found}"
+        )
+        return (
+            f"{what}. Return the raw output of the last layer (logits, any real number); the "
+            "loss applies what it needs (BCEWithLogitsLoss its own sigmoid)."
         )
     if found == "sigmoid":
-        raise GradedTestFailure(
-            f"{name}'s output is the sigmoid of its last layer's output: it ends with a sigmoid "
-            "(range [0, 1]). Use torch.tanh, whose range [-1, 1] matches the scaled real images."
+        what = (
+            "Also, it ends"
+            if also
+            else f"{name}'s output is the sigmoid of its last layer's output: it ends"
         )
-    raise GradedTestFailure(
+        return (
+            f"{what} with a sigmoid (range [0, 1]). Use torch.tanh, whose range [-1, 1] matches "
+            "the scaled real images."
+        )
+    return (
         f"{name}'s output is its last layer's output with nothing after it, so it can leave "
         "[-1, 1]: end it with torch.tanh, whose range matches the scaled real images."
     )

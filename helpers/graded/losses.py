@@ -30,8 +30,11 @@ __all__ = [
     "least_squares",
     "least_squares_note",
     "loss_devices",
+    "losses_take_probabilities",
     "observe_loss",
+    "observe_probability_losses",
     "one_hint",
+    "probabilities",
     "random_logits",
 ]
 
@@ -322,3 +325,57 @@ def loss_devices() -> list[str]:
     when there is one (the original course moves its labels with .cuda() when train_on_gpu,
     right there and wrong on the CPU), else the CPU."""
     return ["cuda"] if torch.cuda.is_available() else ["cpu"]
+
+
+# ---------------------------------------------------------------- a D that ends with a sigmoid
+# The original course let a learner end D with a sigmoid when the losses take probabilities
+# (a least-squares loss on D's output, or nn.BCELoss). test_discriminator cannot see the losses
+# from D alone: it also observes the notebook's own real_loss and fake_loss on probabilities.
+
+
+def probabilities(seed: int) -> list[list[float]]:
+    """A (16, 1) batch of D outputs in [0.05, 0.95] drawn from `seed`: what a D that ends with a
+    sigmoid gives its losses."""
+    gen = torch.Generator().manual_seed(seed + 1)
+    return (torch.rand(16, 1, generator=gen) * 0.9 + 0.05).tolist()
+
+
+def observe_probability_losses(namespace: dict[str, Any], seed: int) -> dict[str, Any]:
+    """{"real_loss": value, "fake_loss": value}: the notebook's own losses (read from
+    `namespace`, its globals) on probabilities(seed), on the device the loss tests use. A loss
+    that is missing or raises is None: it says nothing against D, whose test this is."""
+    found: dict[str, Any] = {}
+    for name in ("real_loss", "fake_loss"):
+        fn, found[name] = namespace.get(name), None
+        if not callable(fn):
+            continue
+        d_out = torch.tensor(probabilities(seed), device=loss_devices()[-1])
+        try:
+            found[name] = plain(fn(d_out))
+        except Exception:  # the loss's own test reports its errors
+            continue
+    return found
+
+
+def losses_take_probabilities(found: object, seed: int) -> str | None:
+    """What the notebook's real_loss and fake_loss are, in words ("a least-squares loss",
+    "nn.BCELoss"), when both treat D's output as a probability (observe_probability_losses saw
+    the mean of (p - label)^2 or the mean BCE of p itself, labels 1 and 0); None otherwise (a
+    loss that applies a sigmoid again, BCEWithLogitsLoss, or none observed)."""
+    if not isinstance(found, dict):
+        return None
+    p = torch.tensor(probabilities(seed), dtype=torch.float64).flatten()
+    forms = {
+        "a least-squares loss": lambda t: ((p - t) ** 2).mean().item(),
+        "nn.BCELoss": lambda t: (-(t * p.log() + (1 - t) * (1 - p).log())).mean().item(),
+    }
+    seen = set()
+    for name, target in (("real_loss", 1.0), ("fake_loss", 0.0)):
+        value = found.get(name)
+        if not (isinstance(value, torch.Tensor) and value.dim() == 0):
+            return None
+        form = next((f for f, loss in forms.items() if _near(value.item(), loss(target))), None)
+        if form is None:
+            return None
+        seen.add(form)
+    return seen.pop() if len(seen) == 1 else "a least-squares loss and nn.BCELoss"
