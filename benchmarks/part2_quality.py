@@ -12,7 +12,15 @@ own process pinned to one core with one torch thread, as ``benchmarks.quality`` 
 * ``wgan``: the ``Critic`` and a ``Generator64`` trained by ``train_wgan`` (section 5).
 
 Both read every definition from the solution notebooks (no copy); ``KEY=VALUE`` after the colon
-changes one of the part-2 hyperparameters cell's CPU settings (``--help`` lists the keys). The
+changes one of the part-2 hyperparameters cell's CPU settings (``--help`` lists the keys), or:
+
+* ``ema=DECAY``: the decay of the average of G's weights that draws the samples (0: G itself;
+  default ``helpers.training.EMA_DECAY``, as the notebook). Averaging does not change training, so
+  a recipe with an average also scores G itself from the same run, as ``RECIPE (G itself)``: the
+  pair differs only by the average;
+* ``bf16=1``: bf16 autocast inside D's and G's forward (``benchmarks.quality.cpu_levers``).
+
+The
 images are decoded once, before the clock starts, through part 1's ``get_dataloader`` (the same for
 every recipe). As in the notebook, the last ``--n-eval`` images are never trained on, G draws
 ``--n-eval`` faces with the z it was trained with (uniform for the DCGAN, normal for WGAN-GP), and
@@ -36,9 +44,10 @@ import numpy as np
 import torch
 
 from benchmarks import print_result
-from benchmarks.quality import Budget, cpu_seconds, parse_setting, pick_cores
+from benchmarks.quality import Budget, cpu_levers, cpu_seconds, flag, parse_setting, pick_cores
 from benchmarks.throughput import endless, load_notebook
 from helpers.files import positive_int
+from helpers.training import EMA_DECAY, averaged
 
 KINDS = ("dcgan", "wgan")
 # Settings of part 2's hyperparameters cell a recipe may change, with their types. lr, beta1 and
@@ -51,6 +60,8 @@ KEYS = {
     "beta2": float,
     "n_critic": int,
     "gp_weight": float,
+    "ema": float,
+    "bf16": flag,
 }
 IMAGE_SIZE = 64
 
@@ -64,6 +75,8 @@ def parse_recipe(text):
     out = dict(parse_setting(item, KEYS, f"--recipe {text!r}") for item in rest.split(",") if item)
     if kind == "dcgan" and {"n_critic", "gp_weight"} & out.keys():
         raise SystemExit(f"--recipe {text!r}: n_critic and gp_weight are WGAN-GP settings.")
+    if out.get("ema", 0) >= 1:
+        raise SystemExit(f"--recipe {text!r}: ema is a decay in [0, 1).")
     return kind, out
 
 
@@ -88,6 +101,8 @@ def settings(kind, part1, part2, overrides):
         "lr": lr,
         "beta1": beta1,
         "beta2": beta2,
+        "ema": EMA_DECAY,
+        "bf16": False,
     }
     if kind == "wgan":
         s.update(n_critic=part2["n_critic"], gp_weight=part2["gp_weight"])
@@ -122,11 +137,13 @@ def run_job(job):
         G.apply(part1["weights_init_normal"])
     else:
         D = part2["Critic"](s["conv_dim"])
+    D, G = cpu_levers(D, G, bf16=s["bf16"])
     d_opt = torch.optim.Adam(D.parameters(), lr=s["lr"], betas=betas)
     g_opt = torch.optim.Adam(G.parameters(), lr=s["lr"], betas=betas)
     loader = FastLoader(images, s["batch_size"], device, flips=job["flips"])
     wall = time.perf_counter()
     batches = Budget(endless(loader), job["budget"], cpu_seconds(), device, cpu_seconds)
+    part1["ema_decay"] = s["ema"]  # what part 1's train reads (helpers.training.Session)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         if job["kind"] == "dcgan":
             part1["train"](D, G, d_opt, g_opt, batches, 1, z_size, device, checkpoint_path=None)
@@ -143,13 +160,16 @@ def run_job(job):
                 n_critic=s["n_critic"],
                 gp_weight=s["gp_weight"],
                 print_every=10**9,
+                ema_decay=s["ema"],
             )
     spent, wall = batches.spent(), time.perf_counter() - wall
     torch.manual_seed(job["seed"] + 1)
     n = job["n_eval"]
     # the z each model was trained with: part 1's train draws it uniform in [-1, 1]
     z = torch.rand(n, z_size) * 2 - 1 if job["kind"] == "dcgan" else torch.randn(n, z_size)
-    fake = part2["helpers"].latent.generate(G, z)
+    generate = part2["helpers"].latent.generate
+    fake = generate(averaged(G), z)  # G itself when ema is 0
+    raw = generate(G, z) if s["ema"] else None
     n_critic = s.get("n_critic", 1)
     return {
         "recipe": job["recipe"],
@@ -162,6 +182,7 @@ def run_job(job):
         "wall_s": round(wall, 1),
         "core": sorted(os.sched_getaffinity(0)),
         "fake": fake.numpy(),
+        "fake_raw": None if raw is None else raw.numpy(),
     }
 
 
@@ -177,7 +198,10 @@ def parse_args(argv=None):
         dest="recipes",
         action="append",
         required=True,
-        help="KIND[:KEY=VALUE,...], KIND one of dcgan, wgan; keys: " + ", ".join(KEYS),
+        help="KIND[:KEY=VALUE,...], KIND one of dcgan, wgan; keys: "
+        + ", ".join(KEYS)
+        + " (ema: decay of the average of G's weights that draws the samples, 0 = G itself; "
+        "default helpers.training.EMA_DECAY, and G itself is scored too; bf16=1: bf16 autocast)",
     )
     p.add_argument(
         "--cpu-budget", type=float, required=True, help="CPU seconds per recipe and seed"
@@ -250,18 +274,24 @@ def main(argv=None):
         args.parallel, mp_context=ctx, initializer=pin_worker, initargs=(ctx.Value("i", 0), cores)
     ) as pool:
         for r in pool.map(run_job, jobs):
-            fake = torch.from_numpy(r.pop("fake"))
-            r["swd"] = round(sliced_wasserstein_distance(heldout, fake)["average"], 2)
-            name = f"{r['recipe'].replace(':', '_').replace(',', '_')}_seed{r['seed']}.png"
-            save_image(fake[:32], out / name, nrow=8, normalize=True, value_range=(-1, 1))
-            per_recipe[r["recipe"]].append(r["swd"])
-            runs.append(r)
-            print(
-                f"  {r['recipe']:<40} seed {r['seed']}: {r['steps']} steps ({r['g_steps']} of "
-                f"G, {r['epochs']} epochs) in {r['cpu_s']} CPU-s, {r['wall_s']:.0f} wall-s; "
-                f"SWD {r['swd']:.1f}",
-                flush=True,
-            )
+            fakes = {r["recipe"]: r.pop("fake"), f"{r['recipe']} (G itself)": r.pop("fake_raw")}
+            for recipe, fake in fakes.items():
+                if fake is None:
+                    continue
+                fake = torch.from_numpy(fake)
+                run = {**r, "recipe": recipe}
+                run["swd"] = round(sliced_wasserstein_distance(heldout, fake)["average"], 2)
+                name = f"{recipe.replace(':', '_').replace(',', '_').replace(' ', '_')}"
+                name = f"{name.replace('(', '').replace(')', '')}_seed{r['seed']}.png"
+                save_image(fake[:32], out / name, nrow=8, normalize=True, value_range=(-1, 1))
+                per_recipe.setdefault(recipe, []).append(run["swd"])
+                runs.append(run)
+                print(
+                    f"  {recipe:<40} seed {r['seed']}: {r['steps']} steps ({r['g_steps']} of "
+                    f"G, {r['epochs']} epochs) in {r['cpu_s']} CPU-s, {r['wall_s']:.0f} wall-s; "
+                    f"SWD {run['swd']:.1f}",
+                    flush=True,
+                )
     floor = sliced_wasserstein_distance(heldout, reference)["average"]
     print(f"\nSWD x 1e3 (lower is better; floor {floor:.1f}), mean over seeds {args.seeds}:")
     for recipe, values in per_recipe.items():

@@ -57,6 +57,7 @@ __all__ = [
     "averaged",
     "check_optimizer_settings",
     "doctor_off",
+    "keep_average",
     "saved_epochs",
 ]
 
@@ -275,6 +276,26 @@ def averaged(G: nn.Module) -> nn.Module:
             "Run the training cell first (it resumes from its checkpoint)."
         )
     return average.network()
+
+
+# The optimizer hook that updates each G's average kept by ``keep_average``.
+_hooks: weakref.WeakKeyDictionary[nn.Module, Any] = weakref.WeakKeyDictionary()
+
+
+def keep_average(
+    G: nn.Module, g_optimizer: torch.optim.Optimizer, decay: float = EMA_DECAY
+) -> Average:
+    """Start an average of G's weights (``Average``) for a training loop without a ``Session``
+    (part 2's ``train_wgan``): every ``g_optimizer.step()`` updates it, and ``averaged(G)`` gives
+    it afterwards. Call it again for the same G and the average starts afresh from G's weights."""
+    model = _unwrap(G)
+    previous = _hooks.pop(model, None)
+    if previous is not None:
+        previous.remove()
+    average = Average(model, decay)
+    _hooks[model] = g_optimizer.register_step_post_hook(lambda *_: average.update())
+    _averages[model] = average
+    return average
 
 
 class Session:
