@@ -268,8 +268,11 @@ def test_an_unscored_check_keeps_the_judges_own_note():
     from helpers.instructor import grade
 
     def judge(obs, seed):
-        with failures.reported("Note: D uses SELU."):
-            failures.check(False, "No gradient flows from D's output back to its input image.")
+        with failures.judging() as reported:
+            with reported():
+                failures.check(False, "No gradient flows from D's output back to its input image.")
+            reported.note = "Note: D uses SELU."
+            return reported.note
 
     passed, message = grade.judge_observation(judge, {}, SEED)
     assert passed is True

@@ -19,14 +19,15 @@ __all__ = [
     "SHOWN",
     "WIDTH",
     "GradedTestFailure",
+    "Reported",
     "ReportedFailure",
     "calling",
     "check",
     "describe",
+    "judging",
     "malformed",
     "passed",
     "render_failure",
-    "reported",
 ]
 
 
@@ -161,19 +162,50 @@ def check(condition: object, message: str) -> None:
         raise GradedTestFailure(message)
 
 
+class Reported:
+    """A judge's checks on values the learner's side only reports (judging() makes one).
+
+    `with reported():` around such checks: a failure there does not stop the judge, whose
+    derived checks (from the record, the data, its own seed) still run, in the same order.
+    `note`: the judge's note for the learner, set before it returns.
+    """
+
+    def __init__(self) -> None:
+        self.failure: GradedTestFailure | None = None
+        self.note: str | None = None
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        try:
+            yield
+        except GradedTestFailure as failure:
+            if self.failure is None:
+                self.failure = failure
+
+
 @contextlib.contextmanager
-def reported(note: str | None = None) -> Iterator[None]:
-    """Around a judge's checks on values the learner's side only reports, run after every check
-    it derives (so they cannot hide a scored failure): a failure among them is raised as a
-    ReportedFailure that carries the judge's `note` so far."""
+def judging() -> Iterator[Reported]:
+    """Around a judge's checks, so that only its derived checks score.
+
+    The test fails with the first failed check's message, as if the judge had stopped there
+    (the notebook's messages are unchanged). When every failed check is a reported one, it
+    fails as a ReportedFailure, which the grader does not score; when a derived check fails
+    too (or a value it needs is missing, as an observer stops at a failed check), as a
+    GradedTestFailure.
+    """
+    reported = Reported()
     try:
-        yield
+        yield reported
     except ReportedFailure:
         raise
-    except GradedTestFailure as failure:
-        unscored = ReportedFailure(str(failure), note)
-        unscored.learner_frames = failure.learner_frames
-        raise unscored from failure
+    except Exception as err:
+        if reported.failure is None:
+            raise
+        raise reported.failure from err
+    if reported.failure is not None:
+        unscored = ReportedFailure(str(reported.failure), reported.note)
+        unscored.learner_frames = reported.failure.learner_frames
+        raise unscored from reported.failure
 
 
 def passed() -> None:
