@@ -23,8 +23,9 @@ from helpers.graded.failures import (
     ReportedFailure,
     calling,
     check,
-    judging,
+    judged,
     passed,
+    reported,
 )
 from helpers.graded.layers import (
     check_output_activation,
@@ -182,67 +183,64 @@ def judge_get_dataloader(obs, seed, original=False):
     )
 
 
+@judged
 def _judge_loader(obs, seed, square_only):
-    with judging() as reported:
-        n_images = len(SQUARE) if square_only else len(loader_images(seed))
-        # the loader's facts are reported; its batches and epochs below are the data itself
-        with reported():
-            loader = obs.need("loader")
-            check(
-                loader is True,
-                f"get_dataloader should return a torch.utils.data.DataLoader, got {loader}.",
-            )
-            size = obs.need("dataset size")
-            check(
-                size == n_images,
-                f"The DataLoader should read the {n_images} images in data_dir, but its dataset "
-                f"has {size}. Make sure you pass data_dir to datasets.ImageFolder.",
-            )
-            batch_size = obs.need("batch_size")
-            check(
-                batch_size == 4,
-                "The DataLoader's batch_size should be the batch_size argument (4), got "
-                f"{batch_size}.",
-            )
+    n_images = len(SQUARE) if square_only else len(loader_images(seed))
+    # the loader's facts are reported; its batches and epochs below are the data itself
+    with reported():
+        loader = obs.need("loader")
+        check(
+            loader is True,
+            f"get_dataloader should return a torch.utils.data.DataLoader, got {loader}.",
+        )
+        size = obs.need("dataset size")
+        check(
+            size == n_images,
+            f"The DataLoader should read the {n_images} images in data_dir, but its dataset "
+            f"has {size}. Make sure you pass data_dir to datasets.ImageFolder.",
+        )
+        batch_size = obs.need("batch_size")
+        check(
+            batch_size == 4,
+            f"The DataLoader's batch_size should be the batch_size argument (4), got {batch_size}.",
+        )
 
-        # A deterministic transform; non-square images centre-cropped (all green), not squashed
-        # (red strips on the sides).
-        check_non_square_images(obs, 32, square_only)
+    # A deterministic transform; non-square images centre-cropped (all green), not squashed
+    # (red strips on the sides).
+    check_non_square_images(obs, 32, square_only)
 
-        images = obs.need("batch")
-        check(
-            isinstance(images, torch.Tensor) and images.dtype == torch.float32,
-            "Images should be a float32 tensor (transforms.ToTensor() gives one), got "
-            f"{getattr(images, 'dtype', type_name(images))}.",
-        )
-        check(
-            tuple(images.shape) == (4, 3, 32, 32),
-            "A batch should have shape (4, 3, 32, 32) for batch_size=4, image_size=32, got "
-            f"{tuple(images.shape)}.",
-        )
-        check(
-            images.min() >= 0 and images.max() <= 1,
-            f"Pixel values should lie in [0, 1] (what ToTensor gives), got min {images.min():.3f}, "
-            f"max {images.max():.3f}. Scaling to [-1, 1] comes later, in scale().",
-        )
-        # A square image larger than image_size is resized before the crop: its frame stays.
-        check_frame_kept(obs, 32)
-        with reported():
-            labels = obs.need("labels")
-            check(
-                labels == 4, f"Each batch should also carry the labels, got {labels} for 4 images."
-            )
+    images = obs.need("batch")
+    check(
+        isinstance(images, torch.Tensor) and images.dtype == torch.float32,
+        "Images should be a float32 tensor (transforms.ToTensor() gives one), got "
+        f"{getattr(images, 'dtype', type_name(images))}.",
+    )
+    check(
+        tuple(images.shape) == (4, 3, 32, 32),
+        "A batch should have shape (4, 3, 32, 32) for batch_size=4, image_size=32, got "
+        f"{tuple(images.shape)}.",
+    )
+    check(
+        images.min() >= 0 and images.max() <= 1,
+        f"Pixel values should lie in [0, 1] (what ToTensor gives), got min {images.min():.3f}, "
+        f"max {images.max():.3f}. Scaling to [-1, 1] comes later, in scale().",
+    )
+    # A square image larger than image_size is resized before the crop: its frame stays.
+    check_frame_kept(obs, 32)
+    with reported():
+        labels = obs.need("labels")
+        check(labels == 4, f"Each batch should also carry the labels, got {labels} for 4 images.")
 
-        small = obs.need("small batch")
-        shape = tuple(getattr(small, "shape", ()))
-        check(
-            shape == (3, 3, 16, 16),
-            "With batch_size=3 and image_size=16 a batch should be (3, 3, 16, 16), got "
-            f"{shape}. Use the image_size argument in Resize and CenterCrop.",
-        )
-        check_images_are_the_test_images(images, seed, 32)
-        check_images_are_the_test_images(small, seed, 16)
-        check_reshuffles(obs.need("epochs"), seed, 32, n_images)
+    small = obs.need("small batch")
+    shape = tuple(getattr(small, "shape", ()))
+    check(
+        shape == (3, 3, 16, 16),
+        "With batch_size=3 and image_size=16 a batch should be (3, 3, 16, 16), got "
+        f"{shape}. Use the image_size argument in Resize and CenterCrop.",
+    )
+    check_images_are_the_test_images(images, seed, 32)
+    check_images_are_the_test_images(small, seed, 16)
+    check_reshuffles(obs.need("epochs"), seed, 32, n_images)
 
 
 def test_get_dataloader(get_dataloader):
@@ -403,51 +401,50 @@ def observe_discriminator(Discriminator, seed):
     return obs
 
 
+@judged
 def judge_discriminator(obs, seed, original=False):
     """The checks of test_discriminator; returns a note for the learner, or None. `original`:
     the original course's notebook, which left D's depths and activation open. Checks on values
-    only the learner side reports are under `reported()` (failures.judging)."""
-    with judging() as reported:
-        with reported():
-            check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
-            check_batch_sizes(obs, "D", "3, 32, 32", (1,))
-            check(
-                obs.need("parameters") > 0,
-                "Discriminator(conv_dim=8) has no parameters: define its layers in __init__ "
-                "(self.conv1 = conv(...), ..., self.fc = nn.Linear(...)) and use them in forward.",
-            )
-            check_no_dropout_on_output(obs.need("logits on 64"))
-        out = obs.need("out")
-        check_output_shape(out, "D", 16, "3, 32, 32", (1,))  # from the record
-        leaves, calls = rebuild_trace(obs.need("trace"), "D", trace_input(seed, 16, 3, 32, 32))
+    only the learner side reports are under `reported()` (failures.judged)."""
+    with reported():
+        check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
+        check_batch_sizes(obs, "D", "3, 32, 32", (1,))
         check(
-            out.std() > 1e-6,
-            "D gives the same output for every image: its output must depend on the input.",
+            obs.need("parameters") > 0,
+            "Discriminator(conv_dim=8) has no parameters: define its layers in __init__ "
+            "(self.conv1 = conv(...), ..., self.fc = nn.Linear(...)) and use them in forward.",
         )
-        convs = check_d_convs(leaves, calls, conv_dim=8, original=original)
-        # the reported flag only picks the message: batch norm after the first conv is in the
-        # record either way
-        check_d_batch_norm(obs.need("conv ignores batch_norm"), calls, first=convs[0][0])
-        note = check_d_activations(convs, original)
-        check_output_is_last_layers(calls, out, "D")
-        mixing = (
-            "In eval mode, D's score for one image changes when other images are in the batch. "
-            "Each image's logit must depend only on that image: check the reshape before the "
-            "Linear layer (x.flatten(1), not a view that mixes images)."
-        )
-        check(not mixes_images(calls), mixing)  # from the record
-        with reported():  # eval mode, observed
-            check(samples_independent(obs.need("independence")), mixing)
-        check_output_activation(calls, out, "D", "none")  # from the replayed record
-        with reported():
-            check_d_gives_logits(*obs.need("pushed"))
-            small, big = obs.need("sizes")
-            check_size_follows_conv_dim(small, big, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
-            # Where gradients flow is seen only by running backward on the learner's side: the
-            # record replays the forward pass, which a .detach() leaves unchanged.
-            check_d_gradients(obs.need("gradients"))
-        reported.note = note
-        return note
+        check_no_dropout_on_output(obs.need("logits on 64"))
+    out = obs.need("out")
+    check_output_shape(out, "D", 16, "3, 32, 32", (1,))  # from the record
+    leaves, calls = rebuild_trace(obs.need("trace"), "D", trace_input(seed, 16, 3, 32, 32))
+    check(
+        out.std() > 1e-6,
+        "D gives the same output for every image: its output must depend on the input.",
+    )
+    convs = check_d_convs(leaves, calls, conv_dim=8, original=original)
+    # the reported flag only picks the message: batch norm after the first conv is in the
+    # record either way
+    check_d_batch_norm(obs.need("conv ignores batch_norm"), calls, first=convs[0][0])
+    note = check_d_activations(convs, original)
+    check_output_is_last_layers(calls, out, "D")
+    mixing = (
+        "In eval mode, D's score for one image changes when other images are in the batch. "
+        "Each image's logit must depend only on that image: check the reshape before the "
+        "Linear layer (x.flatten(1), not a view that mixes images)."
+    )
+    check(not mixes_images(calls), mixing)  # from the record
+    with reported():  # eval mode, observed
+        check(samples_independent(obs.need("independence")), mixing)
+    check_output_activation(calls, out, "D", "none")  # from the replayed record
+    with reported():
+        check_d_gives_logits(*obs.need("pushed"))
+        small, big = obs.need("sizes")
+        check_size_follows_conv_dim(small, big, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
+        # Where gradients flow is seen only by running backward on the learner's side: the
+        # record replays the forward pass, which a .detach() leaves unchanged.
+        check_d_gradients(obs.need("gradients"))
+    return note
 
 
 def test_discriminator(Discriminator):
@@ -513,75 +510,72 @@ def observe_generator(Generator, seed):
     return obs
 
 
+@judged
 def judge_generator(obs, seed, original=False):
     """The checks of test_generator; returns a note for the learner, or None. `original`: the
     original course's notebook, which left G's depths and hidden activation open. Checks on
-    values only the learner side reports are under `reported()` (failures.judging)."""
-    with judging() as reported:
-        with reported():
-            check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
-            check_batch_sizes(obs, "G", "20", (3, 32, 32))
-            check(
-                obs.need("parameters") > 0,
-                "Generator(z_size=20, conv_dim=8) has no parameters: define its layers in "
-                "__init__ and use them in forward.",
-            )
-            n = obs.need("parameters")
-            if n > MAX_G_PARAMETERS:  # the observer stopped: no trace follows
-                small, big = obs.need("sizes")
-                check_size_follows_conv_dim(
-                    small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim"
-                )
-                check(
-                    False,
-                    f"Generator(z_size=20, conv_dim=8) has {n:,} parameters, far more than "
-                    "conv_dim=8 gives (the notebook's has about 21 thousand): build every layer "
-                    "from the conv_dim argument (4*conv_dim, 2*conv_dim, conv_dim), not from a "
-                    "fixed number of filters.",
-                )
-        out = obs.need("out")
-        check_output_shape(out, "G", 16, "20", (3, 32, 32))  # from the record
-        _, calls = rebuild_trace(obs.need("trace"), "G", trace_input(seed, 16, 20))
+    values only the learner side reports are under `reported()` (failures.judged)."""
+    with reported():
+        check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
+        check_batch_sizes(obs, "G", "20", (3, 32, 32))
         check(
-            out.min() >= -1 and out.max() <= 1,
-            f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. "
-            "End with tanh.",
+            obs.need("parameters") > 0,
+            "Generator(z_size=20, conv_dim=8) has no parameters: define its layers in "
+            "__init__ and use them in forward.",
         )
-        check(
-            (out[0] - out[1]).abs().max() > 1e-4,
-            "G makes the same image for different z: its output must depend on z.",
-        )
-        note = check_g_layers(calls, conv_dim=8, original=original)
-        check_output_is_last_layers(calls, out, "G")
-        mixing = (
-            "In eval mode, G's image for one z changes when other z are in the batch: check the "
-            "reshape after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's "
-            "numbers together)."
-        )
-        check(not mixes_images(calls), mixing)  # from the record
-        with reported():  # eval mode, observed
-            check(samples_independent(obs.need("independence")), mixing)
-        check_output_activation(calls, out, "G", "tanh")  # from the replayed record
-        with reported():
-            check_g_ends_with_tanh(*obs.need("pushed"))
-            missing = obs.need("gradients")["missing"]
-            check(
-                not missing,
-                f"No gradient reached these parameters of G: {missing}. Every layer must be used "
-                "in forward().",
-            )
-            out7 = obs.need("out z_size 7")
-            check(
-                tuple(getattr(out7, "shape", ())) == (3, 3, 32, 32),
-                "Generator(z_size=7) should accept z of shape (3, 7) and return (3, 3, 32, 32), "
-                f"got {tuple(getattr(out7, 'shape', ()))}. Use the z_size argument for the first "
-                "Linear layer.",
-            )
+        n = obs.need("parameters")
+        if n > MAX_G_PARAMETERS:  # the observer stopped: no trace follows
             small, big = obs.need("sizes")
-            # G's first Linear grows only linearly with conv_dim, hence the lower bound
             check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
-        reported.note = note
-        return note
+            check(
+                False,
+                f"Generator(z_size=20, conv_dim=8) has {n:,} parameters, far more than "
+                "conv_dim=8 gives (the notebook's has about 21 thousand): build every layer "
+                "from the conv_dim argument (4*conv_dim, 2*conv_dim, conv_dim), not from a "
+                "fixed number of filters.",
+            )
+    out = obs.need("out")
+    check_output_shape(out, "G", 16, "20", (3, 32, 32))  # from the record
+    _, calls = rebuild_trace(obs.need("trace"), "G", trace_input(seed, 16, 20))
+    check(
+        out.min() >= -1 and out.max() <= 1,
+        f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. "
+        "End with tanh.",
+    )
+    check(
+        (out[0] - out[1]).abs().max() > 1e-4,
+        "G makes the same image for different z: its output must depend on z.",
+    )
+    note = check_g_layers(calls, conv_dim=8, original=original)
+    check_output_is_last_layers(calls, out, "G")
+    mixing = (
+        "In eval mode, G's image for one z changes when other z are in the batch: check the "
+        "reshape after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's "
+        "numbers together)."
+    )
+    check(not mixes_images(calls), mixing)  # from the record
+    with reported():  # eval mode, observed
+        check(samples_independent(obs.need("independence")), mixing)
+    check_output_activation(calls, out, "G", "tanh")  # from the replayed record
+    with reported():
+        check_g_ends_with_tanh(*obs.need("pushed"))
+        missing = obs.need("gradients")["missing"]
+        check(
+            not missing,
+            f"No gradient reached these parameters of G: {missing}. Every layer must be used "
+            "in forward().",
+        )
+        out7 = obs.need("out z_size 7")
+        check(
+            tuple(getattr(out7, "shape", ())) == (3, 3, 32, 32),
+            "Generator(z_size=7) should accept z of shape (3, 7) and return (3, 3, 32, 32), "
+            f"got {tuple(getattr(out7, 'shape', ()))}. Use the z_size argument for the first "
+            "Linear layer.",
+        )
+        small, big = obs.need("sizes")
+        # G's first Linear grows only linearly with conv_dim, hence the lower bound
+        check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+    return note
 
 
 def test_generator(Generator):
@@ -877,39 +871,39 @@ def _judge_optimizer_facts(obs, sizes, original, settings):
     return own_choice
 
 
+@judged
 def judge_optimizers(obs, seed, original=False):
     """The checks of test_optimizers; returns a note for the learner, or None. `original`: the
     original course's notebook, which left Adam's settings to the learner (ORIGINAL_LR,
     ORIGINAL_BETAS); its steps are then replayed with the optimizer's own settings."""
     sizes = obs.need("sizes")
     settings, own_choice = {}, False
-    with judging() as reported:
-        with reported():
-            own_choice = _judge_optimizer_facts(obs, sizes, original, settings)
-        # the facts above are reported; this step is run, on this test's gradients
-        for name, net in (("d_optimizer", "D"), ("g_optimizer", "G")):
-            lr, betas = settings.get(name, (0.0002, (0.5, 0.999)))
-            check_adam_steps(
-                obs.need("steps"),
-                sizes,
-                net,
-                lr,
-                betas,
-                seed,
-                f"The optimizer steps the learner side recorded for {name} are not Adam's with lr "
-                f"{lr:g} and betas {betas} on this test's gradients:",
-            )
-        if own_choice:
-            shown = "; ".join(
-                f"{n}: lr {lr:g}, betas ({b[0]:g}, {b[1]:g})" for n, (lr, b) in settings.items()
-            )
-            reported.note = (
-                f"Note: your optimizers use their own settings ({shown}), which the original "
-                "course left to you. The kit's notebook uses the DCGAN paper's lr 0.0002 and betas "
-                "(0.5, 0.999): the paper found Adam's usual lr 0.001 too high for GANs and its "
-                "usual beta1 0.9 made training oscillate."
-            )
-        return reported.note
+    with reported():
+        own_choice = _judge_optimizer_facts(obs, sizes, original, settings)
+    # the facts above are reported; this step is run, on this test's gradients
+    for name, net in (("d_optimizer", "D"), ("g_optimizer", "G")):
+        lr, betas = settings.get(name, (0.0002, (0.5, 0.999)))
+        check_adam_steps(
+            obs.need("steps"),
+            sizes,
+            net,
+            lr,
+            betas,
+            seed,
+            f"The optimizer steps the learner side recorded for {name} are not Adam's with lr "
+            f"{lr:g} and betas {betas} on this test's gradients:",
+        )
+    if own_choice:
+        shown = "; ".join(
+            f"{n}: lr {lr:g}, betas ({b[0]:g}, {b[1]:g})" for n, (lr, b) in settings.items()
+        )
+        return (
+            f"Note: your optimizers use their own settings ({shown}), which the original "
+            "course left to you. The kit's notebook uses the DCGAN paper's lr 0.0002 and betas "
+            "(0.5, 0.999): the paper found Adam's usual lr 0.001 too high for GANs and its "
+            "usual beta1 0.9 made training oscillate."
+        )
+    return None
 
 
 def test_optimizers(D, G, d_optimizer, g_optimizer):
@@ -1001,6 +995,7 @@ def observe_train(train, seed):
     return obs
 
 
+@judged
 def judge_train(obs, seed, original=False):
     """The checks of test_train; returns a note for the learner, or None. `original`: the
     original course's notebook, whose loop may take 2 or 3 G steps per batch (each is judged)."""
@@ -1054,49 +1049,47 @@ def judge_train(obs, seed, original=False):
         return note
 
     # what train returned and wrote are reported; its steps, before and after, are replayed
-    with judging() as reported:
-        with reported():
-            result = obs.need("result")
-            check(
-                result["pair"] is True,
-                "train should return (losses, samples), as the given code at its end does.",
-            )
-            losses = result["losses"]
-            check(
-                len(losses) == 6
-                # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
-                # be nan (a joint real+fake D call), so only the losses must be finite
-                and all(
-                    isinstance(rec, list)
-                    and len(rec) in (2, 4)
-                    and all(isinstance(v, float) and math.isfinite(v) for v in rec[:2])
-                    for rec in losses
-                ),
-                "With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got "
-                f"{_shown_losses(losses)}.",
-            )
-            samples = result["samples"]
-            check(
-                len(samples) == 2 and all(tuple(s) == (6, 3, 16, 16) for s in samples),
-                "train should keep one batch of sample_size=6 images per epoch (the given code "
-                "does this).",
-            )
-            check(
-                obs.need("checkpoint") is True,
-                "train should save a checkpoint after every epoch (the given code does this).",
-            )
-        rec2 = StepJudge(D, G, scaled, obs.need("resume"))
-        resumed = obs.need("resumed")
-        resuming = (
-            "Run again with n_epochs=3, train should resume after epoch 2 and train one more "
-            f"epoch (3 D steps); it took {rec2.count('d_step')} D steps and returned "
-            f"{resumed['samples']} sample batches."
+    with reported():
+        result = obs.need("result")
+        check(
+            result["pair"] is True,
+            "train should return (losses, samples), as the given code at its end does.",
         )
-        check(rec2.count("d_step") == 3, resuming)  # from the replayed record
-        with reported():
-            check(resumed["samples"] == 3 and resumed["losses"] == 9, resuming)
-        reported.note = DETACH_NOTE if rec.d_step_reached_g else None
-        return reported.note
+        losses = result["losses"]
+        check(
+            len(losses) == 6
+            # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
+            # be nan (a joint real+fake D call), so only the losses must be finite
+            and all(
+                isinstance(rec, list)
+                and len(rec) in (2, 4)
+                and all(isinstance(v, float) and math.isfinite(v) for v in rec[:2])
+                for rec in losses
+            ),
+            "With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got "
+            f"{_shown_losses(losses)}.",
+        )
+        samples = result["samples"]
+        check(
+            len(samples) == 2 and all(tuple(s) == (6, 3, 16, 16) for s in samples),
+            "train should keep one batch of sample_size=6 images per epoch (the given code "
+            "does this).",
+        )
+        check(
+            obs.need("checkpoint") is True,
+            "train should save a checkpoint after every epoch (the given code does this).",
+        )
+    rec2 = StepJudge(D, G, scaled, obs.need("resume"))
+    resumed = obs.need("resumed")
+    resuming = (
+        "Run again with n_epochs=3, train should resume after epoch 2 and train one more "
+        f"epoch (3 D steps); it took {rec2.count('d_step')} D steps and returned "
+        f"{resumed['samples']} sample batches."
+    )
+    check(rec2.count("d_step") == 3, resuming)  # from the replayed record
+    with reported():
+        check(resumed["samples"] == 3 and resumed["losses"] == 9, resuming)
+    return DETACH_NOTE if rec.d_step_reached_g else None
 
 
 def _original_note(d_step_reached_g):

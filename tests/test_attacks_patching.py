@@ -168,6 +168,8 @@ DERIVED = {
 # points in the grader (failures.ReportedFailure), for the honest and the patched alike.
 UNSCORED = {
     ("test_discriminator", "detached"): "where D's gradients flow is observed, not replayed",
+    ("test_critic_loss", "detached"): "the loss's graph is seen by its backward, not replayed",
+    ("test_generator_loss", "detached"): "the loss's graph is seen by its backward, not replayed",
 }
 
 
@@ -220,9 +222,11 @@ def test_a_mutant_with_every_reported_value_forged_is_still_caught(
     the data alone, or refuses the observation as malformed (a mutant that stops at the shape
     check records no output; the grader gives a refused observation no points). A loader that
     does not shuffle is among them: the judge reads the order of two epochs from their images."""
-    _, forged = honest_and_forged(mutant, solution_reports, definitions)
-    with pytest.raises((GradedTestFailure, MalformedObservation)):
-        part1.VERDICTS[mutant.test][1](forged, SEED)
+    honest, forged = honest_and_forged(mutant, solution_reports, definitions)
+    for obs in (honest, forged):  # both scored: no failure left to reported checks alone
+        with pytest.raises((GradedTestFailure, MalformedObservation)) as failure:
+            part1.VERDICTS[mutant.test][1](obs, SEED)
+        assert not isinstance(failure.value, ReportedFailure), failure.value
 
 
 @pytest.mark.slow
@@ -293,3 +297,107 @@ def test_a_reshape_that_mixes_the_batch_is_read_from_the_record():
     mixed = inp.transpose(0, 1).reshape(b, -1)
     assert mixes_images([*calls[:-1], (leaf, mixed, out)])
     assert not mixes_images([*calls[:-1], (leaf, inp.flip(1), out)])  # reordered within a row
+
+
+# ---------------------------------------------------------------- part 2: the same measure
+
+# Per graded test of part 2, the values its observation only reports (every other key is
+# checked against the judge's own computation); "batch N", the output shapes on other batch
+# sizes, are reported for every network.
+PART2_REPORTED = {
+    "test_discriminator64": {
+        "module",
+        "logits on 32",
+        "independence",
+        "pushed",
+        "gradients",
+        "sizes",
+    },
+    "test_generator64": {
+        "module",
+        "flat z",
+        "independence",
+        "pushed",
+        "missing",
+        "z_size 7",
+        "sizes",
+    },
+    "test_critic": {"module", "batch norms", "independence", "pushed", "gradients"},
+    "test_gradient_penalty": {"inputs after", "critic calls"},
+    "test_critic_loss": {"graph kept"},
+    "test_generator_loss": {"graph kept"},
+    "test_wgan_optimizers": {"sizes", "c_optimizer", "g_optimizer", "same"},
+    "test_train_wgan": {"result"},
+    "test_slerp": {"inputs after"},
+    "test_attribute_vector": set(),
+}
+
+
+def _part2_reported(test, key):
+    return key in PART2_REPORTED[test] or (test in NETWORKS_64 and key.startswith("batch "))
+
+
+NETWORKS_64 = ("test_discriminator64", "test_generator64", "test_critic")
+
+
+@pytest.fixture(scope="module")
+def part2_solution_reports():
+    """The part-2 solution's observations at SEED (one run of its notebook)."""
+    from helpers.notebook import PART2_NOTEBOOK
+
+    calls = graded_test_calls(read_notebook(PART2_NOTEBOOK))
+    with contextlib.redirect_stdout(io.StringIO()):
+        solution = load_solution(PART2_NOTEBOOK)
+        return {
+            test: over_the_wire(observe(*[solution[a] for a in calls[test]], seed=SEED))
+            for test, (observe, _) in part2.VERDICTS.items()
+        }
+
+
+def test_part2_reported_keys_are_what_the_observers_send(part2_solution_reports):
+    for test, keys in PART2_REPORTED.items():
+        assert keys <= set(part2_solution_reports[test]), test
+
+
+@pytest.fixture(scope="module")
+def part2_definitions():
+    from helpers.notebook import PART2_NOTEBOOK
+    from tests.mutants import definition_cells
+
+    return definition_cells(PART2_NOTEBOOK)
+
+
+def _part2_mutants():
+    from tests.mutants import PART2_MUTANTS
+
+    return [pytest.param(m, id=f"{m.test}-{m.name}") for m in PART2_MUTANTS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", _part2_mutants())
+def test_part2_a_forged_observation_scores_no_more_than_the_honest(
+    mutant, part2_solution_reports, part2_definitions
+):
+    """Each part-2 mutant observed at SEED, as it is and with every reported value replaced by
+    the solution's: the grader gives the forged no point the honest does not get; a mutant
+    UNSCORED names passes both ways with the note that says its check was not scored; every
+    other one scores nothing, forged or not."""
+    from helpers.instructor import grade
+    from tests.mutants import apply, run_definitions
+
+    numbers, cells, calls = part2_definitions
+    observe, judge = part2.VERDICTS[mutant.test]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        namespace, _ = run_definitions(numbers, apply(mutant, cells))
+        honest = over_the_wire(observe(*[namespace.get(a) for a in calls[mutant.test]], seed=SEED))
+    forged = Observation(honest)
+    for key, value in part2_solution_reports[mutant.test].items():
+        if _part2_reported(mutant.test, key):
+            forged[key] = value
+    honest_points, message = grade.judge_observation(judge, encode(honest), SEED)
+    forged_points, forged_message = grade.judge_observation(judge, encode(forged), SEED)
+    assert forged_points <= honest_points, forged_message
+    if (mutant.test, mutant.name) in UNSCORED:
+        assert honest_points and message.startswith(f"Tests Passed Note: {grade.NOT_SCORED}")
+    else:
+        assert not honest_points and not forged_points, (message, forged_message)
