@@ -271,12 +271,11 @@ def test_an_unscored_check_keeps_the_judges_own_note():
     not scored: both are in the passed test's message, the note first."""
     from helpers.instructor import grade
 
+    @failures.judged
     def judge(obs, seed):
-        with failures.judging() as reported:
-            with reported():
-                failures.check(False, "No gradient flows from D's output back to its input image.")
-            reported.note = "Note: D uses SELU."
-            return reported.note
+        with failures.reported():
+            failures.check(False, "No gradient flows from D's output back to its input image.")
+        return "Note: D uses SELU."
 
     passed, message = grade.judge_observation(judge, {}, SEED)
     assert passed is True
@@ -401,3 +400,33 @@ def test_part2_a_forged_observation_scores_no_more_than_the_honest(
         assert honest_points and message.startswith(f"Tests Passed Note: {grade.NOT_SCORED}")
     else:
         assert not honest_points and not forged_points, (message, forged_message)
+
+
+def test_a_reported_failure_leaves_the_score_to_the_derived_checks():
+    """failures.judged: the first failed check's message, whatever comes after it; scored when a
+    derived check fails too, or a value it needs is missing, and not scored when none does."""
+    from helpers.instructor import grade
+
+    @failures.judged
+    def judge(obs, seed):
+        with failures.reported():
+            failures.check(obs["reported"], "The reported check failed.")
+        failures.check(obs["derived"], "The derived check failed.")
+        obs.need("record")
+        return None
+
+    cases = [
+        ({"reported": False, "derived": True, "record": 1}, True),
+        ({"reported": False, "derived": False, "record": 1}, False),
+        ({"reported": False, "derived": True}, False),  # the observer stopped: nothing derived
+        ({"reported": True, "derived": False, "record": 1}, False),
+    ]
+    for obs, points in cases:
+        passed, message = grade.judge_observation(judge, encode(Observation(obs)), SEED)
+        assert passed is points, (obs, message)
+        first = "reported" if not obs["reported"] else "derived"
+        assert f"The {first} check failed." in message, (obs, message)
+    # outside a judged judge, a failure is raised as it is
+    with pytest.raises(GradedTestFailure) as failure, failures.reported():
+        failures.check(False, "Plain.")
+    assert not isinstance(failure.value, ReportedFailure)
