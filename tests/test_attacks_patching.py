@@ -13,7 +13,9 @@ process. The slow tests grade the same notebooks for real, in the sandbox, and m
 strongest such patch can still hide: each of part 1's mutants of the loader, D, G, the optimizers
 and train, with every value its observation only reports replaced by the solution's, is still
 caught, but for the one named in UNSCORED, whose check no record can confirm: the grader scores
-it for no one, honest or patched, and its report says so (docs/threat-model.md says why).
+it for no one, honest or patched, and its report says so (docs/threat-model.md says why). Part
+2's mutants are measured the same way, through the grader's judge_observation: the forged
+observation never gets a point the honest one does not.
 """
 
 from __future__ import annotations
