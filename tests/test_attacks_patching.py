@@ -10,12 +10,12 @@ steps, so each mistake still fails its test, with the message that names it.
 The in-process tests run the patch as the learner side would (observe with the patched helpers,
 the observation over the wire), then judge with the kit's own code, as the grader does in its
 process. The slow tests grade the same notebooks for real, in the sandbox, and measure what the
-strongest such patch can still hide: each of part 1's mutants of the loader, D, G, the optimizers
-and train, with every value its observation only reports replaced by the solution's, is still
-caught, but for the one named in UNSCORED, whose check no record can confirm: the grader scores
-it for no one, honest or patched, and its report says so (docs/threat-model.md says why). Part
-2's mutants are measured the same way, through the grader's judge_observation: the forged
-observation never gets a point the honest one does not.
+strongest such patch can still hide: each of part 1's mutants of the loader, the blocks, D, G,
+the optimizers and train, with every value its observation only reports replaced by the
+solution's, is still caught, but for the one named in UNSCORED, whose check no record can
+confirm: the grader scores it for no one, honest or patched, and its report says so
+(docs/threat-model.md says why). Part 2's mutants are measured the same way, through the
+grader's judge_observation: the forged observation never gets a point the honest one does not.
 """
 
 from __future__ import annotations
@@ -150,6 +150,7 @@ def test_what_follows_the_last_layer_is_read_from_the_record(after, found):
 # Per graded test, what its judge checks against its own computation (the record, the data);
 # every other key of the observation is a value the learner side reports, which a patch of the
 # kit's helpers can set to anything.
+BLOCK_CASES = ("True", "False", "stride 1")  # batch norm or not, and the stride-1 block
 DERIVED = {
     "test_discriminator": {"module", "out", "trace"},
     "test_generator": {"module", "out", "trace"},
@@ -164,6 +165,9 @@ DERIVED = {
         "image tall",
         "epochs",
     },
+    # the blocks' records (and what each says it gave); the layer lists are reported
+    "test_conv": {f"{what} {case}" for what in ("out", "trace") for case in BLOCK_CASES},
+    "test_deconv": {f"{what} {case}" for what in ("out", "trace") for case in BLOCK_CASES},
 }
 # The mistakes only reported values show (docs/threat-model.md, "Patching the kit inside the
 # sandbox"): a patch that reports the solution's values hides them, so their check carries no
@@ -186,9 +190,7 @@ def _mutants(unscored=False):
 @pytest.fixture(scope="module")
 def solution_reports():
     """The solution's observations at SEED, for the reported values a patch would send."""
-    names = ["test_get_dataloader", "test_optimizers", "test_train"]
-    names += ["test_discriminator", "test_generator"]
-    return {n: reported.solution_observation(n, SEED) for n in names}
+    return {n: reported.solution_observation(n, SEED) for n in DERIVED}
 
 
 @pytest.fixture(scope="module")
