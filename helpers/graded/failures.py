@@ -211,8 +211,8 @@ def judged(judge: Callable[_P, str | None]) -> Callable[_P, str | None]:
         token = _REPORTED.set(state)
         try:
             note = judge(*args, **kwargs)
-        except ReportedFailure:
-            raise
+        except (ReportedFailure, MemoryError):
+            raise  # the grader refuses an observation that needs too much memory, as such
         except Exception as err:
             if state.failure is None:
                 raise
