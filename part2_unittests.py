@@ -21,7 +21,9 @@ from helpers.graded.failures import (
     GradedTestFailure,  # noqa: F401  (re-exported: `except tests.GradedTestFailure`)
     calling,
     check,
+    judged,
     passed,
+    reported,
 )
 from helpers.graded.layers import (
     check_output_activation,
@@ -128,10 +130,12 @@ def observe_discriminator64(Discriminator64, seed):
     return obs
 
 
+@judged
 def judge_discriminator64(obs, seed):
-    check(obs.need("module") is True, "Discriminator64 should be an nn.Module subclass.")
-    check_batch_sizes_64(obs, "D", "3, 64, 64", (1,))
-    check_no_dropout_on_output(obs.need("logits on 32"))
+    with reported():
+        check(obs.need("module") is True, "Discriminator64 should be an nn.Module subclass.")
+        check_batch_sizes_64(obs, "D", "3, 64, 64", (1,))
+        check_no_dropout_on_output(obs.need("logits on 32"))
     out = obs.need("out")
     check_output_shape(out, "D", TRACE_BATCH, "3, 64, 64", (1,))  # from the record
     leaves, calls = rebuild_trace(obs.need("trace"), "D", replay=False)
@@ -142,17 +146,20 @@ def judge_discriminator64(obs, seed):
     convs = check_d64_layers(leaves, calls, 8, "D")
     check_d64_batch_norm(calls, convs)
     check_leaky_between(convs, "D")
-    check(
-        # the record shows a reshape that mixes the batch; eval mode is observed
-        not mixes_images(calls) and samples_independent(obs.need("independence")),
-        "In eval mode, D's score for one image changes when other images are in the batch: keep "
-        "each image's numbers together (x.flatten(1) at the end, not a view that mixes images).",
+    mixing = (
+        "In eval mode, D's score for one image changes when other images are in the batch: "
+        "keep each image's numbers together (x.flatten(1) at the end, not a view that mixes "
+        "images)."
     )
+    check(not mixes_images(calls), mixing)  # from the record
+    with reported():  # eval mode, observed
+        check(samples_independent(obs.need("independence")), mixing)
     check_output_activation(calls, out, "D", "none")  # from the record, replayed below
-    check_d_gives_logits(*obs.need("pushed"))
-    check_d_gradients(obs.need("gradients"))
-    small, big = obs.need("sizes")
-    check_size_follows_conv_dim(small, big, "D", 3.5, "conv_dim, 2x, 4x and 8x conv_dim")
+    with reported():
+        check_d_gives_logits(*obs.need("pushed"))
+        check_d_gradients(obs.need("gradients"))  # backward runs on the learner's side
+        small, big = obs.need("sizes")
+        check_size_follows_conv_dim(small, big, "D", 3.5, "conv_dim, 2x, 4x and 8x conv_dim")
     check_record_is_own(calls, out, trace_input(seed, TRACE_BATCH, 3, 64, 64), "D")
 
 
@@ -216,15 +223,17 @@ def observe_generator64(Generator64, seed):
     return obs
 
 
+@judged
 def judge_generator64(obs, seed):
-    check(obs.need("module") is True, "Generator64 should be an nn.Module subclass.")
-    check_batch_sizes_64(obs, "G", "20, 1, 1", (3, 64, 64))
-    flat = tuple(obs.need("flat z"))
-    check(
-        flat == (5, 3, 64, 64),
-        f"G on a (5, 20) batch of z should return (5, 3, 64, 64), got {flat}. Reshape z to (B, "
-        "z_size, 1, 1) first.",
-    )
+    with reported():
+        check(obs.need("module") is True, "Generator64 should be an nn.Module subclass.")
+        check_batch_sizes_64(obs, "G", "20, 1, 1", (3, 64, 64))
+        flat = tuple(obs.need("flat z"))
+        check(
+            flat == (5, 3, 64, 64),
+            f"G on a (5, 20) batch of z should return (5, 3, 64, 64), got {flat}. Reshape z "
+            "to (B, z_size, 1, 1) first.",
+        )
     out = obs.need("out")
     check_output_shape(out, "G", TRACE_BATCH, "20, 1, 1", (3, 64, 64))  # from the record
     _, calls = rebuild_trace(obs.need("trace"), "G", replay=False)
@@ -238,28 +247,30 @@ def judge_generator64(obs, seed):
         "G makes the same image for different z: its output must depend on z.",
     )
     check_g64_layers(calls, 8, 20)
-    check(
-        # the record shows a reshape that mixes the batch; eval mode is observed
-        not mixes_images(calls) and samples_independent(obs.need("independence")),
-        "In eval mode, G's image for one z changes when other z are in the batch: reshape z with "
-        "z.view(z.size(0), z_size, 1, 1), which keeps each z's numbers together.",
+    mixing = (
+        "In eval mode, G's image for one z changes when other z are in the batch: reshape z "
+        "with z.view(z.size(0), z_size, 1, 1), which keeps each z's numbers together."
     )
+    check(not mixes_images(calls), mixing)  # from the record
+    with reported():  # eval mode, observed
+        check(samples_independent(obs.need("independence")), mixing)
     check_output_activation(calls, out, "G", "tanh")  # from the record, replayed below
-    check_g_ends_with_tanh(*obs.need("pushed"))
-    missing = obs.need("missing")
-    check(
-        not missing,
-        f"No gradient reached these parameters of G: {missing}. Every layer must be used in "
-        "forward().",
-    )
-    out7 = tuple(obs.need("z_size 7"))
-    check(
-        out7 == (3, 3, 64, 64),
-        "Generator64(z_size=7) should take z of shape (3, 7, 1, 1) and return (3, 3, 64, 64), got "
-        f"{out7}. Build the first layer from the z_size argument.",
-    )
-    small, big = obs.need("sizes")
-    check_size_follows_conv_dim(small, big, "G", 3.0, "8x, 4x, 2x and 1x conv_dim")
+    with reported():
+        check_g_ends_with_tanh(*obs.need("pushed"))
+        missing = obs.need("missing")
+        check(
+            not missing,
+            f"No gradient reached these parameters of G: {missing}. Every layer must be used "
+            "in forward().",
+        )
+        out7 = tuple(obs.need("z_size 7"))
+        check(
+            out7 == (3, 3, 64, 64),
+            "Generator64(z_size=7) should take z of shape (3, 7, 1, 1) and return (3, 3, 64, "
+            f"64), got {out7}. Build the first layer from the z_size argument.",
+        )
+        small, big = obs.need("sizes")
+        check_size_follows_conv_dim(small, big, "G", 3.0, "8x, 4x, 2x and 1x conv_dim")
     check_record_is_own(calls, out, trace_input(seed, TRACE_BATCH, 20, 1, 1, normal=True), "G")
 
 
@@ -294,28 +305,34 @@ def observe_critic(Critic, seed):
     return obs
 
 
+@judged
 def judge_critic(obs, seed):
-    check(obs.need("module") is True, "Critic should be an nn.Module subclass.")
-    check_batch_sizes_64(obs, "the critic", "3, 64, 64", (1,))
+    with reported():
+        check(obs.need("module") is True, "Critic should be an nn.Module subclass.")
+        check_batch_sizes_64(obs, "the critic", "3, 64, 64", (1,))
     leaves, calls = rebuild_trace(obs.need("trace"), "the critic", replay=False)
     traced = [m.kind for m in leaves if m.kind == "BatchNorm2d"]
-    check_no_batch_norm(list(obs.need("batch norms")) + traced)
+    with reported():  # the layers found by class, with the message that names them
+        check_no_batch_norm(list(obs.need("batch norms")) + traced)
+    check_no_batch_norm(traced)  # from the record
     out = obs.need("out")
     check_output_shape(out, "The critic", TRACE_BATCH, "3, 64, 64", (1,))  # from the record
     check(out.std() > 1e-6, "The critic gives the same score to every image.")
     convs = check_d64_layers(leaves, calls, 8, "the critic")
     check_leaky_between(convs, "the critic")
-    check(
-        # the record shows a reshape that mixes the batch; eval mode is observed
-        not mixes_images(calls) and samples_independent(obs.need("independence")),
-        "In train mode, the critic's score for one image changes when other images are in the "
-        "batch. The gradient penalty needs each score to depend on its own image only: no batch "
-        "norm and no statistics across the batch (layer norm, nn.GroupNorm(1, channels), "
-        "normalises each image on its own).",
+    mixing = (
+        "In train mode, the critic's score for one image changes when other images are in "
+        "the batch. The gradient penalty needs each score to depend on its own image only: no "
+        "batch norm and no statistics across the batch (layer norm, nn.GroupNorm(1, "
+        "channels), normalises each image on its own)."
     )
+    check(not mixes_images(calls), mixing)  # from the record
+    with reported():  # train mode, observed
+        check(samples_independent(obs.need("independence")), mixing)
     check_output_activation(calls, out, "the critic", "none")  # from the record, replayed below
-    check_d_gives_logits(*obs.need("pushed"))
-    check_d_gradients(obs.need("gradients"))
+    with reported():
+        check_d_gives_logits(*obs.need("pushed"))
+        check_d_gradients(obs.need("gradients"))  # backward runs on the learner's side
     check_record_is_own(calls, out, trace_input(seed, TRACE_BATCH, 3, 64, 64), "the critic")
 
 
@@ -402,6 +419,7 @@ def observe_gradient_penalty(gradient_penalty, seed):
     return obs
 
 
+@judged
 def judge_gradient_penalty(obs, seed):
     real, fake, w, many_real, many_fake = _penalty_inputs(seed)
     batch = len(real)
@@ -431,19 +449,21 @@ def judge_gradient_penalty(obs, seed):
             f"gave {gp.item():.4f}. Take each image's gradient norm (grads.flatten(1).norm(2, "
             "dim=1)), subtract 1, square, and average over the batch.",
         )
-    real_after, fake_after = obs.need("inputs after")
-    check(
-        torch.equal(real_after, real) and torch.equal(fake_after, fake),
-        "gradient_penalty changed real_images or fake_images in place; build x_hat as a new "
-        "tensor.",
-    )
+    with reported():
+        real_after, fake_after = obs.need("inputs after")
+        check(
+            torch.equal(real_after, real) and torch.equal(fake_after, fake),
+            "gradient_penalty changed real_images or fake_images in place; build x_hat as a new "
+            "tensor.",
+        )
 
     # The interpolates: one eps per image, uniform in [0, 1], on each real-fake segment.
-    calls = obs.need("critic calls")
-    check(
-        calls == 1,
-        f"gradient_penalty should call the critic once, on x_hat; it called it {calls} times.",
-    )
+    with reported():
+        calls = obs.need("critic calls")
+        check(
+            calls == 1,
+            f"gradient_penalty should call the critic once, on x_hat; it called it {calls} times.",
+        )
     x_hat = obs.need("x_hat")
     check(
         isinstance(x_hat, torch.Tensor) and tuple(x_hat.shape) == (64, 3, 8, 8),
@@ -545,6 +565,7 @@ def observe_critic_loss(critic_loss, seed):
     return obs
 
 
+@judged
 def judge_critic_loss(obs, seed):
     real, fake = _critic_scores(seed)
     loss = obs.need("loss")
@@ -571,10 +592,11 @@ def judge_critic_loss(obs, seed):
         f"real_scores.mean() = {want:.4f}, got {loss.item():.4f}. The scores are not "
         "probabilities: no sigmoid, no log, no BCE.",
     )
-    check(
-        obs.need("graph kept") is True,
-        "critic_loss should keep the graph to the scores: do not detach them or use .item().",
-    )
+    with reported():  # seen by the observer, on its own graph
+        check(
+            obs.need("graph kept") is True,
+            "critic_loss should keep the graph to the scores: do not detach them or use .item().",
+        )
 
 
 def test_critic_loss(critic_loss):
@@ -609,6 +631,7 @@ def observe_generator_loss(generator_loss, seed):
     return obs
 
 
+@judged
 def judge_generator_loss(obs, seed):
     fake = _fake_scores(seed)
     loss = obs.need("loss")
@@ -633,10 +656,12 @@ def judge_generator_loss(obs, seed):
         f"generator_loss(fake_scores) should be -fake_scores.mean() = {want:.4f}, got "
         f"{loss.item():.4f}. The scores are not probabilities: no sigmoid, no log, no BCE.",
     )
-    check(
-        obs.need("graph kept") is True,
-        "generator_loss should keep the graph to the scores: do not detach them or use .item().",
-    )
+    with reported():  # seen by the observer, on its own graph
+        check(
+            obs.need("graph kept") is True,
+            "generator_loss should keep the graph to the scores: do not detach them or use "
+            ".item().",
+        )
 
 
 def test_generator_loss(generator_loss):
@@ -660,8 +685,8 @@ def observe_wgan_optimizers(critic, G, c_optimizer, g_optimizer, seed):
     return obs
 
 
-def judge_wgan_optimizers(obs, seed):
-    sizes = obs.need("sizes")
+def _judge_wgan_optimizer_facts(obs, sizes):
+    """The optimizers' reported facts: class, parameters, settings."""
     for name, net, net_name, other, other_name in (
         ("c_optimizer", "D", "the critic", "G", "G"),
         ("g_optimizer", "G", "G", "D", "the critic"),
@@ -704,17 +729,28 @@ def judge_wgan_optimizers(obs, seed):
         f"c_optimizer's learning rate is {lrs['c_optimizer']} and g_optimizer's "
         f"{lrs['g_optimizer']}: give both wgan_lr.",
     )
-    # the facts above are reported; this step is run, on this test's gradients
+
+
+@judged
+def judge_wgan_optimizers(obs, seed):
+    sizes = obs.need("sizes")
+    with reported():
+        _judge_wgan_optimizer_facts(obs, sizes)
+    # The facts above are reported; these steps are run, on this test's gradients. Both are
+    # replayed with the critic's learning rate, and only with one wgan_lr may be: a step of
+    # another learning rate, or two different ones, fails here too.
+    lr = float(obs.need("c_optimizer")["groups"][0]["lr"])
+    lr = lr if any(abs(lr - allowed) < 1e-12 for allowed in WGAN_LRS) else WGAN_LRS[0]
     for name, net in (("c_optimizer", "D"), ("g_optimizer", "G")):
         check_adam_steps(
             obs.need("steps"),
             sizes,
             net,
-            float(lrs[name]),
+            lr,
             (0.0, 0.9),
             seed,
-            f"The optimizer steps the learner side recorded for {name} are not Adam's with lr "
-            f"{lrs[name]} and betas (0.0, 0.9) on this test's gradients:",
+            f"The optimizer steps the learner side recorded for {name} are not Adam's with "
+            f"lr {lr:g} and betas (0.0, 0.9) on this test's gradients:",
         )
 
 
@@ -774,6 +810,7 @@ def observe_train_wgan(train_wgan, seed):
     return obs
 
 
+@judged
 def judge_train_wgan(obs, seed):
     critic, G, _, scaled = _wgan_setup(seed)
     c_before = [p.detach().clone() for p in critic.parameters()]
@@ -813,27 +850,29 @@ def judge_train_wgan(obs, seed):
         any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())),
         "train_wgan did not change G's weights.",
     )
-    result = obs.need("result")
-    check(
-        result["pair"] is True,
-        "train_wgan should return (losses, samples), as the given code at its end does.",
-    )
-    losses = result["losses"]
-    check(
-        len(losses) == 10
-        and all(
-            isinstance(row, list)
-            and all(isinstance(v, float) and math.isfinite(v) for v in row[:1])
-            for row in losses
-        ),
-        f"With print_every=1, train_wgan should log 10 rows with a finite critic loss, got "
-        f"{[tuple(r) if isinstance(r, list) else r for r in losses]!r}.",
-    )
-    samples = result["samples"]
-    check(
-        len(samples) == 2 and tuple(samples[0]) == (6, 3, 16, 16),
-        "train_wgan should keep G's samples of fixed_z after each epoch, as the given code does.",
-    )
+    with reported():  # what train_wgan returned; its steps above are replayed
+        result = obs.need("result")
+        check(
+            result["pair"] is True,
+            "train_wgan should return (losses, samples), as the given code at its end does.",
+        )
+        losses = result["losses"]
+        check(
+            len(losses) == 10
+            and all(
+                isinstance(row, list)
+                and all(isinstance(v, float) and math.isfinite(v) for v in row[:1])
+                for row in losses
+            ),
+            f"With print_every=1, train_wgan should log 10 rows with a finite critic loss, got "
+            f"{[tuple(r) if isinstance(r, list) else r for r in losses]!r}.",
+        )
+        samples = result["samples"]
+        check(
+            len(samples) == 2 and tuple(samples[0]) == (6, 3, 16, 16),
+            "train_wgan should keep G's samples of fixed_z after each epoch, as the given code "
+            "does.",
+        )
 
 
 def test_train_wgan(train_wgan):
@@ -894,6 +933,7 @@ def observe_slerp(slerp, seed):
     return obs
 
 
+@judged
 def judge_slerp(obs, seed):
     z0, z1, unit0, unit1 = _slerp_inputs(seed)
     for t, want, end in ((0.0, z0, "z0"), (1.0, z1, "z1")):
@@ -909,11 +949,12 @@ def judge_slerp(obs, seed):
             f"{(out - want).abs().max().item():.4f}. At t=0 the weights are sin(omega)/sin(omega) "
             "= 1 on z0 and 0 on z1.",
         )
-    a0, a1 = obs.need("inputs after")
-    check(
-        torch.equal(z0, a0) and torch.equal(z1, a1),
-        "slerp changed z0 or z1 in place; return a new tensor.",
-    )
+    with reported():
+        a0, a1 = obs.need("inputs after")
+        check(
+            torch.equal(z0, a0) and torch.equal(z1, a1),
+            "slerp changed z0 or z1 in place; return a new tensor.",
+        )
     # Each row on its own: its own angle.
     half = obs.need("half")
     for i in range(3):

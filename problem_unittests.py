@@ -20,8 +20,10 @@ import torch.nn as nn
 from helpers.graded.blocks import judge_block, observe_block
 from helpers.graded.failures import (
     GradedTestFailure,  # also re-exported: `except tests.GradedTestFailure`
+    ReportedFailure,
     calling,
     check,
+    judged,
     passed,
     reported,
 )
@@ -174,6 +176,8 @@ def judge_get_dataloader(obs, seed, original=False):
     try:
         _judge_loader(obs, seed, square_only=False)
         return None
+    except ReportedFailure:
+        raise  # every derived check held: the grader does not score what failed
     except GradedTestFailure as failure:
         full = str(failure).split(". ")[0]
         _judge_loader(Observation(obs.need("square")), seed, square_only=True)
@@ -185,24 +189,27 @@ def judge_get_dataloader(obs, seed, original=False):
     )
 
 
+@judged
 def _judge_loader(obs, seed, square_only):
     n_images = len(SQUARE) if square_only else len(loader_images(seed))
-    loader = obs.need("loader")
-    check(
-        loader is True,
-        f"get_dataloader should return a torch.utils.data.DataLoader, got {loader}.",
-    )
-    size = obs.need("dataset size")
-    check(
-        size == n_images,
-        f"The DataLoader should read the {n_images} images in data_dir, but its dataset has "
-        f"{size}. Make sure you pass data_dir to datasets.ImageFolder.",
-    )
-    batch_size = obs.need("batch_size")
-    check(
-        batch_size == 4,
-        f"The DataLoader's batch_size should be the batch_size argument (4), got {batch_size}.",
-    )
+    # the loader's facts are reported; its batches and epochs below are the data itself
+    with reported():
+        loader = obs.need("loader")
+        check(
+            loader is True,
+            f"get_dataloader should return a torch.utils.data.DataLoader, got {loader}.",
+        )
+        size = obs.need("dataset size")
+        check(
+            size == n_images,
+            f"The DataLoader should read the {n_images} images in data_dir, but its dataset "
+            f"has {size}. Make sure you pass data_dir to datasets.ImageFolder.",
+        )
+        batch_size = obs.need("batch_size")
+        check(
+            batch_size == 4,
+            f"The DataLoader's batch_size should be the batch_size argument (4), got {batch_size}.",
+        )
 
     # A deterministic transform; non-square images centre-cropped (all green), not squashed
     # (red strips on the sides).
@@ -226,8 +233,9 @@ def _judge_loader(obs, seed, square_only):
     )
     # A square image larger than image_size is resized before the crop: its frame stays.
     check_frame_kept(obs, 32)
-    labels = obs.need("labels")
-    check(labels == 4, f"Each batch should also carry the labels, got {labels} for 4 images.")
+    with reported():
+        labels = obs.need("labels")
+        check(labels == 4, f"Each batch should also carry the labels, got {labels} for 4 images.")
 
     small = obs.need("small batch")
     shape = tuple(getattr(small, "shape", ()))
@@ -423,18 +431,21 @@ def _sigmoid_accepted(losses):
     )
 
 
+@judged
 def judge_discriminator(obs, seed, original=False):
     """The checks of test_discriminator; returns a note for the learner, or None. `original`:
     the original course's notebook, which left D's depths and activation open, and let D end
-    with a sigmoid when its own real_loss and fake_loss take probabilities."""
-    check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
-    check_batch_sizes(obs, "D", "3, 32, 32", (1,))
-    check(
-        obs.need("parameters") > 0,
-        "Discriminator(conv_dim=8) has no parameters: define its layers in __init__ (self.conv1 "
-        "= conv(...), ..., self.fc = nn.Linear(...)) and use them in forward.",
-    )
-    check_no_dropout_on_output(obs.need("logits on 64"))
+    with a sigmoid when its own real_loss and fake_loss take probabilities. Checks on values only
+    the learner side reports are under `reported()` (failures.judged)."""
+    with reported():
+        check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
+        check_batch_sizes(obs, "D", "3, 32, 32", (1,))
+        check(
+            obs.need("parameters") > 0,
+            "Discriminator(conv_dim=8) has no parameters: define its layers in __init__ "
+            "(self.conv1 = conv(...), ..., self.fc = nn.Linear(...)) and use them in forward.",
+        )
+        check_no_dropout_on_output(obs.need("logits on 64"))
     out = obs.need("out")
     check_output_shape(out, "D", 16, "3, 32, 32", (1,))  # from the record
     leaves, calls = rebuild_trace(obs.need("trace"), "D", trace_input(seed, 16, 3, 32, 32))
@@ -443,16 +454,21 @@ def judge_discriminator(obs, seed, original=False):
         "D gives the same output for every image: its output must depend on the input.",
     )
     convs = check_d_convs(leaves, calls, conv_dim=8, original=original)
+    # the reported flag only picks the message: batch norm after the first conv is in the
+    # record either way
     check_d_batch_norm(obs.need("conv ignores batch_norm"), calls, first=convs[0][0])
     note = check_d_activations(convs, original)
     check_output_is_last_layers(calls, out, "D")
-    check(
-        # the record shows a reshape that mixes the batch; eval mode is observed
-        not mixes_images(calls) and samples_independent(obs.need("independence")),
-        "In eval mode, D's score for one image changes when other images are in the batch. Each "
-        "image's logit must depend only on that image: check the reshape before the Linear layer "
-        "(x.flatten(1), not a view that mixes images).",
+    mixing = (
+        "In eval mode, D's score for one image changes when other images are in the batch. "
+        "Each image's logit must depend only on that image: check the reshape before the "
+        "Linear layer (x.flatten(1), not a view that mixes images)."
     )
+    check(not mixes_images(calls), mixing)  # from the record
+    with reported():  # eval mode, observed
+        check(samples_independent(obs.need("independence")), mixing)
+    # A sigmoid at D's end is accepted (original format) when the notebook's own losses, run on
+    # probabilities from the judge's seed, gave least-squares or BCELoss values.
     losses = losses_take_probabilities(obs.get("probability losses"), seed) if original else None
     accepted = {"sigmoid": _sigmoid_accepted(losses)} if losses else {}
     ending = check_output_activation(calls, out, "D", "none", accepted)  # the replayed record
@@ -463,14 +479,13 @@ def judge_discriminator(obs, seed, original=False):
             "than a sigmoid in D followed by a log."
         )
         note = f"{note} {sigmoid_note.removeprefix('Note: ')}" if note else sigmoid_note
-    else:
-        check_d_gives_logits(*obs.need("pushed"))
-    small, big = obs.need("sizes")
-    check_size_follows_conv_dim(small, big, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
-    # Where gradients flow is seen only by running backward on the learner's side: the record
-    # replays the forward pass, which a .detach() leaves unchanged. Last, and not scored by the
-    # grader (failures.reported).
-    with reported(note):
+    with reported():
+        if ending not in accepted:
+            check_d_gives_logits(*obs.need("pushed"))
+        small, big = obs.need("sizes")
+        check_size_follows_conv_dim(small, big, "D", 3.0, "conv_dim, 2*conv_dim, 4*conv_dim")
+        # Where gradients flow is seen only by running backward on the learner's side: the
+        # record replays the forward pass, which a .detach() leaves unchanged.
         check_d_gradients(obs.need("gradients"))
     return note
 
@@ -538,33 +553,37 @@ def observe_generator(Generator, seed):
     return obs
 
 
+@judged
 def judge_generator(obs, seed, original=False):
     """The checks of test_generator; returns a note for the learner, or None. `original`: the
-    original course's notebook, which left G's depths and hidden activation open."""
-    check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
-    check_batch_sizes(obs, "G", "20", (3, 32, 32))
-    check(
-        obs.need("parameters") > 0,
-        "Generator(z_size=20, conv_dim=8) has no parameters: define its layers in __init__ and "
-        "use them in forward.",
-    )
-    n = obs.need("parameters")
-    if n > MAX_G_PARAMETERS:
-        small, big = obs.need("sizes")
-        check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+    original course's notebook, which left G's depths and hidden activation open. Checks on
+    values only the learner side reports are under `reported()` (failures.judged)."""
+    with reported():
+        check(obs.need("module") is True, "Generator should be an nn.Module subclass.")
+        check_batch_sizes(obs, "G", "20", (3, 32, 32))
         check(
-            False,
-            f"Generator(z_size=20, conv_dim=8) has {n:,} parameters, far more than conv_dim=8 "
-            f"gives (the notebook's has about 21 thousand): build every layer from the conv_dim "
-            "argument (4*conv_dim, 2*conv_dim, conv_dim), not from a fixed number of filters.",
+            obs.need("parameters") > 0,
+            "Generator(z_size=20, conv_dim=8) has no parameters: define its layers in "
+            "__init__ and use them in forward.",
         )
+        n = obs.need("parameters")
+        if n > MAX_G_PARAMETERS:  # the observer stopped: no trace follows
+            small, big = obs.need("sizes")
+            check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+            check(
+                False,
+                f"Generator(z_size=20, conv_dim=8) has {n:,} parameters, far more than "
+                "conv_dim=8 gives (the notebook's has about 21 thousand): build every layer "
+                "from the conv_dim argument (4*conv_dim, 2*conv_dim, conv_dim), not from a "
+                "fixed number of filters.",
+            )
     out = obs.need("out")
     check_output_shape(out, "G", 16, "20", (3, 32, 32))  # from the record
     _, calls = rebuild_trace(obs.need("trace"), "G", trace_input(seed, 16, 20))
     check(
         out.min() >= -1 and out.max() <= 1,
-        f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. End with "
-        "tanh.",
+        f"G's images should lie in [-1, 1], got min {out.min():.3f}, max {out.max():.3f}. "
+        "End with tanh.",
     )
     check(
         (out[0] - out[1]).abs().max() > 1e-4,
@@ -572,30 +591,33 @@ def judge_generator(obs, seed, original=False):
     )
     note = check_g_layers(calls, conv_dim=8, original=original)
     check_output_is_last_layers(calls, out, "G")
-    check(
-        # the record shows a reshape that mixes the batch; eval mode is observed
-        not mixes_images(calls) and samples_independent(obs.need("independence")),
+    mixing = (
         "In eval mode, G's image for one z changes when other z are in the batch: check the "
-        "reshape after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's numbers "
-        "together).",
+        "reshape after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's "
+        "numbers together)."
     )
+    check(not mixes_images(calls), mixing)  # from the record
+    with reported():  # eval mode, observed
+        check(samples_independent(obs.need("independence")), mixing)
     check_output_activation(calls, out, "G", "tanh")  # from the replayed record
-    check_g_ends_with_tanh(*obs.need("pushed"))
-    missing = obs.need("gradients")["missing"]
-    check(
-        not missing,
-        f"No gradient reached these parameters of G: {missing}. Every layer must be used in "
-        "forward().",
-    )
-    out7 = obs.need("out z_size 7")
-    check(
-        tuple(getattr(out7, "shape", ())) == (3, 3, 32, 32),
-        "Generator(z_size=7) should accept z of shape (3, 7) and return (3, 3, 32, 32), got "
-        f"{tuple(getattr(out7, 'shape', ()))}. Use the z_size argument for the first Linear layer.",
-    )
-    small, big = obs.need("sizes")
-    # G's first Linear grows only linearly with conv_dim, hence the lower bound
-    check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
+    with reported():
+        check_g_ends_with_tanh(*obs.need("pushed"))
+        missing = obs.need("gradients")["missing"]
+        check(
+            not missing,
+            f"No gradient reached these parameters of G: {missing}. Every layer must be used "
+            "in forward().",
+        )
+        out7 = obs.need("out z_size 7")
+        check(
+            tuple(getattr(out7, "shape", ())) == (3, 3, 32, 32),
+            "Generator(z_size=7) should accept z of shape (3, 7) and return (3, 3, 32, 32), "
+            f"got {tuple(getattr(out7, 'shape', ()))}. Use the z_size argument for the first "
+            "Linear layer.",
+        )
+        small, big = obs.need("sizes")
+        # G's first Linear grows only linearly with conv_dim, hence the lower bound
+        check_size_follows_conv_dim(small, big, "G", 2.5, "4*conv_dim, 2*conv_dim, conv_dim")
     return note
 
 
@@ -842,12 +864,10 @@ def _original_settings(name, lr, b1, b2):
     return abs(lr - 0.0002) > 1e-9 or abs(b1 - 0.5) > 1e-9 or abs(b2 - 0.999) > 1e-9
 
 
-def judge_optimizers(obs, seed, original=False):
-    """The checks of test_optimizers; returns a note for the learner, or None. `original`: the
-    original course's notebook, which left Adam's settings to the learner (ORIGINAL_LR,
-    ORIGINAL_BETAS); its steps are then replayed with the optimizer's own settings."""
-    sizes = obs.need("sizes")
-    settings, own_choice = {}, False
+def _judge_optimizer_facts(obs, sizes, original, settings):
+    """The optimizers' reported facts (class, parameters, settings); fills `settings` with the
+    original format's own lr and betas, and returns whether they differ from the paper's."""
+    own_choice = False
     for name, net_name, other_name in (("d_optimizer", "D", "G"), ("g_optimizer", "G", "D")):
         opt = obs.need(name)
         check(opt is not None, f"{name} is None: create it in the cell above.")
@@ -891,6 +911,18 @@ def judge_optimizers(obs, seed, original=False):
         obs.need("same") is False,
         "d_optimizer and g_optimizer must be two different optimizers.",
     )
+    return own_choice
+
+
+@judged
+def judge_optimizers(obs, seed, original=False):
+    """The checks of test_optimizers; returns a note for the learner, or None. `original`: the
+    original course's notebook, which left Adam's settings to the learner (ORIGINAL_LR,
+    ORIGINAL_BETAS); its steps are then replayed with the optimizer's own settings."""
+    sizes = obs.need("sizes")
+    settings, own_choice = {}, False
+    with reported():
+        own_choice = _judge_optimizer_facts(obs, sizes, original, settings)
     # the facts above are reported; this step is run, on this test's gradients
     for name, net in (("d_optimizer", "D"), ("g_optimizer", "G")):
         lr, betas = settings.get(name, (0.0002, (0.5, 0.999)))
@@ -909,10 +941,10 @@ def judge_optimizers(obs, seed, original=False):
             f"{n}: lr {lr:g}, betas ({b[0]:g}, {b[1]:g})" for n, (lr, b) in settings.items()
         )
         return (
-            f"Note: your optimizers use their own settings ({shown}), which the original course "
-            "left to you. The kit's notebook uses the DCGAN paper's lr 0.0002 and betas (0.5, "
-            "0.999): the paper found Adam's usual lr 0.001 too high for GANs and its usual "
-            "beta1 0.9 made training oscillate."
+            f"Note: your optimizers use their own settings ({shown}), which the original "
+            "course left to you. The kit's notebook uses the DCGAN paper's lr 0.0002 and betas "
+            "(0.5, 0.999): the paper found Adam's usual lr 0.001 too high for GANs and its "
+            "usual beta1 0.9 made training oscillate."
         )
     return None
 
@@ -1006,6 +1038,7 @@ def observe_train(train, seed):
     return obs
 
 
+@judged
 def judge_train(obs, seed, original=False):
     """The checks of test_train; returns a note for the learner, or None. `original`: the
     original course's notebook, whose loop may take 2 or 3 G steps per batch (each is judged)."""
@@ -1058,46 +1091,48 @@ def judge_train(obs, seed, original=False):
             )
         return note
 
-    result = obs.need("result")
-    check(
-        result["pair"] is True,
-        "train should return (losses, samples), as the given code at its end does.",
-    )
-    losses = result["losses"]
-    check(
-        len(losses) == 6
-        # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
-        # be nan (a joint real+fake D call), so only the losses must be finite
-        and all(
-            isinstance(rec, list)
-            and len(rec) in (2, 4)
-            and all(isinstance(v, float) and math.isfinite(v) for v in rec[:2])
-            for rec in losses
-        ),
-        "With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got "
-        f"{_shown_losses(losses)}.",
-    )
-    samples = result["samples"]
-    check(
-        len(samples) == 2 and all(tuple(s) == (6, 3, 16, 16) for s in samples),
-        "train should keep one batch of sample_size=6 images per epoch (the given code does this).",
-    )
-    check(
-        obs.need("checkpoint") is True,
-        "train should save a checkpoint after every epoch (the given code does this).",
-    )
-
+    # what train returned and wrote are reported; its steps, before and after, are replayed
+    with reported():
+        result = obs.need("result")
+        check(
+            result["pair"] is True,
+            "train should return (losses, samples), as the given code at its end does.",
+        )
+        losses = result["losses"]
+        check(
+            len(losses) == 6
+            # (d_loss, g_loss), then D(x) and D(G(z)) from the given code's monitor, which may
+            # be nan (a joint real+fake D call), so only the losses must be finite
+            and all(
+                isinstance(rec, list)
+                and len(rec) in (2, 4)
+                and all(isinstance(v, float) and math.isfinite(v) for v in rec[:2])
+                for rec in losses
+            ),
+            "With print_every=1, train should log 6 finite (d_loss, g_loss) pairs, got "
+            f"{_shown_losses(losses)}.",
+        )
+        samples = result["samples"]
+        check(
+            len(samples) == 2 and all(tuple(s) == (6, 3, 16, 16) for s in samples),
+            "train should keep one batch of sample_size=6 images per epoch (the given code "
+            "does this).",
+        )
+        check(
+            obs.need("checkpoint") is True,
+            "train should save a checkpoint after every epoch (the given code does this).",
+        )
     rec2 = StepJudge(D, G, scaled, obs.need("resume"))
     resumed = obs.need("resumed")
-    check(
-        rec2.count("d_step") == 3 and resumed["samples"] == 3 and resumed["losses"] == 9,
+    resuming = (
         "Run again with n_epochs=3, train should resume after epoch 2 and train one more "
         f"epoch (3 D steps); it took {rec2.count('d_step')} D steps and returned "
-        f"{resumed['samples']} sample batches.",
+        f"{resumed['samples']} sample batches."
     )
-    if rec.d_step_reached_g:
-        return DETACH_NOTE
-    return None
+    check(rec2.count("d_step") == 3, resuming)  # from the replayed record
+    with reported():
+        check(resumed["samples"] == 3 and resumed["losses"] == 9, resuming)
+    return DETACH_NOTE if rec.d_step_reached_g else None
 
 
 def _original_note(d_step_reached_g):

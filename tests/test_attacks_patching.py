@@ -10,10 +10,12 @@ steps, so each mistake still fails its test, with the message that names it.
 The in-process tests run the patch as the learner side would (observe with the patched helpers,
 the observation over the wire), then judge with the kit's own code, as the grader does in its
 process. The slow tests grade the same notebooks for real, in the sandbox, and measure what the
-strongest such patch can still hide: each of part 1's mutants of the loader, D, G, the optimizers
-and train, with every value its observation only reports replaced by the solution's, is still
-caught, but for the one named in UNSCORED, whose check no record can confirm: the grader scores
-it for no one, honest or patched, and its report says so (docs/threat-model.md says why).
+strongest such patch can still hide: each of part 1's mutants of the loader, the blocks, D, G,
+the optimizers and train, with every value its observation only reports replaced by the
+solution's, is still caught, but for the one named in UNSCORED, whose check no record can
+confirm: the grader scores it for no one, honest or patched, and its report says so
+(docs/threat-model.md says why). Part 2's mutants are measured the same way, through the
+grader's judge_observation: the forged observation never gets a point the honest one does not.
 """
 
 from __future__ import annotations
@@ -156,6 +158,7 @@ def test_what_follows_the_last_layer_is_read_from_the_record(after, found):
 # Per graded test, what its judge checks against its own computation (the record, the data);
 # every other key of the observation is a value the learner side reports, which a patch of the
 # kit's helpers can set to anything.
+BLOCK_CASES = ("True", "False", "stride 1")  # batch norm or not, and the stride-1 block
 DERIVED = {
     "test_discriminator": {"module", "out", "trace"},
     "test_generator": {"module", "out", "trace"},
@@ -170,12 +173,17 @@ DERIVED = {
         "image tall",
         "epochs",
     },
+    # the blocks' records (and what each says it gave); the layer lists are reported
+    "test_conv": {f"{what} {case}" for what in ("out", "trace") for case in BLOCK_CASES},
+    "test_deconv": {f"{what} {case}" for what in ("out", "trace") for case in BLOCK_CASES},
 }
 # The mistakes only reported values show (docs/threat-model.md, "Patching the kit inside the
 # sandbox"): a patch that reports the solution's values hides them, so their check carries no
 # points in the grader (failures.ReportedFailure), for the honest and the patched alike.
 UNSCORED = {
     ("test_discriminator", "detached"): "where D's gradients flow is observed, not replayed",
+    ("test_critic_loss", "detached"): "the loss's graph is seen by its backward, not replayed",
+    ("test_generator_loss", "detached"): "the loss's graph is seen by its backward, not replayed",
 }
 
 
@@ -190,9 +198,7 @@ def _mutants(unscored=False):
 @pytest.fixture(scope="module")
 def solution_reports():
     """The solution's observations at SEED, for the reported values a patch would send."""
-    names = ["test_get_dataloader", "test_optimizers", "test_train"]
-    names += ["test_discriminator", "test_generator"]
-    return {n: reported.solution_observation(n, SEED) for n in names}
+    return {n: reported.solution_observation(n, SEED) for n in DERIVED}
 
 
 @pytest.fixture(scope="module")
@@ -228,9 +234,11 @@ def test_a_mutant_with_every_reported_value_forged_is_still_caught(
     the data alone, or refuses the observation as malformed (a mutant that stops at the shape
     check records no output; the grader gives a refused observation no points). A loader that
     does not shuffle is among them: the judge reads the order of two epochs from their images."""
-    _, forged = honest_and_forged(mutant, solution_reports, definitions)
-    with pytest.raises((GradedTestFailure, MalformedObservation)):
-        part1.VERDICTS[mutant.test][1](forged, SEED)
+    honest, forged = honest_and_forged(mutant, solution_reports, definitions)
+    for obs in (honest, forged):  # both scored: no failure left to reported checks alone
+        with pytest.raises((GradedTestFailure, MalformedObservation)) as failure:
+            part1.VERDICTS[mutant.test][1](obs, SEED)
+        assert not isinstance(failure.value, ReportedFailure), failure.value
 
 
 @pytest.mark.slow
@@ -275,9 +283,11 @@ def test_an_unscored_check_keeps_the_judges_own_note():
     not scored: both are in the passed test's message, the note first."""
     from helpers.instructor import grade
 
+    @failures.judged
     def judge(obs, seed):
-        with failures.reported("Note: D uses SELU."):
+        with failures.reported():
             failures.check(False, "No gradient flows from D's output back to its input image.")
+        return "Note: D uses SELU."
 
     passed, message = grade.judge_observation(judge, {}, SEED)
     assert passed is True
@@ -298,3 +308,137 @@ def test_a_reshape_that_mixes_the_batch_is_read_from_the_record():
     mixed = inp.transpose(0, 1).reshape(b, -1)
     assert mixes_images([*calls[:-1], (leaf, mixed, out)])
     assert not mixes_images([*calls[:-1], (leaf, inp.flip(1), out)])  # reordered within a row
+
+
+# ---------------------------------------------------------------- part 2: the same measure
+
+# Per graded test of part 2, the values its observation only reports (every other key is
+# checked against the judge's own computation); "batch N", the output shapes on other batch
+# sizes, are reported for every network.
+PART2_REPORTED = {
+    "test_discriminator64": {
+        "module",
+        "logits on 32",
+        "independence",
+        "pushed",
+        "gradients",
+        "sizes",
+    },
+    "test_generator64": {
+        "module",
+        "flat z",
+        "independence",
+        "pushed",
+        "missing",
+        "z_size 7",
+        "sizes",
+    },
+    "test_critic": {"module", "batch norms", "independence", "pushed", "gradients"},
+    "test_gradient_penalty": {"inputs after", "critic calls"},
+    "test_critic_loss": {"graph kept"},
+    "test_generator_loss": {"graph kept"},
+    "test_wgan_optimizers": {"sizes", "c_optimizer", "g_optimizer", "same"},
+    "test_train_wgan": {"result"},
+    "test_slerp": {"inputs after"},
+    "test_attribute_vector": set(),
+}
+
+
+def _part2_reported(test, key):
+    return key in PART2_REPORTED[test] or (test in NETWORKS_64 and key.startswith("batch "))
+
+
+NETWORKS_64 = ("test_discriminator64", "test_generator64", "test_critic")
+
+
+@pytest.fixture(scope="module")
+def part2_solution_reports():
+    """The part-2 solution's observations at SEED (one run of its notebook)."""
+    from helpers.notebook import PART2_NOTEBOOK
+
+    calls = graded_test_calls(read_notebook(PART2_NOTEBOOK))
+    with contextlib.redirect_stdout(io.StringIO()):
+        solution = load_solution(PART2_NOTEBOOK)
+        return {
+            test: over_the_wire(observe(*[solution[a] for a in calls[test]], seed=SEED))
+            for test, (observe, _) in part2.VERDICTS.items()
+        }
+
+
+def test_part2_reported_keys_are_what_the_observers_send(part2_solution_reports):
+    for test, keys in PART2_REPORTED.items():
+        assert keys <= set(part2_solution_reports[test]), test
+
+
+@pytest.fixture(scope="module")
+def part2_definitions():
+    from helpers.notebook import PART2_NOTEBOOK
+    from tests.mutants import definition_cells
+
+    return definition_cells(PART2_NOTEBOOK)
+
+
+def _part2_mutants():
+    from tests.mutants import PART2_MUTANTS
+
+    return [pytest.param(m, id=f"{m.test}-{m.name}") for m in PART2_MUTANTS]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mutant", _part2_mutants())
+def test_part2_a_forged_observation_scores_no_more_than_the_honest(
+    mutant, part2_solution_reports, part2_definitions
+):
+    """Each part-2 mutant observed at SEED, as it is and with every reported value replaced by
+    the solution's: the grader gives the forged no point the honest does not get; a mutant
+    UNSCORED names passes both ways with the note that says its check was not scored; every
+    other one scores nothing, forged or not."""
+    from helpers.instructor import grade
+    from tests.mutants import apply, run_definitions
+
+    numbers, cells, calls = part2_definitions
+    observe, judge = part2.VERDICTS[mutant.test]
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        namespace, _ = run_definitions(numbers, apply(mutant, cells))
+        honest = over_the_wire(observe(*[namespace.get(a) for a in calls[mutant.test]], seed=SEED))
+    forged = Observation(honest)
+    for key, value in part2_solution_reports[mutant.test].items():
+        if _part2_reported(mutant.test, key):
+            forged[key] = value
+    honest_points, message = grade.judge_observation(judge, encode(honest), SEED)
+    forged_points, forged_message = grade.judge_observation(judge, encode(forged), SEED)
+    assert forged_points <= honest_points, forged_message
+    if (mutant.test, mutant.name) in UNSCORED:
+        assert honest_points and message.startswith(f"Tests Passed Note: {grade.NOT_SCORED}")
+    else:
+        assert not honest_points and not forged_points, (message, forged_message)
+
+
+def test_a_reported_failure_leaves_the_score_to_the_derived_checks():
+    """failures.judged: the first failed check's message, whatever comes after it; scored when a
+    derived check fails too, or a value it needs is missing, and not scored when none does."""
+    from helpers.instructor import grade
+
+    @failures.judged
+    def judge(obs, seed):
+        with failures.reported():
+            failures.check(obs["reported"], "The reported check failed.")
+        failures.check(obs["derived"], "The derived check failed.")
+        obs.need("record")
+        return None
+
+    cases = [
+        ({"reported": False, "derived": True, "record": 1}, True),
+        ({"reported": False, "derived": False, "record": 1}, False),
+        ({"reported": False, "derived": True}, False),  # the observer stopped: nothing derived
+        ({"reported": True, "derived": False, "record": 1}, False),
+    ]
+    for obs, points in cases:
+        passed, message = grade.judge_observation(judge, encode(Observation(obs)), SEED)
+        assert passed is points, (obs, message)
+        first = "reported" if not obs["reported"] else "derived"
+        assert f"The {first} check failed." in message, (obs, message)
+    # outside a judged judge, a failure is raised as it is
+    with pytest.raises(GradedTestFailure) as failure, failures.reported():
+        failures.check(False, "Plain.")
+    assert not isinstance(failure.value, ReportedFailure)

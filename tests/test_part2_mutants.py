@@ -17,6 +17,7 @@ from helpers.graded import verdicts
 from helpers.instructor import grade
 from helpers.notebook import PART2_NOTEBOOK
 from tests.mutants import PART2_MUTANTS, apply, definition_cells, run_definitions
+from tests.test_attacks_patching import UNSCORED  # checks the grader does not score
 
 NUMBERS, CELLS, CALLS = definition_cells(PART2_NOTEBOOK)
 
@@ -60,4 +61,8 @@ def test_part2_mutant_is_rejected_by_the_graders_judge_too(mutant):
         wire = json.loads(json.dumps(verdicts.encode(observe(*args, seed=seed))))
     passed, message = grade.judge_observation(judge, wire, seed)
     missing = [word for word in mutant.expect if word.lower() not in message.lower()]
-    assert not passed and not missing, f"{mutant.mistake}: {message}"
+    assert not missing, f"{mutant.mistake}: {message}"
+    if (mutant.test, mutant.name) in UNSCORED:
+        assert passed and message.startswith(f"Tests Passed Note: {grade.NOT_SCORED}"), message
+    else:
+        assert not passed, f"{mutant.mistake}: {message}"

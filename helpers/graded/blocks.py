@@ -13,7 +13,14 @@ from typing import TYPE_CHECKING, Any
 import torch
 import torch.nn as nn
 
-from helpers.graded.failures import GradedTestFailure, calling, check
+from helpers.graded.failures import (
+    GradedTestFailure,
+    ReportedFailure,
+    calling,
+    check,
+    judged,
+    reported,
+)
 from helpers.graded.layers import Leaf, leaf_modules, leaf_record, rebuild_trace, trace_record
 from helpers.graded.plain import plain
 
@@ -27,6 +34,12 @@ def block_input(seed: int, batch_norm: bool, in_size: int) -> torch.Tensor:
     """The batch test_conv/test_deconv run a block on, drawn from `seed`."""
     gen = torch.Generator().manual_seed(seed + (1 if batch_norm else 2))
     return torch.rand(2, 3, in_size, in_size, generator=gen) * 2 - 1
+
+
+def _stride_one_input(seed: int) -> torch.Tensor:
+    """The (2, 4, 10, 10) batch the block built with stride=1, padding=1 runs on."""
+    gen = torch.Generator().manual_seed(seed + 3)
+    return torch.rand(2, 4, 10, 10, generator=gen) * 2 - 1
 
 
 def observe_block(
@@ -51,7 +64,7 @@ def observe_block(
     with calling(f"{name}(4, 6, 3, stride=1, padding=1)"):
         block = fn(4, 6, 3, stride=1, padding=1)
     with calling(f"Running {name}(4, 6, 3, stride=1, padding=1)"):
-        obs["out stride 1"] = plain(block(torch.rand(2, 4, 10, 10) * 2 - 1))
+        obs["out stride 1"], obs["trace stride 1"] = trace_record(block, _stride_one_input(seed))
     # for a helper with its own defaults (the original course's notebooks): the arguments work
     with calling(f"{name}(3, 8, 4, stride=2, padding=1)"):
         block = fn(3, 8, 4, stride=2, padding=1)
@@ -84,6 +97,8 @@ def judge_block(
     note (a layer of the wrong kind, or batch norm ignored, still fails)."""
     try:
         return _judge_block(obs, name, kind, in_size, out_size, seed, original)
+    except ReportedFailure:
+        raise  # every derived check held
     except GradedTestFailure as failure:
         text = str(failure)
         if original and re.match(rf"{name}\([^)]*\) raised TypeError", text):
@@ -91,6 +106,65 @@ def judge_block(
         raise
 
 
+def _check_layers(
+    leaves: list[Leaf], name: str, kind: str, batch_norm: bool, original: bool
+) -> Leaf:
+    """One `kind` layer (3 -> 8 channels, kernel 4, stride 2 and padding 1 unless `original`),
+    one BatchNorm2d of 8 features after it when `batch_norm`, nothing else; returns the layer."""
+    wrong_kind = "Conv2d" if kind == "ConvTranspose2d" else "ConvTranspose2d"
+    convs = [m for m in leaves if m.kind == kind]
+    bns = [m for m in leaves if m.kind == "BatchNorm2d"]
+    wrong = [m for m in leaves if m.kind == wrong_kind]
+    check(
+        not wrong,
+        f"{name} should use nn.{kind}, but it contains nn.{wrong[0].kind if wrong else ''}.",
+    )
+    check(
+        len(convs) == 1,
+        f"{name} should contain exactly one nn.{kind}, found {len(convs)}.",
+    )
+    layer = convs[0]
+    check(
+        (layer.in_channels, layer.out_channels) == (3, 8),
+        f"{name}(3, 8, 4) should have in_channels=3, out_channels=8, got {layer.in_channels} "
+        f"and {layer.out_channels}.",
+    )
+    check(
+        layer.kernel_size == (4, 4),
+        f"{name}(3, 8, 4) should use kernel_size 4, got {layer.kernel_size}.",
+    )
+    check(
+        layer.stride == (2, 2) and layer.padding == (1, 1) or original,
+        f"{name}'s defaults should be stride=2 and padding=1, got stride {layer.stride} and "
+        f"padding {layer.padding}. Pass the stride and padding arguments on to the layer.",
+    )
+    others = [m for m in leaves if m is not layer and m.kind != "BatchNorm2d"]
+    check(
+        not others,
+        f"{name} should hold only the {kind} and an optional BatchNorm2d; it "
+        f"also has {others[0].kind if others else ''}. The networks add their own "
+        "activations.",
+    )
+    if batch_norm:
+        check(
+            len(bns) == 1,
+            f"{name}(..., batch_norm=True) should add one nn.BatchNorm2d, found {len(bns)}.",
+        )
+        check(
+            bns[0].num_features == 8,
+            f"The BatchNorm2d should normalise the {name}'s 8 output channels, got "
+            f"num_features={bns[0].num_features}. Use BatchNorm2d(out_channels).",
+        )
+    else:
+        check(
+            not bns,
+            f"{name}(..., batch_norm=False) should have no BatchNorm2d, found {len(bns)}. Add "
+            "batch norm only when batch_norm is True.",
+        )
+    return layer
+
+
+@judged
 def _judge_block(
     obs: Observation,
     name: str,
@@ -101,80 +175,36 @@ def _judge_block(
     original: bool,
 ) -> str | None:
     note = None
-    wrong_kind = "Conv2d" if kind == "ConvTranspose2d" else "ConvTranspose2d"
     for batch_norm in (True, False):
-        check(
-            obs.need(f"module {batch_norm}") is True,
-            f"{name} should return an nn.Sequential (an nn.Module), got "
-            f"{obs.need(f'module {batch_norm}')}.",
-        )
-        leaves = [Leaf(r) for r in obs.need(f"leaves {batch_norm}")]
-        convs = [m for m in leaves if m.kind == kind]
-        bns = [m for m in leaves if m.kind == "BatchNorm2d"]
-        wrong = [m for m in leaves if m.kind == wrong_kind]
-        check(
-            not wrong,
-            f"{name} should use nn.{kind}, but it contains nn.{wrong[0].kind if wrong else ''}.",
-        )
-        check(
-            len(convs) == 1,
-            f"{name} should contain exactly one nn.{kind}, found {len(convs)}.",
-        )
-        layer = convs[0]
-        check(
-            (layer.in_channels, layer.out_channels) == (3, 8),
-            f"{name}(3, 8, 4) should have in_channels=3, out_channels=8, got {layer.in_channels} "
-            f"and {layer.out_channels}.",
-        )
-        check(
-            layer.kernel_size == (4, 4),
-            f"{name}(3, 8, 4) should use kernel_size 4, got {layer.kernel_size}.",
-        )
-        defaults = layer.stride == (2, 2) and layer.padding == (1, 1)
-        if original and not defaults:
-            note = _own_helper_note(
-                name, f"has its own defaults (stride {layer.stride}, padding {layer.padding})"
-            )
-            given = obs.need("out stride 2")
+        # The block's layers as the learner side lists them (reported), then the ones its
+        # record calls, whose kinds and hyperparameters the replay confirms (derived).
+        with reported():
             check(
-                isinstance(given, torch.Tensor)
-                and tuple(given.shape) == (2, 8, out_size, out_size),
-                f"{name}(3, 8, 4, stride=2, padding=1) on a (2, 3, {in_size}, {in_size}) batch "
-                f"should give (2, 8, {out_size}, {out_size}), got "
-                f"{tuple(getattr(given, 'shape', ()))}. Pass the stride and padding arguments "
-                "on to the layer.",
+                obs.need(f"module {batch_norm}") is True,
+                f"{name} should return an nn.Sequential (an nn.Module), got "
+                f"{obs.need(f'module {batch_norm}')}.",
             )
-        check(
-            defaults or original,
-            f"{name}'s defaults should be stride=2 and padding=1, got stride {layer.stride} and "
-            f"padding {layer.padding}. Pass the stride and padding arguments on to the layer.",
-        )
-        others = [m for m in leaves if m is not layer and m.kind != "BatchNorm2d"]
-        check(
-            not others,
-            f"{name} should hold only the {kind} and an optional BatchNorm2d; it "
-            f"also has {others[0].kind if others else ''}. The networks add their own "
-            "activations.",
-        )
-        if batch_norm:
-            check(
-                len(bns) == 1,
-                f"{name}(..., batch_norm=True) should add one nn.BatchNorm2d, found {len(bns)}.",
-            )
-            check(
-                bns[0].num_features == 8,
-                f"The BatchNorm2d should normalise the {name}'s 8 output channels, got "
-                f"num_features={bns[0].num_features}. Use BatchNorm2d(out_channels).",
-            )
-        else:
-            check(
-                not bns,
-                f"{name}(..., batch_norm=False) should have no BatchNorm2d, found {len(bns)}. Add "
-                "batch norm only when batch_norm is True.",
-            )
+            leaves = [Leaf(r) for r in obs.need(f"leaves {batch_norm}")]
+            _check_layers(leaves, name, kind, batch_norm, original)
         out = obs.need(f"out {batch_norm}")
         x = block_input(seed, batch_norm, in_size)
         _, calls = rebuild_trace(obs.need(f"trace {batch_norm}"), name, first_input=x)
+        called = list({id(m): m for m, _, _ in calls}.values())
+        layer = _check_layers(called, name, kind, batch_norm, original)
+        if original and not (layer.stride == (2, 2) and layer.padding == (1, 1)):
+            note = _own_helper_note(
+                name, f"has its own defaults (stride {layer.stride}, padding {layer.padding})"
+            )
+            with reported():
+                given = obs.need("out stride 2")
+                check(
+                    isinstance(given, torch.Tensor)
+                    and tuple(given.shape) == (2, 8, out_size, out_size),
+                    f"{name}(3, 8, 4, stride=2, padding=1) on a (2, 3, {in_size}, {in_size}) "
+                    f"batch should give (2, 8, {out_size}, {out_size}), got "
+                    f"{tuple(getattr(given, 'shape', ()))}. Pass the stride and padding "
+                    "arguments on to the layer.",
+                )
         check(
             note is not None
             or isinstance(out, torch.Tensor)
@@ -198,11 +228,18 @@ def _judge_block(
                 order.index(kind) < order.index("BatchNorm2d"),
                 f"In {name}, batch norm should come after the {kind}, not before it.",
             )
+    # the block on other arguments, its record replayed on the judge's own input
     out = obs.need("out stride 1")
+    _, calls = rebuild_trace(obs.need("trace stride 1"), name, first_input=_stride_one_input(seed))
     check(
         isinstance(out, torch.Tensor) and tuple(out.shape) == (2, 6, 10, 10),
         f"{name}(4, 6, 3, stride=1, padding=1) should keep a 10x10 input at 10x10, got "
         f"{tuple(getattr(out, 'shape', ()))}. Use the kernel_size, stride and padding arguments, "
         "not fixed numbers.",
+    )
+    check(
+        bool(calls) and torch.equal(calls[-1][2], out),
+        f"{name}'s output is not what its last layer gave: the record of this block cannot be "
+        "trusted.",
     )
     return note

@@ -8,9 +8,12 @@ failure shows the message and the learner's own cell and line, never the kit's f
 from __future__ import annotations
 
 import contextlib
+import contextvars
+import functools
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ParamSpec
 
 import torch
 
@@ -23,11 +26,14 @@ __all__ = [
     "calling",
     "check",
     "describe",
+    "judged",
     "malformed",
     "passed",
     "render_failure",
     "reported",
 ]
+
+_P = ParamSpec("_P")
 
 
 class GradedTestFailure(AssertionError):
@@ -161,19 +167,65 @@ def check(condition: object, message: str) -> None:
         raise GradedTestFailure(message)
 
 
+class _Reported:
+    """The first failed check on a reported value in the judge now running (judged)."""
+
+    def __init__(self) -> None:
+        self.failure: GradedTestFailure | None = None
+
+
+_REPORTED: contextvars.ContextVar[_Reported | None] = contextvars.ContextVar(
+    "reported", default=None
+)
+
+
 @contextlib.contextmanager
-def reported(note: str | None = None) -> Iterator[None]:
-    """Around a judge's checks on values the learner's side only reports, run after every check
-    it derives (so they cannot hide a scored failure): a failure among them is raised as a
-    ReportedFailure that carries the judge's `note` so far."""
+def reported() -> Iterator[None]:
+    """Around a judge's checks on values the learner's side only reports (which a patch of the
+    kit's observers could set to anything). In a judge made with `judged`, a failure here does
+    not stop it: its derived checks (from the record, the data, its own seed) still run, in the
+    same order. Elsewhere the failure is raised as any other."""
+    state = _REPORTED.get()
     try:
         yield
-    except ReportedFailure:
-        raise
     except GradedTestFailure as failure:
-        unscored = ReportedFailure(str(failure), note)
-        unscored.learner_frames = failure.learner_frames
-        raise unscored from failure
+        if state is None:
+            raise
+        if state.failure is None:
+            state.failure = failure
+
+
+def judged(judge: Callable[_P, str | None]) -> Callable[_P, str | None]:
+    """A judge (returning its note for the learner, or None) that only its derived checks score.
+
+    The test fails with the first failed check's message, as if the judge had stopped there (the
+    notebook's messages are unchanged). When every failed check is under `reported()`, it fails
+    as a ReportedFailure carrying the judge's note, which the grader does not score; when a
+    derived check fails too (or a value it needs is missing, as an observer stops at a failed
+    check), as that first GradedTestFailure.
+    """
+
+    @functools.wraps(judge)
+    def judging(*args: _P.args, **kwargs: _P.kwargs) -> str | None:
+        state = _Reported()
+        token = _REPORTED.set(state)
+        try:
+            note = judge(*args, **kwargs)
+        except (ReportedFailure, MemoryError):
+            raise  # the grader refuses an observation that needs too much memory, as such
+        except Exception as err:
+            if state.failure is None:
+                raise
+            raise state.failure from err
+        finally:
+            _REPORTED.reset(token)
+        if state.failure is not None:
+            unscored = ReportedFailure(str(state.failure), note)
+            unscored.learner_frames = state.failure.learner_frames
+            raise unscored from state.failure
+        return note
+
+    return judging
 
 
 def passed() -> None:
