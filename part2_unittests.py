@@ -29,7 +29,6 @@ from helpers.graded.layers import (
     check_output_activation,
     check_output_shape,
     check_record_is_own,
-    mixes_images,
     rebuild_trace,
     trace_input,
     trace_record,
@@ -38,6 +37,7 @@ from helpers.graded.networks import (
     check_d_gives_logits,
     check_d_gradients,
     check_g_ends_with_tanh,
+    check_images_independent,
     check_no_dropout_on_output,
     check_size_follows_conv_dim,
     device_of,
@@ -47,7 +47,6 @@ from helpers.graded.networks import (
     observe_independence,
     params_without_gradient,
     push_output,
-    samples_independent,
 )
 from helpers.graded.part2 import (
     LinearCritic,
@@ -151,9 +150,7 @@ def judge_discriminator64(obs, seed):
         "keep each image's numbers together (x.flatten(1) at the end, not a view that mixes "
         "images)."
     )
-    check(not mixes_images(calls), mixing)  # from the record
-    with reported():  # eval mode, observed
-        check(samples_independent(obs.need("independence")), mixing)
+    check_images_independent(obs, calls, mixing)  # the record, then the mode
     check_output_activation(calls, out, "D", "none")  # from the record, replayed below
     with reported():
         check_d_gives_logits(*obs.need("pushed"))
@@ -251,9 +248,7 @@ def judge_generator64(obs, seed):
         "In eval mode, G's image for one z changes when other z are in the batch: reshape z "
         "with z.view(z.size(0), z_size, 1, 1), which keeps each z's numbers together."
     )
-    check(not mixes_images(calls), mixing)  # from the record
-    with reported():  # eval mode, observed
-        check(samples_independent(obs.need("independence")), mixing)
+    check_images_independent(obs, calls, mixing)  # the record, then the mode
     check_output_activation(calls, out, "G", "tanh")  # from the record, replayed below
     with reported():
         check_g_ends_with_tanh(*obs.need("pushed"))
@@ -326,9 +321,7 @@ def judge_critic(obs, seed):
         "batch norm and no statistics across the batch (layer norm, nn.GroupNorm(1, "
         "channels), normalises each image on its own)."
     )
-    check(not mixes_images(calls), mixing)  # from the record
-    with reported():  # train mode, observed
-        check(samples_independent(obs.need("independence")), mixing)
+    check_images_independent(obs, calls, mixing)  # the record, then the mode
     check_output_activation(calls, out, "the critic", "none")  # from the record, replayed below
     with reported():
         check_d_gives_logits(*obs.need("pushed"))

@@ -31,7 +31,6 @@ from helpers.graded.layers import (
     check_output_activation,
     check_output_is_last_layers,
     check_output_shape,
-    mixes_images,
     rebuild_trace,
     trace_input,
     trace_record,
@@ -62,6 +61,7 @@ from helpers.graded.networks import (
     check_d_gradients,
     check_g_ends_with_tanh,
     check_g_layers,
+    check_images_independent,
     check_init_picks_the_layers,
     check_no_dropout_on_output,
     check_size_follows_conv_dim,
@@ -72,7 +72,6 @@ from helpers.graded.networks import (
     observe_gradients,
     observe_independence,
     push_output,
-    samples_independent,
 )
 from helpers.graded.plain import (
     check_adam_steps,
@@ -464,9 +463,7 @@ def judge_discriminator(obs, seed, original=False):
         "Each image's logit must depend only on that image: check the reshape before the "
         "Linear layer (x.flatten(1), not a view that mixes images)."
     )
-    check(not mixes_images(calls), mixing)  # from the record
-    with reported():  # eval mode, observed
-        check(samples_independent(obs.need("independence")), mixing)
+    check_images_independent(obs, calls, mixing)  # the record, then the mode
     # A sigmoid at D's end is accepted (original format) when the notebook's own losses, run on
     # probabilities from the judge's seed, gave least-squares or BCELoss values.
     losses = losses_take_probabilities(obs.get("probability losses"), seed) if original else None
@@ -596,9 +593,7 @@ def judge_generator(obs, seed, original=False):
         "reshape after the Linear layer (x.view(-1, 4 * conv_dim, 4, 4) keeps each z's "
         "numbers together)."
     )
-    check(not mixes_images(calls), mixing)  # from the record
-    with reported():  # eval mode, observed
-        check(samples_independent(obs.need("independence")), mixing)
+    check_images_independent(obs, calls, mixing)  # the record, then the mode
     check_output_activation(calls, out, "G", "tanh")  # from the replayed record
     with reported():
         check_g_ends_with_tanh(*obs.need("pushed"))

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any, cast
 import torch
 import torch.nn as nn
 
-from helpers.graded.failures import calling, check
-from helpers.graded.layers import POOLING, Call, Leaf
+from helpers.graded.failures import calling, check, reported
+from helpers.graded.layers import POOLING, Call, Leaf, mixes_images
 from helpers.graded.plain import plain
 
 if TYPE_CHECKING:  # for the annotations only
@@ -27,6 +27,7 @@ __all__ = [
     "FIND_TRUTHINESS",
     "ORIGINAL_SLOPES",
     "check_batch_sizes",
+    "check_images_independent",
     "check_d_activations",
     "check_d_batch_norm",
     "check_d_convs",
@@ -518,6 +519,15 @@ def samples_independent(found: dict[str, Any]) -> bool:
     """Is each sample's output the same alone as inside the batch (observe_independence)?"""
     together, alone = found["together"], found["alone"]
     return together.shape == alone.shape and torch.allclose(together, alone, atol=1e-4)
+
+
+def check_images_independent(obs: Observation, calls: list[Call], message: str) -> None:
+    """Fail with `message` when a network's output for one sample depends on the others in the
+    batch: from the replayed record (scored), then from the learner side's observation
+    (observe_independence: eval or train mode, which the record does not show; not scored)."""
+    check(not mixes_images(calls), message)
+    with reported():
+        check(samples_independent(obs.need("independence")), message)
 
 
 def params_without_gradient(net: nn.Module, inputs: torch.Tensor, who: str) -> list[str]:
