@@ -59,6 +59,7 @@ from benchmarks.throughput import (
     sources_are_square,
 )
 from helpers.data import find_data_dir
+from helpers.gpu import _autocast_forward
 from helpers.metrics import memorisation_report, sliced_wasserstein_distance
 from helpers.training import EMA_DECAY, averaged
 
@@ -249,21 +250,14 @@ def train_kit(ns, job, device):
     return averaged(G), batches.steps, batches.images, spent
 
 
-def _cpu_bf16_forward(self, *args, **kwargs):
-    """A model's own forward under CPU bf16 autocast, float outputs cast back to float32 (as
-    helpers.gpu does on CUDA), so the losses and the averaged G stay float32."""
-    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
-        out = type(self).forward(self, *args, **kwargs)
-    return out.float() if isinstance(out, torch.Tensor) and out.is_floating_point() else out
-
-
 def cpu_levers(*models, bf16=False, channels_last=False):
-    """The CPU levers of --kit-set: bf16 autocast inside each forward, channels_last weights."""
+    """The CPU levers of --kit-set: bf16 autocast inside each forward (helpers.gpu's, float32
+    outputs, so the losses and the averaged G stay float32), channels_last weights."""
     for model in models:
         if channels_last:
             model.to(memory_format=torch.channels_last)
         if bf16:
-            model.forward = types.MethodType(_cpu_bf16_forward, model)
+            model.forward = types.MethodType(_autocast_forward, model)
     return models
 
 

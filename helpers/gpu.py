@@ -59,8 +59,11 @@ def autocast(device: torch.device | str) -> contextlib.AbstractContextManager[An
 
 
 def _autocast_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
-    """A model's own forward under bf16 autocast, with float outputs cast back to float32."""
-    with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+    """A model's own forward under bf16 autocast on its weights' device (CUDA here, the CPU in
+    ``benchmarks.quality.cpu_levers``), with float outputs cast back to float32."""
+    weight = next(self.parameters(), None)
+    device_type = "cpu" if weight is None else weight.device.type
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
         out = type(self).forward(self, *args, **kwargs)
     if isinstance(out, torch.Tensor) and out.is_floating_point():
         return out.float()
