@@ -20,6 +20,9 @@ changes one of the part-2 hyperparameters cell's CPU settings (``--help`` lists 
   pair differs only by the average;
 * ``bf16=1``: bf16 autocast inside D's and G's forward (``benchmarks.quality.cpu_levers``).
 
+``--extra-ema DECAY ...`` also scores averages of G with those decays, each kept from the same
+run's G steps, as ``RECIPE (ema DECAY)``: decays compared on one training run.
+
 The
 images are decoded once, before the clock starts, through part 1's ``get_dataloader`` (the same for
 every recipe). As in the notebook, the last ``--n-eval`` images are never trained on, G draws
@@ -47,7 +50,7 @@ from benchmarks import print_result
 from benchmarks.quality import Budget, cpu_levers, cpu_seconds, flag, parse_setting, pick_cores
 from benchmarks.throughput import endless, load_notebook
 from helpers.files import positive_int
-from helpers.training import EMA_DECAY, averaged
+from helpers.training import EMA_DECAY, Average, averaged
 
 KINDS = ("dcgan", "wgan")
 # Settings of part 2's hyperparameters cell a recipe may change, with their types. lr, beta1 and
@@ -141,6 +144,11 @@ def run_job(job):
     d_opt = torch.optim.Adam(D.parameters(), lr=s["lr"], betas=betas)
     g_opt = torch.optim.Adam(G.parameters(), lr=s["lr"], betas=betas)
     loader = FastLoader(images, s["batch_size"], device, flips=job["flips"])
+    # --extra-ema: more averages of the same run's G, each updated after every G step, so decays
+    # are compared on one training run (they do not change it)
+    extra = {d: Average(G, d) for d in job["extra_ema"]}
+    if extra:
+        g_opt.register_step_post_hook(lambda *_: [a.update() for a in extra.values()])
     wall = time.perf_counter()
     batches = Budget(endless(loader), job["budget"], cpu_seconds(), device, cpu_seconds)
     part1["ema_decay"] = s["ema"]  # what part 1's train reads (helpers.training.Session)
@@ -168,8 +176,11 @@ def run_job(job):
     # the z each model was trained with: part 1's train draws it uniform in [-1, 1]
     z = torch.rand(n, z_size) * 2 - 1 if job["kind"] == "dcgan" else torch.randn(n, z_size)
     generate = part2["helpers"].latent.generate
-    fake = generate(averaged(G), z)  # G itself when ema is 0
-    raw = generate(G, z) if s["ema"] else None
+    fakes = {job["recipe"]: generate(averaged(G), z).numpy()}  # G itself when ema is 0
+    if s["ema"]:
+        fakes[f"{job['recipe']} (G itself)"] = generate(G, z).numpy()
+    for d, average in extra.items():
+        fakes[f"{job['recipe']} (ema {d:g})"] = generate(average.network(), z).numpy()
     n_critic = s.get("n_critic", 1)
     return {
         "recipe": job["recipe"],
@@ -181,8 +192,7 @@ def run_job(job):
         "cpu_s": round(spent, 1),
         "wall_s": round(wall, 1),
         "core": sorted(os.sched_getaffinity(0)),
-        "fake": fake.numpy(),
-        "fake_raw": None if raw is None else raw.numpy(),
+        "fakes": fakes,
     }
 
 
@@ -212,12 +222,22 @@ def parse_args(argv=None):
     p.add_argument(
         "--n-eval", type=positive_int, default=1000, help="held-out images (default: 1000)"
     )
+    p.add_argument(
+        "--extra-ema",
+        type=float,
+        nargs="+",
+        default=[],
+        metavar="DECAY",
+        help="also score averages of G with these decays, from the same runs",
+    )
     p.add_argument("--out", default="outputs/part2_quality", help="where the grids go")
     p.add_argument("--json", help="also write the JSON line to this file")
     args = p.parse_args(argv)
     if args.cpu_budget <= 0:
         p.error("--cpu-budget must be positive.")
     args.parsed = [parse_recipe(r) for r in args.recipes]
+    if any(not 0 < d < 1 for d in args.extra_ema):
+        p.error("--extra-ema: each decay must be in (0, 1).")
     return args
 
 
@@ -266,6 +286,7 @@ def main(argv=None):
                     "n_eval": args.n_eval,
                     "budget": args.cpu_budget,
                     "flips": decoded.flips,
+                    "extra_ema": args.extra_ema,
                 }
             )
     runs, per_recipe = [], {r: [] for r in args.recipes}
@@ -274,10 +295,7 @@ def main(argv=None):
         args.parallel, mp_context=ctx, initializer=pin_worker, initargs=(ctx.Value("i", 0), cores)
     ) as pool:
         for r in pool.map(run_job, jobs):
-            fakes = {r["recipe"]: r.pop("fake"), f"{r['recipe']} (G itself)": r.pop("fake_raw")}
-            for recipe, fake in fakes.items():
-                if fake is None:
-                    continue
+            for recipe, fake in r.pop("fakes").items():
                 fake = torch.from_numpy(fake)
                 run = {**r, "recipe": recipe}
                 run["swd"] = round(sliced_wasserstein_distance(heldout, fake)["average"], 2)
