@@ -96,7 +96,7 @@ from helpers.graded.training import (
     quiet,
     takes_argument,
 )
-from helpers.graded.verdicts import NOTEBOOK_SEED, Observation, observing
+from helpers.graded.verdicts import NOTEBOOK_SEED, Observation, observing, selected
 
 __all__ = [
     "test_get_dataloader",
@@ -430,12 +430,26 @@ def _sigmoid_accepted(losses):
     )
 
 
+def _sigmoid_unconfirmed(losses):
+    """Why the grader did not accept a sigmoid at D's end that the notebook's losses, as the test
+    observed them (`losses`, losses_take_probabilities), take probabilities."""
+    return (
+        f"The test observed real_loss and fake_loss values of {losses} on probabilities, with "
+        "which the original course allowed a final sigmoid, but the grader accepts it only when "
+        "it computes the same from their source, and it could not: write each as one plain "
+        "function of D_out (torch.mean((D_out - labels) ** 2), or nn.BCELoss()(D_out, labels)), "
+        "or return D's logits."
+    )
+
+
 @judged
-def judge_discriminator(obs, seed, original=False):
+def judge_discriminator(obs, seed, original=False, derived=None):
     """The checks of test_discriminator; returns a note for the learner, or None. `original`:
     the original course's notebook, which left D's depths and activation open, and let D end
-    with a sigmoid when its own real_loss and fake_loss take probabilities. Checks on values only
-    the learner side reports are under `reported()` (failures.judged)."""
+    with a sigmoid when its own real_loss and fake_loss take probabilities. `derived`: in the
+    grader, what the losses are as computed from their source (helpers.instructor.selectors);
+    None in the notebook. Checks on values only the learner side reports are under `reported()`
+    (failures.judged)."""
     with reported():
         check(obs.need("module") is True, "Discriminator should be an nn.Module subclass.")
         check_batch_sizes(obs, "D", "3, 32, 32", (1,))
@@ -467,8 +481,18 @@ def judge_discriminator(obs, seed, original=False):
     # A sigmoid at D's end is accepted (original format) when the notebook's own losses, run on
     # probabilities from the judge's seed, gave least-squares or BCELoss values.
     losses = losses_take_probabilities(obs.get("probability losses"), seed) if original else None
+    # In the grader the loss values are reported: only the losses computed from their source
+    # (derived) can accept the sigmoid, and only when the reported values agree with them.
+    unconfirmed = None
+    if losses and derived is not None and derived.get("probability losses") != losses:
+        losses, unconfirmed = None, losses
     accepted = {"sigmoid": _sigmoid_accepted(losses)} if losses else {}
-    ending = check_output_activation(calls, out, "D", "none", accepted)  # the replayed record
+    try:
+        ending = check_output_activation(calls, out, "D", "none", accepted)  # the record
+    except GradedTestFailure as failure:
+        if unconfirmed is None:
+            raise
+        raise GradedTestFailure(f"{failure} {_sigmoid_unconfirmed(unconfirmed)}") from None
     if ending in accepted:
         sigmoid_note = (
             f"Note: {accepted[ending]} The kit's notebook returns D's raw logits and uses "
@@ -772,11 +796,29 @@ def observe_real_loss(real_loss, seed):
     return obs
 
 
-def judge_real_loss(obs, seed, original=False):
+def judge_real_loss(obs, seed, original=False, derived=None):
     """The checks of test_real_loss; returns a note for the learner, or None. `original`: the
-    original course's notebook, which offered a least-squares loss too."""
+    original course's notebook, which offered a least-squares loss too. `derived`: in the
+    grader, whether real_loss takes `smooth`, read from the notebook's source (verdicts.selected);
+    None in the notebook."""
     note = judge_loss(obs, "loss", "real_loss", "real_loss(D_out)", 1.0, seed, original)
-    if not obs.need("takes_smooth"):
+    takes_smooth = obs.need("takes_smooth")
+    shown = "takes" if takes_smooth else "has no"
+    takes_smooth = selected(
+        takes_smooth,
+        derived,
+        "takes smooth",
+        False,
+        "The grader reads real_loss's parameters from the notebook's source (its last `def "
+        "real_loss(...)`) and could not find them there, so it cannot skip the label-smoothing "
+        "checks for a real_loss without a smooth argument: define it with a def line, "
+        "def real_loss(D_out, smooth=False).",
+        f"What the test observed of real_loss's parameters (it {shown} a smooth argument) is not "
+        "what the notebook's source defines, so the observation cannot be trusted and the test "
+        "fails. A patch of the kit's code, or a real_loss replaced at run time, makes them "
+        "differ.",
+    )
+    if not takes_smooth:
         # The original course's real_loss(D_out): correct, and train does not need smoothing.
         return note or (
             "Note: your real_loss has no smooth argument (the original course's signature). The "
@@ -1034,9 +1076,11 @@ def observe_train(train, seed):
 
 
 @judged
-def judge_train(obs, seed, original=False):
+def judge_train(obs, seed, original=False, derived=None):
     """The checks of test_train; returns a note for the learner, or None. `original`: the
-    original course's notebook, whose loop may take 2 or 3 G steps per batch (each is judged)."""
+    original course's notebook, whose loop may take 2 or 3 G steps per batch (each is judged).
+    `derived`: in the grader, whether train has the original course's signature, read from the
+    notebook's source (verdicts.selected); None in the notebook."""
     D, G, _, scaled = _train_setup(seed)
     d_before = [p.detach().clone() for p in D.parameters()]
     g_before = [p.detach().clone() for p in G.parameters()]
@@ -1077,7 +1121,23 @@ def judge_train(obs, seed, original=False):
         any(not torch.equal(a, b) for a, b in zip(g_before, G.parameters())),
         "train did not change G's weights.",
     )
-    if obs.need("original") is True:
+    reported_original = obs.need("original") is True
+    shown = "is" if reported_original else "is not"
+    original_train = selected(
+        reported_original,
+        derived,
+        "original train",
+        True,
+        "The grader reads train's parameters from the notebook's source (its last `def "
+        "train(...)`, without a decorator) and could not find them there, so it cannot grade "
+        "train as the original course's train(D, G, n_epochs, print_every=50): define it with a "
+        "plain def line.",
+        f"What the test observed of train's signature (it {shown} the original course's "
+        "train(D, G, n_epochs, print_every=50)) is not what the notebook's source defines, so "
+        "the observation cannot be trusted and the test fails. A patch of the kit's code, or a "
+        "train replaced at run time, makes them differ.",
+    )
+    if original_train:
         note = _original_note(rec.d_step_reached_g)
         if g_steps > 1:
             note += (

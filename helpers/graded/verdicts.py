@@ -47,6 +47,7 @@ __all__ = [
     "observing",
     "provide_reference",
     "reference",
+    "selected",
 ]
 
 NOTEBOOK_SEED = 0  # in the notebook: the same inputs every run, so a message reads the same
@@ -77,6 +78,36 @@ def reference(name: str) -> Callable[..., Any]:
             f"notebook's seed ({NOTEBOOK_SEED})."
         )
     return _REFERENCES[name]
+
+
+def selected(
+    reported: object,
+    derived: dict[str, Any] | None,
+    fact: str,
+    lenient: object,
+    unreadable: str,
+    altered: str,
+) -> object:
+    """The value of a fact about the learner's code that picks which checks a judge runs, where
+    `lenient` is the value that skips some (a real_loss without smooth, the original course's
+    train).
+
+    In the notebook (`derived` None) it is the learner side's `reported` value. In the grader,
+    `derived` holds the facts read from the notebook's source (helpers.instructor.selectors), and
+    a patch of the kit's observers cannot pick the lenient branch: a reported value that differs
+    from the source's fails the test with `altered`; where the source does not show the fact
+    (None), the lenient value fails it with `unreadable`, and the other runs every check.
+    """
+    if derived is None:
+        return reported
+    source = derived.get(fact)
+    if source is None:
+        if reported == lenient:
+            raise GradedTestFailure(unreadable)
+        return reported
+    if source != reported:
+        raise GradedTestFailure(altered)
+    return source
 
 
 class MalformedObservation(ValueError):

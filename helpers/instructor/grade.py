@@ -301,13 +301,18 @@ def _first_line(err: BaseException) -> str:
 
 
 def judged_tests(
-    modules: Iterable[str] = (TESTS_MODULES[NOTEBOOK],), original: bool = False
+    modules: Iterable[str] = (TESTS_MODULES[NOTEBOOK],),
+    original: bool = False,
+    derived: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Callable[..., Any]]:
     """{test name: judge} for the graded tests this process decides itself
     (helpers.graded.verdicts), from the tests `modules` (part 2's are in part2_unittests),
     with the reference answers they need, which never ship (helpers.instructor.references).
     `original`: the submission is in the original course's format, so the judges that take an
-    ``original`` argument get it (they accept the choices that course left open)."""
+    ``original`` argument get it (they accept the choices that course left open). `derived`:
+    {test name: facts} read from the submission's source (helpers.instructor.selectors.derive),
+    given to the judges that take a ``derived`` argument: the facts that pick their checks,
+    which the learner side's report of them then cannot pick."""
     from helpers.instructor import references
 
     references.install()
@@ -315,10 +320,13 @@ def judged_tests(
     for name in modules:
         module = importlib.import_module(name)
         for test, (_, judge_fn) in getattr(module, "VERDICTS", {}).items():
-            takes = "original" in inspect.signature(judge_fn).parameters
-            judges[test] = (
-                functools.partial(judge_fn, original=True) if original and takes else judge_fn
-            )
+            parameters = inspect.signature(judge_fn).parameters
+            options: dict[str, Any] = {}
+            if original and "original" in parameters:
+                options["original"] = True
+            if derived is not None and "derived" in parameters:
+                options["derived"] = derived.get(test, {})
+            judges[test] = functools.partial(judge_fn, **options) if options else judge_fn
     return judges
 
 
@@ -623,6 +631,7 @@ def _collect(
     cells: list[Cell],
     seed: int | None = None,
     original: bool = False,
+    derived: bool = True,
 ) -> Judged:
     """Validate what the learner side sent, line by line (_HANDLERS), and judge it.
 
@@ -632,12 +641,20 @@ def _collect(
     the learner side observed with), the tests the kit judges itself (judged_tests) pass only
     on an observation that their judge, run here, accepts: a verdict of "passed" sent for them
     counts as a failure. The observations are judged once every line is read, each in a process
-    of its own under a deadline and a memory cap (judge_observations).
+    of its own under a deadline and a memory cap (judge_observations). `derived`: the judges
+    get the facts that pick their checks as read from the source of `cells`
+    (helpers.instructor.selectors), not as the learner side reports them (False: the reports
+    pick, as in the notebook).
     """
+    facts = None
+    if derived and seed is not None:
+        from helpers.instructor.selectors import derive
+
+        facts = derive(cells, tests, seed, original)
     ctx = _Context(
         tests={t.name: t for t in tests},
         cells={c.number: c for c in cells},
-        judges=judged_tests({t.module for t in tests}, original) if seed is not None else {},
+        judges=judged_tests({t.module for t in tests}, original, facts) if seed is not None else {},
         seed=seed or 0,
         secrets=_environment_secrets(),
     )
