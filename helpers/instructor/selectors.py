@@ -260,6 +260,20 @@ def _dim(args: tuple[Any, ...]) -> tuple[int, ...]:
     return tuple(args)
 
 
+def _broadcastable(*values: object) -> None:
+    """Refuse, before any tensor is made, an operation whose tensors broadcast to more than
+    MAX_ELEMENTS numbers: (4096, 1) against (1, 4096) would make 16 million, and a loss
+    reduced to one number would hide that from the check on its result."""
+    import torch
+
+    shapes = [v.shape for v in values if isinstance(v, torch.Tensor)]
+    try:
+        if shapes and math.prod(torch.broadcast_shapes(*shapes)) > MAX_ELEMENTS:
+            raise Unsupported("a tensor too large")
+    except RuntimeError:
+        raise Unsupported("shapes that do not broadcast") from None
+
+
 def _power(base: Any, exponent: object) -> Any:
     if abs(_number(exponent)) > MAX_POWER:
         raise Unsupported("an exponent too large")
@@ -285,7 +299,8 @@ def _functions() -> dict[str, Callable[..., Any]]:
         def call(a: Any, b: Any, reduction: str = "mean") -> Any:
             if reduction not in ("mean", "sum"):
                 raise Unsupported("a reduction")
-            return fn(_tensor(a), _tensor(b), reduction=reduction)
+            _broadcastable(_tensor(a), _tensor(b))
+            return fn(a, b, reduction=reduction)
 
         return call
 
@@ -352,6 +367,7 @@ def _call_method(method: _Method, args: tuple[Any, ...], kwargs: dict[str, Any])
         return _power(t, args[0])
     if name in ("mul", "add", "sub", "div") and len(args) == 1:
         other = args[0] if isinstance(args[0], torch.Tensor) else _number(args[0])
+        _broadcastable(t, other)
         return getattr(t, name)(other)
     if name == "fill_" and len(args) == 1:
         return t.fill_(_number(args[0]))
@@ -509,6 +525,7 @@ class _Interpreter:
                 isinstance(v, torch.Tensor) or _number(v) is not None for v in (left, right)
             ):
                 raise Unsupported("an operator")
+            _broadcastable(left, right)
             result = operator(left, right)
             if isinstance(result, torch.Tensor) and result.numel() > MAX_ELEMENTS:
                 raise Unsupported("a tensor too large")  # (16,) - (16, 1) broadcasts to 256
