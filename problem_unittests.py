@@ -809,10 +809,11 @@ def judge_real_loss(obs, seed, original=False, derived=None):
         derived,
         "takes smooth",
         False,
-        "The grader reads real_loss's parameters from the notebook's source (its last `def "
-        "real_loss(...)`) and could not find them there, so it cannot skip the label-smoothing "
-        "checks for a real_loss without a smooth argument: define it with a def line, "
-        "def real_loss(D_out, smooth=False).",
+        "The grader reads real_loss's parameters from the notebook's source (its `def "
+        "real_loss(...)` lines) and could not be sure of them, so it cannot skip the "
+        "label-smoothing checks for a real_loss without a smooth argument. Define real_loss "
+        "once, with a plain def line, def real_loss(D_out, smooth=False), and leave out "
+        "globals(), exec and global statements.",
         f"What the test observed of real_loss's parameters (it {shown} a smooth argument) is not "
         "what the notebook's source defines, so the observation cannot be trusted and the test "
         "fails. A patch of the kit's code, or a real_loss replaced at run time, makes them "
@@ -1128,10 +1129,10 @@ def judge_train(obs, seed, original=False, derived=None):
         derived,
         "original train",
         True,
-        "The grader reads train's parameters from the notebook's source (its last `def "
-        "train(...)`, without a decorator) and could not find them there, so it cannot grade "
-        "train as the original course's train(D, G, n_epochs, print_every=50): define it with a "
-        "plain def line.",
+        "The grader reads train's parameters from the notebook's source (its `def "
+        "train(...)` lines) and could not be sure of them, so it cannot grade train as the "
+        "original course's train(D, G, n_epochs, print_every=50). Define train once, with a "
+        "plain def line and no decorator, and leave out globals(), exec and global statements.",
         f"What the test observed of train's signature (it {shown} the original course's "
         "train(D, G, n_epochs, print_every=50)) is not what the notebook's source defines, so "
         "the observation cannot be trusted and the test fails. A patch of the kit's code, or a "

@@ -158,7 +158,7 @@ def test_a_real_loss_the_source_does_not_show_never_skips_the_smoothing_checks(t
         kit_notebook(tmp_path / "nb.ipynb", SMOOTH_IGNORED, built), "test_real_loss"
     )
     passed, message, _ = by_the_grader(plan, without_smooth(obs))
-    assert passed is False and "could not find them there" in message, message
+    assert passed is False and "could not be sure of them" in message, message
 
 
 # ---------------------------------------------------------------- 2. the original train
@@ -279,13 +279,14 @@ def cells(*sources):
     return [Cell(n, s, s) for n, s in enumerate(sources, start=1)]
 
 
-def test_the_final_definition_is_read_and_anything_else_is_unknown():
+def test_a_definition_is_read_only_when_every_binding_agrees():
     found = selectors.final_definitions(
         cells(
             "import torch.nn as nn\nfrom torch import nn as tnn\n"
-            "def real_loss(D_out): pass\ndef train(D, G, n_epochs, print_every=50): pass",
+            "def real_loss(D_out, smooth=False): pass\n"
+            "def train(D, G, n_epochs, print_every=50): pass\ndef draft(D_out): pass",
             "def real_loss(D_out, smooth=False): pass\nfake_loss = lambda D_out: D_out\n"
-            "alias = real_loss",
+            "alias = real_loss\nimport torch.nn as nn\ndef draft(D_out, smooth): pass",
             "@decorated\ndef train(D, G, n_epochs): pass\nif x:\n    def fake(D_out): pass",
             "def broken(:",
         )
@@ -296,6 +297,7 @@ def test_the_final_definition_is_read_and_anything_else_is_unknown():
     assert found["alias"] is found["real_loss"]
     assert isinstance(found["fake_loss"], ast.Lambda)
     assert found["train"] is None and found["fake"] is None and "broken" not in found
+    assert found["draft"] is None  # two definitions that differ: which one runs is not sure
 
 
 def test_the_facts_are_derived_as_the_learner_side_observes_them():
@@ -411,3 +413,126 @@ def test_a_hostile_loss_is_refused_fast_and_never_run(body):
     source = LOSSES + f"def real_loss(D_out):\n    return {body}"
     found = selectors.final_definitions(cells(source))
     assert selectors.probability_loss(found, "real_loss", torch.rand(16, 1)) is None
+
+
+# ---------------------------------------------------------------- a source that leaves doubt
+
+# A strict function kept, a lenient decoy defined after it, and the strict one brought back (or
+# the decoy never run) in ways a reading of the final `def` alone would miss. Each must leave the
+# fact unknown, so a forged report cannot pick the lenient branch.
+STRICT_REAL_LOSS = "def real_loss(D_out, smooth=False):\n    return D_out.mean()\n"
+DECOY_REAL_LOSS = "def real_loss(D_out):\n    return D_out.mean()\n"
+REBINDINGS = {
+    "a cell that raises before its decoy": "1/0\n" + DECOY_REAL_LOSS,
+    "a decoy in a cell that does not compile": DECOY_REAL_LOSS + "break\n",
+    "globals()": "_keep = real_loss\n" + DECOY_REAL_LOSS + "globals()['real_loss'] = _keep\n",
+    "a global statement in a class body": "_keep = real_loss\n"
+    + DECOY_REAL_LOSS
+    + "class _X:\n    global real_loss\n    real_loss = _keep\n",
+    "a global statement in a function": "_keep = real_loss\n"
+    + DECOY_REAL_LOSS
+    + "def _f():\n    global real_loss\n    real_loss = _keep\n_f()\n",
+    "exec": "_keep = real_loss\n" + DECOY_REAL_LOSS + "exec('real_loss = _keep')\n",
+    "__code__": "_keep = real_loss\n"
+    + DECOY_REAL_LOSS
+    + "real_loss.__code__ = _keep.__code__\nreal_loss.__defaults__ = (False,)\n",
+    "a star import": "_keep = real_loss\n" + DECOY_REAL_LOSS + "from _m import *\n",
+    "a loop": "_keep = real_loss\n" + DECOY_REAL_LOSS + "for real_loss in [_keep]: pass\n",
+}
+
+
+@pytest.mark.parametrize("name", REBINDINGS)
+def test_a_function_rebound_in_a_way_the_source_does_not_show_is_never_read_as_lenient(name):
+    """The fact is unknown (None), or the strict function's (a decoy that never compiles binds
+    nothing): never the decoy's lenient one."""
+    source = cells(STRICT_REAL_LOSS, REBINDINGS[name])
+    facts = selectors.derive(source, graded_tests("test_real_loss"), SEED, False)
+    assert facts["test_real_loss"]["takes smooth"] is not False
+    strict_train = (
+        "def train(D, G, d_optimizer, g_optimizer, dataloader, n_epochs, z_size, device, "
+        "print_every=50, checkpoint_path=None, sample_size=16): pass\n"
+    )
+    decoy_train = "def train(D, G, n_epochs, print_every=50): pass\n"
+    rebinding = REBINDINGS[name].replace(DECOY_REAL_LOSS, decoy_train)
+    train = cells(strict_train, rebinding.replace("real_loss", "train"))
+    facts = selectors.derive(train, graded_tests("test_train"), SEED, False)
+    assert facts["test_train"]["original train"] is not True
+
+
+def test_bindings_that_agree_still_give_the_fact():
+    """An honest notebook imports torch in several cells and may define a function twice the
+    same way: the fact is still read."""
+    source = cells("import torch\n" + DECOY_REAL_LOSS, "import torch\n" + DECOY_REAL_LOSS)
+    facts = selectors.derive(source, graded_tests("test_real_loss"), SEED, False)
+    assert facts["test_real_loss"]["takes smooth"] is False
+
+
+LOGIT_LOSSES_MASKED = {
+    # a default argument is evaluated when its def runs, so the BCE-with-logits criterion is
+    # what the losses use, whatever `crit` is rebound to afterwards
+    "a default evaluated before a rebinding": "crit = nn.BCEWithLogitsLoss()\n"
+    "def real_loss(D_out, criterion=crit):\n"
+    "    return criterion(D_out, torch.ones_like(D_out))\n"
+    "def fake_loss(D_out, criterion=crit):\n"
+    "    return criterion(D_out, torch.zeros_like(D_out))\n"
+    "crit = nn.MSELoss()\n",
+    "a module's loss replaced": "nn.MSELoss = nn.BCEWithLogitsLoss\n"
+    "def real_loss(D_out):\n    return nn.MSELoss()(D_out, torch.ones_like(D_out))\n"
+    "def fake_loss(D_out):\n    return nn.MSELoss()(D_out, torch.zeros_like(D_out))\n",
+    "a tensor method replaced": "torch.Tensor.mean = lambda self, *a: self.sum()\n"
+    "def real_loss(D_out):\n    return torch.mean((D_out - 1) ** 2)\n"
+    "def fake_loss(D_out):\n    return torch.mean(D_out ** 2)\n",
+}
+
+
+@pytest.mark.parametrize("name", LOGIT_LOSSES_MASKED)
+def test_losses_whose_source_may_not_be_what_runs_give_no_fact(name):
+    facts = selectors.derive(
+        cells(LOSSES, LOGIT_LOSSES_MASKED[name]), graded_tests("test_discriminator"), SEED, True
+    )
+    assert facts["test_discriminator"]["probability losses"] is None
+
+
+def test_a_decoy_after_a_raise_gains_no_point_through_the_grader(tmp_path):
+    """The probe's smallest attack, end to end: real_loss ignores smooth, a cell stops at 1/0
+    before a decoy without smooth, and the observation is forged to say "no smooth"."""
+    decoy = M(
+        "test_real_loss",
+        "decoy",
+        "a decoy real_loss after a raise",
+        "<module>",
+        [("\n\ndef fake_loss(", "\n\n1/0\n" + DECOY_REAL_LOSS + "\n\ndef fake_loss(")],
+        "",
+    )
+    plan, obs = observed(
+        kit_notebook(tmp_path / "nb.ipynb", SMOOTH_IGNORED, decoy), "test_real_loss"
+    )
+    passed, message, _ = by_the_grader(plan, without_smooth(obs))
+    assert passed is False and "could not be sure of them" in message, message
+
+
+def test_an_original_train_with_a_default_too_deep_to_unparse_is_read_with_its_note(tmp_path):
+    """A default of 900 nested additions parses but exhausts ast.unparse's recursion: the note
+    names the parameters instead, and the grader reads the notebook."""
+    default = " + ".join(["1"] * 900)
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell(f"def train(D, G, n_epochs, print_every={default}):\n    pass")
+    ]
+    path = tmp_path / "deep.ipynb"
+    nbformat.write(nb, path)
+    plan = grade.read(path)
+    assert any("train(D, G, n_epochs, print_every)" in note for note in plan.notes), plan.notes
+
+
+@pytest.mark.parametrize("error", [RecursionError, MemoryError])
+def test_a_notebook_the_grader_cannot_read_for_depth_or_size_exits_2(
+    tmp_path, capsys, monkeypatch, error
+):
+    def runs_out(*args, **kwargs):
+        raise error()
+
+    monkeypatch.setattr(grade, "grade", runs_out)
+    assert grade.main([str(tmp_path / "nb.ipynb")]) == 2
+    err = capsys.readouterr().err
+    assert "for the grader to read; no grade." in err and "Traceback" not in err

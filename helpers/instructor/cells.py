@@ -482,9 +482,15 @@ def original_train_note(cells: Iterable[Cell]) -> list[str]:
             if isinstance(node, ast.FunctionDef) and node.name == "train":
                 names = tuple(a.arg for a in node.args.posonlyargs + node.args.args)
                 if names[: len(ORIGINAL_PARAMETERS)] == ORIGINAL_PARAMETERS:
+                    try:  # a default of 900 nested additions exhausts unparse's recursion
+                        shown = ast.unparse(node.args)
+                    except (RecursionError, ValueError):
+                        shown = ""
+                    if not shown or len(shown) > 200:
+                        shown = ", ".join(names)
                     return [
                         f"`train` has the original course's signature train("
-                        f"{ast.unparse(node.args)}): test_train ran it for 2 epochs with "
+                        f"{shown}): test_train ran it for 2 epochs with "
                         f"print_every=1 and the globals the original notebook gives it "
                         f"({ORIGINAL_GLOBALS}), and judged each of its D and G steps."
                     ]

@@ -858,6 +858,14 @@ def main(argv: list[str] | None = None) -> int:
     except (FileNotFoundError, ValueError, box.SandboxUnavailable) as err:
         print(f"grade: error: {err}", file=sys.stderr)
         return 2
+    except (RecursionError, MemoryError) as err:
+        # a notebook nested or sized past what the grader's own Python can read
+        what = "too deeply nested" if isinstance(err, RecursionError) else "too large"
+        print(
+            f"grade: error: {args.submission} is {what} for the grader to read; no grade.",
+            file=sys.stderr,
+        )
+        return 2
     print(format_report(report))
     if args.json:
         with atomic_write(args.json, "w") as f:

@@ -33,6 +33,8 @@ from helpers.notebook import strip_magics
 from helpers.sandboxed.job import Cell, GradedTest
 
 __all__ = [
+    "DYNAMIC_ATTRIBUTES",
+    "DYNAMIC_NAMES",
     "MAX_ELEMENTS",
     "MAX_STEPS",
     "TRAIN_CALL",
@@ -40,6 +42,7 @@ __all__ = [
     "Unsupported",
     "derive",
     "final_definitions",
+    "parsed_cells",
     "probability_loss",
     "signature_of",
 ]
@@ -97,43 +100,156 @@ def _bound_names(stmt: ast.stmt) -> set[str]:
     return names
 
 
-def final_definitions(cells: Iterable[Cell]) -> dict[str, ast.AST | None]:
-    """{name: what the module-level name holds after the `cells` run, in order}, read from each
-    cell's ``run`` source: a ``def`` (without decorators), a ``lambda``, an imported module or
-    name (Imported), the expression of a plain ``name = value``; None when
-    the name is bound any other way (a class, a loop, inside an ``if``), so what it holds cannot
-    be read. A cell the parser cannot read binds nothing (Python would not run it)."""
-    found: dict[str, ast.AST | None] = {}
+# Names and attributes through which a cell can rebind a name, or change what a function or a
+# module holds, without a statement final_definitions reads: a cell with any of them leaves every
+# fact in doubt (a hostile cell binds real_loss = lenient_decoy and then restores the strict one
+# through globals(), exec or __code__).
+DYNAMIC_NAMES = frozenset(
+    {"globals", "vars", "locals", "exec", "eval", "compile", "setattr", "delattr", "__import__"}
+    | {"builtins", "__builtins__", "importlib"}
+)
+DYNAMIC_ATTRIBUTES = frozenset(
+    {"__dict__", "__code__", "__defaults__", "__kwdefaults__", "__globals__", "__builtins__"}
+    | {"__setattr__", "__setitem__", "__delattr__", "__import__", "__func__", "__wrapped__"}
+    | {"__signature__"}
+)
+
+
+_SESSION = ast.dump(ast.parse("helpers.training.Session", mode="eval").body)
+_GLOBALS_CALL = ast.dump(ast.parse("globals()", mode="eval").body)
+
+
+def _root(node: ast.AST) -> str | None:
+    while isinstance(node, (ast.Attribute, ast.Subscript)):
+        node = node.value
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _doubts(trees: list[ast.Module]) -> set[str]:
+    """What in the cells leaves the facts in doubt: "dynamic" (a ``global`` statement, a star
+    import, globals(), exec, a function's ``__code__`` ...: every fact), "modules" (an attribute
+    of an imported module assigned, ``nn.MSELoss = ...``: the losses' values)."""
+    imported: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                imported |= {(a.asname or a.name).split(".")[0] for a in node.names}
+    # The kit's own train hands its namespace to the kit: Session(globals(), ...) only reads it.
+    # (Rebinding anything in helpers is itself a doubt, below.)
+    kit_reads = {
+        id(node.args[0].func)
+        for tree in trees
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        and ast.dump(node.func) == _SESSION
+        and node.args
+        and isinstance(node.args[0], ast.Call)
+        and ast.dump(node.args[0]) == _GLOBALS_CALL
+    }
+    doubts: set[str] = set()
+    for tree in trees:
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, (ast.Global, ast.Nonlocal))
+                or (
+                    isinstance(node, ast.Name)
+                    and node.id in DYNAMIC_NAMES
+                    and id(node) not in kit_reads
+                )
+                or (
+                    isinstance(node, (ast.Attribute, ast.Subscript))
+                    and not isinstance(node.ctx, ast.Load)
+                    and _root(node) == "helpers"
+                )
+                or (isinstance(node, ast.ImportFrom) and any(a.name == "*" for a in node.names))
+                or (
+                    isinstance(node, ast.Attribute)
+                    and node.attr.startswith("__")
+                    and node.attr.endswith("__")
+                    and (node.attr in DYNAMIC_ATTRIBUTES or not isinstance(node.ctx, ast.Load))
+                )
+            ):
+                doubts.add("dynamic")
+            elif (
+                isinstance(node, (ast.Attribute, ast.Subscript))
+                and not isinstance(node.ctx, ast.Load)
+                and _root(node) in imported
+            ):
+                doubts.add("modules")
+    return doubts
+
+
+def _reading(stmt: ast.stmt, name: str, found: dict[str, ast.AST | None]) -> ast.AST | None:
+    """What the module-level statement `stmt` binds `name` to, when final_definitions can read
+    it (a def, a lambda or other expression, an import); None otherwise."""
+    if isinstance(stmt, ast.FunctionDef) and not stmt.decorator_list and stmt.name == name:
+        return stmt
+    if isinstance(stmt, ast.Import):
+        for a in stmt.names:
+            if a.asname == name:
+                return Imported(a.name)
+            if not a.asname and a.name.split(".")[0] == name:
+                return Imported(name)
+    if isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
+        for a in stmt.names:
+            if (a.asname or a.name) == name:
+                return Imported(f"{stmt.module}.{a.name}")
+    if (
+        isinstance(stmt, ast.Assign)
+        and len(stmt.targets) == 1
+        and isinstance(stmt.targets[0], ast.Name)
+        and stmt.targets[0].id == name
+    ):
+        value = stmt.value
+        # `real_loss = my_loss`: what my_loss holds now
+        return found.get(value.id) if isinstance(value, ast.Name) else value
+    return None
+
+
+def _same(a: ast.AST | None, b: ast.AST | None) -> bool:
+    if a is None or b is None:
+        return False
+    if isinstance(a, Imported) or isinstance(b, Imported):
+        return isinstance(a, Imported) and isinstance(b, Imported) and a.path == b.path
+    return ast.dump(a) == ast.dump(b)
+
+
+def parsed_cells(cells: Iterable[Cell]) -> list[ast.Module]:
+    """The syntax trees of the cells Python would run: each cell's ``run`` source, parsed and
+    compiled (a cell that does not compile, say a stray ``break``, never runs and binds
+    nothing)."""
+    trees = []
     for cell in cells:
         try:
             tree = ast.parse(cell.run or strip_magics(cell.source))
+            compile(tree, "<cell>", "exec")
         except (SyntaxError, ValueError, MemoryError, RecursionError):
             continue
+        trees.append(tree)
+    return trees
+
+
+def final_definitions(cells: Iterable[Cell]) -> dict[str, ast.AST | None]:
+    """{name: what the module-level name holds after the `cells` run, in order}, read from each
+    cell's ``run`` source: a ``def`` (without decorators), a ``lambda``, an imported module or
+    name (Imported), the expression of a plain ``name = value``. None when it cannot be known
+    from the source alone: when any binding of the name cannot be read (a class, a loop, inside
+    an ``if``), when two bindings differ (a cell may stop before its second one runs, and a
+    default argument is evaluated when its ``def`` runs), and for every name when a cell binds
+    names in ways the source does not show (_doubts: "dynamic")."""
+    trees = parsed_cells(cells)
+    found: dict[str, ast.AST | None] = {}
+    seen: set[str] = set()
+    for tree in trees:
         for stmt in tree.body:
             for name in _bound_names(stmt):
-                found[name] = None
-            if isinstance(stmt, ast.FunctionDef) and not stmt.decorator_list:
-                found[stmt.name] = stmt
-            elif isinstance(stmt, ast.Import):
-                for a in stmt.names:
-                    if a.asname:
-                        found[a.asname] = Imported(a.name)
-                    else:
-                        top = a.name.split(".")[0]
-                        found[top] = Imported(top)
-            elif isinstance(stmt, ast.ImportFrom) and stmt.module and not stmt.level:
-                for a in stmt.names:
-                    found[a.asname or a.name] = Imported(f"{stmt.module}.{a.name}")
-            elif (
-                isinstance(stmt, ast.Assign)
-                and len(stmt.targets) == 1
-                and isinstance(stmt.targets[0], ast.Name)
-            ):
-                value = stmt.value
-                # `real_loss = my_loss`: what my_loss holds now
-                found[stmt.targets[0].id] = (
-                    found.get(value.id) if isinstance(value, ast.Name) else value
-                )
+                reading = _reading(stmt, name, found)
+                if name in seen and not _same(found.get(name), reading):
+                    reading = None
+                found[name] = reading
+                seen.add(name)
+    if "dynamic" in _doubts(trees):
+        return dict.fromkeys(found)
     return found
 
 
@@ -598,6 +714,7 @@ def derive(
     else None}. The argument each test takes (`tests`' args) names the function read."""
     from helpers.graded.losses import losses_take_probabilities, probabilities
 
+    cells = list(cells)
     definitions = final_definitions(cells)
     argument = {t.name: t.args[0] if len(t.args) == 1 else None for t in tests}
     facts: dict[str, dict[str, Any]] = {}
@@ -611,7 +728,8 @@ def derive(
         }
     if "test_discriminator" in argument:
         losses = None
-        if original:
+        # a cell that assigns into a module (nn.MSELoss = ...) changes what the losses call
+        if original and "modules" not in _doubts(parsed_cells(cells)):
             import torch
 
             d_out = torch.tensor(probabilities(seed))
