@@ -54,7 +54,8 @@ from helpers.training import EMA_DECAY, Average, averaged
 
 KINDS = ("dcgan", "wgan")
 # Settings of part 2's hyperparameters cell a recipe may change, with their types. lr, beta1 and
-# beta2 are part 1's for the DCGAN and wgan_lr, wgan_betas for WGAN-GP.
+# beta2 are part 1's for the DCGAN and wgan_lr, wgan_betas for WGAN-GP; batch_size is
+# wgan_batch_size for WGAN-GP.
 KEYS = {
     "conv_dim": int,
     "batch_size": int,
@@ -96,11 +97,13 @@ def settings(kind, part1, part2, overrides):
     """The recipe's settings: the part-2 hyperparameters cell's, then `overrides`."""
     if kind == "dcgan":
         lr, (beta1, beta2) = part1["lr"], (part1["beta1"], part1["beta2"])
+        batch_size = part2["batch_size"]
     else:
         lr, (beta1, beta2) = part2["wgan_lr"], part2["wgan_betas"]
+        batch_size = part2["wgan_batch_size"]
     s = {
         "conv_dim": part2["conv_dim"],
-        "batch_size": part2["batch_size"],
+        "batch_size": batch_size,
         "lr": lr,
         "beta1": beta1,
         "beta2": beta2,

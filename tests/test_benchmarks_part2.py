@@ -58,6 +58,7 @@ def test_settings_are_the_notebooks_own_with_the_recipes_changes():
     wgan = part2_quality.settings("wgan", part1, part2, {"n_critic": 3})
     assert wgan["lr"] == part2["wgan_lr"] and (wgan["beta1"], wgan["beta2"]) == part2["wgan_betas"]
     assert wgan["n_critic"] == 3 and wgan["gp_weight"] == part2["gp_weight"]
+    assert wgan["batch_size"] == part2["wgan_batch_size"]
 
 
 def test_race_trains_each_recipe_for_its_cpu_budget_and_saves_its_grid(faces, tmp_path, capsys):
