@@ -59,7 +59,7 @@ from benchmarks.throughput import (
     sources_are_square,
 )
 from helpers.data import find_data_dir
-from helpers.gpu import _autocast_forward
+from helpers.gpu import autocast_forward
 from helpers.metrics import memorisation_report, sliced_wasserstein_distance
 from helpers.training import EMA_DECAY, averaged
 
@@ -257,7 +257,7 @@ def cpu_levers(*models, bf16=False, channels_last=False):
         if channels_last:
             model.to(memory_format=torch.channels_last)
         if bf16:
-            model.forward = types.MethodType(_autocast_forward, model)
+            model.forward = types.MethodType(autocast_forward, model)
     return models
 
 

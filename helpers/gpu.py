@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["autocast", "bf16_supported", "on_cuda", "prepare_models"]
+__all__ = ["autocast", "autocast_forward", "bf16_supported", "on_cuda", "prepare_models"]
 
 
 def bf16_supported(device: torch.device | str) -> bool:
@@ -58,7 +58,7 @@ def autocast(device: torch.device | str) -> contextlib.AbstractContextManager[An
     return contextlib.nullcontext()
 
 
-def _autocast_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
+def autocast_forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
     """A model's own forward under bf16 autocast on its weights' device (CUDA here, the CPU in
     ``benchmarks.quality.cpu_levers``), with float outputs cast back to float32."""
     weight = next(self.parameters(), None)
@@ -96,5 +96,5 @@ def prepare_models(
             # A bound method on the instance shadows the class's forward: state_dict, printing
             # and copy.deepcopy (which rebinds it to the copy) are unaffected, and
             # `del model.forward` undoes it.
-            model.forward = types.MethodType(_autocast_forward, model)
+            model.forward = types.MethodType(autocast_forward, model)
     return models

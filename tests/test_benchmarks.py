@@ -204,7 +204,7 @@ def test_kit_set_cpu_levers_are_switches_that_change_how_the_networks_run():
     assert G(z).dtype == torch.float32 and seen == [torch.float32]
     quality.cpu_levers(D, G, bf16=True, channels_last=True)
     # one bf16 forward for the CPU and CUDA (helpers.gpu's), reading the device from the weights
-    assert G.forward.__func__ is gpu._autocast_forward
+    assert G.forward.__func__ is gpu.autocast_forward
     out = G(z)
     # inside the forward the layers ran in bf16; what leaves it is float32 for the losses
     assert seen[-1] == torch.bfloat16 and out.dtype == torch.float32 and out.shape == (2, 3, 32, 32)

@@ -432,7 +432,7 @@ def test_on_cuda_prepare_models_twice_wraps_forward_once_and_deepcopy_rebinds(so
     gpu.prepare_models("cuda", G)
     if not gpu.bf16_supported("cuda"):
         pytest.skip("this GPU has no bfloat16: forward is not wrapped")
-    assert G.forward.__self__ is G and G.forward.__func__ is gpu._autocast_forward
+    assert G.forward.__self__ is G and G.forward.__func__ is gpu.autocast_forward
     G2 = copy.deepcopy(G)
     assert G2.forward.__self__ is G2, "a copy must run its own weights"
 

@@ -19,7 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from helpers.gpu import _autocast_forward, on_cuda, prepare_models
+from helpers.gpu import autocast_forward, on_cuda, prepare_models
 
 __all__ = ["COMPILE_MODES", "check_compile_mode", "compile_models"]
 
@@ -42,13 +42,13 @@ def check_compile_mode(mode: str | None) -> str:
 
 def _has_autocast_forward(model: nn.Module) -> bool:
     forward = model.__dict__.get("forward")
-    return isinstance(forward, types.MethodType) and forward.__func__ is _autocast_forward
+    return isinstance(forward, types.MethodType) and forward.__func__ is autocast_forward
 
 
 def _forward_body(module: nn.Module, *args: Any, **kwargs: Any) -> Any:
     """What torch.compile compiles: the class's forward, under bf16 autocast when asked."""
     if module._kit_bf16:
-        return _autocast_forward(module, *args, **kwargs)
+        return autocast_forward(module, *args, **kwargs)
     return type(module).forward(module, *args, **kwargs)
 
 
