@@ -238,17 +238,20 @@ def final_definitions(cells: Iterable[Cell]) -> dict[str, ast.AST | None]:
     default argument is evaluated when its ``def`` runs), and for every name when a cell binds
     names in ways the source does not show (_doubts: "dynamic")."""
     trees = parsed_cells(cells)
+    return _definitions(trees, _doubts(trees))
+
+
+def _definitions(trees: list[ast.Module], doubts: set[str]) -> dict[str, ast.AST | None]:
+    """final_definitions of the parsed cells `trees`, whose _doubts are `doubts`."""
     found: dict[str, ast.AST | None] = {}
-    seen: set[str] = set()
     for tree in trees:
         for stmt in tree.body:
             for name in _bound_names(stmt):
                 reading = _reading(stmt, name, found)
-                if name in seen and not _same(found.get(name), reading):
+                if name in found and not _same(found[name], reading):
                     reading = None
                 found[name] = reading
-                seen.add(name)
-    if "dynamic" in _doubts(trees):
+    if "dynamic" in doubts:
         return dict.fromkeys(found)
     return found
 
@@ -714,8 +717,9 @@ def derive(
     else None}. The argument each test takes (`tests`' args) names the function read."""
     from helpers.graded.losses import losses_take_probabilities, probabilities
 
-    cells = list(cells)
-    definitions = final_definitions(cells)
+    trees = parsed_cells(cells)  # parsed once: the definitions and the doubts both read them
+    doubts = _doubts(trees)
+    definitions = _definitions(trees, doubts)
     argument = {t.name: t.args[0] if len(t.args) == 1 else None for t in tests}
     facts: dict[str, dict[str, Any]] = {}
     if "test_real_loss" in argument:
@@ -729,7 +733,7 @@ def derive(
     if "test_discriminator" in argument:
         losses = None
         # a cell that assigns into a module (nn.MSELoss = ...) changes what the losses call
-        if original and "modules" not in _doubts(parsed_cells(cells)):
+        if original and "modules" not in doubts:
             import torch
 
             d_out = torch.tensor(probabilities(seed))
